@@ -1,0 +1,181 @@
+/**
+ * Service configuration: read from the environment once, at start-up, validated and frozen.
+ * Every problem is collected before failing so an operator fixes them all in one go.
+ */
+import { BACKEND_PREFERENCES, type BackendPreference } from './meta/backend.js';
+
+/** Which parts of the service a process runs. */
+export type Role = 'api' | 'worker' | 'all';
+export const ROLES: readonly Role[] = ['api', 'worker', 'all'];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Upper bounds on client input, so a single request cannot exhaust memory or a worker. */
+export interface Limits {
+  /** MAX_BODY_BYTES: largest accepted request body. Default 1 MiB (1048576). */
+  readonly maxBodyBytes: number;
+  /** MAX_SUPPORT_EXAMPLES: examples in one support set posted to /tasks/:id/adapt. Default 1000. */
+  readonly maxSupportExamples: number;
+  /** MAX_DATASET_TASKS: stored tasks in one dataset task family. Default 1000. */
+  readonly maxDatasetTasks: number;
+  /** MAX_HIDDEN_UNITS: units in one hidden layer of a model. Default 1024. */
+  readonly maxHiddenUnits: number;
+  /** MAX_ITERATIONS: outer-loop iterations of one meta-training job. Default 100000. */
+  readonly maxIterations: number;
+  /** MAX_INNER_STEPS: inner-loop gradient steps, in meta-training and in adaptation. Default 100. */
+  readonly maxInnerSteps: number;
+}
+
+export interface Config {
+  /** DATABASE_URL. Default postgresql://postgres@127.0.0.1:5432/fastadapt. */
+  readonly databaseUrl: string;
+  /** REDIS_URL. Default redis://127.0.0.1:6379. */
+  readonly redisUrl: string;
+  /** HOST the HTTP server binds. Default 0.0.0.0. */
+  readonly host: string;
+  /** PORT the HTTP server listens on. Default 3000. */
+  readonly port: number;
+  /** FASTADAPT_ROLE, overridden by `--role`. Default all. */
+  readonly role: Role;
+  /** WORKER_CONCURRENCY: jobs one worker process runs at once, per queue. Default 1. */
+  readonly workerConcurrency: number;
+  /** TFJS_BACKEND. Default auto (tensorflow-gpu > tensorflow > wasm > cpu). */
+  readonly tfjsBackend: BackendPreference;
+  /** LOG_LEVEL (pino). Default info. */
+  readonly logLevel: LogLevel;
+  /** QUEUE_PREFIX: Redis key prefix of the BullMQ queues. Default fastadapt. */
+  readonly queuePrefix: string;
+  /** READY_TIMEOUT_MS: how long /readyz waits for each dependency. Default 1000. */
+  readonly readyTimeoutMs: number;
+  /**
+   * SHUTDOWN_TIMEOUT_MS: after SIGTERM, how long running jobs get to finish or checkpoint before the
+   * process gives up and exits 1. Default 25000 (inside Docker's and Kubernetes' usual 30 s grace).
+   */
+  readonly shutdownTimeoutMs: number;
+  readonly limits: Limits;
+}
+
+/** Thrown by {@link loadConfig}; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads variables, remembering each problem instead of stopping at the first. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const parsed = /^[+-]?\d+$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      this.problems.push(`${name} must be an integer ${min}-${max}, got ${JSON.stringify(value)}`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[], value = this.raw(name)): T {
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${allowed.join('|')}, got ${JSON.stringify(value)}`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  url(name: string, fallback: string, protocols: readonly string[]): string {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (protocol === undefined || !protocols.includes(protocol)) {
+      // The URL may hold a password: name the variable and the expected form, not the value.
+      this.problems.push(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      return fallback;
+    }
+    return value;
+  }
+}
+
+/** `--role api`, `--role=api`; any other argument is a mistake worth stopping for. */
+function parseArgs(argv: readonly string[], problems: string[]): { role?: string } {
+  const out: { role?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--role') {
+      out.role = argv[++i];
+      if (out.role === undefined) problems.push('--role needs a value: api|worker|all');
+    } else if (arg.startsWith('--role=')) {
+      out.role = arg.slice('--role='.length);
+    } else {
+      problems.push(`unknown argument ${JSON.stringify(arg)} (expected --role api|worker|all)`);
+    }
+  }
+  return out;
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) {
+    if (inner !== null && typeof inner === 'object') deepFreeze(inner as object);
+  }
+  return Object.freeze(value);
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Builds the configuration from `env` and command-line `argv` (without node and script).
+ * @throws {ConfigError} naming each missing or malformed variable.
+ */
+export function loadConfig(env: Env = process.env, argv: readonly string[] = process.argv.slice(2)): Config {
+  const read = new Reader(env);
+  const args = parseArgs(argv, read.problems);
+  const envRole = read.oneOf<Role>('FASTADAPT_ROLE', 'all', ROLES);
+  const config: Config = {
+    databaseUrl: read.url('DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/fastadapt', ['postgresql:', 'postgres:']),
+    redisUrl: read.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    host: read.string('HOST', '0.0.0.0'),
+    port: read.int('PORT', 3000, 1, 65535),
+    role: args.role === undefined ? envRole : read.oneOf<Role>('--role', envRole, ROLES, args.role),
+    workerConcurrency: read.int('WORKER_CONCURRENCY', 1, 1, 64),
+    tfjsBackend: read.oneOf<BackendPreference>('TFJS_BACKEND', 'auto', BACKEND_PREFERENCES),
+    logLevel: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
+    queuePrefix: read.string('QUEUE_PREFIX', 'fastadapt'),
+    readyTimeoutMs: read.int('READY_TIMEOUT_MS', 1000, 50, 60_000),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 25_000, 100, 3_600_000),
+    limits: {
+      maxBodyBytes: read.int('MAX_BODY_BYTES', MiB, 1024, 256 * MiB),
+      maxSupportExamples: read.int('MAX_SUPPORT_EXAMPLES', 1000, 1, 1_000_000),
+      maxDatasetTasks: read.int('MAX_DATASET_TASKS', 1000, 1, 1_000_000),
+      maxHiddenUnits: read.int('MAX_HIDDEN_UNITS', 1024, 1, 65_536),
+      maxIterations: read.int('MAX_ITERATIONS', 100_000, 1, 100_000_000),
+      maxInnerSteps: read.int('MAX_INNER_STEPS', 100, 1, 10_000),
+    },
+  };
+  if (!/^[A-Za-z0-9_.-]+$/.test(config.queuePrefix)) {
+    read.problems.push(`QUEUE_PREFIX must use only letters, digits, '_', '.', '-', got ${JSON.stringify(config.queuePrefix)}`);
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return deepFreeze(config);
+}
