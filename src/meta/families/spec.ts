@@ -1,0 +1,99 @@
+/**
+ * Builds a task family from its API description (POST /task-families). The HTTP layer calls this to
+ * validate a family before storing it and the worker calls it again to rebuild the family, so one
+ * function owns every rule about what makes a family valid.
+ */
+
+import type { TaskFamily, TaskKind } from '../types.js';
+import { dataset, type StoredTask } from './dataset.js';
+import { digits, DIGIT_SPLITS, DIGITS_INPUT_DIM } from './digits.js';
+import { gaussianBlobs } from './gaussian-blobs.js';
+import { linear } from './linear.js';
+import { checkNumber, FamilySpecError, isRecord } from './params.js';
+import { polynomial } from './polynomial.js';
+import { sinusoid } from './sinusoid.js';
+
+export const GENERATOR_TYPES = ['sinusoid', 'linear', 'polynomial', 'gaussian-blobs', 'digits'] as const;
+export type GeneratorType = (typeof GENERATOR_TYPES)[number];
+
+/** A family as the API describes it: exactly one of `generator` and `tasks`. */
+export interface FamilySpec {
+  name: string;
+  kind: TaskKind;
+  inputDim: number;
+  /** Classification only: the number of classes per episode (N-way). */
+  nWay?: number;
+  generator?: { type: GeneratorType; params?: Record<string, unknown> };
+  tasks?: StoredTask[];
+}
+
+/** Largest accepted inputDim (a family's inputs are the model's first layer). */
+export const MAX_INPUT_DIM = 4096;
+
+/** What each generator produces; inputDim is null where the generator works in any dimension. */
+const GENERATORS: Record<GeneratorType, { kind: TaskKind; inputDim: number | null; maxWays?: number }> = {
+  sinusoid: { kind: 'regression', inputDim: 1 },
+  linear: { kind: 'regression', inputDim: null },
+  polynomial: { kind: 'regression', inputDim: 1 },
+  'gaussian-blobs': { kind: 'classification', inputDim: null },
+  digits: { kind: 'classification', inputDim: DIGITS_INPUT_DIM, maxWays: DIGIT_SPLITS.val.length },
+};
+
+function build(type: GeneratorType, params: unknown, name: string, inputDim: number, ways: number | undefined): TaskFamily {
+  const options = { name, path: 'generator.params' };
+  switch (type) {
+    case 'sinusoid':
+      return sinusoid(params as never, options);
+    case 'linear':
+      return linear(params as never, { ...options, inputDim });
+    case 'polynomial':
+      return polynomial(params as never, options);
+    case 'gaussian-blobs':
+      return gaussianBlobs(params as never, { ...options, inputDim, ways });
+    case 'digits':
+      return digits(params as never, { ...options, ways });
+  }
+}
+
+/**
+ * Validates `spec` (typically parsed JSON) and builds its family.
+ * @throws FamilySpecError naming the offending field, e.g. `generator.params.amplitude` or `tasks[3].x[0]`.
+ */
+export function createFamily(spec: unknown): TaskFamily {
+  if (!isRecord(spec)) throw new FamilySpecError('', 'a task family must be an object');
+  const { name, kind, generator, tasks } = spec;
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 200) {
+    throw new FamilySpecError('name', 'must be a non-empty string of at most 200 characters');
+  }
+  if (kind !== 'regression' && kind !== 'classification') throw new FamilySpecError('kind', "must be 'regression' or 'classification'");
+  const inputDim = checkNumber(spec.inputDim, 'inputDim', { min: 1, max: MAX_INPUT_DIM, integer: true });
+  let nWay: number | undefined;
+  if (kind === 'classification') {
+    if (spec.nWay === undefined) throw new FamilySpecError('nWay', 'is required for classification families');
+    nWay = checkNumber(spec.nWay, 'nWay', { min: 2, max: 1000, integer: true });
+  } else if (spec.nWay !== undefined) {
+    throw new FamilySpecError('nWay', 'applies only to classification families');
+  }
+  if ((generator === undefined) === (tasks === undefined)) {
+    throw new FamilySpecError(generator === undefined ? 'generator' : 'tasks', 'exactly one of generator and tasks must be given');
+  }
+  if (tasks !== undefined) return dataset(tasks, { kind, inputDim, ways: nWay, name, path: 'tasks' });
+
+  if (!isRecord(generator)) throw new FamilySpecError('generator', 'must be an object with a type');
+  for (const key of Object.keys(generator)) {
+    if (key !== 'type' && key !== 'params') throw new FamilySpecError(`generator.${key}`, 'unknown field; expected type and params');
+  }
+  const type = generator.type;
+  if (typeof type !== 'string' || !(GENERATOR_TYPES as readonly string[]).includes(type)) {
+    throw new FamilySpecError('generator.type', `must be one of ${GENERATOR_TYPES.join(', ')}`);
+  }
+  const rules = GENERATORS[type as GeneratorType];
+  if (rules.kind !== kind) throw new FamilySpecError('kind', `generator '${type}' produces ${rules.kind} tasks`);
+  if (rules.inputDim !== null && rules.inputDim !== inputDim) {
+    throw new FamilySpecError('inputDim', `generator '${type}' has inputDim ${rules.inputDim}`);
+  }
+  if (rules.maxWays !== undefined && nWay !== undefined && nWay > rules.maxWays) {
+    throw new FamilySpecError('nWay', `generator '${type}' supports at most ${rules.maxWays} ways`);
+  }
+  return build(type as GeneratorType, generator.params, name, inputDim, nWay);
+}
