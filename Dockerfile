@@ -19,15 +19,17 @@ WORKDIR /app
 FROM node-base AS deps
 COPY package.json package-lock.json ./
 # Install scripts stay off: the two optional tfjs native bindings would each download a libtensorflow
-# (the GPU one is ~400 MB) into every image; the native-* stages below fetch only the one they need.
+# (the GPU one is several hundred MB) into every image; the native-* stages below fetch only the one they need.
 # No install script of the remaining packages is required (@prisma/engines' would fetch an engine
 # the project never uses).
 RUN npm ci --ignore-scripts
 COPY prisma ./prisma
 COPY prisma.config.ts ./
-# Prisma 7's CLI wants a native schema engine even to generate; generating needs none, so point it
-# at /bin/true instead of letting it download one (the same route as scripts/setup.mjs).
-RUN PRISMA_SCHEMA_ENGINE_BINARY=/bin/true npx prisma generate
+COPY scripts/prisma-cli.mjs ./scripts/
+# The same offline route as scripts/setup.mjs: Prisma 7's CLI wants a native schema engine even to
+# generate, which never uses it, so the script points PRISMA_SCHEMA_ENGINE_BINARY at /bin/true
+# instead of letting it download one. Output: src/generated/prisma (TypeScript, compiled below).
+RUN node scripts/prisma-cli.mjs generate
 
 # ---- build: TypeScript -> dist --------------------------------------------------------------------
 FROM deps AS build
@@ -59,9 +61,11 @@ RUN npm rebuild @tensorflow/tfjs-node-gpu \
 # ---- migrate: apply prisma/migrations with the offline Prisma 6 CLI (wasm schema engine) ----------
 FROM deps AS migrate
 COPY prisma6.config.ts ./
-COPY scripts/prisma-migrate.mjs ./scripts/
+# The CLI keeps a Prisma 6 copy of the schema and its config loader's cache under node_modules/.cache:
+# the only place the non-root user writes.
+RUN mkdir -p node_modules/.cache && chown -R node:node node_modules/.cache
 USER node
-CMD ["node", "scripts/prisma-migrate.mjs", "deploy"]
+CMD ["node", "scripts/prisma-cli.mjs", "deploy"]
 
 # ---- runtime-gpu: worker on an NVIDIA GPU ---------------------------------------------------------
 # tfjs-node-gpu 4.22 loads libtensorflow 2.9.1, built against CUDA 11.2 and cuDNN 8.1: it dlopens
@@ -85,9 +89,9 @@ COPY package.json ./
 COPY --from=native-gpu /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
-EXPOSE 3000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# This image runs workers (CMD below), which serve no HTTP; Docker's restart policy covers a worker
+# whose process exits. Running it as `--role api` instead: add `--health-cmd` like the CPU runtime's.
+HEALTHCHECK NONE
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/main.js"]
 CMD ["--role", "worker"]
 
