@@ -1,0 +1,103 @@
+/**
+ * The BullMQ queues and what their jobs carry. Job data is ids only: the rows they name in Postgres
+ * hold everything else (and tensors never travel through Redis).
+ */
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Type, type Static, type TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+
+/** Every queue; a worker process must have a handler for each (see worker.ts). */
+export const QUEUE_NAMES = ['meta-train', 'adapt'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+
+/** The data of each queue's jobs, as schemas so a wrong payload is refused before it is queued. */
+export const JobDataSchemas = {
+  /** `jobId`: the meta-training job row to run (or resume from its last checkpoint). */
+  'meta-train': Type.Object({ jobId: Id }, { additionalProperties: false }),
+  /** `adaptationId`: the adaptation row (support set, steps, innerLr) of task `taskId`. */
+  adapt: Type.Object({ taskId: Id, adaptationId: Id }, { additionalProperties: false }),
+} satisfies Record<QueueName, TSchema>;
+
+export type JobData<Q extends QueueName> = Static<(typeof JobDataSchemas)[Q]>;
+
+const checkers = {
+  'meta-train': Compile(JobDataSchemas['meta-train']),
+  adapt: Compile(JobDataSchemas.adapt),
+};
+
+const HOUR = 3600;
+
+/**
+ * Per-queue defaults. BullMQ keeps every finished job forever unless told otherwise; the outcome is
+ * in Postgres, so Redis keeps only a recent window for debugging. Adaptation is short and a client
+ * may be waiting on it, so it retries quickly and once.
+ */
+export const DEFAULT_JOB_OPTIONS: Record<QueueName, JobsOptions> = {
+  'meta-train': {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 5_000 },
+    removeOnComplete: { age: 24 * HOUR, count: 1_000 },
+    removeOnFail: { age: 7 * 24 * HOUR, count: 5_000 },
+  },
+  adapt: {
+    attempts: 2,
+    backoff: { type: 'fixed', delay: 500 },
+    removeOnComplete: { age: HOUR, count: 1_000 },
+    removeOnFail: { age: 24 * HOUR, count: 1_000 },
+  },
+};
+
+/** Approximate cap of each queue's events stream (BullMQ's default keeps 10 000 entries). */
+export const EVENTS_MAX_LEN = 1_000;
+
+export type Queues = { readonly [Q in QueueName]: Queue<JobData<Q>, unknown, Q> };
+
+export interface QueueSetOptions {
+  connection: ConnectionOptions;
+  /** Redis key prefix (config.queuePrefix). */
+  prefix: string;
+  /** Events stream cap. Default {@link EVENTS_MAX_LEN}. */
+  eventsMaxLen?: number;
+}
+
+/** Opens one Queue per name on a shared connection; the caller closes them with {@link closeQueues}. */
+export function createQueues({ connection, prefix, eventsMaxLen = EVENTS_MAX_LEN }: QueueSetOptions): Queues {
+  const open = <Q extends QueueName>(name: Q) =>
+    new Queue<JobData<Q>, unknown, Q>(name, {
+      connection,
+      prefix,
+      defaultJobOptions: DEFAULT_JOB_OPTIONS[name],
+      streams: { events: { maxLen: eventsMaxLen } },
+    });
+  return { 'meta-train': open('meta-train'), adapt: open('adapt') };
+}
+
+/** A job payload that is not the queue's id-only shape (e.g. carries arrays of numbers). */
+export class JobDataError extends Error {
+  constructor(queue: QueueName, detail: string) {
+    super(`Refusing to enqueue on "${queue}": ${detail}`);
+    this.name = 'JobDataError';
+  }
+}
+
+/**
+ * Adds a job after checking its data against the queue's schema. `id` becomes the BullMQ job id, so
+ * enqueueing the same row twice (e.g. by the reconciler) does not run it twice while it is queued.
+ */
+export async function enqueue<Q extends QueueName>(queues: Queues, queue: Q, data: JobData<Q>, id: string, options: JobsOptions = {}) {
+  const checker = checkers[queue];
+  if (!checker.Check(data)) {
+    const first = checker.Errors(data)[0];
+    throw new JobDataError(queue, `${first?.instancePath || '(root)'} ${first?.message ?? 'is invalid'}`);
+  }
+  // BullMQ's generic add() signature cannot relate Q to the queue's own name type here.
+  const target = queues[queue] as unknown as Queue;
+  return target.add(queue, data, { ...options, jobId: id });
+}
+
+/** Closes every queue (their shared connection stays open; its owner quits it). */
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(QUEUE_NAMES.map((name) => queues[name].close()));
+}
