@@ -1,0 +1,78 @@
+/**
+ * The one place where episodes (plain typed arrays) become tensors. Targets are shaped for the loss:
+ * regression values as [T, n, 1], class labels as one-hot [T, n, C] (built on the CPU so the upload
+ * is the whole conversion and no integer ops reach the tape).
+ */
+
+import { tf } from './backend.js';
+import type { ModelSpec } from './model.js';
+import type { EpisodeBatch, Examples } from './types.js';
+
+/** Inputs [T, n, inputDim] and targets [T, n, 1] (regression) or one-hot [T, n, C]. */
+export interface TaskTensors {
+  x: tf.Tensor3D;
+  y: tf.Tensor3D;
+}
+
+/** A meta-batch on the device. */
+export interface BatchTensors {
+  tasks: number;
+  support: TaskTensors;
+  query: TaskTensors;
+}
+
+/** Targets in the loss's layout: values as they are, or labels as one-hot rows. */
+export function encodeTargets(spec: ModelSpec, y: Float32Array): Float32Array {
+  if (spec.kind === 'regression') return y;
+  const ways = spec.outputDim;
+  const oneHot = new Float32Array(y.length * ways);
+  for (let i = 0; i < y.length; i++) {
+    const label = y[i];
+    if (!Number.isInteger(label) || label < 0 || label >= ways) {
+      throw new RangeError(`class label ${label} at example ${i} is not an integer in [0, ${ways})`);
+    }
+    oneHot[i * ways + label] = 1;
+  }
+  return oneHot;
+}
+
+function checkInputs(x: Float32Array, expected: number, what: string): void {
+  if (x.length !== expected) throw new RangeError(`${what} has ${x.length} values, expected ${expected}`);
+}
+
+function upload(spec: ModelSpec, tasks: number, n: number, x: Float32Array, y: Float32Array, what: string): TaskTensors {
+  checkInputs(x, tasks * n * spec.inputDim, `${what}.x`);
+  checkInputs(y, tasks * n, `${what}.y`);
+  return {
+    x: tf.tensor3d(x, [tasks, n, spec.inputDim]),
+    y: tf.tensor3d(encodeTargets(spec, y), [tasks, n, spec.outputDim]),
+  };
+}
+
+/** Uploads a packed meta-batch. */
+export function batchToTensors(spec: ModelSpec, batch: EpisodeBatch): BatchTensors {
+  if (batch.inputDim !== spec.inputDim) throw new RangeError(`episodes have inputDim ${batch.inputDim}, the model expects ${spec.inputDim}`);
+  return {
+    tasks: batch.tasks,
+    support: upload(spec, batch.tasks, batch.supportSize, batch.support.x, batch.support.y, 'support'),
+    query: upload(spec, batch.tasks, batch.querySize, batch.query.x, batch.query.y, 'query'),
+  };
+}
+
+/** Uploads one task's labelled examples as a meta-batch of one task. */
+export function examplesToTensors(spec: ModelSpec, examples: Examples): TaskTensors {
+  return upload(spec, 1, examples.n, examples.x, examples.y, 'examples');
+}
+
+/** Task `t` of a packed meta-batch as a meta-batch of one (for the per-task loop mode). */
+export function sliceEpisodeBatch(batch: EpisodeBatch, t: number): EpisodeBatch {
+  const { inputDim: d, supportSize: s, querySize: q } = batch;
+  return {
+    tasks: 1,
+    inputDim: d,
+    supportSize: s,
+    querySize: q,
+    support: { x: batch.support.x.subarray(t * s * d, (t + 1) * s * d), y: batch.support.y.subarray(t * s, (t + 1) * s) },
+    query: { x: batch.query.x.subarray(t * q * d, (t + 1) * q * d), y: batch.query.y.subarray(t * q, (t + 1) * q) },
+  };
+}

@@ -1,0 +1,85 @@
+/** Shared fixtures for the engine tests: small problems, plain-array maths and finite differences. */
+
+import { tf } from '../../../src/meta/backend.js';
+import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
+import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
+import { Rng } from '../../../src/meta/rng.js';
+import type { EpisodeBatch, TaskFamily } from '../../../src/meta/types.js';
+
+export function sample(family: TaskFamily, rng: Rng, tasks: number, shots: number, queryShots: number, ways?: number): EpisodeBatch {
+  return packEpisodes(Array.from({ length: tasks }, () => family.sampleEpisode(rng, 'train', { shots, queryShots, ways })));
+}
+
+/** A small regression problem: sinusoid tasks, a small softplus (smooth, for finite differences) MLP. */
+export function regressionProblem(seed: number, config: ModelConfig = { hidden: [8, 8], activation: 'softplus' }, tasks = 4) {
+  const spec = modelSpec('regression', 1, config);
+  return { spec, batch: sample(sinusoid(), new Rng(seed), tasks, 5, 6) };
+}
+
+/** A small 3-way classification problem on Gaussian blobs in 2-D. */
+export function classificationProblem(seed: number, config: ModelConfig = { hidden: [8, 8], activation: 'softplus' }, tasks = 3) {
+  const spec: ModelSpec = modelSpec('classification', 2, config, 3);
+  return { spec, batch: sample(gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 }), new Rng(seed), tasks, 2, 3, 3) };
+}
+
+/** Evaluates f on uploaded parameters, returning a number (all tensors disposed). */
+export function scalarAt(params: ParamArrays, f: (p: NamedTensors) => tf.Tensor): number {
+  return tf.tidy(() => f(toTensors(params)).dataSync()[0]);
+}
+
+export function mapArrays(params: ParamArrays, f: (name: string, data: Float32Array) => Float32Array): ParamArrays {
+  return Object.fromEntries(Object.entries(params).map(([n, p]) => [n, { shape: [...p.shape], data: f(n, p.data) }]));
+}
+
+/** A random direction of unit L2 norm over all parameters. */
+export function unitDirection(params: ParamArrays, rng: Rng): ParamArrays {
+  const dir = mapArrays(params, (_n, d) => Float32Array.from(d, () => rng.normal()));
+  const norm = Math.sqrt(Object.values(dir).reduce((s, p) => s + p.data.reduce((a, x) => a + x * x, 0), 0));
+  return mapArrays(dir, (_n, d) => d.map((x) => x / norm));
+}
+
+export function dot(a: ParamArrays, b: ParamArrays): number {
+  return Object.keys(a).reduce((s, n) => s + a[n].data.reduce((acc, x, i) => acc + x * b[n].data[i], 0), 0);
+}
+
+/** Central difference of f along direction `dir` at `params` (in float64 arithmetic on float32 losses). */
+export function directionalFd(params: ParamArrays, dir: ParamArrays, eps: number, f: (p: ParamArrays) => number): number {
+  const plus = mapArrays(params, (n, d) => d.map((x, i) => x + eps * dir[n].data[i]));
+  const minus = mapArrays(params, (n, d) => d.map((x, i) => x - eps * dir[n].data[i]));
+  return (f(plus) - f(minus)) / (2 * eps);
+}
+
+/** Central difference of f with respect to one entry. */
+export function entryFd(params: ParamArrays, name: string, index: number, eps: number, f: (p: ParamArrays) => number): number {
+  const shift = (sign: number) => mapArrays(params, (n, d) => (n === name ? d.map((x, i) => (i === index ? x + sign * eps : x)) : d));
+  return (f(shift(1)) - f(shift(-1))) / (2 * eps);
+}
+
+/** The `count` entries with the largest |gradient|, as [name, index]. */
+export function largestEntries(grads: ParamArrays, count: number): Array<[string, number]> {
+  const all: Array<[string, number, number]> = [];
+  for (const [n, p] of Object.entries(grads)) p.data.forEach((g, i) => all.push([n, i, Math.abs(g)]));
+  return all.sort((a, b) => b[2] - a[2]).slice(0, count).map(([n, i]) => [n, i]);
+}
+
+export function maxAbs(params: ParamArrays): number {
+  return Math.max(...Object.values(params).map((p) => p.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0)));
+}
+
+export function maxAbsDiff(a: ParamArrays, b: ParamArrays): number {
+  return Math.max(...Object.keys(a).map((n) => a[n].data.reduce((m, x, i) => Math.max(m, Math.abs(x - b[n].data[i])), 0)));
+}
+
+/** Downloads named tensors computed inside a tidy. */
+export function download(f: () => NamedTensors): ParamArrays {
+  let out: ParamArrays = {};
+  tf.tidy(() => {
+    out = toArrays(f());
+  });
+  return out;
+}
+
+/** Relative error with a floor so that near-zero derivatives compare absolutely. */
+export function relErr(actual: number, expected: number, floor = 1e-3): number {
+  return Math.abs(actual - expected) / Math.max(Math.abs(expected), floor);
+}
