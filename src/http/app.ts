@@ -1,0 +1,53 @@
+/**
+ * The Fastify app factory. It only composes: core plugins (errors, request ids, OpenAPI), the shared
+ * dependencies as decorations, then the routes. It never listens; main.ts and tests decide that.
+ */
+import Fastify from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import type { Queues } from '../jobs/queues.js';
+import type { AppDeps } from './deps.js';
+import errors from './plugins/errors.js';
+import openapi from './plugins/openapi.js';
+import requestIdPlugin, { requestId } from './plugins/request-id.js';
+import { loggerOptions } from './logger.js';
+import health from './routes/health.js';
+import { validatorCompiler } from './validation.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    db: Db;
+    queues: Queues;
+  }
+}
+
+/** Builds the app, ready for `inject` or `listen`. The caller owns closing the deps it passed. */
+export async function buildApp(deps: AppDeps) {
+  const { config } = deps;
+  const app = Fastify({
+    ...(deps.logger
+      ? { loggerInstance: deps.logger }
+      : { logger: loggerOptions(config.logLevel) }),
+    genReqId: requestId,
+    bodyLimit: config.limits.maxBodyBytes,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  // Only JSON bodies are part of the contract: anything else gets 415 rather than a confusing 400.
+  app.removeContentTypeParser('text/plain');
+
+  await app.register(errors);
+  await app.register(requestIdPlugin);
+  await app.register(openapi);
+
+  app.decorate('config', config);
+  app.decorate('db', deps.db);
+  app.decorate('queues', deps.queues);
+
+  await app.register(health, { probes: deps.probes, timeoutMs: config.readyTimeoutMs });
+  return app;
+}
+
+/** The app type routes are written against (TypeBox type provider). */
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,59 @@
+/**
+ * One error handler for the whole app: every failure, including unknown routes, answers
+ * application/problem+json; 5xx answers hide internals and the error is logged with the request id.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpProblem, statusTitle } from '../problem.js';
+import { PROBLEM_CONTENT_TYPE, type Problem } from '../schemas/problem.js';
+import { toIssues } from '../validation.js';
+
+function send(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem);
+}
+
+/** The path without the query string: queries may carry data the client would not want echoed. */
+function instanceOf(request: FastifyRequest): string {
+  return request.url.split('?')[0];
+}
+
+function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): Problem {
+  const instance = instanceOf(request);
+  if (error instanceof HttpProblem) return error.toProblem(instance);
+
+  if (error.validation) {
+    const errors = toIssues(error.validation, error.validationContext);
+    const fields = errors.length === 1 ? `${errors[0].path || '(root)'} ${errors[0].message}` : `${errors.length} invalid fields`;
+    return { type: 'about:blank', title: statusTitle(400), status: 400, detail: `Invalid request: ${fields}`, instance, errors };
+  }
+
+  const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+  const detail = status >= 500
+    ? `An unexpected error occurred. Quote request id ${request.id} when reporting it.`
+    : error.message;
+  return { type: 'about:blank', title: statusTitle(status), status, detail, instance };
+}
+
+async function errors(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
+    const problem = toProblem(error, request);
+    if (problem.status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+    } else {
+      request.log.info({ status: problem.status, code: (error as FastifyError).code, detail: problem.detail }, 'request rejected');
+    }
+    return send(reply, problem);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    send(reply, {
+      type: 'about:blank',
+      title: statusTitle(404),
+      status: 404,
+      detail: `No route ${request.method} ${instanceOf(request)}`,
+      instance: instanceOf(request),
+    }),
+  );
+}
+
+export default fp(errors, { name: 'errors', fastify: '5.x' });

@@ -1,0 +1,73 @@
+/** GET /healthz (the process answers) and GET /readyz (its dependencies answer too). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { PROBLEM_CONTENT_TYPE } from '../schemas/problem.js';
+import { Health, NotReady, Ready, type DependencyCheck } from '../schemas/health.js';
+import type { ReadinessProbes } from '../deps.js';
+
+/** Runs one probe, bounded by `timeoutMs`: a dependency that hangs counts as down. */
+async function check(probe: () => Promise<unknown>, timeoutMs: number): Promise<DependencyCheck> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return { status: 'up', latencyMs: Math.round(performance.now() - started) };
+  } catch (error) {
+    return { status: 'down', latencyMs: Math.round(performance.now() - started), error: reasonOf(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * One line saying why: Prisma's messages span lines (invocation, then cause), and the cause, on the
+ * last line, is what an operator needs.
+ */
+function reasonOf(error: unknown): string {
+  const lines = (error instanceof Error ? error.message : String(error)).split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.at(-1) ?? 'failed';
+}
+
+export interface HealthRoutesOptions {
+  probes: ReadinessProbes;
+  timeoutMs: number;
+}
+
+const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { probes, timeoutMs }) => {
+  app.get('/healthz', {
+    schema: { tags: ['operations'], summary: 'The process is up', security: [], response: { 200: Health } },
+  }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Postgres and Redis answer and a TensorFlow.js backend is loaded',
+      security: [],
+      response: { 200: Ready, 503: NotReady },
+    },
+  }, async (request, reply) => {
+    const backend = probes.backend();
+    const [postgres, redis] = await Promise.all([check(probes.postgres, timeoutMs), check(probes.redis, timeoutMs)]);
+    const tfjs: DependencyCheck = backend
+      ? { status: 'up', latencyMs: 0 }
+      : { status: 'down', latencyMs: 0, error: 'no TensorFlow.js backend initialised' };
+    const checks = { postgres, redis, tfjs };
+    const down = Object.entries(checks).filter(([, c]) => c.status === 'down');
+    if (down.length === 0) return { status: 'ready' as const, checks, backend };
+
+    request.log.warn({ checks }, 'not ready');
+    return reply.code(503).type(PROBLEM_CONTENT_TYPE).send({
+      type: 'about:blank',
+      title: 'Service Unavailable',
+      status: 503 as const,
+      detail: `Not ready: ${down.map(([name, c]) => `${name} (${c.error})`).join(', ')}`,
+      instance: request.url.split('?')[0],
+      checks,
+      backend,
+    });
+  });
+};
+
+export default health;

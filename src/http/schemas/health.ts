@@ -1,0 +1,29 @@
+/** Liveness and readiness answers. */
+import { Type, type Static } from 'typebox';
+
+export const Health = Type.Object({ status: Type.Literal('ok') });
+
+export const DependencyCheck = Type.Object({
+  status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
+  latencyMs: Type.Number({ description: 'Time the check took, in milliseconds' }),
+  error: Type.Optional(Type.String({ description: 'Why the check failed' })),
+});
+export type DependencyCheck = Static<typeof DependencyCheck>;
+
+const checks = {
+  checks: Type.Object({ postgres: DependencyCheck, redis: DependencyCheck, tfjs: DependencyCheck }),
+  backend: Type.Union([Type.String(), Type.Null()], { description: 'The active TensorFlow.js backend, e.g. wasm' }),
+};
+
+export const Ready = Type.Object({ status: Type.Literal('ready'), ...checks });
+export type Ready = Static<typeof Ready>;
+
+/** 503 body: problem details plus the same checks, so an operator sees which one failed and why. */
+export const NotReady = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Literal(503),
+  detail: Type.String(),
+  instance: Type.String(),
+  ...checks,
+});
