@@ -19,9 +19,9 @@ WORKDIR /app
 FROM node-base AS deps
 COPY package.json package-lock.json ./
 # Install scripts stay off: the two optional tfjs native bindings would each download a libtensorflow
-# (the GPU one is several hundred MB) into every image; the native-* stages below fetch only the one they need.
-# No install script of the remaining packages is required (@prisma/engines' would fetch an engine
-# the project never uses).
+# (the GPU one is several hundred MB) into every image; the native-* stages below fetch only the one
+# each runtime needs. No other install script is required (@prisma/engines' would fetch an engine the
+# project never uses).
 RUN npm ci --ignore-scripts
 COPY prisma ./prisma
 COPY prisma.config.ts ./
@@ -61,6 +61,7 @@ RUN npm rebuild @tensorflow/tfjs-node-gpu \
 # ---- migrate: apply prisma/migrations with the offline Prisma 6 CLI (wasm schema engine) ----------
 FROM deps AS migrate
 COPY prisma6.config.ts ./
+COPY scripts/prisma6-preload.cjs ./scripts/
 # The CLI keeps a Prisma 6 copy of the schema and its config loader's cache under node_modules/.cache:
 # the only place the non-root user writes.
 RUN mkdir -p node_modules/.cache && chown -R node:node node_modules/.cache

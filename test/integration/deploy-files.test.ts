@@ -245,6 +245,13 @@ describe('Dockerfile', () => {
     // Every file the migrate command needs is in the image: the Prisma 6 config, schema, migrations.
     const copied = steps.filter((i) => i.keyword === 'COPY').flatMap((i) => parseCopy(i.args).sources);
     expect(copied).toEqual(expect.arrayContaining(['prisma', 'prisma6.config.ts', 'scripts/prisma-cli.mjs']));
+    // ...and every file of scripts/ that the CLI wrapper loads (imports, preloads).
+    const cli = read('scripts/prisma-cli.mjs');
+    const helpers = [
+      ...[...cli.matchAll(/join\(ROOT, 'scripts', '([^']+)'\)/g)].map((m) => `scripts/${m[1]}`),
+      ...[...cli.matchAll(/from '\.\/([^']+)'/g)].map((m) => `scripts/${m[1]}`),
+    ];
+    for (const helper of helpers) expect(copied, helper).toContain(helper);
     expect(existsSync(join(ROOT, 'prisma/migrations'))).toBe(true);
     expect(['root', '0']).not.toContain(last(steps, 'USER'));
   });
