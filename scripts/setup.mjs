@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// Brings a checkout to "ready to run": dependencies installed, Postgres and Redis answering, databases
+// created and migrated, Prisma client generated. `npm test` runs it with --test (also prepares the test
+// database), `npm run demo` without. Plain Node with no npm imports at load time, because its first
+// step may be installing them. Idempotent; a second run only checks, in about a second.
+//
+// Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/fastadapt),
+// TEST_DATABASE_URL (default: DATABASE_URL's database name + "_test"), REDIS_URL (default
+// redis://127.0.0.1:6379).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const ROOT = join(import.meta.dirname, '..');
+const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/fastadapt';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+const START_WAIT_MS = 30_000;
+
+const started = performance.now();
+const log = (step, message) => console.log(`setup: ${step.padEnd(10)} ${message}`);
+
+class SetupError extends Error {}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
+  if (result.error) throw new SetupError(`${command} could not start: ${result.error.message}`);
+  if (result.status !== 0) throw new SetupError(`${command} ${args.join(' ')} exited with ${result.status}`);
+  return result;
+}
+
+/** (a) node_modules missing, or package-lock.json changed since the last install -> npm ci. */
+function ensureDependencies() {
+  const lockfile = join(ROOT, 'package-lock.json');
+  // npm rewrites this hidden lockfile at the end of every install.
+  const installed = join(ROOT, 'node_modules', '.package-lock.json');
+  if (!existsSync(lockfile)) {
+    log('deps', 'no package-lock.json: npm install');
+    run('npm', ['install', '--no-audit', '--no-fund']);
+    return;
+  }
+  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lockfile).mtimeMs) {
+    log('deps', 'node_modules matches package-lock.json');
+    return;
+  }
+  log('deps', existsSync(installed) ? 'package-lock.json changed: npm ci' : 'node_modules missing: npm ci');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+function endpoint(url, defaultPort) {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : defaultPort };
+}
+
+function answers({ host, port }, timeoutMs = 500) {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function waitUntilAnswers(target, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await answers(target)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
+}
+
+function onPath(binary) {
+  return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** How to start each service on this machine, when it is local and the binaries exist. */
+const starters = {
+  postgres: () => {
+    if (!onPath('pg_ctlcluster') || !existsSync('/etc/postgresql')) return null;
+    const versions = readdirSync('/etc/postgresql').filter((v) => existsSync(`/etc/postgresql/${v}/main`));
+    if (versions.length === 0) return null;
+    const version = versions.sort((a, b) => Number(b) - Number(a))[0];
+    return () => run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
+  },
+  redis: (target) => {
+    if (!onPath('redis-server')) return null;
+    return () =>
+      run('redis-server', [
+        '--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(target.port),
+        '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
+      ]);
+  },
+};
+
+/** (b) The service answers on its TCP port; if not and it is local, start it and wait. */
+async function ensureService(name, target) {
+  const where = `${target.host}:${target.port}`;
+  if (await answers(target)) {
+    log(name, `answers at ${where}`);
+    return;
+  }
+  const start = LOCAL_HOSTS.has(target.host) ? starters[name](target) : null;
+  const how = 'start it (e.g. `docker compose up -d postgres redis`) or point DATABASE_URL / REDIS_URL at one';
+  if (!start) throw new SetupError(`${name} does not answer at ${where}: ${how}`);
+  log(name, `not answering at ${where}: starting it`);
+  start();
+  if (!(await waitUntilAnswers(target, START_WAIT_MS))) {
+    throw new SetupError(`${name} was started but does not answer at ${where} after ${START_WAIT_MS / 1000} s: ${how}`);
+  }
+  log(name, `started, answers at ${where}`);
+}
+
+function databaseName(url) {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!/^[A-Za-z_][A-Za-z0-9_$-]*$/.test(name)) throw new SetupError(`unexpected database name "${name}" in ${url}`);
+  return name;
+}
+
+/** (c) CREATE DATABASE for each url whose database is missing (on that url's server). */
+async function ensureDatabases(pg, urls) {
+  for (const url of urls) {
+    const name = databaseName(url);
+    const maintenance = new URL(url);
+    maintenance.pathname = '/postgres';
+    const client = new pg.Client({ connectionString: maintenance.toString() });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (rowCount === 0) {
+        try {
+          await client.query(`CREATE DATABASE "${name}"`);
+          log('database', `created ${name}`);
+        } catch (error) {
+          // Another setup running at the same moment created it first.
+          if (error.code !== '42P04') throw error;
+        }
+      } else {
+        log('database', `${name} exists`);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/** Pending = a local migration that the database has not recorded as applied with the same checksum. */
+async function pendingMigrations(pg, url, migrations) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows: exists } = await client.query("SELECT to_regclass('public._prisma_migrations') AS t");
+    if (exists[0].t === null) return migrations.map((m) => m.name);
+    const { rows } = await client.query(
+      'SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+    );
+    const applied = new Map(rows.map((row) => [row.migration_name, row.checksum]));
+    return migrations.filter((m) => applied.get(m.name) !== m.checksum).map((m) => m.name);
+  } finally {
+    await client.end();
+  }
+}
+
+async function main(argv) {
+  const forTests = argv.includes('--test');
+  const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
+  const testUrl = process.env.TEST_DATABASE_URL || withDatabase(databaseUrl, `${databaseName(databaseUrl)}_test`);
+  const urls = forTests ? [databaseUrl, testUrl] : [databaseUrl];
+
+  ensureDependencies();
+  await ensureService('postgres', endpoint(databaseUrl, 5432));
+  await ensureService('redis', endpoint(process.env.REDIS_URL || DEFAULT_REDIS_URL, 6379));
+
+  // Installed by now: load them from the checkout.
+  const { default: pg } = await import(pathToFileURL(join(ROOT, 'node_modules', 'pg', 'lib', 'index.js')).href);
+  const prismaCli = await import('./prisma-cli.mjs');
+  await ensureDatabases(pg, urls);
+
+  log('prisma', prismaCli.generateClient() ? 'generated the client (schema changed)' : 'client is current');
+
+  const migrations = prismaCli.listMigrations();
+  for (const url of urls) {
+    const name = databaseName(url);
+    const pending = await pendingMigrations(pg, url, migrations);
+    if (pending.length === 0) {
+      log('migrate', `${name} is up to date (${migrations.length} migration${migrations.length === 1 ? '' : 's'})`);
+      continue;
+    }
+    prismaCli.deployMigrations(url);
+    log('migrate', `${name}: applied ${pending.join(', ')}`);
+  }
+  log('ready', `in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+function withDatabase(url, name) {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+main(process.argv.slice(2)).catch((error) => {
+  const message = error instanceof SetupError ? error.message : (error?.stack ?? String(error));
+  console.error(`setup: FAILED    ${message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,74 @@
+// The one place that opens Postgres. The Prisma 7 client (generated into src/generated/prisma by
+// scripts/setup.mjs) runs its WebAssembly query compiler over node-postgres through @prisma/adapter-pg,
+// so no native engine is involved.
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient } from '../generated/prisma/client.js';
+
+export { PrismaClient };
+export { Prisma } from '../generated/prisma/client.js';
+
+/** A connected database handle. Created by {@link createDb}. */
+export interface Db {
+  /** The Prisma client; only src/db/ repositories should use it directly. */
+  prisma: PrismaClient;
+  /** Resolves when Postgres answers `SELECT 1` in time; rejects with the reason otherwise. */
+  ping(): Promise<void>;
+  /** Disconnects (closes the pool). Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Options for {@link createDb}. */
+export interface DbOptions {
+  /** How long `ping()` waits for `SELECT 1`, in ms. Default 2000. */
+  pingTimeoutMs?: number;
+  /** How long opening a new connection may take before a query fails, in ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Most connections the pool opens. Default 10. */
+  poolSize?: number;
+}
+
+/**
+ * Opens a connection pool to `url` (a `postgresql://` URL). Connections open lazily, so this never
+ * throws for an unreachable server: `ping()` is how readiness is checked.
+ */
+export function createDb(url: string, options: DbOptions = {}): Db {
+  const { pingTimeoutMs = 2000, connectTimeoutMs = 5000, poolSize = 10 } = options;
+  const adapter = new PrismaPg({
+    connectionString: url,
+    connectionTimeoutMillis: connectTimeoutMs,
+    max: poolSize,
+  });
+  const prisma = new PrismaClient({ adapter });
+  let closed: Promise<void> | null = null;
+
+  return {
+    prisma,
+    ping: async () => {
+      try {
+        await withTimeout(prisma.$queryRaw`SELECT 1`, pingTimeoutMs, 'Postgres');
+      } catch (error) {
+        throw new Error(`Postgres ping failed: ${lastLine(error)}`, { cause: error });
+      }
+    },
+    close: () => (closed ??= prisma.$disconnect()),
+  };
+}
+
+/** Prisma errors open with several lines of call-site context; the reason is the last line. */
+function lastLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.trim().split('\n').filter((line) => line.trim() !== '').pop() ?? text;
+}
+
+/** Rejects with a clear message when `promise` has not settled within `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
