@@ -73,21 +73,22 @@ export function generateClient({ force = false } = {}) {
   return true;
 }
 
-/** Writes the Prisma 6 copy of the schema (see the header) when it is missing or stale. */
-export function writePrisma6Schema() {
-  const source = readFileSync(SCHEMA, 'utf8');
+/**
+ * Writes the Prisma 6 copy of `schemaPath` (see the header) to `copyPath` when missing or stale.
+ * @returns copyPath
+ */
+export function writePrisma6Schema(schemaPath = SCHEMA, copyPath = PRISMA6_SCHEMA) {
+  const source = readFileSync(schemaPath, 'utf8');
   const datasource = /datasource\s+db\s*\{([^}]*)\}/;
   const match = datasource.exec(source);
-  if (!match) throw new Error(`${relative(ROOT, SCHEMA)} has no \`datasource db { ... }\` block`);
+  if (!match) throw new Error(`${relative(ROOT, schemaPath)} has no \`datasource db { ... }\` block`);
   if (/^\s*url\s*=/m.test(match[1])) throw new Error('schema.prisma must not set a datasource url (Prisma 7)');
   const copy = source.replace(datasource, (block) =>
     block.replace(/\}$/, '  url      = "postgresql://placeholder" // connection comes from the adapter\n}'),
   );
-  mkdirSync(dirname(PRISMA6_SCHEMA), { recursive: true });
-  if (!existsSync(PRISMA6_SCHEMA) || readFileSync(PRISMA6_SCHEMA, 'utf8') !== copy) {
-    writeFileSync(PRISMA6_SCHEMA, copy);
-  }
-  return PRISMA6_SCHEMA;
+  mkdirSync(dirname(copyPath), { recursive: true });
+  if (!existsSync(copyPath) || readFileSync(copyPath, 'utf8') !== copy) writeFileSync(copyPath, copy);
+  return copyPath;
 }
 
 /**
@@ -132,15 +133,15 @@ export function deployMigrations(databaseUrl) {
 }
 
 /**
- * The SQL that would bring a database built from prisma/migrations to prisma/schema.prisma.
- * Uses a throw-away shadow database (created and dropped by the adapter) on the server of `databaseUrl`.
+ * The SQL that would bring a database built from prisma/migrations to `schemaPath`
+ * (default prisma/schema.prisma). Uses a throw-away shadow database (created and dropped by
+ * prisma6.config.ts) on the server of `databaseUrl`.
  * @returns '' when there is no drift.
  */
-export function diffMigrationsToSchema(databaseUrl) {
-  const args = ['migrate', 'diff', '--from-migrations', relative(ROOT, MIGRATIONS), '--to-schema-datamodel'];
-  const result = runPrisma6([...args, relative(ROOT, writePrisma6Schema()), '--script', '--exit-code'], {
-    databaseUrl,
-  });
+export function diffMigrationsToSchema(databaseUrl, schemaPath = SCHEMA) {
+  const copy = schemaPath === SCHEMA ? writePrisma6Schema() : writePrisma6Schema(schemaPath, schemaPath.replace(/(\.prisma)?$/, '.prisma6.prisma'));
+  const args = ['migrate', 'diff', '--from-migrations', relative(ROOT, MIGRATIONS), '--to-schema-datamodel', copy];
+  const result = runPrisma6([...args, '--script', '--exit-code'], { databaseUrl });
   // --exit-code: 0 = no difference, 2 = difference, anything else = error.
   if (result.status === 0) return '';
   if (result.status === 2) return result.stdout;
