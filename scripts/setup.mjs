@@ -110,7 +110,12 @@ async function ensureService(name, target) {
   const how = 'start it (e.g. `docker compose up -d postgres redis`) or point DATABASE_URL / REDIS_URL at one';
   if (!start) throw new SetupError(`${name} does not answer at ${where}: ${how}`);
   log(name, `not answering at ${where}: starting it`);
-  start();
+  try {
+    start();
+  } catch (error) {
+    // e.g. the local cluster is already running, but on another port than the URL's.
+    throw new SetupError(`${name} does not answer at ${where} and starting it failed (${error.message}): ${how}`);
+  }
   if (!(await waitUntilAnswers(target, START_WAIT_MS))) {
     throw new SetupError(`${name} was started but does not answer at ${where} after ${START_WAIT_MS / 1000} s: ${how}`);
   }
