@@ -1,11 +1,15 @@
 /**
- * The outer loop's optimiser: Adam (Kingma & Ba, 2015) on named tensors, with optional global-norm
- * gradient clipping. Written here rather than taken from tf.train so that its whole state (m, v, t)
- * is plain data a checkpoint can hold and a resumed run restores bit for bit.
+ * The outer loop's optimiser: Adam (Kingma & Ba, 2015; PyTorch's formulation) with optional
+ * global-norm gradient clipping.
+ *
+ * It runs on plain Float32Arrays rather than tensors, for two reasons. Its state (m, v, t) is then
+ * exactly what a checkpoint stores, so a resumed run continues bit for bit. And at meta-learning
+ * sizes an update is cheaper in a JS loop than as ~12 tensor ops per parameter: the per-op
+ * overhead of tfjs dominates, and the meta-gradient has to be downloaded once anyway for the
+ * non-finite check. Arithmetic is float64 per element, stored as float32: the same on every backend.
  */
 
-import { tf } from './backend.js';
-import { toArrays, toTensors, type NamedTensors, type ParamArrays } from './model.js';
+import type { ParamArrays } from './model.js';
 
 export interface AdamOptions {
   /** Step size (the meta learning rate). */
@@ -25,18 +29,27 @@ export interface AdamState {
   v: ParamArrays;
 }
 
-/** sqrt of the sum of squares of every gradient entry, as a scalar tensor. */
-export function globalNorm(grads: NamedTensors): tf.Scalar {
-  return tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+/** Gradients by parameter name, laid out like the parameters' data. */
+export type Gradients = Record<string, Float32Array>;
+
+/** sqrt of the sum of squares of every gradient entry (NaN or Infinity if any entry is). */
+export function globalNorm(grads: Gradients): number {
+  let sum = 0;
+  for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  return Math.sqrt(sum);
 }
 
-/** Scales all gradients by min(1, maxNorm / norm) (norm as computed by globalNorm). */
-export function clipByGlobalNorm(grads: NamedTensors, norm: tf.Scalar, maxNorm: number): NamedTensors {
-  return tf.tidy(() => {
-    const limit = tf.scalar(maxNorm);
-    const scale = tf.div(limit, tf.maximum(norm, limit));
-    return Object.fromEntries(Object.entries(grads).map(([name, g]) => [name, tf.mul(g, scale)]));
-  });
+/** The factor that brings a gradient of norm `norm` within `maxNorm` (1 when no clipping is needed). */
+export function clipScale(norm: number, maxNorm?: number): number {
+  return maxNorm === undefined || norm <= maxNorm ? 1 : maxNorm / norm;
+}
+
+function zerosLike(params: ParamArrays): ParamArrays {
+  return Object.fromEntries(Object.entries(params).map(([n, p]) => [n, { shape: [...p.shape], data: new Float32Array(p.data.length) }]));
+}
+
+function copy(params: ParamArrays): ParamArrays {
+  return Object.fromEntries(Object.entries(params).map(([n, p]) => [n, { shape: [...p.shape], data: Float32Array.from(p.data) }]));
 }
 
 export class Adam {
@@ -45,8 +58,8 @@ export class Adam {
   readonly beta2: number;
   readonly epsilon: number;
   private t: number;
-  private m: NamedTensors;
-  private v: NamedTensors;
+  private readonly m: ParamArrays;
+  private readonly v: ParamArrays;
 
   /** A fresh optimiser for parameters of these shapes, or one continuing from a saved state. */
   constructor(options: AdamOptions, params: ParamArrays, state?: AdamState) {
@@ -55,16 +68,18 @@ export class Adam {
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-8;
     if (state) {
-      for (const name of Object.keys(params)) {
-        if (!state.m[name] || !state.v[name]) throw new Error(`optimizer state has no moments for parameter '${name}'`);
+      for (const [name, p] of Object.entries(params)) {
+        for (const moments of [state.m, state.v]) {
+          if (moments[name]?.data.length !== p.data.length) throw new Error(`optimizer state does not match parameter '${name}'`);
+        }
       }
       this.t = state.t;
-      this.m = tf.tidy(() => toTensors(state.m));
-      this.v = tf.tidy(() => toTensors(state.v));
+      this.m = copy(state.m);
+      this.v = copy(state.v);
     } else {
       this.t = 0;
-      this.m = tf.tidy(() => Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zeros(p.shape)])));
-      this.v = tf.tidy(() => Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zeros(p.shape)])));
+      this.m = zerosLike(params);
+      this.v = zerosLike(params);
     }
   }
 
@@ -73,49 +88,29 @@ export class Adam {
     return this.t;
   }
 
-  /**
-   * One Adam update (PyTorch's formulation). Returns new parameter tensors (kept: the caller owns
-   * them and disposes the old ones); the moment estimates are replaced internally.
-   */
-  step(params: NamedTensors, grads: NamedTensors): NamedTensors {
-    const t = this.t + 1;
-    const { beta1, beta2 } = this;
-    const next = tf.tidy(() => {
-      const b1 = tf.scalar(beta1);
-      const b2 = tf.scalar(beta2);
-      const c1 = tf.scalar(1 - beta1);
-      const c2 = tf.scalar(1 - beta2);
-      const stepSize = tf.scalar(this.lr / (1 - beta1 ** t));
-      const vCorrection = tf.scalar(Math.sqrt(1 - beta2 ** t));
-      const eps = tf.scalar(this.epsilon);
-      const out: Record<string, NamedTensors> = { params: {}, m: {}, v: {} };
-      for (const [name, p] of Object.entries(params)) {
-        const g = grads[name];
-        if (!g) throw new Error(`no gradient for parameter '${name}'`);
-        const m = tf.add(tf.mul(b1, this.m[name]), tf.mul(c1, g));
-        const v = tf.add(tf.mul(b2, this.v[name]), tf.mul(c2, tf.square(g)));
-        const denom = tf.add(tf.div(tf.sqrt(v), vCorrection), eps);
-        out.params[name] = tf.sub(p, tf.mul(stepSize, tf.div(m, denom)));
-        out.m[name] = m;
-        out.v[name] = v;
+  /** One update of `params` in place, with the gradients multiplied by `scale` (clipping). */
+  step(params: ParamArrays, grads: Gradients, scale = 1): void {
+    this.t += 1;
+    const { beta1, beta2, epsilon } = this;
+    const stepSize = this.lr / (1 - beta1 ** this.t);
+    const vCorrection = Math.sqrt(1 - beta2 ** this.t);
+    for (const [name, p] of Object.entries(params)) {
+      const g = grads[name];
+      if (!g || g.length !== p.data.length) throw new Error(`no gradient of the right size for parameter '${name}'`);
+      const m = this.m[name].data;
+      const v = this.v[name].data;
+      const w = p.data;
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i] * scale;
+        m[i] = beta1 * m[i] + (1 - beta1) * gi;
+        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+        w[i] = w[i] - (stepSize * m[i]) / (Math.sqrt(v[i]) / vCorrection + epsilon);
       }
-      return out;
-    });
-    tf.dispose([this.m, this.v]);
-    // Kept so that a step taken inside a caller's tf.tidy survives it.
-    for (const group of [next.params, next.m, next.v]) Object.values(group).forEach((x) => tf.keep(x));
-    this.m = next.m;
-    this.v = next.v;
-    this.t = t;
-    return next.params;
+    }
   }
 
   /** The state as plain data (copies). */
   getState(): AdamState {
-    return { t: this.t, m: toArrays(this.m), v: toArrays(this.v) };
-  }
-
-  dispose(): void {
-    tf.dispose([this.m, this.v]);
+    return { t: this.t, m: copy(this.m), v: copy(this.v) };
   }
 }

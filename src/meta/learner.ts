@@ -5,10 +5,10 @@
  */
 
 import { tf } from './backend.js';
-import { Adam, clipByGlobalNorm, globalNorm, type AdamState } from './adam.js';
+import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './adam.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
 import { accuracy, taskLoss } from './losses.js';
-import { forward, toArrays, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
+import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
 import type { EpisodeBatch } from './types.js';
@@ -46,11 +46,13 @@ export class MetaLearner {
   readonly spec: ModelSpec;
   readonly inner: InnerSettings;
   readonly clipNorm?: number;
+  /** The meta-parameters: the master copy the optimiser updates, and its upload. */
+  private readonly values: ParamArrays;
   private theta: NamedTensors;
   private readonly optimizer: Adam;
 
   /**
-   * @param params - initial meta-parameters (see initMetaParams) or those of a checkpoint.
+   * @param params - initial meta-parameters (see initMetaParams) or those of a checkpoint (copied).
    * @param optimizerState - Adam state to continue from (resuming a checkpoint); fresh when absent.
    */
   constructor(config: LearnerConfig, params: ParamArrays, optimizerState?: AdamState) {
@@ -58,11 +60,15 @@ export class MetaLearner {
     if (!this.algorithm.kinds.includes(config.spec.kind)) {
       throw new RangeError(`algorithm '${config.algorithm}' does not support ${config.spec.kind} tasks`);
     }
+    if (!Number.isInteger(config.inner.steps) || config.inner.steps < 1) {
+      throw new RangeError(`meta-training needs at least one inner step, got ${config.inner.steps}`);
+    }
     this.spec = config.spec;
     this.inner = { ...config.inner };
     this.clipNorm = config.clipNorm;
-    this.theta = tf.tidy(() => toTensors(params));
-    this.optimizer = new Adam({ lr: config.metaLr }, params, optimizerState);
+    this.values = copyArrays(params);
+    this.theta = tf.tidy(() => toTensors(this.values));
+    this.optimizer = new Adam({ lr: config.metaLr }, this.values, optimizerState);
   }
 
   /** The meta-parameters as tensors (owned by the learner: do not dispose). */
@@ -72,22 +78,30 @@ export class MetaLearner {
 
   /** One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss. */
   metaStep(batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
-    const previous = this.theta;
-    const { loss, params } = tf.tidy(() => {
+    const names = Object.keys(this.values);
+    // One download per iteration: the loss and the flattened meta-gradient together.
+    const flat = tf.tidy(() => {
       const { loss, grads } = mode === 'batched' ? this.batchedGradient(batch) : this.loopGradient(batch);
-      const norm = globalNorm(grads);
-      // One download per iteration: the loss and the gradient norm together.
-      const [lossValue, normValue] = tf.stack([loss, norm]).dataSync();
-      if (!Number.isFinite(lossValue) || !Number.isFinite(normValue)) {
-        throw new NonFiniteError(
-          `meta-${Number.isFinite(lossValue) ? 'gradient' : 'loss'} is not finite (loss ${lossValue}, gradient norm ${normValue}); ` +
-            'lower innerLr or metaLr, or set clipNorm',
-        );
-      }
-      const clipped = this.clipNorm === undefined ? grads : clipByGlobalNorm(grads, norm, this.clipNorm);
-      return { loss: lossValue, params: this.optimizer.step(this.theta, clipped) };
+      return tf.concat([tf.reshape(loss, [1]), ...names.map((n) => tf.reshape(grads[n], [-1]))]).dataSync();
     });
-    this.theta = params;
+    const loss = flat[0];
+    const grads: Gradients = {};
+    let offset = 1;
+    for (const name of names) {
+      const size = this.values[name].data.length;
+      grads[name] = flat.subarray(offset, offset + size) as Float32Array;
+      offset += size;
+    }
+    const norm = globalNorm(grads);
+    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+      throw new NonFiniteError(
+        `meta-${Number.isFinite(loss) ? 'gradient' : 'loss'} is not finite (loss ${loss}, gradient norm ${norm}); ` +
+          'lower innerLr or metaLr, or set clipNorm',
+      );
+    }
+    this.optimizer.step(this.values, grads, clipScale(norm, this.clipNorm));
+    const previous = this.theta;
+    this.theta = tf.tidy(() => toTensors(this.values));
     tf.dispose(previous);
     return loss;
   }
@@ -133,9 +147,9 @@ export class MetaLearner {
     return values.length === 2 ? { loss: values[0], accuracy: values[1] } : { loss: values[0] };
   }
 
-  /** The meta-parameters as plain data. */
+  /** The meta-parameters as plain data (a copy). */
   exportParams(): ParamArrays {
-    return toArrays(this.theta);
+    return copyArrays(this.values);
   }
 
   /** The optimiser's state as plain data. */
@@ -145,7 +159,6 @@ export class MetaLearner {
 
   dispose(): void {
     tf.dispose(this.theta);
-    this.optimizer.dispose();
   }
 }
 

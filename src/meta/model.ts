@@ -129,36 +129,37 @@ export function initModelParams(spec: ModelSpec, rng: Rng, names?: readonly stri
   return out;
 }
 
-function activate(x: tf.Tensor, activation: Activation): tf.Tensor {
-  return activation === 'relu' ? tf.relu(x) : tf.softplus(x);
-}
-
 /**
- * h W + b. Per-task weights [T, in, out] run as one batched matMul; a weight shared by all tasks
+ * act(h W + b). Per-task weights [T, in, out] run as one batched matMul; a weight shared by all tasks
  * ([in, out]) with batched inputs [T, n, in] runs as a single [T*n, in] matMul (ANIL's and ProtoNets'
- * body, which the inner loop does not adapt, needs no tiling).
+ * body, which the inner loop does not adapt, needs no tiling). Not tf.fused.matMul: the wasm backend
+ * only fuses a rank-1 bias, and the per-task biases are [T, 1, out].
  */
-function linear(h: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+function dense(h: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, activation?: Activation): tf.Tensor {
+  const affine = (a: tf.Tensor): tf.Tensor => tf.add(tf.matMul(a, weight), bias);
+  let out: tf.Tensor;
   if (h.rank === 3 && weight.rank === 2) {
     const [tasks, n, width] = h.shape as [number, number, number];
-    const flat = tf.add(tf.matMul(tf.reshape(h, [tasks * n, width]), weight), bias);
-    return tf.reshape(flat, [tasks, n, weight.shape[1] as number]);
+    out = tf.reshape(affine(tf.reshape(h, [tasks * n, width])), [tasks, n, weight.shape[1] as number]);
+  } else {
+    out = affine(h);
   }
-  return tf.add(tf.matMul(h, weight), bias);
+  if (activation === undefined) return out;
+  return activation === 'relu' ? tf.relu(out) : tf.softplus(out);
 }
 
 /** The body's output (the common representation), [n, D] or [T, n, D]. */
 export function embed(spec: ModelSpec, params: NamedTensors, x: tf.Tensor): tf.Tensor {
   let h = x;
   for (let i = 0; i < spec.hidden.length; i++) {
-    h = activate(linear(h, params[`body.${i}.weight`], params[`body.${i}.bias`]), spec.activation);
+    h = dense(h, params[`body.${i}.weight`], params[`body.${i}.bias`], spec.activation);
   }
   return h;
 }
 
 /** The head applied to a representation: regression values [.., n, 1] or class logits [.., n, C]. */
 export function applyHead(head: NamedTensors, h: tf.Tensor): tf.Tensor {
-  return linear(h, head[HEAD_WEIGHT], head[HEAD_BIAS]);
+  return dense(h, head[HEAD_WEIGHT], head[HEAD_BIAS]);
 }
 
 /** The whole network: body then head. */
@@ -168,10 +169,12 @@ export function forward(spec: ModelSpec, params: NamedTensors, x: tf.Tensor): tf
 
 /** Repeats shared parameters once per task: [in, out] -> [T, in, out], [out] -> [T, 1, out]. */
 export function tileParams(params: NamedTensors, tasks: number): NamedTensors {
+  // Broadcasting against zeros rather than tf.tile: tile's gradient is a sum of T slices (two ops
+  // per task and parameter, on every backward pass), broadcast-add's is a single reduction.
+  const zeros = tf.zeros([tasks, 1, 1]);
   const out: NamedTensors = {};
   for (const [name, p] of Object.entries(params)) {
-    const lifted = p.rank === 1 ? tf.reshape(p, [1, 1, p.shape[0]]) : tf.expandDims(p, 0);
-    out[name] = tasks === 1 ? lifted : tf.tile(lifted, [tasks, 1, 1]);
+    out[name] = tf.add(p.rank === 1 ? tf.reshape(p, [1, 1, p.shape[0]]) : p, zeros);
   }
   return out;
 }

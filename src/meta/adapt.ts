@@ -1,0 +1,122 @@
+/**
+ * Adaptation and prediction for one new task: a few labelled examples (the support set) turn the
+ * meta-model into task parameters through the same inner loop that meta-training used, and the
+ * adapted parameters serve predictions.
+ */
+
+import { tf } from './backend.js';
+import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
+import { modelPart } from './algorithms/common.js';
+import { NonFiniteError } from './learner.js';
+import { softmax, taskLoss } from './losses.js';
+import { forward, modelShapes, splitBodyHead, toArrays, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
+import { examplesToTensors } from './tensors.js';
+import type { Examples } from './types.js';
+
+/** A meta-trained model: what meta-training produces and adaptation starts from. */
+export interface MetaModel {
+  algorithm: AlgorithmName;
+  spec: ModelSpec;
+  /** Meta-parameters (model parameters and, for Meta-SGD, the learned rates `lr.*`). */
+  params: ParamArrays;
+  /** The inner-loop settings it was meta-trained with (adaptation's defaults). */
+  inner: InnerSettings;
+}
+
+export interface AdaptOptions {
+  /** Inner-loop steps. Default: the meta-model's (what it was meta-trained for). */
+  steps?: number;
+  /** Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned rates instead. */
+  lr?: number;
+}
+
+export interface AdaptResult {
+  /**
+   * What adaptation changed, per task: head and body for MAML, FOMAML, Reptile and Meta-SGD; only
+   * the head for ANIL and ProtoNets (combine with the meta-model's body via taskParams).
+   */
+  params: ParamArrays;
+  /** Mean support loss before adaptation (ProtoNets: with the prototype head, as after). */
+  supportLossBefore: number;
+  supportLossAfter: number;
+  steps: number;
+}
+
+/** The most inner steps one adaptation may run (a service limit may be lower). */
+export const MAX_ADAPT_STEPS = 1000;
+
+function checkExamples(support: Examples): void {
+  if (!Number.isInteger(support.n) || support.n < 1) throw new RangeError(`the support set needs at least one example, got n=${support.n}`);
+  if (!support.x.every(Number.isFinite) || !support.y.every(Number.isFinite)) throw new RangeError('support set values must be finite numbers');
+}
+
+/** Strips the task dimension of adapted parameters ([1, in, out] -> [in, out], [1, 1, out] -> [out]). */
+function untile(spec: ModelSpec, adapted: NamedTensors, names: readonly string[]): NamedTensors {
+  const shapes = new Map(modelShapes(spec));
+  return Object.fromEntries(names.map((n) => [n, tf.reshape(adapted[n], shapes.get(n)!)]));
+}
+
+/**
+ * Adapts a meta-model to a new task's support set.
+ * @throws RangeError for a support set that does not fit the model (sizes, labels, non-finite values).
+ * @throws NonFiniteError when adaptation diverges (no NaN parameters are ever returned).
+ */
+export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}): AdaptResult {
+  const algorithm = getAlgorithm(model.algorithm);
+  const steps = options.steps ?? model.inner.steps;
+  const lr = options.lr ?? model.inner.lr;
+  if (!Number.isInteger(steps) || steps < 0 || steps > MAX_ADAPT_STEPS) throw new RangeError(`steps must be an integer in [0, ${MAX_ADAPT_STEPS}], got ${steps}`);
+  if (!Number.isFinite(lr) || lr <= 0) throw new RangeError(`lr must be a positive number, got ${lr}`);
+  checkExamples(support);
+  const adaptedNames = modelShapes(model.spec)
+    .map(([n]) => n)
+    .filter((n) => algorithm.adaptsBody || n.startsWith('head.'));
+  let params: ParamArrays = {};
+  let losses: number[] = [];
+  tf.tidy(() => {
+    const examples = examplesToTensors(model.spec, support);
+    const theta = toTensors(model.params);
+    const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
+    const after = tf.mean(taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y));
+    const meta = modelPart(theta);
+    const before = meta['head.weight'] ? tf.mean(taskLoss(model.spec.kind, forward(model.spec, meta, examples.x), examples.y)) : after;
+    losses = Array.from(tf.stack([before, after]).dataSync());
+    params = toArrays(untile(model.spec, adapted, adaptedNames));
+  });
+  const finite = losses.every(Number.isFinite) && Object.values(params).every((p) => p.data.every(Number.isFinite));
+  if (!finite) throw new NonFiniteError(`adaptation diverged (support loss ${losses[1]}); use a smaller lr or fewer steps`);
+  return { params, supportLossBefore: losses[0], supportLossAfter: losses[1], steps: algorithm.name === 'protonet' ? 0 : steps };
+}
+
+/** A task's full parameters: the meta-model's body and head, overridden by what adaptation changed. */
+export function taskParams(model: MetaModel, adapted: ParamArrays): ParamArrays {
+  const { body, head } = splitBodyHead(model.params);
+  return { ...body, ...head, ...adapted };
+}
+
+/** A regression value per input, or a class label and class probabilities per input. */
+export type Prediction = { kind: 'regression'; values: number[] } | { kind: 'classification'; labels: number[]; probabilities: number[][] };
+
+/**
+ * Runs task parameters (see taskParams) on inputs: `x` is row-major [n, inputDim] or a list of rows.
+ * @throws RangeError when an input row has the wrong width or a non-finite value.
+ */
+export function predict(spec: ModelSpec, params: ParamArrays, x: Float32Array | number[][]): Prediction {
+  const flat = x instanceof Float32Array ? x : Float32Array.from(x.flatMap((row, i) => {
+    if (row.length !== spec.inputDim) throw new RangeError(`x[${i}] has ${row.length} values, expected inputDim ${spec.inputDim}`);
+    return row;
+  }));
+  if (flat.length % spec.inputDim !== 0) throw new RangeError(`x has ${flat.length} values, not a multiple of inputDim ${spec.inputDim}`);
+  if (!flat.every(Number.isFinite)) throw new RangeError('x values must be finite numbers');
+  const n = flat.length / spec.inputDim;
+  if (n === 0) return spec.kind === 'regression' ? { kind: 'regression', values: [] } : { kind: 'classification', labels: [], probabilities: [] };
+  const out = tf.tidy(() => {
+    const output = forward(spec, toTensors(params), tf.tensor2d(flat, [n, spec.inputDim]));
+    return (spec.kind === 'regression' ? output : softmax(output)).dataSync();
+  });
+  if (spec.kind === 'regression') return { kind: 'regression', values: Array.from(out) };
+  const ways = spec.outputDim;
+  const probabilities = Array.from({ length: n }, (_, i) => Array.from(out.subarray(i * ways, (i + 1) * ways)));
+  const labels = probabilities.map((p) => p.indexOf(Math.max(...p)));
+  return { kind: 'classification', labels, probabilities };
+}

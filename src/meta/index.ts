@@ -1,0 +1,49 @@
+/**
+ * The engine's public API: meta-training, adaptation and prediction, plus the pieces the service and
+ * the benchmark build on. Pure tfjs, no I/O: call initBackend() once before using it.
+ */
+
+export { activeBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendPreference } from './backend.js';
+export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
+export { Adam, type AdamOptions, type AdamState } from './adam.js';
+export { adapt, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';
+export { initMetaParams, MetaLearner, metaStep, NonFiniteError, type Evaluation, type LearnerConfig, type MetaStepMode } from './learner.js';
+export {
+  ACTIVATIONS,
+  DEFAULT_ACTIVATION,
+  DEFAULT_HIDDEN,
+  modelShapes,
+  modelSpec,
+  splitBodyHead,
+  type Activation,
+  type ModelConfig,
+  type ModelSpec,
+  type ParamArray,
+  type ParamArrays,
+} from './model.js';
+export {
+  DEFAULT_HYPER,
+  metaTrain,
+  resolveHyper,
+  TrainConfigError,
+  TrainingAbortedError,
+  type Checkpoint,
+  type HyperParams,
+  type TrainConfig,
+  type TrainEvent,
+  type TrainOptions,
+} from './train.js';
+export { Rng } from './rng.js';
+export type { Episode, EpisodeBatch, EpisodeShape, Examples, Split, TaskFamily, TaskKind } from './types.js';
+export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';
+export {
+  createFamily,
+  FamilyMixError,
+  FamilySpecError,
+  GENERATOR_TYPES,
+  mix,
+  packEpisodes,
+  type FamilySpec,
+  type GeneratorType,
+  type WeightedFamily,
+} from './families/index.js';

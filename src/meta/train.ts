@@ -1,0 +1,244 @@
+/**
+ * Meta-training as an interruptible async generator. Each outer-loop iteration draws a meta-batch of
+ * training episodes, takes one meta-step, and yields progress; every `evalEvery` iterations it
+ * measures post-adaptation loss on held-out 'val' tasks, and every `checkpointEvery` iterations it
+ * yields a checkpoint (parameters, Adam state, rng state) from which a resumed run continues exactly
+ * as the uninterrupted one would have. It yields to the event loop after every iteration so a
+ * BullMQ worker keeps renewing its lock.
+ */
+
+import type { AlgorithmName } from './algorithms/index.js';
+import type { AdamState } from './adam.js';
+import type { MetaModel } from './adapt.js';
+import { mix, packEpisodes, type WeightedFamily } from './families/index.js';
+import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
+import { copyArrays, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
+import { Rng } from './rng.js';
+import type { EpisodeBatch, EpisodeShape, Split, TaskFamily } from './types.js';
+
+/** Meta-training hyperparameters; every field has a default (DEFAULT_HYPER). */
+export interface HyperParams {
+  /** Outer-loop iterations (meta-batches). Default 1000. */
+  iterations: number;
+  /** Tasks per meta-batch. Default 25 (MAML paper, sinusoid). */
+  metaBatchSize: number;
+  /** Support examples per task (regression) or per class (classification). Default 10. */
+  shots: number;
+  /** Query examples per task or per class. Default 10. */
+  queryShots: number;
+  /** Classes per episode; default: the family's. */
+  ways?: number;
+  /** Inner-loop gradient steps. Default 1. */
+  innerSteps: number;
+  /** Inner-loop step size (Meta-SGD: initial per-parameter rates). Default 0.01. */
+  innerLr: number;
+  /** Adam step size of the outer loop. Default 0.001. */
+  metaLr: number;
+  /** Evaluate on held-out tasks every this many iterations (and after the last). Default 100. */
+  evalEvery: number;
+  /** Yield a checkpoint every this many iterations (not after the last: the result follows). Default 100. */
+  checkpointEvery: number;
+  /** Seeds initialisation and task sampling. Default 0. */
+  seed: number;
+  /** Clip the meta-gradient to this global L2 norm. Default: no clipping. */
+  clipNorm?: number;
+  /** Held-out 'val' tasks per evaluation. Default 32. */
+  evalTasks: number;
+}
+
+export const DEFAULT_HYPER: Readonly<HyperParams> = {
+  iterations: 1000,
+  metaBatchSize: 25,
+  shots: 10,
+  queryShots: 10,
+  innerSteps: 1,
+  innerLr: 0.01,
+  metaLr: 0.001,
+  evalEvery: 100,
+  checkpointEvery: 100,
+  seed: 0,
+  evalTasks: 32,
+};
+
+export interface TrainConfig {
+  algorithm: AlgorithmName;
+  model?: ModelConfig;
+  /** Where tasks come from: weighted families (multi-task meta-learning) or one family. */
+  families: readonly WeightedFamily[] | TaskFamily;
+  hyper?: Partial<HyperParams>;
+}
+
+/** Everything a resumed run needs, as plain data. */
+export interface Checkpoint {
+  /** Iterations completed. */
+  iteration: number;
+  params: ParamArrays;
+  optimizer: AdamState;
+  /** State of the training-task rng after `iteration` meta-batches. */
+  rngState: number;
+  /** Training loss accumulated since the last evaluation (so metrics match an uninterrupted run). */
+  pendingLoss: { sum: number; count: number };
+}
+
+export interface TrainOptions {
+  /** Continue from a checkpoint of a run with the same configuration. */
+  resumeFrom?: Checkpoint;
+  /** Aborting stops training with a TrainingAbortedError before the next iteration. */
+  signal?: AbortSignal;
+}
+
+export type TrainEvent =
+  | { type: 'progress'; iteration: number; iterations: number }
+  | { type: 'metrics'; iteration: number; trainLoss: number; valLoss: number; valAccuracy?: number }
+  | { type: 'checkpoint'; checkpoint: Checkpoint }
+  | { type: 'result'; iteration: number; model: MetaModel; valLoss: number; valAccuracy?: number };
+
+/** A configuration field is invalid; `field` is its path (e.g. `hyper.metaBatchSize`). */
+export class TrainConfigError extends RangeError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'TrainConfigError';
+  }
+}
+
+/** Training stopped because its AbortSignal fired. */
+export class TrainingAbortedError extends Error {
+  constructor(readonly iteration: number) {
+    super(`meta-training aborted after ${iteration} iterations`);
+    this.name = 'TrainingAbortedError';
+  }
+}
+
+function integer(hyper: HyperParams, key: keyof HyperParams, min: number): void {
+  const value = hyper[key];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new TrainConfigError(`hyper.${key}`, `must be an integer >= ${min}, got ${value}`);
+}
+
+function positive(hyper: HyperParams, key: keyof HyperParams): void {
+  const value = hyper[key];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TrainConfigError(`hyper.${key}`, `must be a positive number, got ${value}`);
+}
+
+/** Fills defaults and validates; throws TrainConfigError naming the field. */
+export function resolveHyper(partial: Partial<HyperParams> = {}): HyperParams {
+  const hyper: HyperParams = { ...DEFAULT_HYPER, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
+  for (const key of ['iterations', 'metaBatchSize', 'shots', 'queryShots', 'innerSteps', 'evalEvery', 'checkpointEvery', 'evalTasks'] as const) integer(hyper, key, 1);
+  integer(hyper, 'seed', 0);
+  if (hyper.ways !== undefined) integer(hyper, 'ways', 2);
+  positive(hyper, 'innerLr');
+  positive(hyper, 'metaLr');
+  if (hyper.clipNorm !== undefined) positive(hyper, 'clipNorm');
+  return hyper;
+}
+
+function taskSource(families: TrainConfig['families']): TaskFamily {
+  if (!Array.isArray(families)) return families as TaskFamily;
+  if (families.length === 0) throw new TrainConfigError('families', 'at least one family is required');
+  return families.length === 1 ? families[0].family : mix(families);
+}
+
+/** A training run fully resolved: what each iteration needs. */
+interface Plan {
+  family: TaskFamily;
+  hyper: HyperParams;
+  learner: LearnerConfig;
+  shape: EpisodeShape;
+}
+
+function plan(config: TrainConfig): Plan {
+  const hyper = resolveHyper(config.hyper);
+  const family = taskSource(config.families);
+  let ways: number | undefined;
+  if (family.kind === 'classification') {
+    ways = hyper.ways ?? family.ways;
+    if (ways === undefined) throw new TrainConfigError('hyper.ways', 'classification needs a number of ways');
+  }
+  let spec;
+  try {
+    spec = modelSpec(family.kind, family.inputDim, config.model, ways);
+  } catch (err) {
+    throw new TrainConfigError('model', (err as Error).message);
+  }
+  return {
+    family,
+    hyper,
+    learner: { algorithm: config.algorithm, spec, inner: { steps: hyper.innerSteps, lr: hyper.innerLr }, metaLr: hyper.metaLr, clipNorm: hyper.clipNorm },
+    shape: { shots: hyper.shots, queryShots: hyper.queryShots, ways },
+  };
+}
+
+function sampleBatch(p: Plan, rng: Rng, split: Split, tasks: number): EpisodeBatch {
+  return packEpisodes(Array.from({ length: tasks }, () => p.family.sampleEpisode(rng, split, p.shape)));
+}
+
+/**
+ * Runs meta-training, yielding progress, metrics, checkpoints and finally the meta-model.
+ * @throws TrainConfigError for an invalid configuration (before the first iteration).
+ * @throws NonFiniteError when a loss or meta-gradient is not finite (parameters are never updated with it).
+ * @throws TrainingAbortedError when `options.signal` aborts.
+ */
+export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}): AsyncGenerator<TrainEvent, void, void> {
+  const p = plan(config);
+  const { hyper } = p;
+  const seedRng = new Rng(hyper.seed);
+  // Independent streams: initialisation, training tasks, evaluation episodes.
+  const initRng = seedRng.fork();
+  let rng = seedRng.fork();
+  const valBatch = sampleBatch(p, seedRng.fork(), 'val', hyper.evalTasks);
+  const resume = options.resumeFrom;
+  let start = 0;
+  let pending = { sum: 0, count: 0 };
+  let learner: MetaLearner;
+  if (resume) {
+    if (!Number.isInteger(resume.iteration) || resume.iteration < 0 || resume.iteration > hyper.iterations) {
+      throw new TrainConfigError('resumeFrom.iteration', `must be an integer in [0, ${hyper.iterations}], got ${resume.iteration}`);
+    }
+    const expected = initMetaParams(p.learner, new Rng(0));
+    for (const [name, { data }] of Object.entries(expected)) {
+      if (resume.params[name]?.data.length !== data.length) throw new TrainConfigError('resumeFrom.params', `parameter '${name}' is missing or has the wrong size for this configuration`);
+    }
+    learner = new MetaLearner(p.learner, resume.params, resume.optimizer);
+    rng = Rng.fromState(resume.rngState);
+    start = resume.iteration;
+    pending = { ...resume.pendingLoss };
+  } else {
+    learner = new MetaLearner(p.learner, initMetaParams(p.learner, initRng));
+  }
+  try {
+    let last: Evaluation | undefined;
+    for (let iteration = start + 1; iteration <= hyper.iterations; iteration++) {
+      if (options.signal?.aborted) throw new TrainingAbortedError(iteration - 1);
+      const batch = sampleBatch(p, rng, 'train', hyper.metaBatchSize);
+      let loss: number;
+      try {
+        loss = learner.metaStep(batch);
+      } catch (err) {
+        if (err instanceof NonFiniteError) throw new NonFiniteError(`iteration ${iteration}: ${err.message}`);
+        throw err;
+      }
+      pending.sum += loss;
+      pending.count += 1;
+      yield { type: 'progress', iteration, iterations: hyper.iterations };
+      if (iteration % hyper.evalEvery === 0 || iteration === hyper.iterations) {
+        last = learner.evaluate(valBatch);
+        yield { type: 'metrics', iteration, trainLoss: pending.sum / pending.count, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
+        pending = { sum: 0, count: 0 };
+      }
+      if (iteration % hyper.checkpointEvery === 0 && iteration < hyper.iterations) {
+        yield {
+          type: 'checkpoint',
+          checkpoint: { iteration, params: learner.exportParams(), optimizer: learner.exportOptimizer(), rngState: rng.getState(), pendingLoss: { ...pending } },
+        };
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    last ??= learner.evaluate(valBatch);
+    const model: MetaModel = { algorithm: p.learner.algorithm, spec: p.learner.spec, params: copyArrays(learner.exportParams()), inner: { ...p.learner.inner } };
+    yield { type: 'result', iteration: hyper.iterations, model, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
+  } finally {
+    learner.dispose();
+  }
+}
