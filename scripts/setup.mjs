@@ -187,7 +187,9 @@ async function main(argv) {
   const prismaCli = await import('./prisma-cli.mjs');
   await ensureDatabases(pg, urls);
 
-  log('prisma', prismaCli.generateClient() ? 'generated the client (schema changed)' : 'client is current');
+  const hadClient = existsSync(prismaCli.GENERATED_CLIENT);
+  if (prismaCli.generateClient()) log('prisma', `generated the client (${hadClient ? 'schema or Prisma changed' : 'missing'})`);
+  else log('prisma', 'client is current');
 
   const migrations = prismaCli.listMigrations();
   for (const url of urls) {
