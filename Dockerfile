@@ -44,19 +44,22 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 # ---- native bindings: run only the install script of the tfjs binding each runtime uses -----------
 # node-pre-gyp fetches a prebuilt addon and libtensorflow 2.9.1; the compilers are there for its
-# build-from-source fallback.
+# build-from-source fallback. docker-prune.mjs then keeps only what the service loads, at the locked
+# versions: the production dependencies plus this one binding (not the other, not the Prisma CLI
+# that `npm ci --omit=dev` keeps as an optional peer of @prisma/client).
 FROM prod-deps AS native-build-tools
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+COPY scripts/docker-prune.mjs ./scripts/
 
 FROM native-build-tools AS native-cpu
 RUN npm rebuild @tensorflow/tfjs-node \
- && rm -rf node_modules/@tensorflow/tfjs-node-gpu
+ && node scripts/docker-prune.mjs @tensorflow/tfjs-node
 
 FROM native-build-tools AS native-gpu
 RUN npm rebuild @tensorflow/tfjs-node-gpu \
- && rm -rf node_modules/@tensorflow/tfjs-node
+ && node scripts/docker-prune.mjs @tensorflow/tfjs-node-gpu
 
 # ---- migrate: apply prisma/migrations with the offline Prisma 6 CLI (wasm schema engine) ----------
 FROM deps AS migrate

@@ -189,12 +189,13 @@ describe('Dockerfile', () => {
       expect([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir]).toEqual(['.', 'dist']);
       expect(existsSync(join(ROOT, 'src/main.ts'))).toBe(true);
       expect(JSON.parse(last(steps, 'CMD')!)).toEqual(['--role', role]);
-      // The native stage this runtime copies node_modules from builds one binding and drops the other.
+      // The native stage this runtime copies node_modules from builds one binding and prunes the
+      // tree to the production closure plus that binding (test/unit/docker-prune.test.ts).
       const nodeModules = steps.find((i) => i.keyword === 'COPY' && / \/app\/node_modules /.test(i.args));
       const from = parseCopy(nodeModules!.args).flags.from;
       const native = effective(dockerfile, from).map((i) => i.args).join('\n');
-      expect(native).toContain(`npm rebuild ${binding}`);
-      expect(native).toContain(`rm -rf node_modules/${other}`);
+      expect(native).toContain(`npm rebuild ${binding} && node scripts/docker-prune.mjs ${binding}`);
+      expect(native.split(/\s+/)).not.toContain(other);
     });
   }
 
