@@ -68,7 +68,20 @@ async function loadWasm(): Promise<string> {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     wasmConfigured = true;
   }
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm module failed to initialise');
+  // The emscripten runtime installs process-wide handlers that rethrow every uncaught exception and
+  // unhandled rejection from inside its minified bundle, so Node prints that whole file instead of
+  // the error. Take them out again: the process keeps Node's own handling.
+  const before = { uncaughtException: process.listeners('uncaughtException'), unhandledRejection: process.listeners('unhandledRejection') };
+  try {
+    if (!(await tf.setBackend('wasm'))) throw new Error('the wasm module failed to initialise');
+  } finally {
+    for (const listener of process.listeners('uncaughtException')) {
+      if (!before.uncaughtException.includes(listener)) process.removeListener('uncaughtException', listener);
+    }
+    for (const listener of process.listeners('unhandledRejection')) {
+      if (!before.unhandledRejection.includes(listener)) process.removeListener('unhandledRejection', listener);
+    }
+  }
   return 'wasm';
 }
 

@@ -20,7 +20,11 @@ describe('initBackend', () => {
   });
 
   it.skipIf(nativeInstalled)('auto picks wasm when tfjs-node is absent, and computes on it', async () => {
+    const listeners = () => [process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')];
+    const before = listeners();
     await expect(initBackend()).resolves.toBe('wasm');
+    // The emscripten runtime's rethrowing process handlers are removed: errors keep Node's handling.
+    expect(listeners()).toEqual(before);
     expect(activeBackend()).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     const y = tf.tidy(() => tf.tensor2d([[1, 2], [3, 4]]).matMul(tf.tensor2d([[1], [1]])));
