@@ -5,6 +5,7 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+import type { Logger } from 'pino';
 
 /** Every queue; a worker process must have a handler for each (see worker.ts). */
 export const QUEUE_NAMES = ['meta-train', 'adapt'] as const;
@@ -60,17 +61,22 @@ export interface QueueSetOptions {
   prefix: string;
   /** Events stream cap. Default {@link EVENTS_MAX_LEN}. */
   eventsMaxLen?: number;
+  /** Where connection errors go (BullMQ prints them to the console when nobody listens). */
+  logger: Logger;
 }
 
 /** Opens one Queue per name on a shared connection; the caller closes them with {@link closeQueues}. */
-export function createQueues({ connection, prefix, eventsMaxLen = EVENTS_MAX_LEN }: QueueSetOptions): Queues {
-  const open = <Q extends QueueName>(name: Q) =>
-    new Queue<JobData<Q>, unknown, Q>(name, {
+export function createQueues({ connection, prefix, eventsMaxLen = EVENTS_MAX_LEN, logger }: QueueSetOptions): Queues {
+  const open = <Q extends QueueName>(name: Q) => {
+    const queue = new Queue<JobData<Q>, unknown, Q>(name, {
       connection,
       prefix,
       defaultJobOptions: DEFAULT_JOB_OPTIONS[name],
       streams: { events: { maxLen: eventsMaxLen } },
     });
+    queue.on('error', (err) => logger.warn({ err, queue: name }, 'queue error'));
+    return queue;
+  };
   return { 'meta-train': open('meta-train'), adapt: open('adapt') };
 }
 

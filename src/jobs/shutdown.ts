@@ -52,18 +52,19 @@ export class Shutdown {
     }, timeoutMs);
     deadline.unref();
 
+    const closed: string[] = [];
     let failed = false;
     for (const step of [...this.steps].reverse()) {
       try {
         await step.close();
-        logger.debug({ step: step.name }, 'closed');
+        closed.push(step.name);
       } catch (err) {
         failed = true;
         logger.error({ err, step: step.name }, 'failed to close');
       }
     }
     clearTimeout(deadline);
-    logger.info({ reason, clean: !failed }, 'shutdown complete');
+    logger.info({ reason, clean: !failed, closed }, 'shutdown complete');
     exit(failed ? 1 : exitCode);
   }
 }

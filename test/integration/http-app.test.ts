@@ -13,7 +13,7 @@ import { HttpProblem } from '../../src/http/problem.js';
 import { closeQueues, createQueues, type Queues } from '../../src/jobs/queues.js';
 import { createProbeRedis } from '../../src/jobs/redis.js';
 import { activeBackend, initBackend } from '../../src/meta/backend.js';
-import { SHARED_REDIS_URL, TEST_DATABASE_URL, testConfig, uniquePrefix } from './support/services.js';
+import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, testConfig, uniquePrefix } from './support/services.js';
 
 const Adapt = Type.Object(
   {
@@ -29,6 +29,7 @@ let db: Db;
 let redis: Redis;
 let probe: Redis;
 let queues: Queues;
+const prefix = uniquePrefix('http');
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -37,8 +38,10 @@ beforeAll(async () => {
   db = createDb(TEST_DATABASE_URL);
   redis = new Redis(SHARED_REDIS_URL, { maxRetriesPerRequest: null });
   probe = createProbeRedis(SHARED_REDIS_URL, logger);
-  queues = createQueues({ connection: redis, prefix: uniquePrefix('http') });
+  queues = createQueues({ connection: redis, prefix, logger });
   app = await buildApp({ config, db, queues, probes: { postgres: () => db.ping(), redis: () => probe.ping(), backend: activeBackend } });
+  // The probe refuses commands until connected (by design: /readyz then says redis is not ready yet).
+  if (probe.status !== 'ready') await new Promise((resolve) => probe.once('ready', resolve));
 
   // Test-only routes: the contract's first resources arrive with later issues.
   app.post('/test/tasks/:id/adapt', {
@@ -60,6 +63,7 @@ afterAll(async () => {
   await app?.close();
   await closeQueues(queues);
   await Promise.all([redis.quit(), probe.quit(), db.close()]);
+  await removePrefix(SHARED_REDIS_URL, prefix);
 });
 
 function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number) {
@@ -165,7 +169,7 @@ describe('health', () => {
 
   it('GET /readyz checks Postgres and Redis and names the backend', async () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
-    expect(response.statusCode).toBe(200);
+    expect(response.statusCode, response.body).toBe(200);
     expect(response.json()).toMatchObject({
       status: 'ready',
       backend: 'cpu',

@@ -9,7 +9,7 @@ import { createDb, type Db } from '../../src/db/client.js';
 import { buildApp, type App } from '../../src/http/app.js';
 import { closeQueues, createQueues, type Queues } from '../../src/jobs/queues.js';
 import { createProbeRedis, createRedis } from '../../src/jobs/redis.js';
-import { PrivateRedis, TEST_DATABASE_URL, freePort, testConfig, uniquePrefix } from './support/services.js';
+import { PrivateRedis, TEST_DATABASE_URL, freePort, removePrefix, testConfig, uniquePrefix } from './support/services.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -50,7 +50,7 @@ describe('readiness follows Redis', () => {
     db = createDb(TEST_DATABASE_URL);
     redis = createRedis(config.redisUrl, 'test', logger);
     probe = createProbeRedis(config.redisUrl, logger);
-    queues = createQueues({ connection: redis, prefix: uniquePrefix('ready') });
+    queues = createQueues({ connection: redis, prefix: uniquePrefix('ready'), logger });
     app = await buildApp({ config, db, queues, probes: { postgres: () => db.ping(), redis: () => probe.ping(), backend: () => 'cpu' } });
     await app.ready();
   });
@@ -90,7 +90,8 @@ describe('readiness names an unreachable Postgres and a missing backend', () => 
     const config = testConfig({ READY_TIMEOUT_MS: '2000' });
     const redis = createRedis(config.redisUrl, 'test', logger);
     const probe = createProbeRedis(config.redisUrl, logger);
-    const queues = createQueues({ connection: redis, prefix: uniquePrefix('ready-pg') });
+    const prefix = uniquePrefix('ready-pg');
+    const queues = createQueues({ connection: redis, prefix, logger });
     const app = await buildApp({
       config,
       db,
@@ -109,6 +110,7 @@ describe('readiness names an unreachable Postgres and a missing backend', () => 
       await app.close();
       await closeQueues(queues);
       await Promise.all([redis.quit(), probe.quit(), db.close()]);
+      await removePrefix(config.redisUrl, prefix);
     }
   });
 });

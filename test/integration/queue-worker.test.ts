@@ -35,7 +35,7 @@ afterAll(async () => {
 
 function setUp(label: string, eventsMaxLen?: number) {
   const prefix = uniquePrefix(label);
-  const entry: (typeof opened)[number] = { queues: createQueues({ connection: redis, prefix, eventsMaxLen }), prefix };
+  const entry: (typeof opened)[number] = { queues: createQueues({ connection: redis, prefix, eventsMaxLen, logger }), prefix };
   opened.push(entry);
   return entry;
 }

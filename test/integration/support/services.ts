@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, connect } from 'node:net';
+import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../../src/config.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/fastadapt_test';
@@ -71,4 +72,19 @@ export function uniquePrefix(label: string): string {
 /** The real config loader over a test environment. */
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: SHARED_REDIS_URL, LOG_LEVEL: 'silent', ...env }, []);
+}
+
+/** Deletes every key under a test's queue prefix, leaving the shared Redis as it was. */
+export async function removePrefix(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
 }

@@ -1,0 +1,72 @@
+/**
+ * Process entry: `tsx src/main.ts [--role api|worker|all]`.
+ * api serves HTTP only, worker runs the job handlers only, all (the local default) does both.
+ */
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createDb } from './db/client.js';
+import { buildApp } from './http/app.js';
+import { loggerOptions } from './http/logger.js';
+import { createHandlers } from './jobs/handlers/index.js';
+import { closeQueues, createQueues } from './jobs/queues.js';
+import { createProbeRedis, createRedis } from './jobs/redis.js';
+import { Shutdown } from './jobs/shutdown.js';
+import { startWorkers } from './jobs/worker.js';
+import { activeBackend, initBackend } from './meta/backend.js';
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`fastadapt: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+
+async function start(config: Config, logger: Logger, shutdown: Shutdown): Promise<void> {
+  const backend = await initBackend(config.tfjsBackend);
+  logger.info({ role: config.role, backend }, 'starting');
+
+  // Registered in opening order; Shutdown closes in reverse: workers, HTTP, queues, Redis, Postgres.
+  const db = createDb(config.databaseUrl);
+  shutdown.add('postgres', () => db.close());
+  const redis = createRedis(config.redisUrl, config.role, logger);
+  shutdown.add('redis', () => redis.quit());
+
+  if (config.role !== 'worker') {
+    const queues = createQueues({ connection: redis, prefix: config.queuePrefix, logger });
+    shutdown.add('queues', () => closeQueues(queues));
+    const probe = createProbeRedis(config.redisUrl, logger);
+    shutdown.add('redis probe', () => probe.quit());
+    const app = await buildApp({
+      config,
+      db,
+      queues,
+      logger,
+      probes: { postgres: () => db.ping(), redis: () => probe.ping(), backend: activeBackend },
+    });
+    shutdown.add('http', () => app.close());
+    await app.listen({ host: config.host, port: config.port });
+  }
+
+  if (config.role !== 'api') {
+    const pool = startWorkers(createHandlers({ db, logger }), {
+      connection: redis,
+      prefix: config.queuePrefix,
+      concurrency: config.workerConcurrency,
+      logger,
+    });
+    shutdown.add('workers', () => pool.close());
+  }
+  logger.info({ role: config.role }, 'started');
+}
+
+const config = readConfig();
+const logger = pino(loggerOptions(config.logLevel));
+// Listening before anything opens: a signal during start-up still closes what was opened so far.
+const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs }).listen();
+start(config, logger, shutdown).catch(async (err: unknown) => {
+  logger.fatal({ err }, 'start-up failed');
+  await shutdown.run('start-up failed', 1);
+});
