@@ -44,6 +44,7 @@ describe('dataset family', () => {
       for (const [t, idx, y] of rows) expect(y).toBe(100 * t + idx); // pairs stay together
     }
     expect(() => family.sampleEpisode(rng, 'train', { shots: 5, queryShots: 5 })).toThrow(EpisodeShapeError);
+    expect(family.sampleEpisode(new Rng(9), 'val', { shots: 3, queryShots: 5 })).toEqual(family.sampleEpisode(new Rng(9), 'val', { shots: 3, queryShots: 5 }));
   });
 
   it('relabels classification episodes 0..N-1 from classes present in the task', () => {
