@@ -107,3 +107,11 @@ export async function enqueue<Q extends QueueName>(queues: Queues, queue: Q, dat
 export async function closeQueues(queues: Queues): Promise<void> {
   await Promise.all(QUEUE_NAMES.map((name) => queues[name].close()));
 }
+
+/**
+ * Enqueues the meta-training job row `jobId` (BullMQ job id = row id, so the API and the reconciler
+ * can both call this without running it twice while it waits).
+ */
+export function enqueueMetaTrain(queues: Queues, jobId: string) {
+  return enqueue(queues, 'meta-train', { jobId }, jobId);
+}
