@@ -1,0 +1,365 @@
+/**
+ * Worker-side writes of a meta-training run, fenced so a job never runs twice.
+ *
+ * Each start of a job increments `attempts` in the same UPDATE that sets it running; the new value
+ * is the run's fencing token. Every later write of the run is conditional on `attempts = token` and
+ * `status = running`, and takes the job row's lock first inside its transaction: a write that matches
+ * no row means another run took over (or the job ended), and it throws {@link FencedOutError} without
+ * writing anything.
+ */
+import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type ParamArrays } from '../../meta/index.js';
+import { Prisma, type Db } from '../client.js';
+
+/** The token of one run of a job: writes succeed only while it is the job's latest start. */
+export interface Fence {
+  jobId: string;
+  attempt: number;
+}
+
+/** The run's token is stale (another run started the job) or the job is no longer running. */
+export class FencedOutError extends Error {
+  constructor(readonly fence: Fence) {
+    super(`job ${fence.jobId}: run ${fence.attempt} no longer owns the job (another run started it, or it ended)`);
+    this.name = 'FencedOutError';
+  }
+}
+
+type Tx = Prisma.TransactionClient;
+
+/** Longest error text stored on a job. */
+const MAX_ERROR_LENGTH = 2_000;
+
+const fencedWhere = ({ jobId, attempt }: Fence) => ({ id: jobId, attempts: attempt, status: 'running' as const });
+
+/** Runs `update` on the job row only while `fence` holds; throws FencedOutError otherwise. */
+async function fenced(tx: Tx, fence: Fence, data: Prisma.MetaTrainJobUpdateManyMutationInput = {}) {
+  const rows = await tx.metaTrainJob.updateManyAndReturn({
+    where: fencedWhere(fence),
+    data: { ...data, updatedAt: new Date() },
+    select: { cancelRequestedAt: true },
+  });
+  if (rows.length === 0) throw new FencedOutError(fence);
+  return { cancelRequested: rows[0].cancelRequestedAt !== null };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Starting a run
+
+/** What a run starts from. */
+export interface StartedRun {
+  fence: Fence;
+  /** Iterations recorded so far (0, or where a previous run got to). */
+  iteration: number;
+  iterations: number;
+  /** A cancel was requested before this run started: it ends the job `cancelled` at once. */
+  cancelRequested: boolean;
+}
+
+/**
+ * Claims the job for a new run: status running, attempts + 1 (the fencing token), startedAt set on
+ * the first start. Null when the job does not exist or has already ended.
+ */
+export async function startAttempt(db: Db, jobId: string): Promise<StartedRun | null> {
+  const rows = await db.prisma.$queryRaw<{ attempts: number; iteration: number; iterations: number; cancel_requested: boolean }[]>`
+    UPDATE meta_train_jobs
+       SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()), updated_at = now()
+     WHERE id = ${jobId} AND status IN ('queued', 'running')
+ RETURNING attempts, iteration, iterations, cancel_requested_at IS NOT NULL AS cancel_requested`;
+  const row = rows[0];
+  if (!row) return null;
+  return { fence: { jobId, attempt: row.attempts }, iteration: row.iteration, iterations: row.iterations, cancelRequested: row.cancel_requested };
+}
+
+/** A family as stored, in the engine's FamilySpec form (dataset tasks decoded from their bytes). */
+export interface StoredFamily {
+  id: string;
+  spec: FamilySpec;
+}
+
+/** The job row's training inputs and its families in the job's order (missing ids are left out). */
+export interface RunInputs {
+  tenantId: string;
+  name: string;
+  algorithm: string;
+  model: Prisma.JsonValue;
+  hyper: Prisma.JsonValue;
+  familyIds: string[];
+  families: StoredFamily[];
+}
+
+/** Little-endian float32 bytes as numbers. */
+function float32s(bytes: Uint8Array): Float32Array {
+  if (bytes.byteLength % 4 !== 0) throw new RangeError(`${bytes.byteLength} bytes is not a whole number of float32 values`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(bytes.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+/** A stored task (`x` examples x inputDim row-major, `y` examples) back in the API's shape. */
+function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yBytes: Uint8Array) {
+  const x = float32s(xBytes);
+  const y = float32s(yBytes);
+  if (x.length !== examples * inputDim || y.length !== examples) {
+    throw new RangeError(`a stored task holds ${x.length} inputs and ${y.length} targets, expected ${examples * inputDim} and ${examples}`);
+  }
+  return { x: Array.from({ length: examples }, (_, i) => Array.from(x.subarray(i * inputDim, (i + 1) * inputDim))), y: Array.from(y) };
+}
+
+/** Loads what the run trains on; null when the job is gone. Families belong to the job's tenant. */
+export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | null> {
+  const job = await db.prisma.metaTrainJob.findUnique({
+    where: { id: jobId },
+    select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true },
+  });
+  if (!job) return null;
+  const rows = await db.prisma.taskFamily.findMany({
+    where: { id: { in: job.familyIds }, tenantId: job.tenantId },
+    include: { tasks: { orderBy: { index: 'asc' } } },
+  });
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const families = job.familyIds.flatMap((id) => {
+    const row = byId.get(id);
+    if (!row) return [];
+    const spec: FamilySpec = {
+      name: row.name,
+      kind: row.kind,
+      inputDim: row.inputDim,
+      ...(row.nWay === null ? {} : { nWay: row.nWay }),
+      ...(row.generator === null
+        ? { tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
+        : { generator: row.generator as unknown as NonNullable<FamilySpec['generator']> }),
+    };
+    return [{ id, spec }];
+  });
+  return { ...job, families };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// During a run
+
+/**
+ * Records iterations done. Returns whether a cancel has been requested meanwhile (a lost cancel
+ * message is noticed here).
+ */
+export async function recordProgress(db: Db, fence: Fence, iteration: number): Promise<{ cancelRequested: boolean }> {
+  return fenced(db.prisma, fence, { iteration });
+}
+
+/** One evaluation point. Every number must be finite: NaN is never stored. */
+export interface MetricsPoint {
+  iteration: number;
+  trainLoss: number;
+  valLoss: number;
+  valAccuracy?: number;
+}
+
+/** Thrown for metrics or parameters that are NaN or infinite (the run fails instead of storing them). */
+export class NonFiniteValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteValueError';
+  }
+}
+
+function checkFiniteMetrics(metrics: MetricsPoint): void {
+  for (const [name, value] of Object.entries(metrics)) {
+    if (value !== undefined && !Number.isFinite(value)) throw new NonFiniteValueError(`metric ${name} is ${value} at iteration ${metrics.iteration}`);
+  }
+}
+
+function metricsJson(m: MetricsPoint): Prisma.InputJsonObject {
+  return { iteration: m.iteration, trainLoss: m.trainLoss, valLoss: m.valLoss, ...(m.valAccuracy === undefined ? {} : { valAccuracy: m.valAccuracy }) };
+}
+
+/**
+ * Appends a metrics row and copies it to the job. A resumed run recomputes the iterations after its
+ * checkpoint, so a row for the same iteration is replaced, not duplicated.
+ */
+export async function recordMetrics(db: Db, fence: Fence, metrics: MetricsPoint): Promise<void> {
+  checkFiniteMetrics(metrics);
+  const row = { trainLoss: metrics.trainLoss, valLoss: metrics.valLoss, valAccuracy: metrics.valAccuracy ?? null, at: new Date() };
+  await db.prisma.$transaction(async (tx) => {
+    await fenced(tx, fence, { lastMetrics: metricsJson(metrics) });
+    await tx.jobMetric.upsert({
+      where: { jobId_iteration: { jobId: fence.jobId, iteration: metrics.iteration } },
+      create: { jobId: fence.jobId, iteration: metrics.iteration, ...row },
+      update: row,
+    });
+  });
+}
+
+/** The rng and loss state of a checkpoint, stored as JSON next to the two parameter blobs. */
+interface ResumeState {
+  rng: number;
+  /** Adam's step count (its moments are in the optimizer blob). */
+  adamStep: number;
+  pendingLoss: { sum: number; count: number };
+}
+
+const MOMENT_PREFIXES = { m: 'm:', v: 'v:' } as const;
+
+function encodeOptimizer(optimizer: Checkpoint['optimizer']): Uint8Array {
+  const named: ParamArrays = {};
+  for (const [moment, prefix] of Object.entries(MOMENT_PREFIXES) as ['m' | 'v', string][]) {
+    for (const [name, value] of Object.entries(optimizer[moment])) named[prefix + name] = value;
+  }
+  return encodeParams(named);
+}
+
+function decodeOptimizer(bytes: Uint8Array, step: number): Checkpoint['optimizer'] {
+  const out: Checkpoint['optimizer'] = { t: step, m: {}, v: {} };
+  for (const [name, value] of Object.entries(decodeParams(bytes))) {
+    const moment = name.startsWith(MOMENT_PREFIXES.m) ? 'm' : name.startsWith(MOMENT_PREFIXES.v) ? 'v' : null;
+    if (moment === null) throw new RangeError(`optimizer state holds an unexpected entry '${name}'`);
+    out[moment][name.slice(MOMENT_PREFIXES[moment].length)] = value;
+  }
+  return out;
+}
+
+/**
+ * Stores a checkpoint (parameters and Adam moments through the params codec, which refuses NaN) and
+ * drops the older ones: the latest is all a resume needs.
+ */
+export async function saveCheckpoint(db: Db, fence: Fence, checkpoint: Checkpoint): Promise<void> {
+  const params = encodeParams(checkpoint.params);
+  const optimizerState = encodeOptimizer(checkpoint.optimizer);
+  const state: ResumeState = { rng: checkpoint.rngState, adamStep: checkpoint.optimizer.t, pendingLoss: checkpoint.pendingLoss };
+  if (![state.rng, state.adamStep, state.pendingLoss.sum, state.pendingLoss.count].every(Number.isFinite)) {
+    throw new NonFiniteValueError(`checkpoint at iteration ${checkpoint.iteration} holds a non-finite training state`);
+  }
+  const data = { params: new Uint8Array(params), optimizerState: new Uint8Array(optimizerState), rngState: { ...state }, createdAt: new Date() };
+  await db.prisma.$transaction(async (tx) => {
+    await fenced(tx, fence);
+    await tx.checkpoint.upsert({
+      where: { jobId_iteration: { jobId: fence.jobId, iteration: checkpoint.iteration } },
+      create: { jobId: fence.jobId, iteration: checkpoint.iteration, ...data },
+      update: data,
+    });
+    await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId, iteration: { not: checkpoint.iteration } } });
+  });
+}
+
+/**
+ * The job's latest checkpoint as the engine's resume state, or null if it has none.
+ * @throws CodecError when its bytes are corrupt.
+ */
+export async function loadLatestCheckpoint(db: Db, jobId: string): Promise<Checkpoint | null> {
+  const row = await db.prisma.checkpoint.findFirst({ where: { jobId }, orderBy: { iteration: 'desc' } });
+  if (!row) return null;
+  const state = row.rngState as unknown as ResumeState;
+  return {
+    iteration: row.iteration,
+    params: decodeParams(row.params),
+    optimizer: decodeOptimizer(row.optimizerState, state.adamStep),
+    rngState: state.rng,
+    pendingLoss: { sum: state.pendingLoss.sum, count: state.pendingLoss.count },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Ending a run
+
+/** What a successful run stores as a meta-model version. */
+export interface TrainedModel {
+  algorithm: Prisma.MetaModelUncheckedCreateInput['algorithm'];
+  kind: Prisma.MetaModelUncheckedCreateInput['kind'];
+  inputDim: number;
+  nWay: number | null;
+  /** The architecture after defaults (`{ hidden, activation }`). */
+  model: Prisma.InputJsonObject;
+  metrics: MetricsPoint;
+  params: ParamArrays;
+}
+
+/** Attempts at the version insert when another job of the same name takes the number first. */
+const VERSION_RETRIES = 5;
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+}
+
+/**
+ * Ends the job `succeeded` and stores its meta-model in one transaction: the next version of the
+ * job's name in its tenant, alias `latest` moved to it, checkpoints dropped. Retries when a
+ * concurrent job of the same name took the version number.
+ * @returns the new meta-model's id and version.
+ */
+export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedModel): Promise<{ id: string; version: number }> {
+  checkFiniteMetrics(trained.metrics);
+  const params = new Uint8Array(encodeParams(trained.params));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.prisma.$transaction(async (tx) => {
+        await fenced(tx, fence, { status: 'succeeded', iteration: trained.metrics.iteration, lastMetrics: metricsJson(trained.metrics), finishedAt: new Date() });
+        const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
+        const latest = await tx.metaModel.aggregate({ where: { tenantId: job.tenantId, name: job.name }, _max: { version: true } });
+        const version = (latest._max.version ?? 0) + 1;
+        const created = await tx.metaModel.create({
+          data: {
+            tenantId: job.tenantId,
+            name: job.name,
+            version,
+            jobId: fence.jobId,
+            algorithm: trained.algorithm,
+            kind: trained.kind,
+            inputDim: trained.inputDim,
+            nWay: trained.nWay,
+            model: trained.model,
+            metrics: metricsJson(trained.metrics),
+            params,
+          },
+          select: { id: true, version: true },
+        });
+        await tx.metaModelAlias.upsert({
+          where: { tenantId_name_alias: { tenantId: job.tenantId, name: job.name, alias: 'latest' } },
+          create: { tenantId: job.tenantId, name: job.name, alias: 'latest', metaModelId: created.id },
+          update: { metaModelId: created.id },
+        });
+        await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
+        return created;
+      });
+    } catch (error) {
+      if (!isUniqueViolation(error) || attempt >= VERSION_RETRIES) throw error;
+    }
+  }
+}
+
+async function finish(db: Db, fence: Fence, data: Prisma.MetaTrainJobUpdateManyMutationInput): Promise<void> {
+  await db.prisma.$transaction(async (tx) => {
+    await fenced(tx, fence, { ...data, finishedAt: new Date() });
+    await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
+  });
+}
+
+/** Ends the job `failed` with a readable reason; nothing else is stored. */
+export async function finishFailed(db: Db, fence: Fence, error: string): Promise<void> {
+  await finish(db, fence, { status: 'failed', error: error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error });
+}
+
+/** Ends the job `cancelled` (its cancel was requested) at `iteration`. */
+export async function finishCancelled(db: Db, fence: Fence, iteration: number): Promise<void> {
+  await finish(db, fence, { status: 'cancelled', iteration });
+}
+
+/**
+ * Hands the job back (this process is shutting down): status `queued` again, checkpoints kept, so
+ * the next worker resumes it.
+ */
+export async function releaseForRetry(db: Db, fence: Fence): Promise<void> {
+  await fenced(db.prisma, fence, { status: 'queued' });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reconciler
+
+/** Ids of jobs Postgres says are queued or running, oldest first, `limit` at a time after `afterId`. */
+export async function listUnfinishedJobIds(db: Db, limit: number, afterId?: string): Promise<string[]> {
+  const rows = await db.prisma.metaTrainJob.findMany({
+    where: { status: { in: ['queued', 'running'] }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+    orderBy: { id: 'asc' },
+    take: limit,
+    select: { id: true },
+  });
+  return rows.map((row) => row.id);
+}

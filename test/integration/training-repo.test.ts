@@ -1,0 +1,305 @@
+/**
+ * The worker-side training repository on the real test database: fencing (a stale run writes
+ * nothing), checkpoints round trip exactly through the codec, versions count up per name with the
+ * `latest` alias moved (also when two jobs of one name finish at once), NaN is never stored.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../../src/db/client.js';
+import {
+  FencedOutError,
+  NonFiniteValueError,
+  finishCancelled,
+  finishFailed,
+  finishSucceeded,
+  listUnfinishedJobIds,
+  loadLatestCheckpoint,
+  loadRunInputs,
+  recordMetrics,
+  recordProgress,
+  releaseForRetry,
+  saveCheckpoint,
+  startAttempt,
+  type Fence,
+  type TrainedModel,
+} from '../../src/db/repositories/training.js';
+import type { Checkpoint } from '../../src/meta/index.js';
+import { TEST_DATABASE_URL } from './support/services.js';
+
+let db: Db;
+const tenants: string[] = [];
+
+beforeAll(() => {
+  db = createDb(TEST_DATABASE_URL);
+});
+
+afterEach(async () => {
+  await db.prisma.tenant.deleteMany({ where: { id: { in: tenants.splice(0) } } });
+});
+
+afterAll(async () => {
+  await db.close();
+});
+
+async function newTenant(): Promise<string> {
+  const tenant = await db.prisma.tenant.create({ data: { name: `training-repo-${randomUUID()}` } });
+  tenants.push(tenant.id);
+  return tenant.id;
+}
+
+async function newJob(tenantId: string, name = 'sine', familyIds: string[] = []) {
+  return db.prisma.metaTrainJob.create({
+    data: { tenantId, name, algorithm: 'maml', familyIds, model: { hidden: [8], activation: 'relu' }, hyper: { iterations: 50 }, iterations: 50 },
+  });
+}
+
+async function started(jobId: string): Promise<Fence> {
+  const run = await startAttempt(db, jobId);
+  if (!run) throw new Error('job did not start');
+  return run.fence;
+}
+
+const float32LE = (values: number[]) => {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return bytes;
+};
+
+function checkpointAt(iteration: number, fill = 0.25): Checkpoint {
+  const param = (shape: number[], offset: number) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => fill * (i + offset) - 1 / 3) });
+  return {
+    iteration,
+    params: { 'body.0.weight': param([1, 8], 0), 'body.0.bias': param([8], 1), 'head.weight': param([8, 1], 2), 'head.bias': param([1], 3) },
+    optimizer: {
+      t: iteration,
+      m: { 'body.0.weight': param([1, 8], 4), 'body.0.bias': param([8], 5), 'head.weight': param([8, 1], 6), 'head.bias': param([1], 7) },
+      v: { 'body.0.weight': param([1, 8], 8), 'body.0.bias': param([8], 9), 'head.weight': param([8, 1], 10), 'head.bias': param([1], 11) },
+    },
+    rngState: 123456789 + iteration,
+    pendingLoss: { sum: 1.5 + iteration, count: 3 },
+  };
+}
+
+function trained(iteration: number, valLoss = 0.5): TrainedModel {
+  return {
+    algorithm: 'maml',
+    kind: 'regression',
+    inputDim: 1,
+    nWay: null,
+    model: { hidden: [8], activation: 'relu' },
+    metrics: { iteration, trainLoss: 0.75, valLoss },
+    params: checkpointAt(iteration).params,
+  };
+}
+
+describe('starting a run', () => {
+  it('claims the job with a new fencing token each start; the stale run can no longer write', async () => {
+    const job = await newJob(await newTenant());
+    const first = await startAttempt(db, job.id);
+    expect(first).toEqual({ fence: { jobId: job.id, attempt: 1 }, iteration: 0, iterations: 50, cancelRequested: false });
+    await recordProgress(db, first!.fence, 7);
+    const afterFirst = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(afterFirst).toMatchObject({ status: 'running', attempts: 1, iteration: 7 });
+    expect(afterFirst.startedAt).toBeInstanceOf(Date);
+
+    const second = await startAttempt(db, job.id);
+    expect(second).toMatchObject({ fence: { attempt: 2 }, iteration: 7 });
+    await expect(recordProgress(db, first!.fence, 9)).rejects.toThrow(FencedOutError);
+    await expect(saveCheckpoint(db, first!.fence, checkpointAt(9))).rejects.toThrow(FencedOutError);
+    await expect(recordMetrics(db, first!.fence, { iteration: 9, trainLoss: 1, valLoss: 1 })).rejects.toThrow(FencedOutError);
+    await expect(finishSucceeded(db, first!.fence, trained(9))).rejects.toThrow(FencedOutError);
+
+    const row = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(row).toMatchObject({ iteration: 7, attempts: 2, status: 'running', lastMetrics: null });
+    // The first start's time is kept.
+    expect(row.startedAt).toEqual(afterFirst.startedAt);
+    expect(await db.prisma.checkpoint.count({ where: { jobId: job.id } })).toBe(0);
+    expect(await db.prisma.metaModel.count({ where: { jobId: job.id } })).toBe(0);
+  });
+
+  it('does not start a job that ended or does not exist', async () => {
+    const job = await newJob(await newTenant());
+    await finishCancelled(db, await started(job.id), 0);
+    expect(await startAttempt(db, job.id)).toBeNull();
+    expect(await startAttempt(db, randomUUID())).toBeNull();
+  });
+
+  it('reports a cancel requested before the start and during the run', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    expect(await recordProgress(db, fence, 1)).toEqual({ cancelRequested: false });
+    await db.prisma.metaTrainJob.update({ where: { id: job.id }, data: { cancelRequestedAt: new Date() } });
+    expect(await recordProgress(db, fence, 2)).toEqual({ cancelRequested: true });
+    expect(await startAttempt(db, job.id)).toMatchObject({ cancelRequested: true });
+  });
+
+  it('loads the families in the job\'s order, dataset tasks decoded, other tenants\' families left out', async () => {
+    const tenantId = await newTenant();
+    const sine = await db.prisma.taskFamily.create({
+      data: { tenantId, name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5] } } },
+    });
+    const blobs = await db.prisma.taskFamily.create({
+      data: {
+        tenantId,
+        name: 'stored',
+        kind: 'classification',
+        inputDim: 2,
+        nWay: 2,
+        taskCount: 1,
+        tasks: { create: [{ index: 0, examples: 3, x: float32LE([0.5, -1, 2, 0.25, -3, 4]), y: float32LE([0, 1, 1]) }] },
+      },
+    });
+    const foreign = await db.prisma.taskFamily.create({
+      data: { tenantId: await newTenant(), name: 'theirs', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } },
+    });
+    const job = await newJob(tenantId, 'multi', [blobs.id, sine.id, foreign.id]);
+    const inputs = await loadRunInputs(db, job.id);
+    expect(inputs?.familyIds).toEqual([blobs.id, sine.id, foreign.id]);
+    expect(inputs?.families).toEqual([
+      { id: blobs.id, spec: { name: 'stored', kind: 'classification', inputDim: 2, nWay: 2, tasks: [{ x: [[0.5, -1], [2, 0.25], [-3, 4]], y: [0, 1, 1] }] } },
+      { id: sine.id, spec: { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5] } } } },
+    ]);
+    expect(await loadRunInputs(db, randomUUID())).toBeNull();
+  });
+});
+
+describe('during a run', () => {
+  it('appends metrics (a resumed run replaces the same iteration) and copies the latest to the job', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    await recordMetrics(db, fence, { iteration: 10, trainLoss: 2, valLoss: 3 });
+    await recordMetrics(db, fence, { iteration: 20, trainLoss: 1, valLoss: 1.5, valAccuracy: 0.5 });
+    await recordMetrics(db, fence, { iteration: 20, trainLoss: 0.9, valLoss: 1.25, valAccuracy: 0.625 });
+    const rows = await db.prisma.jobMetric.findMany({ where: { jobId: job.id }, orderBy: { iteration: 'asc' } });
+    expect(rows.map(({ iteration, trainLoss, valLoss, valAccuracy }) => ({ iteration, trainLoss, valLoss, valAccuracy }))).toEqual([
+      { iteration: 10, trainLoss: 2, valLoss: 3, valAccuracy: null },
+      { iteration: 20, trainLoss: 0.9, valLoss: 1.25, valAccuracy: 0.625 },
+    ]);
+    const row = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(row.lastMetrics).toEqual({ iteration: 20, trainLoss: 0.9, valLoss: 1.25, valAccuracy: 0.625 });
+  });
+
+  it('refuses NaN and infinite metrics, storing nothing', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    await expect(recordMetrics(db, fence, { iteration: 5, trainLoss: Number.NaN, valLoss: 1 })).rejects.toThrow(NonFiniteValueError);
+    await expect(recordMetrics(db, fence, { iteration: 5, trainLoss: 1, valLoss: Infinity })).rejects.toThrow(/valLoss is Infinity/);
+    expect(await db.prisma.jobMetric.count({ where: { jobId: job.id } })).toBe(0);
+    expect((await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } })).lastMetrics).toBeNull();
+  });
+
+  it('round-trips a checkpoint bit for bit and keeps only the latest', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    expect(await loadLatestCheckpoint(db, job.id)).toBeNull();
+    await saveCheckpoint(db, fence, checkpointAt(10, 0.1));
+    await saveCheckpoint(db, fence, checkpointAt(20, 0.2));
+    expect(await db.prisma.checkpoint.findMany({ where: { jobId: job.id }, select: { iteration: true } })).toEqual([{ iteration: 20 }]);
+    expect(await loadLatestCheckpoint(db, job.id)).toEqual(checkpointAt(20, 0.2));
+  });
+
+  it('refuses a checkpoint holding NaN', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    const bad = checkpointAt(10);
+    bad.params['head.bias'].data[0] = Number.NaN;
+    await expect(saveCheckpoint(db, fence, bad)).rejects.toThrow(/non-finite/);
+    expect(await db.prisma.checkpoint.count({ where: { jobId: job.id } })).toBe(0);
+  });
+});
+
+describe('ending a run', () => {
+  it('stores meta-model versions counting up per name, moves `latest`, drops checkpoints', async () => {
+    const tenantId = await newTenant();
+    const other = await newTenant();
+    const ids: string[] = [];
+    for (const [tenant, name] of [[tenantId, 'sine'], [tenantId, 'sine'], [tenantId, 'lines'], [other, 'sine']] as const) {
+      const job = await newJob(tenant, name);
+      const fence = await started(job.id);
+      await saveCheckpoint(db, fence, checkpointAt(25));
+      const model = await finishSucceeded(db, fence, trained(50));
+      ids.push(model.id);
+      expect(await db.prisma.checkpoint.count({ where: { jobId: job.id } })).toBe(0);
+      const row = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+      expect(row).toMatchObject({ status: 'succeeded', iteration: 50, lastMetrics: { iteration: 50, trainLoss: 0.75, valLoss: 0.5 } });
+      expect(row.finishedAt).toBeInstanceOf(Date);
+      await expect(finishFailed(db, fence, 'late')).rejects.toThrow(FencedOutError);
+    }
+    const models = await db.prisma.metaModel.findMany({ where: { id: { in: ids } }, include: { aliases: true } });
+    const byId = new Map(models.map((m) => [m.id, m]));
+    expect(ids.map((id) => [byId.get(id)?.name, byId.get(id)?.version])).toEqual([['sine', 1], ['sine', 2], ['lines', 1], ['sine', 1]]);
+    expect(byId.get(ids[0])?.aliases).toEqual([]);
+    expect(byId.get(ids[1])?.aliases.map((a) => a.alias)).toEqual(['latest']);
+    expect(byId.get(ids[1])).toMatchObject({ kind: 'regression', inputDim: 1, nWay: null, model: { hidden: [8], activation: 'relu' }, metrics: { valLoss: 0.5 } });
+  });
+
+  it('gives two jobs of one name finishing at once distinct versions', async () => {
+    const tenantId = await newTenant();
+    const fences = await Promise.all([0, 1, 2].map(async () => started((await newJob(tenantId, 'race')).id)));
+    const models = await Promise.all(fences.map((fence) => finishSucceeded(db, fence, trained(50))));
+    expect(models.map((m) => m.version).sort()).toEqual([1, 2, 3]);
+    const latest = await db.prisma.metaModelAlias.findUniqueOrThrow({ where: { tenantId_name_alias: { tenantId, name: 'race', alias: 'latest' } } });
+    expect(latest.metaModelId).toBe(models.find((m) => m.version === 3)?.id);
+  });
+
+  it('refuses to store a meta-model with NaN metrics or parameters', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    await expect(finishSucceeded(db, fence, trained(50, Number.NaN))).rejects.toThrow(NonFiniteValueError);
+    const bad = trained(50);
+    bad.params['head.weight'].data[3] = Number.POSITIVE_INFINITY;
+    await expect(finishSucceeded(db, fence, bad)).rejects.toThrow(/non-finite/);
+    expect(await db.prisma.metaModel.count({ where: { jobId: job.id } })).toBe(0);
+    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ status: 'running' });
+  });
+
+  it('fails with a bounded error text, cancels, and hands a job back as queued keeping its checkpoint', async () => {
+    const tenantId = await newTenant();
+    const failed = await newJob(tenantId);
+    const failFence = await started(failed.id);
+    await saveCheckpoint(db, failFence, checkpointAt(10));
+    await finishFailed(db, failFence, `diverged ${'x'.repeat(5000)}`);
+    const failedRow = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: failed.id } });
+    expect(failedRow.status).toBe('failed');
+    expect(failedRow.error?.startsWith('diverged x')).toBe(true);
+    expect(failedRow.error?.length).toBeLessThanOrEqual(2000);
+    expect(await db.prisma.checkpoint.count({ where: { jobId: failed.id } })).toBe(0);
+
+    const cancelled = await newJob(tenantId);
+    await finishCancelled(db, await started(cancelled.id), 12);
+    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: cancelled.id } })).toMatchObject({ status: 'cancelled', iteration: 12 });
+
+    const handed = await newJob(tenantId);
+    const handFence = await started(handed.id);
+    await saveCheckpoint(db, handFence, checkpointAt(20));
+    await releaseForRetry(db, handFence);
+    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: handed.id } })).toMatchObject({ status: 'queued', attempts: 1 });
+    await expect(recordProgress(db, handFence, 21)).rejects.toThrow(FencedOutError);
+    expect((await loadLatestCheckpoint(db, handed.id))?.iteration).toBe(20);
+    expect(await startAttempt(db, handed.id)).toMatchObject({ fence: { attempt: 2 } });
+  });
+});
+
+describe('reconciler query', () => {
+  it('pages through queued and running jobs only', async () => {
+    const tenantId = await newTenant();
+    const queued = await newJob(tenantId);
+    const running = await newJob(tenantId);
+    await started(running.id);
+    const ended = await newJob(tenantId);
+    await finishCancelled(db, await started(ended.id), 0);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await listUnfinishedJobIds(db, 1, after);
+      if (page.length === 0) break;
+      seen.push(...page);
+      after = page[page.length - 1];
+    }
+    expect(seen).toContain(queued.id);
+    expect(seen).toContain(running.id);
+    expect(seen).not.toContain(ended.id);
+    expect([...seen].sort()).toEqual(seen);
+  });
+});
