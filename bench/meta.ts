@@ -9,8 +9,8 @@
  * Quality: MAML meta-trained on sinusoids, then post-adaptation MSE on held-out sinusoid tasks after
  * 1 and 10 steps; and 5-way 1-shot / 5-shot test-class accuracy on `digits` for maml, anil, protonet.
  *
- * Options: --iterations N (sinusoid MAML meta-training, default 3000), --digits-iterations N
- * (default 300), --backends wasm,cpu, --timing-iterations N (default 20), --skip-quality,
+ * Options: --iterations N (sinusoid MAML meta-training, default 8000), --digits-iterations N
+ * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --skip-quality,
  * --skip-digits, --out PATH.
  */
 
@@ -38,10 +38,10 @@ import type { EpisodeBatch, EpisodeShape, TaskFamily } from '../src/meta/types.j
 
 const { values: args } = parseArgs({
   options: {
-    iterations: { type: 'string', default: '3000' },
-    'digits-iterations': { type: 'string', default: '300' },
+    iterations: { type: 'string', default: '8000' },
+    'digits-iterations': { type: 'string', default: '500' },
     backends: { type: 'string', default: 'wasm,cpu' },
-    'timing-iterations': { type: 'string', default: '20' },
+    'timing-iterations': { type: 'string', default: '40' },
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/meta.json' },
@@ -209,7 +209,7 @@ const DIGITS = {
 
 async function digitsQuality(iterations: number) {
   const family = digits({}, { ways: DIGITS.ways });
-  const rows: { algorithm: AlgorithmName; ways: number; shots: number; accuracy: number; iterations: number; testEpisodes: number; valAccuracy?: number }[] = [];
+  const rows: Record<string, unknown>[] = [];
   for (const shots of [1, 5]) {
     const rng = new Rng(777 + shots);
     const test = packEpisodes(Array.from({ length: DIGITS.testEpisodes }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: DIGITS.testQueryShots, ways: DIGITS.ways })));
@@ -225,7 +225,16 @@ async function digitsQuality(iterations: number) {
       const config = learnerConfig(algorithm, family, hidden, innerSteps, innerLr, metaLr);
       const result = evaluateAfter(config, trained.params, test, DIGITS.testSteps);
       console.log(`    test accuracy ${(100 * result.accuracy!).toFixed(1)}% over ${DIGITS.testEpisodes} episodes`);
-      rows.push({ algorithm, ways: DIGITS.ways, shots, accuracy: round(result.accuracy!, 4), iterations, testEpisodes: DIGITS.testEpisodes, valAccuracy: trained.valAccuracy });
+      rows.push({
+        algorithm,
+        ways: DIGITS.ways,
+        shots,
+        accuracy: round(result.accuracy!, 4),
+        iterations,
+        testEpisodes: DIGITS.testEpisodes,
+        valAccuracy: trained.valAccuracy === undefined ? undefined : round(trained.valAccuracy, 4),
+        trainMsPerIteration: round(trained.msPerIteration, 2),
+      });
     }
   }
   return rows;
@@ -259,6 +268,7 @@ async function main(): Promise<void> {
       naiveLoop: "the same algorithm, one task of the meta-batch at a time ('loop' mode), measured in the same run",
       reference: 'PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
     },
+    options: { iterations, digitsIterations, timingIterations, backends },
     machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(loadavg()[0], 2), tfjs: tf.version.tfjs },
     rows,
   };
