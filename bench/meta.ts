@@ -255,7 +255,8 @@ async function main(): Promise<void> {
   const iterations = positive('iterations', args.iterations);
   const digitsIterations = positive('digits-iterations', args['digits-iterations']);
   const started = performance.now();
-  console.log(`timing ${ALGORITHM_NAMES.join(', ')} on ${backends.join(', ')} (load average ${loadavg()[0].toFixed(2)} on ${cpus().length} cores)`);
+  const load = loadavg()[0];
+  console.log(`timing ${ALGORITHM_NAMES.join(', ')} on ${backends.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
   const rows = await timing(backends, timingIterations);
   printTable(rows);
 
@@ -269,7 +270,7 @@ async function main(): Promise<void> {
       reference: 'PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
     },
     options: { iterations, digitsIterations, timingIterations, backends },
-    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(loadavg()[0], 2), tfjs: tf.version.tfjs },
+    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(load, 2), tfjs: tf.version.tfjs },
     rows,
   };
   if (!args['skip-quality']) {
