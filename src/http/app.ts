@@ -8,11 +8,13 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { Queues } from '../jobs/queues.js';
 import type { AppDeps } from './deps.js';
+import auth from './plugins/auth.js';
 import errors from './plugins/errors.js';
 import openapi from './plugins/openapi.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
 import health from './routes/health.js';
+import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
 
 declare module 'fastify' {
@@ -45,7 +47,14 @@ export async function buildApp(deps: AppDeps) {
   app.decorate('db', deps.db);
   app.decorate('queues', deps.queues);
 
+  await app.register(auth);
+
   await app.register(health, { probes: deps.probes, timeoutMs: config.readyTimeoutMs });
+  // Resource routes: every one needs an API key and acts for its tenant (request.tenant).
+  await app.register(async (api) => {
+    api.addHook('onRequest', api.authenticate);
+    await api.register(taskFamilies);
+  });
   return app;
 }
 

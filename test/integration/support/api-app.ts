@@ -1,0 +1,55 @@
+/** Test helpers for the resource routes: the real app on the test database and a queue prefix of its own. */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createDb, type Db } from '../../../src/db/client.js';
+import { createApiKey } from '../../../src/db/repositories/api-keys.js';
+import { buildApp, type App } from '../../../src/http/app.js';
+import { closeQueues, createQueues, type Queues } from '../../../src/jobs/queues.js';
+import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, testConfig, uniquePrefix } from './services.js';
+
+export interface TestApi {
+  app: App;
+  db: Db;
+  redis: Redis;
+  queues: Queues;
+  prefix: string;
+  redisUrl: string;
+  close(): Promise<void>;
+}
+
+/** Builds the app (not listening) against the test database and `redisUrl` under a fresh prefix. */
+export async function startApi(label: string, env: Record<string, string> = {}, redisUrl = SHARED_REDIS_URL): Promise<TestApi> {
+  const prefix = uniquePrefix(label);
+  const config = testConfig({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
+  const logger = pino({ level: 'silent' });
+  const db = createDb(TEST_DATABASE_URL);
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queues = createQueues({ connection: redis, prefix, logger });
+  const app = await buildApp({ config, db, queues, probes: { postgres: () => db.ping(), redis: () => redis.ping(), backend: () => 'cpu' } });
+  await app.ready();
+  return {
+    app,
+    db,
+    redis,
+    queues,
+    prefix,
+    redisUrl,
+    async close() {
+      await app.close();
+      await closeQueues(queues);
+      await redis.quit();
+      await db.close();
+      await removePrefix(redisUrl, prefix);
+    },
+  };
+}
+
+/** A new tenant with a key, and the header that uses it. */
+export async function newTenant(db: Db) {
+  const created = await createApiKey(db, `test-${randomUUID().slice(0, 8)}`);
+  return { ...created, headers: { authorization: `Bearer ${created.key}` } };
+}
+
+/** A sinusoid generator family body. */
+export const SINE = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } } as const;
