@@ -14,6 +14,8 @@ import openapi from './plugins/openapi.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
 import health from './routes/health.js';
+import metaModels from './routes/meta-models.js';
+import metaTrain from './routes/meta-train.js';
 import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
 
@@ -54,6 +56,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(async (api) => {
     api.addHook('onRequest', api.authenticate);
     await api.register(taskFamilies);
+    await api.register(metaTrain);
+    await api.register(metaModels);
   });
   return app;
 }

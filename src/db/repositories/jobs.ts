@@ -1,0 +1,187 @@
+/**
+ * Meta-training jobs, API side: create (with idempotency), read, list, cancel, metrics history.
+ * The worker side (start, progress, checkpoints, outcome) lives in training.ts; Postgres is the only
+ * truth about a job's status, whatever Redis says.
+ */
+import { Prisma, type Db } from '../client.js';
+import type { AlgorithmName, HyperParams } from '../../meta/index.js';
+import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** The job as clients read it (the API's job resource). */
+export interface JobView {
+  id: string;
+  name: string;
+  status: JobStatus;
+  algorithm: AlgorithmName;
+  familyIds: string[];
+  model: { hidden: number[]; activation: 'relu' | 'softplus' };
+  /** After defaults were applied (resolveHyper). */
+  hyper: HyperParams;
+  progress: { iteration: number; iterations: number };
+  metrics: { iteration: number; trainLoss: number; valLoss: number; valAccuracy?: number } | null;
+  metaModelId: string | null;
+  error: string | null;
+  cancelRequested: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** A job to create: the request after defaults were applied and validated against its families. */
+export interface NewJob {
+  name: string;
+  algorithm: AlgorithmName;
+  familyIds: string[];
+  model: JobView['model'];
+  hyper: JobView['hyper'];
+}
+
+/** The same Idempotency-Key was sent before with a different request body. */
+export class IdempotencyConflictError extends Error {
+  constructor(readonly jobId: string) {
+    super(`Idempotency-Key was already used for job ${jobId} with a different request body`);
+    this.name = 'IdempotencyConflictError';
+  }
+}
+
+const WITH_MODEL = { metaModel: { select: { id: true } } } as const;
+type JobRow = Prisma.MetaTrainJobGetPayload<{ include: typeof WITH_MODEL }>;
+
+const iso = (date: Date | null) => (date === null ? null : date.toISOString());
+
+export function jobView(row: JobRow): JobView {
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    algorithm: row.algorithm,
+    familyIds: row.familyIds,
+    model: row.model as JobView['model'],
+    hyper: row.hyper as unknown as HyperParams,
+    progress: { iteration: row.iteration, iterations: row.iterations },
+    metrics: (row.lastMetrics as JobView['metrics']) ?? null,
+    metaModelId: row.metaModel?.id ?? null,
+    error: row.error,
+    cancelRequested: row.cancelRequestedAt !== null,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: iso(row.startedAt),
+    finishedAt: iso(row.finishedAt),
+  };
+}
+
+/** Idempotency: the key plus the SHA-256 of the canonical request body. */
+export interface Idempotency {
+  key: string;
+  requestHash: string;
+}
+
+async function replay(db: Db, tenantId: string, idempotency: Idempotency): Promise<JobView | null> {
+  const row = await db.prisma.metaTrainJob.findUnique({
+    where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: idempotency.key } },
+    include: WITH_MODEL,
+  });
+  if (!row) return null;
+  if (row.requestHash !== idempotency.requestHash) throw new IdempotencyConflictError(row.id);
+  return jobView(row);
+}
+
+/**
+ * Writes a queued job. With an idempotency key, a job already made with the same key and body is
+ * returned instead (`created: false`); two requests racing with the same key are settled by the
+ * (tenant, key) unique constraint, the loser reading the winner's job.
+ * @throws IdempotencyConflictError for the same key with a different body.
+ */
+export async function createJob(db: Db, tenantId: string, job: NewJob, idempotency?: Idempotency): Promise<{ job: JobView; created: boolean }> {
+  if (idempotency) {
+    const existing = await replay(db, tenantId, idempotency);
+    if (existing) return { job: existing, created: false };
+  }
+  try {
+    const row = await db.prisma.metaTrainJob.create({
+      data: {
+        tenantId,
+        name: job.name,
+        algorithm: job.algorithm,
+        familyIds: job.familyIds,
+        model: job.model,
+        hyper: { ...job.hyper },
+        iterations: job.hyper.iterations,
+        idempotencyKey: idempotency?.key ?? null,
+        requestHash: idempotency?.requestHash ?? null,
+      },
+      include: WITH_MODEL,
+    });
+    return { job: jobView(row), created: true };
+  } catch (error) {
+    if (idempotency && error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+      const winner = await replay(db, tenantId, idempotency);
+      if (winner) return { job: winner, created: false };
+    }
+    throw error;
+  }
+}
+
+/** One job of the tenant, or null (another tenant's job too). */
+export async function getJob(db: Db, tenantId: string, id: string): Promise<JobView | null> {
+  const row = await db.prisma.metaTrainJob.findFirst({ where: { id, tenantId }, include: WITH_MODEL });
+  return row ? jobView(row) : null;
+}
+
+/** The tenant's jobs, newest first, optionally with one status. @throws InvalidCursorError */
+export async function listJobs(db: Db, tenantId: string, page: PageRequest & { status?: JobStatus }): Promise<Page<JobView>> {
+  const { after, orderBy } = keyset(page.cursor);
+  const rows = await db.prisma.metaTrainJob.findMany({
+    where: { tenantId, ...(page.status ? { status: page.status } : {}), ...after },
+    orderBy,
+    take: page.limit + 1,
+    include: WITH_MODEL,
+  });
+  return toPage(rows, page.limit, jobView);
+}
+
+/**
+ * What a cancel request did: `cancelled` (it was still queued and is now cancelled), `requested`
+ * (it is running; its worker must stop it), `ended` (it had already ended), or `missing`.
+ */
+export type CancelOutcome =
+  | { outcome: 'cancelled' | 'requested' | 'ended'; job: JobView }
+  | { outcome: 'missing' };
+
+/**
+ * Asks a job to stop. A queued job is cancelled at once; a running one gets `cancelRequestedAt` (kept
+ * from the first request), which its worker checks. Each step is one conditional UPDATE, so a job
+ * that changes status meanwhile (a worker starting it) is seen in its new status on the next step.
+ */
+export async function requestCancel(db: Db, tenantId: string, id: string): Promise<CancelOutcome> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const now = new Date();
+    const queued = await db.prisma.metaTrainJob.updateMany({
+      where: { id, tenantId, status: 'queued' },
+      data: { status: 'cancelled', cancelRequestedAt: now, finishedAt: now },
+    });
+    if (queued.count === 1) return { outcome: 'cancelled', job: (await getJob(db, tenantId, id))! };
+    await db.prisma.metaTrainJob.updateMany({ where: { id, tenantId, status: 'running', cancelRequestedAt: null }, data: { cancelRequestedAt: now } });
+    const job = await getJob(db, tenantId, id);
+    if (!job) return { outcome: 'missing' };
+    if (job.status === 'running') return { outcome: 'requested', job };
+    if (job.status !== 'queued') return { outcome: 'ended', job };
+    // Running -> queued again (a recovered job) between the two updates: try once more.
+  }
+  throw new Error(`job ${id} kept changing status while being cancelled`);
+}
+
+/** A job's metrics history, oldest first; null when the tenant has no such job. */
+export async function listJobMetrics(db: Db, tenantId: string, id: string) {
+  const job = await db.prisma.metaTrainJob.findFirst({ where: { id, tenantId }, select: { id: true } });
+  if (!job) return null;
+  const rows = await db.prisma.jobMetric.findMany({ where: { jobId: id }, orderBy: { iteration: 'asc' } });
+  return rows.map((row) => ({
+    iteration: row.iteration,
+    trainLoss: row.trainLoss,
+    valLoss: row.valLoss,
+    ...(row.valAccuracy === null ? {} : { valAccuracy: row.valAccuracy }),
+    at: row.at.toISOString(),
+  }));
+}

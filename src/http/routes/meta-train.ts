@@ -1,0 +1,192 @@
+/**
+ * Meta-training jobs: POST /meta-train (validated against its families, written, enqueued),
+ * list, get, cancel, metrics history; the live event stream is in meta-train-events.ts.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
+import { loadFamilySpec, summariseFamilies } from '../../db/repositories/task-families.js';
+import { publishJobEvent } from '../../jobs/events.js';
+import { enqueueMetaTrain } from '../../jobs/queues.js';
+import { createRedis } from '../../jobs/redis.js';
+import { EpisodeShapeError } from '../../meta/families/index.js';
+import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { HttpProblem } from '../problem.js';
+import { IdParams, invalidField, problemResponses, withCursor } from '../schemas/common.js';
+import { IdempotencyHeaders, Job, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
+import metaTrainEvents from './meta-train-events.js';
+
+const tags = ['meta-train'];
+
+/** Key order and spacing do not make two requests different. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns a request into a job: its families must exist for this tenant and agree on what a model sees
+ * (kind, inputDim, ways); the algorithm must suit them; the engine fills and checks the
+ * hyper-parameters and model; and each family must be able to draw an episode of the asked shape.
+ */
+async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCreate): Promise<NewJob> {
+  const families = await summariseFamilies(app.db, tenantId, body.familyIds);
+  body.familyIds.forEach((id, i) => {
+    if (!families.has(id)) throw invalidField(`/familyIds/${i}`, `names no task family (${id})`);
+  });
+  const first = families.get(body.familyIds[0])!;
+  body.familyIds.slice(1).forEach((id, i) => {
+    const other = families.get(id)!;
+    if (other.kind !== first.kind || other.inputDim !== first.inputDim || other.nWay !== first.nWay) {
+      throw invalidField(
+        `/familyIds/${i + 1}`,
+        `family '${other.name}' (${other.kind}, inputDim ${other.inputDim}${other.nWay ? `, ${other.nWay}-way` : ''}) does not match '${first.name}' (${first.kind}, inputDim ${first.inputDim}${first.nWay ? `, ${first.nWay}-way` : ''}); families trained together must agree`,
+      );
+    }
+  });
+  if (body.algorithm === 'protonet' && first.kind !== 'classification') {
+    throw invalidField('/algorithm', `protonet needs classification families; '${first.name}' is ${first.kind}`);
+  }
+  let hyper;
+  try {
+    hyper = resolveHyper(body.hyper);
+  } catch (error) {
+    if (error instanceof TrainConfigError) throw invalidField(error.field, error.message.slice(error.field.length + 2));
+    throw error;
+  }
+  const model = { hidden: body.model?.hidden ?? [...DEFAULT_HIDDEN], activation: body.model?.activation ?? DEFAULT_ACTIVATION };
+  try {
+    modelSpec(first.kind, first.inputDim, model, first.nWay ?? undefined);
+  } catch (error) {
+    throw invalidField('/model', (error as Error).message);
+  }
+  const shape = { shots: hyper.shots, queryShots: hyper.queryShots, ways: first.nWay ?? undefined };
+  for (const [i, id] of body.familyIds.entries()) {
+    const family = createFamily((await loadFamilySpec(app.db, tenantId, id))!);
+    try {
+      for (const split of ['train', 'val'] as const) family.sampleEpisode(new Rng(0), split, shape);
+    } catch (error) {
+      if (!(error instanceof EpisodeShapeError)) throw error;
+      throw invalidField('/hyper/shots', `shots ${hyper.shots} + queryShots ${hyper.queryShots} cannot be drawn from family ${i} (${id}): ${error.message}`);
+    }
+  }
+  const name = body.name ?? `${first.name}-${body.algorithm}`;
+  return { name, algorithm: body.algorithm, familyIds: body.familyIds, model, hyper };
+}
+
+const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
+  // Cancel requests and event streams talk to Redis directly (PUBLISH, XREAD), on a connection of
+  // these routes' own, closed with the app.
+  const redis = createRedis(app.config.redisUrl, 'api-jobs', app.log as unknown as Logger);
+  app.addHook('onClose', async () => {
+    await redis.quit().catch(() => redis.disconnect());
+  });
+
+  app.post('/meta-train', {
+    schema: {
+      operationId: 'createMetaTrainJob',
+      summary: 'Start a meta-training job (answers at once; the job runs on the worker pool)',
+      tags,
+      headers: IdempotencyHeaders,
+      body: MetaTrainCreate(app.config.limits),
+      response: {
+        202: { description: 'Job created and queued; Location names it', ...Job },
+        200: { description: 'Idempotent replay: the job this Idempotency-Key and body created before', ...Job },
+        ...problemResponses(400, 413, 415, 422),
+      },
+    },
+  }, async (request, reply) => {
+    const tenantId = request.tenant.id;
+    const key = request.headers['idempotency-key'];
+    const plan = await planJob(app, tenantId, request.body);
+    let result;
+    try {
+      const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
+      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash });
+    } catch (error) {
+      if (error instanceof IdempotencyConflictError) throw new HttpProblem(422, error.message, { extensions: { jobId: error.jobId } });
+      throw error;
+    }
+    const { job, created } = result;
+    if (created) {
+      // The row is written, so the job exists whatever Redis does now: if this enqueue fails, the
+      // reconciler enqueues every queued row it finds.
+      await enqueueMetaTrain(app.queues, job.id).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
+    }
+    return reply.code(created ? 202 : 200).header('location', `/meta-train/${job.id}`).send(job);
+  });
+
+  app.get('/meta-train', {
+    schema: {
+      operationId: 'listMetaTrainJobs',
+      summary: 'List meta-training jobs, newest first, optionally by status',
+      tags,
+      querystring: JobListQuery,
+      response: { 200: JobList, ...problemResponses(400) },
+    },
+  }, async (request) => {
+    const { status, limit = 20, cursor } = request.query;
+    return withCursor(() => listJobs(app.db, request.tenant.id, { status, limit, cursor }));
+  });
+
+  app.get('/meta-train/:id', {
+    schema: { operationId: 'getMetaTrainJob', summary: 'Get one meta-training job', tags, params: IdParams, response: { 200: Job, ...problemResponses(404) } },
+  }, async (request) => {
+    const job = await getJob(app.db, request.tenant.id, request.params.id);
+    if (!job) throw new HttpProblem(404, `No meta-training job ${request.params.id}`);
+    return job;
+  });
+
+  app.post('/meta-train/:id/cancel', {
+    schema: {
+      operationId: 'cancelMetaTrainJob',
+      summary: 'Cancel a job: a queued one at once, a running one within one iteration',
+      tags,
+      params: IdParams,
+      response: { 202: Job, ...problemResponses(404, 409) },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const result = await requestCancel(app.db, request.tenant.id, id);
+    if (result.outcome === 'missing') throw new HttpProblem(404, `No meta-training job ${id}`);
+    const { job } = result;
+    if (result.outcome === 'ended') throw new HttpProblem(409, `Job ${id} already ended (${job.status})`, { extensions: { status: job.status } });
+    if (result.outcome === 'cancelled') {
+      // Never started: take it off the queue (a worker that already fetched it finds the row cancelled
+      // and stops) and tell any event-stream reader it ended.
+      await app.queues['meta-train'].remove(id).catch(() => 0);
+      await publishJobEvent(redis, app.config.queuePrefix, id, 'status', { status: 'cancelled', ...job.progress })
+        .catch((err: unknown) => request.log.warn({ err, jobId: id }, 'could not publish the cancelled event'));
+    } else {
+      // The worker running it may be in any process: every worker listens on this channel. A lost
+      // message is covered by the worker reading cancelRequestedAt when it writes progress.
+      await redis.publish(`${app.config.queuePrefix}:cancel`, id)
+        .catch((err: unknown) => request.log.warn({ err, jobId: id }, 'could not publish the cancel request'));
+    }
+    return reply.code(202).send(job);
+  });
+
+  app.get('/meta-train/:id/metrics', {
+    schema: {
+      operationId: 'getMetaTrainMetrics',
+      summary: 'The learning curve: one entry per evaluation (every evalEvery iterations)',
+      tags,
+      params: IdParams,
+      response: { 200: MetricsHistory, ...problemResponses(404) },
+    },
+  }, async (request) => {
+    const items = await listJobMetrics(app.db, request.tenant.id, request.params.id);
+    if (!items) throw new HttpProblem(404, `No meta-training job ${request.params.id}`);
+    return { items };
+  });
+
+  await app.register(metaTrainEvents, { redis });
+};
+
+export default metaTrain;
