@@ -53,6 +53,26 @@ export interface Config {
    * process gives up and exits 1. Default 25000 (inside Docker's and Kubernetes' usual 30 s grace).
    */
   readonly shutdownTimeoutMs: number;
+  /**
+   * LOCK_DURATION_MS: how long a worker's lock on a running job lasts without renewal (BullMQ renews
+   * it every half of this while the process is alive). A killed worker's job is recoverable this long
+   * after the kill. Default 30000.
+   */
+  readonly lockDurationMs: number;
+  /** STALLED_INTERVAL_MS: how often workers look for running jobs whose lock expired. Default 15000. */
+  readonly stalledIntervalMs: number;
+  /**
+   * MAX_STALLED_COUNT: how many times a job may be recovered from a dead worker before BullMQ fails it
+   * (the reconciler still re-enqueues it while Postgres says it is unfinished). Default 10.
+   */
+  readonly maxStalledCount: number;
+  /**
+   * RECONCILE_INTERVAL_MS: how often a worker re-enqueues jobs Postgres says are queued or running but
+   * Redis has lost (it also runs at worker start). Default 60000.
+   */
+  readonly reconcileIntervalMs: number;
+  /** PROGRESS_INTERVAL_MS: least time between two progress writes of a running job. Default 250. */
+  readonly progressIntervalMs: number;
   readonly limits: Limits;
 }
 
@@ -164,6 +184,11 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     queuePrefix: read.string('QUEUE_PREFIX', 'fastadapt'),
     readyTimeoutMs: read.int('READY_TIMEOUT_MS', 1000, 50, 60_000),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 25_000, 100, 3_600_000),
+    lockDurationMs: read.int('LOCK_DURATION_MS', 30_000, 500, 3_600_000),
+    stalledIntervalMs: read.int('STALLED_INTERVAL_MS', 15_000, 100, 3_600_000),
+    maxStalledCount: read.int('MAX_STALLED_COUNT', 10, 1, 1_000),
+    reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
+    progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
     limits: {
       maxBodyBytes: read.int('MAX_BODY_BYTES', MiB, 1024, 256 * MiB),
       maxSupportExamples: read.int('MAX_SUPPORT_EXAMPLES', 1000, 1, 1_000_000),

@@ -7,8 +7,10 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDb } from './db/client.js';
 import { buildApp } from './http/app.js';
 import { loggerOptions } from './http/logger.js';
+import { CancelListener } from './jobs/cancel.js';
 import { createHandlers } from './jobs/handlers/index.js';
 import { closeQueues, createQueues } from './jobs/queues.js';
+import { Reconciler } from './jobs/reconciler.js';
 import { createProbeRedis, createRedis } from './jobs/redis.js';
 import { Shutdown } from './jobs/shutdown.js';
 import { startWorkers } from './jobs/worker.js';
@@ -34,9 +36,11 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
   const redis = createRedis(config.redisUrl, config.role, logger);
   shutdown.add('redis', () => redis.quit());
 
+  // The API enqueues; workers need the queues too, for the reconciler's re-enqueue.
+  const queues = createQueues({ connection: redis, prefix: config.queuePrefix, logger });
+  shutdown.add('queues', () => closeQueues(queues));
+
   if (config.role !== 'worker') {
-    const queues = createQueues({ connection: redis, prefix: config.queuePrefix, logger });
-    shutdown.add('queues', () => closeQueues(queues));
     const probe = createProbeRedis(config.redisUrl, logger);
     shutdown.add('redis probe', () => probe.quit());
     const app = await buildApp({
@@ -51,13 +55,24 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
   }
 
   if (config.role !== 'api') {
-    const pool = startWorkers(createHandlers({ db, logger }), {
+    const cancels = await CancelListener.start(redis, config.queuePrefix, logger);
+    const handlers = createHandlers({ db, logger, redis, queuePrefix: config.queuePrefix, cancels, progressIntervalMs: config.progressIntervalMs });
+    const pool = startWorkers(handlers, {
       connection: redis,
       prefix: config.queuePrefix,
       concurrency: config.workerConcurrency,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: config.maxStalledCount,
       logger,
     });
-    shutdown.add('workers', () => pool.close());
+    const reconciler = new Reconciler({ db, queues, redis, prefix: config.queuePrefix, logger, intervalMs: config.reconcileIntervalMs }).start();
+    // One step: stop re-enqueueing, let running jobs finish or hand back, then stop listening for cancels.
+    shutdown.add('workers', async () => {
+      await reconciler.stop();
+      await pool.close();
+      await cancels.close();
+    });
   }
   logger.info({ role: config.role }, 'started');
 }

@@ -47,6 +47,12 @@ export interface WorkerPoolOptions {
   prefix: string;
   /** Jobs run at once per queue in this process (config.workerConcurrency). Default 1. */
   concurrency?: number;
+  /** Lock lifetime of a running job, renewed every half of it (config.lockDurationMs). Default 30000. */
+  lockDuration?: number;
+  /** How often to look for jobs whose lock expired (config.stalledIntervalMs). Default 15000. */
+  stalledInterval?: number;
+  /** Recoveries from a dead worker before a job fails (config.maxStalledCount). Default 10. */
+  maxStalledCount?: number;
   logger: Logger;
 }
 
@@ -87,7 +93,7 @@ function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, log
  */
 export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): WorkerPool {
   assertHandlerTable(table as unknown as Readonly<Record<string, unknown>>);
-  const { connection, prefix, concurrency = 1, logger } = options;
+  const { connection, prefix, concurrency = 1, lockDuration = 30_000, stalledInterval = 15_000, maxStalledCount = 10, logger } = options;
   let stopping = false;
 
   const open = <Q extends QueueName>(queue: Q): Worker => {
@@ -95,11 +101,15 @@ export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): W
       connection,
       prefix,
       concurrency,
+      lockDuration,
+      stalledInterval,
+      maxStalledCount,
     });
     worker.on('active', (job) => logger.info({ queue, jobId: job.id, attempt: job.attemptsStarted }, 'job started'));
     worker.on('completed', (job) => logger.info({ queue, jobId: job.id, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed'));
     worker.on('failed', (job, err) => logger.warn({ queue, jobId: job?.id, err, attemptsMade: job?.attemptsMade }, 'job failed'));
     worker.on('error', (err) => logger.error({ queue, err }, 'worker error'));
+    worker.on('stalled', (jobId) => logger.warn({ queue, jobId }, 'job stalled (its worker stopped renewing the lock): back in the queue'));
     return worker as unknown as Worker;
   };
   const workers = QUEUE_NAMES.map((queue) => open(queue));

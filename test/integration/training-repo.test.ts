@@ -17,7 +17,6 @@ import {
   loadRunInputs,
   recordMetrics,
   recordProgress,
-  releaseForRetry,
   saveCheckpoint,
   startAttempt,
   type Fence,
@@ -254,7 +253,7 @@ describe('ending a run', () => {
     expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ status: 'running' });
   });
 
-  it('fails with a bounded error text, cancels, and hands a job back as queued keeping its checkpoint', async () => {
+  it('fails with a bounded error text and cancels, dropping checkpoints', async () => {
     const tenantId = await newTenant();
     const failed = await newJob(tenantId);
     const failFence = await started(failed.id);
@@ -269,30 +268,21 @@ describe('ending a run', () => {
     const cancelled = await newJob(tenantId);
     await finishCancelled(db, await started(cancelled.id), 12);
     expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: cancelled.id } })).toMatchObject({ status: 'cancelled', iteration: 12 });
-
-    const handed = await newJob(tenantId);
-    const handFence = await started(handed.id);
-    await saveCheckpoint(db, handFence, checkpointAt(20));
-    await releaseForRetry(db, handFence);
-    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: handed.id } })).toMatchObject({ status: 'queued', attempts: 1 });
-    await expect(recordProgress(db, handFence, 21)).rejects.toThrow(FencedOutError);
-    expect((await loadLatestCheckpoint(db, handed.id))?.iteration).toBe(20);
-    expect(await startAttempt(db, handed.id)).toMatchObject({ fence: { attempt: 2 } });
   });
 });
 
 describe('reconciler query', () => {
-  it('pages through queued and running jobs only', async () => {
+  it('pages through queued and running jobs not written since the given time', async () => {
     const tenantId = await newTenant();
     const queued = await newJob(tenantId);
     const running = await newJob(tenantId);
     await started(running.id);
     const ended = await newJob(tenantId);
     await finishCancelled(db, await started(ended.id), 0);
+    const since = new Date(Date.now() + 1_000);
     const seen: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await listUnfinishedJobIds(db, 1, after);
+    for (let after: string | undefined; ; ) {
+      const page = await listUnfinishedJobIds(db, since, 1, after);
       if (page.length === 0) break;
       seen.push(...page);
       after = page[page.length - 1];
@@ -301,5 +291,11 @@ describe('reconciler query', () => {
     expect(seen).toContain(running.id);
     expect(seen).not.toContain(ended.id);
     expect([...seen].sort()).toEqual(seen);
+
+    // A job written after the cut-off (e.g. a run reporting progress) is left alone.
+    await recordProgress(db, { jobId: running.id, attempt: 1 }, 3);
+    const fresh = await listUnfinishedJobIds(db, new Date(Date.now() - 60_000), 1_000);
+    expect(fresh).not.toContain(running.id);
+    expect(fresh).not.toContain(queued.id);
   });
 });

@@ -342,21 +342,17 @@ export async function finishCancelled(db: Db, fence: Fence, iteration: number): 
   await finish(db, fence, { status: 'cancelled', iteration });
 }
 
-/**
- * Hands the job back (this process is shutting down): status `queued` again, checkpoints kept, so
- * the next worker resumes it.
- */
-export async function releaseForRetry(db: Db, fence: Fence): Promise<void> {
-  await fenced(db.prisma, fence, { status: 'queued' });
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Reconciler
 
-/** Ids of jobs Postgres says are queued or running, oldest first, `limit` at a time after `afterId`. */
-export async function listUnfinishedJobIds(db: Db, limit: number, afterId?: string): Promise<string[]> {
+/**
+ * Ids of jobs Postgres says are queued or running and that nothing has written since
+ * `notUpdatedSince` (a run making progress writes every few hundred ms), oldest id first, `limit` at a
+ * time after `afterId`.
+ */
+export async function listUnfinishedJobIds(db: Db, notUpdatedSince: Date, limit: number, afterId?: string): Promise<string[]> {
   const rows = await db.prisma.metaTrainJob.findMany({
-    where: { status: { in: ['queued', 'running'] }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+    where: { status: { in: ['queued', 'running'] }, updatedAt: { lt: notUpdatedSince }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
     orderBy: { id: 'asc' },
     take: limit,
     select: { id: true },

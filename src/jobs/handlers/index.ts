@@ -4,8 +4,11 @@
  * and adapt (the inner loop on a support set) arrive with their issues.
  */
 import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
+import type { CancelListener } from '../cancel.js';
+import { createMetaTrainHandler } from '../meta-train-processor.js';
 import type { HandlerTable, JobHandler } from '../worker.js';
 import type { QueueName } from '../queues.js';
 
@@ -13,6 +16,14 @@ import type { QueueName } from '../queues.js';
 export interface HandlerDeps {
   db: Db;
   logger: Logger;
+  /** For publishing job events (a normal, non-subscribed connection). */
+  redis: Redis;
+  /** Redis key prefix (config.queuePrefix). */
+  queuePrefix: string;
+  /** This process's running jobs, cancelled across processes through Redis pub/sub. */
+  cancels: CancelListener;
+  /** Least ms between two progress writes of a meta-training run (config.progressIntervalMs). Default 250. */
+  progressIntervalMs?: number;
 }
 
 /**
@@ -26,9 +37,9 @@ function notYetImplemented<Q extends QueueName>(queue: Q): JobHandler<Q> {
 }
 
 /** Builds the table; startWorkers() refuses it if any queue lacks a handler. */
-export function createHandlers(_deps: HandlerDeps): HandlerTable {
+export function createHandlers(deps: HandlerDeps): HandlerTable {
   return {
-    'meta-train': notYetImplemented('meta-train'),
+    'meta-train': createMetaTrainHandler({ ...deps, prefix: deps.queuePrefix }),
     adapt: notYetImplemented('adapt'),
   };
 }

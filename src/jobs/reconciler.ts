@@ -1,0 +1,116 @@
+/**
+ * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job
+ * Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped, or the enqueue
+ * after the row was written never happened) or already finished in BullMQ while the row is not.
+ *
+ * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
+ * interval: a run in progress writes every few hundred ms, and a job the API has just written is
+ * being enqueued right now. So a lost job is back in the queue within two intervals. Re-adding uses
+ * the row id as BullMQ job id, so it is idempotent; a short Redis lock still keeps several workers
+ * from doing the same pass at once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Db } from '../db/client.js';
+import { listUnfinishedJobIds } from '../db/repositories/training.js';
+import { enqueue, type Queues } from './queues.js';
+
+/** Jobs read from Postgres per page. */
+const PAGE = 200;
+
+/** BullMQ states of a job that will still run (or is running) without help. */
+const ALIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+export interface ReconcilerOptions {
+  db: Db;
+  queues: Queues;
+  /** A normal (non-subscribed) connection for the lock. */
+  redis: Redis;
+  /** Redis key prefix (config.queuePrefix). */
+  prefix: string;
+  logger: Logger;
+  /** Pause between passes (config.reconcileIntervalMs). Default 60000. */
+  intervalMs?: number;
+}
+
+/** What one pass did. */
+export interface ReconcileReport {
+  /** False when another worker held the lock and this pass did nothing. */
+  ran: boolean;
+  checked: number;
+  /** Ids re-enqueued, with the BullMQ state each was found in (`missing` when there was none). */
+  requeued: { id: string; found: string }[];
+}
+
+// Deletes the lock only if this pass still owns it (it may have expired and been taken meanwhile).
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private pass: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  private get lockKey(): string {
+    return `${this.options.prefix}:reconciler:lock`;
+  }
+
+  /** One pass; safe to run from several processes at once. */
+  async reconcile(): Promise<ReconcileReport> {
+    const { db, queues, redis, logger, intervalMs = 60_000 } = this.options;
+    const owner = randomUUID();
+    // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
+    const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
+    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [] };
+    const report: ReconcileReport = { ran: true, checked: 0, requeued: [] };
+    // A job written during the last interval is either just enqueued or being run: leave it be.
+    const notUpdatedSince = new Date(Date.now() - intervalMs);
+    try {
+      const queue = queues['meta-train'];
+      for (let after: string | undefined; ; ) {
+        const ids = await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after);
+        if (ids.length === 0) break;
+        after = ids[ids.length - 1];
+        for (const id of ids) {
+          report.checked++;
+          const job = await queue.getJob(id);
+          const state = job ? await job.getState() : 'missing';
+          if (ALIVE.has(state)) continue;
+          // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
+          // remove the old entry, or adding the same id would be a no-op.
+          if (job && (state === 'completed' || state === 'failed')) await job.remove();
+          await enqueue(queues, 'meta-train', { jobId: id }, id);
+          report.requeued.push({ id, found: state });
+        }
+      }
+    } finally {
+      await redis.eval(RELEASE, 1, this.lockKey, owner);
+    }
+    if (report.requeued.length > 0) logger.warn({ requeued: report.requeued, checked: report.checked }, 'reconciler re-enqueued jobs Redis had lost');
+    else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
+    return report;
+  }
+
+  /** Runs a pass now and then every interval until stop(); a failed pass is logged and retried next time. */
+  start(): this {
+    const { intervalMs = 60_000, logger } = this.options;
+    const tick = () => {
+      this.pass = this.reconcile()
+        .catch((err: unknown) => logger.warn({ err }, 'reconciler pass failed'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
+        });
+    };
+    tick();
+    return this;
+  }
+
+  /** Stops the timer and waits for a pass in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.pass;
+  }
+}
