@@ -7,10 +7,14 @@
  * outer `tf.grads` (MAML, ANIL, Meta-SGD) the inner gradients are recorded on the outer tape and the
  * meta-gradient flows through them; called outside (FOMAML, Reptile, evaluation, adaptation) the same
  * code is plain gradient descent.
+ *
+ * The support-loss gradient is written out by hand (backprop.ts) by default; `gradient: 'autodiff'`
+ * takes it with `tf.grads` instead (the reference the tests compare against).
  */
 
 import { tf } from './backend.js';
-import { embed, forward, applyHead, HEAD_NAMES, splitBodyHead, tileParams, type ModelSpec, type NamedTensors } from './model.js';
+import { layerGradients, type Layer } from './backprop.js';
+import { embed, forward, applyHead, HEAD_BIAS, HEAD_NAMES, HEAD_WEIGHT, splitBodyHead, tileParams, type ModelSpec, type NamedTensors } from './model.js';
 import { taskLoss } from './losses.js';
 import type { TaskTensors } from './tensors.js';
 
@@ -20,11 +24,16 @@ export type InnerLr = number | NamedTensors;
 /** What the inner loop adapts: the whole network, or only the head (ANIL, ProtoNets' fine-tuning). */
 export type AdaptScope = 'all' | 'head';
 
+/** How the support-loss gradient is taken: written out by hand, or by tfjs autodiff (reference). */
+export type InnerGradient = 'analytic' | 'autodiff';
+
 export interface AdaptOptions {
   scope: AdaptScope;
   /** Gradient steps on the support set (0 returns the starting point). */
   steps: number;
   lr: InnerLr;
+  /** Default 'analytic'. Both give the same adapted parameters and the same meta-gradients. */
+  gradient?: InnerGradient;
 }
 
 /**
@@ -66,6 +75,50 @@ export function lossOn(spec: ModelSpec, params: NamedTensors, examples: TaskTens
   return taskLoss(spec.kind, forward(spec, params, examples.x), examples.y);
 }
 
+/** The model's layers in order, as named in `params`. */
+function layerNames(spec: ModelSpec, scope: AdaptScope): Array<[string, string]> {
+  const head: [string, string] = [HEAD_WEIGHT, HEAD_BIAS];
+  if (scope === 'head') return [head];
+  return [...spec.hidden.map((_, i): [string, string] => [`body.${i}.weight`, `body.${i}.bias`]), head];
+}
+
+/**
+ * Gradient descent with the hand-written gradient. The first step starts from shared parameters
+ * and yields per-task ones by broadcasting (theta - per-task step), so theta is never tiled.
+ */
+function analyticLoop(spec: ModelSpec, start: Layer[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): Layer[] {
+  let rates: Layer[] | undefined;
+  if (typeof lr !== 'number') {
+    rates = names.map(([w, b]) => {
+      if (!lr[w] || !lr[b]) throw new Error(`no inner learning rate for parameter '${lr[w] ? b : w}'`);
+      return { weight: lr[w], bias: lr[b] };
+    });
+  }
+  let layers = start;
+  for (let step = 0; step < steps; step++) {
+    const grads = layerGradients(spec.kind, spec.activation, layers, x, y, typeof lr === 'number' ? lr : 1);
+    layers = layers.map(({ weight, bias }, i) => ({
+      weight: tf.sub(weight, rates ? tf.mul(rates[i].weight, grads[i].weight) : grads[i].weight),
+      bias: tf.sub(bias, rates ? tf.mul(rates[i].bias, grads[i].bias) : grads[i].bias),
+    }));
+  }
+  return layers;
+}
+
+function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
+  const names = layerNames(spec, options.scope);
+  const { body } = splitBodyHead(theta);
+  const x = options.scope === 'head' ? embed(spec, body, support.x) : support.x;
+  const start = names.map(([w, b]) => ({ weight: theta[w], bias: theta[b] }));
+  const adapted = analyticLoop(spec, start, x, support.y, options.steps, options.lr, names);
+  const out: NamedTensors = options.scope === 'head' ? { ...body } : {};
+  names.forEach(([w, b], i) => {
+    out[w] = adapted[i].weight;
+    out[b] = adapted[i].bias;
+  });
+  return out;
+}
+
 /**
  * Adapts shared meta-parameters `theta` (model parameters, [in, out] / [out]) to each task of the
  * support set ([T, n, ...]). Returns the adapted model parameters: task-batched ([T, in, out] /
@@ -73,6 +126,7 @@ export function lossOn(spec: ModelSpec, params: NamedTensors, examples: TaskTens
  */
 export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
   const tasks = support.x.shape[0];
+  if ((options.gradient ?? 'analytic') === 'analytic' && options.steps > 0) return analyticAdapt(spec, theta, support, options);
   const { body, head } = splitBodyHead(theta);
   if (options.scope === 'head') {
     // The body is fixed during the inner loop: embed the support set once.
