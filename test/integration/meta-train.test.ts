@@ -9,12 +9,13 @@ import { newTenant, SINE, startApi, type TestApi } from './support/api-app.js';
 
 let api: TestApi;
 let headers: Record<string, string>;
+let tenantId: string;
 let sineId: string;
 let blobsId: string;
 
 beforeAll(async () => {
   api = await startApi('meta-train', { MAX_ITERATIONS: '5000', MAX_HIDDEN_UNITS: '64' });
-  ({ headers } = await newTenant(api.db));
+  ({ headers, tenantId } = await newTenant(api.db));
   sineId = ((await api.app.inject({ method: 'POST', url: '/task-families', headers, payload: SINE })).json() as { id: string }).id;
   const blobs = { name: 'blobs', kind: 'classification', inputDim: 2, nWay: 3, generator: { type: 'gaussian-blobs' } };
   blobsId = ((await api.app.inject({ method: 'POST', url: '/task-families', headers, payload: blobs })).json() as { id: string }).id;
@@ -103,7 +104,7 @@ describe('idempotency', () => {
     expect(again.statusCode).toBe(200);
     expect(again.headers.location).toBe(first.headers.location);
     expect((again.json() as Job).id).toBe((first.json() as Job).id);
-    expect(await api.db.prisma.metaTrainJob.count({ where: { idempotencyKey: 'run-1' } })).toBe(1);
+    expect(await api.db.prisma.metaTrainJob.count({ where: { tenantId, idempotencyKey: 'run-1' } })).toBe(1);
   });
 
   it('answers 422 for the same key with a different body', async () => {

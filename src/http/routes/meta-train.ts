@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
 import { loadFamilySpec, summariseFamilies } from '../../db/repositories/task-families.js';
+import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { createRedis } from '../../jobs/redis.js';
@@ -166,7 +167,7 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
     } else {
       // The worker running it may be in any process: every worker listens on this channel. A lost
       // message is covered by the worker reading cancelRequestedAt when it writes progress.
-      await redis.publish(`${app.config.queuePrefix}:cancel`, id)
+      await publishCancel(redis, app.config.queuePrefix, id)
         .catch((err: unknown) => request.log.warn({ err, jobId: id }, 'could not publish the cancel request'));
     }
     return reply.code(202).send(job);

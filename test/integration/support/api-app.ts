@@ -5,7 +5,10 @@ import { pino } from 'pino';
 import { createDb, type Db } from '../../../src/db/client.js';
 import { createApiKey } from '../../../src/db/repositories/api-keys.js';
 import { buildApp, type App } from '../../../src/http/app.js';
+import { CancelListener } from '../../../src/jobs/cancel.js';
+import { createHandlers } from '../../../src/jobs/handlers/index.js';
 import { closeQueues, createQueues, type Queues } from '../../../src/jobs/queues.js';
+import { startWorkers } from '../../../src/jobs/worker.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, testConfig, uniquePrefix } from './services.js';
 
 export interface TestApi {
@@ -53,3 +56,39 @@ export async function newTenant(db: Db) {
 
 /** A sinusoid generator family body. */
 export const SINE = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } } as const;
+
+/** A worker pool in this process on the API's prefix, running the real handlers. */
+export async function startWorker(api: TestApi, options: { progressIntervalMs?: number } = {}) {
+  const logger = pino({ level: 'silent' });
+  const redis = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
+  const cancels = await CancelListener.start(redis, api.prefix, logger);
+  const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0 });
+  const pool = startWorkers(handlers, { connection: redis, prefix: api.prefix, logger, lockDuration: 5_000, stalledInterval: 2_000 });
+  return {
+    async close() {
+      await pool.close();
+      await cancels.close();
+      await redis.quit();
+    },
+  };
+}
+
+/** Polls the job until `until` accepts it (or the time runs out). */
+export async function waitForJob<T extends { status: string }>(
+  api: TestApi,
+  headers: Record<string, string>,
+  id: string,
+  until: (job: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await api.app.inject({ method: 'GET', url: `/meta-train/${id}`, headers })).json() as T;
+    if (until(job)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} did not get there in ${timeoutMs} ms; last seen ${JSON.stringify(job)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Hyper-parameters that meta-train in about a second on one core. */
+export const QUICK = { iterations: 40, metaBatchSize: 4, shots: 5, queryShots: 5, evalEvery: 10, checkpointEvery: 10, seed: 3 };
