@@ -2,12 +2,18 @@
  * `npm run demo`: a guided tour of a running fastadapt, end to end on the real Postgres and Redis
  * that scripts/setup.mjs made sure are up.
  *
- * Today it starts the service (api and worker in one process), waits until it is ready, shows what it
- * runs on and where its docs are, and shuts it down the way an orchestrator would. Each step is one
- * function in STEPS; the meta-train -> adapt -> predict steps slot in between start and stop.
+ * It starts the service (api and worker in one process), waits until it is ready, shows what it runs
+ * on and where its docs are, then makes an API key, defines the sinusoid task family, meta-trains MAML
+ * on it with a progress bar fed by the job's event stream, shows the meta-model it produced, and
+ * shuts the service down the way an orchestrator would. Each step is one function in the list below.
  *
- * Flags: `--keep` leaves the service running (Ctrl-C stops it) to explore /docs by hand.
+ * Flags: `--keep` leaves the service running (Ctrl-C stops it) to explore /docs by hand;
+ * `--iterations N` meta-trains for N iterations instead of 5000.
  */
+import { loadConfig } from '../src/config.js';
+import { createDb } from '../src/db/client.js';
+import { createApiKey } from '../src/db/repositories/api-keys.js';
+import { ProgressBar, sseEvents } from './demo/events.js';
 import { runSteps, StepError, type Step } from './demo/progress.js';
 import { startService, stopService, waitUntilReady, type Service } from './demo/service.js';
 
@@ -15,6 +21,24 @@ import { startService, stopService, waitUntilReady, type Service } from './demo/
 interface DemoContext {
   service?: Service;
   keep: boolean;
+  /** The demo tenant's API key. */
+  apiKey?: string;
+  familyId?: string;
+  jobId?: string;
+  metaModelId?: string;
+}
+
+/**
+ * MAML on sinusoids as in the paper (a 1-40-40-1 network, 10 shots, one inner step, meta-batches of
+ * 25), with 5000 rather than 70000 iterations so it finishes in about half a minute on two cores.
+ */
+function demoHyper(iterations: number) {
+  return { iterations, metaBatchSize: 25, shots: 10, queryShots: 10, innerSteps: 1, innerLr: 0.01, metaLr: 0.001, evalEvery: Math.max(1, Math.round(iterations / 10)), checkpointEvery: Math.max(1, Math.round(iterations / 4)), seed: 1 };
+}
+
+function flag(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
 }
 
 interface Check {
@@ -34,10 +58,25 @@ function requireService(context: DemoContext): Service {
   return context.service;
 }
 
-async function getJson<T>(service: Service, path: string): Promise<T> {
-  const response = await fetch(`${service.baseUrl}${path}`, { signal: AbortSignal.timeout(10_000) });
+function authHeaders(context: DemoContext): Record<string, string> {
+  return context.apiKey ? { authorization: `Bearer ${context.apiKey}` } : {};
+}
+
+async function getJson<T>(service: Service, path: string, headers: Record<string, string> = {}): Promise<T> {
+  const response = await fetch(`${service.baseUrl}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
   if (!response.ok) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
+}
+
+async function postJson<T>(service: Service, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; location: string | null; body: T }> {
+  const response = await fetch(`${service.baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`);
+  return { status: response.status, location: response.headers.get('location'), body: (await response.json()) as T };
 }
 
 const startStep: Step<DemoContext> = {
@@ -83,6 +122,84 @@ const apiStep: Step<DemoContext> = {
   },
 };
 
+const keyStep: Step<DemoContext> = {
+  title: 'Create a tenant and its API key (stored hashed; shown once)',
+  async run(context) {
+    const db = createDb(loadConfig(process.env, []).databaseUrl);
+    try {
+      const { key, tenantId } = await createApiKey(db, 'demo', { name: 'npm run demo' });
+      context.apiKey = key;
+      return [`tenant ${tenantId}`, `key ${key.slice(0, 16)}... (send it as \`Authorization: Bearer <key>\`)`];
+    } finally {
+      await db.close();
+    }
+  },
+};
+
+const familyStep: Step<DemoContext> = {
+  title: 'Define a task family: sinusoids y = A sin(x - phase) (POST /task-families)',
+  async run(context) {
+    const service = requireService(context);
+    const spec = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5], phase: [0, Math.PI] } } };
+    const { body, location } = await postJson<{ id: string }>(service, '/task-families', spec, authHeaders(context));
+    context.familyId = body.id;
+    return [`201 Created, Location ${location}`, 'amplitude in [0.1, 5], phase in [0, pi], x in [-5, 5]'];
+  },
+};
+
+const trainStep: Step<DemoContext> = {
+  title: 'Meta-train MAML on it (POST /meta-train), following GET /meta-train/:id/events',
+  async run(context) {
+    const service = requireService(context);
+    if (!context.familyId) throw new Error('no task family (the family step did not run)');
+    const iterations = Number(flag('--iterations') ?? 5000);
+    const request = { name: 'sine-maml', familyIds: [context.familyId], algorithm: 'maml', model: { hidden: [40, 40], activation: 'relu' }, hyper: demoHyper(iterations) };
+    const { status, location, body: job } = await postJson<{ id: string }>(service, '/meta-train', request, authHeaders(context));
+    context.jobId = job.id;
+    process.stdout.write(`      ${status} Accepted, Location ${location}\n`);
+
+    const response = await fetch(`${service.baseUrl}/meta-train/${job.id}/events`, { headers: { accept: 'text/event-stream', ...authHeaders(context) } });
+    if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}: ${await response.text()}`);
+    const bar = new ProgressBar(iterations);
+    let final: Record<string, unknown> | undefined;
+    let events = 0;
+    for await (const event of sseEvents(response.body)) {
+      events++;
+      if (event.event === 'progress') bar.update(event.data.iteration as number);
+      if (event.event === 'metrics') {
+        bar.note(`held-out MSE ${(event.data.valLoss as number).toFixed(3)} after one inner step`);
+        bar.update(event.data.iteration as number);
+      }
+      if (event.event === 'status') final = event.data;
+    }
+    bar.finish();
+    if (final?.status !== 'succeeded') throw new Error(`the job ended ${String(final?.status)}${final?.error ? `: ${String(final.error)}` : ''}`);
+    context.metaModelId = final.metaModelId as string;
+    return [`job ${job.id} succeeded after ${String(final.iteration)} iterations (${events} events streamed)`];
+  },
+};
+
+const modelStep: Step<DemoContext> = {
+  title: 'Show the meta-model it produced (GET /meta-models/sine-maml@latest)',
+  async run(context) {
+    const service = requireService(context);
+    const headers = authHeaders(context);
+    const model = await getJson<{ id: string; name: string; version: number; aliases: string[]; algorithm: string; model: { hidden: number[]; activation: string }; metrics: Record<string, number> }>(
+      service,
+      '/meta-models/sine-maml@latest',
+      headers,
+    );
+    if (model.id !== context.metaModelId) throw new Error(`sine-maml@latest is ${model.id}, not the model the job reported (${context.metaModelId})`);
+    const curve = await getJson<{ items: { iteration: number; valLoss: number }[] }>(service, `/meta-train/${context.jobId}/metrics`, headers);
+    return [
+      `${model.name} version ${model.version} (${model.aliases.join(', ')}), id ${model.id}`,
+      `${model.algorithm}, body 1-${model.model.hidden.join('-')}-1 (${model.model.activation})`,
+      `final held-out MSE after one inner step: ${model.metrics.valLoss.toFixed(3)} (train ${model.metrics.trainLoss.toFixed(3)})`,
+      `learning curve: ${curve.items.map((m) => `${m.iteration}: ${m.valLoss.toFixed(2)}`).join(', ')}`,
+    ];
+  },
+};
+
 const keepStep: Step<DemoContext> = {
   title: 'Keep the service running (Ctrl-C to stop it)',
   async run(context) {
@@ -106,7 +223,7 @@ const stopStep: Step<DemoContext> = {
 
 async function main(): Promise<void> {
   const context: DemoContext = { keep: process.argv.includes('--keep') };
-  const steps = [startStep, readinessStep, apiStep, ...(context.keep ? [keepStep] : []), stopStep];
+  const steps = [startStep, readinessStep, apiStep, keyStep, familyStep, trainStep, modelStep, ...(context.keep ? [keepStep] : []), stopStep];
   process.stdout.write('fastadapt demo\n');
   try {
     await runSteps(steps, context);
