@@ -80,6 +80,20 @@ describe('a queued job', () => {
   });
 });
 
+describe('a client that goes away', () => {
+  it("closes the stream's own Redis connection", async () => {
+    const id = await startJob({ ...QUICK });
+    const connections = async () => (await api.redis.client('LIST') as string).split('\n').filter((line) => line.includes(`name=fastadapt:events:${id}`)).length;
+    const client = new AbortController();
+    const response = await fetch(`${baseUrl}/meta-train/${id}/events`, { headers, signal: client.signal });
+    expect(response.status).toBe(200);
+    await expect.poll(connections).toBe(1);
+    client.abort();
+    await expect.poll(connections).toBe(0);
+    await api.app.inject({ method: 'POST', url: `/meta-train/${id}/cancel`, headers });
+  });
+});
+
 describe('a job run by a worker in another process', () => {
   let jobId: string;
   let live: SseEvent[];

@@ -84,7 +84,7 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
     if (!job) throw new HttpProblem(404, `No meta-training job ${id}`);
 
     // XREAD BLOCK holds its connection, so each client gets its own, closed with the response.
-    const conn = redis.duplicate();
+    const conn = redis.duplicate({ connectionName: `fastadapt:events:${id}` });
     conn.on('error', (err: Error) => request.log.warn({ err }, 'event stream connection error'));
     const key = jobEventsKey(app.config.queuePrefix, id);
     const cursor = { lastId: request.headers['last-event-id'] ?? '0' };
