@@ -189,13 +189,13 @@ class Run {
       }
       case 'metrics': {
         const { type: _type, ...point } = event;
-        await this.guard(() => training.recordMetrics(db, this.fence, point));
+        await this.guard(`iteration ${event.iteration}: the evaluation`, () => training.recordMetrics(db, this.fence, point));
         this.lastMetrics = point;
         this.publish('metrics', point);
         return undefined;
       }
       case 'checkpoint':
-        await this.guard(() => training.saveCheckpoint(db, this.fence, event.checkpoint));
+        await this.guard(`iteration ${event.checkpoint.iteration}: the training state`, () => training.saveCheckpoint(db, this.fence, event.checkpoint));
         return undefined;
       case 'result':
         return this.succeed(event);
@@ -206,7 +206,7 @@ class Run {
     const { spec } = result.model;
     const metrics = this.lastMetrics;
     if (metrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
-    const stored = await this.guard(() =>
+    const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
       training.finishSucceeded(this.deps.db, this.fence, {
         algorithm: result.model.algorithm,
         kind: spec.kind,
@@ -229,7 +229,7 @@ class Run {
     // Shutting down: keep what was computed (when the engine hands over its state), then let the
     // worker put the job back in the queue. Status stays `running`: the next run continues it.
     const state = (error as TrainingAbortedError & { checkpoint?: Checkpoint }).checkpoint;
-    if (state) await this.guard(() => training.saveCheckpoint(this.deps.db, this.fence, state));
+    if (state) await this.guard(`iteration ${state.iteration}: the training state`, () => training.saveCheckpoint(this.deps.db, this.fence, state));
     this.log.info({ iteration: error.iteration, checkpointed: state?.iteration ?? null, reason: String(shutdown.reason) }, 'meta-train run handed back');
     throw error;
   }
@@ -243,7 +243,7 @@ class Run {
 
   /** Ends the job `failed` (fenced) and says so. */
   async fail(message: string): Promise<RunOutcome> {
-    await training.finishFailed(this.deps.db, this.fence, message);
+    await training.finishFailed(this.deps.db, this.fence, message, this.iteration);
     this.log.warn({ iteration: this.iteration, error: message }, 'meta-train run failed');
     this.publish('status', { status: 'failed', iteration: this.iteration, iterations: this.iterations, error: message });
     return { outcome: 'failed', error: message };
@@ -278,12 +278,17 @@ class Run {
     }
   }
 
-  /** A write that refuses non-finite values fails the job rather than being retried. */
-  private async guard<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * A write that refuses non-finite values (the run diverged without the engine's loss check seeing
+   * it, e.g. Adam's second moment overflowing float32) fails the job rather than being retried.
+   */
+  private async guard<T>(what: string, write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
-      if (error instanceof training.NonFiniteValueError || error instanceof CodecError) throw new JobFailure(describe(error));
+      if (error instanceof training.NonFiniteValueError || error instanceof CodecError) {
+        throw new JobFailure(`${what} is not finite (${describe(error)}); lower innerLr or metaLr, or set clipNorm`);
+      }
       throw error;
     }
   }

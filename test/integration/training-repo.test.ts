@@ -223,7 +223,7 @@ describe('ending a run', () => {
       const row = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
       expect(row).toMatchObject({ status: 'succeeded', iteration: 50, lastMetrics: { iteration: 50, trainLoss: 0.75, valLoss: 0.5 } });
       expect(row.finishedAt).toBeInstanceOf(Date);
-      await expect(finishFailed(db, fence, 'late')).rejects.toThrow(FencedOutError);
+      await expect(finishFailed(db, fence, 'late', 50)).rejects.toThrow(FencedOutError);
     }
     const models = await db.prisma.metaModel.findMany({ where: { id: { in: ids } }, include: { aliases: true } });
     const byId = new Map(models.map((m) => [m.id, m]));
@@ -258,9 +258,9 @@ describe('ending a run', () => {
     const failed = await newJob(tenantId);
     const failFence = await started(failed.id);
     await saveCheckpoint(db, failFence, checkpointAt(10));
-    await finishFailed(db, failFence, `diverged ${'x'.repeat(5000)}`);
+    await finishFailed(db, failFence, `diverged ${'x'.repeat(5000)}`, 13);
     const failedRow = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: failed.id } });
-    expect(failedRow.status).toBe('failed');
+    expect(failedRow).toMatchObject({ status: 'failed', iteration: 13 });
     expect(failedRow.error?.startsWith('diverged x')).toBe(true);
     expect(failedRow.error?.length).toBeLessThanOrEqual(2000);
     expect(await db.prisma.checkpoint.count({ where: { jobId: failed.id } })).toBe(0);

@@ -332,9 +332,9 @@ async function finish(db: Db, fence: Fence, data: Prisma.MetaTrainJobUpdateManyM
   });
 }
 
-/** Ends the job `failed` with a readable reason; nothing else is stored. */
-export async function finishFailed(db: Db, fence: Fence, error: string): Promise<void> {
-  await finish(db, fence, { status: 'failed', error: error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error });
+/** Ends the job `failed` at `iteration` (the last one completed) with a readable reason; nothing else is stored. */
+export async function finishFailed(db: Db, fence: Fence, error: string, iteration: number): Promise<void> {
+  await finish(db, fence, { status: 'failed', iteration, error: error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error });
 }
 
 /** Ends the job `cancelled` (its cancel was requested) at `iteration`. */
