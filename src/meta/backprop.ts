@@ -32,11 +32,52 @@ export interface LayerGradient {
   bias: tf.Tensor;
 }
 
+// tfjs types the function as taking its inputs and a save callback in one rest parameter.
+type CustomGradient = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * delta * relu'(z) as one recorded op. relu' = step(z) is piecewise constant, so the outer tape needs
+ * no gradient through it: recorded as plain ops, the mask's side of the product would cost a multiply,
+ * two casts, step's zeros and their accumulation on every backward pass, all to add zeros.
+ */
+const throughRelu: (delta: tf.Tensor, z: tf.Tensor) => tf.Tensor = tf.customGrad(((delta: tf.Tensor, z: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  const mask = tf.step(z);
+  save([mask]);
+  return {
+    value: tf.mul(delta, mask),
+    gradFunc: (dy: tf.Tensor, [kept]: tf.Tensor[]) => [tf.mul(dy, kept), tf.zerosLike(kept)],
+  };
+}) as unknown as CustomGradient) as (delta: tf.Tensor, z: tf.Tensor) => tf.Tensor;
+
+/**
+ * a @ b for 2-D a and b, with a gradient that stays on the same path. The wasm backend runs only a
+ * plain [m, k] x [k, n] product on XNNPACK; a transposed or batched one falls back to a loop that
+ * is 5-10x slower at these sizes, and tfjs' own matMul gradient uses the transposed forms. So
+ * transposes are made explicit (cheap copies) and every product here is a plain one.
+ */
+const plainMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [plainMatMul(dy, tf.transpose(sb)), plainMatMul(tf.transpose(sa), dy)],
+  };
+}) as unknown as CustomGradient) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** h @ w: one plain product over all rows for a shared weight, batched per task otherwise. */
+function times(h: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return w.rank === 2 ? plainMatMul(h, w) : tf.matMul(h, w);
+}
+
+/** d @ w^T, the same way. */
+function timesTransposed(d: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return w.rank === 2 ? plainMatMul(d, tf.transpose(w)) : tf.matMul(d, w, false, true);
+}
+
 /** What the backward pass needs from the forward pass. */
 interface ForwardCache {
   /** Each layer's input (the examples, then each hidden activation), in the layers' layout. */
   inputs: tf.Tensor[];
-  /** act'(z) of each hidden layer. */
+  /** Each hidden layer's pre-activation z (relu) or act'(z) (softplus: sigmoid(z)). */
   slopes: tf.Tensor[];
   output: tf.Tensor;
 }
@@ -52,14 +93,14 @@ function forwardCached(layers: readonly Layer[], activation: Activation, x: tf.T
   let h = x;
   layers.forEach(({ weight, bias }, i) => {
     inputs.push(h);
-    const z = tf.add(tf.matMul(h, weight), bias);
+    const z = tf.add(times(h, weight), bias);
     if (i === layers.length - 1) {
       h = z;
       return;
     }
     if (activation === 'relu') {
       h = tf.relu(z);
-      slopes.push(tf.step(z));
+      slopes.push(z);
     } else {
       h = tf.softplus(z);
       slopes.push(tf.sigmoid(z));
@@ -96,7 +137,9 @@ export function layerGradients(kind: TaskKind, activation: Activation, layers: r
   for (let i = layers.length - 1; i >= 0; i--) {
     const perTask = byTask(delta, tasks);
     grads[i] = { weight: tf.matMul(byTask(inputs[i], tasks), perTask, true, false), bias: tf.sum(perTask, 1, true) };
-    if (i > 0) delta = tf.mul(tf.matMul(delta, layers[i].weight, false, true), slopes[i - 1]);
+    if (i === 0) break;
+    const back = timesTransposed(delta, layers[i].weight);
+    delta = activation === 'relu' ? throughRelu(back, slopes[i - 1]) : tf.mul(back, slopes[i - 1]);
   }
   return grads;
 }
