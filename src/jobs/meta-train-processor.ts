@@ -71,7 +71,7 @@ class JobFailure extends Error {
   }
 }
 
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The BullMQ handler for the `meta-train` queue. */
 export function createMetaTrainHandler(deps: MetaTrainDeps): JobHandler<'meta-train'> {
@@ -110,7 +110,7 @@ export async function runMetaTrainJob(deps: MetaTrainDeps, jobId: string, signal
     if (options.lastAttempt ?? true) {
       logger.error({ jobId, err: error }, 'meta-train run failed on its last attempt');
       try {
-        return await run.fail(`the worker failed: ${describe(error)}`);
+        return await run.fail(`the worker failed: ${reasonOf(error)}`);
       } catch {
         // Postgres may be what failed: the job stays unfinished there and the reconciler requeues it.
       }
@@ -161,7 +161,7 @@ class Run {
         } catch (error) {
           if (error instanceof TrainingAbortedError) return await this.aborted(error, shutdown, tracked);
           // The engine refused the configuration or diverged: deterministic, so a retry would too.
-          throw new JobFailure(describe(error));
+          throw new JobFailure(reasonOf(error));
         }
         if (step.done) throw new JobFailure('meta-training ended without a result');
         const outcome = await this.handle(step.value, tracked);
@@ -263,7 +263,7 @@ class Run {
         families: inputs.families.map(({ spec }) => ({ family: createFamily(spec), weight: 1 })),
       };
     } catch (error) {
-      throw new JobFailure(`task family: ${describe(error)}`);
+      throw new JobFailure(`task family: ${reasonOf(error)}`);
     }
   }
 
@@ -287,7 +287,7 @@ class Run {
       return await write();
     } catch (error) {
       if (error instanceof training.NonFiniteValueError || error instanceof CodecError) {
-        throw new JobFailure(`${what} is not finite (${describe(error)}); lower innerLr or metaLr, or set clipNorm`);
+        throw new JobFailure(`${what} is not finite (${reasonOf(error)}); lower innerLr or metaLr, or set clipNorm`);
       }
       throw error;
     }
