@@ -16,15 +16,13 @@
  */
 
 import { crc32 } from 'node:zlib';
+import type { ParamArray, ParamArrays } from './model.js';
 
-/** One parameter as plain data: row-major values of the given shape. */
-export interface ParamData {
-  shape: number[];
-  data: Float32Array;
-}
+/** One parameter as plain data: row-major values of the given shape (the model's ParamArray). */
+export type ParamData = ParamArray;
 
-/** Parameters by name, e.g. `body.0.weight`, `head.bias`. */
-export type NamedParams = Record<string, ParamData>;
+/** Parameters by name, e.g. `body.0.weight`, `head.bias` (the model's ParamArrays). */
+export type NamedParams = ParamArrays;
 
 /** Bytes that are not a valid parameter blob, or parameters that cannot be encoded or do not match. */
 export class CodecError extends Error {
