@@ -1,0 +1,100 @@
+/**
+ * The plain-JavaScript forward pass agrees with the engine's tfjs `predict` (regression and
+ * classification, relu and softplus, adapted parameters) and refuses parameters that do not fit.
+ */
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adapt, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
+import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
+import { initBackend } from '../../../src/meta/backend.js';
+import { sinusoid } from '../../../src/meta/families/index.js';
+import { initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { predictArrays, prepareMlp, runMlp } from '../../../src/meta/predict-arrays.js';
+import { Rng } from '../../../src/meta/rng.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+function inputs(spec: ModelSpec, n: number, seed: number, scale = 5): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n * spec.inputDim }, () => rng.uniform(-scale, scale));
+}
+
+/** Larger-than-initial weights, so activations are far from zero and both relu branches are used. */
+function scaled(params: ParamArrays, factor: number): ParamArrays {
+  return Object.fromEntries(Object.entries(params).map(([n, p]) => [n, { shape: p.shape, data: p.data.map((v) => v * factor) }]));
+}
+
+describe('predictArrays', () => {
+  it.each(['relu', 'softplus'] as const)('matches predict on regression (%s, 1-40-40-1)', (activation) => {
+    const spec = modelSpec('regression', 1, { hidden: [40, 40], activation });
+    const params = scaled(initModelParams(spec, new Rng(7)), 3);
+    const x = inputs(spec, 64, 1);
+    const expected = predict(spec, params, x);
+    const got = predictArrays(spec, params, x);
+    if (expected.kind !== 'regression' || got.kind !== 'regression') throw new Error('wrong kind');
+    expect(got.values).toHaveLength(64);
+    // The outputs vary across inputs (the comparison is not between constants).
+    expect(Math.max(...got.values) - Math.min(...got.values)).toBeGreaterThan(0.1);
+    got.values.forEach((v, i) => expect(Math.abs(v - expected.values[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.values[i]))));
+  });
+
+  it.each(['relu', 'softplus'] as const)('matches predict on 5-way classification in 3-D (%s)', (activation) => {
+    const spec = modelSpec('classification', 3, { hidden: [16, 8], activation }, 5);
+    const params = scaled(initModelParams(spec, new Rng(11)), 4);
+    const x = inputs(spec, 50, 2);
+    const expected = predict(spec, params, x);
+    const got = predictArrays(spec, params, Array.from(x));
+    if (expected.kind !== 'classification' || got.kind !== 'classification') throw new Error('wrong kind');
+    expect(got.labels).toEqual(expected.labels);
+    expect(new Set(got.labels).size).toBeGreaterThan(1);
+    got.probabilities.forEach((p, i) => {
+      expect(p).toHaveLength(5);
+      expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+      p.forEach((v, j) => expect(Math.abs(v - expected.probabilities[i][j])).toBeLessThan(1e-5));
+    });
+  });
+
+  it('matches predict on adapted task parameters (MAML body and head, ANIL head over the meta-body)', () => {
+    const spec = modelSpec('regression', 1, { hidden: [40, 40] });
+    const task = sinusoid().sampleEpisode(new Rng(3), 'test', { shots: 10, queryShots: 30 });
+    for (const algorithm of ['maml', 'anil'] as const) {
+      const inner = { steps: 5, lr: 0.01 };
+      const model: MetaModel = { algorithm, spec, inner, params: ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner) };
+      const params = taskParams(model, adapt(model, task.support).params);
+      const expected = predict(spec, params, task.query.x);
+      const got = runMlp(prepareMlp(spec, params), task.query.x);
+      if (expected.kind !== 'regression' || got.kind !== 'regression') throw new Error('wrong kind');
+      got.values.forEach((v, i) => expect(v).toBeCloseTo(expected.values[i], 5));
+    }
+  });
+
+  it('is stable for huge logits and softplus inputs', () => {
+    const spec = modelSpec('classification', 2, { hidden: [4], activation: 'softplus' }, 3);
+    const params = scaled(initModelParams(spec, new Rng(5)), 1e3);
+    const got = predictArrays(spec, params, [1e3, -1e3, 50, 50]);
+    if (got.kind !== 'classification') throw new Error('wrong kind');
+    for (const p of got.probabilities) {
+      expect(p.every(Number.isFinite)).toBe(true);
+      expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+    }
+  });
+
+  it('answers an empty batch with no predictions', () => {
+    const spec = modelSpec('regression', 2, { hidden: [3] });
+    expect(predictArrays(spec, initModelParams(spec, new Rng(1)), [])).toEqual({ kind: 'regression', values: [] });
+  });
+
+  it('refuses parameters that do not fit the spec, and inputs that are not whole rows', () => {
+    const spec = modelSpec('regression', 2, { hidden: [3] });
+    const params = initModelParams(spec, new Rng(1));
+    const { ['head.bias']: _bias, ...noBias } = params;
+    expect(() => prepareMlp(spec, noBias)).toThrow(/missing parameter 'head.bias'/);
+    expect(() => prepareMlp(modelSpec('regression', 2, { hidden: [4] }), params)).toThrow(/'body.0.weight' has shape \[2,3\], expected \[2,4\]/);
+    expect(() => predictArrays(spec, params, [1, 2, 3])).toThrow(/not a multiple of inputDim 2/);
+    // Meta-SGD's learned rates ride along in meta-parameters and are ignored.
+    const withRates = { ...params, 'lr.head.bias': { shape: [1], data: new Float32Array([0.1]) } };
+    expect(predictArrays(spec, withRates, [1, 2])).toEqual(predictArrays(spec, params, [1, 2]));
+  });
+});
