@@ -10,12 +10,15 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newTenant, QUICK, SINE, startApi, type TestApi } from './support/api-app.js';
-import { SHARED_REDIS_URL, TEST_DATABASE_URL } from './support/services.js';
+import { createPrivateDatabase, type PrivateDatabase } from './support/private-database.js';
+import { SHARED_REDIS_URL } from './support/services.js';
 import { compareStreamIds, readEventStream, type SseEvent } from './support/sse.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
 let api: TestApi;
+// The worker process runs the reconciler, which would pick up every unfinished job of a shared database.
+let database: PrivateDatabase;
 let baseUrl: string;
 let headers: Record<string, string>;
 let familyId: string;
@@ -26,7 +29,7 @@ let workerLog = '';
 async function startWorkerProcess(prefix: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'worker'], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: SHARED_REDIS_URL, QUEUE_PREFIX: prefix, TFJS_BACKEND: 'cpu', LOG_LEVEL: 'info', PROGRESS_INTERVAL_MS: '0' },
+    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: SHARED_REDIS_URL, QUEUE_PREFIX: prefix, TFJS_BACKEND: 'cpu', LOG_LEVEL: 'info', PROGRESS_INTERVAL_MS: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const started = new Promise<void>((resolve, reject) => {
@@ -43,7 +46,8 @@ async function startWorkerProcess(prefix: string): Promise<ChildProcess> {
 }
 
 beforeAll(async () => {
-  api = await startApi('events');
+  database = await createPrivateDatabase('events');
+  api = await startApi('events', { DATABASE_URL: database.url });
   baseUrl = await api.app.listen({ host: '127.0.0.1', port: 0 });
   ({ headers } = await newTenant(api.db));
   familyId = ((await api.app.inject({ method: 'POST', url: '/task-families', headers, payload: SINE })).json() as { id: string }).id;
@@ -56,6 +60,7 @@ afterAll(async () => {
     await exited;
   }
   await api?.close();
+  await database?.drop();
 });
 
 const startJob = async (hyper: object) => {

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { createPrivateDatabase } from './support/private-database.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, freePort, removePrefix, uniquePrefix } from './support/services.js';
 
 interface Exit {
@@ -68,7 +69,10 @@ describe('src/main.ts', () => {
     const port = await freePort();
     const prefix = uniquePrefix('main');
     onTestFinished(() => removePrefix(SHARED_REDIS_URL, prefix));
-    const main = startMain({ PORT: String(port), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, ['--role', 'all']);
+    // Its worker runs the reconciler, which would take up other tests' unfinished jobs in a shared database.
+    const database = await createPrivateDatabase('main');
+    onTestFinished(() => database.drop());
+    const main = startMain({ PORT: String(port), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', DATABASE_URL: database.url }, ['--role', 'all']);
     try {
       await waitForHealth(port, main.output);
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);

@@ -9,7 +9,7 @@ import { CancelListener } from '../../../src/jobs/cancel.js';
 import { createHandlers } from '../../../src/jobs/handlers/index.js';
 import { closeQueues, createQueues, type Queues } from '../../../src/jobs/queues.js';
 import { startWorkers } from '../../../src/jobs/worker.js';
-import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, testConfig, uniquePrefix } from './services.js';
+import { SHARED_REDIS_URL, removePrefix, testConfig, uniquePrefix } from './services.js';
 
 export interface TestApi {
   app: App;
@@ -21,12 +21,15 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** Builds the app (not listening) against the test database and `redisUrl` under a fresh prefix. */
+/**
+ * Builds the app (not listening) against the test database (or `env.DATABASE_URL`: tests that start
+ * worker processes use a private database, see private-database.ts) and `redisUrl` under a fresh prefix.
+ */
 export async function startApi(label: string, env: Record<string, string> = {}, redisUrl = SHARED_REDIS_URL): Promise<TestApi> {
   const prefix = uniquePrefix(label);
   const config = testConfig({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
   const logger = pino({ level: 'silent' });
-  const db = createDb(TEST_DATABASE_URL);
+  const db = createDb(config.databaseUrl);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queues = createQueues({ connection: redis, prefix, logger });
   const app = await buildApp({ config, db, queues, probes: { postgres: () => db.ping(), redis: () => redis.ping(), backend: () => 'cpu' } });
