@@ -75,3 +75,66 @@ export async function revokeApiKey(db: Db, keyId: string): Promise<boolean> {
   const { count } = await db.prisma.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: new Date() } });
   return count === 1;
 }
+
+/** One key as an operator sees it: never the key or its hash. */
+export interface ApiKeySummary {
+  id: string;
+  prefix: string;
+  name: string | null;
+  tenantId: string;
+  tenantName: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+const SUMMARY_SELECT = {
+  id: true, prefix: true, name: true, tenantId: true, createdAt: true, lastUsedAt: true, revokedAt: true,
+  tenant: { select: { name: true } },
+} as const;
+
+function toSummary(row: { tenant: { name: string } } & Omit<ApiKeySummary, 'tenantName'>): ApiKeySummary {
+  const { tenant, ...rest } = row;
+  return { ...rest, tenantName: tenant.name };
+}
+
+/** Every key, oldest first, optionally only those of tenants named `tenantName`. */
+export async function listApiKeys(db: Db, options: { tenantName?: string } = {}): Promise<ApiKeySummary[]> {
+  const rows = await db.prisma.apiKey.findMany({
+    where: options.tenantName === undefined ? {} : { tenant: { name: options.tenantName } },
+    select: SUMMARY_SELECT,
+    orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+  });
+  return rows.map(toSummary);
+}
+
+/** Tenants with exactly this name (names are labels, not unique). */
+export async function findTenantsByName(db: Db, name: string): Promise<{ id: string; name: string }[]> {
+  return db.prisma.tenant.findMany({ where: { name }, select: { id: true, name: true }, orderBy: { createdAt: 'asc' } });
+}
+
+/** Whether a tenant with this id exists. */
+export async function tenantExists(db: Db, tenantId: string): Promise<boolean> {
+  return (await db.prisma.tenant.count({ where: { id: tenantId } })) === 1;
+}
+
+/** What {@link revokeApiKeyByRef} did. */
+export type RevokeOutcome =
+  | { outcome: 'revoked' | 'already-revoked'; key: ApiKeySummary }
+  | { outcome: 'missing' };
+
+/**
+ * Revokes the key named by its id, its prefix (`fa_XXXXXXXXXXXX`) or the whole key. Revoking twice
+ * is harmless: the second time says so and keeps the first revocation time.
+ */
+export async function revokeApiKeyByRef(db: Db, ref: string): Promise<RevokeOutcome> {
+  const prefix = /^(fa_[A-Za-z0-9]{12})(_|$)/.exec(ref)?.[1];
+  const where = prefix !== undefined ? { prefix } : /^[0-9a-f-]{36}$/i.test(ref) ? { id: ref } : undefined;
+  if (!where) return { outcome: 'missing' };
+  const row = await db.prisma.apiKey.findUnique({ where, select: SUMMARY_SELECT });
+  if (!row) return { outcome: 'missing' };
+  if (row.revokedAt !== null) return { outcome: 'already-revoked', key: toSummary(row) };
+  await revokeApiKey(db, row.id);
+  const updated = await db.prisma.apiKey.findUniqueOrThrow({ where: { id: row.id }, select: SUMMARY_SELECT });
+  return { outcome: 'revoked', key: toSummary(updated) };
+}
