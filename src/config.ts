@@ -38,8 +38,13 @@ export interface Config {
   readonly port: number;
   /** FASTADAPT_ROLE, overridden by `--role`. Default all. */
   readonly role: Role;
-  /** WORKER_CONCURRENCY: jobs one worker process runs at once, per queue. Default 1. */
+  /** WORKER_CONCURRENCY: meta-training jobs one worker process runs at once. Default 1. */
   readonly workerConcurrency: number;
+  /**
+   * ADAPT_CONCURRENCY: adaptations one worker process runs at once. Default 4: each is a few ms of
+   * compute between Postgres round trips, so several in flight keep the CPU busy while others wait.
+   */
+  readonly adaptConcurrency: number;
   /** TFJS_BACKEND. Default auto (tensorflow-gpu > tensorflow > wasm > cpu). */
   readonly tfjsBackend: BackendPreference;
   /** LOG_LEVEL (pino). Default info. */
@@ -179,6 +184,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     port: read.int('PORT', 3000, 1, 65535),
     role: args.role === undefined ? envRole : read.oneOf<Role>('--role', envRole, ROLES, args.role),
     workerConcurrency: read.int('WORKER_CONCURRENCY', 1, 1, 64),
+    adaptConcurrency: read.int('ADAPT_CONCURRENCY', 4, 1, 256),
     tfjsBackend: read.oneOf<BackendPreference>('TFJS_BACKEND', 'auto', BACKEND_PREFERENCES),
     logLevel: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
     queuePrefix: read.string('QUEUE_PREFIX', 'fastadapt'),
