@@ -25,6 +25,11 @@ export interface Limits {
   readonly maxIterations: number;
   /** MAX_INNER_STEPS: inner-loop gradient steps, in meta-training and in adaptation. Default 100. */
   readonly maxInnerSteps: number;
+  /**
+   * MAX_CONCURRENT_JOBS_PER_TENANT: meta-training jobs one tenant may have queued or running at once;
+   * POST /meta-train answers 429 beyond it. Default 10.
+   */
+  readonly maxConcurrentJobsPerTenant: number;
 }
 
 export interface Config {
@@ -78,6 +83,13 @@ export interface Config {
   readonly reconcileIntervalMs: number;
   /** PROGRESS_INTERVAL_MS: least time between two progress writes of a running job. Default 250. */
   readonly progressIntervalMs: number;
+  /**
+   * RATE_LIMIT_MAX: requests one API key may make per window (counted in Redis, so across API
+   * processes); beyond it 429 with Retry-After. 0 turns rate limiting off. Default 600.
+   */
+  readonly rateLimitMax: number;
+  /** RATE_LIMIT_WINDOW_MS: the rate-limit window. Default 60000 (so 600 requests a minute). */
+  readonly rateLimitWindowMs: number;
   readonly limits: Limits;
 }
 
@@ -195,6 +207,8 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     maxStalledCount: read.int('MAX_STALLED_COUNT', 10, 1, 1_000),
     reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
+    rateLimitMax: read.int('RATE_LIMIT_MAX', 600, 0, 1_000_000_000),
+    rateLimitWindowMs: read.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
     limits: {
       maxBodyBytes: read.int('MAX_BODY_BYTES', MiB, 1024, 256 * MiB),
       maxSupportExamples: read.int('MAX_SUPPORT_EXAMPLES', 1000, 1, 1_000_000),
@@ -202,6 +216,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxHiddenUnits: read.int('MAX_HIDDEN_UNITS', 1024, 1, 65_536),
       maxIterations: read.int('MAX_ITERATIONS', 100_000, 1, 100_000_000),
       maxInnerSteps: read.int('MAX_INNER_STEPS', 100, 1, 10_000),
+      maxConcurrentJobsPerTenant: read.int('MAX_CONCURRENT_JOBS_PER_TENANT', 10, 1, 1_000_000),
     },
   };
   if (!/^[A-Za-z0-9_.-]+$/.test(config.queuePrefix)) {
