@@ -61,6 +61,7 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
       connection: redis,
       prefix: config.queuePrefix,
       concurrency: config.workerConcurrency,
+      adaptConcurrency: config.adaptConcurrency,
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: config.maxStalledCount,

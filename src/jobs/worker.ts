@@ -45,8 +45,10 @@ export interface WorkerPoolOptions {
   connection: ConnectionOptions;
   /** Redis key prefix; must match the queues' (config.queuePrefix). */
   prefix: string;
-  /** Jobs run at once per queue in this process (config.workerConcurrency). Default 1. */
+  /** Meta-training jobs run at once in this process (config.workerConcurrency). Default 1. */
   concurrency?: number;
+  /** Adaptations run at once in this process (config.adaptConcurrency). Default 4. */
+  adaptConcurrency?: number;
   /** Lock lifetime of a running job, renewed every half of it (config.lockDurationMs). Default 30000. */
   lockDuration?: number;
   /** How often to look for jobs whose lock expired (config.stalledIntervalMs). Default 15000. */
@@ -93,14 +95,14 @@ function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, log
  */
 export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): WorkerPool {
   assertHandlerTable(table as unknown as Readonly<Record<string, unknown>>);
-  const { connection, prefix, concurrency = 1, lockDuration = 30_000, stalledInterval = 15_000, maxStalledCount = 10, logger } = options;
+  const { connection, prefix, concurrency = 1, adaptConcurrency = 4, lockDuration = 30_000, stalledInterval = 15_000, maxStalledCount = 10, logger } = options;
   let stopping = false;
 
   const open = <Q extends QueueName>(queue: Q): Worker => {
     const worker = new Worker<JobData<Q>, unknown, Q>(queue, processorFor(queue, table[queue], logger, () => stopping), {
       connection,
       prefix,
-      concurrency,
+      concurrency: queue === 'adapt' ? adaptConcurrency : concurrency,
       lockDuration,
       stalledInterval,
       maxStalledCount,
@@ -113,7 +115,7 @@ export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): W
     return worker as unknown as Worker;
   };
   const workers = QUEUE_NAMES.map((queue) => open(queue));
-  logger.info({ queues: QUEUE_NAMES, concurrency }, 'workers started');
+  logger.info({ queues: QUEUE_NAMES, concurrency, adaptConcurrency }, 'workers started');
 
   return {
     workers,

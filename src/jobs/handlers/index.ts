@@ -1,16 +1,16 @@
 /**
- * The job name -> handler table the worker role runs. Each queue's real handler lives in its own file
- * here and replaces its entry below: meta-train (the engine's training loop, checkpointing on abort)
- * and adapt (the inner loop on a support set) arrive with their issues.
+ * The job name -> handler table the worker role runs. Each queue's handler lives in its own file:
+ * meta-train (the engine's training loop, checkpointing on abort) and adapt (the inner loop on a
+ * support set, from meta-models kept hot in this process).
  */
-import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import type { CancelListener } from '../cancel.js';
 import { createMetaTrainHandler } from '../meta-train-processor.js';
-import type { HandlerTable, JobHandler } from '../worker.js';
-import type { QueueName } from '../queues.js';
+import { createAdaptHandler } from '../adapt-processor.js';
+import { MetaModelCache } from '../meta-model-cache.js';
+import type { HandlerTable } from '../worker.js';
 
 /** What handlers may use; they get everything else from the rows their job ids name. */
 export interface HandlerDeps {
@@ -24,22 +24,14 @@ export interface HandlerDeps {
   cancels: CancelListener;
   /** Least ms between two progress writes of a meta-training run (config.progressIntervalMs). Default 250. */
   progressIntervalMs?: number;
-}
-
-/**
- * A queue whose handler has not landed yet: its jobs fail at once, visibly and without retries,
- * instead of waiting forever or pretending to succeed.
- */
-function notYetImplemented<Q extends QueueName>(queue: Q): JobHandler<Q> {
-  return async (job) => {
-    throw new UnrecoverableError(`The ${queue} handler is not implemented yet (job ${job.id})`);
-  };
+  /** Decoded meta-models kept hot for adaptation. Default: a new cache with its default bounds. */
+  metaModels?: MetaModelCache;
 }
 
 /** Builds the table; startWorkers() refuses it if any queue lacks a handler. */
 export function createHandlers(deps: HandlerDeps): HandlerTable {
   return {
     'meta-train': createMetaTrainHandler({ ...deps, prefix: deps.queuePrefix }),
-    adapt: notYetImplemented('adapt'),
+    adapt: createAdaptHandler({ db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels: deps.metaModels ?? new MetaModelCache() }),
   };
 }
