@@ -11,6 +11,7 @@ import type { AppDeps } from './deps.js';
 import auth from './plugins/auth.js';
 import errors from './plugins/errors.js';
 import openapi from './plugins/openapi.js';
+import rateLimit from './plugins/rate-limit.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
 import health from './routes/health.js';
@@ -55,6 +56,8 @@ export async function buildApp(deps: AppDeps) {
   // Resource routes: every one needs an API key and acts for its tenant (request.tenant).
   await app.register(async (api) => {
     api.addHook('onRequest', api.authenticate);
+    // Before the routes: it limits the routes registered after it, per key, once the key is known.
+    await api.register(rateLimit);
     await api.register(taskFamilies);
     await api.register(metaTrain);
     await api.register(metaModels);
