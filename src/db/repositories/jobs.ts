@@ -87,31 +87,55 @@ async function replay(db: Db, tenantId: string, idempotency: Idempotency): Promi
   return jobView(row);
 }
 
+/** The tenant already has `limit` jobs queued or running (MAX_CONCURRENT_JOBS_PER_TENANT). */
+export class ActiveJobLimitError extends Error {
+  constructor(readonly limit: number, readonly active: number) {
+    super(`This tenant already has ${active} meta-training jobs queued or running (limit ${limit}); wait for one to end or cancel one`);
+    this.name = 'ActiveJobLimitError';
+  }
+}
+
 /**
  * Writes a queued job. With an idempotency key, a job already made with the same key and body is
  * returned instead (`created: false`); two requests racing with the same key are settled by the
  * (tenant, key) unique constraint, the loser reading the winner's job.
+ * With `maxActive`, the count of the tenant's queued and running jobs and the insert happen under a
+ * per-tenant advisory lock, so simultaneous requests cannot together pass the limit.
  * @throws IdempotencyConflictError for the same key with a different body.
+ * @throws ActiveJobLimitError when `maxActive` jobs are already queued or running.
  */
-export async function createJob(db: Db, tenantId: string, job: NewJob, idempotency?: Idempotency): Promise<{ job: JobView; created: boolean }> {
+export async function createJob(
+  db: Db,
+  tenantId: string,
+  job: NewJob,
+  idempotency?: Idempotency,
+  options: { maxActive?: number } = {},
+): Promise<{ job: JobView; created: boolean }> {
   if (idempotency) {
     const existing = await replay(db, tenantId, idempotency);
     if (existing) return { job: existing, created: false };
   }
   try {
-    const row = await db.prisma.metaTrainJob.create({
-      data: {
-        tenantId,
-        name: job.name,
-        algorithm: job.algorithm,
-        familyIds: job.familyIds,
-        model: job.model,
-        hyper: { ...job.hyper },
-        iterations: job.hyper.iterations,
-        idempotencyKey: idempotency?.key ?? null,
-        requestHash: idempotency?.requestHash ?? null,
-      },
-      include: WITH_MODEL,
+    const row = await db.prisma.$transaction(async (tx) => {
+      if (options.maxActive !== undefined) {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`active-jobs:${tenantId}`}, 0))`;
+        const active = await tx.metaTrainJob.count({ where: { tenantId, status: { in: ['queued', 'running'] } } });
+        if (active >= options.maxActive) throw new ActiveJobLimitError(options.maxActive, active);
+      }
+      return tx.metaTrainJob.create({
+        data: {
+          tenantId,
+          name: job.name,
+          algorithm: job.algorithm,
+          familyIds: job.familyIds,
+          model: job.model,
+          hyper: { ...job.hyper },
+          iterations: job.hyper.iterations,
+          idempotencyKey: idempotency?.key ?? null,
+          requestHash: idempotency?.requestHash ?? null,
+        },
+        include: WITH_MODEL,
+      });
     });
     return { job: jobView(row), created: true };
   } catch (error) {

@@ -4,6 +4,7 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEPENDENCY_RETRY_AFTER_SECONDS, unavailableDependency, type Dependency } from '../dependency-errors.js';
 import { HttpProblem, statusTitle } from '../problem.js';
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../schemas/problem.js';
 import { toIssues } from '../validation.js';
@@ -17,7 +18,10 @@ function instanceOf(request: FastifyRequest): string {
   return request.url.split('?')[0];
 }
 
-function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): Problem {
+/** A problem, and for an outage which dependency is down (also a member of the body). */
+type Answer = Problem & { dependency?: Dependency };
+
+function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): Answer {
   const instance = instanceOf(request);
   if (error instanceof HttpProblem) return error.toProblem(instance);
 
@@ -25,6 +29,12 @@ function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): 
     const errors = toIssues(error.validation, error.validationContext);
     const fields = errors.length === 1 ? `${errors[0].path || '(root)'} ${errors[0].message}` : `${errors.length} invalid fields`;
     return { type: 'about:blank', title: statusTitle(400), status: 400, detail: `Invalid request: ${fields}`, instance, errors };
+  }
+
+  const down = unavailableDependency(error);
+  if (down) {
+    const name = down === 'postgres' ? 'The database' : 'The job queue (Redis)';
+    return { type: 'about:blank', title: statusTitle(503), status: 503, detail: `${name} is unavailable; retry in a few seconds.`, instance, dependency: down };
   }
 
   const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
@@ -37,7 +47,11 @@ function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): 
 async function errors(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
     const problem = toProblem(error, request);
-    if (problem.status >= 500) {
+    if (problem.status === 503 && problem.dependency !== undefined) {
+      // An outage, not a bug: the client retries, the operator sees one line (readiness says more).
+      request.log.warn({ dependency: problem.dependency, reason: (error as Error).message.trim().split('\n').pop() }, 'dependency unavailable');
+      reply.header('retry-after', String(DEPENDENCY_RETRY_AFTER_SECONDS)).removeHeader('www-authenticate');
+    } else if (problem.status >= 500) {
       request.log.error({ err: error }, 'request failed');
     } else {
       request.log.info({ status: problem.status, code: (error as FastifyError).code, detail: problem.detail }, 'request rejected');

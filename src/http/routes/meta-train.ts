@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
+import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
 import { loadFamilySpec, summariseFamilies } from '../../db/repositories/task-families.js';
 import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
@@ -14,12 +14,19 @@ import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { createRedis } from '../../jobs/redis.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
 import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { assertRedisReady, within } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, problemResponses, withCursor } from '../schemas/common.js';
 import { IdempotencyHeaders, Job, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
 import metaTrainEvents from './meta-train-events.js';
 
 const tags = ['meta-train'];
+
+/**
+ * How long POST /meta-train waits for the enqueue. Redis answered a moment before (assertRedisReady),
+ * so a slow enqueue means it just went away: the row is written, and the reconciler enqueues it.
+ */
+const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /** Key order and spacing do not make two requests different. */
 function canonicalJson(value: unknown): string {
@@ -99,26 +106,32 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         202: { description: 'Job created and queued; Location names it', ...Job },
         200: { description: 'Idempotent replay: the job this Idempotency-Key and body created before', ...Job },
-        ...problemResponses(400, 413, 415, 422),
+        ...problemResponses(400, 413, 415, 422, 429, 503),
       },
     },
   }, async (request, reply) => {
     const tenantId = request.tenant.id;
     const key = request.headers['idempotency-key'];
+    // Refuse before writing anything: a 503 must leave no job behind for the client's retry to duplicate.
+    await assertRedisReady(app.queues);
     const plan = await planJob(app, tenantId, request.body);
     let result;
     try {
       const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
-      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash });
+      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash }, {
+        maxActive: app.config.limits.maxConcurrentJobsPerTenant,
+      });
     } catch (error) {
       if (error instanceof IdempotencyConflictError) throw new HttpProblem(422, error.message, { extensions: { jobId: error.jobId } });
+      // 429 rather than 409: it is a quota on the tenant, not a conflict with one resource's state.
+      if (error instanceof ActiveJobLimitError) throw new HttpProblem(429, error.message, { extensions: { limit: error.limit, active: error.active } });
       throw error;
     }
     const { job, created } = result;
     if (created) {
       // The row is written, so the job exists whatever Redis does now: if this enqueue fails, the
       // reconciler enqueues every queued row it finds.
-      await enqueueMetaTrain(app.queues, job.id).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
+      await within(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
     }
     return reply.code(created ? 202 : 200).header('location', `/meta-train/${job.id}`).send(job);
   });
@@ -150,10 +163,12 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Cancel a job: a queued one at once, a running one within one iteration',
       tags,
       params: IdParams,
-      response: { 202: Job, ...problemResponses(404, 409) },
+      response: { 202: Job, ...problemResponses(404, 409, 503) },
     },
   }, async (request, reply) => {
     const { id } = request.params;
+    // A cancel takes a queued job off the queue and tells the running one's worker: both need Redis.
+    await assertRedisReady(app.queues);
     const result = await requestCancel(app.db, request.tenant.id, id);
     if (result.outcome === 'missing') throw new HttpProblem(404, `No meta-training job ${id}`);
     const { job } = result;

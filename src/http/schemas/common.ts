@@ -43,6 +43,8 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: 'Request body larger than MAX_BODY_BYTES',
   415: 'Body is not application/json',
   422: 'Idempotency-Key reused with a different request body',
+  429: 'Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached',
+  503: 'Postgres or Redis is unavailable; retry after Retry-After seconds',
 };
 
 /** One error answer: an application/problem+json body (declared so, both for the serialiser and OpenAPI). */
