@@ -14,4 +14,9 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The dashboard's scripts run in the browser (served as they are, no build).
+    files: ['web/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', sessionStorage: 'readonly', TextDecoderStream: 'readonly' } },
+  },
 );

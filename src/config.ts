@@ -90,6 +90,19 @@ export interface Config {
   readonly rateLimitMax: number;
   /** RATE_LIMIT_WINDOW_MS: the rate-limit window. Default 60000 (so 600 requests a minute). */
   readonly rateLimitWindowMs: number;
+  /**
+   * ADMIN_API_KEY: opens the queue board at /admin/queues (HTTP Basic password, or a Bearer token) and
+   * /metrics. At least 16 characters. Default unset: the board is not served.
+   */
+  readonly adminApiKey: string | null;
+  /**
+   * METRICS_API_KEY: a scrape-only Bearer token for /metrics (so Prometheus does not hold the admin
+   * key). At least 16 characters. Default unset: with neither key set, /metrics answers loopback
+   * clients only.
+   */
+  readonly metricsApiKey: string | null;
+  /** WORKER_METRICS_INTERVAL_MS: how often a worker publishes its metrics to Redis for /metrics. Default 5000. */
+  readonly workerMetricsIntervalMs: number;
   readonly limits: Limits;
 }
 
@@ -135,6 +148,17 @@ class Reader {
       return fallback;
     }
     return value as T;
+  }
+
+  /** An optional credential; too short is refused, and the value is never echoed. */
+  secret(name: string, minLength: number): string | null {
+    const value = this.raw(name);
+    if (value === undefined) return null;
+    if (value.length < minLength) {
+      this.problems.push(`${name} must be at least ${minLength} characters`);
+      return null;
+    }
+    return value;
   }
 
   url(name: string, fallback: string, protocols: readonly string[]): string {
@@ -207,6 +231,9 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     maxStalledCount: read.int('MAX_STALLED_COUNT', 10, 1, 1_000),
     reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
+    adminApiKey: read.secret('ADMIN_API_KEY', 16),
+    metricsApiKey: read.secret('METRICS_API_KEY', 16),
+    workerMetricsIntervalMs: read.int('WORKER_METRICS_INTERVAL_MS', 5_000, 100, 3_600_000),
     rateLimitMax: read.int('RATE_LIMIT_MAX', 600, 0, 1_000_000_000),
     rateLimitWindowMs: read.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
     limits: {

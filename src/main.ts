@@ -15,6 +15,7 @@ import { createProbeRedis, createRedis } from './jobs/redis.js';
 import { Shutdown } from './jobs/shutdown.js';
 import { startWorkers } from './jobs/worker.js';
 import { activeBackend, initBackend } from './meta/backend.js';
+import { instrumentWorkers, WorkerMetricsPublisher } from './metrics/worker.js';
 
 function readConfig(): Config {
   try {
@@ -69,9 +70,13 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
     });
     const reconciler = new Reconciler({ db, queues, redis, prefix: config.queuePrefix, logger, intervalMs: config.reconcileIntervalMs }).start();
     // One step: stop re-enqueueing, let running jobs finish or hand back, then stop listening for cancels.
+    // Worker metrics reach the API's /metrics through Redis (see metrics/snapshots.ts).
+    instrumentWorkers(pool.workers);
+    const metrics = new WorkerMetricsPublisher({ redis, prefix: config.queuePrefix, intervalMs: config.workerMetricsIntervalMs, backend: activeBackend, logger }).start();
     shutdown.add('workers', async () => {
       await reconciler.stop();
       await pool.close();
+      await metrics.close();
       await cancels.close();
     });
   }

@@ -8,12 +8,15 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { Queues } from '../jobs/queues.js';
 import type { AppDeps } from './deps.js';
+import adminBoard from './plugins/admin-board.js';
 import auth from './plugins/auth.js';
 import errors from './plugins/errors.js';
+import metrics from './plugins/metrics.js';
 import openapi from './plugins/openapi.js';
 import rateLimit from './plugins/rate-limit.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
+import dashboard from './routes/dashboard.js';
 import health from './routes/health.js';
 import metaModels from './routes/meta-models.js';
 import metaTrain from './routes/meta-train.js';
@@ -49,10 +52,16 @@ export async function buildApp(deps: AppDeps) {
   app.decorate('config', config);
   app.decorate('db', deps.db);
   app.decorate('queues', deps.queues);
+  // Before every route, so its timing hook sees them all.
+  await app.register(metrics, { backend: deps.probes.backend });
 
   await app.register(auth);
 
   await app.register(health, { probes: deps.probes, timeoutMs: config.readyTimeoutMs });
+  // Operator pages: the queue board checks the admin key itself; the dashboard page is static and
+  // calls the API with the key its user types in.
+  await app.register(adminBoard);
+  await app.register(dashboard);
   // Resource routes: every one needs an API key and acts for its tenant (request.tenant).
   await app.register(async (api) => {
     api.addHook('onRequest', api.authenticate);

@@ -34,6 +34,7 @@ import {
   type TrainConfig,
   type TrainEvent,
 } from '../meta/index.js';
+import { countMetaTrainIterations } from '../metrics/worker.js';
 import { CANCEL, type CancelListener, type TrackedRun } from './cancel.js';
 import { publishJobEvent, type JobEventMap, type JobEventType } from './events.js';
 import type { JobHandler } from './worker.js';
@@ -177,6 +178,7 @@ class Run {
     const { db } = this.deps;
     switch (event.type) {
       case 'progress': {
+        countMetaTrainIterations();
         this.iteration = event.iteration;
         const now = Date.now();
         if (event.iteration < event.iterations && now - this.lastProgressAt < (this.deps.progressIntervalMs ?? 250)) return undefined;

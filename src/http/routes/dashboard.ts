@@ -1,0 +1,50 @@
+/**
+ * The operator's web dashboard: GET / serves its page, /dashboard/* its scripts and styles (plain
+ * files from web/dashboard, no build step). The page holds no data: it asks for an API key, keeps it
+ * in sessionStorage and calls the JSON API with it like any client, so it sees one tenant's jobs.
+ */
+import staticFiles from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/**
+ * web/dashboard from the checkout (src/http/routes -> ../../..) or from a build, where this file
+ * runs as dist/src/http/routes/dashboard.js and web/ sits next to dist/ (-> ../../../..).
+ */
+export function dashboardRoot(): string {
+  const candidates = [resolve(import.meta.dirname, '../../../web/dashboard'), resolve(import.meta.dirname, '../../../../web/dashboard')];
+  const found = candidates.find((dir) => existsSync(join(dir, 'index.html')));
+  if (!found) throw new Error(`dashboard assets not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+/**
+ * The page only runs its own scripts and talks only to this origin: a script injected through data
+ * could otherwise read the key in sessionStorage.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+export default async function dashboard(app: FastifyInstance): Promise<void> {
+  const root = dashboardRoot();
+  const page = readFileSync(join(root, 'index.html'));
+  await app.register(staticFiles, { root, prefix: '/dashboard/', decorateReply: false, index: false, cacheControl: true, maxAge: 0 });
+  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', CONTENT_SECURITY_POLICY)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .header('cache-control', 'no-cache')
+      .send(page),
+  );
+}

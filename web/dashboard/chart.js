@@ -1,0 +1,69 @@
+// Small SVG charts: line series and points on linear axes, drawn with DOM calls only (no innerHTML).
+const SVG = 'http://www.w3.org/2000/svg';
+const W = 720, H = 300, M = { left: 56, right: 130, top: 12, bottom: 34 };
+
+function el(name, attrs = {}, parent) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function extent(values) {
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+  if (lo === hi) { lo -= 1; hi += 1; }
+  return [lo, hi];
+}
+
+function ticks([lo, hi], count = 5) {
+  const step = (hi - lo) / count;
+  return Array.from({ length: count + 1 }, (_, i) => lo + i * step);
+}
+
+const fmt = (v) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
+
+/**
+ * Draws `series` ([{ name, label, points: [[x, y]], kind: 'line' | 'points' }]) into `svg`,
+ * replacing what was there. `logY` plots log10 of positive y (losses span decades).
+ */
+export function drawChart(svg, series, { xLabel = '', yLabel = '', logY = false } = {}) {
+  svg.replaceChildren();
+  const ty = (y) => (logY ? Math.log10(Math.max(y, 1e-12)) : y);
+  const all = series.flatMap((s) => s.points);
+  if (all.length === 0) {
+    el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, svg).textContent = 'no points yet';
+    return;
+  }
+  const xs = extent(all.map((p) => p[0]));
+  const ys = extent(all.map((p) => ty(p[1])));
+  const px = (x) => M.left + ((x - xs[0]) / (xs[1] - xs[0])) * (W - M.left - M.right);
+  const py = (y) => H - M.bottom - ((ty(y) - ys[0]) / (ys[1] - ys[0])) * (H - M.top - M.bottom);
+
+  const axis = el('g', { class: 'axis' }, svg);
+  for (const t of ticks(ys)) {
+    const y = H - M.bottom - ((t - ys[0]) / (ys[1] - ys[0])) * (H - M.top - M.bottom);
+    el('line', { class: 'grid', x1: M.left, x2: W - M.right, y1: y, y2: y }, axis);
+    el('text', { x: M.left - 6, y: y + 4, 'text-anchor': 'end' }, axis).textContent = fmt(logY ? 10 ** t : t);
+  }
+  for (const t of ticks(xs)) {
+    el('text', { x: px(t), y: H - M.bottom + 16, 'text-anchor': 'middle' }, axis).textContent = fmt(t);
+  }
+  el('line', { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom }, axis);
+  el('line', { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom }, axis);
+  el('text', { x: (M.left + W - M.right) / 2, y: H - 4, 'text-anchor': 'middle' }, axis).textContent = xLabel;
+  el('text', { x: 12, y: M.top + 8 }, axis).textContent = yLabel + (logY ? ' (log)' : '');
+
+  series.forEach((s, i) => {
+    if (s.kind === 'points') {
+      const group = el('g', { 'data-series': s.name, 'data-points': s.points.length }, svg);
+      for (const [x, y] of s.points) el('circle', { class: s.name, cx: px(x), cy: py(y), r: 4 }, group);
+    } else {
+      const d = s.points.map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join('');
+      el('path', { class: `series ${s.name}`, d, 'data-series': s.name, 'data-points': s.points.length }, svg);
+    }
+    const ly = M.top + 14 + i * 18;
+    el('line', { class: `series ${s.name}`, x1: W - M.right + 10, x2: W - M.right + 30, y1: ly - 4, y2: ly - 4 }, svg);
+    el('text', { x: W - M.right + 36, y: ly }, svg).textContent = s.label;
+  });
+}

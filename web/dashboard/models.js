@@ -1,0 +1,43 @@
+// Meta-models with their versions and aliases; the list also feeds the task panel's choice.
+import { api } from './api.js';
+
+export let metaModels = [];
+
+export async function refreshModels() {
+  ({ items: metaModels } = await api('/meta-models?limit=50'));
+  const rows = metaModels.map((model) => {
+    const row = document.createElement('tr');
+    row.dataset.metaModelId = model.id;
+    const aliases = document.createElement('td');
+    for (const alias of model.aliases) {
+      const chip = document.createElement('span');
+      chip.className = 'alias';
+      chip.textContent = alias;
+      aliases.appendChild(chip);
+    }
+    const cells = [model.name, `v${model.version}`, model.algorithm, model.nWay ? `${model.kind} (${model.nWay}-way)` : `${model.kind} (${model.inputDim}-d)`];
+    for (const text of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      row.appendChild(td);
+    }
+    row.appendChild(aliases);
+    for (const text of [model.metrics?.valLoss?.toPrecision(3) ?? '', new Date(model.createdAt).toLocaleString()]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      row.appendChild(td);
+    }
+    return row;
+  });
+  document.querySelector('#models tbody').replaceChildren(...rows);
+
+  const select = document.querySelector('#try-model');
+  const previous = select.value;
+  select.replaceChildren(...metaModels.map((model) => {
+    const option = document.createElement('option');
+    option.value = model.id;
+    option.textContent = `${model.name}@${model.version} (${model.algorithm}, ${model.kind})`;
+    return option;
+  }));
+  if (metaModels.some((m) => m.id === previous)) select.value = previous;
+}
