@@ -25,6 +25,8 @@ export interface Limits {
   readonly maxIterations: number;
   /** MAX_INNER_STEPS: inner-loop gradient steps, in meta-training and in adaptation. Default 100. */
   readonly maxInnerSteps: number;
+  /** MAX_PREDICT_INPUTS: inputs in one prediction request (GET /predict `x`s, POST predict rows). Default 1000. */
+  readonly maxPredictInputs: number;
   /**
    * MAX_CONCURRENT_JOBS_PER_TENANT: meta-training jobs one tenant may have queued or running at once;
    * POST /meta-train answers 429 beyond it. Default 10.
@@ -83,6 +85,18 @@ export interface Config {
   readonly reconcileIntervalMs: number;
   /** PROGRESS_INTERVAL_MS: least time between two progress writes of a running job. Default 250. */
   readonly progressIntervalMs: number;
+  /**
+   * ADAPT_WAIT_MS: how long POST /tasks/:id/adapt waits for the worker before answering 202 with the
+   * adaptation's Location instead of 200. Default 10000.
+   */
+  readonly adaptWaitMs: number;
+  /**
+   * AUTH_CACHE_TTL_MS: how long an API process trusts a resolved API key without asking Postgres; a key
+   * revoked elsewhere keeps working in other processes at most this long. 0 asks every time. Default 30000.
+   */
+  readonly authCacheTtlMs: number;
+  /** PREDICT_CACHE_SIZE: adapted heads an API process keeps ready to serve (least recently used leave). Default 10000. */
+  readonly predictCacheSize: number;
   /**
    * RATE_LIMIT_MAX: requests one API key may make per window (counted in Redis, so across API
    * processes); beyond it 429 with Retry-After. 0 turns rate limiting off. Default 600.
@@ -231,6 +245,9 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     maxStalledCount: read.int('MAX_STALLED_COUNT', 10, 1, 1_000),
     reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
+    adaptWaitMs: read.int('ADAPT_WAIT_MS', 10_000, 0, 600_000),
+    authCacheTtlMs: read.int('AUTH_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    predictCacheSize: read.int('PREDICT_CACHE_SIZE', 10_000, 1, 10_000_000),
     adminApiKey: read.secret('ADMIN_API_KEY', 16),
     metricsApiKey: read.secret('METRICS_API_KEY', 16),
     workerMetricsIntervalMs: read.int('WORKER_METRICS_INTERVAL_MS', 5_000, 100, 3_600_000),
@@ -243,6 +260,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxHiddenUnits: read.int('MAX_HIDDEN_UNITS', 1024, 1, 65_536),
       maxIterations: read.int('MAX_ITERATIONS', 100_000, 1, 100_000_000),
       maxInnerSteps: read.int('MAX_INNER_STEPS', 100, 1, 10_000),
+      maxPredictInputs: read.int('MAX_PREDICT_INPUTS', 1000, 1, 1_000_000),
       maxConcurrentJobsPerTenant: read.int('MAX_CONCURRENT_JOBS_PER_TENANT', 10, 1, 1_000_000),
     },
   };

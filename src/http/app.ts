@@ -9,6 +9,7 @@ import type { Db } from '../db/client.js';
 import type { Queues } from '../jobs/queues.js';
 import type { AppDeps } from './deps.js';
 import adminBoard from './plugins/admin-board.js';
+import adapted from './plugins/adapted.js';
 import auth from './plugins/auth.js';
 import errors from './plugins/errors.js';
 import metrics from './plugins/metrics.js';
@@ -20,6 +21,7 @@ import dashboard from './routes/dashboard.js';
 import health from './routes/health.js';
 import metaModels from './routes/meta-models.js';
 import metaTrain from './routes/meta-train.js';
+import tasks from './routes/tasks.js';
 import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
 
@@ -56,6 +58,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(metrics, { backend: deps.probes.backend });
 
   await app.register(auth);
+  // One subscription per process to adaptation outcomes: adapt waiters and the predict cache.
+  await app.register(adapted);
 
   await app.register(health, { probes: deps.probes, timeoutMs: config.readyTimeoutMs });
   // Operator pages: the queue board checks the admin key itself; the dashboard page is static and
@@ -70,6 +74,7 @@ export async function buildApp(deps: AppDeps) {
     await api.register(taskFamilies);
     await api.register(metaTrain);
     await api.register(metaModels);
+    await api.register(tasks);
   });
   return app;
 }
