@@ -1,0 +1,67 @@
+/**
+ * The API process's side of adaptation: one subscription to `<prefix>:adapted` that settles the
+ * requests waiting on an adaptation and drops the task's cached head when a newer version lands, the
+ * predict cache itself, and the decoded meta-models both adapt and predict read (immutable, so they
+ * are never invalidated).
+ */
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { loadMetaModel } from '../../db/repositories/adaptation.js';
+import { loadLatestHead } from '../../db/repositories/tasks.js';
+import { AdaptedSubscriber } from '../../jobs/adapted.js';
+import { MetaModelCache } from '../../jobs/meta-model-cache.js';
+import { taskParams, type MetaModel } from '../../meta/index.js';
+import { prepareMlp } from '../../meta/predict-arrays.js';
+import { AdaptWaiters } from '../adapt-waiters.js';
+import { PredictCache, type HeadLookup } from '../predict-cache.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Requests waiting for their adaptation's outcome. */
+    adaptWaiters: AdaptWaiters;
+    /** Adapted heads ready to serve, invalidated across processes. */
+    predictCache: PredictCache;
+    /** A meta-model decoded for the engine (null: no such id). Callers scope the id to the tenant. */
+    metaModel(id: string): Promise<MetaModel | null>;
+  }
+}
+
+async function adapted(app: FastifyInstance): Promise<void> {
+  const { db, config } = app;
+  const metaModels = new MetaModelCache();
+  const metaModel = (id: string) => metaModels.get(id, (key) => loadMetaModel(db, key));
+
+  const load = async (tenantId: string, taskId: string): Promise<HeadLookup> => {
+    const found = await loadLatestHead(db, tenantId, taskId);
+    if (found.status !== 'ready') return found;
+    const { head } = found;
+    const model = await metaModel(head.metaModelId);
+    if (!model) throw new Error(`task ${taskId} names meta-model ${head.metaModelId}, which does not exist`);
+    const mlp = prepareMlp(model.spec, taskParams(model, head.adapted));
+    return { status: 'ready', head: { tenantId, taskId, headVersion: head.headVersion, mlp } };
+  };
+  const predictCache = new PredictCache({ load, maxEntries: config.predictCacheSize });
+  const waiters = new AdaptWaiters();
+
+  // Never connected itself: the subscriber is duplicated from it (lazily connecting on SUBSCRIBE).
+  const base = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+  const subscriber = await AdaptedSubscriber.start(base, config.queuePrefix, app.log as unknown as Logger, 'api-adapted');
+  subscriber.on((message) => {
+    // Invalidate first: a client answered by its waiter then predicts with the new version.
+    if (message.status === 'succeeded' && message.headVersion !== null) predictCache.invalidate(message.taskId, message.headVersion);
+    waiters.settle(message);
+  });
+
+  app.decorate('adaptWaiters', waiters);
+  app.decorate('predictCache', predictCache);
+  app.decorate('metaModel', metaModel);
+  app.addHook('onClose', async () => {
+    waiters.cancelAll();
+    await subscriber.close();
+    base.disconnect();
+  });
+}
+
+export default fp(adapted, { name: 'adapted', fastify: '5.x' });

@@ -1,0 +1,140 @@
+/**
+ * Adapted heads ready to serve, by task id, in this API process: a prediction on a cached task
+ * touches neither Postgres nor Redis. The cache is told when a task gets a new head version (the
+ * `<prefix>:adapted` message every API process receives, see plugins/adapted.ts) and drops the older
+ * one; the next request loads the new version.
+ *
+ * Messages can be lost while the subscriber's connection is down, so entries also expire after
+ * `maxAgeMs`, and the whole cache is cleared when the subscription is re-established.
+ */
+import type { PreparedMlp } from '../meta/predict-arrays.js';
+
+/** A task's latest head, laid out for the plain-JS forward pass. */
+export interface ServedHead {
+  tenantId: string;
+  taskId: string;
+  headVersion: number;
+  mlp: PreparedMlp;
+}
+
+/** What serving a task finds: no such task (for this tenant), a task never adapted, or its head. */
+export type HeadLookup = { status: 'missing' } | { status: 'not-adapted' } | { status: 'ready'; head: ServedHead };
+
+export interface PredictCacheOptions {
+  /** Reads a task's latest head from the store, scoped to the tenant. */
+  load(tenantId: string, taskId: string): Promise<HeadLookup>;
+  /** Most tasks held; the least recently used leaves first. Default 10000. */
+  maxEntries?: number;
+  /** An entry older than this is reloaded (a backstop for a lost invalidation). Default 60000 ms. */
+  maxAgeMs?: number;
+  /** Clock, for tests. Default Date.now. */
+  now?: () => number;
+}
+
+interface Entry {
+  head: ServedHead;
+  loadedAt: number;
+}
+
+interface PendingLoad {
+  taskId: string;
+  promise: Promise<HeadLookup>;
+  /** stale: a newer version landed while this load ran, so its answer may be old and is not cached. */
+  state: { stale: boolean };
+}
+
+export class PredictCache {
+  private readonly entries = new Map<string, Entry>();
+  /** In-flight loads by tenant and task, so a burst of misses on one task reads it once. */
+  private readonly loading = new Map<string, PendingLoad>();
+  private readonly load: PredictCacheOptions['load'];
+  private readonly maxEntries: number;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+  /** Lookups answered from memory / from the store (for tests and metrics). */
+  hits = 0;
+  misses = 0;
+
+  constructor(options: PredictCacheOptions) {
+    this.load = options.load;
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.maxAgeMs = options.maxAgeMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * The task's latest head for this tenant. Another tenant's task answers 'missing', exactly like a
+   * task that does not exist. Never-adapted tasks are not remembered (their first head arrives by a
+   * message anyway).
+   */
+  get(tenantId: string, taskId: string): Promise<HeadLookup> | HeadLookup {
+    const entry = this.entries.get(taskId);
+    if (entry && this.now() - entry.loadedAt <= this.maxAgeMs) {
+      this.hits++;
+      // Map order is insertion order: re-inserting marks it most recently used.
+      this.entries.delete(taskId);
+      this.entries.set(taskId, entry);
+      return entry.head.tenantId === tenantId ? { status: 'ready', head: entry.head } : { status: 'missing' };
+    }
+    if (entry) this.entries.delete(taskId);
+    const key = `${tenantId}/${taskId}`;
+    const pending = this.loading.get(key);
+    if (pending) return pending.promise;
+    this.misses++;
+    const started = this.now();
+    const state = { stale: false };
+    const promise = this.load(tenantId, taskId)
+      .then((found) => {
+        if (found.status === 'ready' && !state.stale) this.remember(found.head, started);
+        return found;
+      })
+      .finally(() => {
+        if (this.loading.get(key)?.promise === promise) this.loading.delete(key);
+      });
+    this.loading.set(key, { taskId, promise, state });
+    return promise;
+  }
+
+  /**
+   * Version `headVersion` of the task was stored: forget any older one, and keep loads that started
+   * before now from caching what they read.
+   */
+  invalidate(taskId: string, headVersion: number): void {
+    const entry = this.entries.get(taskId);
+    if (entry && entry.head.headVersion < headVersion) this.entries.delete(taskId);
+    for (const [key, load] of this.loading) {
+      if (load.taskId !== taskId) continue;
+      load.state.stale = true;
+      this.loading.delete(key);
+    }
+  }
+
+  /** Forgets everything (e.g. after the invalidation feed was interrupted). */
+  clear(): void {
+    this.entries.clear();
+    for (const load of this.loading.values()) load.state.stale = true;
+    this.loading.clear();
+  }
+
+  /** Tasks held now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The version held for a task, if any (for tests). */
+  heldVersion(taskId: string): number | undefined {
+    return this.entries.get(taskId)?.head.headVersion;
+  }
+
+  private remember(head: ServedHead, loadedAt: number): void {
+    const held = this.entries.get(head.taskId);
+    // A slower load must not replace a newer version another load already cached.
+    if (held && held.head.headVersion > head.headVersion) return;
+    this.entries.delete(head.taskId);
+    this.entries.set(head.taskId, { head, loadedAt });
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * POST /tasks/:id/adapt and GET /tasks/:id/adaptations/:adaptationId.
+ *
+ * The support set is checked against the task here, written with the adaptation row (job data is ids
+ * only) and run on the worker pool's high-priority `adapt` queue. The request waits for the
+ * `<prefix>:adapted` message (registered before the enqueue, so no outcome is missed) and reads the
+ * row once if the message does not come within ADAPT_WAIT_MS: no polling.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { recordFailure } from '../../db/repositories/adaptation.js';
+import { createAdaptation, getAdaptation, loadAdaptTarget, type AdaptTarget, type AdaptationView, type SupportArrays } from '../../db/repositories/tasks.js';
+import type { AdaptedMessage } from '../../jobs/adapted.js';
+import { enqueue } from '../../jobs/queues.js';
+import { HttpProblem } from '../problem.js';
+import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
+import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
+
+const tags = ['tasks'];
+
+/** The largest finite float32: anything beyond becomes Infinity once stored. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+const finite32 = (v: number) => Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX;
+
+/** Checks the support set against the task (row width, finite values, labels) and packs it as float32. */
+function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] }): SupportArrays {
+  const n = support.x.length;
+  const d = target.inputDim;
+  if (support.y.length !== n) throw invalidField('/support/y', `has ${support.y.length} values but support.x has ${n} rows; give one target per row`);
+  const x = new Float32Array(n * d);
+  support.x.forEach((row, i) => {
+    if (row.length !== d) throw invalidField(`/support/x/${i}`, `has ${row.length} values; the task's inputDim is ${d}`);
+    row.forEach((v, j) => {
+      if (!finite32(v)) throw invalidField(`/support/x/${i}/${j}`, 'must be a finite number within float32 range');
+      x[i * d + j] = v;
+    });
+  });
+  const y = new Float32Array(n);
+  support.y.forEach((v, i) => {
+    if (target.kind === 'classification') {
+      const ways = target.nWay ?? 0;
+      if (!Number.isInteger(v) || v < 0 || v >= ways) throw invalidField(`/support/y/${i}`, `must be a class label, an integer 0..${ways - 1} (the task is ${ways}-way)`);
+    } else if (!finite32(v)) {
+      throw invalidField(`/support/y/${i}`, 'must be a finite number within float32 range');
+    }
+    y[i] = v;
+  });
+  return { n, x, y };
+}
+
+const failed = (adaptationId: string, error: string | null | undefined) =>
+  new HttpProblem(422, `Adaptation failed: ${error ?? 'no reason recorded'}`, { title: 'Adaptation failed', extensions: { adaptationId } });
+
+const adapt: FastifyPluginAsyncTypebox = async (app) => {
+  const { db, config } = app;
+
+  app.post('/tasks/:id/adapt', {
+    schema: {
+      operationId: 'adaptTask',
+      summary: 'Adapt the task to its support set: a new head version from a few labelled examples',
+      description: 'Runs the inner loop on the worker pool from the task\'s meta-model. With `wait` (default) it answers 200 when the head is stored; beyond ADAPT_WAIT_MS, or with `wait: false`, 202 with the Location of the adaptation to poll. Adaptations of one task get consecutive head versions.',
+      tags,
+      params: IdParams,
+      body: AdaptRequest(config.limits),
+      response: {
+        200: { description: 'Adapted: the new head version serves predictions from now on', ...AdaptResult },
+        202: { description: 'Accepted and queued (or still running after the wait); Location names the adaptation', ...Adaptation },
+        ...problemResponses(400, 404, 413, 415),
+        422: { ...problemResponses(422)[422], description: 'The adaptation failed, e.g. diverged: lower innerLr or steps' },
+        503: { ...problemResponses(503)[503], description: 'The adaptation could not be queued (Redis unreachable)' },
+      },
+    },
+  }, async (request, reply) => {
+    const taskId = request.params.id;
+    const target = await loadAdaptTarget(db, request.tenant.id, taskId);
+    if (!target) throw new HttpProblem(404, `No task ${taskId}`);
+    const support = readSupport(target, request.body.support);
+    const model = await app.metaModel(target.metaModelId);
+    if (!model) throw new Error(`task ${taskId} names meta-model ${target.metaModelId}, which does not exist`);
+    const { steps = model.inner.steps, innerLr = model.inner.lr } = request.body;
+
+    const created = await createAdaptation(db, target, { support, steps, innerLr });
+    const location = `/tasks/${taskId}/adaptations/${created.id}`;
+    const wait = request.body.wait === false ? null : app.adaptWaiters.wait(created.id, config.adaptWaitMs);
+    try {
+      await enqueue(app.queues, 'adapt', { taskId, adaptationId: created.id }, created.id, { priority: 1 });
+    } catch (err) {
+      wait?.cancel();
+      request.log.error({ err, adaptationId: created.id }, 'could not enqueue the adaptation');
+      await recordFailure(db, created.id, 'could not be queued (the job queue was unreachable)', new Date());
+      throw new HttpProblem(503, 'The adaptation could not be queued; try again shortly', { extensions: { adaptationId: created.id } });
+    }
+    if (!wait) return reply.code(202).header('location', location).send(created);
+
+    const message: AdaptedMessage | null = await wait.outcome;
+    if (message?.status === 'succeeded' && message.headVersion !== null && message.supportLoss) {
+      const { headVersion, steps: ran, supportLoss, durationMs } = message;
+      return { taskId, adaptationId: created.id, headVersion, steps: ran, supportLoss, durationMs };
+    }
+    if (message?.status === 'failed') throw failed(created.id, message.error);
+    // No message in time (slow, or lost): the row says where it got to.
+    const row: AdaptationView | null = await getAdaptation(db, request.tenant.id, taskId, created.id);
+    if (row?.status === 'succeeded' && row.headVersion !== null && row.supportLoss) {
+      return { taskId, adaptationId: row.id, headVersion: row.headVersion, steps: row.steps, supportLoss: row.supportLoss, durationMs: row.durationMs ?? 0 };
+    }
+    if (row?.status === 'failed') throw failed(created.id, row.error);
+    return reply.code(202).header('location', location).send(row ?? created);
+  });
+
+  app.get('/tasks/:id/adaptations/:adaptationId', {
+    schema: {
+      operationId: 'getAdaptation',
+      summary: 'Where an adaptation got to: queued, running, succeeded (with its head version and losses) or failed',
+      tags,
+      params: AdaptationParams,
+      response: { 200: Adaptation, ...problemResponses(404) },
+    },
+  }, async (request) => {
+    const { id, adaptationId } = request.params;
+    const row = await getAdaptation(db, request.tenant.id, id, adaptationId);
+    if (!row) throw new HttpProblem(404, `No adaptation ${adaptationId} of task ${id}`);
+    return row;
+  });
+};
+
+export default adapt;

@@ -1,0 +1,103 @@
+/**
+ * GET /predict?taskId=&x=... and POST /tasks/:id/predict: answers from the task's latest adapted
+ * head, held ready in this process (predict-cache.ts), so a cached task costs no Postgres or Redis
+ * round trip; the forward pass is plain JavaScript (predict-arrays.ts).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Prediction } from '../../meta/index.js';
+import { runMlp } from '../../meta/predict-arrays.js';
+import type { ServedHead } from '../predict-cache.js';
+import { HttpProblem } from '../problem.js';
+import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
+import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
+
+const tags = ['tasks'];
+
+const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Inputs of GET /predict: each `x` is inputDim comma-separated numbers. */
+function parseQueryInputs(xs: readonly string[], inputDim: number): Float64Array {
+  const out = new Float64Array(xs.length * inputDim);
+  xs.forEach((text, i) => {
+    const parts = text.split(',');
+    if (parts.length !== inputDim) throw invalidField(`/x/${i}`, `has ${parts.length} values; the task's inputDim is ${inputDim} (comma-separated)`, 'query');
+    parts.forEach((part, j) => {
+      const value = NUMBER.test(part) ? Number(part) : NaN;
+      if (!(Math.abs(value) <= FLOAT32_MAX)) throw invalidField(`/x/${i}`, `value ${j + 1} (${JSON.stringify(part.slice(0, 40))}) is not a finite number`, 'query');
+      out[i * inputDim + j] = value;
+    });
+  });
+  return out;
+}
+
+/** Inputs of POST /tasks/:id/predict: rows of inputDim finite numbers. */
+function readBodyInputs(rows: readonly number[][], inputDim: number): Float64Array {
+  const out = new Float64Array(rows.length * inputDim);
+  rows.forEach((row, i) => {
+    if (row.length !== inputDim) throw invalidField(`/x/${i}`, `has ${row.length} values; the task's inputDim is ${inputDim}`);
+    row.forEach((value, j) => {
+      if (!(Math.abs(value) <= FLOAT32_MAX)) throw invalidField(`/x/${i}/${j}`, 'must be a finite number within float32 range');
+      out[i * inputDim + j] = value;
+    });
+  });
+  return out;
+}
+
+function answer(head: ServedHead, prediction: Prediction) {
+  const predictions = prediction.kind === 'regression'
+    ? prediction.values
+    : prediction.labels.map((label, i) => ({ label, probabilities: prediction.probabilities[i] }));
+  return { taskId: head.taskId, headVersion: head.headVersion, predictions };
+}
+
+const predict: FastifyPluginAsyncTypebox = async (app) => {
+  const cache = app.predictCache;
+
+  /** The task's served head, or the 404 / 409 that explains why there is none. */
+  async function servedHead(tenantId: string, taskId: string): Promise<ServedHead> {
+    const found = await cache.get(tenantId, taskId);
+    if (found.status === 'ready') return found.head;
+    if (found.status === 'missing') throw new HttpProblem(404, `No task ${taskId}`);
+    throw new HttpProblem(409, `Task ${taskId} has not been adapted yet; POST /tasks/${taskId}/adapt with its support set first`, {
+      title: 'Task not adapted',
+      extensions: { taskId },
+    });
+  }
+
+  const responses = {
+    200: Predictions,
+    ...problemResponses(400, 404),
+    409: { ...problemResponses(409)[409], description: 'The task was never adapted' },
+  };
+
+  app.get('/predict', {
+    schema: {
+      operationId: 'predict',
+      summary: "Predict with a task's latest adapted head (inputs in the query string)",
+      tags,
+      querystring: PredictQuery(app.config.limits),
+      response: responses,
+    },
+  }, async (request) => {
+    const { taskId, x } = request.query;
+    const head = await servedHead(request.tenant.id, taskId);
+    return answer(head, runMlp(head.mlp, parseQueryInputs(x, head.mlp.inputDim)));
+  });
+
+  app.post('/tasks/:id/predict', {
+    schema: {
+      operationId: 'predictBatch',
+      summary: "Predict a batch of inputs with the task's latest adapted head",
+      tags,
+      params: IdParams,
+      body: PredictBody(app.config.limits),
+      response: { ...responses, ...problemResponses(413, 415) },
+    },
+  }, async (request) => {
+    const head = await servedHead(request.tenant.id, request.params.id);
+    return answer(head, runMlp(head.mlp, readBodyInputs(request.body.x, head.mlp.inputDim)));
+  });
+};
+
+export default predict;

@@ -1,0 +1,74 @@
+/** Adapting a task: the support set in, an adapted head version (or a pollable adaptation) out. */
+import { Type } from 'typebox';
+import type { Limits } from '../../config.js';
+import { Id, Timestamp } from './common.js';
+
+/**
+ * POST /tasks/:id/adapt body. The support set's size is bounded by MAX_SUPPORT_EXAMPLES and the
+ * steps by MAX_INNER_STEPS; its fit to the task (row width, labels) is checked by the route.
+ */
+export function AdaptRequest(limits: Limits) {
+  const examples = { minItems: 1, maxItems: limits.maxSupportExamples };
+  return Type.Object(
+    {
+      support: Type.Object(
+        {
+          x: Type.Array(Type.Array(Type.Number()), { ...examples, description: 'Inputs, one row of inputDim numbers per example' }),
+          y: Type.Array(Type.Number(), { ...examples, description: 'Targets (regression) or class labels 0..nWay-1 (classification), one per row of x' }),
+        },
+        { additionalProperties: false, description: 'The labelled examples of the new task' },
+      ),
+      steps: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.maxInnerSteps, description: "Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head" })),
+      innerLr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead" })),
+      wait: Type.Optional(Type.Boolean({ default: true, description: 'Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once' })),
+    },
+    {
+      additionalProperties: false,
+      examples: [{ support: { x: [[-2.1], [0.3], [1.7], [4.0]], y: [-1.2, 2.9, 1.4, -3.1] }, steps: 5, innerLr: 0.01 }],
+    },
+  );
+}
+
+const SupportLoss = Type.Object(
+  { before: Type.Number(), after: Type.Number() },
+  { description: "Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy)" },
+);
+
+/** 200 answer: the head version now serving predictions. */
+export const AdaptResult = Type.Object(
+  {
+    taskId: Id,
+    adaptationId: Id,
+    headVersion: Type.Integer({ minimum: 1 }),
+    steps: Type.Integer({ minimum: 0, description: 'Inner steps run (0 for ProtoNets, whose head is computed from class prototypes)' }),
+    supportLoss: SupportLoss,
+    durationMs: Type.Number({ description: "The worker's time on it: loading, the inner loop and storing the head" }),
+  },
+  {
+    examples: [{ taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', adaptationId: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', headVersion: 1, steps: 5, supportLoss: { before: 3.91, after: 0.42 }, durationMs: 4.2 }],
+  },
+);
+
+/** An adaptation request and where it got to (the 202 answer, and GET .../adaptations/:adaptationId). */
+export const Adaptation = Type.Object(
+  {
+    id: Id,
+    taskId: Id,
+    status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
+    steps: Type.Integer(),
+    innerLr: Type.Number(),
+    supportSize: Type.Integer({ description: 'Examples in the support set' }),
+    headVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'The head version it stored (succeeded only)' }),
+    supportLoss: Type.Union([SupportLoss, Type.Null()]),
+    durationMs: Type.Union([Type.Number(), Type.Null()]),
+    error: Type.Union([Type.String(), Type.Null()], { description: 'Why it failed (failed only)' }),
+    createdAt: Timestamp,
+    startedAt: Type.Union([Timestamp, Type.Null()]),
+    finishedAt: Type.Union([Timestamp, Type.Null()]),
+  },
+  {
+    examples: [{ id: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', status: 'queued', steps: 5, innerLr: 0.01, supportSize: 10, headVersion: null, supportLoss: null, durationMs: null, error: null, createdAt: '2026-01-01T12:00:00.000Z', startedAt: null, finishedAt: null }],
+  },
+);
+
+export const AdaptationParams = Type.Object({ id: Id, adaptationId: Id }, { additionalProperties: false });
