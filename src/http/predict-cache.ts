@@ -8,6 +8,7 @@
  * `maxAgeMs`, and the whole cache is cleared when the subscription is re-established.
  */
 import type { PreparedMlp } from '../meta/predict-arrays.js';
+import { countPredictCacheLookup } from '../metrics/registry.js';
 
 /** A task's latest head, laid out for the plain-JS forward pass. */
 export interface ServedHead {
@@ -71,6 +72,7 @@ export class PredictCache {
     const entry = this.entries.get(taskId);
     if (entry && this.now() - entry.loadedAt <= this.maxAgeMs) {
       this.hits++;
+      countPredictCacheLookup(true);
       // Map order is insertion order: re-inserting marks it most recently used.
       this.entries.delete(taskId);
       this.entries.set(taskId, entry);
@@ -81,6 +83,7 @@ export class PredictCache {
     const pending = this.loading.get(key);
     if (pending) return pending.promise;
     this.misses++;
+    countPredictCacheLookup(false);
     const started = this.now();
     const state = { stale: false };
     const promise = this.load(tenantId, taskId)
