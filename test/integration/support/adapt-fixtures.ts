@@ -74,14 +74,19 @@ export function trainSineMaml(iterations = 300): ParamArrays {
   }
 }
 
-/** A held-out sine task: 10 support points and a query grid, with its true curve. */
-export function sineTask(seed: number, shots = 10) {
-  const family = sinusoid();
-  const episode = family.sampleEpisode(new Rng(seed), 'test', { shots, queryShots: 50 });
-  const rows = (x: Float32Array) => Array.from(x, (v) => [v]);
+/**
+ * A new sine task y = amplitude * sin(x - phase): `shots` support points drawn in [-5, 5] and a query
+ * grid of 50 evenly spaced points with the true curve.
+ */
+export function sineTask(seed: number, amplitude = 4, phase = 1, shots = 10) {
+  const rng = new Rng(seed);
+  const curve = (x: number) => amplitude * Math.sin(x - phase);
+  const supportX = Array.from({ length: shots }, () => rng.uniform(-5, 5));
+  const grid = Array.from({ length: 50 }, (_, i) => -5 + (10 * i) / 49);
   return {
-    support: { x: rows(episode.support.x), y: Array.from(episode.support.y) },
-    query: { x: rows(episode.query.x), y: Array.from(episode.query.y) },
+    curve,
+    support: { x: supportX.map((x) => [x]), y: supportX.map(curve) },
+    query: { x: grid.map((x) => [x]), y: grid.map(curve) },
   };
 }
 
