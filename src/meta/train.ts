@@ -106,7 +106,15 @@ export class TrainConfigError extends RangeError {
 
 /** Training stopped because its AbortSignal fired. */
 export class TrainingAbortedError extends Error {
-  constructor(readonly iteration: number) {
+  /**
+   * @param iteration - iterations completed.
+   * @param checkpoint - the state after `iteration`, to resume from exactly (absent when no iteration
+   *   completed in this run: the state is then the one it started from).
+   */
+  constructor(
+    readonly iteration: number,
+    readonly checkpoint?: Checkpoint,
+  ) {
     super(`meta-training aborted after ${iteration} iterations`);
     this.name = 'TrainingAbortedError';
   }
@@ -178,7 +186,7 @@ function sampleBatch(p: Plan, rng: Rng, split: Split, tasks: number): EpisodeBat
  * Runs meta-training, yielding progress, metrics, checkpoints and finally the meta-model.
  * @throws TrainConfigError for an invalid configuration (before the first iteration).
  * @throws NonFiniteError when a loss or meta-gradient is not finite (parameters are never updated with it).
- * @throws TrainingAbortedError when `options.signal` aborts.
+ * @throws TrainingAbortedError when `options.signal` aborts, carrying the last completed iteration's checkpoint.
  */
 export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}): AsyncGenerator<TrainEvent, void, void> {
   const p = plan(config);
@@ -207,10 +215,21 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
   } else {
     learner = new MetaLearner(p.learner, initMetaParams(p.learner, initRng));
   }
+  // The state between iterations: what a checkpoint event, or an abort, hands over.
+  const checkpointAt = (iteration: number): Checkpoint => ({
+    iteration,
+    params: learner.exportParams(),
+    optimizer: learner.exportOptimizer(),
+    rngState: rng.getState(),
+    pendingLoss: { ...pending },
+  });
   try {
     let last: Evaluation | undefined;
     for (let iteration = start + 1; iteration <= hyper.iterations; iteration++) {
-      if (options.signal?.aborted) throw new TrainingAbortedError(iteration - 1);
+      if (options.signal?.aborted) {
+        const completed = iteration - 1;
+        throw new TrainingAbortedError(completed, completed > start ? checkpointAt(completed) : undefined);
+      }
       const batch = sampleBatch(p, rng, 'train', hyper.metaBatchSize);
       let loss: number;
       try {
@@ -227,12 +246,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
         yield { type: 'metrics', iteration, trainLoss: pending.sum / pending.count, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
         pending = { sum: 0, count: 0 };
       }
-      if (iteration % hyper.checkpointEvery === 0 && iteration < hyper.iterations) {
-        yield {
-          type: 'checkpoint',
-          checkpoint: { iteration, params: learner.exportParams(), optimizer: learner.exportOptimizer(), rngState: rng.getState(), pendingLoss: { ...pending } },
-        };
-      }
+      if (iteration % hyper.checkpointEvery === 0 && iteration < hyper.iterations) yield { type: 'checkpoint', checkpoint: checkpointAt(iteration) };
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     last ??= learner.evaluate(valBatch);

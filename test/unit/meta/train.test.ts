@@ -147,6 +147,40 @@ describe('metaTrain', () => {
     expect(seen).toEqual([1, 2, 3]);
   });
 
+  it.each(['maml', 'reptile'] as const)('%s: an abort hands over the last completed iteration, and resuming from it equals the uninterrupted run', async (algorithm) => {
+    const full = await collect(metaTrain(config({}, algorithm)));
+    const controller = new AbortController();
+    let aborted: unknown;
+    try {
+      for await (const e of metaTrain(config({}, algorithm), { signal: controller.signal })) {
+        // Iteration 7 is no multiple of checkpointEvery (5): the abort's own state, not a copy of an event's.
+        if (e.type === 'progress' && e.iteration === 7) controller.abort();
+      }
+    } catch (err) {
+      aborted = err;
+    }
+    expect(aborted).toBeInstanceOf(TrainingAbortedError);
+    const { iteration, checkpoint } = aborted as TrainingAbortedError;
+    expect(iteration).toBe(7);
+    expect(checkpoint?.iteration).toBe(7);
+    // Iterations 5-7 ran since the metrics at 4: their loss travels with the checkpoint.
+    expect(checkpoint?.pendingLoss.count).toBe(3);
+    const resumed = await collect(metaTrain(config({}, algorithm), { resumeFrom: structuredClone(checkpoint!) }));
+    expect(resumed.find((e) => e.type === 'progress')).toMatchObject({ iteration: 8 });
+    expectBitwiseEqual(result(resumed).model.params, result(full).model.params);
+    const after = (events: TrainEvent[]) => events.filter((e) => (e.type === 'metrics' || e.type === 'checkpoint') && (e.type === 'metrics' ? e.iteration : e.checkpoint.iteration) > 7);
+    expect(after(resumed)).toEqual(after(full));
+  });
+
+  it('an abort before any iteration of the run carries no checkpoint (the state is the one it started from)', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const err = await collect(metaTrain(config(), { signal: controller.signal })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TrainingAbortedError);
+    expect((err as TrainingAbortedError).iteration).toBe(0);
+    expect((err as TrainingAbortedError).checkpoint).toBeUndefined();
+  });
+
   it('rejects bad configurations naming the field', async () => {
     await expect(collect(metaTrain(config({ metaBatchSize: 0 })))).rejects.toThrow(/hyper\.metaBatchSize/);
     await expect(collect(metaTrain(config({ innerLr: -1 })))).rejects.toThrow(TrainConfigError);
