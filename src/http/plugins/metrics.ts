@@ -46,6 +46,7 @@ async function metrics(app: FastifyInstance, { backend }: MetricsPluginOptions):
       summary: 'Prometheus metrics: HTTP timings, queues, workers (iterations/s, adaptation latency), predict cache, tfjs backend',
       description: 'Needs `Authorization: Bearer <METRICS_API_KEY or ADMIN_API_KEY>`; with neither configured, only clients on the same machine are answered.',
       tags: ['operations'],
+      security: [{ operatorKey: [] }],
       response: {
         200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: Type.String({ examples: [EXAMPLE] }) } } },
         ...problemResponses(403),

@@ -37,15 +37,19 @@ export interface HealthRoutesOptions {
 
 const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { probes, timeoutMs }) => {
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'The process is up', security: [], response: { 200: Health } },
+    schema: { operationId: 'getHealth', tags: ['operations'], summary: 'The process is up', security: [], response: { 200: Health } },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
     schema: {
+      operationId: 'getReadiness',
       tags: ['operations'],
       summary: 'Postgres and Redis answer and a TensorFlow.js backend is loaded',
       security: [],
-      response: { 200: Ready, 503: NotReady },
+      response: {
+        200: Ready,
+        503: { description: 'A dependency is down; `checks` says which and why', content: { [PROBLEM_CONTENT_TYPE]: { schema: NotReady } } },
+      },
     },
   }, async (request, reply) => {
     const backend = probes.backend();

@@ -20,6 +20,14 @@ export interface EventsRouteOptions {
   heartbeatMs?: number;
 }
 
+/** What a client reads while a job runs to the end (shown in the OpenAPI document). */
+const EVENTS_EXAMPLE = [
+  'event: status\ndata: {"status":"running","iteration":0,"iterations":5000}\n',
+  'id: 1767268800123-0\nevent: progress\ndata: {"iteration":250,"iterations":5000}\n',
+  'id: 1767268800411-0\nevent: metrics\ndata: {"iteration":500,"trainLoss":1.12,"valLoss":1.20}\n',
+  'id: 1767268822480-0\nevent: status\ndata: {"status":"succeeded","iteration":5000,"iterations":5000,"metaModelId":"0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912"}\n\n',
+].join('\n');
+
 /** Stream entries read per XREAD. */
 const BATCH = 100;
 
@@ -67,12 +75,12 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
       tags: ['meta-train'],
       params: IdParams,
       headers: Type.Object({
-        'last-event-id': Type.Optional(Type.String({ pattern: '^\\d+-\\d+$', description: 'Id of the last event received; the stream resumes after it' })),
+        'last-event-id': Type.Optional(Type.String({ pattern: '^\\d+-\\d+$', description: 'Id of the last event received; the stream resumes after it', examples: ['1767268800123-0'] })),
       }),
       response: {
         200: {
           description: 'text/event-stream; each event has `id`, `event` (status | progress | metrics) and JSON `data`',
-          content: { 'text/event-stream': { schema: Type.String() } },
+          content: { 'text/event-stream': { schema: Type.String(), example: EVENTS_EXAMPLE } },
         },
         ...problemResponses(400, 404),
       },

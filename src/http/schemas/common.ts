@@ -13,7 +13,7 @@ export function Literals<const V extends string>(values: readonly V[], options: 
 }
 
 /** An opaque resource id (UUIDv7 today; clients must not rely on that). */
-export const Id = Type.String({ minLength: 1, maxLength: 128, description: 'Opaque id' });
+export const Id = Type.String({ minLength: 1, maxLength: 128, description: 'Opaque id', examples: ['0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70'] });
 
 /** ISO-8601 UTC timestamp. */
 export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-01-01T12:00:00.000Z'] });
@@ -24,15 +24,15 @@ export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 /** `?limit=&cursor=` of every list; the cursor is what the previous page answered as `nextCursor`. */
 export const PageQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Items per page (1-100). Default 20.' })),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'nextCursor of the previous page' })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'nextCursor of the previous page', examples: ['MjAyNi0wMS0wMVQxMjowMDowMC4wMDBafDAxOTdhNGYwLTFiMmMtN2QzZS04ZjQwLTVhNmI3YzhkOWUwMQ'] })),
 };
 
-/** A page of `item`s, newest first. */
-export function Page<T extends TSchema>(item: T) {
+/** A page of `item`s, newest first; `examples` are shown in the OpenAPI document. */
+export function Page<T extends TSchema>(item: T, options: { examples?: unknown[] } = {}) {
   return Type.Object({
     items: Type.Array(item),
     nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
-  });
+  }, options);
 }
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {

@@ -1,7 +1,7 @@
 /** Liveness and readiness answers. */
 import { Type, type Static } from 'typebox';
 
-export const Health = Type.Object({ status: Type.Literal('ok') });
+export const Health = Type.Object({ status: Type.Literal('ok') }, { examples: [{ status: 'ok' }] });
 
 export const DependencyCheck = Type.Object({
   status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
@@ -15,7 +15,13 @@ const checks = {
   backend: Type.Union([Type.String(), Type.Null()], { description: 'The active TensorFlow.js backend, e.g. wasm' }),
 };
 
-export const Ready = Type.Object({ status: Type.Literal('ready'), ...checks });
+const UP = {
+  postgres: { status: 'up', latencyMs: 2 },
+  redis: { status: 'up', latencyMs: 1 },
+  tfjs: { status: 'up', latencyMs: 0 },
+};
+
+export const Ready = Type.Object({ status: Type.Literal('ready'), ...checks }, { examples: [{ status: 'ready', checks: UP, backend: 'wasm' }] });
 export type Ready = Static<typeof Ready>;
 
 /** 503 body: problem details plus the same checks, so an operator sees which one failed and why. */
@@ -26,4 +32,14 @@ export const NotReady = Type.Object({
   detail: Type.String(),
   instance: Type.String(),
   ...checks,
+}, {
+  examples: [{
+    type: 'about:blank',
+    title: 'Service Unavailable',
+    status: 503,
+    detail: 'Not ready: redis (connect ECONNREFUSED 127.0.0.1:6379)',
+    instance: '/readyz',
+    checks: { ...UP, redis: { status: 'down', latencyMs: 3, error: 'connect ECONNREFUSED 127.0.0.1:6379' } },
+    backend: 'wasm',
+  }],
 });

@@ -1,22 +1,38 @@
 /** The meta-model registry: learned meta-parameters, versioned per name, with movable aliases. */
 import { Type } from 'typebox';
 import { Id, Page, PageQuery, Timestamp } from './common.js';
+import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 import { Activation, Algorithm } from './meta-train.js';
 import { TaskKind } from './task-families.js';
 
 /** `:id` accepts an id, `name@version` or `name@alias`. */
 export const MetaModelRefParams = Type.Object(
-  { id: Type.String({ minLength: 1, maxLength: 300, description: 'A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)' }) },
+  { id: Type.String({ minLength: 1, maxLength: 300, description: 'A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)', examples: ['sine-maml@production'] }) },
   { additionalProperties: false },
 );
 
 export const AliasParams = Type.Object(
   {
     ...MetaModelRefParams.properties,
-    alias: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$', description: 'Alias name: a letter, then letters, digits, _ . -' }),
+    alias: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$', description: 'Alias name: a letter, then letters, digits, _ . -', examples: ['production'] }),
   },
   { additionalProperties: false },
 );
+
+/** What the example job of meta-train.ts produced. */
+const META_MODEL = {
+  id: EXAMPLE_IDS.metaModel,
+  name: 'sine-maml',
+  version: 1,
+  jobId: EXAMPLE_IDS.job,
+  algorithm: 'maml',
+  kind: 'regression',
+  inputDim: 1,
+  model: { hidden: [40, 40], activation: 'relu' },
+  metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62 },
+  aliases: ['latest', 'production'],
+  createdAt: EXAMPLE_TIMES.finished,
+};
 
 export const MetaModel = Type.Object({
   id: Id,
@@ -39,11 +55,11 @@ export const MetaModel = Type.Object({
   ),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version, e.g. latest, production' }),
   createdAt: Timestamp,
-});
+}, { examples: [META_MODEL] });
 
-export const MetaModelList = Page(MetaModel);
+export const MetaModelList = Page(MetaModel, { examples: [{ items: [META_MODEL], nextCursor: null }] });
 
 export const MetaModelListQuery = Type.Object(
-  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only versions of this name' })), ...PageQuery },
+  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only versions of this name', examples: ['sine-maml'] })), ...PageQuery },
   { additionalProperties: false },
 );

@@ -3,6 +3,47 @@ import { Type, type Static } from 'typebox';
 import type { Limits } from '../../config.js';
 import { ACTIVATIONS, ALGORITHM_NAMES } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
+import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
+
+/** The demo's request: MAML on the sinusoid family, a 1-40-40-1 body. */
+const MAML_REQUEST = {
+  name: 'sine-maml',
+  familyIds: [EXAMPLE_IDS.family],
+  algorithm: 'maml',
+  model: { hidden: [40, 40], activation: 'relu' },
+  hyper: { iterations: 5000, metaBatchSize: 25, shots: 10, queryShots: 10, innerSteps: 1, innerLr: 0.01, metaLr: 0.001, evalEvery: 500, seed: 0 },
+};
+
+const QUEUED_JOB = {
+  id: EXAMPLE_IDS.job,
+  name: 'sine-maml',
+  status: 'queued',
+  algorithm: 'maml',
+  familyIds: [EXAMPLE_IDS.family],
+  model: MAML_REQUEST.model,
+  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100 },
+  progress: { iteration: 0, iterations: 5000 },
+  metrics: null,
+  metaModelId: null,
+  error: null,
+  cancelRequested: false,
+  createdAt: EXAMPLE_TIMES.created,
+  startedAt: null,
+  finishedAt: null,
+};
+
+const SUCCEEDED_JOB = {
+  ...QUEUED_JOB,
+  status: 'succeeded',
+  progress: { iteration: 5000, iterations: 5000 },
+  metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62 },
+  metaModelId: EXAMPLE_IDS.metaModel,
+  startedAt: EXAMPLE_TIMES.started,
+  finishedAt: EXAMPLE_TIMES.finished,
+};
+
+/** Examples of the job resource, for the answers where it was just queued. */
+export const JOB_EXAMPLES = { queued: QUEUED_JOB, succeeded: SUCCEEDED_JOB };
 
 export const Algorithm = Literals(ALGORITHM_NAMES, {
   description: 'Meta-learning algorithm; protonet needs classification families',
@@ -54,7 +95,7 @@ export function MetaTrainCreate(limits: Limits) {
         ),
       ),
     },
-    { additionalProperties: false },
+    { additionalProperties: false, examples: [MAML_REQUEST, { familyIds: [EXAMPLE_IDS.family], algorithm: 'reptile' }] },
   );
 }
 export type MetaTrainCreate = Static<ReturnType<typeof MetaTrainCreate>>;
@@ -97,10 +138,10 @@ export const Job = Type.Object({
   createdAt: Timestamp,
   startedAt: Type.Union([Timestamp, Type.Null()]),
   finishedAt: Type.Union([Timestamp, Type.Null()]),
-});
+}, { examples: [SUCCEEDED_JOB] });
 export type Job = Static<typeof Job>;
 
-export const JobList = Page(Job);
+export const JobList = Page(Job, { examples: [{ items: [SUCCEEDED_JOB], nextCursor: null }] });
 
 export const JobListQuery = Type.Object(
   { status: Type.Optional(JobStatus), ...PageQuery },
@@ -109,10 +150,18 @@ export const JobListQuery = Type.Object(
 
 export const MetricsHistory = Type.Object({
   items: Type.Array(Type.Object({ ...JobMetrics.properties, at: Timestamp })),
+}, {
+  examples: [{
+    items: [
+      { iteration: 0, trainLoss: 2.31, valLoss: 2.22, at: EXAMPLE_TIMES.started },
+      { iteration: 2500, trainLoss: 0.74, valLoss: 0.79, at: '2026-01-01T12:00:11.300Z' },
+      { iteration: 5000, trainLoss: 0.58, valLoss: 0.62, at: EXAMPLE_TIMES.finished },
+    ],
+  }],
 });
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
-    Type.String({ minLength: 1, maxLength: 200, description: 'Same key and body: the same job (200); same key, other body: 422' }),
+    Type.String({ minLength: 1, maxLength: 200, description: 'Same key and body: the same job (200); same key, other body: 422', examples: ['sine-maml-2026-01-01'] }),
   ),
 });

@@ -3,6 +3,22 @@ import { Type, type Static } from 'typebox';
 import type { Limits } from '../../config.js';
 import { GENERATOR_TYPES, MAX_INPUT_DIM } from '../../meta/families/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
+import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
+
+/** Sinusoids y = A sin(x - phase): the regression family of the MAML paper. */
+const SINE_FAMILY = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5], phase: [0, 3.14] } } };
+
+/** Two uploaded 2-way tasks of two examples each: the smallest dataset family. */
+const DATASET_FAMILY = {
+  name: 'sensor-faults',
+  kind: 'classification',
+  inputDim: 2,
+  nWay: 2,
+  tasks: [
+    { x: [[0.1, 0.9], [0.8, 0.2]], y: [0, 1] },
+    { x: [[0.3, 0.7], [0.9, 0.4]], y: [0, 1] },
+  ],
+};
 
 export const TaskKind = Literals(['regression', 'classification']);
 
@@ -44,7 +60,7 @@ export function TaskFamilyCreate(limits: Limits) {
         ),
       ),
     },
-    { additionalProperties: false },
+    { additionalProperties: false, examples: [SINE_FAMILY, DATASET_FAMILY] },
   );
 }
 export type TaskFamilyCreate = Static<ReturnType<typeof TaskFamilyCreate>>;
@@ -58,8 +74,10 @@ export const TaskFamily = Type.Object({
   generator: Type.Optional(Type.Object({ type: Type.String(), params: Type.Record(Type.String(), Type.Unknown()) })),
   taskCount: Type.Integer({ description: 'Stored tasks (0 for a generator family)' }),
   createdAt: Timestamp,
-});
+}, { examples: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, taskCount: 0, createdAt: EXAMPLE_TIMES.created }] });
 
-export const TaskFamilyList = Page(TaskFamily);
+export const TaskFamilyList = Page(TaskFamily, {
+  examples: [{ items: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, taskCount: 0, createdAt: EXAMPLE_TIMES.created }], nextCursor: null }],
+});
 
 export const TaskFamilyListQuery = Type.Object(PageQuery, { additionalProperties: false });

@@ -18,6 +18,8 @@ export const TaskCreate = Type.Object(
   { additionalProperties: false, examples: [{ metaModelId: 'sine-maml@latest', name: 'customer-42' }] },
 );
 
+const TASK_EXAMPLE = { id: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', metaModelId: '01970f5d-8f21-7b0e-8a3c-5d2e9f1a7b60', kind: 'regression', inputDim: 1, headVersion: null, createdAt: '2026-01-01T12:00:00.000Z' };
+
 export const Task = Type.Object(
   {
     id: Id,
@@ -29,12 +31,10 @@ export const Task = Type.Object(
     headVersion: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'Latest adapted head; null until the first adaptation' }),
     createdAt: Timestamp,
   },
-  {
-    examples: [{ id: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', metaModelId: '01970f5d-8f21-7b0e-8a3c-5d2e9f1a7b60', kind: 'regression', inputDim: 1, headVersion: null, createdAt: '2026-01-01T12:00:00.000Z' }],
-  },
+  { examples: [TASK_EXAMPLE] },
 );
 
-export const TaskList = Page(Task);
+export const TaskList = Page(Task, { examples: [{ items: [{ ...TASK_EXAMPLE, name: 'customer-42', headVersion: 3 }], nextCursor: null }] });
 
 export const TaskListQuery = Type.Object(
   { metaModelId: Type.Optional({ ...MetaModelRef, description: 'Only tasks of this meta-model (id, name@version or name@alias)' }), ...PageQuery },
