@@ -2,6 +2,7 @@
 // scripts/setup.mjs) runs its WebAssembly query compiler over node-postgres through @prisma/adapter-pg,
 // so no native engine is involved.
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 
 export { PrismaClient };
@@ -11,6 +12,11 @@ export { Prisma } from '../generated/prisma/client.js';
 export interface Db {
   /** The Prisma client; only src/db/ repositories should use it directly. */
   prisma: PrismaClient;
+  /**
+   * The node-postgres pool under Prisma, for the few latency-bound statements (the adaptation round
+   * trip) where Prisma's per-query overhead would be most of the cost; repositories only.
+   */
+  sql: pg.Pool;
   /** Resolves when Postgres answers `SELECT 1` in time; rejects with the reason otherwise. */
   ping(): Promise<void>;
   /** Disconnects (closes the pool). Safe to call more than once. */
@@ -33,16 +39,17 @@ export interface DbOptions {
  */
 export function createDb(url: string, options: DbOptions = {}): Db {
   const { pingTimeoutMs = 2000, connectTimeoutMs = 5000, poolSize = 10 } = options;
-  const adapter = new PrismaPg({
-    connectionString: url,
-    connectionTimeoutMillis: connectTimeoutMs,
-    max: poolSize,
-  });
+  const sql = new pg.Pool({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs, max: poolSize });
+  // An idle connection the server dropped: the pool replaces it at the next query, which reports any
+  // lasting problem itself. Without a listener the event would end the process.
+  sql.on('error', () => {});
+  const adapter = new PrismaPg(sql);
   const prisma = new PrismaClient({ adapter });
   let closed: Promise<void> | null = null;
 
   return {
     prisma,
+    sql,
     ping: async () => {
       try {
         await withTimeout(prisma.$queryRaw`SELECT 1`, pingTimeoutMs, 'Postgres');
@@ -50,7 +57,8 @@ export function createDb(url: string, options: DbOptions = {}): Db {
         throw new Error(`Postgres ping failed: ${lastLine(error)}`, { cause: error });
       }
     },
-    close: () => (closed ??= prisma.$disconnect()),
+    // Prisma leaves a pool it was given open: end it here, once.
+    close: () => (closed ??= prisma.$disconnect().finally(() => (sql.ended ? undefined : sql.end()))),
   };
 }
 

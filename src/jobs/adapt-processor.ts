@@ -109,7 +109,9 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
       return { outcome: 'skipped' };
     }
     const timings: AdaptTimings = { queuedMs: Math.max(0, pickedAt - (options.enqueuedAt ?? pickedAt)), loadMs, adaptMs, writeMs };
-    publish(deps, { ...identity(work), headVersion, status: 'succeeded', supportLoss: { before: supportLossBefore, after: supportLossAfter }, steps, durationMs, timings });
+    // The message's duration includes the write (the stored one cannot include its own write).
+    const totalMs = Date.now() - pickedAt;
+    publish(deps, { ...identity(work), headVersion, status: 'succeeded', supportLoss: { before: supportLossBefore, after: supportLossAfter }, steps, durationMs: totalMs, timings });
     logger.debug({ adaptationId, taskId: work.taskId, headVersion, ...timings }, 'adaptation stored');
     return { outcome: 'succeeded', headVersion };
   } catch (error) {

@@ -8,8 +8,9 @@
  * still `queued` or `running`, so a second run of the same job (a retry after a lost acknowledgement)
  * writes nothing.
  *
- * The adaptation round trip is latency-bound, so the reads are single statements and the head write is
- * one short transaction of two statements.
+ * The adaptation round trip is latency-bound, so the read and the head write are one statement each,
+ * prepared once per connection and sent through node-postgres directly (Prisma's per-query overhead
+ * was most of their cost); the meta-model read is rare (cached) and stays on Prisma.
  */
 import {
   CodecError,
@@ -80,17 +81,19 @@ function float32s(bytes: Uint8Array, count: number, what: string): Float32Array 
   return out;
 }
 
+const LOAD_ADAPTATION = `
+  SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.support_size, a.support_x, a.support_y,
+         t.meta_model_id, t.kind::text AS kind, t.input_dim, t.n_way
+  FROM adaptations a JOIN tasks t ON t.id = a.task_id
+  WHERE a.id = $1`;
+
 /**
  * The adaptation `id` with its support set decoded and its task's shape (one statement), or null
  * when it does not exist.
  * @throws StoredDataError when the support bytes do not match the row's sizes.
  */
 export async function loadAdaptation(db: Db, id: string): Promise<AdaptationWork | null> {
-  const rows = await db.prisma.$queryRaw<AdaptationRow[]>`
-    SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.support_size, a.support_x, a.support_y,
-           t.meta_model_id, t.kind::text AS kind, t.input_dim, t.n_way
-    FROM adaptations a JOIN tasks t ON t.id = a.task_id
-    WHERE a.id = ${id}`;
+  const { rows } = await db.sql.query<AdaptationRow>({ name: 'adaptation-load', text: LOAD_ADAPTATION, values: [id] });
   const row = rows[0];
   if (!row) return null;
   const n = row.support_size;
@@ -155,43 +158,51 @@ export interface HeadWrite {
   /** Inner steps actually run (0 for ProtoNets, whose head is computed in closed form). */
   steps: number;
   innerLr: number;
-  /** Worker time from picking the job up to this write. */
+  /** Worker time from picking the job up to this write (loading, the inner loop, encoding). */
   durationMs: number;
   /** When the worker picked the job up. */
   startedAt: Date;
 }
 
+const RECORD_HEAD = `
+  WITH locked AS (
+    SELECT id, COALESCE(head_version, 0) + 1 AS version FROM tasks WHERE id = $1 FOR UPDATE
+  ), claimed AS (
+    UPDATE adaptations a
+    SET status = 'succeeded', head_version = locked.version, error = NULL, started_at = COALESCE(a.started_at, $3::timestamptz), finished_at = now()
+    FROM locked
+    WHERE a.id = $2 AND a.task_id = locked.id AND a.status IN ('queued', 'running')
+    RETURNING a.task_id, a.head_version
+  ), stored AS (
+    INSERT INTO adapted_heads (task_id, version, params, support_loss_before, support_loss_after, steps, inner_lr, duration_ms)
+    SELECT task_id, head_version, $4::bytea, $5::float8, $6::float8, $7::int, $8::float8, $9::float8
+    FROM claimed
+    RETURNING task_id, version
+  )
+  UPDATE tasks t SET head_version = stored.version FROM stored WHERE t.id = stored.task_id
+  RETURNING t.head_version`;
+
 /**
  * Stores the next head version of the task, points the task at it and ends the adaptation
- * `succeeded`, in one transaction holding the task row's lock.
+ * `succeeded`: one statement, so one round trip and one commit.
+ *
+ * How it stays correct under concurrency (READ COMMITTED): `locked` takes the task row's lock; a
+ * concurrent writer of the same task waits there until the first commits, then reads the committed
+ * head_version, so versions are consecutive. `claimed` gates the rest: it matches only an adaptation
+ * still `queued` or `running` (re-checked on the newest row version after a wait), so a second run of
+ * an adaptation that has ended inserts no head and moves no version.
  * @returns the new version, or null when the adaptation had already ended (nothing written).
  */
 export async function recordHead(db: Db, head: HeadWrite): Promise<number | null> {
   for (const [name, value] of [['supportLossBefore', head.supportLossBefore], ['supportLossAfter', head.supportLossAfter], ['durationMs', head.durationMs]] as const) {
     if (!Number.isFinite(value)) throw new RangeError(`${name} must be finite, got ${value}`);
   }
-  return db.prisma.$transaction(async (tx) => {
-    const locked = await tx.$queryRaw<{ head_version: number | null }[]>`
-      SELECT head_version FROM tasks WHERE id = ${head.taskId} FOR UPDATE`;
-    if (locked.length === 0) return null;
-    const version = (locked[0].head_version ?? 0) + 1;
-    // One statement for the three writes; the adaptation row gates the other two (a run of an
-    // adaptation that already ended claims no row, so inserts no head and moves no version).
-    const written = await tx.$executeRaw`
-      WITH claimed AS (
-        UPDATE adaptations
-        SET status = 'succeeded', head_version = ${version}, error = NULL, started_at = COALESCE(started_at, ${head.startedAt}), finished_at = now()
-        WHERE id = ${head.adaptationId} AND task_id = ${head.taskId} AND status IN ('queued', 'running')
-        RETURNING task_id
-      ), head AS (
-        INSERT INTO adapted_heads (task_id, version, params, support_loss_before, support_loss_after, steps, inner_lr, duration_ms)
-        SELECT task_id, ${version}, ${head.params}, ${head.supportLossBefore}, ${head.supportLossAfter}, ${head.steps}, ${head.innerLr}, ${head.durationMs}
-        FROM claimed
-        RETURNING task_id
-      )
-      UPDATE tasks SET head_version = ${version} FROM head WHERE tasks.id = head.task_id`;
-    return written === 1 ? version : null;
+  const { rows } = await db.sql.query<{ head_version: number }>({
+    name: 'adaptation-record-head',
+    text: RECORD_HEAD,
+    values: [head.taskId, head.adaptationId, head.startedAt, head.params, head.supportLossBefore, head.supportLossAfter, head.steps, head.innerLr, head.durationMs],
   });
+  return rows[0]?.head_version ?? null;
 }
 
 /**
