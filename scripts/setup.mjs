@@ -140,6 +140,24 @@ function ensureComposeValidator() {
   }
 }
 
+/**
+ * (g, --test only) Debian's Chromium for the dashboard's browser test (playwright-core drives
+ * /usr/bin/chromium; it downloads no browser of its own). Installed with apt where we may; otherwise
+ * that test says it was skipped.
+ */
+function ensureChromium() {
+  if (existsSync('/usr/bin/chromium')) return log('tools', 'chromium present (dashboard browser test)');
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root || !onPath('apt-get')) return log('tools', 'chromium missing and apt-get unavailable: the dashboard browser test will be skipped');
+  log('tools', 'installing chromium with apt-get (dashboard browser test)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env }).status === 0;
+  if (!install()) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    if (!install()) log('tools', 'apt-get could not install chromium: the dashboard browser test will be skipped');
+  }
+}
+
 function databaseName(url) {
   const name = decodeURIComponent(new URL(url).pathname.slice(1));
   if (!/^[A-Za-z_][A-Za-z0-9_$-]*$/.test(name)) throw new SetupError(`unexpected database name "${name}" in ${url}`);
@@ -221,6 +239,7 @@ async function main(argv) {
     log('migrate', `${name}: applied ${pending.join(', ')}`);
   }
   if (forTests) ensureComposeValidator();
+  if (forTests) ensureChromium();
   log('ready', `in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 

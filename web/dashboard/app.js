@@ -23,7 +23,8 @@ async function refresh() {
 
 async function open() {
   show(true);
-  document.querySelector('#whoami').textContent = `key ${session.key.slice(0, 10)}…`;
+  // No part of the key is shown: a screenshot or a shoulder must not carry it away.
+  document.querySelector('#whoami').textContent = 'signed in (the key stays in this tab)';
   await refresh();
   timer = setInterval(refresh, REFRESH_MS);
 }

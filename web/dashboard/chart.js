@@ -1,6 +1,6 @@
 // Small SVG charts: line series and points on linear axes, drawn with DOM calls only (no innerHTML).
 const SVG = 'http://www.w3.org/2000/svg';
-const W = 720, H = 300, M = { left: 56, right: 130, top: 12, bottom: 34 };
+const W = 720, H = 300, M = { left: 56, right: 130, top: 24, bottom: 34 };
 
 function el(name, attrs = {}, parent) {
   const node = document.createElementNS(SVG, name);
@@ -52,7 +52,7 @@ export function drawChart(svg, series, { xLabel = '', yLabel = '', logY = false 
   el('line', { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom }, axis);
   el('line', { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom }, axis);
   el('text', { x: (M.left + W - M.right) / 2, y: H - 4, 'text-anchor': 'middle' }, axis).textContent = xLabel;
-  el('text', { x: 12, y: M.top + 8 }, axis).textContent = yLabel + (logY ? ' (log)' : '');
+  el('text', { x: M.left, y: 12 }, axis).textContent = yLabel + (logY ? ' (log scale)' : '');
 
   series.forEach((s, i) => {
     if (s.kind === 'points') {
@@ -63,7 +63,8 @@ export function drawChart(svg, series, { xLabel = '', yLabel = '', logY = false 
       el('path', { class: `series ${s.name}`, d, 'data-series': s.name, 'data-points': s.points.length }, svg);
     }
     const ly = M.top + 14 + i * 18;
-    el('line', { class: `series ${s.name}`, x1: W - M.right + 10, x2: W - M.right + 30, y1: ly - 4, y2: ly - 4 }, svg);
+    if (s.kind === 'points') el('circle', { class: s.name, cx: W - M.right + 20, cy: ly - 4, r: 4 }, svg);
+    else el('line', { class: `series ${s.name}`, x1: W - M.right + 10, x2: W - M.right + 30, y1: ly - 4, y2: ly - 4 }, svg);
     el('text', { x: W - M.right + 36, y: ly }, svg).textContent = s.label;
   });
 }

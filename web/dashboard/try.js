@@ -71,18 +71,20 @@ async function run(event) {
     if (model.kind === 'regression') {
       const unadapted = model.inputDim === 1 ? await predict(GRID.map((x) => [x])) : null;
       const after = await adapt(steps);
-      status(`Task ${task.id}: support loss ${after.supportLoss.before.toPrecision(3)} → ${after.supportLoss.after.toPrecision(3)} in ${after.steps} steps (${after.durationMs.toFixed(1)} ms on the worker)`);
-      if (!unadapted) return;
+      const summary = `Task ${task.id}: support loss ${after.supportLoss.before.toPrecision(3)} → ${after.supportLoss.after.toPrecision(3)} in ${after.steps} steps (${after.durationMs.toFixed(1)} ms on the worker)`;
+      if (!unadapted) return status(summary);
       const adapted = await predict(GRID.map((x) => [x]));
       const series = [
         { name: 'unadapted', label: 'unadapted', points: GRID.map((x, i) => [x, unadapted.predictions[i]]) },
-        { name: 'adapted', label: `adapted (${steps} steps)`, points: GRID.map((x, i) => [x, adapted.predictions[i]]) },
-        { name: 'support', label: 'support points', kind: 'points', points: data.support.x.map((x, i) => [x[0], data.support.y[i]]) },
+        { name: 'adapted', label: 'adapted', points: GRID.map((x, i) => [x, adapted.predictions[i]]) },
+        { name: 'support', label: 'support set', kind: 'points', points: data.support.x.map((x, i) => [x[0], data.support.y[i]]) },
       ];
       if (truth) series.unshift({ name: 'truth', label: 'true curve', points: GRID.map((x) => [x, truth.f(x)]) });
       const chart = document.querySelector('#try-chart');
-      chart.hidden = false;
+      // An SVG element has no `hidden` property: the attribute itself goes.
+      chart.removeAttribute('hidden');
       drawChart(chart, series, { xLabel: 'x', yLabel: 'y' });
+      status(summary);
     } else {
       if (!data.query) return status('Classification: add a labelled "query" set to see its confusion.');
       const unadapted = await predict(data.query.x);

@@ -1,0 +1,164 @@
+/**
+ * The dashboard in a real browser: the service runs as `node src/main.ts --role all` (API and worker)
+ * on a private database, headless Debian Chromium (playwright-core) opens /, signs in with an API
+ * key, and sees a running job's progress advance and its loss curves drawn, live from the event
+ * stream read with fetch (the key travels in the Authorization header, never in a URL). A screenshot
+ * goes to test/artifacts/dashboard.png.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../src/db/client.js';
+import { createApiKey } from '../../src/db/repositories/api-keys.js';
+import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
+import { freePort, removePrefix, SHARED_REDIS_URL, uniquePrefix } from '../integration/support/services.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
+// Flags that work in this container: no sandbox (root), no GPU, and nothing that calls out to the network.
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let database: PrivateDatabase;
+let service: ChildProcess | undefined;
+let output = '';
+let base: string;
+let key: string;
+let context: BrowserContext | undefined;
+let profile: string;
+let page: Page;
+const prefix = uniquePrefix('dashboard');
+
+async function waitForReady(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (service?.exitCode !== null) throw new Error(`the service exited:\n${output}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`the service was not ready after ${timeoutMs} ms:\n${output}`);
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+beforeAll(async () => {
+  database = await createPrivateDatabase('dashboard');
+  const db = createDb(database.url);
+  key = (await createApiKey(db, 'dashboard-e2e')).key;
+  await db.close();
+
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'all'], {
+    env: {
+      ...process.env, DATABASE_URL: database.url, REDIS_URL: SHARED_REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port),
+      HOST: '127.0.0.1', TFJS_BACKEND: 'cpu', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  service.stdout?.on('data', (chunk) => (output += chunk));
+  service.stderr?.on('data', (chunk) => (output += chunk));
+  await waitForReady(base);
+}, 120_000);
+
+afterAll(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (service && service.exitCode === null) {
+    const exited = new Promise((resolve) => service!.once('exit', resolve));
+    service.kill('SIGTERM');
+    await exited;
+  }
+  await database?.drop();
+  await removePrefix(SHARED_REDIS_URL, prefix);
+}, 60_000);
+
+const progressOf = (page: Page, jobId: string) =>
+  page.locator(`#jobs tr[data-job-id="${jobId}"] .progress`).getAttribute('data-iteration').then(Number);
+
+describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
+  it('follows a running job live: progress advances and the loss curves are drawn', async () => {
+    const family = await call<{ id: string }>('POST', '/task-families', { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } });
+    const job = await call<{ id: string }>('POST', '/meta-train', {
+      name: 'sine-dashboard', familyIds: [family.id], algorithm: 'maml', model: { hidden: [16, 16] },
+      hyper: { iterations: 100_000, metaBatchSize: 4, shots: 5, queryShots: 5, evalEvery: 50, checkpointEvery: 5_000, seed: 1 },
+    });
+
+    profile = mkdtempSync(join(tmpdir(), 'fastadapt-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1200, height: 1100 } });
+    page = context.pages()[0] ?? (await context.newPage());
+    const requests: { url: string; authorization?: string }[] = [];
+    page.on('request', (request) => requests.push({ url: request.url(), authorization: request.headers().authorization }));
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+
+    await page.goto(`${base}/`);
+    await page.fill('#login-key', key);
+    await page.click('#login-form button[type=submit]');
+
+    const row = page.locator(`#jobs tr[data-job-id="${job.id}"]`);
+    await row.locator('.status.running').waitFor({ timeout: 30_000 });
+    const first = await progressOf(page, job.id);
+    // Advances between two list refreshes (every 5 s) only if the event stream is feeding it.
+    await page.waitForFunction(
+      ([id, from]) => Number(document.querySelector(`#jobs tr[data-job-id="${id}"] .progress`)?.getAttribute('data-iteration')) > from + 50,
+      [job.id, first] as const,
+      { timeout: 4_000, polling: 100 },
+    );
+    expect(await progressOf(page, job.id)).toBeGreaterThan(first);
+
+    // The running job is selected: its curves get a point per evaluation, several by now.
+    await page.waitForFunction(() => Number(document.querySelector('#loss-chart path[data-series="valLoss"]')?.getAttribute('data-points')) >= 3, undefined, { timeout: 30_000 });
+    const path = await page.locator('#loss-chart path[data-series="trainLoss"]').getAttribute('d');
+    expect(path).toMatch(/^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){2,}/);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    // Cancelled through the API: the browser hears it on the stream.
+    await call('POST', `/meta-train/${job.id}/cancel`);
+    await row.locator('.status.cancelled').waitFor({ timeout: 30_000 });
+
+    // The key went only into headers and sessionStorage.
+    const stream = requests.filter((r) => r.url.endsWith(`/meta-train/${job.id}/events`));
+    expect(stream.length).toBeGreaterThan(0);
+    expect(stream.every((r) => r.authorization === `Bearer ${key}`)).toBe(true);
+    expect(requests.some((r) => r.url.includes(key))).toBe(false);
+    expect(await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length }))).toEqual({ session: 1, local: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  it('adapts a new task from a meta-model and draws support points, unadapted and adapted predictions', async () => {
+    const family = await call<{ id: string }>('POST', '/task-families', { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } });
+    const job = await call<{ id: string }>('POST', '/meta-train', {
+      name: 'sine-quick', familyIds: [family.id], algorithm: 'maml', model: { hidden: [16, 16] },
+      hyper: { iterations: 40, metaBatchSize: 4, shots: 5, queryShots: 5, evalEvery: 10, checkpointEvery: 10, seed: 3 },
+    });
+    await page.locator(`#jobs tr[data-job-id="${job.id}"] .status.succeeded`).waitFor({ timeout: 30_000 });
+    // The meta-model list refreshes every 5 s.
+    await page.locator('#models tbody tr').first().waitFor({ timeout: 15_000 });
+    await page.click('#try-sample');
+    await page.click('#try-form button[type=submit]');
+    await page.locator('#try-status', { hasText: 'support loss' }).waitFor({ timeout: 30_000 });
+    for (const series of ['unadapted', 'adapted']) {
+      expect(await page.locator(`#try-chart path[data-series="${series}"]`).getAttribute('data-points')).toBe('101');
+    }
+    expect(await page.locator('#try-chart g[data-series="support"] circle').count()).toBe(10);
+    expect(await page.locator('#try-chart').isVisible()).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-task.png'), fullPage: true });
+  });
+});
