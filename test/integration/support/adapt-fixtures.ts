@@ -51,7 +51,7 @@ export async function storeMetaModel(db: Db, tenantId: string, options: StoredMo
     },
   });
   await db.prisma.metaModelAlias.create({ data: { tenantId, name, alias: 'latest', metaModelId: row.id } });
-  return { metaModelId: row.id, name, spec, params };
+  return { metaModelId: row.id, name, algorithm, spec, params, inner };
 }
 
 /**
