@@ -11,7 +11,7 @@ import type { AppDeps } from './deps.js';
 import adminBoard from './plugins/admin-board.js';
 import adapted from './plugins/adapted.js';
 import auth from './plugins/auth.js';
-import errors from './plugins/errors.js';
+import errors, { frameworkErrors } from './plugins/errors.js';
 import metrics from './plugins/metrics.js';
 import openapi from './plugins/openapi.js';
 import rateLimit from './plugins/rate-limit.js';
@@ -42,6 +42,10 @@ export async function buildApp(deps: AppDeps) {
       : { logger: loggerOptions(config.logLevel) }),
     genReqId: requestId,
     bodyLimit: config.limits.maxBodyBytes,
+    // Path parameters are bounded by their schemas (ids 128, meta-model refs 300), which name the
+    // field; the router's own cut-off (default 100) would answer a bare 414 first.
+    maxParamLength: 1024,
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Only JSON bodies are part of the contract: anything else gets 415 rather than a confusing 400.

@@ -49,10 +49,38 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   const isText = httpPart !== 'body';
   return (input: unknown) => {
     const value = Value.Default(schema, isText ? fromText(schema, input) : input);
-    if (checker.Check(value)) return { value };
+    if (checker.Check(value)) {
+      const nul = findNul(value, '');
+      return nul === null ? { value } : { error: [nulError(nul)] };
+    }
     return { error: checker.Errors(value) as unknown as FastifySchemaValidationError[] };
   };
 };
+
+/**
+ * Postgres text cannot hold U+0000, so a string carrying it would fail in SQL (a 500) after passing
+ * the schema: find it here and refuse it as a bad field. Returns the JSON pointer, or null.
+ */
+function findNul(value: unknown, path: string): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : null;
+  if (value === null || typeof value !== 'object') return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = typeof value[i] === 'number' ? null : findNul(value[i], `${path}/${i}`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  for (const [key, inner] of Object.entries(value)) {
+    const found = findNul(inner, `${path}/${token(key)}`);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+function nulError(instancePath: string): FastifySchemaValidationError {
+  return { keyword: 'nul', instancePath, schemaPath: '#', params: {}, message: 'must not contain the NUL character (\\u0000)' };
+}
 
 /** Which part of the request failed validation, as Fastify names it. */
 export type RequestPart = NonNullable<FastifyError['validationContext']>;

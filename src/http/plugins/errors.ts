@@ -31,6 +31,11 @@ function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): 
     return { type: 'about:blank', title: statusTitle(400), status: 400, detail: `Invalid request: ${fields}`, instance, errors };
   }
 
+  if (isUnstorableText(error)) {
+    // The validator refuses NUL in every declared field; this catches text that reached SQL another way.
+    return { type: 'about:blank', title: statusTitle(400), status: 400, detail: 'Invalid request: text must not contain the NUL character (\\u0000)', instance };
+  }
+
   const down = unavailableDependency(error);
   if (down) {
     const name = down === 'postgres' ? 'The database' : 'The job queue (Redis)';
@@ -42,6 +47,21 @@ function toProblem(error: FastifyError | HttpProblem, request: FastifyRequest): 
     ? `An unexpected error occurred. Quote request id ${request.id} when reporting it.`
     : error.message;
   return { type: 'about:blank', title: statusTitle(status), status, detail, instance };
+}
+
+/** Postgres refused text it cannot store: NUL (22021) or a character outside UTF-8 (22P05). */
+function isUnstorableText(error: unknown): boolean {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { code?: unknown } } } }).meta?.driverAdapterError?.cause;
+  return cause?.code === '22021' || cause?.code === '22P05';
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: the router's own refusals (a malformed percent-encoding,
+ * a path parameter over maxParamLength) answer problem+json like everything else.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  request.log.info({ code: error.code, status: error.statusCode }, 'request rejected by the router');
+  send(reply, toProblem(error, request));
 }
 
 async function errors(app: FastifyInstance): Promise<void> {
