@@ -12,11 +12,11 @@ import { join, resolve } from 'node:path';
  * web/dashboard from the checkout (src/http/routes -> ../../..) or from a build, where this file
  * runs as dist/src/http/routes/dashboard.js and web/ sits next to dist/ (-> ../../../..).
  */
-export function dashboardRoot(): string {
-  const candidates = [resolve(import.meta.dirname, '../../../web/dashboard'), resolve(import.meta.dirname, '../../../../web/dashboard')];
-  const found = candidates.find((dir) => existsSync(join(dir, 'index.html')));
-  if (!found) throw new Error(`dashboard assets not found (looked in ${candidates.join(', ')})`);
-  return found;
+const CANDIDATES = [resolve(import.meta.dirname, '../../../web/dashboard'), resolve(import.meta.dirname, '../../../../web/dashboard')];
+
+/** The assets' directory, or null where this install has none. */
+export function dashboardRoot(): string | null {
+  return CANDIDATES.find((dir) => existsSync(join(dir, 'index.html'))) ?? null;
 }
 
 /**
@@ -36,6 +36,11 @@ const CONTENT_SECURITY_POLICY = [
 
 export default async function dashboard(app: FastifyInstance): Promise<void> {
   const root = dashboardRoot();
+  // An image built without web/ still serves the API; only the page is missing, and the log says why.
+  if (root === null) {
+    app.log.warn({ lookedIn: CANDIDATES }, 'dashboard assets not found: GET / is not served');
+    return;
+  }
   const page = readFileSync(join(root, 'index.html'));
   await app.register(staticFiles, { root, prefix: '/dashboard/', decorateReply: false, index: false, cacheControl: true, maxAge: 0 });
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
