@@ -114,15 +114,11 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
     await row.locator('.status.running').waitFor({ timeout: 30_000 });
     const first = await progressOf(page, job.id);
     // Advances between two list refreshes (every 5 s) only if the event stream is feeding it.
-    await page.waitForFunction(
-      ([id, from]) => Number(document.querySelector(`#jobs tr[data-job-id="${id}"] .progress`)?.getAttribute('data-iteration')) > from + 50,
-      [job.id, first] as const,
-      { timeout: 4_000, polling: 100 },
-    );
-    expect(await progressOf(page, job.id)).toBeGreaterThan(first);
+    await expect.poll(() => progressOf(page, job.id), { timeout: 4_000, interval: 100 }).toBeGreaterThan(first + 50);
 
     // The running job is selected: its curves get a point per evaluation, several by now.
-    await page.waitForFunction(() => Number(document.querySelector('#loss-chart path[data-series="valLoss"]')?.getAttribute('data-points')) >= 3, undefined, { timeout: 30_000 });
+    const valLoss = page.locator('#loss-chart path[data-series="valLoss"]');
+    await expect.poll(async () => Number(await valLoss.getAttribute('data-points', { timeout: 1_000 }).catch(() => 0)), { timeout: 30_000, interval: 200 }).toBeGreaterThanOrEqual(3);
     const path = await page.locator('#loss-chart path[data-series="trainLoss"]').getAttribute('d');
     expect(path).toMatch(/^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){2,}/);
 
@@ -138,7 +134,8 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
     expect(stream.length).toBeGreaterThan(0);
     expect(stream.every((r) => r.authorization === `Bearer ${key}`)).toBe(true);
     expect(requests.some((r) => r.url.includes(key))).toBe(false);
-    expect(await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length }))).toEqual({ session: 1, local: 0 });
+    // A string, evaluated in the page (this file is type-checked without the DOM library).
+    expect(await page.evaluate('({ session: sessionStorage.length, local: localStorage.length })')).toEqual({ session: 1, local: 0 });
     expect(errors).toEqual([]);
   });
 
