@@ -7,6 +7,11 @@
  * sizes an update is cheaper in a JS loop than as ~12 tensor ops per parameter: the per-op
  * overhead of tfjs dominates, and the meta-gradient has to be downloaded once anyway for the
  * non-finite check. Arithmetic is float64 per element, stored as float32: the same on every backend.
+ *
+ * A step is all or nothing: with a huge but finite meta-gradient (an outer step size far too large)
+ * the second moment overflows float32 long before the loss does, and the parameters would then
+ * freeze behind an infinite denominator. So each step writes into spare buffers, checks what it
+ * wrote, and only then commits; a refused step changes nothing.
  */
 
 import type { ParamArrays } from './model.js';
@@ -60,6 +65,8 @@ export class Adam {
   private t: number;
   private readonly m: ParamArrays;
   private readonly v: ParamArrays;
+  /** Where a step writes before it commits; swapped with m and v on commit. */
+  private readonly next: { m: ParamArrays; v: ParamArrays; w: ParamArrays };
 
   /** A fresh optimiser for parameters of these shapes, or one continuing from a saved state. */
   constructor(options: AdamOptions, params: ParamArrays, state?: AdamState) {
@@ -81,6 +88,7 @@ export class Adam {
       this.m = zerosLike(params);
       this.v = zerosLike(params);
     }
+    this.next = { m: zerosLike(params), v: zerosLike(params), w: zerosLike(params) };
   }
 
   /** Steps taken so far. */
@@ -88,25 +96,47 @@ export class Adam {
     return this.t;
   }
 
-  /** One update of `params` in place, with the gradients multiplied by `scale` (clipping). */
-  step(params: ParamArrays, grads: Gradients, scale = 1): void {
-    this.t += 1;
+  /**
+   * One update of `params` in place, with the gradients multiplied by `scale` (clipping).
+   * @returns false, changing nothing (parameters, moments, step count), when a moment or a parameter
+   *   would not be finite as float32 after the update.
+   */
+  step(params: ParamArrays, grads: Gradients, scale = 1): boolean {
+    const t = this.t + 1;
     const { beta1, beta2, epsilon } = this;
-    const stepSize = this.lr / (1 - beta1 ** this.t);
-    const vCorrection = Math.sqrt(1 - beta2 ** this.t);
+    const stepSize = this.lr / (1 - beta1 ** t);
+    const vCorrection = Math.sqrt(1 - beta2 ** t);
+    // x * 0 is 0 for every finite x and NaN for an infinity or NaN: one branch-free sum checks all.
+    let probe = 0;
     for (const [name, p] of Object.entries(params)) {
       const g = grads[name];
       if (!g || g.length !== p.data.length) throw new Error(`no gradient of the right size for parameter '${name}'`);
       const m = this.m[name].data;
       const v = this.v[name].data;
       const w = p.data;
+      const m1 = this.next.m[name].data;
+      const v1 = this.next.v[name].data;
+      const w1 = this.next.w[name].data;
       for (let i = 0; i < w.length; i++) {
         const gi = g[i] * scale;
-        m[i] = beta1 * m[i] + (1 - beta1) * gi;
-        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
-        w[i] = w[i] - (stepSize * m[i]) / (Math.sqrt(v[i]) / vCorrection + epsilon);
+        // Rounded to float32 before use, as they are stored: a resumed run sees the same values.
+        const mi = Math.fround(beta1 * m[i] + (1 - beta1) * gi);
+        const vi = Math.fround(beta2 * v[i] + (1 - beta2) * gi * gi);
+        const wi = Math.fround(w[i] - (stepSize * mi) / (Math.sqrt(vi) / vCorrection + epsilon));
+        m1[i] = mi;
+        v1[i] = vi;
+        w1[i] = wi;
+        probe += mi * 0 + vi * 0 + wi * 0;
       }
     }
+    if (probe !== 0) return false;
+    this.t = t;
+    for (const [name, p] of Object.entries(params)) {
+      [this.m[name].data, this.next.m[name].data] = [this.next.m[name].data, this.m[name].data];
+      [this.v[name].data, this.next.v[name].data] = [this.next.v[name].data, this.v[name].data];
+      p.data.set(this.next.w[name].data);
+    }
+    return true;
   }
 
   /** The state as plain data (copies). */

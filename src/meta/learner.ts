@@ -26,7 +26,7 @@ export interface LearnerConfig {
   clipNorm?: number;
 }
 
-/** A loss or gradient that is NaN or infinite: training stops instead of storing it. */
+/** A loss, gradient or optimiser step that is NaN or infinite: training stops instead of storing it. */
 export class NonFiniteError extends Error {
   constructor(message: string) {
     super(message);
@@ -99,7 +99,12 @@ export class MetaLearner {
           'lower innerLr or metaLr, or set clipNorm',
       );
     }
-    this.optimizer.step(this.values, grads, clipScale(norm, this.clipNorm));
+    if (!this.optimizer.step(this.values, grads, clipScale(norm, this.clipNorm))) {
+      throw new NonFiniteError(
+        `optimiser state is not finite after the step (gradient norm ${norm} overflows Adam's moments or the parameters in float32; nothing was updated); ` +
+          'lower innerLr or metaLr, or set clipNorm',
+      );
+    }
     const previous = this.theta;
     this.theta = tf.tidy(() => toTensors(this.values));
     tf.dispose(previous);

@@ -185,7 +185,7 @@ function sampleBatch(p: Plan, rng: Rng, split: Split, tasks: number): EpisodeBat
 /**
  * Runs meta-training, yielding progress, metrics, checkpoints and finally the meta-model.
  * @throws TrainConfigError for an invalid configuration (before the first iteration).
- * @throws NonFiniteError when a loss or meta-gradient is not finite (parameters are never updated with it).
+ * @throws NonFiniteError when a loss, meta-gradient or optimiser step is not finite (parameters are never updated with it).
  * @throws TrainingAbortedError when `options.signal` aborts, carrying the last completed iteration's checkpoint.
  */
 export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}): AsyncGenerator<TrainEvent, void, void> {

@@ -128,6 +128,25 @@ describe('metaTrain', () => {
     expect(tf.memory().numTensors).toBe(memory);
   });
 
+  it("an outer step size far too large is caught in the iteration Adam's state overflows, not when the loss does", async () => {
+    // The setting found by the diverging-job test: metaLr 10 on sinusoids. The loss and gradient stay
+    // finite for ~28 iterations while the second moment is already infinite (and the parameters frozen).
+    const seen: Checkpoint[] = [];
+    const run = async () => {
+      for await (const e of metaTrain(config({ metaLr: 10, seed: 0, iterations: 100, evalEvery: 5, checkpointEvery: 1 }))) if (e.type === 'checkpoint') seen.push(e.checkpoint);
+    };
+    const err = await run().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteError);
+    expect((err as Error).message).toMatch(/^iteration \d+: optimiser state is not finite after the step .*lower innerLr or metaLr, or set clipNorm$/);
+    const iteration = Number(/^iteration (\d+)/.exec((err as Error).message)![1]);
+    expect(iteration).toBeLessThanOrEqual(10);
+    // Every state handed out before it is finite, and the last is the iteration just before.
+    expect(seen.at(-1)?.iteration).toBe(iteration - 1);
+    for (const c of seen) {
+      for (const group of [c.params, c.optimizer.m, c.optimizer.v]) for (const p of Object.values(group)) expect(p.data.every(Number.isFinite)).toBe(true);
+    }
+  });
+
   it('a diverging inner loop is caught as a non-finite loss or gradient', async () => {
     await expect(collect(metaTrain(config({ innerLr: 1e30 })))).rejects.toThrow(NonFiniteError);
   });
