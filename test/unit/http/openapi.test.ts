@@ -58,6 +58,8 @@ const itemInDoc = (description?: string) => ({
   ...(description ? { description } : {}),
 });
 
+type Doc = Parameters<typeof tidyDocument>[0];
+
 const media = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 
 describe('tidyDocument', () => {
@@ -69,7 +71,7 @@ describe('tidyDocument', () => {
         '/items/{id}': { get: { responses: { 200: media(itemInDoc('An item')), 202: { description: 'Queued', ...media(itemInDoc('Queued')) } } } },
       },
     };
-    const tidy = tidyDocument(doc, { Item, ItemList }) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const tidy = tidyDocument(doc as Doc, { Item, ItemList }) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(tidy.paths['/items'].get.responses[200].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ItemList' });
     expect(tidy.components.schemas.ItemList.properties.items.items).toEqual({ $ref: '#/components/schemas/Item' });
     expect(tidy.components.schemas.Item).toEqual({
@@ -85,7 +87,7 @@ describe('tidyDocument', () => {
 
   it('adds only the components something uses, and leaves a schema that differs inline', () => {
     const other = { type: 'object', properties: { id: { type: 'integer' } } };
-    const tidy = tidyDocument({ paths: { '/x': { get: { responses: { 200: media(other) } } } } }, { Item }) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const tidy = tidyDocument({ paths: { '/x': { get: { responses: { 200: media(other) } } } } } as Doc, { Item }) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(tidy.paths['/x'].get.responses[200].content['application/json'].schema).toEqual(other);
     expect(tidy.components.schemas).toEqual({});
   });
