@@ -114,6 +114,8 @@ ENV NODE_ENV=production \
 COPY package.json ./
 COPY --from=native-cpu /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The dashboard (GET /) is plain static files, served from web/ next to dist/.
+COPY web ./web
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
