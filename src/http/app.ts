@@ -44,7 +44,7 @@ export async function buildApp(deps: AppDeps) {
     bodyLimit: config.limits.maxBodyBytes,
     // Path parameters are bounded by their schemas (ids 128, meta-model refs 300), which name the
     // field; the router's own cut-off (default 100) would answer a bare 414 first.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
