@@ -4,15 +4,18 @@
  *
  * It starts the service (api and worker in one process), waits until it is ready, shows what it runs
  * on and where its docs are, then makes an API key, defines the sinusoid task family, meta-trains MAML
- * on it with a progress bar fed by the job's event stream, shows the meta-model it produced, and
- * shuts the service down the way an orchestrator would. Each step is one function in the list below.
+ * on it with a progress bar fed by the job's event stream, shows the meta-model it produced, adapts
+ * it to new sinusoids from 10 examples each (errors against the true curves, and an SVG figure under
+ * demo-output/), and shuts the service down the way an orchestrator would. Each step is one function in the list below.
  *
  * Flags: `--keep` leaves the service running (Ctrl-C stops it) to explore /docs by hand;
  * `--iterations N` meta-trains for N iterations instead of 5000.
  */
+import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { createApiKey } from '../src/db/repositories/api-keys.js';
+import { adaptNewSines } from './demo/adapt.js';
 import { ProgressBar, sseEvents } from './demo/events.js';
 import { runSteps, StepError, type Step } from './demo/progress.js';
 import { startService, stopService, waitUntilReady, type Service } from './demo/service.js';
@@ -200,6 +203,15 @@ const modelStep: Step<DemoContext> = {
   },
 };
 
+const adaptStep: Step<DemoContext> = {
+  title: 'Adapt it to new sinusoids from 10 examples each (POST /tasks, POST /tasks/:id/adapt, GET /predict)',
+  async run(context) {
+    const service = requireService(context);
+    const outDir = join(import.meta.dirname, '..', 'demo-output');
+    return adaptNewSines({ baseUrl: service.baseUrl, headers: authHeaders(context) }, 'sine-maml@latest', outDir);
+  },
+};
+
 const keepStep: Step<DemoContext> = {
   title: 'Keep the service running (Ctrl-C to stop it)',
   async run(context) {
@@ -223,7 +235,7 @@ const stopStep: Step<DemoContext> = {
 
 async function main(): Promise<void> {
   const context: DemoContext = { keep: process.argv.includes('--keep') };
-  const steps = [startStep, readinessStep, apiStep, keyStep, familyStep, trainStep, modelStep, ...(context.keep ? [keepStep] : []), stopStep];
+  const steps = [startStep, readinessStep, apiStep, keyStep, familyStep, trainStep, modelStep, adaptStep, ...(context.keep ? [keepStep] : []), stopStep];
   process.stdout.write('fastadapt demo\n');
   try {
     await runSteps(steps, context);
