@@ -91,20 +91,36 @@ function median(xs: number[]): number {
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 /**
- * Median ms per iteration over `blocks` blocks (the machine is shared, so a median of blocks is
- * steadier than one long mean). An iteration = sampling and packing a meta-batch + metaStep.
+ * How the speed rows are measured. A fresh process needs ~100-200 MAML iterations (2-3 s) before a
+ * step reaches its steady cost: V8 optimises tfjs's JS and tiers the wasm kernels up from its
+ * baseline compiler only once they are hot. With a fixed 30-iteration warm-up, whichever algorithm
+ * was timed first (MAML) was measured mid-warm-up, at 2-3x its cost. So: every algorithm warms up in
+ * both modes for a fixed time before any timing, then timing runs in rounds, each round one batched
+ * and one per-task-loop block of every algorithm, so load changes on a shared machine hit every
+ * algorithm and both modes alike; a row is the median over rounds.
  */
-function timeSteps(learner: MetaLearner, next: () => EpisodeBatch, mode: MetaStepMode, perBlock: number, blocks: number): number {
-  // Warm-up: kernels compile, caches fill, and the JIT settles (3 iterations left the first algorithm
-  // timed at twice its steady cost).
-  for (let i = 0; i < 30; i++) metaStep(learner, next(), mode);
-  const times: number[] = [];
-  for (let b = 0; b < blocks; b++) {
-    const start = performance.now();
-    for (let i = 0; i < perBlock; i++) metaStep(learner, next(), mode);
-    times.push((performance.now() - start) / perBlock);
-  }
-  return median(times);
+const TIMING = { rounds: 5, warmUpMs: 1500, warmUpMinIterations: 10 };
+
+/** One algorithm being timed: its learner, its own task stream and the block times per mode. */
+interface Timed {
+  algorithm: AlgorithmName;
+  label: string;
+  learner: MetaLearner;
+  next: () => EpisodeBatch;
+  ms: Record<MetaStepMode, number[]>;
+}
+
+/** Runs `iterations` meta-steps and returns ms per step; batches are sampled before the timer starts. */
+function timeBlock(t: Timed, mode: MetaStepMode, iterations: number): number {
+  const batches = Array.from({ length: iterations }, t.next);
+  const start = performance.now();
+  for (const batch of batches) metaStep(t.learner, batch, mode);
+  return (performance.now() - start) / iterations;
+}
+
+function warmUp(t: Timed, mode: MetaStepMode): void {
+  const start = performance.now();
+  for (let i = 0; i < TIMING.warmUpMinIterations || performance.now() - start < TIMING.warmUpMs; i++) metaStep(t.learner, t.next(), mode);
 }
 
 interface Row {
@@ -118,6 +134,9 @@ interface Row {
 
 async function timing(backends: BackendPreference[], iterations: number): Promise<Row[]> {
   const rows: Row[] = [];
+  // Per round: a quarter as many per-task-loop iterations (each costs ~5-10x a batched one).
+  const batchedPerBlock = Math.max(1, Math.ceil(iterations / TIMING.rounds));
+  const loopPerBlock = Math.max(1, Math.ceil(iterations / 4 / TIMING.rounds));
   for (const preference of backends) {
     let backend: string;
     try {
@@ -127,19 +146,30 @@ async function timing(backends: BackendPreference[], iterations: number): Promis
       console.log(`skipping backend ${preference}: ${err.reason}`);
       continue;
     }
-    for (const algorithm of ALGORITHM_NAMES) {
+    const timed: Timed[] = ALGORITHM_NAMES.map((algorithm) => {
       const { family, shape, label } = timingTask(algorithm);
       const config = learnerConfig(algorithm, family, SETTING.model.hidden, SETTING.innerSteps, SETTING.innerLr, SETTING.metaLr);
       const rng = new Rng(1);
       const learner = new MetaLearner(config, initMetaParams(config, rng));
       const next = () => packEpisodes(Array.from({ length: SETTING.metaBatchSize }, () => family.sampleEpisode(rng, 'train', shape)));
-      const before = tf.memory().numTensors;
-      const batched = timeSteps(learner, next, 'batched', Math.max(1, Math.ceil(iterations / 4)), 4);
-      const loop = timeSteps(learner, next, 'loop', Math.max(1, Math.ceil(iterations / 12)), 3);
-      if (tf.memory().numTensors !== before) throw new Error(`${algorithm} on ${backend} leaked ${tf.memory().numTensors - before} tensors`);
-      learner.dispose();
-      rows.push({ algorithm, backend, task: label, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) });
-      console.log(`  ${backend.padEnd(6)} ${algorithm.padEnd(9)} ${batched.toFixed(2).padStart(8)} ms  loop ${loop.toFixed(2).padStart(8)} ms  x${(loop / batched).toFixed(2)}`);
+      return { algorithm, label, learner, next, ms: { batched: [], loop: [] } };
+    });
+    const before = tf.memory().numTensors;
+    for (const t of timed) for (const mode of ['batched', 'loop'] as const) warmUp(t, mode);
+    for (let round = 0; round < TIMING.rounds; round++) {
+      for (const t of timed) {
+        t.ms.batched.push(timeBlock(t, 'batched', batchedPerBlock));
+        t.ms.loop.push(timeBlock(t, 'loop', loopPerBlock));
+      }
+    }
+    if (tf.memory().numTensors !== before) throw new Error(`timing on ${backend} leaked ${tf.memory().numTensors - before} tensors`);
+    for (const t of timed) {
+      t.learner.dispose();
+      const batched = median(t.ms.batched);
+      const loop = median(t.ms.loop);
+      rows.push({ algorithm: t.algorithm, backend, task: t.label, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) });
+      const spread = `${Math.min(...t.ms.batched).toFixed(2)}-${Math.max(...t.ms.batched).toFixed(2)}`;
+      console.log(`  ${backend.padEnd(6)} ${t.algorithm.padEnd(9)} ${batched.toFixed(2).padStart(8)} ms (rounds ${spread})  loop ${loop.toFixed(2).padStart(8)} ms  x${(loop / batched).toFixed(2)}`);
     }
   }
   return rows;
@@ -290,7 +320,8 @@ async function main(): Promise<void> {
     setting: {
       ...SETTING,
       architecture: '1-40-40-1',
-      iterationIncludes: 'sampling and packing the meta-batch, and the meta-step (one gradient download per iteration)',
+      iterationIncludes: 'the meta-step: upload of the meta-batch, forward and backward passes, one gradient download, the Adam update (the meta-batch is sampled and packed before the timer starts)',
+      timing: `every algorithm warmed up for ${TIMING.warmUpMs} ms in each mode first; then ${TIMING.rounds} rounds, each timing one batched and one per-task-loop block of every algorithm in turn; a row is the median over rounds`,
       protonet: 'ProtoNets classify only: timed on 5-way Gaussian blobs in 1 dimension, 2 support + 2 query per class (10 + 10 per task), same 1-40-40 body',
       naiveLoop: "the same algorithm, one task of the meta-batch at a time ('loop' mode), measured in the same run",
       sinusoidTest:
