@@ -51,8 +51,24 @@ function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] 
 const failed = (adaptationId: string, error: string | null | undefined) =>
   new HttpProblem(422, `Adaptation failed: ${error ?? 'no reason recorded'}`, { title: 'Adaptation failed', extensions: { adaptationId } });
 
+/** Tasks whose facts (owner, shape, meta-model) this process remembers: they never change once created. */
+const KNOWN_TASKS = 10_000;
+
 const adapt: FastifyPluginAsyncTypebox = async (app) => {
   const { db, config } = app;
+  // Adaptation is latency-bound: a task adapted again costs no read before its adaptation row is written.
+  const targets = new Map<string, AdaptTarget>();
+  const adaptTarget = async (tenantId: string, taskId: string): Promise<AdaptTarget | null> => {
+    const key = `${tenantId}/${taskId}`;
+    const known = targets.get(key);
+    if (known) return known;
+    const target = await loadAdaptTarget(db, tenantId, taskId);
+    if (target) {
+      targets.set(key, target);
+      if (targets.size > KNOWN_TASKS) targets.delete(targets.keys().next().value as string);
+    }
+    return target;
+  };
 
   app.post('/tasks/:id/adapt', {
     schema: {
@@ -72,7 +88,7 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const taskId = request.params.id;
-    const target = await loadAdaptTarget(db, request.tenant.id, taskId);
+    const target = await adaptTarget(request.tenant.id, taskId);
     if (!target) throw new HttpProblem(404, `No task ${taskId}`);
     const support = readSupport(target, request.body.support);
     const model = await app.metaModel(target.metaModelId);
