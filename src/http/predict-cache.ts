@@ -30,6 +30,8 @@ export interface PredictCacheOptions {
   maxAgeMs?: number;
   /** Clock, for tests. Default Date.now. */
   now?: () => number;
+  /** Told of every lookup, whether memory answered it (metrics). Default: nobody. */
+  onLookup?: (hit: boolean) => void;
 }
 
 interface Entry {
@@ -52,6 +54,7 @@ export class PredictCache {
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
+  private readonly onLookup: (hit: boolean) => void;
   /** Lookups answered from memory / from the store (for tests and metrics). */
   hits = 0;
   misses = 0;
@@ -61,6 +64,7 @@ export class PredictCache {
     this.maxEntries = options.maxEntries ?? 10_000;
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.now = options.now ?? Date.now;
+    this.onLookup = options.onLookup ?? (() => {});
   }
 
   /**
@@ -72,6 +76,7 @@ export class PredictCache {
     const entry = this.entries.get(taskId);
     if (entry && this.now() - entry.loadedAt <= this.maxAgeMs) {
       this.hits++;
+      this.onLookup(true);
       countPredictCacheLookup(true);
       // Map order is insertion order: re-inserting marks it most recently used.
       this.entries.delete(taskId);
@@ -83,6 +88,7 @@ export class PredictCache {
     const pending = this.loading.get(key);
     if (pending) return pending.promise;
     this.misses++;
+    this.onLookup(false);
     countPredictCacheLookup(false);
     const started = this.now();
     const state = { stale: false };

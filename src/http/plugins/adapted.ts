@@ -13,6 +13,7 @@ import { loadLatestHead } from '../../db/repositories/tasks.js';
 import { AdaptedSubscriber } from '../../jobs/adapted.js';
 import { MetaModelCache } from '../../jobs/meta-model-cache.js';
 import { taskParams, type MetaModel } from '../../meta/index.js';
+import { countPredictCacheLookup } from '../../metrics/registry.js';
 import { prepareMlp } from '../../meta/predict-arrays.js';
 import { AdaptWaiters } from '../adapt-waiters.js';
 import { PredictCache, type HeadLookup } from '../predict-cache.js';
@@ -42,7 +43,7 @@ async function adapted(app: FastifyInstance): Promise<void> {
     const mlp = prepareMlp(model.spec, taskParams(model, head.adapted));
     return { status: 'ready', head: { tenantId, taskId, headVersion: head.headVersion, mlp } };
   };
-  const predictCache = new PredictCache({ load, maxEntries: config.predictCacheSize });
+  const predictCache = new PredictCache({ load, maxEntries: config.predictCacheSize, onLookup: countPredictCacheLookup });
   const waiters = new AdaptWaiters();
 
   // Never connected itself: the subscriber is duplicated from it (lazily connecting on SUBSCRIBE).
