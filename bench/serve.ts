@@ -6,8 +6,9 @@
  * repositories as a finished job would, starts the service as child processes (an API process and a
  * worker process, or one `--role all`), and measures through HTTP:
  * - adaptation: POST /tasks/:id/adapt (K=10, 5 steps, wait) from 8 concurrent clients, each on its own
- *   task: p50/p99 latency and adaptations per second; the worker's own timings (queue wait, load,
- *   inner loop, write) arrive on the adapted channel and show where the time went;
+ *   task: p50/p99 latency and adaptations per second (and, first, one client alone); the worker's own
+ *   timings (queue wait, load, inner loop, write) arrive on the adapted channel and show where the
+ *   time went, and the CPU time of each service process per adaptation shows what it costs;
  * - prediction: GET /predict at 64 connections with autocannon, next to a bare Fastify route (in a
  *   process of its own) answering a JSON body of the same size, in the same run.
  * Targets: adapt p50 <= 15 ms and p99 <= 40 ms; predict throughput >= half of the bare route's.
@@ -262,6 +263,8 @@ async function main(): Promise<void> {
     // The first adaptation also has the worker decode the meta-model.
     expectStatus(await call('POST', `/tasks/${taskIds[0]}/adapt`, { support: supportSet(new Rng(1)), steps: STEPS }), 200, 'first adapt');
 
+    // One client alone: the round trip without queueing behind other clients' adaptations.
+    const single = await measureAdapt(call, taskIds.slice(0, 1), Math.min(100, adapts), 10);
     const warmup = 10;
     const before = messages.length;
     const cpu = { before: children.map(cpuMs), after: [] as number[] };
@@ -294,6 +297,7 @@ async function main(): Promise<void> {
         requests: adapt.latencies.length,
         meanMs: round(adapt.latencies.reduce((a, b) => a + b, 0) / adapt.latencies.length),
         maxMs: round(adapt.latencies.at(-1)!),
+        singleClient: { p50Ms: round(percentile(single.latencies, 50)), p99Ms: round(percentile(single.latencies, 99)), requests: single.latencies.length },
         workerMedianMs: Object.fromEntries(Object.entries(worker).map(([k, v]) => [k, round(v, 3)])),
         // CPU time per adaptation (warm-up included) of each service process: independent of how
         // busy the machine is, unlike the latencies.
@@ -339,12 +343,13 @@ async function main(): Promise<void> {
   }
 }
 
-function printTable(r: { adapt: { p50Ms: number; p99Ms: number; perSecond: number; workerMedianMs: Record<string, number>; cpuMsPerAdapt: Record<string, number> }; predict: { perSecond: number; p99Ms: number; bareRoutePerSecond: number; ratioToBare: number }; machine: { loadAverageAtStart: number[]; loadAverageAtEnd: number[] } }) {
+function printTable(r: { adapt: { p50Ms: number; p99Ms: number; perSecond: number; singleClient: { p50Ms: number; p99Ms: number }; workerMedianMs: Record<string, number>; cpuMsPerAdapt: Record<string, number> }; predict: { perSecond: number; p99Ms: number; bareRoutePerSecond: number; ratioToBare: number }; machine: { loadAverageAtStart: number[]; loadAverageAtEnd: number[] } }) {
   const ok = (pass: boolean) => (pass ? 'ok' : 'MISSED');
   console.table([
     { measure: 'adapt p50 (ms)', value: r.adapt.p50Ms, target: '<= 15', result: ok(r.adapt.p50Ms <= 15) },
     { measure: 'adapt p99 (ms)', value: r.adapt.p99Ms, target: '<= 40', result: ok(r.adapt.p99Ms <= 40) },
     { measure: 'adapt / s', value: r.adapt.perSecond, target: '', result: '' },
+    { measure: '  1 client: p50 / p99 (ms)', value: `${r.adapt.singleClient.p50Ms} / ${r.adapt.singleClient.p99Ms}`, target: '', result: '' },
     ...Object.entries(r.adapt.workerMedianMs).map(([k, v]) => ({ measure: `  worker median ${k}`, value: v, target: '', result: '' })),
     ...Object.entries(r.adapt.cpuMsPerAdapt).map(([k, v]) => ({ measure: `  cpu ms per adapt, ${k}`, value: v, target: '', result: '' })),
     { measure: 'predict / s', value: r.predict.perSecond, target: `>= ${round(r.predict.bareRoutePerSecond / 2)}`, result: ok(r.predict.ratioToBare >= 0.5) },
