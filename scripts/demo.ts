@@ -12,11 +12,12 @@
  * `--iterations N` meta-trains for N iterations instead of 5000.
  */
 import { join } from 'node:path';
+import { createFastadaptClient, jobEvents, orThrow, type FastadaptClient } from '../clients/typescript/src/index.js';
 import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { createApiKey } from '../src/db/repositories/api-keys.js';
 import { adaptNewSines } from './demo/adapt.js';
-import { ProgressBar, sseEvents } from './demo/events.js';
+import { ProgressBar } from './demo/events.js';
 import { runSteps, StepError, type Step } from './demo/progress.js';
 import { startService, stopService, waitUntilReady, type Service } from './demo/service.js';
 
@@ -24,8 +25,8 @@ import { startService, stopService, waitUntilReady, type Service } from './demo/
 interface DemoContext {
   service?: Service;
   keep: boolean;
-  /** The demo tenant's API key. */
-  apiKey?: string;
+  /** The generated client, with the demo tenant's API key once the key step made it. */
+  api?: FastadaptClient;
   familyId?: string;
   jobId?: string;
   metaModelId?: string;
@@ -44,42 +45,15 @@ function flag(name: string): string | undefined {
   return at === -1 ? undefined : process.argv[at + 1];
 }
 
-interface Check {
-  status: 'up' | 'down';
-  latencyMs: number;
-  error?: string;
-}
-
-interface Readiness {
-  status: string;
-  backend: string | null;
-  checks: Record<string, Check>;
-}
-
 function requireService(context: DemoContext): Service {
   if (!context.service) throw new Error('the service is not running (the start step did not run)');
   return context.service;
 }
 
-function authHeaders(context: DemoContext): Record<string, string> {
-  return context.apiKey ? { authorization: `Bearer ${context.apiKey}` } : {};
-}
-
-async function getJson<T>(service: Service, path: string, headers: Record<string, string> = {}): Promise<T> {
-  const response = await fetch(`${service.baseUrl}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
-  if (!response.ok) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
-  return (await response.json()) as T;
-}
-
-async function postJson<T>(service: Service, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; location: string | null; body: T }> {
-  const response = await fetch(`${service.baseUrl}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`);
-  return { status: response.status, location: response.headers.get('location'), body: (await response.json()) as T };
+/** Every API call goes through the client generated from the OpenAPI contract (clients/typescript). */
+function requireApi(context: DemoContext): FastadaptClient {
+  if (!context.api) throw new Error('no API client (the start step did not run)');
+  return context.api;
 }
 
 const startStep: Step<DemoContext> = {
@@ -87,6 +61,7 @@ const startStep: Step<DemoContext> = {
   async run(context) {
     context.service = await startService('all');
     await waitUntilReady(context.service);
+    context.api = createFastadaptClient({ baseUrl: context.service.baseUrl });
     return [`listening on ${context.service.baseUrl}`, `service log: ${context.service.logFile}`];
   },
 };
@@ -94,10 +69,9 @@ const startStep: Step<DemoContext> = {
 const readinessStep: Step<DemoContext> = {
   title: 'Check readiness (GET /readyz)',
   async run(context) {
-    const ready = await getJson<Readiness>(requireService(context), '/readyz');
-    const describe = (name: string): string => {
+    const ready = await orThrow(requireApi(context).GET('/readyz'));
+    const describe = (name: keyof typeof ready.checks): string => {
       const check = ready.checks[name];
-      if (!check) return `${name}: not reported`;
       return `${name}: ${check.status} (${check.latencyMs} ms)${check.error ? `: ${check.error}` : ''}`;
     };
     return [
@@ -112,10 +86,10 @@ const apiStep: Step<DemoContext> = {
   title: 'Read the API description (GET /openapi.json)',
   async run(context) {
     const service = requireService(context);
-    const spec = await getJson<{ openapi: string; info: { title: string; version: string }; paths: Record<string, unknown> }>(
-      service,
-      '/openapi.json',
-    );
+    // The contract itself is not one of its operations: plain fetch.
+    const answer = await fetch(`${service.baseUrl}/openapi.json`, { signal: AbortSignal.timeout(10_000) });
+    if (!answer.ok) throw new Error(`GET /openapi.json answered ${answer.status}`);
+    const spec = (await answer.json()) as { openapi: string; info: { title: string; version: string }; paths: Record<string, unknown> };
     const docs = await fetch(`${service.baseUrl}/docs`, { signal: AbortSignal.timeout(10_000) });
     if (!docs.ok) throw new Error(`GET /docs answered ${docs.status}`);
     return [
@@ -131,7 +105,7 @@ const keyStep: Step<DemoContext> = {
     const db = createDb(loadConfig(process.env, []).databaseUrl);
     try {
       const { key, tenantId } = await createApiKey(db, 'demo', { name: 'npm run demo' });
-      context.apiKey = key;
+      context.api = createFastadaptClient({ baseUrl: requireService(context).baseUrl, apiKey: key });
       return [`tenant ${tenantId}`, `key ${key.slice(0, 16)}... (send it as \`Authorization: Bearer <key>\`)`];
     } finally {
       await db.close();
@@ -142,62 +116,60 @@ const keyStep: Step<DemoContext> = {
 const familyStep: Step<DemoContext> = {
   title: 'Define a task family: sinusoids y = A sin(x - phase) (POST /task-families)',
   async run(context) {
-    const service = requireService(context);
-    const spec = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5], phase: [0, Math.PI] } } };
-    const { body, location } = await postJson<{ id: string }>(service, '/task-families', spec, authHeaders(context));
-    context.familyId = body.id;
-    return [`201 Created, Location ${location}`, 'amplitude in [0.1, 5], phase in [0, pi], x in [-5, 5]'];
+    const created = requireApi(context).POST('/task-families', {
+      body: { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid', params: { amplitude: [0.1, 5], phase: [0, Math.PI] } } },
+    });
+    const family = await orThrow(created);
+    context.familyId = family.id;
+    return [`201 Created, Location ${(await created).response.headers.get('location')}`, 'amplitude in [0.1, 5], phase in [0, pi], x in [-5, 5]'];
   },
 };
 
 const trainStep: Step<DemoContext> = {
   title: 'Meta-train MAML on it (POST /meta-train), following GET /meta-train/:id/events',
   async run(context) {
-    const service = requireService(context);
+    const api = requireApi(context);
     if (!context.familyId) throw new Error('no task family (the family step did not run)');
     const iterations = Number(flag('--iterations') ?? 5000);
-    const request = { name: 'sine-maml', familyIds: [context.familyId], algorithm: 'maml', model: { hidden: [40, 40], activation: 'relu' }, hyper: demoHyper(iterations) };
-    const { status, location, body: job } = await postJson<{ id: string }>(service, '/meta-train', request, authHeaders(context));
+    const created = api.POST('/meta-train', {
+      body: { name: 'sine-maml', familyIds: [context.familyId], algorithm: 'maml', model: { hidden: [40, 40], activation: 'relu' }, hyper: demoHyper(iterations) },
+    });
+    const job = await orThrow(created);
+    const { response } = await created;
     context.jobId = job.id;
-    process.stdout.write(`      ${status} Accepted, Location ${location}\n`);
+    process.stdout.write(`      ${response.status} Accepted, Location ${response.headers.get('location')}\n`);
 
-    const response = await fetch(`${service.baseUrl}/meta-train/${job.id}/events`, { headers: { accept: 'text/event-stream', ...authHeaders(context) } });
-    if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}: ${await response.text()}`);
     const bar = new ProgressBar(iterations);
-    let final: Record<string, unknown> | undefined;
+    let final: { status: string; iteration: number; error?: string; metaModelId?: string } | undefined;
     let events = 0;
-    for await (const event of sseEvents(response.body)) {
+    for await (const event of jobEvents(api, job.id)) {
       events++;
-      if (event.event === 'progress') bar.update(event.data.iteration as number);
+      if (event.event === 'progress') bar.update(event.data.iteration);
       if (event.event === 'metrics') {
-        bar.note(`held-out MSE ${(event.data.valLoss as number).toFixed(3)} after one inner step`);
-        bar.update(event.data.iteration as number);
+        bar.note(`held-out MSE ${event.data.valLoss.toFixed(3)} after one inner step`);
+        bar.update(event.data.iteration);
       }
       if (event.event === 'status') final = event.data;
     }
     bar.finish();
-    if (final?.status !== 'succeeded') throw new Error(`the job ended ${String(final?.status)}${final?.error ? `: ${String(final.error)}` : ''}`);
-    context.metaModelId = final.metaModelId as string;
-    return [`job ${job.id} succeeded after ${String(final.iteration)} iterations (${events} events streamed)`];
+    if (final?.status !== 'succeeded' || !final.metaModelId) throw new Error(`the job ended ${String(final?.status)}${final?.error ? `: ${final.error}` : ''}`);
+    context.metaModelId = final.metaModelId;
+    return [`job ${job.id} succeeded after ${final.iteration} iterations (${events} events streamed)`];
   },
 };
 
 const modelStep: Step<DemoContext> = {
   title: 'Show the meta-model it produced (GET /meta-models/sine-maml@latest)',
   async run(context) {
-    const service = requireService(context);
-    const headers = authHeaders(context);
-    const model = await getJson<{ id: string; name: string; version: number; aliases: string[]; algorithm: string; model: { hidden: number[]; activation: string }; metrics: Record<string, number> }>(
-      service,
-      '/meta-models/sine-maml@latest',
-      headers,
-    );
+    const api = requireApi(context);
+    if (!context.jobId) throw new Error('no job (the train step did not run)');
+    const model = await orThrow(api.GET('/meta-models/{id}', { params: { path: { id: 'sine-maml@latest' } } }));
     if (model.id !== context.metaModelId) throw new Error(`sine-maml@latest is ${model.id}, not the model the job reported (${context.metaModelId})`);
-    const curve = await getJson<{ items: { iteration: number; valLoss: number }[] }>(service, `/meta-train/${context.jobId}/metrics`, headers);
+    const curve = await orThrow(api.GET('/meta-train/{id}/metrics', { params: { path: { id: context.jobId } } }));
     return [
       `${model.name} version ${model.version} (${model.aliases.join(', ')}), id ${model.id}`,
       `${model.algorithm}, body 1-${model.model.hidden.join('-')}-1 (${model.model.activation})`,
-      `final held-out MSE after one inner step: ${model.metrics.valLoss.toFixed(3)} (train ${model.metrics.trainLoss.toFixed(3)})`,
+      `final held-out MSE after one inner step: ${model.metrics.valLoss?.toFixed(3)} (train ${model.metrics.trainLoss?.toFixed(3)})`,
       `learning curve: ${curve.items.map((m) => `${m.iteration}: ${m.valLoss.toFixed(2)}`).join(', ')}`,
     ];
   },
@@ -206,9 +178,8 @@ const modelStep: Step<DemoContext> = {
 const adaptStep: Step<DemoContext> = {
   title: 'Adapt it to new sinusoids from 10 examples each (POST /tasks, POST /tasks/:id/adapt, GET /predict)',
   async run(context) {
-    const service = requireService(context);
     const outDir = join(import.meta.dirname, '..', 'demo-output');
-    return adaptNewSines({ baseUrl: service.baseUrl, headers: authHeaders(context) }, 'sine-maml@latest', outDir);
+    return adaptNewSines(requireApi(context), 'sine-maml@latest', outDir);
   },
 };
 

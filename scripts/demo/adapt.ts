@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { orThrow, type AdaptResult, type FastadaptClient } from '../../clients/typescript/src/index.js';
 import { Rng } from '../../src/meta/rng.js';
 import { figureSvg, type Panel } from './svg.js';
 
@@ -22,31 +23,20 @@ const STEPS = 10;
 const INNER_LR = 0.01;
 const GRID = Array.from({ length: 101 }, (_, i) => -5 + i / 10);
 
-interface Api {
-  baseUrl: string;
-  headers: Record<string, string>;
+/** POST /tasks/{id}/adapt, waiting (the default) for the new head version: the 200 answer. */
+async function adapt(api: FastadaptClient, taskId: string, body: { support: { x: number[][]; y: number[] }; steps: number; innerLr?: number }): Promise<AdaptResult> {
+  const call = api.POST('/tasks/{id}/adapt', { params: { path: { id: taskId } }, body });
+  const result = await orThrow(call);
+  const { response } = await call;
+  // 202: still queued after ADAPT_WAIT_MS (a busy worker pool); the demo needs the head now.
+  if (response.status !== 200) throw new Error(`adapting task ${taskId} did not finish within the wait (answered ${response.status})`);
+  return result as AdaptResult;
 }
 
-async function call<T>(api: Api, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${api.baseUrl}${path}`, {
-    method,
-    headers: { ...api.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
-  });
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return (await response.json()) as T;
-}
-
-interface AdaptResult {
-  headVersion: number;
-  supportLoss: { before: number; after: number };
-  durationMs: number;
-}
-
-/** GET /predict on the grid (the query-string form, one `x` per input). */
-async function predictGrid(api: Api, taskId: string): Promise<{ headVersion: number; predictions: number[] }> {
-  return call(api, 'GET', `/predict?taskId=${taskId}&${GRID.map((x) => `x=${x.toFixed(2)}`).join('&')}`);
+/** GET /predict on the grid (the query-string form, one `x` per input); a regression task. */
+async function predictGrid(api: FastadaptClient, taskId: string): Promise<{ headVersion: number; predictions: number[] }> {
+  const answer = await orThrow(api.GET('/predict', { params: { query: { taskId, x: GRID.map((x) => x.toFixed(2)) } } }));
+  return { headVersion: answer.headVersion, predictions: answer.predictions as number[] };
 }
 
 const mse = (predicted: number[], truth: number[]) => predicted.reduce((s, p, i) => s + (p - truth[i]) ** 2, 0) / truth.length;
@@ -55,7 +45,7 @@ const mse = (predicted: number[], truth: number[]) => predicted.reduce((s, p, i)
  * Runs the adaptation tour against `metaModel` (a reference such as `sine-maml@latest`), writes the
  * figure under `outDir`, and returns the lines to print.
  */
-export async function adaptNewSines(api: Api, metaModel: string, outDir: string): Promise<string[]> {
+export async function adaptNewSines(api: FastadaptClient, metaModel: string, outDir: string): Promise<string[]> {
   const lines: string[] = [];
   const panels: Panel[] = [];
   const rng = new Rng(2026);
@@ -64,12 +54,12 @@ export async function adaptNewSines(api: Api, metaModel: string, outDir: string)
     const curve = (x: number) => amplitude * Math.sin(x - phase);
     const xs = Array.from({ length: SHOTS }, () => rng.uniform(-5, 5));
     const support = { x: xs.map((x) => [x]), y: xs.map(curve) };
-    const task = await call<{ id: string }>(api, 'POST', '/tasks', { metaModelId: metaModel, name: `sine A=${amplitude} phase=${phase}` });
+    const task = await orThrow(api.POST('/tasks', { body: { metaModelId: metaModel, name: `sine A=${amplitude} phase=${phase}` } }));
 
-    await call<AdaptResult>(api, 'POST', `/tasks/${task.id}/adapt`, { support, steps: 0 });
+    await adapt(api, task.id, { support, steps: 0 });
     const before = await predictGrid(api, task.id);
     const started = performance.now();
-    const adapted = await call<AdaptResult>(api, 'POST', `/tasks/${task.id}/adapt`, { support, steps: STEPS, innerLr: INNER_LR });
+    const adapted = await adapt(api, task.id, { support, steps: STEPS, innerLr: INNER_LR });
     const roundTrip = performance.now() - started;
     const after = await predictGrid(api, task.id);
     if (after.headVersion !== adapted.headVersion) throw new Error(`predict answered head ${after.headVersion} right after adapting to ${adapted.headVersion}`);

@@ -1,34 +1,7 @@
 /**
- * The demo's view of a meta-training job: reads GET /meta-train/:id/events (Server-Sent Events) and
- * draws a progress bar from its `progress` and `metrics` events until the final `status` arrives.
+ * The demo's view of a meta-training job: a progress bar drawn from the `progress` and `metrics`
+ * events of GET /meta-train/:id/events (read by the client's `jobEvents`) until the final `status`.
  */
-
-export interface JobEvent {
-  id?: string;
-  event: string;
-  data: Record<string, unknown>;
-}
-
-/**
- * Yields the events of an SSE response body as they arrive; ends when the server closes the stream.
- */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<JobEvent> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    const frames = buffer.split('\n\n');
-    buffer = frames.pop() ?? '';
-    for (const frame of frames) {
-      const fields: Record<string, string> = {};
-      for (const line of frame.split('\n')) {
-        const match = /^(id|event|data): ?(.*)$/.exec(line);
-        if (match) fields[match[1]] = match[2];
-      }
-      if (fields.event && fields.data) yield { ...(fields.id ? { id: fields.id } : {}), event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> };
-    }
-  }
-}
 
 /** A one-line progress bar: redrawn in place on a terminal, printed every 10% otherwise. */
 export class ProgressBar {

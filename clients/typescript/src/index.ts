@@ -21,6 +21,12 @@ export type TaskFamily = Schemas['TaskFamily'];
 export type Job = Schemas['Job'];
 export type JobStatus = Job['status'];
 export type MetaModel = Schemas['MetaModel'];
+export type Task = Schemas['Task'];
+/** The 200 answer of POST /tasks/{id}/adapt: the new head version serves predictions. */
+export type AdaptResult = Schemas['AdaptResult'];
+/** An adaptation that may still be running (202 answer, GET /tasks/{id}/adaptations/{adaptationId}). */
+export type Adaptation = Schemas['Adaptation'];
+export type Predictions = Schemas['Predictions'];
 
 /** The typed client: `api.GET('/meta-train/{id}', { params: { path: { id } } })` and so on. */
 export type FastadaptClient = Client<paths>;
