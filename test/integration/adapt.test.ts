@@ -68,6 +68,15 @@ describe('POST /tasks/:id/adapt', () => {
     expect(adaptation.json()).toMatchObject({ status: 'succeeded', headVersion: 1, steps: 10, innerLr: 0.01, supportSize: 10, supportLoss: result.supportLoss, error: null });
   });
 
+  it('gives concurrent adaptations of one task consecutive versions, each answered with its own', async () => {
+    const taskId = await newTask();
+    const responses = await Promise.all(Array.from({ length: 6 }, (_, i) => adapt(taskId, { support: sineTask(30 + i).support, steps: 2 })));
+    expect(responses.map((r) => r.statusCode)).toEqual(Array(6).fill(200));
+    expect(responses.map((r) => r.json().headVersion).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(new Set(responses.map((r) => r.json().adaptationId)).size).toBe(6);
+    expect((await api.app.inject({ method: 'GET', url: `/tasks/${taskId}`, headers: tenant.headers })).json().headVersion).toBe(6);
+  });
+
   it('answers 202 with a Location at once for wait: false; the adaptation then succeeds', async () => {
     const taskId = await newTask();
     const response = await adapt(taskId, { support: sineTask(12).support, wait: false });
