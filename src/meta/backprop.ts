@@ -17,7 +17,7 @@
  */
 
 import { tf } from './backend.js';
-import type { Activation } from './model.js';
+import { plainMatMul, type Activation, type CustomGradient } from './model.js';
 import type { TaskKind } from './types.js';
 
 /** One dense layer: weight [in, out] or [T, in, out], bias [out] or [T, 1, out]. */
@@ -32,9 +32,6 @@ export interface LayerGradient {
   bias: tf.Tensor;
 }
 
-// tfjs types the function as taking its inputs and a save callback in one rest parameter.
-type CustomGradient = Parameters<typeof tf.customGrad>[0];
-
 /**
  * delta * relu'(z) as one recorded op. relu' = step(z) is piecewise constant, so the outer tape needs
  * no gradient through it: recorded as plain ops, the mask's side of the product would cost a multiply,
@@ -48,20 +45,6 @@ const throughRelu: (delta: tf.Tensor, z: tf.Tensor) => tf.Tensor = tf.customGrad
     gradFunc: (dy: tf.Tensor, [kept]: tf.Tensor[]) => [tf.mul(dy, kept), tf.zerosLike(kept)],
   };
 }) as unknown as CustomGradient) as (delta: tf.Tensor, z: tf.Tensor) => tf.Tensor;
-
-/**
- * a @ b for 2-D a and b, with a gradient that stays on the same path. The wasm backend runs only a
- * plain [m, k] x [k, n] product on XNNPACK; a transposed or batched one falls back to a loop that
- * is 5-10x slower at these sizes, and tfjs' own matMul gradient uses the transposed forms. So
- * transposes are made explicit (cheap copies) and every product here is a plain one.
- */
-const plainMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [plainMatMul(dy, tf.transpose(sb)), plainMatMul(tf.transpose(sa), dy)],
-  };
-}) as unknown as CustomGradient) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 /** h @ w: one plain product over all rows for a shared weight, batched per task otherwise. */
 function times(h: tf.Tensor, w: tf.Tensor): tf.Tensor {

@@ -129,14 +129,32 @@ export function initModelParams(spec: ModelSpec, rng: Rng, names?: readonly stri
   return out;
 }
 
+// tfjs types the function as taking its inputs and a save callback in one rest parameter.
+export type CustomGradient = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * a @ b for 2-D a and b, with a gradient that stays on the same path. The wasm backend runs only a
+ * plain [m, k] x [k, n] product on XNNPACK; a transposed or batched one falls back to a loop that
+ * is 5-10x slower at these sizes, and tfjs' own matMul gradient uses the transposed forms. So
+ * transposes are made explicit (cheap copies) and every product, forward or backward, is a plain one.
+ */
+export const plainMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [plainMatMul(dy, tf.transpose(sb)), plainMatMul(tf.transpose(sa), dy)],
+  };
+}) as unknown as CustomGradient) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
 /**
  * act(h W + b). Per-task weights [T, in, out] run as one batched matMul; a weight shared by all tasks
  * ([in, out]) with batched inputs [T, n, in] runs as a single [T*n, in] matMul (ANIL's and ProtoNets'
- * body, which the inner loop does not adapt, needs no tiling). Not tf.fused.matMul: the wasm backend
+ * body, which the inner loop does not adapt, needs no tiling), through plainMatMul so that the outer
+ * loop's gradient into that body stays on the fast path too. Not tf.fused.matMul: the wasm backend
  * only fuses a rank-1 bias, and the per-task biases are [T, 1, out].
  */
 function dense(h: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, activation?: Activation): tf.Tensor {
-  const affine = (a: tf.Tensor): tf.Tensor => tf.add(tf.matMul(a, weight), bias);
+  const affine = (a: tf.Tensor): tf.Tensor => tf.add(a.rank === 2 && weight.rank === 2 ? plainMatMul(a, weight) : tf.matMul(a, weight), bias);
   let out: tf.Tensor;
   if (h.rank === 3 && weight.rank === 2) {
     const [tasks, n, width] = h.shape as [number, number, number];
