@@ -1113,9 +1113,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created */
+            /** @description Created; Location names it */
             201: {
                 headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1697,6 +1702,11 @@ export interface operations {
             /** @description Idempotent replay: the job this Idempotency-Key and body created before */
             200: {
                 headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1751,6 +1761,11 @@ export interface operations {
             /** @description Job created and queued; Location names it */
             202: {
                 headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1758,7 +1773,7 @@ export interface operations {
                      * @example {
                      *       "id": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
                      *       "name": "sine-maml",
-                     *       "status": "succeeded",
+                     *       "status": "queued",
                      *       "algorithm": "maml",
                      *       "familyIds": [
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
@@ -1783,20 +1798,16 @@ export interface operations {
                      *         "checkpointEvery": 100
                      *       },
                      *       "progress": {
-                     *         "iteration": 5000,
+                     *         "iteration": 0,
                      *         "iterations": 5000
                      *       },
-                     *       "metrics": {
-                     *         "iteration": 5000,
-                     *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
-                     *       },
-                     *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *       "metrics": null,
+                     *       "metaModelId": null,
                      *       "error": null,
                      *       "cancelRequested": false,
                      *       "createdAt": "2026-01-01T12:00:00.000Z",
-                     *       "startedAt": "2026-01-01T12:00:00.140Z",
-                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *       "startedAt": null,
+                     *       "finishedAt": null
                      *     }
                      */
                     "application/json": components["schemas"]["Job"];
@@ -3397,9 +3408,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created */
+            /** @description Created; Location names it */
             201: {
                 headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3801,6 +3817,11 @@ export interface operations {
             /** @description Accepted and queued (or still running after the wait); Location names the adaptation */
             202: {
                 headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content: {

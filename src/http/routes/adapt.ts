@@ -12,7 +12,7 @@ import { createAdaptation, getAdaptation, loadAdaptTarget, type AdaptTarget, typ
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
 import { HttpProblem } from '../problem.js';
-import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
+import { IdParams, invalidField, LocationHeader, problemResponses } from '../schemas/common.js';
 import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
 
 const tags = ['tasks'];
@@ -80,7 +80,7 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
       body: AdaptRequest(config.limits),
       response: {
         200: { description: 'Adapted: the new head version serves predictions from now on', ...AdaptResult },
-        202: { description: 'Accepted and queued (or still running after the wait); Location names the adaptation', ...Adaptation },
+        202: { description: 'Accepted and queued (or still running after the wait); Location names the adaptation', headers: LocationHeader, ...Adaptation },
         ...problemResponses(400, 404, 413, 415),
         422: { ...problemResponses(422)[422], description: 'The adaptation failed, e.g. diverged: lower innerLr or steps' },
         503: { ...problemResponses(503)[503], description: 'The adaptation could not be queued (Redis unreachable)' },

@@ -16,8 +16,8 @@ import { EpisodeShapeError } from '../../meta/families/index.js';
 import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
 import { assertRedisReady, within } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
-import { IdParams, invalidField, problemResponses, withCursor } from '../schemas/common.js';
-import { IdempotencyHeaders, Job, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
+import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
+import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
 import metaTrainEvents from './meta-train-events.js';
 
 const tags = ['meta-train'];
@@ -104,8 +104,8 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
       headers: IdempotencyHeaders,
       body: MetaTrainCreate(app.config.limits),
       response: {
-        202: { description: 'Job created and queued; Location names it', ...Job },
-        200: { description: 'Idempotent replay: the job this Idempotency-Key and body created before', ...Job },
+        202: { description: 'Job created and queued; Location names it', headers: LocationHeader, ...Job, examples: [JOB_EXAMPLES.queued] },
+        200: { description: 'Idempotent replay: the job this Idempotency-Key and body created before', headers: LocationHeader, ...Job },
         ...problemResponses(400, 413, 415, 422, 429, 503),
       },
     },

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { createTaskFamily, getTaskFamily, listTaskFamilies } from '../../db/repositories/task-families.js';
 import { createFamily, FamilySpecError, type FamilySpec } from '../../meta/index.js';
 import { HttpProblem } from '../problem.js';
-import { IdParams, invalidField, problemResponses, withCursor } from '../schemas/common.js';
+import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { TaskFamily, TaskFamilyCreate, TaskFamilyList, TaskFamilyListQuery } from '../schemas/task-families.js';
 
 const tags = ['task-families'];
@@ -25,7 +25,7 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Define a task family from a built-in generator or uploaded dataset tasks',
       tags,
       body: TaskFamilyCreate(app.config.limits),
-      response: { 201: TaskFamily, ...problemResponses(400, 413, 415) },
+      response: { 201: { description: 'Created; Location names it', headers: LocationHeader, ...TaskFamily }, ...problemResponses(400, 413, 415) },
     },
   }, async (request, reply) => {
     const spec = request.body as FamilySpec;

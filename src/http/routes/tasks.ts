@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { resolveMetaModelRef } from '../../db/repositories/meta-models.js';
 import { createTask, getTask, listTasks } from '../../db/repositories/tasks.js';
 import { HttpProblem } from '../problem.js';
-import { IdParams, invalidField, problemResponses, withCursor } from '../schemas/common.js';
+import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { Task, TaskCreate, TaskList, TaskListQuery } from '../schemas/tasks.js';
 import adapt from './adapt.js';
 import predict from './predict.js';
@@ -17,7 +17,7 @@ const tasks: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Create a new task bound to a meta-model (then adapt it with POST /tasks/:id/adapt)',
       tags,
       body: TaskCreate,
-      response: { 201: Task, ...problemResponses(400, 413, 415) },
+      response: { 201: { description: 'Created; Location names it', headers: LocationHeader, ...Task }, ...problemResponses(400, 413, 415) },
     },
   }, async (request, reply) => {
     const tenantId = request.tenant.id;

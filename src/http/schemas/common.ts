@@ -18,6 +18,11 @@ export const Id = Type.String({ minLength: 1, maxLength: 128, description: 'Opaq
 /** ISO-8601 UTC timestamp. */
 export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-01-01T12:00:00.000Z'] });
 
+/** Response headers of an answer that names a resource (201, 202): where to GET it. */
+export const LocationHeader = {
+  location: Type.String({ description: 'Path of the resource this answer names; GET it to follow up', examples: ['/meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70'] }),
+};
+
 /** `:id` path parameter. */
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
 
