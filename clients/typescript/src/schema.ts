@@ -2941,11 +2941,11 @@ export interface operations {
                      *       "title": "Bad Request",
                      *       "status": 400,
                      *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
-                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "detail": "Invalid request: /id must not have more than 300 characters",
                      *       "errors": [
                      *         {
                      *           "path": "/id",
-                     *           "message": "must not have more than 128 characters",
+                     *           "message": "must not have more than 300 characters",
                      *           "in": "path"
                      *         }
                      *       ]
@@ -3120,11 +3120,11 @@ export interface operations {
                      *       "title": "Bad Request",
                      *       "status": 400,
                      *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/aliases/production",
-                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "detail": "Invalid request: /id must not have more than 300 characters",
                      *       "errors": [
                      *         {
                      *           "path": "/id",
-                     *           "message": "must not have more than 128 characters",
+                     *           "message": "must not have more than 300 characters",
                      *           "in": "path"
                      *         }
                      *       ]
@@ -4233,11 +4233,11 @@ export interface operations {
                      *       "title": "Bad Request",
                      *       "status": 400,
                      *       "instance": "/predict",
-                     *       "detail": "Invalid request: /taskId is invalid",
+                     *       "detail": "Invalid request: /taskId is required",
                      *       "errors": [
                      *         {
                      *           "path": "/taskId",
-                     *           "message": "is invalid",
+                     *           "message": "is required",
                      *           "in": "query"
                      *         }
                      *       ]

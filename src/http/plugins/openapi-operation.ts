@@ -1,8 +1,9 @@
 /**
  * What every documented operation must carry, filled in when a route is registered so that no route
- * can forget it: the problem+json answers its shape implies (500 always, 401 unless it is public, 400
- * when it validates input, 413 and 415 when it takes a body) and an example body for each of them.
- * Routes still declare the answers only they know about (404, 409, 422, ...).
+ * can forget it: the problem+json answers its shape implies (500 always; 400 when it validates
+ * input; 413 and 415 when it takes a body; 401 unless it is public; 429 and 503 behind a tenant's
+ * key) and an example body for each of them. Routes still declare the answers only they know about
+ * (404, 409, 422, ...).
  */
 import type { RouteOptions } from 'fastify';
 import { problemResponses } from '../schemas/common.js';
@@ -26,8 +27,8 @@ export interface OperationSchema {
   hide?: boolean;
   security?: unknown[];
   body?: { required?: string[]; properties?: Record<string, unknown> };
-  querystring?: { properties?: Record<string, unknown> };
-  params?: { properties?: Record<string, unknown> };
+  querystring?: { required?: string[]; properties?: Record<string, { maximum?: number }> };
+  params?: { properties?: Record<string, { maxLength?: number }> };
   headers?: unknown;
   response?: Record<string, ResponseEntry>;
 }
@@ -43,15 +44,16 @@ function examplePath(url: string): string {
   return url.replace(/:(\w+)/g, (_, name: string) => EXAMPLE_PARAMS[name] ?? name);
 }
 
-/** A field a client can really get wrong, and what the API answers about it. */
+/** A field a client can really get wrong, and what the API answers about it (its own wording). */
 function exampleIssue(schema: OperationSchema): ValidationIssue {
-  const required = schema.body?.required?.[0];
-  if (required) return { path: `/${required}`, message: 'is required', in: 'body' };
-  const query = Object.keys(schema.querystring?.properties ?? {});
-  if (query.includes('limit')) return { path: '/limit', message: 'must be <= 100', in: 'query' };
-  if (query.length > 0) return { path: `/${query[0]}`, message: 'is invalid', in: 'query' };
-  const param = Object.keys(schema.params?.properties ?? {})[0];
-  if (param) return { path: `/${param}`, message: 'must not have more than 128 characters', in: 'path' };
+  const body = schema.body?.required?.[0];
+  if (body) return { path: `/${body}`, message: 'is required', in: 'body' };
+  const query = schema.querystring?.required?.[0];
+  if (query) return { path: `/${query}`, message: 'is required', in: 'query' };
+  const limit = schema.querystring?.properties?.limit?.maximum;
+  if (limit !== undefined) return { path: '/limit', message: `must be <= ${limit}`, in: 'query' };
+  const [param, bounds] = Object.entries(schema.params?.properties ?? {})[0] ?? [];
+  if (param && bounds?.maxLength !== undefined) return { path: `/${param}`, message: `must not have more than ${bounds.maxLength} characters`, in: 'path' };
   return { path: '', message: 'must be an object', in: 'body' };
 }
 
