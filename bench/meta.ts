@@ -99,7 +99,7 @@ const round = (x: number, digits = 3) => Number(x.toFixed(digits));
  * and one per-task-loop block of every algorithm, so load changes on a shared machine hit every
  * algorithm and both modes alike; a row is the median over rounds.
  */
-const TIMING = { rounds: 5, warmUpMs: 1500, warmUpMinIterations: 10 };
+const TIMING = { rounds: 9, warmUpMs: 1500, warmUpMinIterations: 10 };
 
 /** One algorithm being timed: its learner, its own task stream and the block times per mode. */
 interface Timed {
