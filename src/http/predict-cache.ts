@@ -8,7 +8,6 @@
  * `maxAgeMs`, and the whole cache is cleared when the subscription is re-established.
  */
 import type { PreparedMlp } from '../meta/predict-arrays.js';
-import { countPredictCacheLookup } from '../metrics/registry.js';
 
 /** A task's latest head, laid out for the plain-JS forward pass. */
 export interface ServedHead {
@@ -77,7 +76,6 @@ export class PredictCache {
     if (entry && this.now() - entry.loadedAt <= this.maxAgeMs) {
       this.hits++;
       this.onLookup(true);
-      countPredictCacheLookup(true);
       // Map order is insertion order: re-inserting marks it most recently used.
       this.entries.delete(taskId);
       this.entries.set(taskId, entry);
@@ -89,7 +87,6 @@ export class PredictCache {
     if (pending) return pending.promise;
     this.misses++;
     this.onLookup(false);
-    countPredictCacheLookup(false);
     const started = this.now();
     const state = { stale: false };
     const promise = this.load(tenantId, taskId)

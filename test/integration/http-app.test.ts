@@ -187,7 +187,7 @@ describe('OpenAPI', () => {
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
     expect(doc.paths['/readyz'].get.security).toEqual([]);
-    expect(Object.keys(doc.paths['/readyz'].get.responses)).toEqual(['200', '503']);
+    expect(Object.keys(doc.paths['/readyz'].get.responses)).toEqual(['200', '500', '503']);
     expect(doc.paths['/openapi.json']).toBeUndefined();
   });
 
