@@ -15,7 +15,8 @@
  *
  * Options: --adapts N (measured adaptations, default 400), --clients N (8), --connections N (64),
  * --seconds N (each autocannon run, 5), --topology split|all (split), --backend wasm|cpu (wasm),
- * --iterations N (meta-training, 300), --adapt-concurrency N (the worker's ADAPT_CONCURRENCY), --out PATH. Uses DATABASE_URL and REDIS_URL like the service
+ * --iterations N (meta-training, 300), --adapt-concurrency N (the worker's ADAPT_CONCURRENCY), --out PATH, --cpu-prof DIR (the service
+ * processes write V8 CPU profiles there when they exit; timings then include the profiler's cost). Uses DATABASE_URL and REDIS_URL like the service
  * (defaults: the local fastadapt database, Redis on 6379); everything it creates is removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -52,6 +53,7 @@ const { values: opts } = parseArgs({
     'adapt-concurrency': { type: 'string' },
     out: { type: 'string', default: 'bench/results/serve.json' },
     'bare-server': { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 
@@ -106,9 +108,12 @@ function expectStatus(reply: Reply, status: number, what: string): unknown {
   return JSON.parse(reply.body);
 }
 
+/** Node flags of the service processes: a CPU profile each when asked for. */
+const nodeFlags = opts['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']] : [];
+
 /** Starts `args` under tsx and resolves once `ready` answers (start-up polling only, off the measured path). */
 async function startProcess(name: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
   const deadline = Date.now() + 60_000;
   while (!(await ready().catch(() => false))) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} during start-up`);
@@ -240,7 +245,7 @@ async function main(): Promise<void> {
     const ready = async () => (await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok;
     if (topology === 'split') {
       children.push(await startProcess('api', ['src/main.ts', '--role', 'api'], env, ready));
-      children.push(spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] }));
+      children.push(spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/main.ts', '--role', 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] }));
     } else {
       children.push(await startProcess('service', ['src/main.ts', '--role', 'all'], env, ready));
     }
