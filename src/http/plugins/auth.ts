@@ -4,7 +4,7 @@
  * onRequest hook (see app.ts); operations routes (/healthz, /readyz, /docs, /openapi.json) stay
  * outside it and open.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { findKeyOwner, touchApiKey, type KeyOwner } from '../../db/repositories/api-keys.js';
@@ -37,33 +37,48 @@ const TOUCH_EVERY_MS = 60_000;
 /** Most keys remembered; the least recently used leave first. */
 const KEY_CACHE_SIZE = 10_000;
 
+/** A resolved key: its owner, and the `request.tenant` every request with it gets (one shared, frozen object). */
+interface Resolved {
+  owner: KeyOwner;
+  tenant: RequestTenant;
+  expiresAt: number;
+}
+
 /**
  * Valid keys by the SHA-256 of the key (the key itself is not kept beyond its request), trusted for
  * `ttlMs` (config.authCacheTtlMs) so hot paths such as predictions need no database round trip.
  */
 class KeyCache {
-  private readonly owners = new Map<string, { owner: KeyOwner; expiresAt: number }>();
+  private readonly owners = new Map<string, Resolved>();
 
   constructor(private readonly ttlMs: number) {}
 
-  async resolve(key: string, lookup: () => Promise<KeyOwner | null>): Promise<KeyOwner | null> {
-    const digest = createHash('sha256').update(key).digest('base64');
+  /** Synchronous on a cache hit (most requests), so the hot path awaits nothing. */
+  resolve(key: string, lookup: () => Promise<KeyOwner | null>): Resolved | Promise<Resolved | null> {
+    // One-shot crypto.hash: a fraction of createHash().update().digest()'s cost on a short key.
+    const digest = hash('sha256', key, 'base64');
     const now = Date.now();
     const held = this.owners.get(digest);
     this.owners.delete(digest);
     if (held && held.expiresAt > now) {
       this.owners.set(digest, held);
-      return held.owner;
+      return held;
     }
+    return this.load(digest, now, lookup);
+  }
+
+  private async load(digest: string, now: number, lookup: () => Promise<KeyOwner | null>): Promise<Resolved | null> {
     const owner = await lookup();
-    if (owner && this.ttlMs > 0) {
-      this.owners.set(digest, { owner, expiresAt: now + this.ttlMs });
+    if (!owner) return null;
+    const resolved: Resolved = { owner, tenant: Object.freeze({ id: owner.tenantId, keyId: owner.keyId }), expiresAt: now + this.ttlMs };
+    if (this.ttlMs > 0) {
+      this.owners.set(digest, resolved);
       for (const oldest of this.owners.keys()) {
         if (this.owners.size <= KEY_CACHE_SIZE) break;
         this.owners.delete(oldest);
       }
     }
-    return owner;
+    return resolved;
   }
 
   forget(keyId: string): void {
@@ -71,15 +86,17 @@ class KeyCache {
   }
 }
 
-function unauthorized(detail: string): HttpProblem {
+/** A 401, with the challenge RFC 6750 asks for (it names the scheme to use); successes carry none. */
+function unauthorized(reply: FastifyReply, detail: string): HttpProblem {
+  reply.header('www-authenticate', 'Bearer');
   return new HttpProblem(401, detail);
 }
 
-function bearerToken(request: FastifyRequest): string {
+function bearerToken(request: FastifyRequest, reply: FastifyReply): string {
   const header = request.headers.authorization;
-  if (header === undefined) throw unauthorized('Missing Authorization header; send `Authorization: Bearer <api key>`');
+  if (header === undefined) throw unauthorized(reply, 'Missing Authorization header; send `Authorization: Bearer <api key>`');
   const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  if (!match) throw unauthorized('Authorization header must be `Bearer <api key>`');
+  if (!match) throw unauthorized(reply, 'Authorization header must be `Bearer <api key>`');
   return match[1];
 }
 
@@ -88,19 +105,18 @@ async function auth(app: FastifyInstance): Promise<void> {
   const keys = new KeyCache(app.config.authCacheTtlMs);
   app.decorate('forgetApiKey', (keyId: string) => keys.forget(keyId));
   app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
-    // RFC 6750: a 401 tells the client which scheme to use.
-    reply.header('www-authenticate', 'Bearer');
-    const token = bearerToken(request);
-    const owner = await keys.resolve(token, () => findKeyOwner(app.db, token));
+    const token = bearerToken(request, reply);
+    const found = keys.resolve(token, () => findKeyOwner(app.db, token));
+    const resolved = found instanceof Promise ? await found : found;
     // Unknown and revoked keys get the same answer: a caller learns nothing about which keys exist.
-    if (!owner) throw unauthorized('Unknown or revoked API key');
-    reply.removeHeader('www-authenticate');
-    request.tenant = { id: owner.tenantId, keyId: owner.keyId };
-    const now = new Date();
-    if (owner.lastUsedAt === null || now.getTime() - owner.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+    if (!resolved) throw unauthorized(reply, 'Unknown or revoked API key');
+    request.tenant = resolved.tenant;
+    const { owner } = resolved;
+    const now = Date.now();
+    if (owner.lastUsedAt === null || now - owner.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
       // The cached owner remembers the touch, so a cached key is not written on every request.
-      owner.lastUsedAt = now;
-      touchApiKey(app.db, owner.keyId, now).catch((err: unknown) => request.log.warn({ err }, 'could not record API key use'));
+      owner.lastUsedAt = new Date(now);
+      touchApiKey(app.db, owner.keyId, owner.lastUsedAt).catch((err: unknown) => request.log.warn({ err }, 'could not record API key use'));
     }
   });
 }
