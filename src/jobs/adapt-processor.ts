@@ -4,8 +4,9 @@
  *
  * The round trip is latency-bound, so the path is short: one read for the adaptation and its task,
  * the meta-model from the in-process hot cache (Postgres and one decode only on a miss), the engine's
- * inner loop, one transaction for the write, one PUBLISH. Only what the algorithm adapts is stored
- * (the head alone for ANIL and ProtoNets); prediction merges it with the meta-model's body.
+ * inner loop (batched with concurrent adaptations of the same meta-model), one transaction for the
+ * write, one PUBLISH. Only what the algorithm adapts is stored (the head alone for ANIL and
+ * ProtoNets); prediction merges it with the meta-model's body.
  *
  * How an adaptation ends:
  * - adapted and stored: `succeeded` with a new head version;
@@ -18,7 +19,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import * as adaptations from '../db/repositories/adaptation.js';
-import { adapt, CodecError, encodeParams, NonFiniteError, type MetaModel } from '../meta/index.js';
+import { CodecError, encodeParams, NonFiniteError, type MetaModel } from '../meta/index.js';
+import { AdaptBatcher } from './adapt-batcher.js';
 import { publishAdapted, type AdaptedMessage, type AdaptTimings } from './adapted.js';
 import type { MetaModelCache } from './meta-model-cache.js';
 import type { JobHandler } from './worker.js';
@@ -87,7 +89,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
     const model = await metaModelFor(deps, work);
     const loadMs = clock.lap();
 
-    const { params, supportLossBefore, supportLossAfter, steps } = adaptOrFail(model, work);
+    const { params, supportLossBefore, supportLossAfter, steps } = await adaptOrFail(model, work);
     const bytes = encodeOrFail(params);
     const adaptMs = clock.lap();
 
@@ -155,14 +157,20 @@ async function metaModelFor(deps: AdaptDeps, work: adaptations.AdaptationWork): 
   return model;
 }
 
-function adaptOrFail(model: MetaModel, work: adaptations.AdaptationWork) {
+/** One per process: the engine (and its backend) is process-wide too. */
+const batcher = new AdaptBatcher();
+
+/** The inner loop, batched with the other adaptations that reach it in the same turn (see AdaptBatcher). */
+async function adaptOrFail(model: MetaModel, work: adaptations.AdaptationWork) {
+  let result;
   try {
-    return adapt(model, work.support, { steps: work.steps, lr: work.innerLr });
+    result = await batcher.adapt(model, work.support, { steps: work.steps, lr: work.innerLr });
   } catch (error) {
-    if (error instanceof NonFiniteError) throw new AdaptationFailure(`${reasonOf(error)} (innerLr ${work.innerLr}, ${work.steps} steps)`);
     if (error instanceof RangeError) throw new AdaptationFailure(`the support set cannot be adapted to: ${reasonOf(error)}`);
     throw error;
   }
+  if (result instanceof NonFiniteError) throw new AdaptationFailure(`${reasonOf(result)} (innerLr ${work.innerLr}, ${work.steps} steps)`);
+  return result;
 }
 
 /** The codec refuses non-finite values: a last guard that no NaN is ever stored. */

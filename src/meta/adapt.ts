@@ -9,8 +9,8 @@ import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorith
 import { modelPart } from './algorithms/common.js';
 import { NonFiniteError } from './learner.js';
 import { softmax, taskLoss } from './losses.js';
-import { forward, modelShapes, splitBodyHead, toArrays, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
-import { examplesToTensors } from './tensors.js';
+import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
+import { encodeTargets, type TaskTensors } from './tensors.js';
 import type { Examples } from './types.js';
 
 /** A meta-trained model: what meta-training produces and adaptation starts from. */
@@ -50,42 +50,80 @@ function checkExamples(support: Examples): void {
   if (!support.x.every(Number.isFinite) || !support.y.every(Number.isFinite)) throw new RangeError('support set values must be finite numbers');
 }
 
-/** Strips the task dimension of adapted parameters ([1, in, out] -> [in, out], [1, 1, out] -> [out]). */
-function untile(spec: ModelSpec, adapted: NamedTensors, names: readonly string[]): NamedTensors {
-  const shapes = new Map(modelShapes(spec));
-  return Object.fromEntries(names.map((n) => [n, tf.reshape(adapted[n], shapes.get(n)!)]));
-}
-
 /**
  * Adapts a meta-model to a new task's support set.
  * @throws RangeError for a support set that does not fit the model (sizes, labels, non-finite values).
  * @throws NonFiniteError when adaptation diverges (no NaN parameters are ever returned).
  */
 export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}): AdaptResult {
+  const [result] = adaptMany(model, [support], options);
+  if (result instanceof Error) throw result;
+  return result;
+}
+
+/**
+ * Adapts a meta-model to several tasks' support sets at once, with the same settings: one batched
+ * run of the inner loop over all of them (each task its own parameters), which costs little more
+ * than adapting one, since small models spend their time dispatching kernels, not computing.
+ * Every support set must have the same number of examples.
+ * @returns one result per support set, in order: its AdaptResult, or a NonFiniteError when that
+ *   task's adaptation diverged (the others are unaffected).
+ * @throws RangeError for settings or support sets that do not fit the model (sizes, labels,
+ *   non-finite values, different sizes).
+ */
+export function adaptMany(model: MetaModel, supports: readonly Examples[], options: AdaptOptions = {}): (AdaptResult | NonFiniteError)[] {
   const algorithm = getAlgorithm(model.algorithm);
   const steps = options.steps ?? model.inner.steps;
   const lr = options.lr ?? model.inner.lr;
   if (!Number.isInteger(steps) || steps < 0 || steps > MAX_ADAPT_STEPS) throw new RangeError(`steps must be an integer in [0, ${MAX_ADAPT_STEPS}], got ${steps}`);
   if (!Number.isFinite(lr) || lr <= 0) throw new RangeError(`lr must be a positive number, got ${lr}`);
-  checkExamples(support);
-  const adaptedNames = modelShapes(model.spec)
-    .map(([n]) => n)
-    .filter((n) => algorithm.adaptsBody || n.startsWith('head.'));
-  let params: ParamArrays = {};
-  let losses: number[] = [];
+  if (supports.length === 0) return [];
+  supports.forEach(checkExamples);
+  const n = supports[0].n;
+  if (supports.some((s) => s.n !== n)) throw new RangeError('support sets adapted together must have the same number of examples');
+  const tasks = supports.length;
+  const shapes = modelShapes(model.spec).filter(([name]) => algorithm.adaptsBody || name.startsWith('head.'));
+  let losses: Float32Array = new Float32Array(0);
+  const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
-    const examples = examplesToTensors(model.spec, support);
+    const examples = supportTensors(model.spec, supports);
     const theta = toTensors(model.params);
     const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
-    const after = tf.mean(taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y));
+    const after = taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y);
     const meta = modelPart(theta);
-    const before = meta['head.weight'] ? tf.mean(taskLoss(model.spec.kind, forward(model.spec, meta, examples.x), examples.y)) : after;
-    losses = Array.from(tf.stack([before, after]).dataSync());
-    params = toArrays(untile(model.spec, adapted, adaptedNames));
+    const before = meta['head.weight'] ? taskLoss(model.spec.kind, forward(model.spec, meta, examples.x), examples.y) : after;
+    losses = tf.stack([before, after]).dataSync() as Float32Array;
+    for (const [name] of shapes) adaptedData.push(adapted[name].dataSync() as Float32Array);
   });
-  const finite = losses.every(Number.isFinite) && Object.values(params).every((p) => p.data.every(Number.isFinite));
-  if (!finite) throw new NonFiniteError(`adaptation diverged (support loss ${losses[1]}); use a smaller lr or fewer steps`);
-  return { params, supportLossBefore: losses[0], supportLossAfter: losses[1], steps: algorithm.name === 'protonet' ? 0 : steps };
+  return supports.map((_, t) => {
+    const [lossBefore, lossAfter] = [losses[t], losses[tasks + t]];
+    const params: ParamArrays = {};
+    shapes.forEach(([name, shape], i) => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const all = adaptedData[i];
+      // Adapted parameters carry the task dimension first: [T, ...shape].
+      if (all.length !== tasks * size) throw new Error(`adapted '${name}' has ${all.length} values, expected ${tasks} x ${size}`);
+      params[name] = { shape: [...shape], data: all.slice(t * size, (t + 1) * size) };
+    });
+    const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
+    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
+  });
+}
+
+/** Support sets of equal size as one meta-batch: inputs [T, n, inputDim], targets [T, n, outputDim]. */
+function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTensors {
+  const { n } = supports[0];
+  const d = spec.inputDim;
+  const x = new Float32Array(supports.length * n * d);
+  const y = new Float32Array(supports.length * n);
+  supports.forEach((s, t) => {
+    if (s.x.length !== n * d) throw new RangeError(`examples.x has ${s.x.length} values, expected ${n * d}`);
+    if (s.y.length !== n) throw new RangeError(`examples.y has ${s.y.length} values, expected ${n}`);
+    x.set(s.x, t * n * d);
+    y.set(s.y, t * n);
+  });
+  return { x: tf.tensor3d(x, [supports.length, n, d]), y: tf.tensor3d(encodeTargets(spec, y), [supports.length, n, spec.outputDim]) };
 }
 
 /** A task's full parameters: the meta-model's body and head, overridden by what adaptation changed. */

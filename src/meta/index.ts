@@ -6,7 +6,7 @@
 export { activeBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendPreference } from './backend.js';
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
-export { adapt, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';
+export { adapt, adaptMany, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';
 export { initMetaParams, MetaLearner, metaStep, NonFiniteError, type Evaluation, type LearnerConfig, type MetaStepMode } from './learner.js';
 export {
   ACTIVATIONS,

@@ -4,7 +4,7 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adapt, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
+import { adapt, adaptMany, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
 import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
@@ -112,6 +112,44 @@ describe('adapt', () => {
     const memory = tf.memory().numTensors;
     expect(() => adapt(model, sineTask.support, { steps: 20, lr: 1e20 })).toThrow(NonFiniteError);
     expect(tf.memory().numTensors).toBe(memory);
+  });
+});
+
+describe('adaptMany', () => {
+  const sines = [2, 3, 4].map((seed) => sinusoid().sampleEpisode(new Rng(seed), 'test', { shots: 10, queryShots: 5 }).support);
+  const blobs = [3, 4].map((seed) => gaussianBlobs({}, { inputDim: 2, ways: 3 }).sampleEpisode(new Rng(seed), 'test', { shots: 3, queryShots: 5, ways: 3 }).support);
+
+  it.each(Object.keys(ALGORITHMS) as AlgorithmName[])('%s: adapting tasks together gives each task what adapting it alone gives', (algorithm) => {
+    const [model, supports] = algorithm === 'protonet' ? [metaModel(algorithm, classification, 0.1), blobs] : [metaModel(algorithm, regression, 0.01), sines];
+    const memory = tf.memory().numTensors;
+    const together = adaptMany(model, supports, { steps: 3 });
+    expect(tf.memory().numTensors).toBe(memory);
+    expect(together).toHaveLength(supports.length);
+    supports.forEach((support, t) => {
+      const alone = adapt(model, support, { steps: 3 });
+      const batched = together[t];
+      if (batched instanceof Error) throw batched;
+      expect(batched.steps).toBe(alone.steps);
+      expect(batched.supportLossBefore).toBeCloseTo(alone.supportLossBefore, 4);
+      expect(batched.supportLossAfter).toBeCloseTo(alone.supportLossAfter, 4);
+      expect(Object.keys(batched.params).sort()).toEqual(Object.keys(alone.params).sort());
+      for (const [name, p] of Object.entries(alone.params)) {
+        expect(batched.params[name].shape).toEqual(p.shape);
+        const got = batched.params[name].data;
+        p.data.forEach((v, i) => expect(got[i]).toBeCloseTo(v, 4));
+      }
+    });
+  });
+
+  it('a diverging task fails alone; mismatched sizes are refused', () => {
+    const model = metaModel('maml', regression, 0.01);
+    const huge = { ...sines[1], y: Float32Array.from(sines[1].y, (v) => v * 1e18) };
+    const results = adaptMany(model, [sines[0], huge, sines[2]], { steps: 20, lr: 0.05 });
+    expect(results[1]).toBeInstanceOf(NonFiniteError);
+    expect(results[0]).not.toBeInstanceOf(Error);
+    expect(results[2]).not.toBeInstanceOf(Error);
+    expect(() => adaptMany(model, [sines[0], blobs[0]])).toThrow(RangeError);
+    expect(adaptMany(model, [])).toEqual([]);
   });
 });
 
