@@ -17,6 +17,7 @@ import openapi from './plugins/openapi.js';
 import rateLimit from './plugins/rate-limit.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
+import { RequestLogging } from './request-logging.js';
 import dashboard from './routes/dashboard.js';
 import health from './routes/health.js';
 import metaModels from './routes/meta-models.js';
@@ -46,6 +47,8 @@ export async function buildApp(deps: AppDeps) {
     // field; the router's own cut-off (default 100) would answer a bare 414 first.
     routerOptions: { maxParamLength: 1024 },
     frameworkErrors,
+    // Hot routes (predictions) log failures and slow requests only: see request-logging.ts.
+    logController: new RequestLogging(),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Only JSON bodies are part of the contract: anything else gets 415 rather than a confusing 400.

@@ -72,6 +72,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   };
 
   app.get('/predict', {
+    config: { requestLog: 'exceptions' },
     schema: {
       operationId: 'predict',
       summary: "Predict with a task's latest adapted head (inputs in the query string)",
@@ -86,6 +87,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/tasks/:id/predict', {
+    config: { requestLog: 'exceptions' },
     schema: {
       operationId: 'predictBatch',
       summary: "Predict a batch of inputs with the task's latest adapted head",
