@@ -36,7 +36,11 @@ export interface PredictCacheOptions {
 interface Entry {
   head: ServedHead;
   loadedAt: number;
+  /** The answer for the head's own tenant, made once: a hit allocates nothing. */
+  ready: HeadLookup;
 }
+
+const MISSING: HeadLookup = Object.freeze({ status: 'missing' });
 
 interface PendingLoad {
   taskId: string;
@@ -54,6 +58,8 @@ export class PredictCache {
   private readonly maxAgeMs: number;
   private readonly now: () => number;
   private readonly onLookup: (hit: boolean) => void;
+  /** The most recently used task (the last key in `entries`): a hit on it needs no reordering. */
+  private newest: string | undefined;
   /** Lookups answered from memory / from the store (for tests and metrics). */
   hits = 0;
   misses = 0;
@@ -77,9 +83,12 @@ export class PredictCache {
       this.hits++;
       this.onLookup(true);
       // Map order is insertion order: re-inserting marks it most recently used.
-      this.entries.delete(taskId);
-      this.entries.set(taskId, entry);
-      return entry.head.tenantId === tenantId ? { status: 'ready', head: entry.head } : { status: 'missing' };
+      if (this.newest !== taskId) {
+        this.entries.delete(taskId);
+        this.entries.set(taskId, entry);
+        this.newest = taskId;
+      }
+      return entry.head.tenantId === tenantId ? entry.ready : MISSING;
     }
     if (entry) this.entries.delete(taskId);
     const key = `${tenantId}/${taskId}`;
@@ -137,7 +146,8 @@ export class PredictCache {
     // A slower load must not replace a newer version another load already cached.
     if (held && held.head.headVersion > head.headVersion) return;
     this.entries.delete(head.taskId);
-    this.entries.set(head.taskId, { head, loadedAt });
+    this.entries.set(head.taskId, { head, loadedAt, ready: Object.freeze({ status: 'ready', head }) });
+    this.newest = head.taskId;
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries) break;
       this.entries.delete(oldest);

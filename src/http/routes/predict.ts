@@ -6,7 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Prediction } from '../../meta/index.js';
 import { runMlp } from '../../meta/predict-arrays.js';
-import type { ServedHead } from '../predict-cache.js';
+import type { HeadLookup, ServedHead } from '../predict-cache.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
@@ -55,8 +55,13 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   const cache = app.predictCache;
 
   /** The task's served head, or the 404 / 409 that explains why there is none. */
-  async function servedHead(tenantId: string, taskId: string): Promise<ServedHead> {
-    const found = await cache.get(tenantId, taskId);
+  function servedHead(tenantId: string, taskId: string): ServedHead | Promise<ServedHead> {
+    const found = cache.get(tenantId, taskId);
+    // A cached head answers synchronously: the hot path awaits nothing.
+    return found instanceof Promise ? found.then((lookup) => headOf(lookup, taskId)) : headOf(found, taskId);
+  }
+
+  function headOf(found: HeadLookup, taskId: string): ServedHead {
     if (found.status === 'ready') return found.head;
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${taskId}`);
     throw new HttpProblem(409, `Task ${taskId} has not been adapted yet; POST /tasks/${taskId}/adapt with its support set first`, {
@@ -82,7 +87,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const { taskId, x } = request.query;
-    const head = await servedHead(request.tenant.id, taskId);
+    const found = servedHead(request.tenant.id, taskId);
+    const head = found instanceof Promise ? await found : found;
     return answer(head, runMlp(head.mlp, parseQueryInputs(x, head.mlp.inputDim)));
   });
 
@@ -97,7 +103,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       response: { ...responses, ...problemResponses(413, 415) },
     },
   }, async (request) => {
-    const head = await servedHead(request.tenant.id, request.params.id);
+    const found = servedHead(request.tenant.id, request.params.id);
+    const head = found instanceof Promise ? await found : found;
     return answer(head, runMlp(head.mlp, readBodyInputs(request.body.x, head.mlp.inputDim)));
   });
 };
