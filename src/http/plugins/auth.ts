@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { findKeyOwner, touchApiKey, type KeyOwner } from '../../db/repositories/api-keys.js';
 import { HttpProblem } from '../problem.js';
 
@@ -24,8 +24,11 @@ declare module 'fastify' {
     tenant: RequestTenant;
   }
   interface FastifyInstance {
-    /** onRequest hook: resolves the bearer key to `request.tenant` or answers 401. */
-    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+    /**
+     * onRequest hook (callback style: a cached key is resolved without a promise): resolves the
+     * bearer key to `request.tenant` or answers 401.
+     */
+    authenticate(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void;
     /** Drops a key from this process's cache of resolved keys (call it when revoking the key). */
     forgetApiKey(keyId: string): void;
   }
@@ -104,10 +107,8 @@ async function auth(app: FastifyInstance): Promise<void> {
   app.decorateRequest('tenant', null as unknown as RequestTenant);
   const keys = new KeyCache(app.config.authCacheTtlMs);
   app.decorate('forgetApiKey', (keyId: string) => keys.forget(keyId));
-  app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
-    const token = bearerToken(request, reply);
-    const found = keys.resolve(token, () => findKeyOwner(app.db, token));
-    const resolved = found instanceof Promise ? await found : found;
+
+  function admit(request: FastifyRequest, reply: FastifyReply, resolved: Resolved | null): void {
     // Unknown and revoked keys get the same answer: a caller learns nothing about which keys exist.
     if (!resolved) throw unauthorized(reply, 'Unknown or revoked API key');
     request.tenant = resolved.tenant;
@@ -118,6 +119,21 @@ async function auth(app: FastifyInstance): Promise<void> {
       owner.lastUsedAt = new Date(now);
       touchApiKey(app.db, owner.keyId, owner.lastUsedAt).catch((err: unknown) => request.log.warn({ err }, 'could not record API key use'));
     }
+  }
+
+  app.decorate('authenticate', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    let found: Resolved | Promise<Resolved | null>;
+    try {
+      const token = bearerToken(request, reply);
+      found = keys.resolve(token, () => findKeyOwner(app.db, token));
+      if (!(found instanceof Promise)) admit(request, reply, found);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    // done() runs the rest of the request, so it is called outside the try: its errors are not ours.
+    if (!(found instanceof Promise)) done();
+    else found.then((resolved) => admit(request, reply, resolved)).then(() => done(), (err: unknown) => done(err as Error));
   });
 }
 

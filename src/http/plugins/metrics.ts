@@ -35,8 +35,10 @@ async function metrics(app: FastifyInstance, { backend }: MetricsPluginOptions):
   });
   const collector = new ApiMetrics({ queues: app.queues, redis, prefix: config.queuePrefix, backend, timeoutMs: config.readyTimeoutMs });
 
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback style: no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     collector.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   const keys = [config.metricsApiKey, config.adminApiKey].filter((key): key is string => key !== null);
