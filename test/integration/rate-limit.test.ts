@@ -75,6 +75,25 @@ describe('rate limit per API key', () => {
     expect((await list(api.app, tenant.headers)).statusCode).toBe(200);
   });
 
+  it('refuses a key over its budget from memory until its window ends: Redis is not asked again', async () => {
+    const tenant = await newTenant(api.db);
+    const counter = `${api.prefix}:rate-limit:${tenant.keyId}`;
+    for (let i = 0; i < MAX; i++) expect((await list(api.app, tenant.headers)).statusCode).toBe(200);
+    expect((await list(api.app, tenant.headers)).statusCode).toBe(429);
+    expect(await api.redis.get(counter)).toBe(String(MAX + 1));
+    for (let i = 0; i < 5; i++) {
+      const refused = await list(api.app, tenant.headers);
+      expect(refused.statusCode).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(refused.headers['x-ratelimit-remaining']).toBe('0');
+    }
+    // Answered from this process's memory: the shared count did not move.
+    expect(await api.redis.get(counter)).toBe(String(MAX + 1));
+    // The other process has not seen the refusal yet: it asks Redis, which refuses too.
+    expect((await list(other, tenant.headers)).statusCode).toBe(429);
+    expect(await api.redis.get(counter)).toBe(String(MAX + 2));
+  });
+
   it('keeps its counters under the queue prefix', async () => {
     const tenant = await newTenant(api.db);
     await list(api.app, tenant.headers);

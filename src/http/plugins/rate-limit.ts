@@ -1,6 +1,7 @@
 /**
  * Rate limiting per API key: RATE_LIMIT_MAX requests per RATE_LIMIT_WINDOW_MS, counted in Redis so
- * every API process shares one budget per key. Beyond it: 429 problem+json with Retry-After.
+ * every API process shares one budget per key. Beyond it: 429 problem+json with Retry-After, and
+ * the key's further requests in that window are refused from memory (rate-limit-store.ts).
  *
  * Register it inside the authenticated scope, after `authenticate`: it adds its check to each route
  * registered after it there, and route hooks run after the scope's, so `request.tenant` is known and
@@ -14,6 +15,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
 import { HttpProblem } from '../problem.js';
+import { refusalFrontedRedisStore } from '../rate-limit-store.js';
 
 /** Most the limiter waits for its Redis connection at start-up; a Redis that is down must not block boot. */
 const CONNECT_WAIT_MS = 2_000;
@@ -66,9 +68,9 @@ async function rateLimit(app: FastifyInstance): Promise<void> {
   await app.register(fastifyRateLimit, {
     max,
     timeWindow: windowMs,
-    redis,
     // Under the queue prefix: deployments (and test runs) sharing one Redis keep separate counts.
-    nameSpace: `${queuePrefix}:rate-limit:`,
+    // A key already over its budget is refused from memory until its window ends (no round trip).
+    store: refusalFrontedRedisStore(redis, `${queuePrefix}:rate-limit:`),
     keyGenerator: (request: FastifyRequest) => request.tenant.keyId,
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
