@@ -47,15 +47,40 @@ function fromText(schema: unknown, value: unknown): unknown {
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = Compile(schema);
   const isText = httpPart !== 'body';
+  // Filling defaults walks schema and value on every request: skip it for schemas that declare none
+  // (conservative: any "default" key in the schema keeps it).
+  const hasDefaults = declaresDefaults(schema);
   return (input: unknown) => {
-    const value = Value.Default(schema, isText ? fromText(schema, input) : input);
+    const converted = isText ? fromText(schema, input) : input;
+    const value = hasDefaults ? Value.Default(schema, converted) : converted;
     if (checker.Check(value)) {
-      const nul = findNul(value, '');
-      return nul === null ? { value } : { error: [nulError(nul)] };
+      // The common case has no NUL: look without building JSON pointers, and name the field only then.
+      if (!hasNul(value)) return { value };
+      return { error: [nulError(findNul(value, '') ?? '')] };
     }
     return { error: checker.Errors(value) as unknown as FastifySchemaValidationError[] };
   };
 };
+
+function declaresDefaults(schema: TSchema): boolean {
+  try {
+    return JSON.stringify(schema).includes('"default"');
+  } catch {
+    return true;
+  }
+}
+
+/** Whether any string in `value` holds U+0000 (see findNul). */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (typeof item !== 'number' && hasNul(item)) return true;
+    return false;
+  }
+  for (const key of Object.keys(value)) if (hasNul((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
 
 /**
  * Postgres text cannot hold U+0000, so a string carrying it would fail in SQL (a 500) after passing
