@@ -13,7 +13,8 @@
  *   process of its own) answering a JSON body of the same size, in the same run.
  * Targets: adapt p50 <= 15 ms and p99 <= 40 ms; predict throughput >= half of the bare route's.
  *
- * Options: --adapts N (measured adaptations, default 400), --clients N (8), --connections N (64),
+ * Options: --adapts N (measured adaptations, default 2000), --warmup N (unmeasured adaptations per
+ * client first, default 100: a fresh process needs a few hundred to reach steady speed), --clients N (8), --connections N (64),
  * --seconds N (each autocannon run, 5), --topology split|all (split), --backend wasm|cpu (wasm),
  * --iterations N (meta-training, 300), --adapt-concurrency N (the worker's ADAPT_CONCURRENCY), --out PATH, --cpu-prof DIR (the service
  * processes write V8 CPU profiles there when they exit; timings then include the profiler's cost). Uses DATABASE_URL and REDIS_URL like the service
@@ -43,7 +44,8 @@ import { createFamily, initBackend, metaTrain, resolveHyper, Rng, type BackendPr
 
 const { values: opts } = parseArgs({
   options: {
-    adapts: { type: 'string', default: '400' },
+    adapts: { type: 'string', default: '2000' },
+    warmup: { type: 'string', default: '100' },
     clients: { type: 'string', default: '8' },
     connections: { type: 'string', default: '64' },
     seconds: { type: 'string', default: '5' },
@@ -183,7 +185,7 @@ function supportSet(rng: Rng) {
 
 type Call = ReturnType<typeof client>;
 
-async function measureAdapt(call: Call, taskIds: string[], total: number, warmup: number) {
+async function measureAdapt(call: Call, taskIds: string[], total: number) {
   const rng = new Rng(42);
   const run = async (perClient: number, latencies: number[]) => {
     await Promise.all(
@@ -198,7 +200,6 @@ async function measureAdapt(call: Call, taskIds: string[], total: number, warmup
       }),
     );
   };
-  await run(warmup, []);
   const latencies: number[] = [];
   const started = performance.now();
   await run(Math.ceil(total / taskIds.length), latencies);
@@ -268,15 +269,18 @@ async function main(): Promise<void> {
     // The first adaptation also has the worker decode the meta-model.
     expectStatus(await call('POST', `/tasks/${taskIds[0]}/adapt`, { support: supportSet(new Rng(1)), steps: STEPS }), 200, 'first adapt');
 
+    // Warm-up, unmeasured: a fresh process needs a few hundred adaptations before V8 and the wasm
+    // kernels reach steady speed (as the engine needs 100-200 iterations); a service runs warm.
+    const warmup = Number(opts.warmup);
+    await measureAdapt(call, taskIds, warmup * taskIds.length);
     // One client alone: the round trip without queueing behind other clients' adaptations.
-    const single = await measureAdapt(call, taskIds.slice(0, 1), Math.min(100, adapts), 10);
-    const warmup = 10;
+    const single = await measureAdapt(call, taskIds.slice(0, 1), Math.min(200, adapts));
     const before = messages.length;
     const cpu = { before: children.map(cpuMs), after: [] as number[] };
-    const adapt = await measureAdapt(call, taskIds, adapts, warmup);
+    const adapt = await measureAdapt(call, taskIds, adapts);
     cpu.after = children.map(cpuMs);
-    const cpuPerAdapt = children.map((_, i) => round((cpu.after[i] - cpu.before[i]) / (adapt.latencies.length + warmup * clients), 3));
-    const measured = messages.slice(before + warmup * clients);
+    const cpuPerAdapt = children.map((_, i) => round((cpu.after[i] - cpu.before[i]) / adapt.latencies.length, 3));
+    const measured = messages.slice(before);
     const worker = {
       queuedMs: median(measured.map((m) => m.timings?.queuedMs ?? NaN)),
       loadMs: median(measured.map((m) => m.timings?.loadMs ?? NaN)),
@@ -304,7 +308,7 @@ async function main(): Promise<void> {
         maxMs: round(adapt.latencies.at(-1)!),
         singleClient: { p50Ms: round(percentile(single.latencies, 50)), p99Ms: round(percentile(single.latencies, 99)), requests: single.latencies.length },
         workerMedianMs: Object.fromEntries(Object.entries(worker).map(([k, v]) => [k, round(v, 3)])),
-        // CPU time per adaptation (warm-up included) of each service process: independent of how
+        // CPU time per measured adaptation of each service process: independent of how
         // busy the machine is, unlike the latencies.
         cpuMsPerAdapt: (topology === 'split' ? { api: cpuPerAdapt[0], worker: cpuPerAdapt[1] } : { all: cpuPerAdapt[0] }) as Record<string, number>,
       },
