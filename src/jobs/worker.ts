@@ -107,8 +107,11 @@ export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): W
       stalledInterval,
       maxStalledCount,
     });
-    worker.on('active', (job) => logger.info({ queue, jobId: job.id, attempt: job.attemptsStarted }, 'job started'));
-    worker.on('completed', (job) => logger.info({ queue, jobId: job.id, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed'));
+    // Adaptations are many and short (their outcome is in Postgres and in the metrics): their
+    // start/end lines are debug, so a busy worker does not spend more on logging than on adapting.
+    const lifecycle = queue === 'adapt' ? 'debug' : 'info';
+    worker.on('active', (job) => logger[lifecycle]({ queue, jobId: job.id, attempt: job.attemptsStarted }, 'job started'));
+    worker.on('completed', (job) => logger[lifecycle]({ queue, jobId: job.id, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed'));
     worker.on('failed', (job, err) => logger.warn({ queue, jobId: job?.id, err, attemptsMade: job?.attemptsMade }, 'job failed'));
     worker.on('error', (err) => logger.error({ queue, err }, 'worker error'));
     worker.on('stalled', (jobId) => logger.warn({ queue, jobId }, 'job stalled (its worker stopped renewing the lock): back in the queue'));
