@@ -77,11 +77,24 @@ export type AdaptedListener = (message: AdaptedMessage) => void;
  */
 export class AdaptedSubscriber {
   private readonly listeners = new Set<AdaptedListener>();
+  private readonly reconnectListeners = new Set<() => void>();
 
   private constructor(
     private readonly subscriber: Redis,
     logger: Logger,
   ) {
+    // Pub/sub does not queue: whatever was published while the connection was down is lost. After
+    // the first 'ready', each further one is a reconnection (ioredis resubscribes by itself), so
+    // listeners that keep state derived from the messages (the predict cache) can start afresh.
+    let connected = false;
+    subscriber.on('ready', () => {
+      if (!connected) {
+        connected = true;
+        return;
+      }
+      logger.warn({ connection: subscriber.options.connectionName }, 'adapted subscription re-established: messages sent meanwhile are lost');
+      for (const listener of this.reconnectListeners) listener();
+    });
     subscriber.on('message', (_channel: string, raw: string) => {
       const message = decodeAdapted(raw);
       if (!message) {
@@ -117,8 +130,15 @@ export class AdaptedSubscriber {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls `listener` each time the subscription comes back after its connection dropped. */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     this.listeners.clear();
+    this.reconnectListeners.clear();
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
   }
 }

@@ -54,6 +54,9 @@ async function adapted(app: FastifyInstance): Promise<void> {
     if (message.status === 'succeeded' && message.headVersion !== null) predictCache.invalidate(message.taskId, message.headVersion);
     waiters.settle(message);
   });
+  // Invalidations sent while the subscription was down are lost: drop every cached head. (A request
+  // waiting on a lost outcome reads the row when its ADAPT_WAIT_MS runs out.)
+  subscriber.onReconnect(() => predictCache.clear());
 
   app.decorate('adaptWaiters', waiters);
   app.decorate('predictCache', predictCache);
