@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { Subscription } from './subscription.js';
 
 /** The pub/sub channel adaptation outcomes travel on. */
 export function adaptedChannel(prefix: string): string {
@@ -71,74 +72,40 @@ export function decodeAdapted(raw: string): AdaptedMessage | null {
 export type AdaptedListener = (message: AdaptedMessage) => void;
 
 /**
- * A subscription to `<prefix>:adapted` on a dedicated connection (a subscribed connection can run
- * nothing else) that fans each message out to the listeners registered with {@link on}. One per
- * process is enough however many listeners it serves.
+ * A subscription to `<prefix>:adapted` that decodes each message for the listeners registered with
+ * {@link on}. One per process is enough however many listeners it serves.
  */
 export class AdaptedSubscriber {
-  private readonly listeners = new Set<AdaptedListener>();
-  private readonly reconnectListeners = new Set<() => void>();
-
   private constructor(
-    private readonly subscriber: Redis,
-    logger: Logger,
-  ) {
-    // Pub/sub does not queue: whatever was published while the connection was down is lost. After
-    // the first 'ready', each further one is a reconnection (ioredis resubscribes by itself), so
-    // listeners that keep state derived from the messages (the predict cache) can start afresh.
-    let connected = false;
-    subscriber.on('ready', () => {
-      if (!connected) {
-        connected = true;
-        return;
-      }
-      logger.warn({ connection: subscriber.options.connectionName }, 'adapted subscription re-established: messages sent meanwhile are lost');
-      for (const listener of this.reconnectListeners) listener();
-    });
-    subscriber.on('message', (_channel: string, raw: string) => {
-      const message = decodeAdapted(raw);
-      if (!message) {
-        logger.warn({ raw: raw.slice(0, 200) }, 'ignoring a malformed adapted message');
-        return;
-      }
-      for (const listener of this.listeners) {
-        try {
-          listener(message);
-        } catch (err) {
-          logger.error({ err, adaptationId: message.adaptationId }, 'an adapted listener threw');
-        }
-      }
-    });
-  }
+    private readonly subscription: Subscription,
+    private readonly logger: Logger,
+  ) {}
 
   /**
    * Subscribes on a connection duplicated from `redis` and resolves once Redis has confirmed it, so
-   * nothing published after this resolves is missed. ioredis resubscribes by itself after a reconnect.
+   * nothing published after this resolves is missed.
    * @param name - connection name suffix, shown by CLIENT LIST. Default 'adapted'.
    */
   static async start(redis: Redis, prefix: string, logger: Logger, name = 'adapted'): Promise<AdaptedSubscriber> {
-    const subscriber = redis.duplicate({ connectionName: `fastadapt:${name}` });
-    subscriber.on('error', (err: Error) => logger.warn({ err, connection: name }, 'redis connection error'));
-    const adapted = new AdaptedSubscriber(subscriber, logger);
-    await subscriber.subscribe(adaptedChannel(prefix));
-    return adapted;
+    const subscription = await new Subscription(redis, adaptedChannel(prefix), logger, name).subscribed();
+    return new AdaptedSubscriber(subscription, logger);
   }
 
   /** Calls `listener` with every message from now on; returns the function that stops it. */
   on(listener: AdaptedListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.subscription.onMessage((raw) => {
+      const message = decodeAdapted(raw);
+      if (message) listener(message);
+      else this.logger.warn({ raw: raw.slice(0, 200) }, 'ignoring a malformed adapted message');
+    });
   }
 
   /** Calls `listener` each time the subscription comes back after its connection dropped. */
   onReconnect(listener: () => void): () => void {
-    this.reconnectListeners.add(listener);
-    return () => this.reconnectListeners.delete(listener);
+    return this.subscription.onReconnect(listener);
   }
 
-  async close(): Promise<void> {
-    this.listeners.clear();
-    this.reconnectListeners.clear();
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  close(): Promise<void> {
+    return this.subscription.close();
   }
 }
