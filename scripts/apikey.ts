@@ -4,14 +4,16 @@
  *   create --tenant NAME [--name LABEL]   a new key for tenant NAME (created when no tenant has that
  *   create --tenant-id ID [--name LABEL]  name); the key goes to stdout, once, and is never shown again
  *   list [--tenant NAME] [--json]         every key: id, prefix, tenant, label, created, last used, revoked
- *   revoke <id|prefix|key>                the key is refused from the next request on
+ *   revoke <id|prefix|key>                the key is refused from the next request on (running API
+ *                                         processes hear it on Redis; without Redis, within AUTH_CACHE_TTL_MS)
  *
  * Only the key's SHA-256 is stored. `create` prints nothing but the key on stdout, so
  * `KEY=$(npm run -s apikey -- create --tenant acme)` captures it; everything else goes to stderr.
  * Exit status: 0 done, 1 no such key or tenant (or an ambiguous tenant name), 2 usage error.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { Redis } from 'ioredis';
+import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { createDb, type Db } from '../src/db/client.js';
 import {
   createApiKey,
@@ -21,6 +23,7 @@ import {
   tenantExists,
   type ApiKeySummary,
 } from '../src/db/repositories/api-keys.js';
+import { publishRevokedKey } from '../src/jobs/revocations.js';
 
 const USAGE = `usage: npm run apikey -- create --tenant NAME [--name LABEL]
        npm run apikey -- create --tenant-id ID [--name LABEL]
@@ -90,7 +93,23 @@ async function list(db: Db, args: string[]): Promise<void> {
   process.stdout.write(values.json ? `${JSON.stringify(keys, null, 2)}\n` : `${table(keys)}\n`);
 }
 
-async function revoke(db: Db, args: string[]): Promise<void> {
+/** Tells running API processes, which trust a resolved key for a while, to drop it now. */
+async function announceRevocation(config: Config, keyId: string): Promise<void> {
+  // One attempt, bounded: the revocation is already stored; Redis only makes it immediate.
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    const heard = await publishRevokedKey(redis, config.queuePrefix, keyId);
+    say(`announced on Redis: ${heard} running API process(es) dropped it at once`);
+  } catch (error) {
+    say(`could not announce it on Redis (${error instanceof Error ? error.message : String(error)}): running API processes refuse it within AUTH_CACHE_TTL_MS`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function revoke(db: Db, args: string[], config: Config): Promise<void> {
   const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
   if (positionals.length !== 1) throw usage('revoke needs one key id, prefix or key');
   const result = await revokeApiKeyByRef(db, positionals[0]);
@@ -99,9 +118,10 @@ async function revoke(db: Db, args: string[]): Promise<void> {
   say(result.outcome === 'revoked'
     ? `revoked key ${key.id} (${key.prefix}) of tenant ${key.tenantName} (${key.tenantId})`
     : `key ${key.id} (${key.prefix}) was already revoked at ${key.revokedAt!.toISOString()}`);
+  await announceRevocation(config, key.id);
 }
 
-const COMMANDS: Record<string, (db: Db, args: string[]) => Promise<void>> = { create, list, revoke };
+const COMMANDS: Record<string, (db: Db, args: string[], config: Config) => Promise<void>> = { create, list, revoke };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -116,8 +136,9 @@ async function main(argv: string[]): Promise<number> {
   }
   let db: Db | undefined;
   try {
-    db = createDb(loadConfig(process.env, []).databaseUrl);
-    await run(db, rest);
+    const config = loadConfig(process.env, []);
+    db = createDb(config.databaseUrl);
+    await run(db, rest, config);
     return 0;
   } catch (error) {
     if (error instanceof CliError) {

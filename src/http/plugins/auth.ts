@@ -7,7 +7,11 @@
 import { hash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { findKeyOwner, touchApiKey, type KeyOwner } from '../../db/repositories/api-keys.js';
+import { revokedKeysChannel } from '../../jobs/revocations.js';
+import { Subscription } from '../../jobs/subscription.js';
 import { HttpProblem } from '../problem.js';
 
 /** Whom a request acts for. */
@@ -87,6 +91,10 @@ class KeyCache {
   forget(keyId: string): void {
     for (const [digest, { owner }] of this.owners) if (owner.keyId === keyId) this.owners.delete(digest);
   }
+
+  clear(): void {
+    this.owners.clear();
+  }
 }
 
 /** A 401, with the challenge RFC 6750 asks for (it names the scheme to use); successes carry none. */
@@ -107,6 +115,18 @@ async function auth(app: FastifyInstance): Promise<void> {
   app.decorateRequest('tenant', null as unknown as RequestTenant);
   const keys = new KeyCache(app.config.authCacheTtlMs);
   app.decorate('forgetApiKey', (keyId: string) => keys.forget(keyId));
+
+  // Revocations announced by `npm run apikey -- revoke` (or any process) drop the key at once. Not
+  // awaited: the API serves without Redis, and until the subscription stands the cache is empty anyway.
+  const base = new Redis(app.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+  const revocations = new Subscription(base, revokedKeysChannel(app.config.queuePrefix), app.log as unknown as Logger, 'api-revocations');
+  revocations.onMessage((keyId) => keys.forget(keyId));
+  revocations.onReconnect(() => keys.clear());
+  revocations.subscribed().catch((err: unknown) => app.log.warn({ err }, 'could not subscribe to API key revocations'));
+  app.addHook('onClose', async () => {
+    await revocations.close();
+    base.disconnect();
+  });
 
   function admit(request: FastifyRequest, reply: FastifyReply, resolved: Resolved | null): void {
     // Unknown and revoked keys get the same answer: a caller learns nothing about which keys exist.
