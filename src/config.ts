@@ -91,6 +91,11 @@ export interface Config {
    */
   readonly adaptWaitMs: number;
   /**
+   * IDEMPOTENCY_TTL_MS: how long an Idempotency-Key of POST /meta-train maps to the job it created;
+   * after that the key may be used again for a new job. Default 86400000 (24 h).
+   */
+  readonly idempotencyTtlMs: number;
+  /**
    * AUTH_CACHE_TTL_MS: how long an API process trusts a resolved API key without asking Postgres; a key
    * revoked elsewhere keeps working in other processes at most this long. 0 asks every time. Default 30000.
    */
@@ -246,6 +251,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
     adaptWaitMs: read.int('ADAPT_WAIT_MS', 10_000, 0, 600_000),
+    idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1_000, 365 * 86_400_000),
     authCacheTtlMs: read.int('AUTH_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     predictCacheSize: read.int('PREDICT_CACHE_SIZE', 10_000, 1, 10_000_000),
     adminApiKey: read.secret('ADMIN_API_KEY', 16),

@@ -120,6 +120,23 @@ describe('idempotency', () => {
     expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 200, 200, 200, 200, 202]);
   });
 
+  it('frees a key after IDEMPOTENCY_TTL_MS: the same key then makes a new job, the old one keeps the rest', async () => {
+    // A tenant of its own, so its queued jobs do not count against the shared tenant's job limit.
+    const own = await newTenant(api.db);
+    const family = ((await api.app.inject({ method: 'POST', url: '/task-families', headers: own.headers, payload: SINE })).json() as { id: string }).id;
+    const request = (iterations: number) => ({ familyIds: [family], algorithm: 'fomaml', hyper: { iterations, seed: 7 } });
+    const first = (await start(request(20), { 'idempotency-key': 'expiring' }, own.headers)).json() as Job;
+    // Age the job past the default time to live (24 h) instead of waiting.
+    await api.db.prisma.metaTrainJob.update({ where: { id: first.id }, data: { createdAt: new Date(Date.now() - 25 * 3600_000) } });
+    const changedBody = await start(request(22), { 'idempotency-key': 'expiring' }, own.headers);
+    expect(changedBody.statusCode).toBe(202);
+    const second = changedBody.json() as Job;
+    expect(second.id).not.toBe(first.id);
+    expect((await start(request(20), { 'idempotency-key': 'expiring' }, own.headers)).statusCode).toBe(422);
+    const old = await api.db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: first.id } });
+    expect(old).toMatchObject({ idempotencyKey: null, requestHash: null, iterations: 20 });
+  });
+
   it('scopes keys per tenant', async () => {
     const other = await newTenant(api.db);
     const family = ((await api.app.inject({ method: 'POST', url: '/task-families', headers: other.headers, payload: SINE })).json() as { id: string }).id;

@@ -75,6 +75,8 @@ export function jobView(row: JobRow): JobView {
 export interface Idempotency {
   key: string;
   requestHash: string;
+  /** How long the key maps to the job it created (config.idempotencyTtlMs); then it is free again. */
+  ttlMs: number;
 }
 
 async function replay(db: Db, tenantId: string, idempotency: Idempotency): Promise<JobView | null> {
@@ -83,6 +85,12 @@ async function replay(db: Db, tenantId: string, idempotency: Idempotency): Promi
     include: WITH_MODEL,
   });
   if (!row) return null;
+  if (Date.now() - row.createdAt.getTime() > idempotency.ttlMs) {
+    // Expired: the old job keeps everything but the key, which a new job may take. (Two requests
+    // racing here are settled like any other: by the unique constraint on the insert.)
+    await db.prisma.metaTrainJob.updateMany({ where: { id: row.id, idempotencyKey: idempotency.key }, data: { idempotencyKey: null, requestHash: null } });
+    return null;
+  }
   if (row.requestHash !== idempotency.requestHash) throw new IdempotencyConflictError(row.id);
   return jobView(row);
 }
@@ -96,8 +104,8 @@ export class ActiveJobLimitError extends Error {
 }
 
 /**
- * Writes a queued job. With an idempotency key, a job already made with the same key and body is
- * returned instead (`created: false`); two requests racing with the same key are settled by the
+ * Writes a queued job. With an idempotency key, a job made with the same key and body within the
+ * key's time to live is returned instead (`created: false`); two requests racing with the same key are settled by the
  * (tenant, key) unique constraint, the loser reading the winner's job.
  * With `maxActive`, the count of the tenant's queued and running jobs and the insert happen under a
  * per-tenant advisory lock, so simultaneous requests cannot together pass the limit.

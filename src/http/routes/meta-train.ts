@@ -118,7 +118,7 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
     let result;
     try {
       const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
-      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash }, {
+      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash, ttlMs: app.config.idempotencyTtlMs }, {
         maxActive: app.config.limits.maxConcurrentJobsPerTenant,
       });
     } catch (error) {
