@@ -242,7 +242,8 @@ async function main(): Promise<void> {
     console.log(`meta-trained MAML 1-40-40-1 on sinusoids (${opts.iterations} iterations, ${round(metaModel.trainMs / 1000, 1)} s) and stored it`);
 
     const [apiPort, barePort] = [await freePort(), await freePort()];
-    const env = { PORT: String(apiPort), HOST: '127.0.0.1', QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', TFJS_BACKEND: backend, RECONCILE_INTERVAL_MS: '3600000', RATE_LIMIT_MAX: '0', ...(opts['adapt-concurrency'] ? { ADAPT_CONCURRENCY: opts['adapt-concurrency'] } : {}) };
+    // Rate limiting stays on, as deployed (every request counted in Redis), with a budget the bench never reaches.
+    const env = { PORT: String(apiPort), HOST: '127.0.0.1', QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', TFJS_BACKEND: backend, RECONCILE_INTERVAL_MS: '3600000', RATE_LIMIT_MAX: '1000000000', ...(opts['adapt-concurrency'] ? { ADAPT_CONCURRENCY: opts['adapt-concurrency'] } : {}) };
     const ready = async () => (await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok;
     if (topology === 'split') {
       children.push(await startProcess('api', ['src/main.ts', '--role', 'api'], env, ready));
@@ -325,6 +326,7 @@ async function main(): Promise<void> {
       settings: {
         topology,
         backend,
+        rateLimit: 'on: every request counted (leased counts in Redis), budget 1e9 per window',
         clients,
         k: K,
         steps: STEPS,
