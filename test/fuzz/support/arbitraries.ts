@@ -181,15 +181,19 @@ export function requestFor(route: FuzzRoute, context: FuzzContext): fc.Arbitrary
   const queryKeys = fc.constantFrom(...declaredQuery.map((p) => p.name), 'extra', 'limit', 'cursor', 'x', '__proto__');
 
   // Mostly encoded as a client would; sometimes raw, so '%zz' and '/' reach the router as they are.
+  // A backslash is always encoded: inject() builds the URL with WHATWG URL, which reads '\' as '/',
+  // so a raw '/\x' becomes a protocol-relative URL it cannot even send (a harness limit, not the app's).
   const segment = fc.tuple(pathValue(context), fc.nat({ max: 4 })).map(([value, mode]) => {
     const text = wellFormed(value);
     return mode === 0
-      ? text.replace(/[^\x21-\x7e]|[?#]/g, (c: string) => encodeURIComponent(c))
+      ? text.replace(/[^\x21-\x7e]|[?#\\]/g, (c: string) => encodeURIComponent(c))
       : encodeURIComponent(text).replace(/%40/g, '@');
   });
   const path = fc.tuple(...route.pathParams.map(() => segment)).map((values) => {
     let i = 0;
-    return route.url.replace(/:([A-Za-z0-9_]+)|\*/g, () => values[i++]);
+    const url = route.url.replace(/:([A-Za-z0-9_]+)|\*/g, () => values[i++]);
+    // '//host...' would be read as a protocol-relative URL by inject() too (see above).
+    return url.startsWith('//') ? `/%2F${url.slice(2)}` : url;
   });
 
   const declaredQueryArb = fc.record(
