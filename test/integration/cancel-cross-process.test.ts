@@ -7,12 +7,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
 import { publishCancel } from '../../src/jobs/cancel.js';
-import { decodeJobEvent, jobEventsKey } from '../../src/jobs/events.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { PrivateRedis, freePort, uniquePrefix } from './support/services.js';
 import { createPrivateDatabase, type PrivateDatabase } from './support/private-database.js';
-import { seedJob, waitUntil } from './support/training-fixtures.js';
+import { finalJobEvent, seedJob, waitUntil } from './support/training-fixtures.js';
 import { WorkerProcess } from './support/worker-process.js';
 
 const logger = pino({ level: 'silent' });
@@ -79,8 +78,7 @@ describe('cancel across processes', () => {
     // The generator checks the signal before every iteration (a few ms each): well under a second.
     expect(tookMs).toBeLessThan(5_000);
     expect(await worker.waitForLog('cancel request received', (l) => l.jobId === jobId)).toMatchObject({ running: 1 });
-    const events = ((await redis.xrange(jobEventsKey(prefix, jobId), '-', '+')) as [string, string[]][]).map(decodeJobEvent);
-    expect(events.at(-1)).toMatchObject({ type: 'status', data: { status: 'cancelled', iteration: row.iteration } });
+    expect(await finalJobEvent(redis, prefix, jobId)).toMatchObject({ type: 'status', data: { status: 'cancelled', iteration: row.iteration } });
   });
 
   it('a cancel whose message was lost is noticed from the row at the next progress write', async () => {

@@ -9,14 +9,13 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
 import { CancelListener } from '../../src/jobs/cancel.js';
-import { decodeJobEvent, jobEventsKey } from '../../src/jobs/events.js';
 import { createHandlers } from '../../src/jobs/handlers/index.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { startWorkers, type WorkerPool } from '../../src/jobs/worker.js';
 import { initBackend } from '../../src/meta/index.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, uniquePrefix } from './support/services.js';
-import { seedJob, waitUntil } from './support/training-fixtures.js';
+import { finalJobEvent, seedJob, waitUntil } from './support/training-fixtures.js';
 
 const logger = pino({ level: 'silent' });
 const prefix = uniquePrefix('nan');
@@ -85,7 +84,6 @@ describe('a diverging meta-training job', () => {
     expect(metrics.every((m) => m.iteration <= row.iteration)).toBe(true);
     expect(JSON.stringify(row.lastMetrics ?? {})).not.toMatch(/NaN|Infinity|null/);
 
-    const events = ((await redis.xrange(jobEventsKey(prefix, jobId), '-', '+')) as [string, string[]][]).map(decodeJobEvent);
-    expect(events.at(-1)).toMatchObject({ type: 'status', data: { status: 'failed', error: row.error } });
+    expect(await finalJobEvent(redis, prefix, jobId)).toMatchObject({ type: 'status', data: { status: 'failed', error: row.error } });
   });
 });

@@ -3,7 +3,9 @@
  * writes them is tested on its side): a tenant, its families and a job.
  */
 import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { Db, Prisma } from '../../../src/db/client.js';
+import { decodeJobEvent, jobEventsKey, type JobEvent } from '../../../src/jobs/events.js';
 
 /** A sinusoid family, the MAML paper's regression benchmark. */
 export const SINUSOID: FamilyRow = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } };
@@ -86,4 +88,17 @@ export async function waitUntil<T>(check: () => Promise<T | undefined | false>, 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The job's final status event. The worker writes the row first and publishes the event after it
+ * (events are a view of what Postgres holds, never waited on), so a test that saw the row end waits
+ * a moment for the stream to catch up.
+ */
+export function finalJobEvent(redis: Redis, prefix: string, jobId: string): Promise<JobEvent> {
+  return waitUntil(async () => {
+    const entries = (await redis.xrange(jobEventsKey(prefix, jobId), '-', '+')) as [string, string[]][];
+    const last = entries.length > 0 ? decodeJobEvent(entries[entries.length - 1]!) : null;
+    return last?.type === 'status' && (last as JobEvent<'status'>).data.status !== 'running' ? last : undefined;
+  }, `the final status event of job ${jobId}`, 5_000, 10);
 }
