@@ -24,7 +24,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,6 +40,7 @@ import { createTaskFamily } from '../src/db/repositories/task-families.js';
 import { finishSucceeded, startAttempt } from '../src/db/repositories/training.js';
 import { AdaptedSubscriber, type AdaptedMessage } from '../src/jobs/adapted.js';
 import { createFamily, initBackend, metaTrain, resolveHyper, Rng, type BackendPreference, type FamilySpec, type MetaModel } from '../src/meta/index.js';
+import { freePort, removePrefix } from '../test/integration/support/services.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -348,7 +348,7 @@ async function main(): Promise<void> {
     await subscriber?.close();
     await Promise.all(children.map(stopProcess));
     if (tenantId) await db.prisma.tenant.delete({ where: { id: tenantId } }).catch((err: unknown) => console.error('could not remove the bench tenant', err));
-    await removeKeys(redis, prefix);
+    await removePrefix(config.redisUrl, prefix);
     await redis.quit();
     await db.close();
   }
@@ -368,25 +368,6 @@ function printTable(r: { adapt: { p50Ms: number; p99Ms: number; perSecond: numbe
     { measure: 'bare route / s', value: r.predict.bareRoutePerSecond, target: '', result: '' },
   ]);
   console.log(`load average (1, 5, 15 min): start ${r.machine.loadAverageAtStart.join(', ')}; end ${r.machine.loadAverageAtEnd.join(', ')}`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
-async function removeKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
 }
 
 if (opts['bare-server'] !== undefined) {
