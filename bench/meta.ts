@@ -14,7 +14,8 @@
  * digits) and `qualityByIterations`, the sinusoid result of every iteration count run so far.
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --digits-iterations N
- * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --skip-quality,
+ * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --warmup-ms N (each
+ * algorithm's warm-up in each mode before timing, default 1500), --skip-quality,
  * --skip-digits, --out PATH.
  */
 
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     'digits-iterations': { type: 'string', default: '500' },
     backends: { type: 'string', default: 'wasm,cpu' },
     'timing-iterations': { type: 'string', default: '40' },
+    'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/meta.json' },
@@ -99,7 +101,7 @@ const round = (x: number, digits = 3) => Number(x.toFixed(digits));
  * and one per-task-loop block of every algorithm, so load changes on a shared machine hit every
  * algorithm and both modes alike; a row is the median over rounds.
  */
-const TIMING = { rounds: 9, warmUpMs: 1500, warmUpMinIterations: 10 };
+const TIMING = { rounds: 9, warmUpMs: positive('warmup-ms', args['warmup-ms']), warmUpMinIterations: 10 };
 
 /** One algorithm being timed: its learner, its own task stream and the block times per mode. */
 interface Timed {

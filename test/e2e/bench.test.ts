@@ -1,0 +1,64 @@
+/**
+ * The benchmark scripts still run and still write the file shapes the README and the issues quote.
+ * Tiny settings only: this checks that they work and what they report, never how fast anything is
+ * (speeds are the benchmarks' business, on a quiet machine).
+ *
+ * bench:serve starts a worker process, whose reconciler would take other tests' unfinished jobs from
+ * the shared test database, so it gets a private one.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
+import { SHARED_REDIS_URL } from '../integration/support/services.js';
+
+let dir: string;
+let database: PrivateDatabase;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fastadapt-bench-'));
+  database = await createPrivateDatabase('bench');
+});
+
+afterAll(async () => {
+  await database?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs a bench script to its end and returns the JSON it wrote. */
+function bench(script: string, args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const out = join(dir, `${script}.json`);
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', `bench/${script}.ts`, ...args, '--out', out], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`bench/${script}.ts failed: ${error.message}\n${stderr}`)) : resolve(JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>));
+  });
+}
+
+const positive = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0);
+const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && v >= 0 && v <= 1);
+
+describe('the benchmarks', () => {
+  it('bench:meta times every algorithm against its per-task loop and reports sinusoid MSE and digits accuracy', async () => {
+    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm']);
+    expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
+    const rows = result.rows as { algorithm: string; backend: string; msPerIteration: number; naiveLoopMsPerIteration: number }[];
+    expect(rows.map((r) => r.algorithm).sort()).toEqual(['anil', 'fomaml', 'maml', 'metasgd', 'protonet', 'reptile']);
+    for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive() });
+    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
+    const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
+    expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
+      ['anil', 'maml', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
+    for (const d of digits) expect(d.accuracy).toEqual(probability());
+  }, 240_000);
+
+  it('bench:serve measures adaptation and prediction through HTTP next to a bare route', async () => {
+    const result = await bench('serve', ['--adapts', '16', '--warmup', '1', '--clients', '2', '--connections', '4', '--seconds', '1', '--iterations', '5'],
+      { DATABASE_URL: database.url, REDIS_URL: SHARED_REDIS_URL });
+    expect(result.adapt).toMatchObject({ p50Ms: positive(), p99Ms: positive(), perSecond: positive() });
+    expect(result.predict).toMatchObject({ perSecond: positive(), p99Ms: expect.any(Number), bareRoutePerSecond: positive() });
+    const adapt = result.adapt as { p50Ms: number; p99Ms: number };
+    expect(adapt.p99Ms).toBeGreaterThanOrEqual(adapt.p50Ms);
+  }, 240_000);
+});
