@@ -10,15 +10,22 @@
  * after 1 and 10 steps (with its standard error); and 5-way 1-shot / 5-shot test-class accuracy on
  * `digits` for maml, anil, protonet.
  *
- * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, quality,
- * digits) and `qualityByIterations`, the sinusoid result of every iteration count run so far.
+ * Baseline: where a Python with PyTorch is found (Debian: `apt-get install python3-torch`), the same
+ * MAML setting in plain PyTorch (bench/pytorch/maml_sine.py, learn2learn's algorithm, one thread) is
+ * timed in the same run, and meta-trained for the same iterations; its parameters are scored on the
+ * same test tasks by the same code as the engine's.
+ *
+ * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, pytorch,
+ * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count run so far.
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --digits-iterations N
  * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --warmup-ms N (each
  * algorithm's warm-up in each mode before timing, default 1500), --skip-quality,
- * --skip-digits, --out PATH.
+ * --skip-digits, --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch),
+ * --out PATH.
  */
 
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
@@ -50,6 +57,7 @@ const { values: args } = parseArgs({
     'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
+    pytorch: { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'bench/results/meta.json' },
   },
 });
@@ -219,11 +227,14 @@ function sinusoidScore(config: LearnerConfig, params: ParamArrays, sets: Episode
   return { mean: round(mean, 4), standardError: round(sd / Math.sqrt(means.length), 4), per100TaskSet: { min: round(Math.min(...means), 3), max: round(Math.max(...means), 3) } };
 }
 
-async function sinusoidQuality(iterations: number) {
+async function sinusoidQuality(iterations: number, python: string | null) {
   console.log(`\nMAML on sinusoids, ${iterations} meta-iterations (${SETTING.metaBatchSize} tasks each):`);
   const family = sinusoid({ heldOutTasks: SINE_TEST.tasks });
   const { innerSteps, innerLr, metaLr, metaBatchSize, shots, queryShots } = SETTING;
   const every = Math.max(1, Math.floor(iterations / 10));
+  // The PyTorch baseline meta-trains in its own process meanwhile (one thread each, on 2 cores).
+  const baseline = python ? pytorchRun(python, ['--iterations', String(iterations), '--seed', '0']) : undefined;
+  baseline?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
   const trained = await train({
     algorithm: 'maml',
     model: SETTING.model,
@@ -236,18 +247,29 @@ async function sinusoidQuality(iterations: number) {
     packEpisodes(tasks.slice(i * SINE_TEST.setSize, (i + 1) * SINE_TEST.setSize).map((task) => family.episodeFor(task, rng, { shots, queryShots: SINE_TEST.queryPoints }))),
   );
   const config = learnerConfig('maml', family, SETTING.model.hidden, innerSteps, innerLr, metaLr);
-  const oneStep = sinusoidScore(config, trained.params, sets, 1);
-  const tenSteps = sinusoidScore(config, trained.params, sets, 10);
-  return {
+  const score = (params: ParamArrays) => {
+    const oneStep = sinusoidScore(config, params, sets, 1);
+    const tenSteps = sinusoidScore(config, params, sets, 10);
+    return {
+      mse1Step: oneStep.mean,
+      mse10Steps: tenSteps.mean,
+      standardError: { mse1Step: oneStep.standardError, mse10Steps: tenSteps.standardError },
+      per100TaskSet: { mse1Step: oneStep.per100TaskSet, mse10Steps: tenSteps.per100TaskSet },
+    };
+  };
+  const quality: Record<string, unknown> = {
     iterations,
-    mse1Step: oneStep.mean,
-    mse10Steps: tenSteps.mean,
-    standardError: { mse1Step: oneStep.standardError, mse10Steps: tenSteps.standardError },
-    per100TaskSet: { mse1Step: oneStep.per100TaskSet, mse10Steps: tenSteps.per100TaskSet },
+    ...score(trained.params),
     testTasks: SINE_TEST.tasks,
     queryPointsPerTask: SINE_TEST.queryPoints,
     trainMsPerIteration: round(trained.msPerIteration, 2),
   };
+  if (baseline) {
+    console.log('    waiting for the PyTorch baseline to finish meta-training');
+    const { params, trainSeconds } = await baseline;
+    quality.pytorch = { ...score(params!), trainSeconds: round(trainSeconds!, 1), seed: 0 };
+  }
+  return quality;
 }
 
 /** 5-way few-shot digits; an MLP body as in the MAML paper's non-convolutional Omniglot baseline. */
@@ -298,6 +320,46 @@ async function digitsQuality(iterations: number) {
   return rows;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The PyTorch baseline (bench/pytorch/maml_sine.py), run as a child process.
+
+const PYTORCH_SCRIPT = new URL('./pytorch/maml_sine.py', import.meta.url).pathname;
+
+function run(command: string, argv: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, argv, { maxBuffer: 64 << 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} ${argv.join(' ')}: ${stderr || error.message}`)) : resolve(stdout)));
+  });
+}
+
+/** A Python that imports torch, or null (with why) when there is none or --pytorch off. */
+async function findPytorch(choice: string): Promise<{ python: string | null; reason?: string }> {
+  if (choice === 'off') return { python: null, reason: '--pytorch off' };
+  const candidates = choice === 'auto' ? ['/usr/bin/python3', 'python3'] : [choice];
+  for (const python of candidates) {
+    try {
+      await run(python, ['-c', 'import torch']);
+      return { python };
+    } catch {
+      // next candidate
+    }
+  }
+  return { python: null, reason: `no Python with torch among ${candidates.join(', ')} (Debian: apt-get install python3-torch)` };
+}
+
+interface PytorchRun {
+  torch: string;
+  threads: number;
+  msPerIteration?: number;
+  trainSeconds?: number;
+  params?: ParamArrays;
+}
+
+async function pytorchRun(python: string, argv: string[]): Promise<PytorchRun> {
+  const out = JSON.parse(await run(python, [PYTORCH_SCRIPT, ...argv])) as Omit<PytorchRun, 'params'> & { params?: Record<string, { shape: number[]; data: number[] }> };
+  const params = out.params && Object.fromEntries(Object.entries(out.params).map(([name, { shape, data }]) => [name, { shape, data: Float32Array.from(data) }]));
+  return { ...out, params };
+}
+
 function printTable(rows: Row[]): void {
   console.log('\nalgorithm  backend  ms/iter (batched)  ms/iter (per-task loop)  speed-up  task');
   for (const r of rows) {
@@ -317,6 +379,17 @@ async function main(): Promise<void> {
   console.log(`timing ${ALGORITHM_NAMES.join(', ')} on ${backends.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
   const rows = await timing(backends, timingIterations);
   printTable(rows);
+  const pytorch = await findPytorch(args.pytorch);
+  let baseline: Record<string, unknown> = { skipped: pytorch.reason };
+  if (pytorch.python) {
+    const timed = await pytorchRun(pytorch.python, ['--timing-iterations', String(timingIterations)]);
+    const ms = timed.msPerIteration!;
+    const speedup = Object.fromEntries(rows.filter((r) => r.algorithm === 'maml').map((r) => [r.backend, round(ms / r.msPerIteration, 2)]));
+    baseline = { python: pytorch.python, torch: timed.torch, threads: timed.threads, mamlMsPerIteration: round(ms), engineSpeedup: speedup };
+    console.log(`\nplain PyTorch ${timed.torch} (${timed.threads} thread), same MAML setting: ${ms.toFixed(2)} ms per iteration; engine ${Object.entries(speedup).map(([b, x]) => `x${x} on ${b}`).join(', ')}`);
+  } else {
+    console.log(`\nPyTorch baseline skipped: ${pytorch.reason}`);
+  }
 
   const result: Record<string, unknown> = {
     setting: {
@@ -335,11 +408,15 @@ async function main(): Promise<void> {
     options: { iterations, digitsIterations, timingIterations, backends },
     machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(load, 2), tfjs: tf.version.tfjs },
     rows,
+    pytorch: baseline,
   };
   if (!args['skip-quality']) {
     await initBackend(rows.some((r) => r.backend === 'tensorflow') ? 'tensorflow' : 'wasm');
-    result.quality = await sinusoidQuality(iterations);
-    console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: 1 step ${(result.quality as { mse1Step: number }).mse1Step}, 10 steps ${(result.quality as { mse10Steps: number }).mse10Steps}`);
+    const quality = await sinusoidQuality(iterations, pytorch.python);
+    result.quality = quality;
+    const line = (q: { mse1Step: number; mse10Steps: number }) => `1 step ${q.mse1Step}, 10 steps ${q.mse10Steps}`;
+    console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: ${line(quality as never)}`);
+    if (quality.pytorch) console.log(`  plain PyTorch, same tasks, same scoring: ${line(quality.pytorch as never)}`);
     if (!args['skip-digits']) {
       result.digitsSetting = { ...DIGITS, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
       result.digits = await digitsQuality(digitsIterations);

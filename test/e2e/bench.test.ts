@@ -47,6 +47,14 @@ describe('the benchmarks', () => {
     expect(rows.map((r) => r.algorithm).sort()).toEqual(['anil', 'fomaml', 'maml', 'metasgd', 'protonet', 'reptile']);
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive() });
     expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
+    // The PyTorch baseline runs where a Python with torch is found and says why not elsewhere.
+    const pytorch = result.pytorch as { skipped?: string; mamlMsPerIteration?: number };
+    if (pytorch.skipped === undefined) {
+      expect(pytorch).toMatchObject({ mamlMsPerIteration: positive(), engineSpeedup: { wasm: positive() } });
+      expect(result.quality).toMatchObject({ pytorch: { mse1Step: positive(), mse10Steps: positive() } });
+    } else {
+      expect(pytorch.skipped).toMatch(/torch/);
+    }
     const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
     expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
       ['anil', 'maml', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
