@@ -16,9 +16,11 @@
  * same test tasks by the same code as the engine's.
  *
  * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, pytorch,
- * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count run so far.
+ * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count (and
+ * number of seeds) run so far.
  *
- * Options: --iterations N (sinusoid MAML meta-training, default 8000), --digits-iterations N
+ * Options: --iterations N (sinusoid MAML meta-training, default 8000), --seeds N (train the sinusoid
+ * model, and the baseline, with seeds 0..N-1 and report the means; default 1), --digits-iterations N
  * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --warmup-ms N (each
  * algorithm's warm-up in each mode before timing, default 1500), --skip-quality,
  * --skip-digits, --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch),
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
     pytorch: { type: 'string', default: 'auto' },
+    seeds: { type: 'string', default: '1' },
     out: { type: 'string', default: 'bench/results/meta.json' },
   },
 });
@@ -219,55 +222,105 @@ function evaluateAfter(config: LearnerConfig, params: ParamArrays, batch: Episod
  */
 const SINE_TEST = { tasks: 2000, setSize: 100, queryPoints: 100 };
 
-/** Mean post-adaptation MSE over the test tasks, and the spread of 100-task means. */
+/**
+ * Mean post-adaptation MSE over the test tasks, its standard error from the 20 disjoint 100-task
+ * sets, their range, and their median (which one diverging task cannot move).
+ */
 function sinusoidScore(config: LearnerConfig, params: ParamArrays, sets: EpisodeBatch[], steps: number) {
   const means = sets.map((batch) => evaluateAfter(config, params, batch, steps).loss);
   const mean = means.reduce((a, b) => a + b, 0) / means.length;
   const sd = Math.sqrt(means.reduce((a, m) => a + (m - mean) ** 2, 0) / (means.length - 1));
-  return { mean: round(mean, 4), standardError: round(sd / Math.sqrt(means.length), 4), per100TaskSet: { min: round(Math.min(...means), 3), max: round(Math.max(...means), 3) } };
+  return { mean: round(mean, 4), standardError: round(sd / Math.sqrt(means.length), 4), per100TaskSet: { min: round(Math.min(...means), 3), median: round(median(means), 3), max: round(Math.max(...means), 3) } };
 }
 
-async function sinusoidQuality(iterations: number, python: string | null) {
-  console.log(`\nMAML on sinusoids, ${iterations} meta-iterations (${SETTING.metaBatchSize} tasks each):`);
+/** One trained model's score after 1 and 10 steps. */
+function sinusoidScores(config: LearnerConfig, params: ParamArrays, sets: EpisodeBatch[]) {
+  const oneStep = sinusoidScore(config, params, sets, 1);
+  const tenSteps = sinusoidScore(config, params, sets, 10);
+  return {
+    mse1Step: oneStep.mean,
+    mse10Steps: tenSteps.mean,
+    standardError: { mse1Step: oneStep.standardError, mse10Steps: tenSteps.standardError },
+    per100TaskSet: { mse1Step: oneStep.per100TaskSet, mse10Steps: tenSteps.per100TaskSet },
+  };
+}
+
+type SeedScore = { seed: number } & ReturnType<typeof sinusoidScores>;
+
+/**
+ * Several training seeds: the means over seeds, and as standard error the spread between seeds
+ * (it is 2-3x the test set's own, so one seed alone says little); one seed: that seed's score.
+ */
+function overSeeds(scores: SeedScore[]) {
+  if (scores.length === 1) return { ...scores[0], bySeed: scores };
+  const stat = (pick: (s: SeedScore) => number) => {
+    const xs = scores.map(pick);
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1));
+    return { mean: round(mean, 4), standardError: round(sd / Math.sqrt(xs.length), 4) };
+  };
+  const [one, ten] = [stat((s) => s.mse1Step), stat((s) => s.mse10Steps)];
+  return { mse1Step: one.mean, mse10Steps: ten.mean, standardError: { mse1Step: one.standardError, mse10Steps: ten.standardError }, bySeed: scores };
+}
+
+/** Runs `jobs` at most `width` at a time. */
+async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, lane));
+  return results;
+}
+
+async function sinusoidQuality(iterations: number, seeds: number, python: string | null) {
   const family = sinusoid({ heldOutTasks: SINE_TEST.tasks });
   const { innerSteps, innerLr, metaLr, metaBatchSize, shots, queryShots } = SETTING;
   const every = Math.max(1, Math.floor(iterations / 10));
-  // The PyTorch baseline meta-trains in its own process meanwhile (one thread each, on 2 cores).
-  const baseline = python ? pytorchRun(python, ['--iterations', String(iterations), '--seed', '0']) : undefined;
-  baseline?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
-  const trained = await train({
-    algorithm: 'maml',
-    model: SETTING.model,
-    families: family,
-    hyper: { iterations, metaBatchSize, shots, queryShots, innerSteps, innerLr, metaLr, evalEvery: every, checkpointEvery: iterations, seed: 0 },
-  });
   const rng = new Rng(12345);
   const tasks = family.heldOutTasks('test');
   const sets = Array.from({ length: SINE_TEST.tasks / SINE_TEST.setSize }, (_, i) =>
     packEpisodes(tasks.slice(i * SINE_TEST.setSize, (i + 1) * SINE_TEST.setSize).map((task) => family.episodeFor(task, rng, { shots, queryShots: SINE_TEST.queryPoints }))),
   );
   const config = learnerConfig('maml', family, SETTING.model.hidden, innerSteps, innerLr, metaLr);
-  const score = (params: ParamArrays) => {
-    const oneStep = sinusoidScore(config, params, sets, 1);
-    const tenSteps = sinusoidScore(config, params, sets, 10);
-    return {
-      mse1Step: oneStep.mean,
-      mse10Steps: tenSteps.mean,
-      standardError: { mse1Step: oneStep.standardError, mse10Steps: tenSteps.standardError },
-      per100TaskSet: { mse1Step: oneStep.per100TaskSet, mse10Steps: tenSteps.per100TaskSet },
-    };
-  };
+  const seedList = Array.from({ length: seeds }, (_, seed) => seed);
+
+  // The PyTorch baseline meta-trains in child processes meanwhile (one thread each); its wall time
+  // is what this part of the benchmark waits for, so it gets every core while the engine shares one.
+  const baseline = python
+    ? pool(seedList.map((seed) => () => pytorchRun(python, ['--iterations', String(iterations), '--seed', String(seed)])), cpus().length)
+    : undefined;
+  baseline?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+
+  const engine: SeedScore[] = [];
+  let msPerIteration = 0;
+  for (const seed of seedList) {
+    console.log(`\nMAML on sinusoids, ${iterations} meta-iterations (${metaBatchSize} tasks each), seed ${seed}:`);
+    const trained = await train({
+      algorithm: 'maml',
+      model: SETTING.model,
+      families: family,
+      hyper: { iterations, metaBatchSize, shots, queryShots, innerSteps, innerLr, metaLr, evalEvery: every, checkpointEvery: iterations, seed },
+    });
+    engine.push({ seed, ...sinusoidScores(config, trained.params, sets) });
+    msPerIteration += trained.msPerIteration / seeds;
+  }
   const quality: Record<string, unknown> = {
     iterations,
-    ...score(trained.params),
+    seeds,
+    ...overSeeds(engine),
     testTasks: SINE_TEST.tasks,
     queryPointsPerTask: SINE_TEST.queryPoints,
-    trainMsPerIteration: round(trained.msPerIteration, 2),
+    trainMsPerIteration: round(msPerIteration, 2),
   };
   if (baseline) {
-    console.log('    waiting for the PyTorch baseline to finish meta-training');
-    const { params, trainSeconds } = await baseline;
-    quality.pytorch = { ...score(params!), trainSeconds: round(trainSeconds!, 1), seed: 0 };
+    console.log('\nwaiting for the PyTorch baseline to finish meta-training');
+    const runs = await baseline;
+    quality.pytorch = { ...overSeeds(runs.map((run, seed) => ({ seed, ...sinusoidScores(config, run.params!, sets) }))), trainSeconds: runs.map((run) => round(run.trainSeconds!, 1)) };
   }
   return quality;
 }
@@ -374,6 +427,7 @@ async function main(): Promise<void> {
   const timingIterations = positive('timing-iterations', args['timing-iterations']);
   const iterations = positive('iterations', args.iterations);
   const digitsIterations = positive('digits-iterations', args['digits-iterations']);
+  const seeds = positive('seeds', args.seeds);
   const started = performance.now();
   const load = loadavg()[0];
   console.log(`timing ${ALGORITHM_NAMES.join(', ')} on ${backends.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
@@ -402,17 +456,18 @@ async function main(): Promise<void> {
       sinusoidTest:
         'as learn2learn / the MAML paper: 1-40-40-1 relu, nn.Linear init (weights and biases U(+-1/sqrt(fan_in))), per-task mean MSE averaged over 25 tasks, ' +
         'Adam 0.001, inner lr 0.01 (1 step in training; 1 and 10 steps at test), A~U[0.1,5], phase~U[0,pi], x~U[-5,5], K=10 at test; ' +
-        'scored on 2000 held-out tasks x 100 query points (a 100-task mean varies by about +-0.1 between task draws)',
-      reference: 'PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
+        'scored on 2000 held-out tasks x 100 query points (a 100-task mean varies by about +-0.1 between task draws); ' +
+        'with several seeds, mse1Step / mse10Steps are means over seeds and standardError the spread between seeds; the PyTorch baseline is scored on the same tasks by the same code',
+      reference: 'quoted, not measured here: PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
     },
-    options: { iterations, digitsIterations, timingIterations, backends },
+    options: { iterations, seeds, digitsIterations, timingIterations, backends },
     machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(load, 2), tfjs: tf.version.tfjs },
     rows,
     pytorch: baseline,
   };
   if (!args['skip-quality']) {
     await initBackend(rows.some((r) => r.backend === 'tensorflow') ? 'tensorflow' : 'wasm');
-    const quality = await sinusoidQuality(iterations, pytorch.python);
+    const quality = await sinusoidQuality(iterations, seeds, pytorch.python);
     result.quality = quality;
     const line = (q: { mse1Step: number; mse10Steps: number }) => `1 step ${q.mse1Step}, 10 steps ${q.mse10Steps}`;
     console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: ${line(quality as never)}`);
@@ -425,7 +480,8 @@ async function main(): Promise<void> {
   // One file keeps the sinusoid result of every iteration count run (e.g. the default and 20,000).
   const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as { qualityByIterations?: Record<string, unknown> }) : {};
   result.qualityByIterations = { ...previous.qualityByIterations };
-  if (result.quality) (result.qualityByIterations as Record<string, unknown>)[iterations] = { ...(result.quality as object), date: new Date().toISOString().slice(0, 10) };
+  const runKey = seeds === 1 ? String(iterations) : `${iterations}, seeds 0-${seeds - 1}`;
+  if (result.quality) (result.qualityByIterations as Record<string, unknown>)[runKey] = { ...(result.quality as object), date: new Date().toISOString().slice(0, 10) };
   result.totalSeconds = round((performance.now() - started) / 1000, 1);
   mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
