@@ -91,20 +91,25 @@ class LeasedRedisCounter implements FastifyRateLimitStore {
   }
 
   private remember(key: string, lease: { next: number; last: number; until: number }): void {
-    if (this.leases.size >= MAX_REFUSED_KEYS) {
-      const now = Date.now();
-      for (const [k, v] of this.leases) if (v.until <= now || v.next > v.last) this.leases.delete(k);
-      for (const oldest of this.leases.keys()) {
-        if (this.leases.size < MAX_REFUSED_KEYS) break;
-        this.leases.delete(oldest);
-      }
-    }
-    this.leases.set(key, lease);
+    setBounded(this.leases, key, lease, (v, now) => v.until <= now || v.next > v.last);
   }
 }
 
-/** Most refused keys (and leases) remembered; beyond it expired ones are swept, then the oldest dropped. */
-const MAX_REFUSED_KEYS = 10_000;
+/** Most keys a process remembers (leases, refusals); beyond it stale ones are swept, then the oldest dropped. */
+const MAX_REMEMBERED_KEYS = 10_000;
+
+/** `map.set(key, value)`, first making room when the map holds MAX_REMEMBERED_KEYS entries. */
+function setBounded<V>(map: Map<string, V>, key: string, value: V, stale: (entry: V, now: number) => boolean): void {
+  if (map.size >= MAX_REMEMBERED_KEYS) {
+    const now = Date.now();
+    for (const [k, v] of map) if (stale(v, now)) map.delete(k);
+    for (const oldest of map.keys()) {
+      if (map.size < MAX_REMEMBERED_KEYS) break;
+      map.delete(oldest);
+    }
+  }
+  map.set(key, value);
+}
 
 type Result = { current: number; ttl: number };
 
@@ -139,15 +144,7 @@ class RefusalFront implements FastifyRateLimitStore {
   }
 
   private remember(key: string, current: number, until: number): void {
-    if (this.refused.size >= MAX_REFUSED_KEYS) {
-      const now = Date.now();
-      for (const [k, v] of this.refused) if (v.until <= now) this.refused.delete(k);
-      for (const oldest of this.refused.keys()) {
-        if (this.refused.size < MAX_REFUSED_KEYS) break;
-        this.refused.delete(oldest);
-      }
-    }
-    this.refused.set(key, { current, until });
+    setBounded(this.refused, key, { current, until }, (v, now) => v.until <= now);
   }
 }
 
