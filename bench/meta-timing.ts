@@ -6,7 +6,7 @@
 
 import { BackendUnavailableError, initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
 import { digits, gaussianBlobs, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import { initMetaParams, MetaLearner, modelSpec, type AlgorithmName, type LearnerConfig, type MetaStepMode, type ParamArrays } from '../src/meta/index.js';
+import { initMetaParams, MetaLearner, modelSpec, type AlgorithmName, type LearnerConfig, type MetaStepMode } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
 import type { EpisodeBatch, EpisodeShape, TaskFamily } from '../src/meta/types.js';
 import type { PytorchServer, PytorchSetting } from './pytorch/baseline.js';
@@ -97,26 +97,22 @@ export const TIMING_CASES: { algorithm: AlgorithmName; setting: TimingSetting['n
   { algorithm: 'protonet', setting: 'digits' },
 ];
 
-/** What the bench needs of an engine path's meta-learner (MetaLearner has it). */
-interface Stepper {
-  metaStep(batch: EpisodeBatch, mode: MetaStepMode): number;
-  dispose(): void;
-}
-
-/** An engine path: how to select it (returns the backend name its rows carry) and build its learner. */
+/**
+ * An engine path to time: the tfjs backend it runs on, options for its MetaLearner (which engine
+ * computes the numbers there), and the name its rows carry (default: the backend's).
+ */
 interface EnginePath {
-  select(): Promise<string>;
-  learner(config: LearnerConfig, params: ParamArrays): Stepper;
+  backend: BackendPreference;
+  learner?: Partial<LearnerConfig>;
+  name?: string;
 }
-
-const tfjsPath = (preference: BackendPreference): EnginePath => ({ select: () => initBackend(preference), learner: (config, params) => new MetaLearner(config, params) });
 
 /** The engine paths `--backends` chooses from: one line each. */
 export const ENGINE_PATHS: Record<string, EnginePath> = {
-  wasm: tfjsPath('wasm'),
-  cpu: tfjsPath('cpu'),
-  tensorflow: tfjsPath('tensorflow'),
-  'tensorflow-gpu': tfjsPath('tensorflow-gpu'),
+  wasm: { backend: 'wasm' },
+  cpu: { backend: 'cpu' },
+  tensorflow: { backend: 'tensorflow' },
+  'tensorflow-gpu': { backend: 'tensorflow-gpu' },
 };
 
 /**
@@ -139,7 +135,7 @@ interface Timed {
   algorithm: AlgorithmName;
   setting: TimingSetting;
   config: LearnerConfig;
-  learner: Stepper;
+  learner: MetaLearner;
   next: () => EpisodeBatch;
   engine: Record<MetaStepMode, number[]>;
   pytorch: Record<MetaStepMode, number[]>;
@@ -226,7 +222,8 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
     const path = ENGINE_PATHS[name];
     let backend: string;
     try {
-      backend = await path.select();
+      const active = await initBackend(path.backend);
+      backend = path.name ?? active;
     } catch (err) {
       if (!(err instanceof BackendUnavailableError)) throw err;
       console.log(`skipping engine path ${name}: ${err.reason}`);
@@ -236,7 +233,7 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
       const setting = settings[settingName];
       const config = learnerConfig(algorithm, setting.family, setting.hidden, setting.innerSteps, setting.innerLr, setting.metaLr);
       const rng = new Rng(1);
-      const learner = path.learner(config, initMetaParams(config, rng));
+      const learner = new MetaLearner({ ...config, ...path.learner }, initMetaParams(config, rng));
       const next = () => packEpisodes(Array.from({ length: setting.metaBatchSize }, () => setting.family.sampleEpisode(rng, 'train', setting.shape)));
       return { id: `${algorithm}/${settingName}`, algorithm, setting, config, learner, next, engine: { batched: [], loop: [] }, pytorch: { batched: [], loop: [] } };
     });

@@ -30,7 +30,8 @@ import time
 
 import torch
 
-from algorithms import ALGORITHMS, LR_PREFIX, META_GRADIENT
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from algorithms import ALGORITHMS, LR_PREFIX, META_GRADIENT  # noqa: E402
 
 # The settings bench:meta times (bench/meta.ts sends their names and checks these values against its own).
 SETTINGS = {
