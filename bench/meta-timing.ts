@@ -70,6 +70,7 @@ export interface TimingSetting {
 export function timingSettings(): Record<TimingSetting['name'], TimingSetting> {
   const { shots, queryShots, metaBatchSize, innerSteps, innerLr, metaLr } = SETTING;
   const hidden = SETTING.model.hidden;
+  const digitsFamily = digits({}, { ways: DIGITS.ways });
   return {
     sinusoid: { name: 'sinusoid', task: 'sinusoid', family: sinusoid(), shape: { shots, queryShots }, hidden, metaBatchSize, innerSteps, innerLr, metaLr },
     // ProtoNets only classify: 1-D blobs with the sinusoid setting's body and 10 + 10 examples per task.
@@ -77,8 +78,8 @@ export function timingSettings(): Record<TimingSetting['name'], TimingSetting> {
     // The digits quality run's network and episodes, 1-shot.
     digits: {
       name: 'digits',
-      task: `digits-size MLP 196-${DIGITS.hidden.join('-')}-${DIGITS.ways}, ${DIGITS.ways}-way 1-shot + ${DIGITS.queryShots} query per class, meta-batch ${DIGITS.metaBatchSize}, inner lr ${DIGITS.innerLr}`,
-      family: digits({}, { ways: DIGITS.ways }),
+      task: `digits-size MLP ${digitsFamily.inputDim}-${DIGITS.hidden.join('-')}-${DIGITS.ways}, ${DIGITS.ways}-way 1-shot + ${DIGITS.queryShots} query per class, meta-batch ${DIGITS.metaBatchSize}, inner lr ${DIGITS.innerLr}`,
+      family: digitsFamily,
       shape: { shots: 1, queryShots: DIGITS.queryShots, ways: DIGITS.ways },
       hidden: DIGITS.hidden,
       metaBatchSize: DIGITS.metaBatchSize,
