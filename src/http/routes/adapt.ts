@@ -11,6 +11,7 @@ import { recordFailure } from '../../db/repositories/adaptation.js';
 import { createAdaptation, getAdaptation, loadAdaptTarget, type AdaptTarget, type AdaptationView, type SupportArrays } from '../../db/repositories/tasks.js';
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
+import { Lru } from '../../util/lru.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses } from '../schemas/common.js';
 import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
@@ -57,16 +58,13 @@ const KNOWN_TASKS = 10_000;
 const adapt: FastifyPluginAsyncTypebox = async (app) => {
   const { db, config } = app;
   // Adaptation is latency-bound: a task adapted again costs no read before its adaptation row is written.
-  const targets = new Map<string, AdaptTarget>();
+  const targets = new Lru<string, AdaptTarget>({ maxEntries: KNOWN_TASKS });
   const adaptTarget = async (tenantId: string, taskId: string): Promise<AdaptTarget | null> => {
     const key = `${tenantId}/${taskId}`;
     const known = targets.get(key);
     if (known) return known;
     const target = await loadAdaptTarget(db, tenantId, taskId);
-    if (target) {
-      targets.set(key, target);
-      if (targets.size > KNOWN_TASKS) targets.delete(targets.keys().next().value as string);
-    }
+    if (target) targets.set(key, target);
     return target;
   };
 
