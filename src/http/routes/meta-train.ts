@@ -14,7 +14,8 @@ import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { createRedis } from '../../jobs/redis.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
 import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
-import { assertRedisReady, within } from '../dependency-errors.js';
+import { withTimeout } from '../../util/timeout.js';
+import { assertRedisReady } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
@@ -131,7 +132,7 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
     if (created) {
       // The row is written, so the job exists whatever Redis does now: if this enqueue fails, the
       // reconciler enqueues every queued row it finds.
-      await within(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
+      await withTimeout(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
     }
     return reply.code(created ? 202 : 200).header('location', `/meta-train/${job.id}`).send(job);
   });
