@@ -11,6 +11,13 @@ export interface LruOptions<V> {
   /** Most entries held; beyond it the least recently used leave. 0 holds nothing. */
   maxEntries: number;
   /**
+   * Most total weight held (see `weigh`, e.g. bytes); beyond it the least recently used leave, and a
+   * single value heavier than this is not stored at all. Default: no limit.
+   */
+  maxWeight?: number;
+  /** A value's weight, counted against `maxWeight`; the same for a value every time. Default: weights are not counted. */
+  weigh?: (value: V) => number;
+  /**
    * Entries that are no use any more (e.g. past their window). Only asked when the map is full, and
    * then every stale entry leaves before any live one is evicted. Default: none is stale.
    */
@@ -26,11 +33,18 @@ export class Lru<K extends NonNullable<unknown>, V extends NonNullable<unknown>>
    */
   private newest: K | undefined;
   private readonly maxEntries: number;
+  private readonly maxWeight: number;
+  private readonly weigh: ((value: V) => number) | undefined;
   private readonly isStale: ((value: V) => boolean) | undefined;
+  private heldWeight = 0;
 
   constructor(options: LruOptions<V>) {
-    if (!(options.maxEntries >= 0)) throw new RangeError(`maxEntries must be 0 or more, got ${options.maxEntries}`);
-    this.maxEntries = options.maxEntries;
+    const { maxEntries, maxWeight = Infinity } = options;
+    if (!(maxEntries >= 0)) throw new RangeError(`maxEntries must be 0 or more, got ${maxEntries}`);
+    if (!(maxWeight >= 0)) throw new RangeError(`maxWeight must be 0 or more, got ${maxWeight}`);
+    this.maxEntries = maxEntries;
+    this.maxWeight = maxWeight;
+    this.weigh = options.weigh;
     this.isStale = options.isStale;
   }
 
@@ -53,20 +67,30 @@ export class Lru<K extends NonNullable<unknown>, V extends NonNullable<unknown>>
     return this.map.has(key);
   }
 
-  /** Stores `value` as the most recently used, first making room: stale entries (when full), then the least recently used. */
+  /**
+   * Stores `value` as the most recently used, first making room: stale entries (when full), then
+   * the least recently used. A value heavier than `maxWeight` is not stored (an older value under
+   * `key` leaves all the same).
+   */
   set(key: K, value: V): void {
-    if (this.maxEntries === 0) return;
-    this.map.delete(key);
-    if (this.map.size >= this.maxEntries && this.isStale) this.deleteWhere(this.isStale);
+    const weight = this.weigh ? this.weigh(value) : 0;
+    this.delete(key);
+    if (this.maxEntries === 0 || weight > this.maxWeight) return;
+    if (this.isStale && !this.hasRoom(weight)) this.deleteWhere(this.isStale);
     for (const oldest of this.map.keys()) {
-      if (this.map.size < this.maxEntries) break;
-      this.map.delete(oldest);
+      if (this.hasRoom(weight)) break;
+      this.delete(oldest);
     }
     this.map.set(key, value);
+    this.heldWeight += weight;
     this.newest = key;
   }
 
   delete(key: K): boolean {
+    if (!this.weigh) return this.map.delete(key);
+    const value = this.map.get(key);
+    if (value === undefined) return false;
+    this.heldWeight -= this.weigh(value);
     return this.map.delete(key);
   }
 
@@ -77,6 +101,7 @@ export class Lru<K extends NonNullable<unknown>, V extends NonNullable<unknown>>
 
   clear(): void {
     this.map.clear();
+    this.heldWeight = 0;
     this.newest = undefined;
   }
 
@@ -85,8 +110,18 @@ export class Lru<K extends NonNullable<unknown>, V extends NonNullable<unknown>>
     return this.map.size;
   }
 
+  /** Total weight held now (0 without `weigh`). */
+  get weight(): number {
+    return this.heldWeight;
+  }
+
   /** Entries, least recently used first. */
   entries(): IterableIterator<[K, V]> {
     return this.map.entries();
+  }
+
+  /** Whether one more entry of `weight` fits. */
+  private hasRoom(weight: number): boolean {
+    return this.map.size < this.maxEntries && this.heldWeight + weight <= this.maxWeight;
   }
 }

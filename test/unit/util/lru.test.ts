@@ -62,4 +62,23 @@ describe('Lru', () => {
     expect(none.size).toBe(0);
     expect(() => new Lru({ maxEntries: -1 })).toThrow(RangeError);
   });
+
+  it('keeps the total weight within maxWeight, least recently used leaving first, and refuses a value heavier than it', () => {
+    const lru = new Lru<string, { bytes: number }>({ maxEntries: 10, maxWeight: 100, weigh: (v) => v.bytes });
+    lru.set('a', { bytes: 40 });
+    lru.set('b', { bytes: 40 });
+    lru.get('a');
+    lru.set('c', { bytes: 30 });
+    expect([...lru.entries()].map(([k]) => k)).toEqual(['a', 'c']);
+    expect(lru.weight).toBe(70);
+    lru.set('a', { bytes: 10 });
+    expect(lru.weight).toBe(40);
+    lru.set('huge', { bytes: 101 });
+    expect(lru.has('huge')).toBe(false);
+    lru.set('c', { bytes: 101 });
+    expect([...lru.entries()].map(([k]) => k)).toEqual(['a']);
+    expect(lru.weight).toBe(10);
+    lru.deleteWhere(() => true);
+    expect(lru.weight).toBe(0);
+  });
 });
