@@ -35,6 +35,7 @@ import {
   type TrainEvent,
 } from '../meta/index.js';
 import { countMetaTrainIterations } from '../metrics/worker.js';
+import { errorMessage } from '../util/error-reason.js';
 import { CANCEL, type CancelListener, type TrackedRun } from './cancel.js';
 import { publishJobEvent, type JobEventMap, type JobEventType } from './events.js';
 import type { JobHandler } from './worker.js';
@@ -71,8 +72,6 @@ class JobFailure extends Error {
     this.name = 'JobFailure';
   }
 }
-
-const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The BullMQ handler for the `meta-train` queue. */
 export function createMetaTrainHandler(deps: MetaTrainDeps): JobHandler<'meta-train'> {
@@ -111,7 +110,7 @@ export async function runMetaTrainJob(deps: MetaTrainDeps, jobId: string, signal
     if (options.lastAttempt ?? true) {
       logger.error({ jobId, err: error }, 'meta-train run failed on its last attempt');
       try {
-        return await run.fail(`the worker failed: ${reasonOf(error)}`);
+        return await run.fail(`the worker failed: ${errorMessage(error)}`);
       } catch {
         // Postgres may be what failed: the job stays unfinished there and the reconciler requeues it.
       }
@@ -162,7 +161,7 @@ class Run {
         } catch (error) {
           if (error instanceof TrainingAbortedError) return await this.aborted(error, shutdown, tracked);
           // The engine refused the configuration or diverged: deterministic, so a retry would too.
-          throw new JobFailure(reasonOf(error));
+          throw new JobFailure(errorMessage(error));
         }
         if (step.done) throw new JobFailure('meta-training ended without a result');
         const outcome = await this.handle(step.value, tracked);
@@ -265,7 +264,7 @@ class Run {
         families: inputs.families.map(({ spec }) => ({ family: createFamily(spec), weight: 1 })),
       };
     } catch (error) {
-      throw new JobFailure(`task family: ${reasonOf(error)}`);
+      throw new JobFailure(`task family: ${errorMessage(error)}`);
     }
   }
 
@@ -289,7 +288,7 @@ class Run {
       return await write();
     } catch (error) {
       if (error instanceof training.NonFiniteValueError || error instanceof CodecError) {
-        throw new JobFailure(`${what} is not finite (${reasonOf(error)}); lower innerLr or metaLr, or set clipNorm`);
+        throw new JobFailure(`${what} is not finite (${errorMessage(error)}); lower innerLr or metaLr, or set clipNorm`);
       }
       throw error;
     }

@@ -10,7 +10,7 @@ import { modelPart } from './algorithms/common.js';
 import { NonFiniteError } from './learner.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
-import { encodeTargets, type TaskTensors } from './tensors.js';
+import { examplesToTensors } from './tensors.js';
 import type { Examples } from './types.js';
 
 /** A meta-trained model: what meta-training produces and adaptation starts from. */
@@ -86,7 +86,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   let losses: Float32Array = new Float32Array(0);
   const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
-    const examples = supportTensors(model.spec, supports);
+    const examples = examplesToTensors(model.spec, supports, 'support');
     const theta = toTensors(model.params);
     const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
     const after = taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y);
@@ -109,21 +109,6 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
     return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
   });
-}
-
-/** Support sets of equal size as one meta-batch: inputs [T, n, inputDim], targets [T, n, outputDim]. */
-function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTensors {
-  const { n } = supports[0];
-  const d = spec.inputDim;
-  const x = new Float32Array(supports.length * n * d);
-  const y = new Float32Array(supports.length * n);
-  supports.forEach((s, t) => {
-    if (s.x.length !== n * d) throw new RangeError(`examples.x has ${s.x.length} values, expected ${n * d}`);
-    if (s.y.length !== n) throw new RangeError(`examples.y has ${s.y.length} values, expected ${n}`);
-    x.set(s.x, t * n * d);
-    y.set(s.y, t * n);
-  });
-  return { x: tf.tensor3d(x, [supports.length, n, d]), y: tf.tensor3d(encodeTargets(spec, y), [supports.length, n, spec.outputDim]) };
 }
 
 /** A task's full parameters: the meta-model's body and head, overridden by what adaptation changed. */

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { firstLine } from '../util/error-reason.js';
 
 export { tf };
 
@@ -43,11 +44,6 @@ let active: string | null = null;
 let activePreference: ConcretePreference | null = null;
 let pending: Promise<string> | null = null;
 let wasmConfigured = false;
-
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.split('\n')[0];
-}
 
 async function loadNative(pref: 'tensorflow-gpu' | 'tensorflow'): Promise<string> {
   // The package registers the 'tensorflow' backend on the tfjs-core instance it shares with us.
@@ -105,7 +101,7 @@ async function select(preference: BackendPreference): Promise<string> {
       activePreference = preference;
       return name;
     } catch (err) {
-      throw new BackendUnavailableError(preference, errorText(err));
+      throw new BackendUnavailableError(preference, firstLine(err));
     }
   }
   const failures: string[] = [];
@@ -115,7 +111,7 @@ async function select(preference: BackendPreference): Promise<string> {
       activePreference = pref;
       return name;
     } catch (err) {
-      failures.push(`${pref}: ${errorText(err)}`);
+      failures.push(`${pref}: ${firstLine(err)}`);
     }
   }
   throw new BackendUnavailableError('auto', failures.join('; '));

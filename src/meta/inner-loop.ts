@@ -13,7 +13,7 @@
  */
 
 import { tf } from './backend.js';
-import { layerGradients, type Layer } from './backprop.js';
+import { layerGradients, type LayerTensors } from './backprop.js';
 import { embed, forward, applyHead, HEAD_BIAS, HEAD_NAMES, HEAD_WEIGHT, splitBodyHead, tileParams, type ModelSpec, type NamedTensors } from './model.js';
 import { taskLoss } from './losses.js';
 import type { TaskTensors } from './tensors.js';
@@ -86,8 +86,8 @@ function layerNames(spec: ModelSpec, scope: AdaptScope): Array<[string, string]>
  * Gradient descent with the hand-written gradient. The first step starts from shared parameters
  * and yields per-task ones by broadcasting (theta - per-task step), so theta is never tiled.
  */
-function analyticLoop(spec: ModelSpec, start: Layer[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): Layer[] {
-  let rates: Layer[] | undefined;
+function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): LayerTensors[] {
+  let rates: LayerTensors[] | undefined;
   if (typeof lr !== 'number') {
     rates = names.map(([w, b]) => {
       if (!lr[w] || !lr[b]) throw new Error(`no inner learning rate for parameter '${lr[w] ? b : w}'`);

@@ -6,6 +6,7 @@
 import { AggregatorRegistry, Gauge, Histogram, Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
 import { QUEUE_NAMES, type Queues } from '../jobs/queues.js';
+import { withTimeout } from '../util/timeout.js';
 import { processRegistry } from './registry.js';
 import { readSnapshots, type MetricsJson } from './snapshots.js';
 import { BACKEND_INFO } from './worker.js';
@@ -28,14 +29,6 @@ export interface ApiMetricsOptions {
   backend: () => string | null;
   /** How long a scrape waits for Redis before reporting it down. Default 1000. */
   timeoutMs?: number;
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** One app's metrics; the HTTP plugin feeds it and serves {@link ApiMetrics.scrape}. */

@@ -11,6 +11,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/db/repositories/api-keys.js';
+import { withTimeout } from '../../src/util/timeout.js';
 import { newTenant, SINE, startApi, type TestApi } from '../integration/support/api-app.js';
 import { requestFor, type FuzzContext, type FuzzRequest } from './support/arbitraries.js';
 import { fuzzRoutes, registeredRoutes } from './support/routes.js';
@@ -78,16 +79,8 @@ interface Failure {
 }
 
 async function send(request: FuzzRequest): Promise<{ status: number; contentType: string; body: string }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ANSWER_WITHIN_MS} ms`)), ANSWER_WITHIN_MS);
-  });
-  try {
-    const response = await Promise.race([api.app.inject({ ...request, method: request.method as 'GET' }), timeout]);
-    return { status: response.statusCode, contentType: String(response.headers['content-type'] ?? ''), body: response.body };
-  } finally {
-    clearTimeout(timer);
-  }
+  const response = await withTimeout(api.app.inject({ ...request, method: request.method as 'GET' }), ANSWER_WITHIN_MS);
+  return { status: response.statusCode, contentType: String(response.headers['content-type'] ?? ''), body: response.body };
 }
 
 function describeFailures(label: string, seed: number, failures: Failure[]): string {

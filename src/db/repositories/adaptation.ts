@@ -26,9 +26,7 @@ import {
   type TaskKind,
 } from '../../meta/index.js';
 import type { Db } from '../client.js';
-
-/** Longest error text stored on an adaptation. */
-const MAX_ERROR_LENGTH = 2_000;
+import { truncateReason } from '../../util/error-reason.js';
 
 export type AdaptationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 
@@ -210,10 +208,9 @@ export async function recordHead(db: Db, head: HeadWrite): Promise<number | null
  * @returns false when it had already ended (nothing written).
  */
 export async function recordFailure(db: Db, adaptationId: string, error: string, startedAt: Date): Promise<boolean> {
-  const text = error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error;
   const { count } = await db.prisma.adaptation.updateMany({
     where: { id: adaptationId, status: { in: ['queued', 'running'] } },
-    data: { status: 'failed', error: text, startedAt, finishedAt: new Date() },
+    data: { status: 'failed', error: truncateReason(error), startedAt, finishedAt: new Date() },
   });
   return count === 1;
 }

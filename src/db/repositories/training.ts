@@ -9,6 +9,7 @@
  */
 import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type ParamArrays } from '../../meta/index.js';
 import { Prisma, type Db } from '../client.js';
+import { truncateReason } from '../../util/error-reason.js';
 
 /** The token of one run of a job: writes succeed only while it is the job's latest start. */
 export interface Fence {
@@ -25,9 +26,6 @@ export class FencedOutError extends Error {
 }
 
 type Tx = Prisma.TransactionClient;
-
-/** Longest error text stored on a job. */
-const MAX_ERROR_LENGTH = 2_000;
 
 const fencedWhere = ({ jobId, attempt }: Fence) => ({ id: jobId, attempts: attempt, status: 'running' as const });
 
@@ -334,7 +332,7 @@ async function finish(db: Db, fence: Fence, data: Prisma.MetaTrainJobUpdateManyM
 
 /** Ends the job `failed` at `iteration` (the last one completed) with a readable reason; nothing else is stored. */
 export async function finishFailed(db: Db, fence: Fence, error: string, iteration: number): Promise<void> {
-  await finish(db, fence, { status: 'failed', iteration, error: error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error });
+  await finish(db, fence, { status: 'failed', iteration, error: truncateReason(error) });
 }
 
 /** Ends the job `cancelled` (its cancel was requested) at `iteration`. */
