@@ -6,6 +6,7 @@
 import type { FamilySpec, GeneratorType, TaskKind } from '../../meta/index.js';
 import type { Db } from '../client.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
+import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
 
 /** A family as clients read it (stored tasks are not echoed back; `taskCount` says how many). */
 export interface TaskFamilyView {
@@ -55,19 +56,6 @@ function view(row: FamilyRow): TaskFamilyView {
   };
 }
 
-/** float32 little-endian, whatever the host's byte order (the format DatasetTask documents). */
-function toFloat32Bytes(values: readonly number[]): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(values.length * 4);
-  const view = new DataView(bytes.buffer);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  return bytes;
-}
-
-function fromFloat32Bytes(bytes: Uint8Array): number[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Array.from({ length: bytes.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true));
-}
-
 /**
  * Stores a family the caller has already validated with the engine's createFamily (so `spec.tasks`
  * are well-formed rows of `inputDim` numbers).
@@ -88,8 +76,8 @@ export async function createTaskFamily(db: Db, tenantId: string, spec: FamilySpe
           data: tasks.map((task, index) => ({
             index,
             examples: task.y.length,
-            x: toFloat32Bytes(task.x.flat()),
-            y: toFloat32Bytes(task.y),
+            x: float32Bytes(task.x.flat()),
+            y: float32Bytes(task.y),
           })),
         },
       },
@@ -131,10 +119,10 @@ export async function loadFamilySpec(db: Db, tenantId: string, id: string): Prom
   const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
   if (row.generator !== null) return { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
   const tasks: NonNullable<FamilySpec['tasks']> = row.tasks.map((task) => {
-    const x = fromFloat32Bytes(task.x);
+    const x = Array.from(float32sFromBytes(task.x));
     return {
       x: Array.from({ length: task.examples }, (_, i) => x.slice(i * row.inputDim, (i + 1) * row.inputDim)),
-      y: fromFloat32Bytes(task.y),
+      y: Array.from(float32sFromBytes(task.y)),
     };
   });
   return { ...base, tasks };
