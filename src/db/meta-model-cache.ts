@@ -1,8 +1,10 @@
 /**
- * Hot meta-models: decoded meta-parameters by meta-model id, so an adaptation reads only its own row
- * from Postgres. A meta-model version never changes once stored, so entries are never stale and only
- * leave to keep the cache within its bounds (least recently used first). Concurrent misses on one id
- * share one load, so a burst of adaptations against a cold meta-model decodes it once.
+ * Hot meta-models: decoded meta-parameters by meta-model id, so an adaptation or a prediction reads
+ * only its own row from Postgres. Both roles hold one (the worker's adapt processor, the API's adapt
+ * and predict routes), so it lives in db/, below both, beside the loader it caches (loadMetaModel in
+ * repositories/meta-models.ts). A meta-model version never changes once stored, so entries are never
+ * stale and only leave to keep the cache within its bounds (least recently used first). Concurrent
+ * misses on one id share one load, so a burst of adaptations against a cold meta-model decodes it once.
  */
 import type { MetaModel } from '../meta/index.js';
 

@@ -13,7 +13,7 @@ import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { createRedis } from '../../jobs/redis.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, getAlgorithm, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
 import { assertRedisReady, within } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
@@ -58,8 +58,9 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
       );
     }
   });
-  if (body.algorithm === 'protonet' && first.kind !== 'classification') {
-    throw invalidField('/algorithm', `protonet needs classification families; '${first.name}' is ${first.kind}`);
+  const { kinds } = getAlgorithm(body.algorithm);
+  if (!kinds.includes(first.kind)) {
+    throw invalidField('/algorithm', `${body.algorithm} needs ${kinds.join(' or ')} families; '${first.name}' is ${first.kind}`);
   }
   let hyper;
   try {
