@@ -1,7 +1,7 @@
 /**
  * Adaptations, the `adaptations` table: the API writes a queued adaptation carrying the task's
  * support set and reads it back; the worker loads it with its task's shape and ends it, either with
- * a new adapted head version or as failed.
+ * a new adapted head version (written to `adapted_heads`, the task pointed at it) or as failed.
  *
  * Versions of one task never interleave: the head write locks the task row (SELECT ... FOR UPDATE)
  * before it numbers the version, so concurrent adaptations of a task queue up on that lock and get
@@ -25,7 +25,7 @@ const MAX_ERROR_LENGTH = 2_000;
 export type AdaptationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 
 // ---------------------------------------------------------------------------------------------------
-// Requested (API)
+// Requested and read back (the API)
 
 /** A validated support set: `x` row-major [n, inputDim], `y` [n]. */
 export interface SupportArrays {
@@ -131,7 +131,7 @@ export async function getAdaptation(db: Db, tenantId: string, taskId: string, ad
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Run and ended (worker)
+// Run and ended (the worker; the API too ends one as failed when it cannot enqueue it)
 
 /** One adaptation as the worker runs it. */
 export interface AdaptationWork {
