@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES } from '../../src/meta/index.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL } from '../integration/support/services.js';
 
@@ -44,7 +45,7 @@ describe('the benchmarks', () => {
     const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm']);
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
     const rows = result.rows as { algorithm: string; backend: string; msPerIteration: number; naiveLoopMsPerIteration: number }[];
-    expect(rows.map((r) => r.algorithm).sort()).toEqual(['anil', 'fomaml', 'maml', 'metasgd', 'protonet', 'reptile']);
+    expect(rows.map((r) => r.algorithm).sort()).toEqual([...ALGORITHM_NAMES].sort());
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive() });
     expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
     // The PyTorch baseline runs where a Python with torch is found and says why not elsewhere.
