@@ -106,24 +106,37 @@ export async function summariseFamilies(db: Db, tenantId: string, ids: readonly 
   return new Map(rows.map((row) => [row.id, row]));
 }
 
+/** A stored task (`x` examples x inputDim row-major, `y` examples) back in the API's shape. */
+function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yBytes: Uint8Array) {
+  const x = float32sFromBytes(xBytes);
+  const y = float32sFromBytes(yBytes);
+  if (x.length !== examples * inputDim || y.length !== examples) {
+    throw new RangeError(`a stored task holds ${x.length} inputs and ${y.length} targets, expected ${examples * inputDim} and ${examples}`);
+  }
+  return { x: Array.from({ length: examples }, (_, i) => Array.from(x.subarray(i * inputDim, (i + 1) * inputDim))), y: Array.from(y) };
+}
+
 /**
- * A stored family back in the form createFamily() takes, dataset tasks decoded. `tenantId` scopes
- * the lookup where a caller acts for a tenant; the worker, acting for a job, passes the job's.
+ * The tenant's families among `ids` back in the form createFamily() takes, dataset tasks decoded, by
+ * id (missing or foreign ids are absent). `tenantId` scopes the lookup where a caller acts for a
+ * tenant; the worker, acting for a job, passes the job's.
+ * @throws RangeError when a stored task's bytes do not match its sizes.
  */
-export async function loadFamilySpec(db: Db, tenantId: string, id: string): Promise<FamilySpec | null> {
-  const row = await db.prisma.taskFamily.findFirst({
-    where: { id, tenantId },
+export async function loadFamilySpecs(db: Db, tenantId: string, ids: readonly string[]): Promise<Map<string, FamilySpec>> {
+  const rows = await db.prisma.taskFamily.findMany({
+    where: { tenantId, id: { in: [...ids] } },
     include: { tasks: { orderBy: { index: 'asc' } } },
   });
-  if (!row) return null;
-  const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
-  if (row.generator !== null) return { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
-  const tasks: NonNullable<FamilySpec['tasks']> = row.tasks.map((task) => {
-    const x = Array.from(float32sFromBytes(task.x));
-    return {
-      x: Array.from({ length: task.examples }, (_, i) => x.slice(i * row.inputDim, (i + 1) * row.inputDim)),
-      y: Array.from(float32sFromBytes(task.y)),
-    };
-  });
-  return { ...base, tasks };
+  return new Map(rows.map((row) => {
+    const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
+    const spec: FamilySpec = row.generator === null
+      ? { ...base, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
+      : { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
+    return [row.id, spec];
+  }));
+}
+
+/** One family of the tenant as loadFamilySpecs gives it, or null. */
+export async function loadFamilySpec(db: Db, tenantId: string, id: string): Promise<FamilySpec | null> {
+  return (await loadFamilySpecs(db, tenantId, [id])).get(id) ?? null;
 }

@@ -11,10 +11,10 @@
  * writing anything.
  */
 import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type MetaModel, type MetricsPoint, type ParamArrays } from '../../meta/index.js';
-import { float32sFromBytes } from '../../util/float32.js';
 import type { Prisma} from '../client.js';
 import { isUniqueViolation, type Db } from '../client.js';
 import { insertMetaModelVersion, metricsJson } from './meta-models.js';
+import { loadFamilySpecs } from './task-families.js';
 
 /** The token of one run of a job: writes succeed only while it is the job's latest start. */
 export interface Fence {
@@ -93,16 +93,6 @@ export interface RunInputs {
   families: StoredFamily[];
 }
 
-/** A stored task (`x` examples x inputDim row-major, `y` examples) back in the API's shape. */
-function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yBytes: Uint8Array) {
-  const x = float32sFromBytes(xBytes);
-  const y = float32sFromBytes(yBytes);
-  if (x.length !== examples * inputDim || y.length !== examples) {
-    throw new RangeError(`a stored task holds ${x.length} inputs and ${y.length} targets, expected ${examples * inputDim} and ${examples}`);
-  }
-  return { x: Array.from({ length: examples }, (_, i) => Array.from(x.subarray(i * inputDim, (i + 1) * inputDim))), y: Array.from(y) };
-}
-
 /** Loads what the run trains on; null when the job is gone. Families belong to the job's tenant. */
 export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | null> {
   const job = await db.prisma.metaTrainJob.findUnique({
@@ -110,24 +100,10 @@ export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | 
     select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true },
   });
   if (!job) return null;
-  const rows = await db.prisma.taskFamily.findMany({
-    where: { id: { in: job.familyIds }, tenantId: job.tenantId },
-    include: { tasks: { orderBy: { index: 'asc' } } },
-  });
-  const byId = new Map(rows.map((row) => [row.id, row]));
+  const specs = await loadFamilySpecs(db, job.tenantId, job.familyIds);
   const families = job.familyIds.flatMap((id) => {
-    const row = byId.get(id);
-    if (!row) return [];
-    const spec: FamilySpec = {
-      name: row.name,
-      kind: row.kind,
-      inputDim: row.inputDim,
-      ...(row.nWay === null ? {} : { nWay: row.nWay }),
-      ...(row.generator === null
-        ? { tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
-        : { generator: row.generator as unknown as NonNullable<FamilySpec['generator']> }),
-    };
-    return [{ id, spec }];
+    const spec = specs.get(id);
+    return spec ? [{ id, spec }] : [];
   });
   return { ...job, families };
 }
