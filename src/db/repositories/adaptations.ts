@@ -22,7 +22,9 @@ import type { AdaptTarget } from './tasks.js';
 /** Longest error text stored on an adaptation. */
 const MAX_ERROR_LENGTH = 2_000;
 
-export type AdaptationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+/** An adaptation's statuses (the database enum and the adaptation resource's `status`). */
+export const ADAPTATION_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type AdaptationStatus = (typeof ADAPTATION_STATUSES)[number];
 
 // ---------------------------------------------------------------------------------------------------
 // Requested and read back (the API)

@@ -113,6 +113,7 @@ export const Job = Type.Object({
   algorithm: Algorithm,
   familyIds: Type.Array(Id),
   model: Type.Object({ hidden: Type.Array(Type.Integer()), activation: Activation }),
+  // The API's hyper-parameters from their one declaration: those with a default are always there.
   hyper: Type.Object(
     Object.fromEntries(API_HYPER_NAMES.map((name) => {
       const field: HyperField = HYPER_FIELDS[name];
