@@ -9,6 +9,12 @@ import { withTimeout } from '../util/timeout.js';
 
 export { PrismaClient };
 export { Prisma } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
+
+/** The write broke a unique constraint (Prisma's P2002): another writer took the key first. */
+export function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+}
 
 /** A connected database handle. Created by {@link createDb}. */
 export interface Db {

@@ -18,12 +18,13 @@ import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import * as adaptations from '../db/repositories/adaptation.js';
+import type { MetaModelCache } from '../db/meta-model-cache.js';
+import * as adaptations from '../db/repositories/adaptations.js';
+import { loadMetaModel } from '../db/repositories/meta-models.js';
 import { CodecError, encodeParams, NonFiniteError, type MetaModel } from '../meta/index.js';
 import { errorMessage } from '../util/error-reason.js';
 import { AdaptBatcher } from './adapt-batcher.js';
 import { publishAdapted, type AdaptedMessage, type AdaptTimings } from './adapted.js';
-import type { MetaModelCache } from './meta-model-cache.js';
 import type { JobHandler } from './worker.js';
 
 export interface AdaptDeps {
@@ -142,7 +143,7 @@ async function loadOrFail(db: Db, adaptationId: string): Promise<adaptations.Ada
 async function metaModelFor(deps: AdaptDeps, work: adaptations.AdaptationWork): Promise<MetaModel> {
   let model: MetaModel | null;
   try {
-    model = await deps.metaModels.get(work.metaModelId, (id) => adaptations.loadMetaModel(deps.db, id));
+    model = await deps.metaModels.get(work.metaModelId, (id) => loadMetaModel(deps.db, id));
   } catch (error) {
     if (error instanceof CodecError || error instanceof RangeError) throw new AdaptationFailure(`the task's meta-model cannot be read: ${errorMessage(error)}`);
     throw error;

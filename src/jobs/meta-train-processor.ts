@@ -30,6 +30,7 @@ import {
   type AlgorithmName,
   type Checkpoint,
   type HyperParams,
+  type MetricsPoint,
   type ModelConfig,
   type TrainConfig,
   type TrainEvent,
@@ -126,7 +127,7 @@ class Run {
   private readonly fence: training.Fence;
   private readonly iterations: number;
   private iteration: number;
-  private lastMetrics: training.MetricsPoint | undefined;
+  private lastMetrics: MetricsPoint | undefined;
   private lastProgressAt = 0;
 
   constructor(
@@ -204,19 +205,10 @@ class Run {
   }
 
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
-    const { spec } = result.model;
     const metrics = this.lastMetrics;
     if (metrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
-      training.finishSucceeded(this.deps.db, this.fence, {
-        algorithm: result.model.algorithm,
-        kind: spec.kind,
-        inputDim: spec.inputDim,
-        nWay: spec.kind === 'classification' ? spec.outputDim : null,
-        model: { hidden: [...spec.hidden], activation: spec.activation },
-        metrics,
-        params: result.model.params,
-      }),
+      training.finishSucceeded(this.deps.db, this.fence, { model: result.model, metrics }),
     );
     this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });

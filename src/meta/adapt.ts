@@ -90,8 +90,8 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     const theta = toTensors(model.params);
     const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
     const after = taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y);
-    const meta = modelPart(theta);
-    const before = meta['head.weight'] ? taskLoss(model.spec.kind, forward(model.spec, meta, examples.x), examples.y) : after;
+    // Without a meta-trained head there is nothing to score before adaptation: report the adapted head.
+    const before = algorithm.metaTrainsHead ? taskLoss(model.spec.kind, forward(model.spec, modelPart(theta), examples.x), examples.y) : after;
     losses = tf.stack([before, after]).dataSync() as Float32Array;
     for (const [name] of shapes) adaptedData.push(adapted[name].dataSync() as Float32Array);
   });
@@ -107,7 +107,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     });
     const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
-    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
   });
 }
 

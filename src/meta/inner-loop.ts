@@ -27,7 +27,7 @@ export type AdaptScope = 'all' | 'head';
 /** How the support-loss gradient is taken: written out by hand, or by tfjs autodiff (reference). */
 export type InnerGradient = 'analytic' | 'autodiff';
 
-export interface AdaptOptions {
+export interface InnerLoopOptions {
   scope: AdaptScope;
   /** Gradient steps on the support set (0 returns the starting point). */
   steps: number;
@@ -105,7 +105,7 @@ function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: t
   return layers;
 }
 
-function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
+function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const names = layerNames(spec, options.scope);
   const { body } = splitBodyHead(theta);
   const x = options.scope === 'head' ? embed(spec, body, support.x) : support.x;
@@ -124,7 +124,7 @@ function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensor
  * support set ([T, n, ...]). Returns the adapted model parameters: task-batched ([T, in, out] /
  * [T, 1, out]) for what was adapted; with scope 'head' the body stays shared and untiled.
  */
-export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
+export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const tasks = support.x.shape[0];
   if ((options.gradient ?? 'analytic') === 'analytic' && options.steps > 0) return analyticAdapt(spec, theta, support, options);
   const { body, head } = splitBodyHead(theta);

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES, getAlgorithm } from '../../src/meta/index.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL } from '../integration/support/services.js';
 
@@ -46,8 +47,9 @@ describe('the benchmarks', () => {
     const rows = result.rows as Record<string, unknown>[];
     // Every algorithm at sinusoid size (ProtoNets on blobs), MAML and ProtoNets at digits size, named in `task`.
     const setting = (task: unknown) => (String(task).startsWith('digits-size MLP 196-128-64-5') ? 'digits' : task === 'sinusoid' ? 'sinusoid' : String(task).split(' ')[0]);
-    expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual(
-      ['anil sinusoid', 'fomaml sinusoid', 'maml digits', 'maml sinusoid', 'metasgd sinusoid', 'protonet digits', 'protonet gaussian-blobs', 'reptile sinusoid']);
+    // Regression algorithms run on sinusoids, classification-only ones on blobs.
+    const sinusoidRows = ALGORITHM_NAMES.map((a) => `${a} ${getAlgorithm(a).kinds.includes('regression') ? 'sinusoid' : 'gaussian-blobs'}`);
+    expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual([...sinusoidRows, 'maml digits', 'protonet digits'].sort());
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive(), speedup: positive() });
     expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
     // The PyTorch baselines run where a Python with torch is found and say why not elsewhere.

@@ -7,8 +7,8 @@
  * row once if the message does not come within ADAPT_WAIT_MS: no polling.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { recordFailure } from '../../db/repositories/adaptation.js';
-import { createAdaptation, getAdaptation, loadAdaptTarget, type AdaptTarget, type AdaptationView, type SupportArrays } from '../../db/repositories/tasks.js';
+import { createAdaptation, getAdaptation, recordFailure, type AdaptationView, type SupportArrays } from '../../db/repositories/adaptations.js';
+import { loadAdaptTarget, type AdaptTarget } from '../../db/repositories/tasks.js';
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
 import { Lru } from '../../util/lru.js';

@@ -12,7 +12,7 @@ import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, getAlgorithm, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
@@ -57,8 +57,9 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
       );
     }
   });
-  if (body.algorithm === 'protonet' && first.kind !== 'classification') {
-    throw invalidField('/algorithm', `protonet needs classification families; '${first.name}' is ${first.kind}`);
+  const { kinds } = getAlgorithm(body.algorithm);
+  if (!kinds.includes(first.kind)) {
+    throw invalidField('/algorithm', `${body.algorithm} needs ${kinds.join(' or ')} families; '${first.name}' is ${first.kind}`);
   }
   let hyper;
   try {

@@ -8,7 +8,7 @@ import { adapt, predict, taskParams, type MetaModel } from '../../../src/meta/ad
 import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
 import { sinusoid } from '../../../src/meta/families/index.js';
-import { initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { ACTIVATIONS, initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { predictArrays, prepareMlp, runMlp } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
 
@@ -27,7 +27,7 @@ function scaled(params: ParamArrays, factor: number): ParamArrays {
 }
 
 describe('predictArrays', () => {
-  it.each(['relu', 'softplus'] as const)('matches predict on regression (%s, 1-40-40-1)', (activation) => {
+  it.each(ACTIVATIONS)('matches predict on regression (%s, 1-40-40-1)', (activation) => {
     const spec = modelSpec('regression', 1, { hidden: [40, 40], activation });
     const params = scaled(initModelParams(spec, new Rng(7)), 3);
     const x = inputs(spec, 64, 1);
@@ -40,7 +40,7 @@ describe('predictArrays', () => {
     got.values.forEach((v, i) => expect(Math.abs(v - expected.values[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.values[i]))));
   });
 
-  it.each(['relu', 'softplus'] as const)('matches predict on 5-way classification in 3-D (%s)', (activation) => {
+  it.each(ACTIVATIONS)('matches predict on 5-way classification in 3-D (%s)', (activation) => {
     const spec = modelSpec('classification', 3, { hidden: [16, 8], activation }, 5);
     const params = scaled(initModelParams(spec, new Rng(11)), 4);
     const x = inputs(spec, 50, 2);
