@@ -562,7 +562,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
         };
         Predictions: {
@@ -621,7 +621,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
         };
         Task: {
