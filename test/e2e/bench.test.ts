@@ -41,12 +41,14 @@ const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number'
 
 describe('the benchmarks', () => {
   it('bench:meta times every algorithm against its per-task loop and reports sinusoid MSE and digits accuracy', async () => {
-    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm']);
+    // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
+    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu']);
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
     const rows = result.rows as { algorithm: string; backend: string; msPerIteration: number; naiveLoopMsPerIteration: number }[];
     expect(rows.map((r) => r.algorithm).sort()).toEqual(['anil', 'fomaml', 'maml', 'metasgd', 'protonet', 'reptile']);
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive() });
-    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
+    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive(), backend: 'cpu' });
+    expect(result.digitsSetting).toMatchObject({ backend: 'cpu' });
     // The PyTorch baseline runs where a Python with torch is found and says why not elsewhere.
     const pytorch = result.pytorch as { skipped?: string; mamlMsPerIteration?: number };
     if (pytorch.skipped === undefined) {
