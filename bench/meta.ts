@@ -21,17 +21,18 @@
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --seeds N (train the sinusoid
  * model, and the baseline, with seeds 0..N-1 and report the means; default 1), --digits-iterations N
- * (default 500), --backends wasm,cpu (the engine paths to time, see ENGINE_PATHS), --timing-iterations N
- * (default 40), --warmup-ms N (each case's warm-up in each mode, engine and PyTorch, before timing,
- * default 1500), --skip-quality, --skip-digits, --pytorch auto|off|PYTHON (default auto:
- * /usr/bin/python3 or python3 if it has torch), --out PATH.
+ * (default 500), --backends wasm,cpu (the engine paths to time, see ENGINE_PATHS), --quality-backend B
+ * (the backend meta-training for quality runs on: default TFJS_BACKEND, else auto; recorded as
+ * quality.backend), --timing-iterations N (default 40), --warmup-ms N (each case's warm-up in each
+ * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
+ * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
  */
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend, tf } from '../src/meta/backend.js';
+import { initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
 import { digits, packEpisodes, sinusoid } from '../src/meta/families/index.js';
 import { MetaLearner, metaTrain, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     iterations: { type: 'string', default: '8000' },
     'digits-iterations': { type: 'string', default: '500' },
     backends: { type: 'string', default: 'wasm,cpu' },
+    'quality-backend': { type: 'string', default: process.env.TFJS_BACKEND ?? 'auto' },
     'timing-iterations': { type: 'string', default: '40' },
     'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
@@ -270,6 +272,8 @@ async function main(): Promise<void> {
   const digitsIterations = positive('digits-iterations', args['digits-iterations']);
   const seeds = positive('seeds', args.seeds);
   const started = performance.now();
+  // Chosen first, as the service would choose it; timing then switches between the timed backends.
+  const qualityBackend = await initBackend(args['quality-backend'] as BackendPreference);
   const load = loadavg()[0];
   console.log(`timing on ${paths.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
   const pytorch = await findPytorch(args.pytorch);
@@ -308,14 +312,15 @@ async function main(): Promise<void> {
     pytorch: baseline,
   };
   if (!args['skip-quality']) {
-    await initBackend(rows.some((r) => r.backend === 'tensorflow') ? 'tensorflow' : 'wasm');
+    // The backend picked before timing switched between the timed ones (a later 'auto' keeps the active one).
+    await initBackend(qualityBackend);
     const quality = await sinusoidQuality(iterations, seeds, pytorch.python);
-    result.quality = quality;
+    result.quality = { ...quality, backend: qualityBackend };
     const line = (q: { mse1Step: number; mse10Steps: number }) => `1 step ${q.mse1Step}, 10 steps ${q.mse10Steps}`;
     console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: ${line(quality as never)}`);
     if (quality.pytorch) console.log(`  plain PyTorch, same tasks, same scoring: ${line(quality.pytorch as never)}`);
     if (!args['skip-digits']) {
-      result.digitsSetting = { ...DIGITS, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
+      result.digitsSetting = { ...DIGITS, backend: qualityBackend, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
       result.digits = await digitsQuality(digitsIterations);
     }
   }

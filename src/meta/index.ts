@@ -3,7 +3,7 @@
  * the benchmark build on. Pure tfjs, no I/O: call initBackend() once before using it.
  */
 
-export { activeBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendPreference } from './backend.js';
+export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendName, type BackendPreference } from './backend.js';
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
 export { adapt, adaptMany, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';

@@ -42,7 +42,8 @@ const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number'
 
 describe('the benchmarks', () => {
   it('bench:meta times every algorithm against its per-task loop and PyTorch, and reports sinusoid MSE and digits accuracy', async () => {
-    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm']);
+    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu']);
+    // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
     const rows = result.rows as Record<string, unknown>[];
     // Every algorithm at sinusoid size (ProtoNets on blobs), MAML and ProtoNets at digits size, named in `task`.
@@ -51,7 +52,8 @@ describe('the benchmarks', () => {
     const sinusoidRows = ALGORITHM_NAMES.map((a) => `${a} ${getAlgorithm(a).kinds.includes('regression') ? 'sinusoid' : 'gaussian-blobs'}`);
     expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual([...sinusoidRows, 'maml digits', 'protonet digits'].sort());
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive(), speedup: positive() });
-    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
+    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive(), backend: 'cpu' });
+    expect(result.digitsSetting).toMatchObject({ backend: 'cpu' });
     // The PyTorch baselines run where a Python with torch is found and say why not elsewhere.
     const pytorch = result.pytorch as { skipped?: string; gradientCheck?: { maxAbsDiff: number } };
     if (pytorch.skipped === undefined) {

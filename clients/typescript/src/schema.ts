@@ -560,7 +560,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
         };
         Predictions: {
@@ -619,7 +619,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
         };
         Task: {
