@@ -1,17 +1,19 @@
 /**
  * A meta-learner: an algorithm, its meta-parameters and the outer-loop optimiser. `metaStep` is one
- * outer-loop iteration on one meta-batch; `evaluate` measures post-adaptation query loss. The
- * training generator (train.ts) and the benchmark drive it.
+ * outer-loop iteration on one meta-batch (a pool minibatch for an algorithm that trains on a task
+ * pool); `evaluate` measures post-adaptation query loss. The training generator (train.ts) and the
+ * benchmark drive it.
  */
 
 import { tf } from './backend.js';
 import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './adam.js';
-import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
+import { getAlgorithm, POOL_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
+import { slicePoolBatch } from './families/pool.js';
 import { accuracy, taskLoss } from './losses.js';
 import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
-import type { EpisodeBatch } from './types.js';
+import { isPoolBatch, type EpisodeBatch, type TrainingBatch } from './types.js';
 
 /** 'batched': the whole meta-batch as batched tensor ops; 'loop': one task at a time (baseline, tests). */
 export type MetaStepMode = 'batched' | 'loop';
@@ -46,13 +48,17 @@ export class MetaLearner {
   readonly spec: ModelSpec;
   readonly inner: InnerSettings;
   readonly clipNorm?: number;
-  /** The meta-parameters: the master copy the optimiser updates, and its upload. */
+  /**
+   * The meta-parameters (and a pool algorithm's pool parameters): the master copy the optimiser
+   * updates, and its upload.
+   */
   private readonly values: ParamArrays;
   private theta: NamedTensors;
   private readonly optimizer: Adam;
 
   /**
-   * @param params - initial meta-parameters (see initMetaParams) or those of a checkpoint (copied).
+   * @param params - initial meta-parameters (see initMetaParams; with a pool algorithm's pool
+   *   parameters, see initPoolParams) or those of a checkpoint (copied).
    * @param optimizerState - Adam state to continue from (resuming a checkpoint); fresh when absent.
    */
   constructor(config: LearnerConfig, params: ParamArrays, optimizerState?: AdamState) {
@@ -76,8 +82,11 @@ export class MetaLearner {
     return this.theta;
   }
 
-  /** One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss. */
-  metaStep(batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
+  /**
+   * One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss (a pool
+   * minibatch's mean training loss).
+   */
+  metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
     const names = Object.keys(this.values);
     // One download per iteration: the loss and the flattened meta-gradient together.
     const flat = tf.tidy(() => {
@@ -111,19 +120,28 @@ export class MetaLearner {
     return loss;
   }
 
-  /** The meta-gradient of a meta-batch computed as batched ops across its tasks (caller tidies). */
-  batchedGradient(batch: EpisodeBatch): MetaGradient {
+  /**
+   * The meta-gradient of a meta-batch computed as batched ops across its tasks (caller tidies).
+   * @throws TypeError for a batch of the other kind than the algorithm trains on.
+   */
+  batchedGradient(batch: TrainingBatch): MetaGradient {
+    const algorithm = this.algorithm;
+    if (algorithm.trainsOn === 'pool') {
+      if (!isPoolBatch(batch)) throw new TypeError(`${algorithm.name} trains on task-pool minibatches, not episodes`);
+      return algorithm.poolGradient(this.spec, this.theta, batch);
+    }
+    if (isPoolBatch(batch)) throw new TypeError(`${algorithm.name} trains on meta-batches of episodes, not task-pool minibatches`);
     const tensors: BatchTensors = batchToTensors(this.spec, batch);
-    return this.algorithm.metaGradient(this.spec, this.theta, tensors, this.inner);
+    return algorithm.metaGradient(this.spec, this.theta, tensors, this.inner);
   }
 
   /** The same meta-gradient task by task, averaged (caller tidies). */
-  loopGradient(batch: EpisodeBatch): MetaGradient {
+  loopGradient(batch: TrainingBatch): MetaGradient {
     let loss: tf.Scalar = tf.scalar(0);
     let grads: NamedTensors = Object.fromEntries(Object.entries(this.theta).map(([n, p]) => [n, tf.zerosLike(p)]));
     for (let t = 0; t < batch.tasks; t++) {
       const [nextLoss, nextGrads] = tf.tidy(() => {
-        const one = this.algorithm.metaGradient(this.spec, this.theta, batchToTensors(this.spec, sliceEpisodeBatch(batch, t)), this.inner);
+        const one = this.batchedGradient(isPoolBatch(batch) ? slicePoolBatch(batch, t) : sliceEpisodeBatch(batch, t));
         const summed = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.add(g, one.grads[n])]));
         return [tf.add(loss, one.loss) as tf.Scalar, summed] as const;
       });
@@ -152,9 +170,14 @@ export class MetaLearner {
     return values.length === 2 ? { loss: values[0], accuracy: values[1] } : { loss: values[0] };
   }
 
-  /** The meta-parameters as plain data (a copy). */
+  /** Everything the optimiser steps, as plain data (a copy): what a checkpoint holds. */
   exportParams(): ParamArrays {
     return copyArrays(this.values);
+  }
+
+  /** The meta-parameters alone, as plain data (a copy): what a meta-model holds (no pool parameters). */
+  exportMetaParams(): ParamArrays {
+    return copyArrays(Object.fromEntries(Object.entries(this.values).filter(([name]) => !name.startsWith(POOL_PREFIX))));
   }
 
   /** The optimiser's state as plain data. */
@@ -173,6 +196,6 @@ export function initMetaParams(config: LearnerConfig, rng: Rng): ParamArrays {
 }
 
 /** One outer-loop iteration of `learner` on `batch` (see MetaLearner.metaStep). */
-export function metaStep(learner: MetaLearner, batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
+export function metaStep(learner: MetaLearner, batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
   return learner.metaStep(batch, mode);
 }
