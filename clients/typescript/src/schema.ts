@@ -413,7 +413,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             familyIds: string[];
             model: {
                 hidden: number[];
@@ -433,6 +433,7 @@ export interface components {
                 checkpointEvery: number;
                 seed: number;
                 clipNorm?: number;
+                tasks: number;
             };
             progress: {
                 iteration: number;
@@ -480,7 +481,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             /** @enum {string} */
             kind: "regression" | "classification";
             inputDim: number;
@@ -1662,7 +1663,7 @@ export interface operations {
                      * @description Meta-learning algorithm; protonet needs classification families
                      * @enum {string}
                      */
-                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
                     model?: {
                         /** @description Hidden layer sizes of the body. Default [128, 64] */
                         hidden?: number[];
@@ -1692,6 +1693,8 @@ export interface operations {
                         seed?: number;
                         /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
+                        /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
+                        tasks?: number;
                     };
                 };
             };
