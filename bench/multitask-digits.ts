@@ -9,9 +9,9 @@
  * Tuning uses `--split val` (validation classes, never the test ones); `--ridges a,b,...` then also
  * scores other ridges of the head (RIDGE_CLASSIFICATION is the engine's) on the same episodes.
  *
- * Options: --iterations N (default 3000), --batch-tasks N (pool draws per minibatch, each of
- * 5 x (1 + 15) = 80 examples; default 4), --lr X (Adam, default 0.001), --episodes N (default 600),
- * --split val|test (default test), --seed N (default 0), --backend B (default cpu), --out PATH
+ * Options: --iterations N (default 2000), --batch-tasks N (pool draws per minibatch, each of
+ * 5 x (1 + 15) = 80 examples; default 8), --lr X (Adam, default 0.001), --episodes N (default 600),
+ * --split val|test (default test), --seed N (default 0), --backend B (default wasm), --out PATH
  * (default bench/results/multitask-digits.json; with --split val: ...-val.json).
  */
 
@@ -27,13 +27,13 @@ import type { Episode, Split } from '../src/meta/types.js';
 
 const { values: args } = parseArgs({
   options: {
-    iterations: { type: 'string', default: '3000' },
-    'batch-tasks': { type: 'string', default: '4' },
+    iterations: { type: 'string', default: '2000' },
+    'batch-tasks': { type: 'string', default: '8' },
     lr: { type: 'string', default: '0.001' },
     episodes: { type: 'string', default: '600' },
     split: { type: 'string', default: 'test' },
     seed: { type: 'string', default: '0' },
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'wasm' },
     ridges: { type: 'string', default: '' },
     out: { type: 'string' },
   },

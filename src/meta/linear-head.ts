@@ -10,10 +10,19 @@
  * 64 features solves a Newton system of (25 + 1) * 5 = 130 unknowns instead of (64 + 1) * 5 = 325.
  */
 
-/** Ridge of the regression head: mean squared error + RIDGE_REGRESSION * |w|^2 (the bias is free). */
+/**
+ * Ridge of the regression head: mean squared error + RIDGE_REGRESSION * |w|^2 (the bias is free).
+ * On sinusoid validation tasks a small ridge did best (5 / 10 shots, 300 tasks: MSE 0.94 / 0.23 at
+ * 1e-4, 0.96 / 0.25 at 1e-3, 1.02 / 0.28 at 1e-2, 1.60 / 0.58 at 1); 1e-3 keeps the solve well conditioned.
+ */
 export const RIDGE_REGRESSION = 1e-3;
-/** Ridge of the classification head: mean cross-entropy + RIDGE_CLASSIFICATION / 2 * (|W|^2 + |b|^2). */
-export const RIDGE_CLASSIFICATION = 1e-2;
+/**
+ * Ridge of the classification head: mean cross-entropy + RIDGE_CLASSIFICATION / 2 * (|W|^2 + |b|^2).
+ * Chosen on digits' validation classes (bench/multitask-digits.ts --split val --ridges): 5-way
+ * 1-shot / 5-shot accuracy rose from 73.8 / 87.8% at 0.01 to 74.4 / 88.9% at 1, 74.7 / 88.9% at 3
+ * and 75.2 / 88.6% at 10 (300 episodes, +-1.0 / +-0.6); a strong ridge suits a handful of examples.
+ */
+export const RIDGE_CLASSIFICATION = 3;
 /** Newton steps at most; it stops earlier once the gradient vanishes (usually 5-10 steps). */
 export const NEWTON_STEPS = 25;
 

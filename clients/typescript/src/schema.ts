@@ -352,7 +352,7 @@ export interface components {
              */
             adaptationId: string;
             headVersion: number;
-            /** @description Inner steps run (0 for ProtoNets, whose head is computed from class prototypes) */
+            /** @description Inner steps run (0 for ProtoNets and multitask, whose heads are computed in closed form: from class prototypes; by ridge or logistic regression on the body features) */
             steps: number;
             /** @description Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy) */
             supportLoss: {
@@ -3780,9 +3780,9 @@ export interface operations {
                         /** @description Targets (regression) or class labels 0..nWay-1 (classification), one per row of x */
                         y: number[];
                     };
-                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head */
+                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it */
                     steps?: number;
-                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead */
+                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it */
                     innerLr?: number;
                     /**
                      * @description Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once
