@@ -149,10 +149,21 @@ function sampleBatch(p: Plan, rng: Rng, split: Split, tasks: number): EpisodeBat
   return packEpisodes(Array.from({ length: tasks }, () => p.family.sampleEpisode(rng, split, p.shape)));
 }
 
+/**
+ * Most values the pool's heads may hold (tasks x embedding x classes): 16M floats, 64 MiB, and
+ * Adam keeps three more copies. The default pools hold far less (1000 x 64 x 5 for 5-way blobs).
+ */
+export const MAX_POOL_HEAD_VALUES = 2 ** 24;
+
 /** A pool algorithm's fixed training tasks: drawn from `rng` for a generator family. */
 function trainingPool(p: Plan, rng: Rng): TaskPool {
   if (!p.family.trainingPool) throw new TrainConfigError('families', `family '${p.family.name}' has no pool of training tasks for ${p.learner.algorithm}`);
-  return p.family.trainingPool(rng, p.hyper.tasks);
+  const pool = p.family.trainingPool(rng, p.hyper.tasks);
+  const values = pool.outputs.length * p.learner.spec.hidden[p.learner.spec.hidden.length - 1] * Math.max(...pool.outputs);
+  if (values > MAX_POOL_HEAD_VALUES) {
+    throw new TrainConfigError('hyper.tasks', `the pool's heads would hold ${values} values (tasks x last hidden layer x classes), more than ${MAX_POOL_HEAD_VALUES}; use fewer tasks or a narrower last layer`);
+  }
+  return pool;
 }
 
 /**

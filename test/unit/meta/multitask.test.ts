@@ -184,6 +184,11 @@ describe('multitask: task pools and what training keeps', () => {
     await expect(metaTrain(other, { resumeFrom: checkpoint }).next()).rejects.toThrow(TrainConfigError);
   });
 
+  it('a pool whose heads would not fit in memory is refused before training starts', async () => {
+    const blobs = gaussianBlobs({}, { inputDim: 2, ways: 1000 });
+    await expect(metaTrain({ algorithm: 'multitask', model: { hidden: [512] }, families: blobs, hyper: { iterations: 2, tasks: 100 } }).next()).rejects.toThrow(/hyper.tasks: the pool's heads would hold 51200000 values/);
+  });
+
   it('a family without a task pool is refused before training starts', async () => {
     const clean = sinusoid();
     const noPool: TaskFamily = { name: 'episodes-only', kind: clean.kind, inputDim: clean.inputDim, sampleEpisode: (rng, split, shape) => clean.sampleEpisode(rng, split, shape) };
