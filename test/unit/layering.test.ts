@@ -157,7 +157,7 @@ describe('layering rule (checker)', () => {
     ]);
     expect(violations).toEqual([
       "src/plugins/x.ts imports ../util/lru.js (util): layer 'plugins' is not in the layer table",
-      'src/http/app.ts imports ../../clients/typescript/src/index.js (outside src/): http may import only config, jobs, metrics, db, meta, util',
+      'src/http/app.ts imports ../../clients/typescript/src/index.js (outside src/): http may import only config, jobs, metrics, db, export, meta, util',
     ]);
   });
 
