@@ -26,7 +26,7 @@ export const TfjsArtefact = Type.Object(
       description: 'Without `weightData`, this document is a model.json whose weights.bin is the decoded `weightData`',
     }),
     weightSpecs: Type.Array(WeightSpec),
-    weightData: Type.String({ contentEncoding: 'base64', description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
+    weightData: Type.String({ description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
   },
   {
     additionalProperties: false,
