@@ -4,8 +4,8 @@
  * wide enough to use both branches of each activation; and parameters that do not fit are refused.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportModel, EXPORT_FORMATS } from '../../../src/export/index.js';
-import { initBackend } from '../../../src/meta/backend.js';
+import { exportModel, EXPORT_FORMATS, type TfjsArtefact } from '../../../src/export/index.js';
+import { initBackend, tf } from '../../../src/meta/backend.js';
 import { ACTIVATIONS, initModelParams, modelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { predictArrays } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
@@ -42,6 +42,25 @@ describe('exportModel', () => {
       });
     }
   }
+
+  it('TF.js: the document without weightData is a model.json whose weights.bin is the decoded weightData', async () => {
+    const spec = modelSpec('classification', 2, { hidden: [5], activation: 'softplus' }, 3);
+    const params = scaled(initModelParams(spec, new Rng(3)), 2);
+    const { weightData, ...modelJson } = JSON.parse(JSON.stringify(exportModel('tfjs', spec, params).body)) as TfjsArtefact;
+    const weightsBin = new Uint8Array(Buffer.from(weightData, 'base64')).buffer;
+    // How tf.loadLayersModel's file:// and http:// handlers read a model.json: its manifest names the files.
+    const artifacts = await tf.io.getModelArtifactsForJSON(modelJson as unknown as tf.io.ModelJSON, async (manifest) => {
+      expect(manifest[0].paths).toEqual(['weights.bin']);
+      return [manifest[0].weights, weightsBin];
+    });
+    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const x = rows(6, 2, 5);
+    const out = tf.tidy(() => (model.predict(tf.tensor2d(x)) as tf.Tensor).arraySync() as number[][]);
+    model.dispose();
+    const expected = predictArrays(spec, params, Float32Array.from(x.flat()));
+    if (expected.kind !== 'classification') throw new Error('wrong kind');
+    out.forEach((p, i) => p.forEach((v, j) => expect(v).toBeCloseTo(expected.probabilities[i][j], 5)));
+  });
 
   it('ignores extra meta-parameters (Meta-SGD rates) and refuses a missing or misshapen one', () => {
     const spec = modelSpec('regression', 2, { hidden: [4] });
