@@ -1,0 +1,119 @@
+/**
+ * The fused wasm path against the tfjs path (the reference) for every algorithm, task kind,
+ * activation and 1 or 3 inner steps: meta-loss, every meta-gradient tensor and the adapted
+ * parameters; and the fused meta-batch against the same tasks one at a time.
+ */
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { initBackend } from '../../../src/meta/backend.js';
+import { fusedAdaptMany, fusedMetaGradient } from '../../../src/meta/fused/index.js';
+import { initMetaParams } from '../../../src/meta/learner.js';
+import { ACTIVATIONS, toTensors, type Activation, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { Rng } from '../../../src/meta/rng.js';
+import { batchToTensors, sliceEpisodeBatch } from '../../../src/meta/tensors.js';
+import type { EpisodeBatch, TaskKind } from '../../../src/meta/types.js';
+import { classificationProblem, download, regressionProblem } from './helpers.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+export interface FusedCase {
+  algorithm: AlgorithmName;
+  kind: TaskKind;
+  activation: Activation;
+  steps: number;
+}
+
+/** Every algorithm, each kind it supports, both activations, 1 and 3 inner steps. */
+export const CASES: FusedCase[] = ALGORITHM_NAMES.flatMap((algorithm) =>
+  ALGORITHMS[algorithm].kinds.flatMap((kind) => ACTIVATIONS.flatMap((activation) => [1, 3].map((steps) => ({ algorithm, kind, activation, steps })))),
+);
+
+export interface Problem {
+  spec: ModelSpec;
+  batch: EpisodeBatch;
+  inner: InnerSettings;
+  params: ParamArrays;
+}
+
+/** A small problem of a case's kind, with meta-parameters drawn from the algorithm's own initialisation. */
+export function problem(c: FusedCase, seed = 3): Problem {
+  const config = { hidden: [8, 6], activation: c.activation };
+  const { spec, batch } = c.kind === 'regression' ? regressionProblem(seed, config) : classificationProblem(seed, config);
+  const inner = { steps: c.steps, lr: c.kind === 'regression' ? 0.05 : 0.4 };
+  const params = initMetaParams({ algorithm: c.algorithm, spec, inner, metaLr: 0.001 }, new Rng(seed + 100));
+  return { spec, batch, inner, params };
+}
+
+function tfjsMetaGradient(c: FusedCase, p: Problem): { loss: number; grads: ParamArrays } {
+  let loss = NaN;
+  const grads = download(() => {
+    const g = ALGORITHMS[c.algorithm].metaGradient(p.spec, toTensors(p.params), batchToTensors(p.spec, p.batch), p.inner);
+    loss = g.loss.dataSync()[0];
+    return g.grads;
+  });
+  return { loss, grads };
+}
+
+/** max |a - b| over the entries, relative to the largest |b| (at least 1e-3, for near-zero gradients). */
+function relativeMaxDiff(a: Float32Array, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 1e-3;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+const label = (c: FusedCase): string => `${c.algorithm} ${c.kind} ${c.activation} ${c.steps} step${c.steps > 1 ? 's' : ''}`;
+
+describe('fused path vs tfjs', () => {
+  it.each(CASES.map((c) => [label(c), c] as const))('%s: meta-loss, meta-gradient, adapted parameters', (_name, c) => {
+    const p = problem(c);
+    const expected = tfjsMetaGradient(c, p);
+    const fused = fusedMetaGradient(c.algorithm, p.spec, p.inner, p.params, p.batch);
+    expect(Math.abs(fused.loss - expected.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.loss)));
+    expect(Object.keys(fused.grads).sort()).toEqual(Object.keys(expected.grads).sort());
+    for (const [name, g] of Object.entries(expected.grads)) {
+      expect(relativeMaxDiff(fused.grads[name], g.data), name).toBeLessThan(2e-4);
+    }
+
+    const algorithm = ALGORITHMS[c.algorithm];
+    const adaptedTfjs = download(() => {
+      const support = batchToTensors(p.spec, p.batch).support;
+      return algorithm.adapt(p.spec, toTensors(p.params), support, p.inner);
+    });
+    const { tasks, supportSize: n } = p.batch;
+    const adaptedFused = fusedAdaptMany(c.algorithm, p.spec, p.inner, p.params, tasks, n, p.batch.support.x, p.batch.support.y);
+    for (const [name, t] of Object.entries(adaptedTfjs)) {
+      const perTask = t.data.length === tasks * adaptedFused[0].params[name].data.length;
+      for (let task = 0; task < tasks; task++) {
+        const size = adaptedFused[task].params[name].data.length;
+        const want = perTask ? t.data.subarray(task * size, (task + 1) * size) : t.data;
+        expect(relativeMaxDiff(adaptedFused[task].params[name].data, want), `${name} task ${task}`).toBeLessThan(1e-5);
+      }
+    }
+  });
+});
+
+describe('fused meta-batch vs one task at a time', () => {
+  it.each(CASES.filter((c) => c.steps === 3).map((c) => [label(c), c] as const))('%s', (_name, c) => {
+    const p = problem(c, 5);
+    const batched = fusedMetaGradient(c.algorithm, p.spec, p.inner, p.params, p.batch);
+    let loss = 0;
+    const sums: Record<string, Float64Array> = {};
+    for (let t = 0; t < p.batch.tasks; t++) {
+      const one = fusedMetaGradient(c.algorithm, p.spec, p.inner, p.params, sliceEpisodeBatch(p.batch, t));
+      loss += one.loss / p.batch.tasks;
+      for (const [name, g] of Object.entries(one.grads)) {
+        sums[name] ??= new Float64Array(g.length);
+        g.forEach((v, i) => (sums[name][i] += v / p.batch.tasks));
+      }
+    }
+    expect(batched.loss).toBeCloseTo(loss, 6);
+    for (const [name, g] of Object.entries(batched.grads)) expect(relativeMaxDiff(g, sums[name]), name).toBeLessThan(1e-6);
+  });
+});
