@@ -5,47 +5,17 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
 import { fusedAdaptMany, fusedMetaGradient } from '../../../src/meta/fused/index.js';
-import { initMetaParams } from '../../../src/meta/learner.js';
-import { ACTIVATIONS, toTensors, type Activation, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
-import { Rng } from '../../../src/meta/rng.js';
+import { toTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { batchToTensors, sliceEpisodeBatch } from '../../../src/meta/tensors.js';
-import type { EpisodeBatch, TaskKind } from '../../../src/meta/types.js';
-import { classificationProblem, download, regressionProblem } from './helpers.js';
+import { download } from './helpers.js';
+import { CASES, label, problem, type FusedCase, type Problem } from './support/fused-cases.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-export interface FusedCase {
-  algorithm: AlgorithmName;
-  kind: TaskKind;
-  activation: Activation;
-  steps: number;
-}
-
-/** Every algorithm, each kind it supports, both activations, 1 and 3 inner steps. */
-export const CASES: FusedCase[] = ALGORITHM_NAMES.flatMap((algorithm) =>
-  ALGORITHMS[algorithm].kinds.flatMap((kind) => ACTIVATIONS.flatMap((activation) => [1, 3].map((steps) => ({ algorithm, kind, activation, steps })))),
-);
-
-export interface Problem {
-  spec: ModelSpec;
-  batch: EpisodeBatch;
-  inner: InnerSettings;
-  params: ParamArrays;
-}
-
-/** A small problem of a case's kind, with meta-parameters drawn from the algorithm's own initialisation. */
-export function problem(c: FusedCase, seed = 3): Problem {
-  const config = { hidden: [8, 6], activation: c.activation };
-  const { spec, batch } = c.kind === 'regression' ? regressionProblem(seed, config) : classificationProblem(seed, config);
-  const inner = { steps: c.steps, lr: c.kind === 'regression' ? 0.05 : 0.4 };
-  const params = initMetaParams({ algorithm: c.algorithm, spec, inner, metaLr: 0.001 }, new Rng(seed + 100));
-  return { spec, batch, inner, params };
-}
 
 function tfjsMetaGradient(c: FusedCase, p: Problem): { loss: number; grads: ParamArrays } {
   let loss = NaN;
@@ -67,8 +37,6 @@ function relativeMaxDiff(a: Float32Array, b: ArrayLike<number>): number {
   }
   return diff / scale;
 }
-
-const label = (c: FusedCase): string => `${c.algorithm} ${c.kind} ${c.activation} ${c.steps} step${c.steps > 1 ? 's' : ''}`;
 
 describe('fused path vs tfjs', () => {
   it.each(CASES.map((c) => [label(c), c] as const))('%s: meta-loss, meta-gradient, adapted parameters', (_name, c) => {

@@ -217,9 +217,10 @@ export function metaLoss64(algorithm: AlgorithmName, spec: ModelSpec, inner: Inn
 /**
  * The reference meta-gradient: central differences of metaLoss64 (MAML, ANIL, Meta-SGD, ProtoNets);
  * for FOMAML the mean over tasks of the query gradient at the adapted parameters; for Reptile
- * theta minus the mean adapted parameters.
+ * theta minus the mean adapted parameters. With `names`, only those parameters are differenced.
  */
-export function metaGradient64(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, theta: Params64, batch: EpisodeBatch, eps = 1e-5): Params64 {
+export function metaGradient64(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, theta: Params64, batch: EpisodeBatch, names?: readonly string[]): Params64 {
+  const eps = 1e-5;
   const out: Params64 = Object.fromEntries(Object.entries(theta).map(([n, v]) => [n, new Float64Array(v.length)]));
   if (algorithm === 'fomaml' || algorithm === 'reptile') {
     for (let t = 0; t < batch.tasks; t++) {
@@ -233,6 +234,7 @@ export function metaGradient64(algorithm: AlgorithmName, spec: ModelSpec, inner:
     return out;
   }
   for (const [name, value] of Object.entries(theta)) {
+    if (names && !names.includes(name)) continue;
     for (let i = 0; i < value.length; i++) {
       const keep = value[i];
       value[i] = keep + eps;
