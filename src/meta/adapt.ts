@@ -7,6 +7,8 @@
 import { tf } from './backend.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
 import { modelPart } from './algorithms/common.js';
+import { chooseEngine, type EnginePreference } from './engine.js';
+import { fusedAdaptMany } from './fused/index.js';
 import { NonFiniteError } from './learner.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
@@ -55,8 +57,8 @@ function checkExamples(support: Examples): void {
  * @throws RangeError for a support set that does not fit the model (sizes, labels, non-finite values).
  * @throws NonFiniteError when adaptation diverges (no NaN parameters are ever returned).
  */
-export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}): AdaptResult {
-  const [result] = adaptMany(model, [support], options);
+export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}, engine: EnginePreference = 'auto'): AdaptResult {
+  const [result] = adaptMany(model, [support], options, engine);
   if (result instanceof Error) throw result;
   return result;
 }
@@ -65,13 +67,14 @@ export function adapt(model: MetaModel, support: Examples, options: AdaptOptions
  * Adapts a meta-model to several tasks' support sets at once, with the same settings: one batched
  * run of the inner loop over all of them (each task its own parameters), which costs little more
  * than adapting one, since small models spend their time dispatching kernels, not computing.
- * Every support set must have the same number of examples.
+ * Every support set must have the same number of examples. `engine` picks the fused kernels or tfjs
+ * (default 'auto', see chooseEngine); both give the same adapted parameters to float32 rounding.
  * @returns one result per support set, in order: its AdaptResult, or a NonFiniteError when that
  *   task's adaptation diverged (the others are unaffected).
  * @throws RangeError for settings or support sets that do not fit the model (sizes, labels,
  *   non-finite values, different sizes).
  */
-export function adaptMany(model: MetaModel, supports: readonly Examples[], options: AdaptOptions = {}): (AdaptResult | NonFiniteError)[] {
+export function adaptMany(model: MetaModel, supports: readonly Examples[], options: AdaptOptions = {}, engine: EnginePreference = 'auto'): (AdaptResult | NonFiniteError)[] {
   const algorithm = getAlgorithm(model.algorithm);
   const steps = options.steps ?? model.inner.steps;
   const lr = options.lr ?? model.inner.lr;
@@ -83,6 +86,17 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   if (supports.some((s) => s.n !== n)) throw new RangeError('support sets adapted together must have the same number of examples');
   const tasks = supports.length;
   const shapes = modelShapes(model.spec).filter(([name]) => algorithm.adaptsBody || name.startsWith('head.'));
+  const result = (lossBefore: number, lossAfter: number, params: ParamArrays): AdaptResult | NonFiniteError => {
+    const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
+    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
+  };
+  if (chooseEngine(engine) === 'fused-wasm') {
+    const { x, y } = packSupports(model.spec, supports);
+    return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y).map((adapted) =>
+      result(adapted.supportLossBefore, adapted.supportLossAfter, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
+    );
+  }
   let losses: Float32Array = new Float32Array(0);
   const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
@@ -105,14 +119,12 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
       if (all.length !== tasks * size) throw new Error(`adapted '${name}' has ${all.length} values, expected ${tasks} x ${size}`);
       params[name] = { shape: [...shape], data: all.slice(t * size, (t + 1) * size) };
     });
-    const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
-    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
-    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
+    return result(lossBefore, lossAfter, params);
   });
 }
 
-/** Support sets of equal size as one meta-batch: inputs [T, n, inputDim], targets [T, n, outputDim]. */
-function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTensors {
+/** Support sets of equal size packed task-major: inputs [T, n, inputDim], labels or values [T, n]. */
+function packSupports(spec: ModelSpec, supports: readonly Examples[]): { x: Float32Array; y: Float32Array } {
   const { n } = supports[0];
   const d = spec.inputDim;
   const x = new Float32Array(supports.length * n * d);
@@ -123,6 +135,14 @@ function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTen
     x.set(s.x, t * n * d);
     y.set(s.y, t * n);
   });
+  return { x, y };
+}
+
+/** Support sets of equal size as one meta-batch: inputs [T, n, inputDim], targets [T, n, outputDim]. */
+function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTensors {
+  const { n } = supports[0];
+  const d = spec.inputDim;
+  const { x, y } = packSupports(spec, supports);
   return { x: tf.tensor3d(x, [supports.length, n, d]), y: tf.tensor3d(encodeTargets(spec, y), [supports.length, n, spec.outputDim]) };
 }
 

@@ -149,3 +149,8 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
 export function activeBackend(): string | null {
   return active;
 }
+
+/** The concrete preference that loaded ('tensorflow-gpu' and 'tensorflow' share the name 'tensorflow'), or null. */
+export function activeBackendPreference(): BackendPreference | null {
+  return activePreference;
+}

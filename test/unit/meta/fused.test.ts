@@ -7,9 +7,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
+import { adaptMany, type AdaptResult } from '../../../src/meta/adapt.js';
+import { chooseEngine } from '../../../src/meta/engine.js';
 import { fusedAdaptMany, fusedMetaGradient } from '../../../src/meta/fused/index.js';
+import { MetaLearner } from '../../../src/meta/learner.js';
 import { toTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { batchToTensors, sliceEpisodeBatch } from '../../../src/meta/tensors.js';
+import type { Examples } from '../../../src/meta/types.js';
 import { download } from './helpers.js';
 import { CASES, label, problem, type FusedCase, type Problem } from './support/fused-cases.js';
 
@@ -83,5 +87,43 @@ describe('fused meta-batch vs one task at a time', () => {
     }
     expect(batched.loss).toBeCloseTo(loss, 6);
     for (const [name, g] of Object.entries(batched.grads)) expect(relativeMaxDiff(g, sums[name]), name).toBeLessThan(1e-6);
+  });
+});
+
+describe('engine choice', () => {
+  it("'auto' takes the fused path on a CPU backend and reports which engine a learner runs", () => {
+    expect(chooseEngine('auto')).toBe('fused-wasm');
+    expect(chooseEngine('tfjs')).toBe('tfjs-cpu');
+    const p = problem(CASES[0]);
+    const config = { algorithm: CASES[0].algorithm, spec: p.spec, inner: p.inner, metaLr: 1e-3 };
+    const fused = new MetaLearner(config, p.params);
+    const tfjs = new MetaLearner({ ...config, engine: 'tfjs' }, p.params);
+    expect([fused.engine, tfjs.engine]).toEqual(['fused-wasm', 'tfjs-cpu']);
+    // One meta-step each from the same start: the same loss, and parameters equal to float32 rounding.
+    expect(fused.metaStep(p.batch)).toBeCloseTo(tfjs.metaStep(p.batch), 5);
+    const [a, b] = [fused.exportParams(), tfjs.exportParams()];
+    for (const name of Object.keys(a)) expect(relativeMaxDiff(a[name].data, b[name].data), name).toBeLessThan(1e-5);
+    fused.dispose();
+    tfjs.dispose();
+  });
+
+  it.each(CASES.filter((c) => c.steps === 3 && c.activation === 'softplus').map((c) => [label(c), c] as const))('%s: adaptMany gives the same results on both engines', (_name, c) => {
+    const p = problem(c, 9);
+    const { tasks, supportSize: n, inputDim: d } = p.batch;
+    const supports: Examples[] = Array.from({ length: tasks }, (_, t) => ({
+      n,
+      x: p.batch.support.x.slice(t * n * d, (t + 1) * n * d),
+      y: p.batch.support.y.slice(t * n, (t + 1) * n),
+    }));
+    const model = { algorithm: c.algorithm, spec: p.spec, params: p.params, inner: p.inner };
+    const fused = adaptMany(model, supports, {}, 'fused') as AdaptResult[];
+    const tfjs = adaptMany(model, supports, {}, 'tfjs') as AdaptResult[];
+    fused.forEach((r, t) => {
+      expect(r.steps).toBe(tfjs[t].steps);
+      expect(r.supportLossBefore).toBeCloseTo(tfjs[t].supportLossBefore, 5);
+      expect(r.supportLossAfter).toBeCloseTo(tfjs[t].supportLossAfter, 5);
+      expect(Object.keys(r.params).sort()).toEqual(Object.keys(tfjs[t].params).sort());
+      for (const [name, q] of Object.entries(tfjs[t].params)) expect(relativeMaxDiff(r.params[name].data, q.data), name).toBeLessThan(1e-5);
+    });
   });
 });
