@@ -146,16 +146,51 @@ export function configure(widths: usize, count: i32, act: i32, loss: i32, rows: 
   return s;
 }
 
-/** out[r, :] (+)= h[r, :] @ w for h [n, k], w [k, m]; `bias` (length m) first when not 0. */
+/** dst += a0 s0 + a1 s1 + a2 s2 + a3 s3 over `len` floats (four rows per pass over dst: a quarter of the loads and stores of four axpys). */
+@inline function axpy4(dst: usize, a0: f32, s0: usize, a1: f32, s1: usize, a2: f32, s2: usize, a3: f32, s3: usize, len: i32): void {
+  const v0 = f32x4.splat(a0);
+  const v1 = f32x4.splat(a1);
+  const v2 = f32x4.splat(a2);
+  const v3 = f32x4.splat(a3);
+  let j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const o = <usize>j << 2;
+    let acc = v128.load(dst + o);
+    acc = f32x4.add(acc, f32x4.mul(v0, v128.load(s0 + o)));
+    acc = f32x4.add(acc, f32x4.mul(v1, v128.load(s1 + o)));
+    acc = f32x4.add(acc, f32x4.mul(v2, v128.load(s2 + o)));
+    acc = f32x4.add(acc, f32x4.mul(v3, v128.load(s3 + o)));
+    v128.store(dst + o, acc);
+  }
+  for (; j < len; j++) {
+    store<f32>(f(dst, j), load<f32>(f(dst, j)) + a0 * load<f32>(f(s0, j)) + a1 * load<f32>(f(s1, j)) + a2 * load<f32>(f(s2, j)) + a3 * load<f32>(f(s3, j)));
+  }
+}
+
+/**
+ * out[r, :] (+)= h[r, :] @ w for h [n, k], w [k, m]; `bias` (length m) first when not 0. Four rows
+ * of w per pass; a block whose four inputs are all zero (common after relu) is skipped.
+ */
 function matmul(h: usize, n: i32, k: i32, w: usize, m: i32, out: usize, bias: usize, accumulate: bool): void {
+  const stride = <usize>m << 2;
   for (let r = 0; r < n; r++) {
     const row = f(out, r * m);
     if (!accumulate) {
-      if (bias != 0) memory.copy(row, bias, <usize>m << 2);
-      else memory.fill(row, 0, <usize>m << 2);
+      if (bias != 0) memory.copy(row, bias, stride);
+      else memory.fill(row, 0, stride);
     }
     const hr = f(h, r * k);
-    for (let i = 0; i < k; i++) {
+    let i = 0;
+    for (; i + 4 <= k; i += 4) {
+      const a0 = load<f32>(f(hr, i));
+      const a1 = load<f32>(f(hr, i + 1));
+      const a2 = load<f32>(f(hr, i + 2));
+      const a3 = load<f32>(f(hr, i + 3));
+      if (a0 == 0 && a1 == 0 && a2 == 0 && a3 == 0) continue;
+      const w0 = f(w, i * m);
+      axpy4(row, a0, w0, a1, w0 + stride, a2, w0 + 2 * stride, a3, w0 + 3 * stride, m);
+    }
+    for (; i < k; i++) {
       const a = load<f32>(f(hr, i));
       if (a != 0) axpy(row, a, f(w, i * m), m);
     }
@@ -174,17 +209,30 @@ function matmulTransposed(d: usize, n: i32, m: i32, w: usize, k: i32, out: usize
   }
 }
 
-/** g[i, :] += sum_r h[r, i] d[r, :] for h [n, k], d [n, m] (h^T @ d), and gb += column sums of d. */
+/**
+ * g[i, :] += sum_r h[r, i] d[r, :] for h [n, k], d [n, m] (h^T @ d), and gb += column sums of d
+ * (when gb is not 0). Four examples per pass over a row of g.
+ */
 function outerAccumulate(h: usize, n: i32, k: i32, d: usize, m: i32, g: usize, gb: usize): void {
-  for (let r = 0; r < n; r++) {
-    const hr = f(h, r * k);
-    const dr = f(d, r * m);
-    for (let i = 0; i < k; i++) {
-      const a = load<f32>(f(hr, i));
-      if (a != 0) axpy(f(g, i * m), a, dr, m);
+  const stride = <usize>m << 2;
+  for (let i = 0; i < k; i++) {
+    const gi = f(g, i * m);
+    let r = 0;
+    for (; r + 4 <= n; r += 4) {
+      const a0 = load<f32>(f(h, r * k + i));
+      const a1 = load<f32>(f(h, (r + 1) * k + i));
+      const a2 = load<f32>(f(h, (r + 2) * k + i));
+      const a3 = load<f32>(f(h, (r + 3) * k + i));
+      if (a0 == 0 && a1 == 0 && a2 == 0 && a3 == 0) continue;
+      const d0 = f(d, r * m);
+      axpy4(gi, a0, d0, a1, d0 + stride, a2, d0 + 2 * stride, a3, d0 + 3 * stride, m);
     }
-    if (gb != 0) axpy(gb, 1, dr, m);
+    for (; r < n; r++) {
+      const a = load<f32>(f(h, r * k + i));
+      if (a != 0) axpy(gi, a, f(d, r * m), m);
+    }
   }
+  if (gb != 0) for (let r = 0; r < n; r++) axpy(gb, 1, f(d, r * m), m);
 }
 
 // ---- the network -------------------------------------------------------------------------------
