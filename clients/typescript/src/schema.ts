@@ -564,6 +564,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend, e.g. wasm */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Predictions: {
             /**
@@ -623,6 +625,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend, e.g. wasm */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Task: {
             /**
@@ -855,7 +859,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/json": components["schemas"]["Ready"];
@@ -909,7 +914,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["NotReady"];
