@@ -52,9 +52,14 @@ export class MetaLearner {
   readonly clipNorm?: number;
   /** The engine that runs this learner ('fused-wasm' or 'tfjs-<backend>'). */
   readonly engine: EngineName;
-  /** The meta-parameters: the master copy the optimiser updates, and its upload (made when tfjs needs it). */
+  /**
+   * The meta-parameters: the master copy the optimiser updates, and its upload. The fused engine never
+   * reads the upload, so after its steps the upload is only marked stale and refreshed when asked for
+   * (the learner always holds one set of tensors: the tensor count stays flat).
+   */
   private readonly values: ParamArrays;
-  private theta: NamedTensors | null = null;
+  private theta: NamedTensors;
+  private thetaStale = false;
   private readonly optimizer: Adam;
 
   /**
@@ -80,8 +85,15 @@ export class MetaLearner {
 
   /** The meta-parameters as tensors (owned by the learner: do not dispose). */
   get params(): NamedTensors {
-    this.theta ??= this.upload();
+    if (this.thetaStale) this.refresh();
     return this.theta;
+  }
+
+  /** Replaces the upload with the current meta-parameters. */
+  private refresh(): void {
+    tf.dispose(this.theta);
+    this.theta = this.upload();
+    this.thetaStale = false;
   }
 
   /** The meta-parameters as tensors kept outside any tidy scope (the learner disposes them). */
@@ -110,9 +122,9 @@ export class MetaLearner {
           'lower innerLr or metaLr, or set clipNorm',
       );
     }
-    // The fused engine never needs the tensors: upload them again only when asked for.
-    if (this.theta) tf.dispose(this.theta);
-    this.theta = this.engine === 'fused-wasm' ? null : this.upload();
+    // tfjs reads the upload on its next step: refresh it now; the fused engine only when asked for it.
+    if (this.engine === 'fused-wasm') this.thetaStale = true;
+    else this.refresh();
     return loss;
   }
 
@@ -194,8 +206,7 @@ export class MetaLearner {
   }
 
   dispose(): void {
-    if (this.theta) tf.dispose(this.theta);
-    this.theta = null;
+    tf.dispose(this.theta);
   }
 }
 
