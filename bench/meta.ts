@@ -47,7 +47,6 @@ import {
   type ParamArrays,
   type TrainEvent,
 } from '../src/meta/index.js';
-import type { EnginePreference } from '../src/meta/engine.js';
 import { Rng } from '../src/meta/rng.js';
 import type { EpisodeBatch, EpisodeShape, TaskFamily } from '../src/meta/types.js';
 
@@ -88,10 +87,9 @@ function timingTask(algorithm: AlgorithmName): { family: TaskFamily; shape: Epis
   return { family: gaussianBlobs({}, { inputDim: 1, ways: 5 }), shape: { shots: 2, queryShots: 2, ways: 5 }, label: 'gaussian-blobs 5-way 2+2 shots (classification)' };
 }
 
-function learnerConfig(algorithm: AlgorithmName, family: TaskFamily, hidden: number[], steps: number, lr: number, metaLr: number, engine: EnginePreference = 'auto'): LearnerConfig {
+function learnerConfig(algorithm: AlgorithmName, family: TaskFamily, hidden: number[], steps: number, lr: number, metaLr: number): LearnerConfig {
   return {
     algorithm,
-    engine,
     spec: modelSpec(family.kind, family.inputDim, { hidden, activation: 'relu' }, family.ways),
     inner: { steps, lr },
     metaLr,
@@ -141,8 +139,6 @@ function warmUp(t: Timed, mode: MetaStepMode): void {
 interface Row {
   algorithm: AlgorithmName;
   backend: string;
-  /** What ran the batched steps: 'fused-wasm' or 'tfjs-<backend>' (the per-task loop is always tfjs). */
-  engine: string;
   task: string;
   msPerIteration: number;
   naiveLoopMsPerIteration: number;
@@ -154,7 +150,6 @@ async function timing(backends: BackendPreference[], iterations: number): Promis
   // Per round: a quarter as many per-task-loop iterations (each costs ~5-10x a batched one).
   const batchedPerBlock = Math.max(1, Math.ceil(iterations / TIMING.rounds));
   const loopPerBlock = Math.max(1, Math.ceil(iterations / 4 / TIMING.rounds));
-  let fusedTimed = false;
   for (const preference of backends) {
     let backend: string;
     try {
@@ -164,17 +159,14 @@ async function timing(backends: BackendPreference[], iterations: number): Promis
       console.log(`skipping backend ${preference}: ${err.reason}`);
       continue;
     }
-    // tfjs on every backend; the fused kernels once (they do not use the tfjs backend).
-    const engines: EnginePreference[] = fusedTimed ? ['tfjs'] : ['fused', 'tfjs'];
-    fusedTimed = true;
-    const timed: Timed[] = engines.flatMap((engine) => ALGORITHM_NAMES.map((algorithm) => {
+    const timed: Timed[] = ALGORITHM_NAMES.map((algorithm) => {
       const { family, shape, label } = timingTask(algorithm);
-      const config = learnerConfig(algorithm, family, SETTING.model.hidden, SETTING.innerSteps, SETTING.innerLr, SETTING.metaLr, engine);
+      const config = learnerConfig(algorithm, family, SETTING.model.hidden, SETTING.innerSteps, SETTING.innerLr, SETTING.metaLr);
       const rng = new Rng(1);
       const learner = new MetaLearner(config, initMetaParams(config, rng));
       const next = () => packEpisodes(Array.from({ length: SETTING.metaBatchSize }, () => family.sampleEpisode(rng, 'train', shape)));
       return { algorithm, label, learner, next, ms: { batched: [], loop: [] } };
-    }));
+    });
     const before = tf.memory().numTensors;
     for (const t of timed) for (const mode of ['batched', 'loop'] as const) warmUp(t, mode);
     for (let round = 0; round < TIMING.rounds; round++) {
@@ -188,9 +180,9 @@ async function timing(backends: BackendPreference[], iterations: number): Promis
       t.learner.dispose();
       const batched = median(t.ms.batched);
       const loop = median(t.ms.loop);
-      rows.push({ algorithm: t.algorithm, backend, engine: t.learner.engine, task: t.label, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) });
+      rows.push({ algorithm: t.algorithm, backend, task: t.label, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) });
       const spread = `${Math.min(...t.ms.batched).toFixed(2)}-${Math.max(...t.ms.batched).toFixed(2)}`;
-      console.log(`  ${t.learner.engine.padEnd(10)} ${t.algorithm.padEnd(9)} ${batched.toFixed(2).padStart(8)} ms (rounds ${spread})  loop ${loop.toFixed(2).padStart(8)} ms  x${(loop / batched).toFixed(2)}`);
+      console.log(`  ${backend.padEnd(6)} ${t.algorithm.padEnd(9)} ${batched.toFixed(2).padStart(8)} ms (rounds ${spread})  loop ${loop.toFixed(2).padStart(8)} ms  x${(loop / batched).toFixed(2)}`);
     }
   }
   return rows;
@@ -422,10 +414,10 @@ async function pytorchRun(python: string, argv: string[]): Promise<PytorchRun> {
 }
 
 function printTable(rows: Row[]): void {
-  console.log('\nalgorithm  engine         ms/iter (batched)  ms/iter (per-task loop)  speed-up  task');
+  console.log('\nalgorithm  backend  ms/iter (batched)  ms/iter (per-task loop)  speed-up  task');
   for (const r of rows) {
     console.log(
-      `${r.algorithm.padEnd(10)} ${r.engine.padEnd(14)} ${r.msPerIteration.toFixed(2).padStart(17)} ${r.naiveLoopMsPerIteration.toFixed(2).padStart(24)} ${`x${r.speedup.toFixed(2)}`.padStart(9)}  ${r.task}`,
+      `${r.algorithm.padEnd(10)} ${r.backend.padEnd(8)} ${r.msPerIteration.toFixed(2).padStart(17)} ${r.naiveLoopMsPerIteration.toFixed(2).padStart(24)} ${`x${r.speedup.toFixed(2)}`.padStart(9)}  ${r.task}`,
     );
   }
 }
@@ -446,7 +438,7 @@ async function main(): Promise<void> {
   if (pytorch.python) {
     const timed = await pytorchRun(pytorch.python, ['--timing-iterations', String(timingIterations)]);
     const ms = timed.msPerIteration!;
-    const speedup = Object.fromEntries(rows.filter((r) => r.algorithm === 'maml').map((r) => [r.engine, round(ms / r.msPerIteration, 2)]));
+    const speedup = Object.fromEntries(rows.filter((r) => r.algorithm === 'maml').map((r) => [r.backend, round(ms / r.msPerIteration, 2)]));
     baseline = { python: pytorch.python, torch: timed.torch, threads: timed.threads, mamlMsPerIteration: round(ms), engineSpeedup: speedup };
     console.log(`\nplain PyTorch ${timed.torch} (${timed.threads} thread), same MAML setting: ${ms.toFixed(2)} ms per iteration; engine ${Object.entries(speedup).map(([b, x]) => `x${x} on ${b}`).join(', ')}`);
   } else {
