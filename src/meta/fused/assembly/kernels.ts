@@ -44,6 +44,9 @@ let B: usize = 0;
 let RB: usize = 0;
 /** Softmax of the last cross-entropy forward pass. */
 let P: usize = 0;
+/** A layer's weight (or direction) transposed, [out, in]: backprop's d @ w^T as a row-wise product. */
+let WT: usize = 0;
+let VT: usize = 0;
 /** ProtoNets scratch: support embeddings, their gradients, prototypes, class counts. */
 let E: usize = 0;
 let DE: usize = 0;
@@ -111,6 +114,10 @@ export function configure(widths: usize, count: i32, act: i32, loss: i32, rows: 
   B = floats(rows * widest);
   RB = floats(rows * widest);
   P = floats(rows * unchecked(dims[layers]));
+  let largest = 0;
+  for (let l = 0; l < layers; l++) largest = max(largest, unchecked(dims[l]) * unchecked(dims[l + 1]));
+  WT = floats(largest);
+  VT = floats(largest);
   const embedding = unchecked(dims[layers - 1]);
   const classes = unchecked(dims[layers]);
   E = floats(rows * embedding);
@@ -172,6 +179,15 @@ export function configure(widths: usize, count: i32, act: i32, loss: i32, rows: 
  * of w per pass; a block whose four inputs are all zero (common after relu) is skipped.
  */
 function matmul(h: usize, n: i32, k: i32, w: usize, m: i32, out: usize, bias: usize, accumulate: bool): void {
+  if (m == 1) {
+    // One output (a regression head): a dot product per row.
+    const b: f32 = bias != 0 ? load<f32>(bias) : 0;
+    for (let r = 0; r < n; r++) {
+      const s = dot(f(h, r * k), w, k);
+      store<f32>(f(out, r), accumulate ? load<f32>(f(out, r)) + s : b + s);
+    }
+    return;
+  }
   const stride = <usize>m << 2;
   for (let r = 0; r < n; r++) {
     const row = f(out, r * m);
@@ -197,16 +213,21 @@ function matmul(h: usize, n: i32, k: i32, w: usize, m: i32, out: usize, bias: us
   }
 }
 
-/** out[r, i] (+)= sum_j d[r, j] w[i, j] for d [n, m], w [k, m] (d @ w^T). */
-function matmulTransposed(d: usize, n: i32, m: i32, w: usize, k: i32, out: usize, accumulate: bool): void {
-  for (let r = 0; r < n; r++) {
-    const dr = f(d, r * m);
-    const row = f(out, r * k);
-    for (let i = 0; i < k; i++) {
-      const s = dot(dr, f(w, i * m), m);
-      store<f32>(f(row, i), accumulate ? load<f32>(f(row, i)) + s : s);
-    }
+/** wt [m, k] = w^T for w [k, m]. */
+function transpose(w: usize, k: i32, m: i32, wt: usize): void {
+  for (let i = 0; i < k; i++) {
+    const row = f(w, i * m);
+    for (let j = 0; j < m; j++) store<f32>(f(wt, j * k + i), load<f32>(f(row, j)));
   }
+}
+
+/**
+ * out (+)= d @ w^T for d [n, m], w [k, m]: w is transposed once into `wt` (scratch [m, k]) so the
+ * product runs row-wise like the forward pass (dot products of short rows waste most of a vector).
+ */
+function matmulTransposed(d: usize, n: i32, m: i32, w: usize, k: i32, out: usize, accumulate: bool, wt: usize): void {
+  transpose(w, k, m, wt);
+  matmul(d, n, m, wt, k, out, 0, accumulate);
 }
 
 /**
@@ -214,6 +235,15 @@ function matmulTransposed(d: usize, n: i32, m: i32, w: usize, k: i32, out: usize
  * (when gb is not 0). Four examples per pass over a row of g.
  */
 function outerAccumulate(h: usize, n: i32, k: i32, d: usize, m: i32, g: usize, gb: usize): void {
+  if (m == 1) {
+    // One output: g [k] += d[r] h[r, :] row by row.
+    for (let r = 0; r < n; r++) {
+      const a = load<f32>(f(d, r));
+      axpy(g, a, f(h, r * k), k);
+      if (gb != 0) store<f32>(gb, load<f32>(gb) + a);
+    }
+    return;
+  }
   const stride = <usize>m << 2;
   for (let i = 0; i < k; i++) {
     const gi = f(g, i * m);
@@ -240,7 +270,16 @@ function outerAccumulate(h: usize, n: i32, k: i32, d: usize, m: i32, g: usize, g
 /** act(z) in place, keeping act'(z) in `slope`. */
 function activate(z: usize, slope: usize, len: i32): void {
   if (activation == RELU) {
-    for (let i = 0; i < len; i++) {
+    const zeros = f32x4.splat(0);
+    const ones = f32x4.splat(1);
+    let i = 0;
+    for (; i + 4 <= len; i += 4) {
+      const o = <usize>i << 2;
+      const v = v128.load(z + o);
+      v128.store(z + o, f32x4.max(v, zeros));
+      v128.store(slope + o, v128.and(f32x4.gt(v, zeros), ones));
+    }
+    for (; i < len; i++) {
       const v = load<f32>(f(z, i));
       const on = v > 0;
       store<f32>(f(z, i), on ? v : 0);
@@ -330,7 +369,7 @@ function backwardFrom(p: usize, n: i32, top: i32, l0: i32, g: usize): void {
     const m = unchecked(dims[l + 1]);
     outerAccumulate(unchecked(H[l]), n, k, d, m, f(g, unchecked(weightAt[l])), f(g, unchecked(biasAt[l])));
     if (l == l0) break;
-    matmulTransposed(d, n, m, f(p, unchecked(weightAt[l])), k, b, false);
+    matmulTransposed(d, n, m, f(p, unchecked(weightAt[l])), k, b, false, WT);
     const slope = unchecked(S[l - 1]);
     for (let i = 0; i < n * k; i++) store<f32>(f(b, i), load<f32>(f(b, i)) * load<f32>(f(slope, i)));
     const t = d;
@@ -434,10 +473,10 @@ export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g:
     outerAccumulate(h, n, k, rd, m, f(hv, wAt), f(hv, bAt));
     if (l == 0) break;
     outerAccumulate(unchecked(RH[l]), n, k, d, m, f(hv, wAt), 0);
-    const w = f(p, wAt);
-    matmulTransposed(d, n, m, w, k, b, false);
-    matmulTransposed(rd, n, m, w, k, rb, false);
-    matmulTransposed(d, n, m, f(v, wAt), k, rb, true);
+    // b = d W^T; R{b} = R{d} W^T + d V^T (W^T made once for both products).
+    matmulTransposed(d, n, m, f(p, wAt), k, b, false, WT);
+    matmul(rd, n, m, WT, k, rb, 0, false);
+    matmulTransposed(d, n, m, f(v, wAt), k, rb, true, VT);
     // delta_{l-1} = b * s; R{delta} = R{b} * s + b * act''(z) R{z}, act'' = s (1 - s) for softplus.
     const slope = unchecked(S[l - 1]);
     const rz = unchecked(RZ[l - 1]);
