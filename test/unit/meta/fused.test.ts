@@ -71,6 +71,18 @@ describe('fused path vs tfjs', () => {
   });
 });
 
+describe('fused path vs tfjs at other depths', () => {
+  const depths = [[5], [7, 6, 5]];
+  const cases = CASES.filter((c) => c.steps === 3 && c.activation === 'softplus' && ['maml', 'anil', 'metasgd', 'protonet'].includes(c.algorithm));
+  it.each(depths.flatMap((hidden) => cases.map((c) => [`${label(c)}, hidden [${hidden.join(', ')}]`, c, hidden] as const)))('%s', (_name, c, hidden) => {
+    const p = problem(c, 4, hidden);
+    const expected = tfjsMetaGradient(c, p);
+    const fused = fusedMetaGradient(c.algorithm, p.spec, p.inner, p.params, p.batch);
+    expect(Math.abs(fused.loss - expected.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.loss)));
+    for (const [name, g] of Object.entries(expected.grads)) expect(relativeMaxDiff(fused.grads[name], g.data), name).toBeLessThan(2e-4);
+  });
+});
+
 describe('fused meta-batch vs one task at a time', () => {
   it.each(CASES.filter((c) => c.steps === 3).map((c) => [label(c), c] as const))('%s', (_name, c) => {
     const p = problem(c, 5);

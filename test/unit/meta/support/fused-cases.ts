@@ -27,8 +27,8 @@ export interface Problem {
 }
 
 /** A small problem of a case's kind, with meta-parameters drawn from the algorithm's own initialisation. */
-export function problem(c: FusedCase, seed = 3): Problem {
-  const config = { hidden: [8, 6], activation: c.activation };
+export function problem(c: FusedCase, seed = 3, hidden: number[] = [8, 6]): Problem {
+  const config = { hidden, activation: c.activation };
   const { spec, batch } = c.kind === 'regression' ? regressionProblem(seed, config) : classificationProblem(seed, config);
   const inner = { steps: c.steps, lr: c.kind === 'regression' ? 0.05 : 0.4 };
   const params = initMetaParams({ algorithm: c.algorithm, spec, inner, metaLr: 0.001 }, new Rng(seed + 100));
