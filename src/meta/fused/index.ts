@@ -166,7 +166,7 @@ function taskMetaGradient(m: FusedModel, algorithm: AlgorithmName, start: Start,
       if (adaptsHeadOnly(algorithm)) k.zero(direction, body);
       k.zero(g, m.size);
       k.zero(hv, m.size);
-      k.hessianVector(theta, direction, xs, ys, support.n, g, hv);
+      k.hessianVector(theta, direction, xs, ys, support.n, g, hv, adaptsHeadOnly(algorithm) ? m.layers - 1 : 0);
       if (start.rates !== null) k.subtractProduct(metaRates, g, v, m.size);
       k.step(v, v, start.rates !== null ? -1 : -inner.lr, hv, m.size);
     }

@@ -24,7 +24,7 @@ interface Exports {
   lossOnly(p: number, x: number, y: number, n: number, firstLayer: number): number;
   lastCorrect(): number;
   embed(p: number, x: number, n: number, out: number): void;
-  hessianVector(p: number, v: number, x: number, y: number, n: number, g: number, hv: number): number;
+  hessianVector(p: number, v: number, x: number, y: number, n: number, g: number, hv: number, directed: number): number;
   prototypeHead(p: number, x: number, y: number, n: number): void;
   prototypeTask(p: number, xs: number, ys: number, ns: number, xq: number, yq: number, nq: number, g: number, gHead: number): number;
   step(dst: number, a: number, s: number, b: number, len: number): void;

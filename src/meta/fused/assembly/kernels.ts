@@ -281,9 +281,10 @@ export function embed(p: usize, x: usize, n: i32, out: usize): void {
 
 /**
  * Gradient (added into `g`) and Hessian-vector product H v (added into `hv`) of the mean loss of
- * parameters `p` on `n` examples, along direction `v` (a parameter vector). Returns the loss.
+ * parameters `p` on `n` examples, along direction `v` (a parameter vector) that is zero on the
+ * layers below `directed` (0: a direction on every layer; L-1: on the head only, ANIL). Returns the loss.
  */
-export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g: usize, hv: usize): f32 {
+export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g: usize, hv: usize, directed: i32): f32 {
   memory.copy(unchecked(H[0]), x, <usize>(n * unchecked(dims[0])) << 2);
   // Forward, and R{} of it: R{z_l} = R{H_l} W_l + H_l V_l + Vb_l; R{H_l+1} = act'(z_l) R{z_l}.
   for (let l = 0; l < layers; l++) {
@@ -293,8 +294,10 @@ export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g:
     const out = unchecked(H[l + 1]);
     const rz = unchecked(RZ[l]);
     matmul(unchecked(H[l]), n, k, w, m, out, f(p, unchecked(biasAt[l])), false);
-    matmul(unchecked(H[l]), n, k, f(v, unchecked(weightAt[l])), m, rz, f(v, unchecked(biasAt[l])), false);
-    if (l > 0) matmul(unchecked(RH[l]), n, k, w, m, rz, 0, true);
+    // Below `directed` the direction is zero, and so are R{z} and R{H} (ANIL: the body).
+    if (l >= directed) matmul(unchecked(H[l]), n, k, f(v, unchecked(weightAt[l])), m, rz, f(v, unchecked(biasAt[l])), false);
+    else memory.fill(rz, 0, <usize>(n * m) << 2);
+    if (l > directed) matmul(unchecked(RH[l]), n, k, w, m, rz, 0, true);
     if (l < layers - 1) {
       const slope = unchecked(S[l]);
       activate(out, slope, n * m);
@@ -334,11 +337,11 @@ export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g:
     outerAccumulate(h, n, k, d, m, f(g, wAt), f(g, bAt));
     outerAccumulate(h, n, k, rd, m, f(hv, wAt), f(hv, bAt));
     if (l == 0) break;
-    outerAccumulate(unchecked(RH[l]), n, k, d, m, f(hv, wAt), 0);
+    if (l > directed) outerAccumulate(unchecked(RH[l]), n, k, d, m, f(hv, wAt), 0);
     // b = d W^T; R{b} = R{d} W^T + d V^T (W^T made once for both products).
     matmulTransposed(d, n, m, f(p, wAt), k, b, false, WT);
     matmul(rd, n, m, WT, k, rb, 0, false);
-    matmulTransposed(d, n, m, f(v, wAt), k, rb, true, VT);
+    if (l >= directed) matmulTransposed(d, n, m, f(v, wAt), k, rb, true, VT);
     // delta_{l-1} = b * s; R{delta} = R{b} * s + b * act''(z) R{z}, act'' = s (1 - s) for softplus.
     const slope = unchecked(S[l - 1]);
     const rz = unchecked(RZ[l - 1]);
@@ -346,7 +349,7 @@ export function hessianVector(p: usize, v: usize, x: usize, y: usize, n: i32, g:
       const s = load<f32>(f(slope, i));
       const bi = load<f32>(f(b, i));
       let r = load<f32>(f(rb, i)) * s;
-      if (activation != RELU) r += bi * s * (1 - s) * load<f32>(f(rz, i));
+      if (activation != RELU && l > directed) r += bi * s * (1 - s) * load<f32>(f(rz, i));
       store<f32>(f(rb, i), r);
       store<f32>(f(b, i), bi * s);
     }
