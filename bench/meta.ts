@@ -1,19 +1,19 @@
 /**
  * Engine benchmark: `npm run bench:meta [-- options]` prints tables and writes bench/results/meta.json.
  *
- * Speed: ms per meta-iteration of every algorithm on the MAML paper's sinusoid setting (1-40-40-1,
- * meta-batch 25, K=10 support + 10 query, 1 inner step, inner lr 0.01, Adam 0.001), per backend,
- * batched (the engine's mode) and as a naive per-task loop, measured in the same run. ProtoNets only
- * classify, so it runs on 5-way Gaussian blobs in 1 dimension with the same body and the same
- * 10 support + 10 query examples per task (2 + 2 per class).
+ * Speed (meta-timing.ts): ms per meta-iteration of every algorithm on the MAML paper's sinusoid
+ * setting (1-40-40-1, meta-batch 25, K=10 support + 10 query, 1 inner step, inner lr 0.01, Adam
+ * 0.001; ProtoNets, which only classify, on 5-way Gaussian blobs in 1 dimension with the same body and
+ * 10 + 10 examples per task), and of MAML and ProtoNets at digits size (196-128-64-5, 5-way 1-shot,
+ * meta-batch 8, 1 inner step), per engine path (--backends), batched (the engine's mode) and as a
+ * naive per-task loop. Next to each row, where a Python with PyTorch is found (Debian: `apt-get
+ * install python3-torch`), the same algorithm and setting in plain PyTorch, one thread
+ * (bench/pytorch/meta_baseline.py): the whole meta-batch batched (the headline ratio) and task by task
+ * as learn2learn runs it, timed by a long-lived Python child in rounds interleaved with the engine's.
  * Quality: MAML meta-trained on sinusoids, then post-adaptation MSE on 2000 held-out sinusoid tasks
- * after 1 and 10 steps (with its standard error); and 5-way 1-shot / 5-shot test-class accuracy on
- * `digits` for maml, anil, protonet.
- *
- * Baseline: where a Python with PyTorch is found (Debian: `apt-get install python3-torch`), the same
- * MAML setting in plain PyTorch (bench/pytorch/maml_sine.py, learn2learn's algorithm, one thread) is
- * timed in the same run, and meta-trained for the same iterations; its parameters are scored on the
- * same test tasks by the same code as the engine's.
+ * after 1 and 10 steps (with its standard error), next to the same MAML meta-trained in PyTorch for the
+ * same iterations (bench/pytorch/maml_sine.py) and scored on the same tasks by the same code; and
+ * 5-way 1-shot / 5-shot test-class accuracy on `digits` for maml, anil, protonet.
  *
  * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, pytorch,
  * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count (and
@@ -21,40 +21,31 @@
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --seeds N (train the sinusoid
  * model, and the baseline, with seeds 0..N-1 and report the means; default 1), --digits-iterations N
- * (default 500), --backends wasm,cpu, --timing-iterations N (default 40), --warmup-ms N (each
- * algorithm's warm-up in each mode before timing, default 1500), --skip-quality,
- * --skip-digits, --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch),
- * --out PATH.
+ * (default 500), --backends fused,wasm,cpu (the engine paths to time, see ENGINE_PATHS), --quality-backend B
+ * (the backend meta-training for quality runs on: default TFJS_BACKEND, else auto; recorded as
+ * quality.backend), --timing-iterations N (default 40), --warmup-ms N (each case's warm-up in each
+ * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
+ * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
  */
 
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BackendUnavailableError, initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
-import { digits, gaussianBlobs, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import {
-  ALGORITHM_NAMES,
-  initMetaParams,
-  MetaLearner,
-  metaStep,
-  metaTrain,
-  modelSpec,
-  type AlgorithmName,
-  type LearnerConfig,
-  type MetaStepMode,
-  type ParamArrays,
-  type TrainEvent,
-} from '../src/meta/index.js';
+import { initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
+import { digits, packEpisodes, sinusoid } from '../src/meta/families/index.js';
+import { MetaLearner, metaTrain, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
-import type { EpisodeBatch, EpisodeShape, TaskFamily } from '../src/meta/types.js';
+import type { EpisodeBatch } from '../src/meta/types.js';
+import { DIGITS, learnerConfig, median, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
+import { findPytorch, gradientCheck, mamlSineRun, PytorchServer } from './pytorch/baseline.js';
 
 const { values: args } = parseArgs({
   options: {
     iterations: { type: 'string', default: '8000' },
     'digits-iterations': { type: 'string', default: '500' },
-    backends: { type: 'string', default: 'wasm,cpu' },
+    backends: { type: 'string', default: 'fused,wasm,cpu' },
+    'quality-backend': { type: 'string', default: process.env.TFJS_BACKEND ?? 'auto' },
     'timing-iterations': { type: 'string', default: '40' },
     'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
@@ -69,123 +60,6 @@ function positive(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${value}'`);
   return n;
-}
-
-const SETTING = {
-  model: { hidden: [40, 40], activation: 'relu' as const },
-  metaBatchSize: 25,
-  shots: 10,
-  queryShots: 10,
-  innerSteps: 1,
-  innerLr: 0.01,
-  metaLr: 0.001,
-};
-
-/** Where an algorithm is timed: sinusoids, or (ProtoNets, classification only) 1-D blobs. */
-function timingTask(algorithm: AlgorithmName): { family: TaskFamily; shape: EpisodeShape; label: string } {
-  if (algorithm !== 'protonet') return { family: sinusoid(), shape: { shots: SETTING.shots, queryShots: SETTING.queryShots }, label: 'sinusoid' };
-  return { family: gaussianBlobs({}, { inputDim: 1, ways: 5 }), shape: { shots: 2, queryShots: 2, ways: 5 }, label: 'gaussian-blobs 5-way 2+2 shots (classification)' };
-}
-
-function learnerConfig(algorithm: AlgorithmName, family: TaskFamily, hidden: number[], steps: number, lr: number, metaLr: number): LearnerConfig {
-  return {
-    algorithm,
-    spec: modelSpec(family.kind, family.inputDim, { hidden, activation: 'relu' }, family.ways),
-    inner: { steps, lr },
-    metaLr,
-  };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
-
-/**
- * How the speed rows are measured. A fresh process needs ~100-200 MAML iterations (2-3 s) before a
- * step reaches its steady cost: V8 optimises tfjs's JS and tiers the wasm kernels up from its
- * baseline compiler only once they are hot. With a fixed 30-iteration warm-up, whichever algorithm
- * was timed first (MAML) was measured mid-warm-up, at 2-3x its cost. So: every algorithm warms up in
- * both modes for a fixed time before any timing, then timing runs in rounds, each round one batched
- * and one per-task-loop block of every algorithm, so load changes on a shared machine hit every
- * algorithm and both modes alike; a row is the median over rounds.
- */
-const TIMING = { rounds: 9, warmUpMs: positive('warmup-ms', args['warmup-ms']), warmUpMinIterations: 10 };
-
-/** One algorithm being timed: its learner, its own task stream and the block times per mode. */
-interface Timed {
-  algorithm: AlgorithmName;
-  label: string;
-  learner: MetaLearner;
-  next: () => EpisodeBatch;
-  ms: Record<MetaStepMode, number[]>;
-}
-
-/** Runs `iterations` meta-steps and returns ms per step; batches are sampled before the timer starts. */
-function timeBlock(t: Timed, mode: MetaStepMode, iterations: number): number {
-  const batches = Array.from({ length: iterations }, t.next);
-  const start = performance.now();
-  for (const batch of batches) metaStep(t.learner, batch, mode);
-  return (performance.now() - start) / iterations;
-}
-
-function warmUp(t: Timed, mode: MetaStepMode): void {
-  const start = performance.now();
-  for (let i = 0; i < TIMING.warmUpMinIterations || performance.now() - start < TIMING.warmUpMs; i++) metaStep(t.learner, t.next(), mode);
-}
-
-interface Row {
-  algorithm: AlgorithmName;
-  backend: string;
-  task: string;
-  msPerIteration: number;
-  naiveLoopMsPerIteration: number;
-  speedup: number;
-}
-
-async function timing(backends: BackendPreference[], iterations: number): Promise<Row[]> {
-  const rows: Row[] = [];
-  // Per round: a quarter as many per-task-loop iterations (each costs ~5-10x a batched one).
-  const batchedPerBlock = Math.max(1, Math.ceil(iterations / TIMING.rounds));
-  const loopPerBlock = Math.max(1, Math.ceil(iterations / 4 / TIMING.rounds));
-  for (const preference of backends) {
-    let backend: string;
-    try {
-      backend = await initBackend(preference);
-    } catch (err) {
-      if (!(err instanceof BackendUnavailableError)) throw err;
-      console.log(`skipping backend ${preference}: ${err.reason}`);
-      continue;
-    }
-    const timed: Timed[] = ALGORITHM_NAMES.map((algorithm) => {
-      const { family, shape, label } = timingTask(algorithm);
-      const config = learnerConfig(algorithm, family, SETTING.model.hidden, SETTING.innerSteps, SETTING.innerLr, SETTING.metaLr);
-      const rng = new Rng(1);
-      const learner = new MetaLearner(config, initMetaParams(config, rng));
-      const next = () => packEpisodes(Array.from({ length: SETTING.metaBatchSize }, () => family.sampleEpisode(rng, 'train', shape)));
-      return { algorithm, label, learner, next, ms: { batched: [], loop: [] } };
-    });
-    const before = tf.memory().numTensors;
-    for (const t of timed) for (const mode of ['batched', 'loop'] as const) warmUp(t, mode);
-    for (let round = 0; round < TIMING.rounds; round++) {
-      for (const t of timed) {
-        t.ms.batched.push(timeBlock(t, 'batched', batchedPerBlock));
-        t.ms.loop.push(timeBlock(t, 'loop', loopPerBlock));
-      }
-    }
-    if (tf.memory().numTensors !== before) throw new Error(`timing on ${backend} leaked ${tf.memory().numTensors - before} tensors`);
-    for (const t of timed) {
-      t.learner.dispose();
-      const batched = median(t.ms.batched);
-      const loop = median(t.ms.loop);
-      rows.push({ algorithm: t.algorithm, backend, task: t.label, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) });
-      const spread = `${Math.min(...t.ms.batched).toFixed(2)}-${Math.max(...t.ms.batched).toFixed(2)}`;
-      console.log(`  ${backend.padEnd(6)} ${t.algorithm.padEnd(9)} ${batched.toFixed(2).padStart(8)} ms (rounds ${spread})  loop ${loop.toFixed(2).padStart(8)} ms  x${(loop / batched).toFixed(2)}`);
-    }
-  }
-  return rows;
 }
 
 /** Runs metaTrain to the end and returns the meta-parameters with the last validation metrics. */
@@ -292,7 +166,7 @@ async function sinusoidQuality(iterations: number, seeds: number, python: string
   // The PyTorch baseline meta-trains in child processes meanwhile (one thread each); its wall time
   // is what this part of the benchmark waits for, so it gets every core while the engine shares one.
   const baseline = python
-    ? pool(seedList.map((seed) => () => pytorchRun(python, ['--iterations', String(iterations), '--seed', String(seed)])), cpus().length)
+    ? pool(seedList.map((seed) => () => mamlSineRun(python, iterations, seed)), cpus().length)
     : undefined;
   baseline?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
 
@@ -320,25 +194,11 @@ async function sinusoidQuality(iterations: number, seeds: number, python: string
   if (baseline) {
     console.log('\nwaiting for the PyTorch baseline to finish meta-training');
     const runs = await baseline;
-    quality.pytorch = { ...overSeeds(runs.map((run, seed) => ({ seed, ...sinusoidScores(config, run.params!, sets) }))), trainSeconds: runs.map((run) => round(run.trainSeconds!, 1)) };
+    quality.pytorch = { ...overSeeds(runs.map((run, seed) => ({ seed, ...sinusoidScores(config, run.params, sets) }))), trainSeconds: runs.map((run) => round(run.trainSeconds, 1)) };
   }
   return quality;
 }
 
-/** 5-way few-shot digits; an MLP body as in the MAML paper's non-convolutional Omniglot baseline. */
-const DIGITS = {
-  ways: 5,
-  hidden: [128, 64],
-  metaBatchSize: 8,
-  queryShots: 5,
-  innerSteps: 1,
-  innerLr: 0.4,
-  metaLr: 0.001,
-  testEpisodes: 100,
-  testQueryShots: 15,
-  /** Inner steps at test time (MAML's Omniglot evaluation adapts a little longer than it trains). */
-  testSteps: 3,
-};
 
 async function digitsQuality(iterations: number) {
   const family = digits({}, { ways: DIGITS.ways });
@@ -373,85 +233,71 @@ async function digitsQuality(iterations: number) {
   return rows;
 }
 
-// ---------------------------------------------------------------------------------------------------
-// The PyTorch baseline (bench/pytorch/maml_sine.py), run as a child process.
-
-const PYTORCH_SCRIPT = new URL('./pytorch/maml_sine.py', import.meta.url).pathname;
-
-function run(command: string, argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, argv, { maxBuffer: 64 << 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} ${argv.join(' ')}: ${stderr || error.message}`)) : resolve(stdout)));
-  });
-}
-
-/** A Python that imports torch, or null (with why) when there is none or --pytorch off. */
-async function findPytorch(choice: string): Promise<{ python: string | null; reason?: string }> {
-  if (choice === 'off') return { python: null, reason: '--pytorch off' };
-  const candidates = choice === 'auto' ? ['/usr/bin/python3', 'python3'] : [choice];
-  for (const python of candidates) {
-    try {
-      await run(python, ['-c', 'import torch']);
-      return { python };
-    } catch {
-      // next candidate
-    }
-  }
-  return { python: null, reason: `no Python with torch among ${candidates.join(', ')} (Debian: apt-get install python3-torch)` };
-}
-
-interface PytorchRun {
-  torch: string;
-  threads: number;
-  msPerIteration?: number;
-  trainSeconds?: number;
-  params?: ParamArrays;
-}
-
-async function pytorchRun(python: string, argv: string[]): Promise<PytorchRun> {
-  const out = JSON.parse(await run(python, [PYTORCH_SCRIPT, ...argv])) as Omit<PytorchRun, 'params'> & { params?: Record<string, { shape: number[]; data: number[] }> };
-  const params = out.params && Object.fromEntries(Object.entries(out.params).map(([name, { shape, data }]) => [name, { shape, data: Float32Array.from(data) }]));
-  return { ...out, params };
-}
-
-function printTable(rows: Row[]): void {
-  console.log('\nalgorithm  backend  ms/iter (batched)  ms/iter (per-task loop)  speed-up  task');
-  for (const r of rows) {
-    console.log(
-      `${r.algorithm.padEnd(10)} ${r.backend.padEnd(8)} ${r.msPerIteration.toFixed(2).padStart(17)} ${r.naiveLoopMsPerIteration.toFixed(2).padStart(24)} ${`x${r.speedup.toFixed(2)}`.padStart(9)}  ${r.task}`,
-    );
-  }
+/**
+ * The PyTorch baselines' part of the results: what they are, their gradient check (batched vs
+ * per-task loop), and the sinusoid MAML figures the README quotes (`mamlMsPerIteration`, the
+ * learn2learn-style loop, and `engineSpeedup` against it, as before; the batched ones beside them).
+ */
+async function pytorchSummary(python: string, server: PytorchServer, rows: Row[]): Promise<Record<string, unknown>> {
+  const check = await gradientCheck(python);
+  const worst = check.checks.reduce((a, b) => (b.maxAbsDiff > a.maxAbsDiff ? b : a));
+  const maml = rows.filter((r) => r.algorithm === 'maml' && r.task === 'sinusoid');
+  const byBackend = (pick: (r: Row) => number | undefined) => Object.fromEntries(maml.map((r) => [r.backend, pick(r)]));
+  const summary = {
+    python,
+    torch: server.torch,
+    threads: server.threads,
+    batched:
+      'bench/pytorch/meta_baseline.py, batched: the whole meta-batch at once: parameters expanded to per-task copies ([T, in, out]), torch.baddbmm, ' +
+      'one torch.autograd.grad(create_graph=True) over the sum of the per-task support losses, mean query loss, Adam',
+    loop: "the same algorithms one task at a time, learn2learn's way (per task: adapt, query loss; averaged; Adam)",
+    gradientCheck: { dtype: check.dtype, maxAbsDiff: worst.maxAbsDiff, worst: `${worst.algorithm} on ${worst.setting} (largest gradient entry ${round(worst.maxAbsGradient, 4)})`, checks: check.checks.length },
+    mamlMsPerIteration: maml[0]?.pytorchLoopMsPerIteration,
+    engineSpeedup: byBackend((r) => r.speedupVsPytorchLoop),
+    mamlBatchedMsPerIteration: maml[0]?.pytorchBatchedMsPerIteration,
+    engineSpeedupVsBatched: byBackend((r) => r.speedupVsPytorchBatched),
+  };
+  console.log(
+    `\nplain PyTorch ${server.torch} (${server.threads} thread), sinusoid MAML: batched ${summary.mamlBatchedMsPerIteration} ms, per-task loop ${summary.mamlMsPerIteration} ms per iteration; ` +
+      `batched vs loop meta-gradient: max abs difference ${worst.maxAbsDiff.toExponential(1)} over ${check.checks.length} checks`,
+  );
+  return summary;
 }
 
 async function main(): Promise<void> {
-  const backends = args.backends.split(',').map((b) => b.trim()) as BackendPreference[];
+  const paths = args.backends.split(',').map((b) => b.trim());
   const timingIterations = positive('timing-iterations', args['timing-iterations']);
+  const warmUpMs = positive('warmup-ms', args['warmup-ms']);
   const iterations = positive('iterations', args.iterations);
   const digitsIterations = positive('digits-iterations', args['digits-iterations']);
   const seeds = positive('seeds', args.seeds);
   const started = performance.now();
+  // Chosen first, as the service would choose it; timing then switches between the timed backends.
+  const qualityBackend = await initBackend(args['quality-backend'] as BackendPreference);
   const load = loadavg()[0];
-  console.log(`timing ${ALGORITHM_NAMES.join(', ')} on ${backends.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
-  const rows = await timing(backends, timingIterations);
-  printTable(rows);
+  console.log(`timing on ${paths.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
   const pytorch = await findPytorch(args.pytorch);
-  let baseline: Record<string, unknown> = { skipped: pytorch.reason };
-  if (pytorch.python) {
-    const timed = await pytorchRun(pytorch.python, ['--timing-iterations', String(timingIterations)]);
-    const ms = timed.msPerIteration!;
-    const speedup = Object.fromEntries(rows.filter((r) => r.algorithm === 'maml').map((r) => [r.backend, round(ms / r.msPerIteration, 2)]));
-    baseline = { python: pytorch.python, torch: timed.torch, threads: timed.threads, mamlMsPerIteration: round(ms), engineSpeedup: speedup };
-    console.log(`\nplain PyTorch ${timed.torch} (${timed.threads} thread), same MAML setting: ${ms.toFixed(2)} ms per iteration; engine ${Object.entries(speedup).map(([b, x]) => `x${x} on ${b}`).join(', ')}`);
-  } else {
-    console.log(`\nPyTorch baseline skipped: ${pytorch.reason}`);
+  if (!pytorch.python) console.log(`PyTorch baselines skipped: ${pytorch.reason}`);
+  const server = pytorch.python ? await PytorchServer.start(pytorch.python) : null;
+  let rows: Row[];
+  try {
+    rows = await timing(paths, timingIterations, warmUpMs, server);
+  } finally {
+    await server?.close();
   }
+  printTable(rows);
+  const baseline = server ? await pytorchSummary(pytorch.python!, server, rows) : { skipped: pytorch.reason };
 
   const result: Record<string, unknown> = {
     setting: {
       ...SETTING,
       architecture: '1-40-40-1',
       iterationIncludes: 'the meta-step: upload of the meta-batch, forward and backward passes, one gradient download, the Adam update (the meta-batch is sampled and packed before the timer starts)',
-      timing: `every algorithm warmed up for ${TIMING.warmUpMs} ms in each mode first; then ${TIMING.rounds} rounds, each timing one batched and one per-task-loop block of every algorithm in turn; a row is the median over rounds`,
+      timing:
+        `every case warmed up for ${warmUpMs} ms in each mode, engine and PyTorch, first; then ${TIMING.rounds} rounds, each timing, for every case in turn, ` +
+        'one block each of the engine batched, the engine per-task loop, PyTorch batched and PyTorch per-task loop (PyTorch runs while the engine waits); a row is the median over rounds',
       protonet: 'ProtoNets classify only: timed on 5-way Gaussian blobs in 1 dimension, 2 support + 2 query per class (10 + 10 per task), same 1-40-40 body',
+      digitsSize: 'MAML and ProtoNets also timed at the digits quality run\'s size: 196-128-64-5 relu, 5-way 1-shot with 5 query examples per class, meta-batch 8, 1 inner step at lr 0.4 (rows whose task names it)',
       naiveLoop: "the same algorithm, one task of the meta-batch at a time ('loop' mode), measured in the same run",
       sinusoidTest:
         'as learn2learn / the MAML paper: 1-40-40-1 relu, nn.Linear init (weights and biases U(+-1/sqrt(fan_in))), per-task mean MSE averaged over 25 tasks, ' +
@@ -460,20 +306,21 @@ async function main(): Promise<void> {
         'with several seeds, mse1Step / mse10Steps are means over seeds and standardError the spread between seeds; the PyTorch baseline is scored on the same tasks by the same code',
       reference: 'quoted, not measured here: PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
     },
-    options: { iterations, seeds, digitsIterations, timingIterations, backends },
+    options: { iterations, seeds, digitsIterations, timingIterations, warmUpMs, backends: paths },
     machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(load, 2), tfjs: tf.version.tfjs },
     rows,
     pytorch: baseline,
   };
   if (!args['skip-quality']) {
-    await initBackend(rows.some((r) => r.backend === 'tensorflow') ? 'tensorflow' : 'wasm');
+    // The backend picked before timing switched between the timed ones (a later 'auto' keeps the active one).
+    await initBackend(qualityBackend);
     const quality = await sinusoidQuality(iterations, seeds, pytorch.python);
-    result.quality = quality;
+    result.quality = { ...quality, backend: qualityBackend };
     const line = (q: { mse1Step: number; mse10Steps: number }) => `1 step ${q.mse1Step}, 10 steps ${q.mse10Steps}`;
     console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: ${line(quality as never)}`);
     if (quality.pytorch) console.log(`  plain PyTorch, same tasks, same scoring: ${line(quality.pytorch as never)}`);
     if (!args['skip-digits']) {
-      result.digitsSetting = { ...DIGITS, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
+      result.digitsSetting = { ...DIGITS, backend: qualityBackend, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
       result.digits = await digitsQuality(digitsIterations);
     }
   }

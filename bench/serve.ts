@@ -2,9 +2,9 @@
  * Serving benchmark: `npm run bench:serve [-- options]` prints a table and writes
  * bench/results/serve.json.
  *
- * It meta-trains a small MAML sinusoid model (1-40-40-1) in this process, stores it through the
- * repositories as a finished job would, starts the service as child processes (an API process and a
- * worker process, or one `--role all`), and measures through HTTP:
+ * It starts the service as child processes (an API process and a worker process, or one
+ * `--role all`), has it meta-train a small MAML sinusoid model (1-40-40-1) through POST /meta-train,
+ * and measures through HTTP:
  * - adaptation: POST /tasks/:id/adapt (K=10, 5 steps, wait) from 8 concurrent clients, each on its own
  *   task: p50/p99 latency and adaptations per second (and, first, one client alone); the worker's own
  *   timings (queue wait, load, inner loop, write) arrive on the adapted channel and show where the
@@ -33,13 +33,10 @@ import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createDb, type Db } from '../src/db/client.js';
+import { createDb } from '../src/db/client.js';
 import { createApiKey } from '../src/db/repositories/api-keys.js';
-import { createJob } from '../src/db/repositories/jobs.js';
-import { createTaskFamily } from '../src/db/repositories/task-families.js';
-import { finishSucceeded, startAttempt } from '../src/db/repositories/training.js';
 import { AdaptedSubscriber, type AdaptedMessage } from '../src/jobs/adapted.js';
-import { createFamily, initBackend, metaTrain, resolveHyper, Rng, type BackendPreference, type FamilySpec, type MetaModel } from '../src/meta/index.js';
+import { Rng, type BackendPreference, type FamilySpec } from '../src/meta/index.js';
 import { freePort, removePrefix } from '../test/integration/support/services.js';
 
 const { values: opts } = parseArgs({
@@ -145,31 +142,20 @@ async function bareServer(port: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Set-up: a meta-model stored as a finished job stores it
+// Set-up: the model is meta-trained by the service itself, as a client would have it trained
 
-async function storeMetaModel(db: Db, tenantId: string, iterations: number): Promise<{ id: string; trainMs: number }> {
-  const hyper = resolveHyper({ iterations, metaBatchSize: 10, shots: K, queryShots: K, innerSteps: 1, innerLr: 0.01, metaLr: 0.001, evalEvery: iterations, checkpointEvery: iterations, seed: 0 });
+async function trainThroughService(call: Call, iterations: number): Promise<{ id: string; trainMs: number }> {
   const started = performance.now();
-  let model: MetaModel | undefined;
-  for await (const event of metaTrain({ algorithm: 'maml', model: MODEL, families: createFamily(SINE), hyper })) {
-    if (event.type === 'result') model = event.model;
+  const family = expectStatus(await call('POST', '/task-families', SINE), 201, 'create family') as { id: string };
+  const hyper = { iterations, metaBatchSize: 10, shots: K, queryShots: K, innerSteps: 1, innerLr: 0.01, metaLr: 0.001, evalEvery: iterations, checkpointEvery: iterations, seed: 0 };
+  const body = { name: 'bench-sine-maml', familyIds: [family.id], algorithm: 'maml', model: MODEL, hyper };
+  const job = expectStatus(await call('POST', '/meta-train', body), 202, 'meta-train') as { id: string };
+  for (;;) {
+    const state = expectStatus(await call('GET', `/meta-train/${job.id}`), 200, 'meta-train job') as { status: string; metaModelId: string | null; error: string | null };
+    if (state.status === 'succeeded' && state.metaModelId) return { id: state.metaModelId, trainMs: performance.now() - started };
+    if (state.status === 'failed' || state.status === 'cancelled') throw new Error(`meta-training ${state.status}: ${state.error}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
-  const trainMs = performance.now() - started;
-  if (!model) throw new Error('meta-training gave no result');
-  const family = await createTaskFamily(db, tenantId, SINE);
-  const { job } = await createJob(db, tenantId, { name: 'bench-sine-maml', algorithm: 'maml', familyIds: [family.id], model: MODEL, hyper });
-  const run = await startAttempt(db, job.id);
-  if (!run) throw new Error('the stored job could not start');
-  const stored = await finishSucceeded(db, run.fence, {
-    algorithm: 'maml',
-    kind: 'regression',
-    inputDim: 1,
-    nWay: null,
-    model: MODEL,
-    metrics: { iteration: iterations, trainLoss: 0, valLoss: 0 },
-    params: model.params,
-  });
-  return { id: stored.id, trainMs };
 }
 
 /** K points of a random sinusoid task (amplitude 0.1-5, phase 0-pi, x in [-5, 5]). */
@@ -235,11 +221,8 @@ async function main(): Promise<void> {
   let tenantId: string | undefined;
   let subscriber: AdaptedSubscriber | undefined;
   try {
-    await initBackend(backend);
     const key = await createApiKey(db, `bench-serve-${prefix}`);
     tenantId = key.tenantId;
-    const metaModel = await storeMetaModel(db, tenantId, Number(opts.iterations));
-    console.log(`meta-trained MAML 1-40-40-1 on sinusoids (${opts.iterations} iterations, ${round(metaModel.trainMs / 1000, 1)} s) and stored it`);
 
     const [apiPort, barePort] = [await freePort(), await freePort()];
     // Rate limiting stays on, as deployed (every request counted in Redis), with a budget the bench never reaches.
@@ -252,6 +235,8 @@ async function main(): Promise<void> {
       children.push(await startProcess('service', ['src/main.ts', '--role', 'all'], env, ready));
     }
     const call = client(apiPort, key.key, Math.max(clients, 4));
+    const metaModel = await trainThroughService(call, Number(opts.iterations));
+    console.log(`meta-trained MAML 1-40-40-1 on sinusoids through the service (${opts.iterations} iterations, ${round(metaModel.trainMs / 1000, 1)} s)`);
     subscriber = await AdaptedSubscriber.start(redis, prefix, logger, 'bench');
     const messages: AdaptedMessage[] = [];
     subscriber.on((m) => messages.push(m));

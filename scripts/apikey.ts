@@ -24,6 +24,7 @@ import {
   type ApiKeySummary,
 } from '../src/db/repositories/api-keys.js';
 import { publishRevokedKey } from '../src/jobs/revocations.js';
+import { errorMessage } from '../src/util/error-reason.js';
 
 const USAGE = `usage: npm run apikey -- create --tenant NAME [--name LABEL]
        npm run apikey -- create --tenant-id ID [--name LABEL]
@@ -103,7 +104,7 @@ async function announceRevocation(config: Config, keyId: string): Promise<void> 
     const heard = await publishRevokedKey(redis, config.queuePrefix, keyId);
     say(`announced on Redis: ${heard} running API process(es) dropped it at once`);
   } catch (error) {
-    say(`could not announce it on Redis (${error instanceof Error ? error.message : String(error)}): running API processes refuse it within AUTH_CACHE_TTL_MS`);
+    say(`could not announce it on Redis (${errorMessage(error)}): running API processes refuse it within AUTH_CACHE_TTL_MS`);
   } finally {
     redis.disconnect();
   }

@@ -38,7 +38,8 @@ function compiler() {
 export function buildWasm({ force = false } = {}) {
   if (!force && !wasmIsStale()) return false;
   const args = [ENTRY, '-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd', '--outFile', OUTPUT];
-  const result = spawnSync(compiler(), args, { cwd: ROOT, stdio: 'inherit' });
+  // Its output goes to stderr: setup's callers keep stdout for their own (see setup.mjs).
+  const result = spawnSync(compiler(), args, { cwd: ROOT, stdio: ['ignore', 2, 'inherit'] });
   if (result.error) throw new Error(`asc could not start: ${result.error.message}`);
   if (result.status !== 0) throw new Error(`asc exited with ${result.status}`);
   return true;

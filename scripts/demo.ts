@@ -16,6 +16,7 @@ import { createFastadaptClient, jobEvents, orThrow, type FastadaptClient } from 
 import { loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { createApiKey } from '../src/db/repositories/api-keys.js';
+import { errorMessage } from '../src/util/error-reason.js';
 import { adaptNewSines } from './demo/adapt.js';
 import { ProgressBar } from './demo/events.js';
 import { runSteps, StepError, type Step } from './demo/progress.js';
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
     await runSteps(steps, context);
     process.stdout.write('Demo finished.\n');
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     const where = error instanceof StepError ? ` at step "${error.step}"` : '';
     process.stderr.write(`Demo failed${where}: ${message}\n`);
     // Never leave a service behind: stop it, and kill it if it does not stop.

@@ -128,7 +128,12 @@ export function listMigrations() {
 export function deployMigrations(databaseUrl) {
   const result = runPrisma6(['migrate', 'deploy'], { databaseUrl });
   if (result.status !== 0) {
-    throw new Error(`prisma migrate deploy failed for ${redact(databaseUrl)}:\n${result.stdout}${result.stderr}`);
+    const output = `${result.stdout}${result.stderr}`;
+    // Deploy applies migrations to a database that exists; creating one is setup's job (or the operator's).
+    const missing = /Database `[^`]*` does not exist/.test(output)
+      ? '\nCreate it first: `node scripts/setup.mjs` creates and migrates the database of DATABASE_URL (or run `createdb` on its server).'
+      : '';
+    throw new Error(`prisma migrate deploy failed for ${redact(databaseUrl)}:\n${output}${missing}`);
   }
 }
 

@@ -1,15 +1,21 @@
 #!/usr/bin/env node
 // Brings a checkout to "ready to run": dependencies installed, the fused engine's wasm kernels compiled,
 // Postgres and Redis answering, databases created and migrated, Prisma client generated. `npm test`
-// runs it with --test (also prepares the test database), `npm run demo` without. Plain Node with no npm
-// imports at load time, because its first step may be installing them. Idempotent; a second run only checks, in about a second.
+// runs it with --test (also prepares the test database); `npm start`, `npm run demo`, `apikey`, `openapi`
+// and `bench:serve` without. Plain Node with no npm imports at load time, because its first step may be
+// installing them. Idempotent; a second run only checks, in about a second. It reports on stderr (its
+// children's output too), so the stdout of the script it runs before stays that script's own
+// (`KEY=$(npm run -s apikey -- create ...)`), and runs one at a time per checkout (`npm start &` then
+// `npm run apikey` must not both run npm ci).
 //
 // Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/fastadapt),
 // TEST_DATABASE_URL (default: DATABASE_URL's database name + "_test"), REDIS_URL (default
 // redis://127.0.0.1:6379).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -18,14 +24,17 @@ const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/fastadapt';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 const START_WAIT_MS = 30_000;
+/** How long a setup waits for another one on the same checkout (a fresh clone's npm ci included). */
+const LOCK_WAIT_MS = 10 * 60_000;
 
 const started = performance.now();
-const log = (step, message) => console.log(`setup: ${step.padEnd(10)} ${message}`);
+const log = (step, message) => console.error(`setup: ${step.padEnd(10)} ${message}`);
 
 class SetupError extends Error {}
 
 function run(command, args, options = {}) {
-  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
+  // The child's stdout goes to our stderr (see the header).
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: ['inherit', 2, 'inherit'], ...options });
   if (result.error) throw new SetupError(`${command} could not start: ${result.error.message}`);
   if (result.status !== 0) throw new SetupError(`${command} ${args.join(' ')} exited with ${result.status}`);
   return result;
@@ -260,7 +269,65 @@ function withDatabase(url, name) {
   return u.toString();
 }
 
-main(process.argv.slice(2)).catch((error) => {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function lockHolder(lock) {
+  try {
+    return Number(readFileSync(join(lock, 'pid'), 'utf8'));
+  } catch {
+    return null; // being created or released right now
+  }
+}
+
+function lockAgeMs(lock) {
+  try {
+    return Date.now() - statSync(lock).mtimeMs;
+  } catch {
+    return 0; // just released
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** Runs `work` holding this checkout's setup lock (a directory in the temp dir: mkdir is atomic). */
+async function withLock(work) {
+  const lock = join(tmpdir(), `fastadapt-setup-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    const holder = lockHolder(lock);
+    const orphaned = holder === null ? lockAgeMs(lock) > 5_000 : !isRunning(holder);
+    if (orphaned) {
+      rmSync(lock, { recursive: true, force: true }); // left by a setup that was killed
+      continue;
+    }
+    if (Date.now() > deadline) throw new SetupError(`another setup (pid ${holder}) has held ${lock} for ${LOCK_WAIT_MS / 60_000} min; stop it or remove the directory`);
+    if (!told) log('lock', `another setup (pid ${holder ?? '?'}) is running on this checkout: waiting for it`);
+    told = true;
+    await sleep(250);
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+withLock(() => main(process.argv.slice(2))).catch((error) => {
   const message = error instanceof SetupError ? error.message : (error?.stack ?? String(error));
   console.error(`setup: FAILED    ${message}`);
   process.exitCode = 1;

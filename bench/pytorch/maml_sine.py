@@ -9,17 +9,16 @@ The setting is the MAML paper's and the engine benchmark's: 1-40-40-1 relu MLP w
 default initialisation, meta-batch 25, K=10 support + 10 query, 1 inner step at lr 0.01, Adam 0.001,
 amplitude ~ U[0.1, 5], phase ~ U[0, pi], x ~ U[-5, 5], y = A sin(x - phase).
 
-It prints one JSON object: the PyTorch version and threads, ms per meta-iteration (median of blocks
-after a warm-up, timing only the meta-step as the engine benchmark does), and with --iterations the
-meta-trained parameters, named and laid out as the engine's (weights [in, out]), so that bench:meta
-scores them on exactly the test tasks it scores its own model on.
+It prints one JSON object: the PyTorch version and threads, the training time and the meta-trained
+parameters, named and laid out as the engine's (weights [in, out]), so that bench:meta scores them on
+exactly the test tasks it scores its own model on. (bench:meta times every algorithm, batched and
+per task, with meta_baseline.py.)
 
-Usage: python3 bench/pytorch/maml_sine.py [--iterations N] [--timing-iterations N] [--seed S]
+Usage: python3 bench/pytorch/maml_sine.py --iterations N [--seed S]
 """
 import argparse
 import json
 import math
-import statistics
 import time
 
 import torch
@@ -65,8 +64,7 @@ def meta_step(params, optimiser):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument('--iterations', type=int, default=0, help='meta-train this many iterations and print the parameters')
-    parser.add_argument('--timing-iterations', type=int, default=0, help='time this many meta-iterations (after a warm-up)')
+    parser.add_argument('--iterations', type=int, required=True, help='meta-train this many iterations and print the parameters')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
 
@@ -78,33 +76,17 @@ def main():
     optimiser = torch.optim.Adam(params, lr=SETTING['meta_lr'])
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
 
-    if args.timing_iterations > 0:
-        # Timed on a throwaway copy so that the training run below starts from the seed's initialisation.
-        timed = [p.detach().clone().requires_grad_() for p in params]
-        timed_optimiser = torch.optim.Adam(timed, lr=SETTING['meta_lr'])
-        for _ in range(20):
-            meta_step(timed, timed_optimiser)
-        blocks = []
-        per_block = max(1, args.timing_iterations // 9)
-        for _ in range(9):
-            start = time.perf_counter()
-            for _ in range(per_block):
-                meta_step(timed, timed_optimiser)
-            blocks.append((time.perf_counter() - start) * 1000 / per_block)
-        out['msPerIteration'] = statistics.median(blocks)
-
-    if args.iterations > 0:
-        start = time.perf_counter()
-        for _ in range(args.iterations):
-            loss = meta_step(params, optimiser)
-            if not math.isfinite(loss):
-                raise SystemExit(f'meta-loss is {loss}')
-        out['iterations'] = args.iterations
-        out['trainSeconds'] = time.perf_counter() - start
-        names = ['body.0.weight', 'body.0.bias', 'body.1.weight', 'body.1.bias', 'head.weight', 'head.bias']
-        # torch keeps weights as [out, in]; the engine as [in, out].
-        arrays = [p.detach().t() if p.dim() == 2 else p.detach() for p in params]
-        out['params'] = {name: {'shape': list(a.shape), 'data': a.contiguous().view(-1).tolist()} for name, a in zip(names, arrays)}
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        loss = meta_step(params, optimiser)
+        if not math.isfinite(loss):
+            raise SystemExit(f'meta-loss is {loss}')
+    out['iterations'] = args.iterations
+    out['trainSeconds'] = time.perf_counter() - start
+    names = ['body.0.weight', 'body.0.bias', 'body.1.weight', 'body.1.bias', 'head.weight', 'head.bias']
+    # torch keeps weights as [out, in]; the engine as [in, out].
+    arrays = [p.detach().t() if p.dim() == 2 else p.detach() for p in params]
+    out['params'] = {name: {'shape': list(a.shape), 'data': a.contiguous().view(-1).tolist()} for name, a in zip(names, arrays)}
 
     print(json.dumps(out))
 

@@ -2,6 +2,7 @@
  * A small console progress printer for the demo: numbered steps, a duration for each, detail lines
  * under it, and the first failure reported with its step so a reader knows where the demo stopped.
  */
+import { errorMessage } from '../../src/util/error-reason.js';
 
 /** One demo step: a title and the work, which may return detail lines to print under it. */
 export interface Step<Context> {
@@ -15,7 +16,7 @@ export class StepError extends Error {
     readonly step: string,
     cause: unknown,
   ) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    super(errorMessage(cause), { cause });
     this.name = 'StepError';
   }
 }

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { errorMessage } from '../../src/util/error-reason.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -86,7 +87,7 @@ export async function waitUntilReady(service: Service, timeoutMs = 60_000): Prom
       if (response.ok) return body;
       last = `${response.status} ${JSON.stringify(body)}`;
     } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
+      last = errorMessage(error);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }

@@ -4,9 +4,17 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { lastLine } from '../util/error-reason.js';
+import { withTimeout } from '../util/timeout.js';
 
 export { PrismaClient };
 export { Prisma } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
+
+/** The write broke a unique constraint (Prisma's P2002): another writer took the key first. */
+export function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+}
 
 /** A connected database handle. Created by {@link createDb}. */
 export interface Db {
@@ -52,7 +60,7 @@ export function createDb(url: string, options: DbOptions = {}): Db {
     sql,
     ping: async () => {
       try {
-        await withTimeout(prisma.$queryRaw`SELECT 1`, pingTimeoutMs, 'Postgres');
+        await withTimeout(prisma.$queryRaw`SELECT 1`, pingTimeoutMs, () => new Error(`Postgres did not answer within ${pingTimeoutMs} ms`));
       } catch (error) {
         throw new Error(`Postgres ping failed: ${lastLine(error)}`, { cause: error });
       }
@@ -60,23 +68,4 @@ export function createDb(url: string, options: DbOptions = {}): Db {
     // Prisma leaves a pool it was given open: end it here, once.
     close: () => (closed ??= prisma.$disconnect().finally(() => (sql.ended ? undefined : sql.end()))),
   };
-}
-
-/** Prisma errors open with several lines of call-site context; the reason is the last line. */
-function lastLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.trim().split('\n').filter((line) => line.trim() !== '').pop() ?? text;
-}
-
-/** Rejects with a clear message when `promise` has not settled within `ms`. */
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

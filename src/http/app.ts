@@ -4,9 +4,11 @@
  */
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { Queues } from '../jobs/queues.js';
+import { createRedis } from '../jobs/redis.js';
 import type { AppDeps } from './deps.js';
 import adminBoard from './plugins/admin-board.js';
 import adapted from './plugins/adapted.js';
@@ -18,10 +20,13 @@ import rateLimit from './plugins/rate-limit.js';
 import requestIdPlugin, { requestId } from './plugins/request-id.js';
 import { loggerOptions } from './logger.js';
 import { RequestLogging } from './request-logging.js';
+import adapt from './routes/adapt.js';
 import dashboard from './routes/dashboard.js';
 import health from './routes/health.js';
 import metaModels from './routes/meta-models.js';
+import metaTrainEvents from './routes/meta-train-events.js';
 import metaTrain from './routes/meta-train.js';
+import predict from './routes/predict.js';
 import tasks from './routes/tasks.js';
 import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
@@ -73,15 +78,25 @@ export async function buildApp(deps: AppDeps) {
   // calls the API with the key its user types in.
   await app.register(adminBoard);
   await app.register(dashboard);
-  // Resource routes: every one needs an API key and acts for its tenant (request.tenant).
+  // Meta-training's cancel requests and event streams talk to Redis directly (PUBLISH, XREAD), on a
+  // connection of the routes' own, closed with the app.
+  const jobsRedis = createRedis(config.redisUrl, 'api-jobs', app.log as unknown as Logger);
+  app.addHook('onClose', async () => {
+    await jobsRedis.quit().catch(() => jobsRedis.disconnect());
+  });
+  // Resource routes, every one of them here (no route file registers another): each needs an API
+  // key and acts for its tenant (request.tenant).
   await app.register(async (api) => {
     api.addHook('onRequest', api.authenticate);
     // Before the routes: it limits the routes registered after it, per key, once the key is known.
     await api.register(rateLimit);
     await api.register(taskFamilies);
-    await api.register(metaTrain);
+    await api.register(metaTrain, { redis: jobsRedis });
+    await api.register(metaTrainEvents, { redis: jobsRedis });
     await api.register(metaModels);
     await api.register(tasks);
+    await api.register(adapt);
+    await api.register(predict);
   });
   return app;
 }

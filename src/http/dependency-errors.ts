@@ -5,6 +5,7 @@
  * reports them.
  */
 import type { Queues } from '../jobs/queues.js';
+import { withTimeout } from '../util/timeout.js';
 
 /** A dependency the API cannot answer without. */
 export type Dependency = 'postgres' | 'redis';
@@ -98,19 +99,6 @@ export function unavailableDependency(error: unknown, depth = 0): Dependency | n
  */
 export async function assertRedisReady(queues: Queues): Promise<void> {
   // Before the first connection the client promise itself waits for Redis: bound that too.
-  const client = await within(queues['meta-train'].getBackend().client, 500, () => new DependencyUnavailableError('redis', 'not connected yet'));
+  const client = await withTimeout(queues['meta-train'].getBackend().client, 500, () => new DependencyUnavailableError('redis', 'not connected yet'));
   if (client.status !== 'ready') throw new DependencyUnavailableError('redis', `connection is ${client.status}`);
-}
-
-/** Rejects with `onTimeout()` if `promise` has not settled within `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

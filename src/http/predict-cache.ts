@@ -8,6 +8,7 @@
  * `maxAgeMs`, and the whole cache is cleared when the subscription is re-established.
  */
 import type { PreparedMlp } from '../meta/predict-arrays.js';
+import { Lru } from '../util/lru.js';
 
 /** A task's latest head, laid out for the plain-JS forward pass. */
 export interface ServedHead {
@@ -50,23 +51,21 @@ interface PendingLoad {
 }
 
 export class PredictCache {
-  private readonly entries = new Map<string, Entry>();
+  /** Heads by task id; a hit marks its task most recently used, and a hit on the newest allocates nothing. */
+  private readonly entries: Lru<string, Entry>;
   /** In-flight loads by tenant and task, so a burst of misses on one task reads it once. */
   private readonly loading = new Map<string, PendingLoad>();
   private readonly load: PredictCacheOptions['load'];
-  private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
   private readonly onLookup: (hit: boolean) => void;
-  /** The most recently used task (the last key in `entries`): a hit on it needs no reordering. */
-  private newest: string | undefined;
   /** Lookups answered from memory / from the store (for tests and metrics). */
   hits = 0;
   misses = 0;
 
   constructor(options: PredictCacheOptions) {
     this.load = options.load;
-    this.maxEntries = options.maxEntries ?? 10_000;
+    this.entries = new Lru({ maxEntries: options.maxEntries ?? 10_000 });
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.onLookup = options.onLookup ?? (() => {});
@@ -82,12 +81,6 @@ export class PredictCache {
     if (entry && this.now() - entry.loadedAt <= this.maxAgeMs) {
       this.hits++;
       this.onLookup(true);
-      // Map order is insertion order: re-inserting marks it most recently used.
-      if (this.newest !== taskId) {
-        this.entries.delete(taskId);
-        this.entries.set(taskId, entry);
-        this.newest = taskId;
-      }
       return entry.head.tenantId === tenantId ? entry.ready : MISSING;
     }
     if (entry) this.entries.delete(taskId);
@@ -115,7 +108,7 @@ export class PredictCache {
    * before now from caching what they read.
    */
   invalidate(taskId: string, headVersion: number): void {
-    const entry = this.entries.get(taskId);
+    const entry = this.entries.peek(taskId);
     if (entry && entry.head.headVersion < headVersion) this.entries.delete(taskId);
     for (const [key, load] of this.loading) {
       if (load.taskId !== taskId) continue;
@@ -138,19 +131,13 @@ export class PredictCache {
 
   /** The version held for a task, if any (for tests). */
   heldVersion(taskId: string): number | undefined {
-    return this.entries.get(taskId)?.head.headVersion;
+    return this.entries.peek(taskId)?.head.headVersion;
   }
 
   private remember(head: ServedHead, loadedAt: number): void {
-    const held = this.entries.get(head.taskId);
+    const held = this.entries.peek(head.taskId);
     // A slower load must not replace a newer version another load already cached.
     if (held && held.head.headVersion > head.headVersion) return;
-    this.entries.delete(head.taskId);
     this.entries.set(head.taskId, { head, loadedAt, ready: Object.freeze({ status: 'ready', head }) });
-    this.newest = head.taskId;
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
-    }
   }
 }

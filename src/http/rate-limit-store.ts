@@ -16,6 +16,7 @@
 import { createRequire } from 'node:module';
 import type { FastifyRateLimitOptions, FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
+import { Lru } from '../util/lru.js';
 
 type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key: string) => FastifyRateLimitStore;
 // The plugin's own store (the same Lua script), which it does not export by name.
@@ -38,12 +39,27 @@ const LEASE_LUA = `
 `;
 
 type Callback = (error: Error | null, result?: Result) => void;
+
+/** Counts `next..last` reserved by this process, valid until `until` (ms since the epoch). */
+interface Lease {
+  next: number;
+  last: number;
+  until: number;
+}
+
+/**
+ * Most keys a process remembers (leases, refusals). When full, stale ones leave first, then the one
+ * stored longest ago: reads `peek`, so a request costs no reordering, and a key moves up when its
+ * lease is renewed or its refusal recorded.
+ */
+const MAX_REMEMBERED_KEYS = 10_000;
+
 type LeaseRedis = Redis & { rateLimitLease(key: string, windowMs: number, count: number, cb: (error: Error | null, result: [number, number]) => void): void };
 
 /** Fixed-window counts in Redis, reserved `leaseSize(max)` at a time (see the module comment). */
 class LeasedRedisCounter implements FastifyRateLimitStore {
   /** The counts this process reserved and has not handed out yet, by key. */
-  private readonly leases = new Map<string, { next: number; last: number; until: number }>();
+  private readonly leases = new Lru<string, Lease>({ maxEntries: MAX_REMEMBERED_KEYS, isStale: (l) => l.until <= Date.now() || l.next > l.last });
   /** Requests waiting for a lease already asked for (one round trip per key at a time). */
   private readonly waiting = new Map<string, Callback[]>();
   private readonly redis: LeaseRedis;
@@ -54,7 +70,7 @@ class LeasedRedisCounter implements FastifyRateLimitStore {
   }
 
   incr(key: string, callback: Callback, timeWindow: number, max: number): void {
-    const lease = this.leases.get(key);
+    const lease = this.leases.peek(key);
     const now = Date.now();
     if (lease && lease.until > now && lease.next <= lease.last) {
       callback(null, { current: lease.next++, ttl: lease.until - now });
@@ -75,8 +91,8 @@ class LeasedRedisCounter implements FastifyRateLimitStore {
         return;
       }
       const [current, ttl] = result;
-      const fresh = { next: current - count + 1, last: current, until: Date.now() + ttl };
-      this.remember(key, fresh);
+      const fresh: Lease = { next: current - count + 1, last: current, until: Date.now() + ttl };
+      this.leases.set(key, fresh);
       for (const waiter of callbacks) {
         if (fresh.next <= fresh.last) waiter(null, { current: fresh.next++, ttl });
         else this.incr(key, waiter, timeWindow, max); // more requests than the lease held: reserve again
@@ -89,32 +105,12 @@ class LeasedRedisCounter implements FastifyRateLimitStore {
     const { routeInfo } = routeOptions as unknown as { routeInfo: { method: string; url: string } };
     return new LeasedRedisCounter(this.redis, `${this.nameSpace}${routeInfo.method}${routeInfo.url}-`);
   }
-
-  private remember(key: string, lease: { next: number; last: number; until: number }): void {
-    setBounded(this.leases, key, lease, (v, now) => v.until <= now || v.next > v.last);
-  }
-}
-
-/** Most keys a process remembers (leases, refusals); beyond it stale ones are swept, then the oldest dropped. */
-const MAX_REMEMBERED_KEYS = 10_000;
-
-/** `map.set(key, value)`, first making room when the map holds MAX_REMEMBERED_KEYS entries. */
-function setBounded<V>(map: Map<string, V>, key: string, value: V, stale: (entry: V, now: number) => boolean): void {
-  if (map.size >= MAX_REMEMBERED_KEYS) {
-    const now = Date.now();
-    for (const [k, v] of map) if (stale(v, now)) map.delete(k);
-    for (const oldest of map.keys()) {
-      if (map.size < MAX_REMEMBERED_KEYS) break;
-      map.delete(oldest);
-    }
-  }
-  map.set(key, value);
 }
 
 type Result = { current: number; ttl: number };
 
 class RefusalFront implements FastifyRateLimitStore {
-  private readonly refused = new Map<string, { current: number; until: number }>();
+  private readonly refused = new Lru<string, { current: number; until: number }>({ maxEntries: MAX_REMEMBERED_KEYS, isStale: (r) => r.until <= Date.now() });
 
   constructor(
     private readonly inner: FastifyRateLimitStore,
@@ -124,7 +120,7 @@ class RefusalFront implements FastifyRateLimitStore {
 
   incr(key: string, callback: (error: Error | null, result?: Result) => void, timeWindow: number, max: number): void {
     const now = Date.now();
-    const held = this.refused.get(key);
+    const held = this.refused.peek(key);
     if (held !== undefined) {
       if (held.until > now) {
         held.current++;
@@ -134,17 +130,13 @@ class RefusalFront implements FastifyRateLimitStore {
       this.refused.delete(key);
     }
     this.inner.incr(key, (error, result) => {
-      if (!error && result && this.fixedWindow && result.current > max && result.ttl > 0) this.remember(key, result.current, now + result.ttl);
+      if (!error && result && this.fixedWindow && result.current > max && result.ttl > 0) this.refused.set(key, { current: result.current, until: now + result.ttl });
       callback(error, result);
     }, timeWindow, max);
   }
 
   child(routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): FastifyRateLimitStore {
     return new RefusalFront(this.inner.child(routeOptions), this.fixedWindow);
-  }
-
-  private remember(key: string, current: number, until: number): void {
-    setBounded(this.refused, key, { current, until }, (v, now) => v.until <= now);
   }
 }
 

@@ -6,9 +6,8 @@ import type { FastifyError, FastifySchemaCompiler, FastifySchemaValidationError 
 import type { TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
+import { DECIMAL_NUMBER } from '../util/numbers.js';
 import type { ValidationIssue } from './schemas/problem.js';
-
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /**
  * Converts text (query, path, header values) to the declared scalar types, strictly: "2.5" is not an
@@ -21,7 +20,7 @@ function fromText(schema: unknown, value: unknown): unknown {
   switch (s.type) {
     case 'number':
     case 'integer':
-      return typeof value === 'string' && NUMBER.test(value) ? Number(value) : value;
+      return typeof value === 'string' && DECIMAL_NUMBER.test(value) ? Number(value) : value;
     case 'boolean':
       return value === 'true' ? true : value === 'false' ? false : value;
     case 'array':

@@ -18,11 +18,13 @@ import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import * as adaptations from '../db/repositories/adaptation.js';
+import type { MetaModelCache } from '../db/meta-model-cache.js';
+import * as adaptations from '../db/repositories/adaptations.js';
+import { loadMetaModel } from '../db/repositories/meta-models.js';
 import { CodecError, encodeParams, NonFiniteError, type MetaModel } from '../meta/index.js';
+import { errorMessage } from '../util/error-reason.js';
 import { AdaptBatcher } from './adapt-batcher.js';
 import { publishAdapted, type AdaptedMessage, type AdaptTimings } from './adapted.js';
-import type { MetaModelCache } from './meta-model-cache.js';
 import type { JobHandler } from './worker.js';
 
 export interface AdaptDeps {
@@ -50,8 +52,6 @@ class AdaptationFailure extends Error {
     this.name = 'AdaptationFailure';
   }
 }
-
-const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The BullMQ handler for the `adapt` queue. */
 export function createAdaptHandler(deps: AdaptDeps): JobHandler<'adapt'> {
@@ -121,7 +121,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
     if (options.lastAttempt ?? true) {
       logger.error({ adaptationId, err: error }, 'adaptation failed on its last attempt');
       try {
-        return await fail(deps, adaptationId, work, `the worker failed: ${reasonOf(error)}`, startedAt);
+        return await fail(deps, adaptationId, work, `the worker failed: ${errorMessage(error)}`, startedAt);
       } catch {
         // Postgres may be what failed: the row stays unfinished and the API's wait falls back to 202.
       }
@@ -143,9 +143,9 @@ async function loadOrFail(db: Db, adaptationId: string): Promise<adaptations.Ada
 async function metaModelFor(deps: AdaptDeps, work: adaptations.AdaptationWork): Promise<MetaModel> {
   let model: MetaModel | null;
   try {
-    model = await deps.metaModels.get(work.metaModelId, (id) => adaptations.loadMetaModel(deps.db, id));
+    model = await deps.metaModels.get(work.metaModelId, (id) => loadMetaModel(deps.db, id));
   } catch (error) {
-    if (error instanceof CodecError || error instanceof RangeError) throw new AdaptationFailure(`the task's meta-model cannot be read: ${reasonOf(error)}`);
+    if (error instanceof CodecError || error instanceof RangeError) throw new AdaptationFailure(`the task's meta-model cannot be read: ${errorMessage(error)}`);
     throw error;
   }
   if (!model) throw new AdaptationFailure(`the task's meta-model ${work.metaModelId} no longer exists`);
@@ -166,10 +166,10 @@ async function adaptOrFail(model: MetaModel, work: adaptations.AdaptationWork) {
   try {
     result = await batcher.adapt(model, work.support, { steps: work.steps, lr: work.innerLr });
   } catch (error) {
-    if (error instanceof RangeError) throw new AdaptationFailure(`the support set cannot be adapted to: ${reasonOf(error)}`);
+    if (error instanceof RangeError) throw new AdaptationFailure(`the support set cannot be adapted to: ${errorMessage(error)}`);
     throw error;
   }
-  if (result instanceof NonFiniteError) throw new AdaptationFailure(`${reasonOf(result)} (innerLr ${work.innerLr}, ${work.steps} steps)`);
+  if (result instanceof NonFiniteError) throw new AdaptationFailure(`${errorMessage(result)} (innerLr ${work.innerLr}, ${work.steps} steps)`);
   return result;
 }
 
@@ -178,7 +178,7 @@ function encodeOrFail(params: Parameters<typeof encodeParams>[0]): Uint8Array {
   try {
     return encodeParams(params);
   } catch (error) {
-    if (error instanceof CodecError) throw new AdaptationFailure(`adaptation produced unusable parameters: ${reasonOf(error)}; use a smaller innerLr or fewer steps`);
+    if (error instanceof CodecError) throw new AdaptationFailure(`adaptation produced unusable parameters: ${errorMessage(error)}; use a smaller innerLr or fewer steps`);
     throw error;
   }
 }

@@ -6,9 +6,9 @@
  * and a lost event only costs a client a live update, never a result.
  */
 import type { Redis } from 'ioredis';
+import type { JobStatus } from '../db/repositories/jobs.js';
+import type { MetricsPoint } from '../meta/index.js';
 
-/** Job statuses, as the job resource names them. */
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** A job in one of these statuses will publish nothing more: the SSE stream closes after it. */
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -37,12 +37,7 @@ export interface ProgressEventData {
 }
 
 /** `metrics`: one evaluation point, as stored in the job's metrics history. */
-export interface MetricsEventData {
-  iteration: number;
-  trainLoss: number;
-  valLoss: number;
-  valAccuracy?: number;
-}
+export type MetricsEventData = MetricsPoint;
 
 /** Event type -> its data. */
 export interface JobEventMap {

@@ -30,11 +30,13 @@ import {
   type AlgorithmName,
   type Checkpoint,
   type HyperParams,
+  type MetricsPoint,
   type ModelConfig,
   type TrainConfig,
   type TrainEvent,
 } from '../meta/index.js';
 import { countMetaTrainIterations } from '../metrics/worker.js';
+import { errorMessage } from '../util/error-reason.js';
 import { CANCEL, type CancelListener, type TrackedRun } from './cancel.js';
 import { publishJobEvent, type JobEventMap, type JobEventType } from './events.js';
 import type { JobHandler } from './worker.js';
@@ -71,8 +73,6 @@ class JobFailure extends Error {
     this.name = 'JobFailure';
   }
 }
-
-const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The BullMQ handler for the `meta-train` queue. */
 export function createMetaTrainHandler(deps: MetaTrainDeps): JobHandler<'meta-train'> {
@@ -111,7 +111,7 @@ export async function runMetaTrainJob(deps: MetaTrainDeps, jobId: string, signal
     if (options.lastAttempt ?? true) {
       logger.error({ jobId, err: error }, 'meta-train run failed on its last attempt');
       try {
-        return await run.fail(`the worker failed: ${reasonOf(error)}`);
+        return await run.fail(`the worker failed: ${errorMessage(error)}`);
       } catch {
         // Postgres may be what failed: the job stays unfinished there and the reconciler requeues it.
       }
@@ -127,7 +127,7 @@ class Run {
   private readonly fence: training.Fence;
   private readonly iterations: number;
   private iteration: number;
-  private lastMetrics: training.MetricsPoint | undefined;
+  private lastMetrics: MetricsPoint | undefined;
   private lastProgressAt = 0;
 
   constructor(
@@ -162,7 +162,7 @@ class Run {
         } catch (error) {
           if (error instanceof TrainingAbortedError) return await this.aborted(error, shutdown, tracked);
           // The engine refused the configuration or diverged: deterministic, so a retry would too.
-          throw new JobFailure(reasonOf(error));
+          throw new JobFailure(errorMessage(error));
         }
         if (step.done) throw new JobFailure('meta-training ended without a result');
         const outcome = await this.handle(step.value, tracked);
@@ -205,19 +205,10 @@ class Run {
   }
 
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
-    const { spec } = result.model;
     const metrics = this.lastMetrics;
     if (metrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
-      training.finishSucceeded(this.deps.db, this.fence, {
-        algorithm: result.model.algorithm,
-        kind: spec.kind,
-        inputDim: spec.inputDim,
-        nWay: spec.kind === 'classification' ? spec.outputDim : null,
-        model: { hidden: [...spec.hidden], activation: spec.activation },
-        metrics,
-        params: result.model.params,
-      }),
+      training.finishSucceeded(this.deps.db, this.fence, { model: result.model, metrics }),
     );
     this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });
@@ -265,7 +256,7 @@ class Run {
         families: inputs.families.map(({ spec }) => ({ family: createFamily(spec), weight: 1 })),
       };
     } catch (error) {
-      throw new JobFailure(`task family: ${reasonOf(error)}`);
+      throw new JobFailure(`task family: ${errorMessage(error)}`);
     }
   }
 
@@ -289,7 +280,7 @@ class Run {
       return await write();
     } catch (error) {
       if (error instanceof training.NonFiniteValueError || error instanceof CodecError) {
-        throw new JobFailure(`${what} is not finite (${reasonOf(error)}); lower innerLr or metaLr, or set clipNorm`);
+        throw new JobFailure(`${what} is not finite (${errorMessage(error)}); lower innerLr or metaLr, or set clipNorm`);
       }
       throw error;
     }

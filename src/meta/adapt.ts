@@ -12,7 +12,7 @@ import { fusedAdaptMany } from './fused/index.js';
 import { NonFiniteError } from './learner.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
-import { encodeTargets, type TaskTensors } from './tensors.js';
+import { examplesToTensors, packExamples } from './tensors.js';
 import type { Examples } from './types.js';
 
 /** A meta-trained model: what meta-training produces and adaptation starts from. */
@@ -89,10 +89,10 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   const result = (lossBefore: number, lossAfter: number, params: ParamArrays): AdaptResult | NonFiniteError => {
     const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
-    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.name === 'protonet' ? 0 : steps };
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
   };
   if (chooseEngine(engine) === 'fused-wasm') {
-    const { x, y } = packSupports(model.spec, supports);
+    const { x, y } = packExamples(model.spec, supports, 'support');
     return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y).map((adapted) =>
       result(adapted.supportLossBefore, adapted.supportLossAfter, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
     );
@@ -100,12 +100,12 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   let losses: Float32Array = new Float32Array(0);
   const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
-    const examples = supportTensors(model.spec, supports);
+    const examples = examplesToTensors(model.spec, supports, 'support');
     const theta = toTensors(model.params);
     const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
     const after = taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y);
-    const meta = modelPart(theta);
-    const before = meta['head.weight'] ? taskLoss(model.spec.kind, forward(model.spec, meta, examples.x), examples.y) : after;
+    // Without a meta-trained head there is nothing to score before adaptation: report the adapted head.
+    const before = algorithm.metaTrainsHead ? taskLoss(model.spec.kind, forward(model.spec, modelPart(theta), examples.x), examples.y) : after;
     losses = tf.stack([before, after]).dataSync() as Float32Array;
     for (const [name] of shapes) adaptedData.push(adapted[name].dataSync() as Float32Array);
   });
@@ -121,29 +121,6 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     });
     return result(lossBefore, lossAfter, params);
   });
-}
-
-/** Support sets of equal size packed task-major: inputs [T, n, inputDim], labels or values [T, n]. */
-function packSupports(spec: ModelSpec, supports: readonly Examples[]): { x: Float32Array; y: Float32Array } {
-  const { n } = supports[0];
-  const d = spec.inputDim;
-  const x = new Float32Array(supports.length * n * d);
-  const y = new Float32Array(supports.length * n);
-  supports.forEach((s, t) => {
-    if (s.x.length !== n * d) throw new RangeError(`examples.x has ${s.x.length} values, expected ${n * d}`);
-    if (s.y.length !== n) throw new RangeError(`examples.y has ${s.y.length} values, expected ${n}`);
-    x.set(s.x, t * n * d);
-    y.set(s.y, t * n);
-  });
-  return { x, y };
-}
-
-/** Support sets of equal size as one meta-batch: inputs [T, n, inputDim], targets [T, n, outputDim]. */
-function supportTensors(spec: ModelSpec, supports: readonly Examples[]): TaskTensors {
-  const { n } = supports[0];
-  const d = spec.inputDim;
-  const { x, y } = packSupports(spec, supports);
-  return { x: tf.tensor3d(x, [supports.length, n, d]), y: tf.tensor3d(encodeTargets(spec, y), [supports.length, n, spec.outputDim]) };
 }
 
 /** A task's full parameters: the meta-model's body and head, overridden by what adaptation changed. */

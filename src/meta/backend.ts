@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { firstLine } from '../util/error-reason.js';
 
 export { tf };
 
@@ -30,33 +31,61 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-type ConcretePreference = Exclude<BackendPreference, 'auto'>;
+/** A backend that runs: what 'auto' resolves to, and the name initBackend reports. */
+export type BackendName = Exclude<BackendPreference, 'auto'>;
 
-const AUTO_ORDER: readonly ConcretePreference[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const AUTO_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 const NATIVE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
   'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
   tensorflow: '@tensorflow/tfjs-node',
 };
 
-let active: string | null = null;
-let activePreference: ConcretePreference | null = null;
-let pending: Promise<string> | null = null;
+let active: BackendName | null = null;
+let pending: Promise<BackendName> | null = null;
 let wasmConfigured = false;
 
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.split('\n')[0];
+/**
+ * Proves that a loaded 'tensorflow' backend runs on a GPU. libtensorflow falls back to the CPU with
+ * only a log line when CUDA, cuDNN or the device is missing, so 'tensorflow-gpu' is checked rather
+ * than assumed: tfjs-node's NodeJSKernelBackend records which package registered it
+ * (`isGPUPackage`) and whether the binding found a GPU device at context creation (TF_DeviceList),
+ * the device it then places every op on (`isUsingGpuDevice`).
+ *
+ * @param backend - the backend instance: `tf.backend()` once 'tensorflow' is set.
+ * @throws BackendUnavailableError('tensorflow-gpu') saying why it is not on a GPU.
+ */
+export function assertGpuBackend(backend: unknown): void {
+  const report = backend as { isGPUPackage?: unknown; isUsingGpuDevice?: unknown } | null;
+  let reason: string | null = null;
+  if (typeof report?.isGPUPackage !== 'boolean' || typeof report.isUsingGpuDevice !== 'boolean') {
+    reason = "the backend does not report its device (it is not tfjs-node's NodeJSKernelBackend)";
+  } else if (!report.isGPUPackage) {
+    reason = `the 'tensorflow' backend was registered by ${NATIVE_PACKAGES.tensorflow}, the CPU build`;
+  } else if (!report.isUsingGpuDevice) {
+    reason = 'TensorFlow found no GPU device (driver, CUDA or cuDNN missing?) and would run on the CPU';
+  }
+  if (reason !== null) throw new BackendUnavailableError('tensorflow-gpu', reason);
 }
 
-async function loadNative(pref: 'tensorflow-gpu' | 'tensorflow'): Promise<string> {
+async function loadNative(pref: 'tensorflow-gpu' | 'tensorflow'): Promise<BackendName> {
   // The package registers the 'tensorflow' backend on the tfjs-core instance it shares with us.
   await import(NATIVE_PACKAGES[pref]);
+  const previous = tf.engine().backendName;
   if (!(await tf.setBackend('tensorflow'))) throw new Error('the native binding failed to initialise');
-  return 'tensorflow';
+  if (pref === 'tensorflow-gpu') {
+    try {
+      assertGpuBackend(tf.backend());
+    } catch (err) {
+      // Leave the process on the backend it had: the caller decides (auto tries the next one).
+      if (previous) await tf.setBackend(previous);
+      throw err;
+    }
+  }
+  return pref;
 }
 
-async function loadWasm(): Promise<string> {
+async function loadWasm(): Promise<BackendName> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   if (!wasmConfigured) {
     // Under Node the emscripten loader guesses the .wasm location from its own file, which breaks
@@ -85,57 +114,54 @@ async function loadWasm(): Promise<string> {
   return 'wasm';
 }
 
-async function loadCpu(): Promise<string> {
+async function loadCpu(): Promise<BackendName> {
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
   return 'cpu';
 }
 
-async function load(pref: ConcretePreference): Promise<string> {
+async function load(pref: BackendName): Promise<BackendName> {
   if (pref === 'wasm') return loadWasm();
   if (pref === 'cpu') return loadCpu();
   return loadNative(pref);
 }
 
-async function select(preference: BackendPreference): Promise<string> {
+async function select(preference: BackendPreference): Promise<BackendName> {
   // tfjs prints a "install tfjs-node" banner from the cpu backend; this module logs nothing itself.
   tf.env().set('PROD', true);
   if (preference !== 'auto') {
     try {
-      const name = await load(preference);
-      activePreference = preference;
-      return name;
+      return await load(preference);
     } catch (err) {
-      throw new BackendUnavailableError(preference, errorText(err));
+      throw err instanceof BackendUnavailableError ? err : new BackendUnavailableError(preference, firstLine(err));
     }
   }
   const failures: string[] = [];
   for (const pref of AUTO_ORDER) {
     try {
-      const name = await load(pref);
-      activePreference = pref;
-      return name;
+      return await load(pref);
     } catch (err) {
-      failures.push(`${pref}: ${errorText(err)}`);
+      failures.push(`${pref}: ${err instanceof BackendUnavailableError ? err.reason : firstLine(err)}`);
     }
   }
   throw new BackendUnavailableError('auto', failures.join('; '));
 }
 
 /**
- * Selects and initialises the backend; resolves to its name ('tensorflow', 'wasm' or 'cpu').
+ * Selects and initialises the backend; resolves to its name: the preference it satisfied
+ * ('tensorflow-gpu', 'tensorflow', 'wasm' or 'cpu'; both native ones are tfjs's 'tensorflow').
  * Calling it again with 'auto' or the same preference returns the backend already active; an
  * explicit different preference switches to it (benchmarks compare backends in one process).
  *
  * @param preference - defaults to 'auto'.
  * @throws BackendUnavailableError when an explicit preference (or, for 'auto', every backend) fails.
  */
-export async function initBackend(preference: BackendPreference = 'auto'): Promise<string> {
+export async function initBackend(preference: BackendPreference = 'auto'): Promise<BackendName> {
   if (!BACKEND_PREFERENCES.includes(preference)) {
     throw new BackendUnavailableError(preference, `unknown backend; expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
   // Concurrent callers share one selection so the backend is never initialised twice at once.
   while (pending) await pending.catch(() => undefined);
-  if (active !== null && (preference === 'auto' || preference === activePreference)) return active;
+  if (active !== null && (preference === 'auto' || preference === active)) return active;
   pending = select(preference);
   try {
     active = await pending;
@@ -146,11 +172,6 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
 }
 
 /** The name of the initialised backend, or null before initBackend resolved (for /readyz). */
-export function activeBackend(): string | null {
+export function activeBackend(): BackendName | null {
   return active;
-}
-
-/** The concrete preference that loaded ('tensorflow-gpu' and 'tensorflow' share the name 'tensorflow'), or null. */
-export function activeBackendPreference(): BackendPreference | null {
-  return activePreference;
 }

@@ -20,8 +20,8 @@ import { tf } from './backend.js';
 import { plainMatMul, type Activation, type CustomGradient } from './model.js';
 import type { TaskKind } from './types.js';
 
-/** One dense layer: weight [in, out] or [T, in, out], bias [out] or [T, 1, out]. */
-export interface Layer {
+/** One dense layer's tensors on the tape: weight [in, out] or [T, in, out], bias [out] or [T, 1, out]. */
+export interface LayerTensors {
   weight: tf.Tensor;
   bias: tf.Tensor;
 }
@@ -70,7 +70,7 @@ function byTask(t: tf.Tensor, tasks: number): tf.Tensor {
   return t.rank === 3 ? t : tf.reshape(t, [tasks, t.shape[0] / tasks, t.shape[1] as number]);
 }
 
-function forwardCached(layers: readonly Layer[], activation: Activation, x: tf.Tensor): ForwardCache {
+function forwardCached(layers: readonly LayerTensors[], activation: Activation, x: tf.Tensor): ForwardCache {
   const inputs: tf.Tensor[] = [];
   const slopes: tf.Tensor[] = [];
   let h = x;
@@ -109,7 +109,7 @@ function outputGradient(kind: TaskKind, output: tf.Tensor, target: tf.Tensor, ex
  * parameters, per task. `x` and `y` are [T, n, in] and [T, n, out] (y one-hot for classification).
  * Layers must be all shared or all per-task.
  */
-export function layerGradients(kind: TaskKind, activation: Activation, layers: readonly Layer[], x: tf.Tensor, y: tf.Tensor, scale: number): LayerGradient[] {
+export function layerGradients(kind: TaskKind, activation: Activation, layers: readonly LayerTensors[], x: tf.Tensor, y: tf.Tensor, scale: number): LayerGradient[] {
   const [tasks, n] = x.shape as [number, number, number];
   const shared = layers[0].weight.rank === 2;
   if (layers.some((l) => (l.weight.rank === 2) !== shared)) throw new Error('layers must be all shared or all per-task');

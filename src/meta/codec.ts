@@ -17,6 +17,7 @@
 
 import { crc32 } from 'node:zlib';
 import type { ParamArray, ParamArrays } from './model.js';
+import { readFloat32LE, writeFloat32LE } from '../util/float32.js';
 
 /** One parameter as plain data: row-major values of the given shape (the model's ParamArray). */
 export type ParamData = ParamArray;
@@ -82,7 +83,8 @@ export function encodeParams(named: NamedParams): Uint8Array {
   bytes.fill(0x20, PREFIX + json.length, PREFIX + headerLength);
   let offset = PREFIX + headerLength;
   for (const [, { data }] of entries) {
-    for (let i = 0; i < data.length; i++, offset += 4) view.setFloat32(offset, data[i], true);
+    writeFloat32LE(view, offset, data);
+    offset += 4 * data.length;
   }
   view.setUint32(12, crc32(bytes.subarray(PREFIX)), true);
   return bytes;
@@ -134,8 +136,8 @@ export function decodeParams(bytes: Uint8Array): NamedParams {
   const out: NamedParams = {};
   let offset = PREFIX + headerLength;
   entries.forEach(({ name, shape }, t) => {
-    const data = new Float32Array(sizes[t]);
-    for (let i = 0; i < data.length; i++, offset += 4) data[i] = view.getFloat32(offset, true);
+    const data = readFloat32LE(view, offset, sizes[t]);
+    offset += 4 * sizes[t];
     checkFinite(name, data);
     // defineProperty: a blob naming '__proto__' must not reach the object's prototype.
     Object.defineProperty(out, name, { value: { shape: [...shape], data }, enumerable: true, writable: true, configurable: true });

@@ -5,7 +5,7 @@
  * /readyz says which ran.
  */
 
-import { activeBackend, activeBackendPreference } from './backend.js';
+import { activeBackend } from './backend.js';
 import { fusedKernelsAvailable } from './fused/index.js';
 
 /** 'auto': fused on CPU backends, tfjs on a GPU; or one of them explicitly. */
@@ -23,11 +23,11 @@ export type EngineName = 'fused-wasm' | `tfjs-${string}`;
  * @throws Error when 'fused' is asked for and the kernels are not built.
  */
 export function chooseEngine(preference: EnginePreference = 'auto'): EngineName {
-  const tfjs = `tfjs-${activeBackendPreference() ?? activeBackend() ?? 'cpu'}` as const;
+  const tfjs = `tfjs-${activeBackend() ?? 'cpu'}` as const;
   if (preference === 'tfjs') return tfjs;
   if (preference === 'fused') {
     if (!fusedKernelsAvailable()) throw new Error('the fused engine was requested but its kernels are not built: run node scripts/build-wasm.mjs');
     return 'fused-wasm';
   }
-  return activeBackendPreference() === 'tensorflow-gpu' || !fusedKernelsAvailable() ? tfjs : 'fused-wasm';
+  return activeBackend() === 'tensorflow-gpu' || !fusedKernelsAvailable() ? tfjs : 'fused-wasm';
 }

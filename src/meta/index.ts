@@ -4,7 +4,7 @@
  * numbers run in fused WebAssembly kernels, on a GPU in tfjs (see chooseEngine).
  */
 
-export { activeBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendPreference } from './backend.js';
+export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendName, type BackendPreference } from './backend.js';
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
 export { chooseEngine, ENGINE_PREFERENCES, type EngineName, type EnginePreference } from './engine.js';
@@ -24,19 +24,32 @@ export {
   type ParamArrays,
 } from './model.js';
 export {
+  API_HYPER_NAMES,
+  apiHyper,
   DEFAULT_HYPER,
+  describeHyper,
+  HYPER_FIELDS,
+  HYPER_NAMES,
+  type ApiHyperName,
+  type ApiHyperParams,
+  type HyperField,
+  type HyperLimit,
+  type HyperName,
+  type HyperParams,
+} from './hyper.js';
+export {
   metaTrain,
   resolveHyper,
   TrainConfigError,
   TrainingAbortedError,
   type Checkpoint,
-  type HyperParams,
+  type MetricsPoint,
   type TrainConfig,
   type TrainEvent,
   type TrainOptions,
 } from './train.js';
 export { Rng } from './rng.js';
-export type { Episode, EpisodeBatch, EpisodeShape, Examples, Split, TaskFamily, TaskKind } from './types.js';
+export { TASK_KINDS, type Episode, type EpisodeBatch, type EpisodeShape, type Examples, type Split, type TaskFamily, type TaskKind } from './types.js';
 export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';
 export {
   createFamily,

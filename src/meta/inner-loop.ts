@@ -13,7 +13,7 @@
  */
 
 import { tf } from './backend.js';
-import { layerGradients, type Layer } from './backprop.js';
+import { layerGradients, type LayerTensors } from './backprop.js';
 import { embed, forward, applyHead, HEAD_BIAS, HEAD_NAMES, HEAD_WEIGHT, splitBodyHead, tileParams, type ModelSpec, type NamedTensors } from './model.js';
 import { taskLoss } from './losses.js';
 import type { TaskTensors } from './tensors.js';
@@ -27,7 +27,7 @@ export type AdaptScope = 'all' | 'head';
 /** How the support-loss gradient is taken: written out by hand, or by tfjs autodiff (reference). */
 export type InnerGradient = 'analytic' | 'autodiff';
 
-export interface AdaptOptions {
+export interface InnerLoopOptions {
   scope: AdaptScope;
   /** Gradient steps on the support set (0 returns the starting point). */
   steps: number;
@@ -86,8 +86,8 @@ function layerNames(spec: ModelSpec, scope: AdaptScope): Array<[string, string]>
  * Gradient descent with the hand-written gradient. The first step starts from shared parameters
  * and yields per-task ones by broadcasting (theta - per-task step), so theta is never tiled.
  */
-function analyticLoop(spec: ModelSpec, start: Layer[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): Layer[] {
-  let rates: Layer[] | undefined;
+function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): LayerTensors[] {
+  let rates: LayerTensors[] | undefined;
   if (typeof lr !== 'number') {
     rates = names.map(([w, b]) => {
       if (!lr[w] || !lr[b]) throw new Error(`no inner learning rate for parameter '${lr[w] ? b : w}'`);
@@ -105,7 +105,7 @@ function analyticLoop(spec: ModelSpec, start: Layer[], x: tf.Tensor, y: tf.Tenso
   return layers;
 }
 
-function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
+function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const names = layerNames(spec, options.scope);
   const { body } = splitBodyHead(theta);
   const x = options.scope === 'head' ? embed(spec, body, support.x) : support.x;
@@ -124,7 +124,7 @@ function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensor
  * support set ([T, n, ...]). Returns the adapted model parameters: task-batched ([T, in, out] /
  * [T, 1, out]) for what was adapted; with scope 'head' the body stays shared and untiled.
  */
-export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: AdaptOptions): NamedTensors {
+export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const tasks = support.x.shape[0];
   if ((options.gradient ?? 'analytic') === 'analytic' && options.steps > 0) return analyticAdapt(spec, theta, support, options);
   const { body, head } = splitBodyHead(theta);

@@ -11,8 +11,8 @@
 import type { Prediction } from './adapt.js';
 import { HEAD_BIAS, HEAD_WEIGHT, modelShapes, type Activation, type ModelSpec, type ParamArrays } from './model.js';
 
-/** One dense layer, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
-interface Layer {
+/** One dense layer prepared for plain-JS serving, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
+interface PreparedLayer {
   /** Unit j's incoming weights are `weightT[j * fanIn .. (j + 1) * fanIn)`: each output is one contiguous dot product. */
   readonly weightT: Float32Array;
   readonly bias: Float32Array;
@@ -27,7 +27,7 @@ export interface PreparedMlp {
   readonly kind: ModelSpec['kind'];
   readonly inputDim: number;
   readonly outputDim: number;
-  readonly layers: readonly Layer[];
+  readonly layers: readonly PreparedLayer[];
   /** Widest layer output: the size of the scratch buffers. */
   readonly width: number;
   /**
@@ -59,7 +59,7 @@ export function prepareMlp(spec: ModelSpec, params: ParamArrays): PreparedMlp {
       throw new RangeError(`parameter '${name}' has shape [${p.shape}], expected [${shape}]`);
     }
   }
-  const layers: Layer[] = [];
+  const layers: PreparedLayer[] = [];
   let fanIn = spec.inputDim;
   spec.hidden.forEach((units, i) => {
     layers.push({ weightT: transpose(params[`body.${i}.weight`].data, fanIn, units), bias: params[`body.${i}.bias`].data, fanIn, fanOut: units, activation: spec.activation });

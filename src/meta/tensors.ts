@@ -59,9 +59,28 @@ export function batchToTensors(spec: ModelSpec, batch: EpisodeBatch): BatchTenso
   };
 }
 
-/** Uploads one task's labelled examples as a meta-batch of one task. */
-export function examplesToTensors(spec: ModelSpec, examples: Examples): TaskTensors {
-  return upload(spec, 1, examples.n, examples.x, examples.y, 'examples');
+/**
+ * Uploads several tasks' labelled examples, each of the same size `n`, as one meta-batch: inputs
+ * [T, n, inputDim], targets [T, n, 1] or one-hot [T, n, C] (e.g. support sets adapted together).
+ */
+export function examplesToTensors(spec: ModelSpec, sets: readonly Examples[], what = 'examples'): TaskTensors {
+  const { x, y } = packExamples(spec, sets, what);
+  return upload(spec, sets.length, sets[0].n, x, y, what);
+}
+
+/** Labelled sets of equal size packed task-major, as plain arrays: inputs [T, n, inputDim], labels or values [T, n]. */
+export function packExamples(spec: ModelSpec, sets: readonly Examples[], what = 'examples'): { x: Float32Array; y: Float32Array } {
+  const { n } = sets[0];
+  const d = spec.inputDim;
+  const x = new Float32Array(sets.length * n * d);
+  const y = new Float32Array(sets.length * n);
+  sets.forEach((set, t) => {
+    checkInputs(set.x, n * d, `${what}.x`);
+    checkInputs(set.y, n, `${what}.y`);
+    x.set(set.x, t * n * d);
+    y.set(set.y, t * n);
+  });
+  return { x, y };
 }
 
 /** Task `t` of a packed meta-batch as a meta-batch of one (for the per-task loop mode). */

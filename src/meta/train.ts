@@ -12,54 +12,11 @@ import type { AdamState } from './adam.js';
 import type { MetaModel } from './adapt.js';
 import { mix, packEpisodes, type WeightedFamily } from './families/index.js';
 import type { EnginePreference } from './engine.js';
+import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
 import { copyArrays, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
 import { Rng } from './rng.js';
 import type { EpisodeBatch, EpisodeShape, Split, TaskFamily } from './types.js';
-
-/** Meta-training hyperparameters; every field has a default (DEFAULT_HYPER). */
-export interface HyperParams {
-  /** Outer-loop iterations (meta-batches). Default 1000. */
-  iterations: number;
-  /** Tasks per meta-batch. Default 25 (MAML paper, sinusoid). */
-  metaBatchSize: number;
-  /** Support examples per task (regression) or per class (classification). Default 10. */
-  shots: number;
-  /** Query examples per task or per class. Default 10. */
-  queryShots: number;
-  /** Classes per episode; default: the family's. */
-  ways?: number;
-  /** Inner-loop gradient steps. Default 1. */
-  innerSteps: number;
-  /** Inner-loop step size (Meta-SGD: initial per-parameter rates). Default 0.01. */
-  innerLr: number;
-  /** Adam step size of the outer loop. Default 0.001. */
-  metaLr: number;
-  /** Evaluate on held-out tasks every this many iterations (and after the last). Default 100. */
-  evalEvery: number;
-  /** Yield a checkpoint every this many iterations (not after the last: the result follows). Default 100. */
-  checkpointEvery: number;
-  /** Seeds initialisation and task sampling. Default 0. */
-  seed: number;
-  /** Clip the meta-gradient to this global L2 norm. Default: no clipping. */
-  clipNorm?: number;
-  /** Held-out 'val' tasks per evaluation. Default 32. */
-  evalTasks: number;
-}
-
-export const DEFAULT_HYPER: Readonly<HyperParams> = {
-  iterations: 1000,
-  metaBatchSize: 25,
-  shots: 10,
-  queryShots: 10,
-  innerSteps: 1,
-  innerLr: 0.01,
-  metaLr: 0.001,
-  evalEvery: 100,
-  checkpointEvery: 100,
-  seed: 0,
-  evalTasks: 32,
-};
 
 export interface TrainConfig {
   algorithm: AlgorithmName;
@@ -90,9 +47,18 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
+/** One evaluation: mean training loss since the previous one and post-adaptation loss on held-out tasks. */
+export interface MetricsPoint {
+  iteration: number;
+  trainLoss: number;
+  valLoss: number;
+  /** Classification only. */
+  valAccuracy?: number;
+}
+
 export type TrainEvent =
   | { type: 'progress'; iteration: number; iterations: number }
-  | { type: 'metrics'; iteration: number; trainLoss: number; valLoss: number; valAccuracy?: number }
+  | ({ type: 'metrics' } & MetricsPoint)
   | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'result'; iteration: number; model: MetaModel; valLoss: number; valAccuracy?: number };
 
@@ -123,25 +89,24 @@ export class TrainingAbortedError extends Error {
   }
 }
 
-function integer(hyper: HyperParams, key: keyof HyperParams, min: number): void {
-  const value = hyper[key];
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new TrainConfigError(`hyper.${key}`, `must be an integer >= ${min}, got ${value}`);
-}
-
-function positive(hyper: HyperParams, key: keyof HyperParams): void {
-  const value = hyper[key];
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TrainConfigError(`hyper.${key}`, `must be a positive number, got ${value}`);
-}
-
-/** Fills defaults and validates; throws TrainConfigError naming the field. */
+/**
+ * Fills defaults and checks every declared field (HYPER_FIELDS) against its kind and lower bound;
+ * upper bounds are service limits, checked by the HTTP schema.
+ * @throws TrainConfigError naming the field.
+ */
 export function resolveHyper(partial: Partial<HyperParams> = {}): HyperParams {
   const hyper: HyperParams = { ...DEFAULT_HYPER, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
-  for (const key of ['iterations', 'metaBatchSize', 'shots', 'queryShots', 'innerSteps', 'evalEvery', 'checkpointEvery', 'evalTasks'] as const) integer(hyper, key, 1);
-  integer(hyper, 'seed', 0);
-  if (hyper.ways !== undefined) integer(hyper, 'ways', 2);
-  positive(hyper, 'innerLr');
-  positive(hyper, 'metaLr');
-  if (hyper.clipNorm !== undefined) positive(hyper, 'clipNorm');
+  for (const name of HYPER_NAMES) {
+    const field: HyperField = HYPER_FIELDS[name];
+    const value: unknown = hyper[name];
+    if (value === undefined) continue;
+    if (field.type === 'integer') {
+      const min = field.min ?? 1;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new TrainConfigError(`hyper.${name}`, `must be an integer >= ${min}, got ${String(value)}`);
+    } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new TrainConfigError(`hyper.${name}`, `must be a positive number, got ${String(value)}`);
+    }
+  }
   return hyper;
 }
 

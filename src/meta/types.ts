@@ -6,7 +6,8 @@
 
 import type { Rng } from './rng.js';
 
-export type TaskKind = 'regression' | 'classification';
+export const TASK_KINDS = ['regression', 'classification'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
 export type Split = 'train' | 'val' | 'test';
 
 /** Labelled examples of one task: `x` is row-major [n, inputDim]; `y` is [n] (a value, or a class index). */

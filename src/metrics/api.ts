@@ -5,7 +5,7 @@
  */
 import { AggregatorRegistry, Gauge, Histogram, Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
-import { QUEUE_NAMES, type Queues } from '../jobs/queues.js';
+import { withTimeout } from '../util/timeout.js';
 import { processRegistry } from './registry.js';
 import { readSnapshots, type MetricsJson } from './snapshots.js';
 import { BACKEND_INFO } from './worker.js';
@@ -18,8 +18,14 @@ const WAITING_STATES = new Set<string>(['waiting', 'prioritized', 'delayed', 'wa
 /** The route label of requests that matched no route, so probes of random paths add no series. */
 export const UNMATCHED_ROUTE = '(unmatched)';
 
+/**
+ * The queues whose job counts are exported, by name (BullMQ Queues fit it). Structural, so metrics,
+ * which jobs/ builds on, does not import from jobs/.
+ */
+export type CountedQueues = Readonly<Record<string, { getJobCounts(...states: string[]): Promise<Record<string, number>> }>>;
+
 export interface ApiMetricsOptions {
-  queues: Queues;
+  queues: CountedQueues;
   /** Where worker snapshots are read (a connection that fails fast rather than queueing commands). */
   redis: Redis;
   /** Redis key prefix (config.queuePrefix): where worker snapshots are read. */
@@ -28,14 +34,6 @@ export interface ApiMetricsOptions {
   backend: () => string | null;
   /** How long a scrape waits for Redis before reporting it down. Default 1000. */
   timeoutMs?: number;
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** One app's metrics; the HTTP plugin feeds it and serves {@link ApiMetrics.scrape}. */
@@ -102,12 +100,12 @@ export class ApiMetrics {
     try {
       const [counts, snapshots] = await withTimeout(
         Promise.all([
-          Promise.all(QUEUE_NAMES.map((name) => queues[name].getJobCounts(...QUEUE_STATES))),
+          Promise.all(Object.values(queues).map((queue) => queue.getJobCounts(...QUEUE_STATES))),
           readSnapshots(redis, prefix),
         ]),
         timeoutMs,
       );
-      QUEUE_NAMES.forEach((queue, i) => {
+      Object.keys(queues).forEach((queue, i) => {
         let depth = 0;
         for (const state of QUEUE_STATES) {
           const count = counts[i][state] ?? 0;

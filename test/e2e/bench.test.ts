@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES, getAlgorithm } from '../../src/meta/index.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL } from '../integration/support/services.js';
 
@@ -40,26 +41,47 @@ const positive = () => expect.toSatisfy((v: unknown) => typeof v === 'number' &&
 const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && v >= 0 && v <= 1);
 
 describe('the benchmarks', () => {
-  it('bench:meta times every algorithm against its per-task loop and reports sinusoid MSE and digits accuracy', async () => {
-    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm']);
+  it('bench:meta times every algorithm against its per-task loop and PyTorch, and reports sinusoid MSE and digits accuracy', async () => {
+    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu']);
+    // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
-    const rows = result.rows as { algorithm: string; backend: string; msPerIteration: number; naiveLoopMsPerIteration: number }[];
-    expect(rows.map((r) => r.algorithm).sort()).toEqual(['anil', 'fomaml', 'maml', 'metasgd', 'protonet', 'reptile']);
-    for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive() });
-    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive() });
-    // The PyTorch baseline runs where a Python with torch is found and says why not elsewhere.
-    const pytorch = result.pytorch as { skipped?: string; mamlMsPerIteration?: number };
+    const rows = result.rows as Record<string, unknown>[];
+    // Every algorithm at sinusoid size (ProtoNets on blobs), MAML and ProtoNets at digits size, named in `task`.
+    const setting = (task: unknown) => (String(task).startsWith('digits-size MLP 196-128-64-5') ? 'digits' : task === 'sinusoid' ? 'sinusoid' : String(task).split(' ')[0]);
+    // Regression algorithms run on sinusoids, classification-only ones on blobs.
+    const sinusoidRows = ALGORITHM_NAMES.map((a) => `${a} ${getAlgorithm(a).kinds.includes('regression') ? 'sinusoid' : 'gaussian-blobs'}`);
+    expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual([...sinusoidRows, 'maml digits', 'protonet digits'].sort());
+    for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive(), speedup: positive() });
+    expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive(), backend: 'cpu' });
+    expect(result.digitsSetting).toMatchObject({ backend: 'cpu' });
+    // The PyTorch baselines run where a Python with torch is found and say why not elsewhere.
+    const pytorch = result.pytorch as { skipped?: string; gradientCheck?: { maxAbsDiff: number } };
     if (pytorch.skipped === undefined) {
-      expect(pytorch).toMatchObject({ mamlMsPerIteration: positive(), engineSpeedup: { wasm: positive() } });
+      for (const row of rows) {
+        expect(row).toMatchObject({ pytorchBatchedMsPerIteration: positive(), pytorchLoopMsPerIteration: positive(), speedupVsPytorchBatched: positive(), speedupVsPytorchLoop: positive() });
+        expect(row.speedupVsPytorchBatched).toBeCloseTo((row.pytorchBatchedMsPerIteration as number) / (row.msPerIteration as number), 1);
+      }
+      expect(pytorch).toMatchObject({ threads: 1, mamlMsPerIteration: positive(), engineSpeedup: { wasm: positive() }, mamlBatchedMsPerIteration: positive(), engineSpeedupVsBatched: { wasm: positive() } });
+      expect(pytorch.gradientCheck!.maxAbsDiff).toBeLessThan(1e-5);
       expect(result.quality).toMatchObject({ pytorch: { mse1Step: positive(), mse10Steps: positive() } });
     } else {
       expect(pytorch.skipped).toMatch(/torch/);
+      for (const row of rows) expect(row).not.toHaveProperty('pytorchBatchedMsPerIteration');
     }
     const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
     expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
       ['anil', 'maml', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
     for (const d of digits) expect(d.accuracy).toEqual(probability());
   }, 240_000);
+
+  it('bench:meta says why it skips the PyTorch baselines where there is no torch', async () => {
+    const result = await bench('meta', ['--skip-quality', '--timing-iterations', '1', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', process.execPath]);
+    expect(result.pytorch).toEqual({ skipped: expect.stringMatching(/no Python with torch/) });
+    for (const row of result.rows as Record<string, unknown>[]) {
+      expect(row).toMatchObject({ msPerIteration: positive() });
+      expect(row).not.toHaveProperty('pytorchBatchedMsPerIteration');
+    }
+  }, 120_000);
 
   it('bench:serve measures adaptation and prediction through HTTP next to a bare route', async () => {
     const result = await bench('serve', ['--adapts', '16', '--warmup', '1', '--clients', '2', '--connections', '4', '--seconds', '1', '--iterations', '5'],

@@ -11,7 +11,7 @@ import { AdaptedSubscriber, type AdaptedMessage } from '../../src/jobs/adapted.j
 import { runAdaptation } from '../../src/jobs/adapt-processor.js';
 import { CancelListener, publishCancel } from '../../src/jobs/cancel.js';
 import { createHandlers } from '../../src/jobs/handlers/index.js';
-import { MetaModelCache } from '../../src/jobs/meta-model-cache.js';
+import { MetaModelCache } from '../../src/db/meta-model-cache.js';
 import { closeQueues, createQueues, enqueue, enqueueMetaTrain, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { startWorkers, type WorkerPool } from '../../src/jobs/worker.js';

@@ -4,7 +4,7 @@
  * meta-model nor a failed load is remembered.
  */
 import { describe, expect, it } from 'vitest';
-import { MetaModelCache, type LoadedMetaModel } from '../../src/jobs/meta-model-cache.js';
+import { MetaModelCache, type LoadedMetaModel } from '../../src/db/meta-model-cache.js';
 import { modelSpec, type MetaModel } from '../../src/meta/index.js';
 
 function entry(bytes: number): LoadedMetaModel {

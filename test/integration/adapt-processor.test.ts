@@ -13,12 +13,12 @@ import { AdaptedSubscriber, publishAdapted, type AdaptedMessage } from '../../sr
 import { runAdaptation, type AdaptDeps } from '../../src/jobs/adapt-processor.js';
 import { CancelListener } from '../../src/jobs/cancel.js';
 import { createHandlers } from '../../src/jobs/handlers/index.js';
-import { MetaModelCache } from '../../src/jobs/meta-model-cache.js';
+import { MetaModelCache } from '../../src/db/meta-model-cache.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { startWorkers, type WorkerPool } from '../../src/jobs/worker.js';
 import { decodeParams, initBackend, predict, taskParams, tf } from '../../src/meta/index.js';
-import { loadMetaModel } from '../../src/db/repositories/adaptation.js';
+import { loadMetaModel } from '../../src/db/repositories/meta-models.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, uniquePrefix } from './support/services.js';
 import { seedTenant, waitUntil } from './support/training-fixtures.js';
 import { BLOBS, blobSupport, createAdaptation, createTask, sinusoidSupport, storeMetaModel } from './support/adaptation-fixtures.js';

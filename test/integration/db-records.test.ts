@@ -53,6 +53,8 @@ async function newMetaModel(tenantId: string, name: string, version: number, par
       kind: 'regression',
       inputDim: 1,
       model: { hidden: [40, 40], activation: 'relu' },
+      innerSteps: 1,
+      innerLr: 0.01,
       metrics: { iteration: 100, trainLoss: 0.5, valLoss: 0.6 },
       params: new Uint8Array(params),
     },

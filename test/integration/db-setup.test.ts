@@ -32,7 +32,8 @@ describe('scripts/setup.mjs', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     expect(output).toMatch(/^setup: deps +node_modules matches package-lock\.json$/m);
     expect(output).toMatch(/^setup: prisma +client is current$/m);
-    expect(output).toMatch(/^setup: migrate +fastadapt_test is up to date/m);
+    const testDatabase = new URL(TEST_DATABASE_URL).pathname.slice(1);
+    expect(output).toMatch(new RegExp(`^setup: migrate +${testDatabase} is up to date`, 'm'));
     expect(output).toMatch(/^setup: ready /m);
   });
 

@@ -14,7 +14,7 @@ interface Exit {
 }
 
 /**
- * Runs `node --import tsx src/main.ts` (what `npm start` runs), so the signal reaches the service
+ * Runs `node --import tsx src/main.ts` (what `npm start` runs after setup), so the signal reaches the service
  * itself. Not through npx: npm exec dies on SIGTERM without passing it on, orphaning the service.
  * Not through the tsx CLI either: it relays a signal only if the child acknowledges it within 30 ms
  * and otherwise SIGKILLs it, which happens on a busy machine. Detached, so a failing test can kill

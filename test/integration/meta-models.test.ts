@@ -22,7 +22,7 @@ async function storeVersion(name: string, version: number, valLoss: number): Pro
   const model = await api.db.prisma.metaModel.create({
     data: {
       tenantId: tenant.tenantId, name, version, jobId, algorithm: 'maml', kind: 'regression', inputDim: 1,
-      model: { hidden: [8], activation: 'relu' }, metrics: { iteration: 5, trainLoss: valLoss + 0.5, valLoss }, params: new Uint8Array(8),
+      model: { hidden: [8], activation: 'relu' }, innerSteps: 1, innerLr: 0.01, metrics: { iteration: 5, trainLoss: valLoss + 0.5, valLoss }, params: new Uint8Array(8),
     },
   });
   await api.db.prisma.metaModelAlias.upsert({

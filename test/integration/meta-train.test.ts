@@ -5,6 +5,7 @@
  * cancel of a queued job, 409 for an ended one, metrics history, tenancy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_HYPER_NAMES, DEFAULT_HYPER } from '../../src/meta/index.js';
 import { newTenant, SINE, startApi, type TestApi } from './support/api-app.js';
 
 let api: TestApi;
@@ -56,6 +57,10 @@ describe('POST /meta-train', () => {
       startedAt: null,
       finishedAt: null,
     });
+    // Exactly the documented fields; the engine-only ones (evalTasks) stay in the row for the worker.
+    expect(Object.keys(job.hyper).sort()).toEqual(API_HYPER_NAMES.filter((name) => name !== 'clipNorm').sort());
+    const row = await api.db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(row.hyper).toMatchObject({ evalTasks: DEFAULT_HYPER.evalTasks });
     const queued = await api.queues['meta-train'].getJob(job.id);
     expect(queued?.data).toEqual({ jobId: job.id });
     expect((await api.app.inject({ method: 'GET', url: `/meta-train/${job.id}`, headers })).json()).toEqual(job);

@@ -22,7 +22,8 @@ import {
   type Fence,
   type TrainedModel,
 } from '../../src/db/repositories/training.js';
-import type { Checkpoint } from '../../src/meta/index.js';
+import { loadMetaModel } from '../../src/db/repositories/meta-models.js';
+import { modelSpec, type Checkpoint } from '../../src/meta/index.js';
 import { TEST_DATABASE_URL } from './support/services.js';
 
 let db: Db;
@@ -82,13 +83,8 @@ function checkpointAt(iteration: number, fill = 0.25): Checkpoint {
 
 function trained(iteration: number, valLoss = 0.5): TrainedModel {
   return {
-    algorithm: 'maml',
-    kind: 'regression',
-    inputDim: 1,
-    nWay: null,
-    model: { hidden: [8], activation: 'relu' },
+    model: { algorithm: 'maml', spec: modelSpec('regression', 1, { hidden: [8], activation: 'relu' }), params: checkpointAt(iteration).params, inner: { steps: 3, lr: 0.05 } },
     metrics: { iteration, trainLoss: 0.75, valLoss },
-    params: checkpointAt(iteration).params,
   };
 }
 
@@ -230,7 +226,17 @@ describe('ending a run', () => {
     expect(ids.map((id) => [byId.get(id)?.name, byId.get(id)?.version])).toEqual([['sine', 1], ['sine', 2], ['lines', 1], ['sine', 1]]);
     expect(byId.get(ids[0])?.aliases).toEqual([]);
     expect(byId.get(ids[1])?.aliases.map((a) => a.alias)).toEqual(['latest']);
-    expect(byId.get(ids[1])).toMatchObject({ kind: 'regression', inputDim: 1, nWay: null, model: { hidden: [8], activation: 'relu' }, metrics: { valLoss: 0.5 } });
+    expect(byId.get(ids[1])).toMatchObject({ kind: 'regression', inputDim: 1, nWay: null, model: { hidden: [8], activation: 'relu' }, innerSteps: 3, innerLr: 0.05, metrics: { valLoss: 0.5 } });
+  });
+
+  it('stores the inner loop with the meta-model, so loading it reads nothing of its job', async () => {
+    const job = await newJob(await newTenant());
+    const { id } = await finishSucceeded(db, await started(job.id), trained(50));
+    // The job's record says otherwise: the meta-model's own settings are what adaptation starts from.
+    await db.prisma.metaTrainJob.update({ where: { id: job.id }, data: { hyper: { innerSteps: 9, innerLr: 0.9 } } });
+    const loaded = await loadMetaModel(db, id);
+    expect(loaded?.model).toMatchObject({ algorithm: 'maml', inner: { steps: 3, lr: 0.05 }, spec: { kind: 'regression', inputDim: 1, hidden: [8] } });
+    expect(Object.keys(loaded?.model.params ?? {})).toEqual(Object.keys(trained(50).model.params));
   });
 
   it('gives two jobs of one name finishing at once distinct versions', async () => {
@@ -247,7 +253,7 @@ describe('ending a run', () => {
     const fence = await started(job.id);
     await expect(finishSucceeded(db, fence, trained(50, Number.NaN))).rejects.toThrow(NonFiniteValueError);
     const bad = trained(50);
-    bad.params['head.weight'].data[3] = Number.POSITIVE_INFINITY;
+    bad.model.params['head.weight'].data[3] = Number.POSITIVE_INFINITY;
     await expect(finishSucceeded(db, fence, bad)).rejects.toThrow(/non-finite/);
     expect(await db.prisma.metaModel.count({ where: { jobId: job.id } })).toBe(0);
     expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ status: 'running' });

@@ -433,8 +433,6 @@ export interface components {
                 checkpointEvery: number;
                 seed: number;
                 clipNorm?: number;
-            } & {
-                [key: string]: unknown;
             };
             progress: {
                 iteration: number;
@@ -562,7 +560,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
             /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
@@ -623,7 +621,7 @@ export interface components {
                     error?: string;
                 };
             };
-            /** @description The active TensorFlow.js backend, e.g. wasm */
+            /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
             /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
@@ -1678,27 +1676,27 @@ export interface operations {
                         activation?: "relu" | "softplus";
                     };
                     hyper?: {
-                        /** @description Outer-loop iterations. Default 1000 */
+                        /** @description Outer-loop iterations (meta-batches). Default 1000 */
                         iterations?: number;
-                        /** @description Tasks per meta-batch. Default 25 */
+                        /** @description Tasks per meta-batch (25: the MAML paper, sinusoid). Default 25 */
                         metaBatchSize?: number;
-                        /** @description Support examples per task or class. Default 10 */
+                        /** @description Support examples per task (regression) or per class (classification). Default 10 */
                         shots?: number;
-                        /** @description Query examples per task or class. Default 10 */
+                        /** @description Query examples per task or per class. Default 10 */
                         queryShots?: number;
-                        /** @description Inner-loop steps. Default 1 */
+                        /** @description Inner-loop gradient steps. Default 1 */
                         innerSteps?: number;
-                        /** @description Inner-loop step size. Default 0.01 */
+                        /** @description Inner-loop step size (Meta-SGD: the initial per-parameter rates). Default 0.01 */
                         innerLr?: number;
-                        /** @description Outer-loop (Adam) step size. Default 0.001 */
+                        /** @description Adam step size of the outer loop. Default 0.001 */
                         metaLr?: number;
-                        /** @description Evaluate on held-out tasks every N iterations. Default 100 */
+                        /** @description Evaluate on held-out tasks every this many iterations (and after the last). Default 100 */
                         evalEvery?: number;
-                        /** @description Checkpoint every N iterations. Default 100 */
+                        /** @description Checkpoint every this many iterations (not after the last: the result follows). Default 100 */
                         checkpointEvery?: number;
-                        /** @description Default 0 */
+                        /** @description Seeds initialisation and task sampling. Default 0 */
                         seed?: number;
-                        /** @description Clip the meta-gradient to this global L2 norm. Default: none */
+                        /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
                     };
                 };

@@ -1,13 +1,16 @@
 /**
- * Meta-training jobs, API side: create (with idempotency), read, list, cancel, metrics history.
- * The worker side (start, progress, checkpoints, outcome) lives in training.ts; Postgres is the only
- * truth about a job's status, whatever Redis says.
+ * Meta-training jobs, the `meta_train_jobs` table as clients see it: create (with idempotency), read,
+ * list, cancel, metrics history. A run of a job (its start, progress, checkpoints and outcome, all
+ * fenced) is training.ts. Postgres is the only truth about a job's status, whatever Redis says.
  */
-import { Prisma, type Db } from '../client.js';
-import type { AlgorithmName, HyperParams } from '../../meta/index.js';
+import type { Prisma} from '../client.js';
+import { isUniqueViolation, type Db } from '../client.js';
+import { apiHyper, type Activation, type AlgorithmName, type ApiHyperParams, type HyperParams, type MetricsPoint } from '../../meta/index.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** A job's statuses (the database enum and the job resource's `status`). */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** The job as clients read it (the API's job resource). */
 export interface JobView {
@@ -16,11 +19,12 @@ export interface JobView {
   status: JobStatus;
   algorithm: AlgorithmName;
   familyIds: string[];
-  model: { hidden: number[]; activation: 'relu' | 'softplus' };
-  /** After defaults were applied (resolveHyper). */
-  hyper: HyperParams;
+  model: { hidden: number[]; activation: Activation };
+  /** After defaults were applied (resolveHyper); the engine-only fields are left out. */
+  hyper: ApiHyperParams;
   progress: { iteration: number; iterations: number };
-  metrics: { iteration: number; trainLoss: number; valLoss: number; valAccuracy?: number } | null;
+  /** The latest evaluation. */
+  metrics: MetricsPoint | null;
   metaModelId: string | null;
   error: string | null;
   cancelRequested: boolean;
@@ -35,7 +39,8 @@ export interface NewJob {
   algorithm: AlgorithmName;
   familyIds: string[];
   model: JobView['model'];
-  hyper: JobView['hyper'];
+  /** Every field, engine-only ones included: the worker trains with exactly these. */
+  hyper: HyperParams;
 }
 
 /** The same Idempotency-Key was sent before with a different request body. */
@@ -59,7 +64,7 @@ export function jobView(row: JobRow): JobView {
     algorithm: row.algorithm,
     familyIds: row.familyIds,
     model: row.model as JobView['model'],
-    hyper: row.hyper as unknown as HyperParams,
+    hyper: apiHyper(row.hyper as unknown as HyperParams),
     progress: { iteration: row.iteration, iterations: row.iterations },
     metrics: (row.lastMetrics as JobView['metrics']) ?? null,
     metaModelId: row.metaModel?.id ?? null,
@@ -147,7 +152,7 @@ export async function createJob(
     });
     return { job: jobView(row), created: true };
   } catch (error) {
-    if (idempotency && error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+    if (idempotency && isUniqueViolation(error)) {
       const winner = await replay(db, tenantId, idempotency);
       if (winner) return { job: winner, created: false };
     }

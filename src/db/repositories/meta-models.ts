@@ -1,11 +1,26 @@
 /**
- * The meta-model registry, API side: read versions, resolve references, move aliases. Versions are
- * written by the worker when a job succeeds (training.ts). A reference is an id, `name@version`
- * (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`); aliases start with a letter, so the two
- * forms never collide.
+ * Meta-models, the `meta_models` and `meta_model_aliases` tables: store a new version (when its job
+ * succeeds, inside that job's final transaction, training.ts), read and list versions, resolve
+ * references, move aliases, and decode one for the engine (loadMetaModel, which both the API and the
+ * worker cache through MetaModelCache). A reference is an id, `name@version` (e.g. `sine@3`) or
+ * `name@alias` (e.g. `sine@production`); aliases start with a letter, so the two forms never collide.
  */
-import type { Db } from '../client.js';
-import type { Activation, AlgorithmName, TaskKind } from '../../meta/index.js';
+import {
+  CodecError,
+  decodeParams,
+  encodeParams,
+  getAlgorithm,
+  modelShapes,
+  modelSpec,
+  type Activation,
+  type AlgorithmName,
+  type MetaModel,
+  type MetricsPoint,
+  type ModelConfig,
+  type TaskKind,
+} from '../../meta/index.js';
+import type { Db, Prisma } from '../client.js';
+import type { LoadedMetaModel } from '../meta-model-cache.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
 /** Alias names: a letter, then letters, digits, `_`, `.`, `-`; at most 64 characters. */
@@ -147,4 +162,90 @@ export async function moveAlias(db: Db, tenantId: string, ref: string, alias: st
     update: { metaModelId: id },
   });
   return getMetaModel(db, tenantId, id);
+}
+
+/** A meta-model version to store: the engine's result and its final evaluation. */
+export interface NewMetaModel {
+  tenantId: string;
+  /** The job's name: versions are numbered per (tenant, name). */
+  name: string;
+  jobId: string;
+  /** Architecture, meta-parameters and the inner-loop settings it was meta-trained with. */
+  model: MetaModel;
+  metrics: MetricsPoint;
+}
+
+/** The JSON a metrics point is stored as (valAccuracy only when there is one). */
+export function metricsJson(m: MetricsPoint): Prisma.InputJsonObject {
+  return { iteration: m.iteration, trainLoss: m.trainLoss, valLoss: m.valLoss, ...(m.valAccuracy === undefined ? {} : { valAccuracy: m.valAccuracy }) };
+}
+
+/**
+ * Inserts the next version of the model's name in its tenant and moves alias `latest` to it, in the
+ * caller's transaction. Two writers of one name may pick the same number: the loser's insert breaks
+ * the (tenant, name, version) unique constraint (see isUniqueViolation) and it retries.
+ * @throws CodecError when a parameter is not finite.
+ */
+export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input: NewMetaModel): Promise<{ id: string; version: number }> {
+  const { tenantId, name, model } = input;
+  const { spec } = model;
+  const latest = await tx.metaModel.aggregate({ where: { tenantId, name }, _max: { version: true } });
+  const version = (latest._max.version ?? 0) + 1;
+  const created = await tx.metaModel.create({
+    data: {
+      tenantId,
+      name,
+      version,
+      jobId: input.jobId,
+      algorithm: model.algorithm,
+      kind: spec.kind,
+      inputDim: spec.inputDim,
+      nWay: spec.kind === 'classification' ? spec.outputDim : null,
+      model: { hidden: [...spec.hidden], activation: spec.activation },
+      innerSteps: model.inner.steps,
+      innerLr: model.inner.lr,
+      metrics: metricsJson(input.metrics),
+      params: new Uint8Array(encodeParams(model.params)),
+    },
+    select: { id: true, version: true },
+  });
+  await tx.metaModelAlias.upsert({
+    where: { tenantId_name_alias: { tenantId, name, alias: 'latest' } },
+    create: { tenantId, name, alias: 'latest', metaModelId: created.id },
+    update: { metaModelId: created.id },
+  });
+  return created;
+}
+
+/** A meta-model as the engine adapts from it, with the bytes its decoded parameters take. */
+export interface StoredMetaModel extends LoadedMetaModel {
+  id: string;
+}
+
+/**
+ * Meta-model `id` decoded for the engine: architecture, meta-parameters and the inner-loop settings
+ * it was meta-trained with (adaptation's defaults). Null when it does not exist.
+ * @throws CodecError when its parameters are corrupt or do not fit its architecture.
+ */
+export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel | null> {
+  const row = await db.prisma.metaModel.findUnique({
+    where: { id },
+    select: { algorithm: true, kind: true, inputDim: true, nWay: true, model: true, params: true, innerSteps: true, innerLr: true },
+  });
+  if (!row) return null;
+  const algorithm = getAlgorithm(row.algorithm);
+  const spec = modelSpec(row.kind, row.inputDim, row.model as ModelConfig, row.nWay ?? undefined);
+  const params = decodeParams(row.params);
+  // Meta-SGD adds its learned rates (lr.*); an algorithm without a meta-trained head (ProtoNets)
+  // stores none. Every other model parameter must be there, shaped as the architecture says.
+  const problems = modelShapes(spec)
+    .filter(([name, shape]) => {
+      const got = Object.hasOwn(params, name) ? params[name] : undefined;
+      if (!got) return algorithm.metaTrainsHead || !name.startsWith('head.');
+      return got.shape.length !== shape.length || got.shape.some((d, i) => d !== shape[i]);
+    })
+    .map(([name, shape]) => `'${name}' [${shape}]`);
+  if (problems.length > 0) throw new CodecError(`meta-model ${id}: parameters missing or misshapen: ${problems.join(', ')}`);
+  const bytes = Object.values(params).reduce((sum, p) => sum + p.data.byteLength, 0);
+  return { id, model: { algorithm: algorithm.name, spec, params, inner: { steps: row.innerSteps, lr: row.innerLr } }, bytes };
 }

@@ -6,6 +6,7 @@
 import type { FamilySpec, GeneratorType, TaskKind } from '../../meta/index.js';
 import type { Db } from '../client.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
+import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
 
 /** A family as clients read it (stored tasks are not echoed back; `taskCount` says how many). */
 export interface TaskFamilyView {
@@ -55,19 +56,6 @@ function view(row: FamilyRow): TaskFamilyView {
   };
 }
 
-/** float32 little-endian, whatever the host's byte order (the format DatasetTask documents). */
-function toFloat32Bytes(values: readonly number[]): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(values.length * 4);
-  const view = new DataView(bytes.buffer);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  return bytes;
-}
-
-function fromFloat32Bytes(bytes: Uint8Array): number[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Array.from({ length: bytes.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true));
-}
-
 /**
  * Stores a family the caller has already validated with the engine's createFamily (so `spec.tasks`
  * are well-formed rows of `inputDim` numbers).
@@ -88,8 +76,8 @@ export async function createTaskFamily(db: Db, tenantId: string, spec: FamilySpe
           data: tasks.map((task, index) => ({
             index,
             examples: task.y.length,
-            x: toFloat32Bytes(task.x.flat()),
-            y: toFloat32Bytes(task.y),
+            x: float32Bytes(task.x.flat()),
+            y: float32Bytes(task.y),
           })),
         },
       },
@@ -118,24 +106,37 @@ export async function summariseFamilies(db: Db, tenantId: string, ids: readonly 
   return new Map(rows.map((row) => [row.id, row]));
 }
 
+/** A stored task (`x` examples x inputDim row-major, `y` examples) back in the API's shape. */
+function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yBytes: Uint8Array) {
+  const x = float32sFromBytes(xBytes);
+  const y = float32sFromBytes(yBytes);
+  if (x.length !== examples * inputDim || y.length !== examples) {
+    throw new RangeError(`a stored task holds ${x.length} inputs and ${y.length} targets, expected ${examples * inputDim} and ${examples}`);
+  }
+  return { x: Array.from({ length: examples }, (_, i) => Array.from(x.subarray(i * inputDim, (i + 1) * inputDim))), y: Array.from(y) };
+}
+
 /**
- * A stored family back in the form createFamily() takes, dataset tasks decoded. `tenantId` scopes
- * the lookup where a caller acts for a tenant; the worker, acting for a job, passes the job's.
+ * The tenant's families among `ids` back in the form createFamily() takes, dataset tasks decoded, by
+ * id (missing or foreign ids are absent). `tenantId` scopes the lookup where a caller acts for a
+ * tenant; the worker, acting for a job, passes the job's.
+ * @throws RangeError when a stored task's bytes do not match its sizes.
  */
-export async function loadFamilySpec(db: Db, tenantId: string, id: string): Promise<FamilySpec | null> {
-  const row = await db.prisma.taskFamily.findFirst({
-    where: { id, tenantId },
+export async function loadFamilySpecs(db: Db, tenantId: string, ids: readonly string[]): Promise<Map<string, FamilySpec>> {
+  const rows = await db.prisma.taskFamily.findMany({
+    where: { tenantId, id: { in: [...ids] } },
     include: { tasks: { orderBy: { index: 'asc' } } },
   });
-  if (!row) return null;
-  const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
-  if (row.generator !== null) return { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
-  const tasks: NonNullable<FamilySpec['tasks']> = row.tasks.map((task) => {
-    const x = fromFloat32Bytes(task.x);
-    return {
-      x: Array.from({ length: task.examples }, (_, i) => x.slice(i * row.inputDim, (i + 1) * row.inputDim)),
-      y: fromFloat32Bytes(task.y),
-    };
-  });
-  return { ...base, tasks };
+  return new Map(rows.map((row) => {
+    const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
+    const spec: FamilySpec = row.generator === null
+      ? { ...base, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
+      : { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
+    return [row.id, spec];
+  }));
+}
+
+/** One family of the tenant as loadFamilySpecs gives it, or null. */
+export async function loadFamilySpec(db: Db, tenantId: string, id: string): Promise<FamilySpec | null> {
+  return (await loadFamilySpecs(db, tenantId, [id])).get(id) ?? null;
 }

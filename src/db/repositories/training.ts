@@ -1,5 +1,8 @@
 /**
- * Worker-side writes of a meta-training run, fenced so a job never runs twice.
+ * A run of a meta-training job: what it starts from (the job row, its families, its latest
+ * checkpoint) and its writes to `meta_train_jobs`, `job_metrics` and `checkpoints`, ending with the
+ * meta-model version it stores (meta-models.ts). Creating, reading and cancelling jobs is jobs.ts.
+ * Every write is fenced so a job never runs twice.
  *
  * Each start of a job increments `attempts` in the same UPDATE that sets it running; the new value
  * is the run's fencing token. Every later write of the run is conditional on `attempts = token` and
@@ -7,8 +10,11 @@
  * no row means another run took over (or the job ended), and it throws {@link FencedOutError} without
  * writing anything.
  */
-import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type ParamArrays } from '../../meta/index.js';
-import { Prisma, type Db } from '../client.js';
+import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type MetaModel, type MetricsPoint, type ParamArrays } from '../../meta/index.js';
+import { isUniqueViolation, type Db, type Prisma } from '../client.js';
+import { insertMetaModelVersion, metricsJson } from './meta-models.js';
+import { loadFamilySpecs } from './task-families.js';
+import { truncateReason } from '../../util/error-reason.js';
 
 /** The token of one run of a job: writes succeed only while it is the job's latest start. */
 export interface Fence {
@@ -25,9 +31,6 @@ export class FencedOutError extends Error {
 }
 
 type Tx = Prisma.TransactionClient;
-
-/** Longest error text stored on a job. */
-const MAX_ERROR_LENGTH = 2_000;
 
 const fencedWhere = ({ jobId, attempt }: Fence) => ({ id: jobId, attempts: attempt, status: 'running' as const });
 
@@ -87,25 +90,6 @@ export interface RunInputs {
   families: StoredFamily[];
 }
 
-/** Little-endian float32 bytes as numbers. */
-function float32s(bytes: Uint8Array): Float32Array {
-  if (bytes.byteLength % 4 !== 0) throw new RangeError(`${bytes.byteLength} bytes is not a whole number of float32 values`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(bytes.byteLength / 4);
-  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
-}
-
-/** A stored task (`x` examples x inputDim row-major, `y` examples) back in the API's shape. */
-function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yBytes: Uint8Array) {
-  const x = float32s(xBytes);
-  const y = float32s(yBytes);
-  if (x.length !== examples * inputDim || y.length !== examples) {
-    throw new RangeError(`a stored task holds ${x.length} inputs and ${y.length} targets, expected ${examples * inputDim} and ${examples}`);
-  }
-  return { x: Array.from({ length: examples }, (_, i) => Array.from(x.subarray(i * inputDim, (i + 1) * inputDim))), y: Array.from(y) };
-}
-
 /** Loads what the run trains on; null when the job is gone. Families belong to the job's tenant. */
 export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | null> {
   const job = await db.prisma.metaTrainJob.findUnique({
@@ -113,24 +97,10 @@ export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | 
     select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true },
   });
   if (!job) return null;
-  const rows = await db.prisma.taskFamily.findMany({
-    where: { id: { in: job.familyIds }, tenantId: job.tenantId },
-    include: { tasks: { orderBy: { index: 'asc' } } },
-  });
-  const byId = new Map(rows.map((row) => [row.id, row]));
+  const specs = await loadFamilySpecs(db, job.tenantId, job.familyIds);
   const families = job.familyIds.flatMap((id) => {
-    const row = byId.get(id);
-    if (!row) return [];
-    const spec: FamilySpec = {
-      name: row.name,
-      kind: row.kind,
-      inputDim: row.inputDim,
-      ...(row.nWay === null ? {} : { nWay: row.nWay }),
-      ...(row.generator === null
-        ? { tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
-        : { generator: row.generator as unknown as NonNullable<FamilySpec['generator']> }),
-    };
-    return [{ id, spec }];
+    const spec = specs.get(id);
+    return spec ? [{ id, spec }] : [];
   });
   return { ...job, families };
 }
@@ -146,14 +116,6 @@ export async function recordProgress(db: Db, fence: Fence, iteration: number): P
   return fenced(db.prisma, fence, { iteration });
 }
 
-/** One evaluation point. Every number must be finite: NaN is never stored. */
-export interface MetricsPoint {
-  iteration: number;
-  trainLoss: number;
-  valLoss: number;
-  valAccuracy?: number;
-}
-
 /** Thrown for metrics or parameters that are NaN or infinite (the run fails instead of storing them). */
 export class NonFiniteValueError extends Error {
   constructor(message: string) {
@@ -162,14 +124,11 @@ export class NonFiniteValueError extends Error {
   }
 }
 
+/** Every number of an evaluation point must be finite: NaN is never stored. */
 function checkFiniteMetrics(metrics: MetricsPoint): void {
   for (const [name, value] of Object.entries(metrics)) {
     if (value !== undefined && !Number.isFinite(value)) throw new NonFiniteValueError(`metric ${name} is ${value} at iteration ${metrics.iteration}`);
   }
-}
-
-function metricsJson(m: MetricsPoint): Prisma.InputJsonObject {
-  return { iteration: m.iteration, trainLoss: m.trainLoss, valLoss: m.valLoss, ...(m.valAccuracy === undefined ? {} : { valAccuracy: m.valAccuracy }) };
 }
 
 /**
@@ -260,24 +219,14 @@ export async function loadLatestCheckpoint(db: Db, jobId: string): Promise<Check
 // ---------------------------------------------------------------------------------------------------
 // Ending a run
 
-/** What a successful run stores as a meta-model version. */
+/** What a successful run stores as a meta-model version: the engine's result and its final evaluation. */
 export interface TrainedModel {
-  algorithm: Prisma.MetaModelUncheckedCreateInput['algorithm'];
-  kind: Prisma.MetaModelUncheckedCreateInput['kind'];
-  inputDim: number;
-  nWay: number | null;
-  /** The architecture after defaults (`{ hidden, activation }`). */
-  model: Prisma.InputJsonObject;
+  model: MetaModel;
   metrics: MetricsPoint;
-  params: ParamArrays;
 }
 
 /** Attempts at the version insert when another job of the same name takes the number first. */
 const VERSION_RETRIES = 5;
-
-function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
-}
 
 /**
  * Ends the job `succeeded` and stores its meta-model in one transaction: the next version of the
@@ -287,35 +236,12 @@ function isUniqueViolation(error: unknown): boolean {
  */
 export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedModel): Promise<{ id: string; version: number }> {
   checkFiniteMetrics(trained.metrics);
-  const params = new Uint8Array(encodeParams(trained.params));
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.prisma.$transaction(async (tx) => {
         await fenced(tx, fence, { status: 'succeeded', iteration: trained.metrics.iteration, lastMetrics: metricsJson(trained.metrics), finishedAt: new Date() });
         const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
-        const latest = await tx.metaModel.aggregate({ where: { tenantId: job.tenantId, name: job.name }, _max: { version: true } });
-        const version = (latest._max.version ?? 0) + 1;
-        const created = await tx.metaModel.create({
-          data: {
-            tenantId: job.tenantId,
-            name: job.name,
-            version,
-            jobId: fence.jobId,
-            algorithm: trained.algorithm,
-            kind: trained.kind,
-            inputDim: trained.inputDim,
-            nWay: trained.nWay,
-            model: trained.model,
-            metrics: metricsJson(trained.metrics),
-            params,
-          },
-          select: { id: true, version: true },
-        });
-        await tx.metaModelAlias.upsert({
-          where: { tenantId_name_alias: { tenantId: job.tenantId, name: job.name, alias: 'latest' } },
-          create: { tenantId: job.tenantId, name: job.name, alias: 'latest', metaModelId: created.id },
-          update: { metaModelId: created.id },
-        });
+        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, ...trained });
         await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;
       });
@@ -334,7 +260,7 @@ async function finish(db: Db, fence: Fence, data: Prisma.MetaTrainJobUpdateManyM
 
 /** Ends the job `failed` at `iteration` (the last one completed) with a readable reason; nothing else is stored. */
 export async function finishFailed(db: Db, fence: Fence, error: string, iteration: number): Promise<void> {
-  await finish(db, fence, { status: 'failed', iteration, error: error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error });
+  await finish(db, fence, { status: 'failed', iteration, error: truncateReason(error) });
 }
 
 /** Ends the job `cancelled` (its cancel was requested) at `iteration`. */

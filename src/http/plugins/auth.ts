@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { findKeyOwner, touchApiKey, type KeyOwner } from '../../db/repositories/api-keys.js';
 import { revokedKeysChannel } from '../../jobs/revocations.js';
 import { Subscription } from '../../jobs/subscription.js';
+import { Lru } from '../../util/lru.js';
 import { HttpProblem } from '../problem.js';
 
 /** Whom a request acts for. */
@@ -56,7 +57,7 @@ interface Resolved {
  * `ttlMs` (config.authCacheTtlMs) so hot paths such as predictions need no database round trip.
  */
 class KeyCache {
-  private readonly owners = new Map<string, Resolved>();
+  private readonly owners = new Lru<string, Resolved>({ maxEntries: KEY_CACHE_SIZE });
 
   constructor(private readonly ttlMs: number) {}
 
@@ -66,11 +67,8 @@ class KeyCache {
     const digest = hash('sha256', key, 'base64');
     const now = Date.now();
     const held = this.owners.get(digest);
-    this.owners.delete(digest);
-    if (held && held.expiresAt > now) {
-      this.owners.set(digest, held);
-      return held;
-    }
+    if (held && held.expiresAt > now) return held;
+    if (held) this.owners.delete(digest);
     return this.load(digest, now, lookup);
   }
 
@@ -78,18 +76,12 @@ class KeyCache {
     const owner = await lookup();
     if (!owner) return null;
     const resolved: Resolved = { owner, tenant: Object.freeze({ id: owner.tenantId, keyId: owner.keyId }), expiresAt: now + this.ttlMs };
-    if (this.ttlMs > 0) {
-      this.owners.set(digest, resolved);
-      for (const oldest of this.owners.keys()) {
-        if (this.owners.size <= KEY_CACHE_SIZE) break;
-        this.owners.delete(oldest);
-      }
-    }
+    if (this.ttlMs > 0) this.owners.set(digest, resolved);
     return resolved;
   }
 
   forget(keyId: string): void {
-    for (const [digest, { owner }] of this.owners) if (owner.keyId === keyId) this.owners.delete(digest);
+    this.owners.deleteWhere(({ owner }) => owner.keyId === keyId);
   }
 
   clear(): void {

@@ -7,20 +7,17 @@
  * row once if the message does not come within ADAPT_WAIT_MS: no polling.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { recordFailure } from '../../db/repositories/adaptation.js';
-import { createAdaptation, getAdaptation, loadAdaptTarget, type AdaptTarget, type AdaptationView, type SupportArrays } from '../../db/repositories/tasks.js';
+import { createAdaptation, getAdaptation, recordFailure, type AdaptationView, type SupportArrays } from '../../db/repositories/adaptations.js';
+import { loadAdaptTarget, type AdaptTarget } from '../../db/repositories/tasks.js';
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
+import { Lru } from '../../util/lru.js';
+import { isFiniteFloat32 } from '../../util/numbers.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses } from '../schemas/common.js';
 import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
 
 const tags = ['tasks'];
-
-/** The largest finite float32: anything beyond becomes Infinity once stored. */
-const FLOAT32_MAX = 3.4028234663852886e38;
-
-const finite32 = (v: number) => Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX;
 
 /** Checks the support set against the task (row width, finite values, labels) and packs it as float32. */
 function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] }): SupportArrays {
@@ -31,7 +28,7 @@ function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] 
   support.x.forEach((row, i) => {
     if (row.length !== d) throw invalidField(`/support/x/${i}`, `has ${row.length} values; the task's inputDim is ${d}`);
     row.forEach((v, j) => {
-      if (!finite32(v)) throw invalidField(`/support/x/${i}/${j}`, 'must be a finite number within float32 range');
+      if (!isFiniteFloat32(v)) throw invalidField(`/support/x/${i}/${j}`, 'must be a finite number within float32 range');
       x[i * d + j] = v;
     });
   });
@@ -40,7 +37,7 @@ function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] 
     if (target.kind === 'classification') {
       const ways = target.nWay ?? 0;
       if (!Number.isInteger(v) || v < 0 || v >= ways) throw invalidField(`/support/y/${i}`, `must be a class label, an integer 0..${ways - 1} (the task is ${ways}-way)`);
-    } else if (!finite32(v)) {
+    } else if (!isFiniteFloat32(v)) {
       throw invalidField(`/support/y/${i}`, 'must be a finite number within float32 range');
     }
     y[i] = v;
@@ -57,16 +54,13 @@ const KNOWN_TASKS = 10_000;
 const adapt: FastifyPluginAsyncTypebox = async (app) => {
   const { db, config } = app;
   // Adaptation is latency-bound: a task adapted again costs no read before its adaptation row is written.
-  const targets = new Map<string, AdaptTarget>();
+  const targets = new Lru<string, AdaptTarget>({ maxEntries: KNOWN_TASKS });
   const adaptTarget = async (tenantId: string, taskId: string): Promise<AdaptTarget | null> => {
     const key = `${tenantId}/${taskId}`;
     const known = targets.get(key);
     if (known) return known;
     const target = await loadAdaptTarget(db, tenantId, taskId);
-    if (target) {
-      targets.set(key, target);
-      if (targets.size > KNOWN_TASKS) targets.delete(targets.keys().next().value as string);
-    }
+    if (target) targets.set(key, target);
     return target;
   };
 

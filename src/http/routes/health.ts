@@ -1,5 +1,7 @@
 /** GET /healthz (the process answers) and GET /readyz (its dependencies answer too). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { lastLine } from '../../util/error-reason.js';
+import { withTimeout } from '../../util/timeout.js';
 import { PROBLEM_CONTENT_TYPE } from '../schemas/problem.js';
 import { Health, NotReady, Ready, type DependencyCheck } from '../schemas/health.js';
 import type { ReadinessProbes } from '../deps.js';
@@ -8,27 +10,13 @@ import { chooseEngine } from '../../meta/engine.js';
 /** Runs one probe, bounded by `timeoutMs`: a dependency that hangs counts as down. */
 async function check(probe: () => Promise<unknown>, timeoutMs: number): Promise<DependencyCheck> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    await Promise.race([probe(), timeout]);
+    await withTimeout(probe(), timeoutMs);
     return { status: 'up', latencyMs: Math.round(performance.now() - started) };
   } catch (error) {
-    return { status: 'down', latencyMs: Math.round(performance.now() - started), error: reasonOf(error) };
-  } finally {
-    clearTimeout(timer);
+    // One line saying why: the last (see lastLine).
+    return { status: 'down', latencyMs: Math.round(performance.now() - started), error: lastLine(error) || 'failed' };
   }
-}
-
-/**
- * One line saying why: Prisma's messages span lines (invocation, then cause), and the cause, on the
- * last line, is what an operator needs.
- */
-function reasonOf(error: unknown): string {
-  const lines = (error instanceof Error ? error.message : String(error)).split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.at(-1) ?? 'failed';
 }
 
 export interface HealthRoutesOptions {

@@ -5,20 +5,19 @@
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
 import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
 import { loadFamilySpec, summariseFamilies } from '../../db/repositories/task-families.js';
 import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
-import { createRedis } from '../../jobs/redis.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
-import { assertRedisReady, within } from '../dependency-errors.js';
+import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, getAlgorithm, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { withTimeout } from '../../util/timeout.js';
+import { assertRedisReady } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
-import metaTrainEvents from './meta-train-events.js';
 
 const tags = ['meta-train'];
 
@@ -58,8 +57,9 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
       );
     }
   });
-  if (body.algorithm === 'protonet' && first.kind !== 'classification') {
-    throw invalidField('/algorithm', `protonet needs classification families; '${first.name}' is ${first.kind}`);
+  const { kinds } = getAlgorithm(body.algorithm);
+  if (!kinds.includes(first.kind)) {
+    throw invalidField('/algorithm', `${body.algorithm} needs ${kinds.join(' or ')} families; '${first.name}' is ${first.kind}`);
   }
   let hyper;
   try {
@@ -88,13 +88,12 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
   return { name, algorithm: body.algorithm, familyIds: body.familyIds, model, hyper };
 }
 
-const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
-  // Cancel requests and event streams talk to Redis directly (PUBLISH, XREAD), on a connection of
-  // these routes' own, closed with the app.
-  const redis = createRedis(app.config.redisUrl, 'api-jobs', app.log as unknown as Logger);
-  app.addHook('onClose', async () => {
-    await redis.quit().catch(() => redis.disconnect());
-  });
+export interface MetaTrainRouteOptions {
+  /** Where cancel requests and `cancelled` events are published (the app owns and closes it). */
+  redis: Redis;
+}
+
+const metaTrain: FastifyPluginAsyncTypebox<MetaTrainRouteOptions> = async (app, { redis }) => {
 
   app.post('/meta-train', {
     schema: {
@@ -131,7 +130,7 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
     if (created) {
       // The row is written, so the job exists whatever Redis does now: if this enqueue fails, the
       // reconciler enqueues every queued row it finds.
-      await within(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
+      await withTimeout(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
     }
     return reply.code(created ? 202 : 200).header('location', `/meta-train/${job.id}`).send(job);
   });
@@ -201,8 +200,6 @@ const metaTrain: FastifyPluginAsyncTypebox = async (app) => {
     if (!items) throw new HttpProblem(404, `No meta-training job ${request.params.id}`);
     return { items };
   });
-
-  await app.register(metaTrainEvents, { redis });
 };
 
 export default metaTrain;

@@ -6,15 +6,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Prediction } from '../../meta/index.js';
 import { runMlp } from '../../meta/predict-arrays.js';
+import { DECIMAL_NUMBER, isFiniteFloat32 } from '../../util/numbers.js';
 import type { HeadLookup, ServedHead } from '../predict-cache.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
 
 const tags = ['tasks'];
-
-const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
-const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Inputs of GET /predict: each `x` is inputDim comma-separated numbers. */
 function parseQueryInputs(xs: readonly string[], inputDim: number): Float64Array {
@@ -23,8 +21,9 @@ function parseQueryInputs(xs: readonly string[], inputDim: number): Float64Array
     const parts = text.split(',');
     if (parts.length !== inputDim) throw invalidField(`/x/${i}`, `has ${parts.length} values; the task's inputDim is ${inputDim} (comma-separated)`, 'query');
     parts.forEach((part, j) => {
-      const value = NUMBER.test(part) ? Number(part) : NaN;
-      if (!(Math.abs(value) <= FLOAT32_MAX)) throw invalidField(`/x/${i}`, `value ${j + 1} (${JSON.stringify(part.slice(0, 40))}) is not a finite number`, 'query');
+      // Blanks around a value are allowed (`x=1, 2`); trim() returns the same string when there are none.
+      const value = DECIMAL_NUMBER.test(part.trim()) ? Number(part) : NaN;
+      if (!isFiniteFloat32(value)) throw invalidField(`/x/${i}`, `value ${j + 1} (${JSON.stringify(part.slice(0, 40))}) is not a finite number`, 'query');
       out[i * inputDim + j] = value;
     });
   });
@@ -37,7 +36,7 @@ function readBodyInputs(rows: readonly number[][], inputDim: number): Float64Arr
   rows.forEach((row, i) => {
     if (row.length !== inputDim) throw invalidField(`/x/${i}`, `has ${row.length} values; the task's inputDim is ${inputDim}`);
     row.forEach((value, j) => {
-      if (!(Math.abs(value) <= FLOAT32_MAX)) throw invalidField(`/x/${i}/${j}`, 'must be a finite number within float32 range');
+      if (!isFiniteFloat32(value)) throw invalidField(`/x/${i}/${j}`, 'must be a finite number within float32 range');
       out[i * inputDim + j] = value;
     });
   });

@@ -5,8 +5,6 @@ import { createTask, getTask, listTasks } from '../../db/repositories/tasks.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { Task, TaskCreate, TaskList, TaskListQuery } from '../schemas/tasks.js';
-import adapt from './adapt.js';
-import predict from './predict.js';
 
 const tags = ['tasks'];
 
@@ -56,9 +54,6 @@ const tasks: FastifyPluginAsyncTypebox = async (app) => {
     if (!task) throw new HttpProblem(404, `No task ${request.params.id}`);
     return task;
   });
-
-  await app.register(adapt);
-  await app.register(predict);
 };
 
 export default tasks;

@@ -1,7 +1,8 @@
 /** Adapting a task: the support set in, an adapted head version (or a pollable adaptation) out. */
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
-import { Id, Timestamp } from './common.js';
+import { ADAPTATION_STATUSES } from '../../db/repositories/adaptations.js';
+import { Id, Literals, Timestamp } from './common.js';
 
 /**
  * POST /tasks/:id/adapt body. The support set's size is bounded by MAX_SUPPORT_EXAMPLES and the
@@ -54,7 +55,7 @@ export const Adaptation = Type.Object(
   {
     id: Id,
     taskId: Id,
-    status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
+    status: Literals(ADAPTATION_STATUSES),
     steps: Type.Integer(),
     innerLr: Type.Number(),
     supportSize: Type.Integer({ description: 'Examples in the support set' }),

@@ -12,7 +12,7 @@ export type DependencyCheck = Static<typeof DependencyCheck>;
 
 const checks = {
   checks: Type.Object({ postgres: DependencyCheck, redis: DependencyCheck, tfjs: DependencyCheck }),
-  backend: Type.Union([Type.String(), Type.Null()], { description: 'The active TensorFlow.js backend, e.g. wasm' }),
+  backend: Type.Union([Type.String(), Type.Null()], { description: 'The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu' }),
   engine: Type.Union([Type.String(), Type.Null()], {
     description: "What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised",
   }),

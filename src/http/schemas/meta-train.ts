@@ -1,7 +1,8 @@
 /** Meta-training jobs: the request that starts one, the job resource, its metrics history. */
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TInteger, type TNumber, type TOptional } from 'typebox';
 import type { Limits } from '../../config.js';
-import { ACTIVATIONS, ALGORITHM_NAMES } from '../../meta/index.js';
+import { JOB_STATUSES } from '../../db/repositories/jobs.js';
+import { ACTIVATIONS, ALGORITHM_NAMES, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 
@@ -45,17 +46,28 @@ const SUCCEEDED_JOB = {
 /** Examples of the job resource, for the answers where it was just queued. */
 export const JOB_EXAMPLES = { queued: QUEUED_JOB, succeeded: SUCCEEDED_JOB };
 
+/** What each algorithm asks of its families, said once by the algorithm itself (e.g. protonet: classification). */
+const KIND_RULES = ALGORITHM_NAMES.map(getAlgorithm)
+  .filter((algorithm) => algorithm.kinds.length < TASK_KINDS.length)
+  .map((algorithm) => `${algorithm.name} needs ${algorithm.kinds.join(' or ')} families`);
+
 export const Algorithm = Literals(ALGORITHM_NAMES, {
-  description: 'Meta-learning algorithm; protonet needs classification families',
+  description: ['Meta-learning algorithm', ...KIND_RULES].join('; '),
 });
 export const Activation = Literals(ACTIVATIONS);
-export const JobStatus = Literals(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+export const JobStatus = Literals(JOB_STATUSES);
 
-const positive = (description: string) => Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description });
+/** One hyper-parameter's request schema, from its one declaration (HYPER_FIELDS): bounds, meaning, default. */
+function hyperField(name: ApiHyperName, limits: Limits): TNumber | TInteger {
+  const field: HyperField = HYPER_FIELDS[name];
+  const maximum = typeof field.max === 'number' ? field.max : limits[field.max];
+  const description = describeHyper(name);
+  return field.type === 'integer' ? Type.Integer({ minimum: field.min ?? 1, maximum, description }) : Type.Number({ exclusiveMinimum: 0, maximum, description });
+}
+type HyperSchemas = { [K in ApiHyperName]: TOptional<TNumber | TInteger> };
 
 /** POST /meta-train body; bounds come from the configured limits (MAX_ITERATIONS, MAX_HIDDEN_UNITS, ...). */
 export function MetaTrainCreate(limits: Limits) {
-  const count = (description: string, maximum: number) => Type.Integer({ minimum: 1, maximum, description });
   return Type.Object(
     {
       name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Meta-model name. Default `<family>-<algorithm>`' })),
@@ -77,22 +89,9 @@ export function MetaTrainCreate(limits: Limits) {
         ),
       ),
       hyper: Type.Optional(
-        Type.Object(
-          {
-            iterations: Type.Optional(count('Outer-loop iterations. Default 1000', limits.maxIterations)),
-            metaBatchSize: Type.Optional(count('Tasks per meta-batch. Default 25', 1000)),
-            shots: Type.Optional(count('Support examples per task or class. Default 10', limits.maxSupportExamples)),
-            queryShots: Type.Optional(count('Query examples per task or class. Default 10', limits.maxSupportExamples)),
-            innerSteps: Type.Optional(count('Inner-loop steps. Default 1', limits.maxInnerSteps)),
-            innerLr: Type.Optional(positive('Inner-loop step size. Default 0.01')),
-            metaLr: Type.Optional(positive('Outer-loop (Adam) step size. Default 0.001')),
-            evalEvery: Type.Optional(count('Evaluate on held-out tasks every N iterations. Default 100', limits.maxIterations)),
-            checkpointEvery: Type.Optional(count('Checkpoint every N iterations. Default 100', limits.maxIterations)),
-            seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'Default 0' })),
-            clipNorm: Type.Optional(positive('Clip the meta-gradient to this global L2 norm. Default: none')),
-          },
-          { additionalProperties: false },
-        ),
+        Type.Object(Object.fromEntries(API_HYPER_NAMES.map((name) => [name, Type.Optional(hyperField(name, limits))])) as HyperSchemas, {
+          additionalProperties: false,
+        }),
       ),
     },
     { additionalProperties: false, examples: [MAML_REQUEST, { familyIds: [EXAMPLE_IDS.family], algorithm: 'reptile' }] },
@@ -114,21 +113,14 @@ export const Job = Type.Object({
   algorithm: Algorithm,
   familyIds: Type.Array(Id),
   model: Type.Object({ hidden: Type.Array(Type.Integer()), activation: Activation }),
+  // The API's hyper-parameters from their one declaration: those with a default are always there.
   hyper: Type.Object(
-    {
-      iterations: Type.Integer(),
-      metaBatchSize: Type.Integer(),
-      shots: Type.Integer(),
-      queryShots: Type.Integer(),
-      innerSteps: Type.Integer(),
-      innerLr: Type.Number(),
-      metaLr: Type.Number(),
-      evalEvery: Type.Integer(),
-      checkpointEvery: Type.Integer(),
-      seed: Type.Integer(),
-      clipNorm: Type.Optional(Type.Number()),
-    },
-    { additionalProperties: true, description: 'Hyper-parameters after defaults were applied' },
+    Object.fromEntries(API_HYPER_NAMES.map((name) => {
+      const field: HyperField = HYPER_FIELDS[name];
+      const type = field.type === 'integer' ? Type.Integer() : Type.Number();
+      return [name, field.default === undefined ? Type.Optional(type) : type];
+    })),
+    { additionalProperties: false, description: 'Hyper-parameters after defaults were applied' },
   ),
   progress: Type.Object({ iteration: Type.Integer(), iterations: Type.Integer() }),
   metrics: Type.Union([JobMetrics, Type.Null()], { description: 'The latest evaluation' }),

@@ -2,6 +2,7 @@
 import { Type, type Static } from 'typebox';
 import type { Limits } from '../../config.js';
 import { GENERATOR_TYPES, MAX_INPUT_DIM } from '../../meta/families/index.js';
+import { TASK_KINDS } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 
@@ -20,7 +21,7 @@ const DATASET_FAMILY = {
   ],
 };
 
-export const TaskKind = Literals(['regression', 'classification']);
+export const TaskKind = Literals(TASK_KINDS);
 
 export const Generator = Type.Object(
   {

@@ -9,7 +9,7 @@ import type { Db } from '../../db/client.js';
 import type { CancelListener } from '../cancel.js';
 import { createMetaTrainHandler } from '../meta-train-processor.js';
 import { createAdaptHandler } from '../adapt-processor.js';
-import { MetaModelCache } from '../meta-model-cache.js';
+import { MetaModelCache } from '../../db/meta-model-cache.js';
 import type { HandlerTable } from '../worker.js';
 
 /** What handlers may use; they get everything else from the rows their job ids name. */

@@ -6,12 +6,15 @@
 import { adaptToSupport } from '../inner-loop.js';
 import { initModelParams } from '../model.js';
 import { throughAdaptation } from './common.js';
+import { TASK_KINDS } from '../types.js';
 import type { MetaAlgorithm } from './types.js';
 
 export const anil: MetaAlgorithm = {
   name: 'anil',
-  kinds: ['regression', 'classification'],
+  kinds: TASK_KINDS,
   adaptsBody: false,
+  metaTrainsHead: true,
+  runsInnerSteps: true,
   initMetaParams: (spec, rng) => initModelParams(spec, rng),
   adapt: (spec, theta, support, inner) => adaptToSupport(spec, theta, support, { scope: 'head', ...inner }),
   metaGradient: (spec, theta, batch, inner) =>

@@ -6,12 +6,15 @@
 import { adaptToSupport } from '../inner-loop.js';
 import { initModelParams } from '../model.js';
 import { throughAdaptation } from './common.js';
+import { TASK_KINDS } from '../types.js';
 import type { MetaAlgorithm } from './types.js';
 
 export const maml: MetaAlgorithm = {
   name: 'maml',
-  kinds: ['regression', 'classification'],
+  kinds: TASK_KINDS,
   adaptsBody: true,
+  metaTrainsHead: true,
+  runsInnerSteps: true,
   initMetaParams: (spec, rng) => initModelParams(spec, rng),
   adapt: (spec, theta, support, inner) => adaptToSupport(spec, theta, support, { scope: 'all', ...inner }),
   metaGradient: (spec, theta, batch, inner) =>

@@ -7,6 +7,7 @@
 import { adaptToSupport } from '../inner-loop.js';
 import { initModelParams, type NamedTensors, type ParamArrays } from '../model.js';
 import { modelPart, throughAdaptation } from './common.js';
+import { TASK_KINDS } from '../types.js';
 import type { MetaAlgorithm } from './types.js';
 
 /** The meta-parameter holding a parameter's learned inner step size. */
@@ -20,8 +21,10 @@ function learnedRates(theta: NamedTensors): NamedTensors {
 
 export const metasgd: MetaAlgorithm = {
   name: 'metasgd',
-  kinds: ['regression', 'classification'],
+  kinds: TASK_KINDS,
   adaptsBody: true,
+  metaTrainsHead: true,
+  runsInnerSteps: true,
   initMetaParams(spec, rng, inner) {
     const params = initModelParams(spec, rng);
     const rates: ParamArrays = {};

@@ -15,6 +15,8 @@ export const protonet: MetaAlgorithm = {
   name: 'protonet',
   kinds: ['classification'],
   adaptsBody: false,
+  metaTrainsHead: false,
+  runsInnerSteps: false,
   initMetaParams: (spec, rng) =>
     initModelParams(
       spec,

@@ -7,12 +7,15 @@
 import { tf } from '../backend.js';
 import { adaptToSupport, lossOn } from '../inner-loop.js';
 import { initModelParams } from '../model.js';
+import { TASK_KINDS } from '../types.js';
 import type { MetaAlgorithm } from './types.js';
 
 export const reptile: MetaAlgorithm = {
   name: 'reptile',
-  kinds: ['regression', 'classification'],
+  kinds: TASK_KINDS,
   adaptsBody: true,
+  metaTrainsHead: true,
+  runsInnerSteps: true,
   initMetaParams: (spec, rng) => initModelParams(spec, rng),
   adapt: (spec, theta, support, inner) => adaptToSupport(spec, theta, support, { scope: 'all', ...inner }),
   metaGradient(spec, theta, batch, inner) {

@@ -1,7 +1,8 @@
 /**
  * What every meta-learning algorithm provides. An algorithm is a choice of (1) which meta-parameters
- * exist, (2) how a task adapts from them (always through the shared inner loop, except ProtoNets'
- * closed-form head), and (3) how the outer loop's meta-gradient is formed from the adapted tasks.
+ * exist, (2) how a task adapts from them (through the shared inner loop, unless it runs no inner
+ * steps, as ProtoNets' closed-form head), and (3) how the outer loop's meta-gradient is formed from
+ * the adapted tasks. What the service needs to know about an algorithm it asks here, never by name.
  */
 
 import type { tf } from '../backend.js';
@@ -32,6 +33,13 @@ export interface MetaAlgorithm {
   readonly kinds: readonly TaskKind[];
   /** Whether adaptation moves the body too (false: only the head is adapted). */
   readonly adaptsBody: boolean;
+  /**
+   * Whether meta-training learns a head (false: ProtoNets, whose head is built from each task's
+   * support set, so a stored meta-model has none and there is no loss "before adaptation" of its own).
+   */
+  readonly metaTrainsHead: boolean;
+  /** Whether adaptation runs inner-loop gradient steps (false: ProtoNets' closed-form head runs none). */
+  readonly runsInnerSteps: boolean;
   /** Initial meta-parameters: model parameters it meta-learns plus any extras (Meta-SGD's `lr.*`). */
   initMetaParams(spec: ModelSpec, rng: Rng, inner: InnerSettings): ParamArrays;
   /**

@@ -46,7 +46,7 @@ export async function storeMetaModel(db: Db, tenantId: string, options: StoredMo
   });
   const row = await db.prisma.metaModel.create({
     data: {
-      tenantId, name, version: 1, jobId: job.id, algorithm, kind, inputDim, nWay: nWay ?? null, model, metrics: {},
+      tenantId, name, version: 1, jobId: job.id, algorithm, kind, inputDim, nWay: nWay ?? null, model, innerSteps: inner.steps, innerLr: inner.lr, metrics: {},
       params: new Uint8Array(encodeParams(params)),
     },
   });

@@ -42,15 +42,7 @@ export async function storeMetaModel(db: Db, options: StoredModelOptions): Promi
   if (!started) throw new Error('the seeded job could not start');
   const spec = modelSpec(family.kind, family.inputDim, { hidden, activation: 'relu' }, family.nWay);
   const params = options.params ?? initMetaParams({ algorithm, spec, inner, metaLr: 0.001 }, new Rng(1));
-  const stored = await finishSucceeded(db, started.fence, {
-    algorithm,
-    kind: family.kind,
-    inputDim: family.inputDim,
-    nWay: family.nWay ?? null,
-    model: { hidden, activation: 'relu' },
-    metrics: { iteration: 40, trainLoss: 1, valLoss: 1 },
-    params,
-  });
+  const stored = await finishSucceeded(db, started.fence, { model: { algorithm, spec, params, inner }, metrics: { iteration: 40, trainLoss: 1, valLoss: 1 } });
   return stored.id;
 }
 

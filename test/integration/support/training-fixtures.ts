@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Db, Prisma } from '../../../src/db/client.js';
 import { decodeJobEvent, jobEventsKey, type JobEvent } from '../../../src/jobs/events.js';
+import type { AlgorithmName } from '../../../src/meta/index.js';
 
 /** A sinusoid family, the MAML paper's regression benchmark. */
 export const SINUSOID: FamilyRow = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } };
@@ -28,7 +29,7 @@ export interface FamilyRow {
 export interface SeedOptions {
   tenantId?: string;
   name?: string;
-  algorithm?: 'maml' | 'fomaml' | 'reptile' | 'anil' | 'metasgd' | 'protonet';
+  algorithm?: AlgorithmName;
   families?: FamilyRow[];
   model?: Prisma.InputJsonObject;
   hyper?: Record<string, number>;
@@ -71,7 +72,7 @@ export async function seedJob(db: Db, options: SeedOptions = {}) {
   return { tenantId, familyIds, jobId: job.id };
 }
 
-/** Little-endian float32 bytes. */
+/** Little-endian float32 bytes, written here independently of src/util/float32.ts so tests check the format. */
 export function float32Bytes(values: number[]): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(values.length * 4);
   const view = new DataView(bytes.buffer);

@@ -1,5 +1,5 @@
 /**
- * A real worker process: `node --import tsx src/main.ts --role worker` (what `npm start` runs; not
+ * A real worker process: `node --import tsx src/main.ts --role worker` (what `npm start` runs after setup; not
  * through npx or the tsx CLI, which do not pass signals on reliably), detached into its own process
  * group so a test can SIGKILL it whole. Its JSON log is kept for assertions.
  */

@@ -5,7 +5,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adapt, adaptMany, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
-import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import { NonFiniteError } from '../../../src/meta/learner.js';
@@ -29,7 +29,7 @@ const sineTask = sinusoid().sampleEpisode(new Rng(2), 'test', { shots: 10, query
 const blobTask = gaussianBlobs({}, { inputDim: 2, ways: 3 }).sampleEpisode(new Rng(3), 'test', { shots: 3, queryShots: 5, ways: 3 });
 
 describe('adapt', () => {
-  it.each(['maml', 'fomaml', 'reptile', 'metasgd', 'anil'] as const)('%s lowers the support loss on a regression task', (algorithm) => {
+  it.each(ALGORITHM_NAMES.filter((name) => ALGORITHMS[name].kinds.includes('regression')))('%s lowers the support loss on a regression task', (algorithm) => {
     const model = metaModel(algorithm, regression, 0.01);
     const memory = tf.memory().numTensors;
     const r = adapt(model, sineTask.support);

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { activeBackend, BackendUnavailableError, initBackend, tf } from '../../../src/meta/backend.js';
+import { activeBackend, assertGpuBackend, BackendUnavailableError, initBackend, tf } from '../../../src/meta/backend.js';
 
 function resolvable(pkg: string): boolean {
   try {
@@ -60,5 +60,38 @@ describe('initBackend', () => {
   it('rejects an unknown preference by name', async () => {
     // Configuration arrives as a string; a typo must not be taken for 'auto'.
     await expect(initBackend('webgpu' as never)).rejects.toThrow(/'webgpu' is not available: unknown backend/);
+  });
+});
+
+// tfjs-node-gpu is not installed here, so the check runs on backends shaped like what it registers:
+// tfjs-node's NodeJSKernelBackend carries `isGPUPackage` and `isUsingGpuDevice`.
+describe('assertGpuBackend', () => {
+  const reasonOf = (backend: unknown): string | null => {
+    try {
+      assertGpuBackend(backend);
+      return null;
+    } catch (err) {
+      expect(err).toBeInstanceOf(BackendUnavailableError);
+      expect((err as BackendUnavailableError).preference).toBe('tensorflow-gpu');
+      return (err as BackendUnavailableError).reason;
+    }
+  };
+
+  it('accepts the GPU build when TensorFlow found a GPU device', () => {
+    expect(reasonOf({ isGPUPackage: true, isUsingGpuDevice: true })).toBeNull();
+  });
+
+  it('refuses the GPU build that fell back to the CPU, saying so', () => {
+    expect(reasonOf({ isGPUPackage: true, isUsingGpuDevice: false })).toMatch(/no GPU device/);
+  });
+
+  it("refuses tfjs-node's CPU build even where a GPU exists", () => {
+    expect(reasonOf({ isGPUPackage: false, isUsingGpuDevice: false })).toMatch(/@tensorflow\/tfjs-node, the CPU build/);
+  });
+
+  it('refuses a backend that does not report its device', async () => {
+    await initBackend('cpu');
+    expect(reasonOf(tf.backend())).toMatch(/does not report its device/);
+    expect(reasonOf(null)).toMatch(/does not report its device/);
   });
 });

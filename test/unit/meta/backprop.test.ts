@@ -10,17 +10,18 @@ import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { layerGradients } from '../../../src/meta/backprop.js';
 import { adaptToSupport, lossOn, type AdaptScope, type InnerGradient, type InnerLr } from '../../../src/meta/inner-loop.js';
-import { initModelParams, tileParams, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
+import { ACTIVATIONS, initModelParams, tileParams, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
+import { TASK_KINDS } from '../../../src/meta/types.js';
 import { classificationProblem, download, maxAbs, maxAbsDiff, regressionProblem } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
 });
 
-const kinds = ['regression', 'classification'] as const;
-const activations = ['relu', 'softplus'] as const;
+const kinds = TASK_KINDS;
+const activations = ACTIVATIONS;
 
 function problem(kind: (typeof kinds)[number], activation: (typeof activations)[number]) {
   const config = { hidden: [6, 5], activation };

@@ -5,7 +5,7 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { lossOn } from '../../../src/meta/inner-loop.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
@@ -140,13 +140,8 @@ describe('meta-gradients match finite differences', () => {
 });
 
 describe('batched meta-batch equals the per-task loop', () => {
-  const cases: Array<[AlgorithmName, string]> = [
-    ...(['maml', 'fomaml', 'reptile', 'anil', 'metasgd'] as const).flatMap((a) => [
-      [a, 'regression'] as [AlgorithmName, string],
-      [a, 'classification'] as [AlgorithmName, string],
-    ]),
-    ['protonet', 'classification'],
-  ];
+  // Every algorithm on every task kind it can meta-learn.
+  const cases: Array<[AlgorithmName, string]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, string] => [a, kind]));
   it.each(cases)('%s on %s', (name, kind) => {
     const p = problems[kind]();
     const learner = new MetaLearner(

@@ -1,14 +1,15 @@
 /**
  * The plain-JavaScript forward pass agrees with the engine's tfjs `predict` (regression and
- * classification, relu and softplus, adapted parameters) and refuses parameters that do not fit.
+ * classification, every activation, every algorithm's adapted parameters) and refuses parameters
+ * that do not fit.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adapt, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
-import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
-import { sinusoid } from '../../../src/meta/families/index.js';
-import { initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
+import { ACTIVATIONS, initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { predictArrays, prepareMlp, runMlp } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
 
@@ -27,7 +28,7 @@ function scaled(params: ParamArrays, factor: number): ParamArrays {
 }
 
 describe('predictArrays', () => {
-  it.each(['relu', 'softplus'] as const)('matches predict on regression (%s, 1-40-40-1)', (activation) => {
+  it.each(ACTIVATIONS)('matches predict on regression (%s, 1-40-40-1)', (activation) => {
     const spec = modelSpec('regression', 1, { hidden: [40, 40], activation });
     const params = scaled(initModelParams(spec, new Rng(7)), 3);
     const x = inputs(spec, 64, 1);
@@ -40,7 +41,7 @@ describe('predictArrays', () => {
     got.values.forEach((v, i) => expect(Math.abs(v - expected.values[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.values[i]))));
   });
 
-  it.each(['relu', 'softplus'] as const)('matches predict on 5-way classification in 3-D (%s)', (activation) => {
+  it.each(ACTIVATIONS)('matches predict on 5-way classification in 3-D (%s)', (activation) => {
     const spec = modelSpec('classification', 3, { hidden: [16, 8], activation }, 5);
     const params = scaled(initModelParams(spec, new Rng(11)), 4);
     const x = inputs(spec, 50, 2);
@@ -56,17 +57,32 @@ describe('predictArrays', () => {
     });
   });
 
-  it('matches predict on adapted task parameters (MAML body and head, ANIL head over the meta-body)', () => {
-    const spec = modelSpec('regression', 1, { hidden: [40, 40] });
-    const task = sinusoid().sampleEpisode(new Rng(3), 'test', { shots: 10, queryShots: 30 });
-    for (const algorithm of ['maml', 'anil'] as const) {
-      const inner = { steps: 5, lr: 0.01 };
-      const model: MetaModel = { algorithm, spec, inner, params: ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner) };
-      const params = taskParams(model, adapt(model, task.support).params);
-      const expected = predict(spec, params, task.query.x);
-      const got = runMlp(prepareMlp(spec, params), task.query.x);
-      if (expected.kind !== 'regression' || got.kind !== 'regression') throw new Error('wrong kind');
-      got.values.forEach((v, i) => expect(v).toBeCloseTo(expected.values[i], 5));
+  // What the API serves: taskParams(meta-model, adapted head) through prepareMlp/runMlp. Every
+  // algorithm, every task kind it supports and every activation, so a new one is covered here.
+  const cases = ALGORITHM_NAMES.flatMap((algorithm) =>
+    ALGORITHMS[algorithm].kinds.flatMap((kind) => ACTIVATIONS.map((activation) => ({ algorithm, kind, activation }))),
+  );
+  it.each(cases)('matches predict on adapted task parameters: $algorithm, $kind, $activation', ({ algorithm, kind, activation }) => {
+    const family = kind === 'regression' ? sinusoid() : gaussianBlobs({}, { inputDim: 3, ways: 5 });
+    const spec = modelSpec(kind, family.inputDim, { hidden: [40, 40], activation }, family.ways);
+    const task = family.sampleEpisode(new Rng(3), 'test', { shots: kind === 'regression' ? 10 : 2, queryShots: kind === 'regression' ? 30 : 6 });
+    const inner = { steps: 5, lr: 0.05 };
+    const model: MetaModel = { algorithm, spec, inner, params: ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner) };
+    const adapted = adapt(model, task.support).params;
+    const params = taskParams(model, adapted);
+    // Adaptation changed what it returned (or, for ProtoNets, built a head the meta-model lacks).
+    expect(Object.keys(adapted).some((name) => !model.params[name] || adapted[name].data.some((v, i) => v !== model.params[name].data[i]))).toBe(true);
+    const expected = predict(spec, params, task.query.x);
+    const got = runMlp(prepareMlp(spec, params), task.query.x);
+    if (expected.kind === 'regression' && got.kind === 'regression') {
+      expect(got.values).toHaveLength(task.query.n);
+      got.values.forEach((v, i) => expect(Math.abs(v - expected.values[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.values[i]))));
+    } else if (expected.kind === 'classification' && got.kind === 'classification') {
+      expect(got.labels).toEqual(expected.labels);
+      got.probabilities.forEach((p, i) => p.forEach((v, j) => expect(Math.abs(v - expected.probabilities[i][j])).toBeLessThan(1e-5)));
+      expect(got.probabilities).toHaveLength(task.query.n);
+    } else {
+      throw new Error(`kinds differ: engine ${expected.kind}, plain JS ${got.kind}`);
     }
   });
 

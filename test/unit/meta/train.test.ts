@@ -4,6 +4,7 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import type { EnginePreference } from '../../../src/meta/engine.js';
@@ -16,12 +17,17 @@ beforeAll(async () => {
   await initBackend('cpu');
 });
 
+/** Sinusoids, or 3-way blobs for an algorithm that meta-learns classification only (ProtoNets). */
+function familyFor(algorithm: AlgorithmName): TaskFamily {
+  return ALGORITHMS[algorithm].kinds.includes('regression') ? sinusoid() : gaussianBlobs({}, { inputDim: 2, ways: 3 });
+}
+
 function config(overrides: Partial<TrainConfig['hyper']> = {}, algorithm: TrainConfig['algorithm'] = 'maml', engine: EnginePreference = 'auto'): TrainConfig {
   return {
     algorithm,
     engine,
     model: { hidden: [16, 16], activation: 'relu' },
-    families: [{ family: sinusoid(), weight: 1 }],
+    families: [{ family: familyFor(algorithm), weight: 1 }],
     hyper: { iterations: 12, metaBatchSize: 4, shots: 5, queryShots: 5, evalEvery: 4, checkpointEvery: 5, evalTasks: 4, seed: 7, ...overrides },
   };
 }
@@ -73,7 +79,7 @@ describe('metaTrain', () => {
     expect(Array.from(c.model.params['head.bias'].data)).not.toEqual(Array.from(a.model.params['head.bias'].data));
   });
 
-  it.each((['maml', 'metasgd', 'reptile', 'anil'] as const).flatMap((algorithm) => engines.map((engine) => [algorithm, engine] as const)))('%s on %s: resuming from a mid-run checkpoint equals the uninterrupted run', async (algorithm, engine) => {
+  it.each(ALGORITHM_NAMES.flatMap((algorithm) => engines.map((engine) => [algorithm, engine] as const)))('%s on %s: resuming from a mid-run checkpoint equals the uninterrupted run', async (algorithm, engine) => {
     const full = await collect(metaTrain(config({}, algorithm, engine)));
     let checkpoint: Checkpoint | undefined;
     for await (const e of metaTrain(config({}, algorithm, engine))) {
@@ -171,7 +177,7 @@ describe('metaTrain', () => {
     expect(seen).toEqual([1, 2, 3]);
   });
 
-  it.each(['maml', 'reptile'] as const)('%s: an abort hands over the last completed iteration, and resuming from it equals the uninterrupted run', async (algorithm) => {
+  it.each(ALGORITHM_NAMES)('%s: an abort hands over the last completed iteration, and resuming from it equals the uninterrupted run', async (algorithm) => {
     const full = await collect(metaTrain(config({}, algorithm)));
     const controller = new AbortController();
     let aborted: unknown;

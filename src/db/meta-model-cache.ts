@@ -1,10 +1,13 @@
 /**
- * Hot meta-models: decoded meta-parameters by meta-model id, so an adaptation reads only its own row
- * from Postgres. A meta-model version never changes once stored, so entries are never stale and only
- * leave to keep the cache within its bounds (least recently used first). Concurrent misses on one id
- * share one load, so a burst of adaptations against a cold meta-model decodes it once.
+ * Hot meta-models: decoded meta-parameters by meta-model id, so an adaptation or a prediction reads
+ * only its own row from Postgres. Both roles hold one (the worker's adapt processor, the API's adapt
+ * and predict routes), so it lives in db/, below both, beside the loader it caches (loadMetaModel in
+ * repositories/meta-models.ts). A meta-model version never changes once stored, so entries are never
+ * stale and only leave to keep the cache within its bounds (least recently used first). Concurrent
+ * misses on one id share one load, so a burst of adaptations against a cold meta-model decodes it once.
  */
 import type { MetaModel } from '../meta/index.js';
+import { Lru } from '../util/lru.js';
 
 export interface MetaModelCacheOptions {
   /** Most meta-models held. Default 64. */
@@ -20,18 +23,14 @@ export interface LoadedMetaModel {
 }
 
 export class MetaModelCache {
-  private readonly entries = new Map<string, LoadedMetaModel>();
+  private readonly entries: Lru<string, LoadedMetaModel>;
   private readonly loading = new Map<string, Promise<MetaModel | null>>();
-  private heldBytes = 0;
-  private readonly maxEntries: number;
-  private readonly maxBytes: number;
   /** Loads that went to the store (for tests and metrics). */
   misses = 0;
   hits = 0;
 
   constructor(options: MetaModelCacheOptions = {}) {
-    this.maxEntries = options.maxEntries ?? 64;
-    this.maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
+    this.entries = new Lru({ maxEntries: options.maxEntries ?? 64, maxWeight: options.maxBytes ?? 256 * 1024 * 1024, weigh: (e) => e.bytes });
   }
 
   /**
@@ -42,9 +41,6 @@ export class MetaModelCache {
     const held = this.entries.get(id);
     if (held) {
       this.hits++;
-      // Map order is insertion order: re-inserting marks it most recently used.
-      this.entries.delete(id);
-      this.entries.set(id, held);
       return held.model;
     }
     const pending = this.loading.get(id);
@@ -52,7 +48,7 @@ export class MetaModelCache {
     this.misses++;
     const loaded = load(id)
       .then((entry) => {
-        if (entry) this.remember(id, entry);
+        if (entry) this.entries.set(id, entry);
         return entry?.model ?? null;
       })
       .finally(() => this.loading.delete(id));
@@ -67,7 +63,7 @@ export class MetaModelCache {
 
   /** Bytes of parameters held now. */
   get bytes(): number {
-    return this.heldBytes;
+    return this.entries.weight;
   }
 
   has(id: string): boolean {
@@ -76,17 +72,5 @@ export class MetaModelCache {
 
   clear(): void {
     this.entries.clear();
-    this.heldBytes = 0;
-  }
-
-  private remember(id: string, entry: LoadedMetaModel): void {
-    if (entry.bytes > this.maxBytes || this.maxEntries < 1) return;
-    this.entries.set(id, entry);
-    this.heldBytes += entry.bytes;
-    for (const [oldest, old] of this.entries) {
-      if (this.entries.size <= this.maxEntries && this.heldBytes <= this.maxBytes) break;
-      this.entries.delete(oldest);
-      this.heldBytes -= old.bytes;
-    }
   }
 }

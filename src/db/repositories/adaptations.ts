@@ -1,6 +1,7 @@
 /**
- * Adaptations, worker side: read what one adaptation needs (its support set, its task, the task's
- * meta-model) and end it, either with a new adapted head version or as failed.
+ * Adaptations, the `adaptations` table: the API writes a queued adaptation carrying the task's
+ * support set and reads it back; the worker loads it with its task's shape and ends it, either with
+ * a new adapted head version (written to `adapted_heads`, the task pointed at it) or as failed.
  *
  * Versions of one task never interleave: the head write locks the task row (SELECT ... FOR UPDATE)
  * before it numbers the version, so concurrent adaptations of a task queue up on that lock and get
@@ -8,29 +9,129 @@
  * still `queued` or `running`, so a second run of the same job (a retry after a lost acknowledgement)
  * writes nothing.
  *
- * The adaptation round trip is latency-bound, so the read and the head write are one statement each,
- * prepared once per connection and sent through node-postgres directly (Prisma's per-query overhead
- * was most of their cost); the meta-model read is rare (cached) and stays on Prisma.
+ * The adaptation round trip is latency-bound, so the insert, the worker's read and the head write are
+ * one statement each, prepared once per connection and sent through node-postgres directly (Prisma's
+ * per-query overhead was most of their cost).
  */
-import {
-  CodecError,
-  decodeParams,
-  modelShapes,
-  modelSpec,
-  resolveHyper,
-  type AlgorithmName,
-  type Examples,
-  type HyperParams,
-  type MetaModel,
-  type ModelConfig,
-  type TaskKind,
-} from '../../meta/index.js';
+import { randomBytes } from 'node:crypto';
+import type { Examples, TaskKind } from '../../meta/index.js';
+import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
 import type { Db } from '../client.js';
+import { truncateReason } from '../../util/error-reason.js';
+import type { AdaptTarget } from './tasks.js';
 
-/** Longest error text stored on an adaptation. */
-const MAX_ERROR_LENGTH = 2_000;
+/** An adaptation's statuses (the database enum and the adaptation resource's `status`). */
+export const ADAPTATION_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type AdaptationStatus = (typeof ADAPTATION_STATUSES)[number];
 
-export type AdaptationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+// ---------------------------------------------------------------------------------------------------
+// Requested and read back (the API)
+
+/** A validated support set: `x` row-major [n, inputDim], `y` [n]. */
+export interface SupportArrays {
+  n: number;
+  x: Float32Array;
+  y: Float32Array;
+}
+
+/**
+ * A UUIDv7 (RFC 9562) as the schema's `@default(uuid(7))` makes: 48 bits of Unix milliseconds, then
+ * random bits, so ids stay time-ordered like every other row's.
+ */
+function uuidv7(): string {
+  const bytes = randomBytes(16);
+  const ms = Date.now();
+  bytes.writeUIntBE(ms, 0, 6);
+  bytes[6] = (bytes[6] & 0x0f) | 0x70;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const INSERT_ADAPTATION = `
+  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, support_size, support_x, support_y)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  RETURNING created_at`;
+
+/**
+ * Writes a queued adaptation (it carries the support set to the worker) and answers it as a view.
+ * Every adaptation request writes one, so it is a prepared statement on node-postgres rather than a
+ * Prisma call (Prisma's per-query work was several times the insert's own cost).
+ */
+export async function createAdaptation(
+  db: Db,
+  target: AdaptTarget,
+  input: { support: SupportArrays; steps: number; innerLr: number },
+): Promise<AdaptationView> {
+  const id = uuidv7();
+  const { rows } = await db.sql.query<{ created_at: Date }>({
+    name: 'adaptation-create',
+    text: INSERT_ADAPTATION,
+    values: [id, target.tenantId, target.taskId, input.steps, input.innerLr, input.support.n, float32Bytes(input.support.x), float32Bytes(input.support.y)],
+  });
+  return {
+    id,
+    taskId: target.taskId,
+    status: 'queued',
+    steps: input.steps,
+    innerLr: input.innerLr,
+    supportSize: input.support.n,
+    headVersion: null,
+    supportLoss: null,
+    durationMs: null,
+    error: null,
+    createdAt: rows[0].created_at.toISOString(),
+    startedAt: null,
+    finishedAt: null,
+  };
+}
+
+export interface AdaptationView {
+  id: string;
+  taskId: string;
+  status: AdaptationStatus;
+  steps: number;
+  innerLr: number;
+  supportSize: number;
+  /** The head version it stored (succeeded only). */
+  headVersion: number | null;
+  /** Mean support loss before and after the inner loop (succeeded only). */
+  supportLoss: { before: number; after: number } | null;
+  /** Time the worker spent adapting (succeeded only). */
+  durationMs: number | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** One adaptation of one of the tenant's tasks, with the losses of the head it stored; null if none. */
+export async function getAdaptation(db: Db, tenantId: string, taskId: string, adaptationId: string): Promise<AdaptationView | null> {
+  const row = await db.prisma.adaptation.findFirst({
+    where: { id: adaptationId, taskId, tenantId },
+    select: { id: true, taskId: true, status: true, steps: true, innerLr: true, supportSize: true, headVersion: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
+  });
+  if (!row) return null;
+  const head = row.status === 'succeeded' && row.headVersion !== null
+    ? await db.prisma.adaptedHead.findUnique({
+      where: { taskId_version: { taskId, version: row.headVersion } },
+      select: { supportLossBefore: true, supportLossAfter: true, durationMs: true, steps: true },
+    })
+    : null;
+  return {
+    ...row,
+    // The steps that actually ran (ProtoNets' closed-form head runs none).
+    steps: head?.steps ?? row.steps,
+    supportLoss: head ? { before: head.supportLossBefore, after: head.supportLossAfter } : null,
+    durationMs: head?.durationMs ?? null,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Run and ended (the worker; the API too ends one as failed when it cannot enqueue it)
 
 /** One adaptation as the worker runs it. */
 export interface AdaptationWork {
@@ -72,13 +173,10 @@ interface AdaptationRow {
   n_way: number | null;
 }
 
-/** Little-endian float32 bytes as numbers (a copy, so the values are aligned whatever the buffer). */
+/** Little-endian float32 bytes as `count` numbers. @throws StoredDataError for any other length. */
 function float32s(bytes: Uint8Array, count: number, what: string): Float32Array {
   if (bytes.byteLength !== count * 4) throw new StoredDataError(`${what} holds ${bytes.byteLength} bytes, expected ${count * 4}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
+  return float32sFromBytes(bytes);
 }
 
 const LOAD_ADAPTATION = `
@@ -110,42 +208,6 @@ export async function loadAdaptation(db: Db, id: string): Promise<AdaptationWork
     inputDim: row.input_dim,
     nWay: row.n_way,
   };
-}
-
-/** A meta-model as the engine adapts from it, with the task shape it serves. */
-export interface StoredMetaModel {
-  id: string;
-  model: MetaModel;
-  /** Bytes of its decoded parameters (what a cache of decoded meta-models holds). */
-  bytes: number;
-}
-
-/**
- * Meta-model `id` decoded for the engine: architecture, meta-parameters and the inner-loop settings
- * it was meta-trained with (adaptation's defaults). Null when it does not exist.
- * @throws CodecError when its parameters are corrupt or do not fit its architecture.
- */
-export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel | null> {
-  const row = await db.prisma.metaModel.findUnique({
-    where: { id },
-    select: { algorithm: true, kind: true, inputDim: true, nWay: true, model: true, params: true, job: { select: { hyper: true } } },
-  });
-  if (!row) return null;
-  const spec = modelSpec(row.kind, row.inputDim, row.model as ModelConfig, row.nWay ?? undefined);
-  const params = decodeParams(row.params);
-  // Meta-SGD adds its learned rates (lr.*); ProtoNets have no head (it is built from the support
-  // set). Every other model parameter must be there, shaped as the architecture says.
-  const problems = modelShapes(spec)
-    .filter(([name, shape]) => {
-      const got = Object.hasOwn(params, name) ? params[name] : undefined;
-      if (!got) return !(row.algorithm === 'protonet' && name.startsWith('head.'));
-      return got.shape.length !== shape.length || got.shape.some((d, i) => d !== shape[i]);
-    })
-    .map(([name, shape]) => `'${name}' [${shape}]`);
-  if (problems.length > 0) throw new CodecError(`meta-model ${id}: parameters missing or misshapen: ${problems.join(', ')}`);
-  const hyper = resolveHyper(row.job.hyper as Partial<HyperParams>);
-  const bytes = Object.values(params).reduce((sum, p) => sum + p.data.byteLength, 0);
-  return { id, model: { algorithm: row.algorithm as AlgorithmName, spec, params, inner: { steps: hyper.innerSteps, lr: hyper.innerLr } }, bytes };
 }
 
 /** A new adapted head version: what adaptation changed, encoded by the engine's codec. */
@@ -210,10 +272,9 @@ export async function recordHead(db: Db, head: HeadWrite): Promise<number | null
  * @returns false when it had already ended (nothing written).
  */
 export async function recordFailure(db: Db, adaptationId: string, error: string, startedAt: Date): Promise<boolean> {
-  const text = error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error;
   const { count } = await db.prisma.adaptation.updateMany({
     where: { id: adaptationId, status: { in: ['queued', 'running'] } },
-    data: { status: 'failed', error: text, startedAt, finishedAt: new Date() },
+    data: { status: 'failed', error: truncateReason(error), startedAt, finishedAt: new Date() },
   });
   return count === 1;
 }
