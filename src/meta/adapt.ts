@@ -91,7 +91,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
     return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
   };
-  if (chooseEngine(engine) === 'fused-wasm') {
+  if (chooseEngine(engine, model.algorithm) === 'fused-wasm') {
     const { x, y } = packExamples(model.spec, supports, 'support');
     return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y).map((adapted) =>
       result(adapted.supportLossBefore, adapted.supportLossAfter, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),

@@ -77,7 +77,7 @@ export class MetaLearner {
     this.spec = config.spec;
     this.inner = { ...config.inner };
     this.clipNorm = config.clipNorm;
-    this.engine = chooseEngine(config.engine);
+    this.engine = chooseEngine(config.engine, config.algorithm);
     this.values = copyArrays(params);
     this.theta = this.upload();
     this.optimizer = new Adam({ lr: config.metaLr }, this.values, optimizerState);

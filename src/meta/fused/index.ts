@@ -26,6 +26,13 @@ import { fusedModel, type FusedModel } from './kernels.js';
 
 export { fusedKernelsAvailable } from './kernels.js';
 
+/** The algorithms this path implements; any other runs on tfjs (chooseEngine asks). */
+export const FUSED_ALGORITHMS: readonly AlgorithmName[] = ['maml', 'fomaml', 'reptile', 'anil', 'metasgd', 'protonet'];
+
+export function fusedSupports(algorithm: AlgorithmName): boolean {
+  return FUSED_ALGORITHMS.includes(algorithm);
+}
+
 /** The mean post-adaptation query loss of a meta-batch and the meta-gradient by parameter name. */
 export interface FusedMetaGradient {
   loss: number;

@@ -1,6 +1,7 @@
 /** The cases the fused-path tests iterate: every algorithm, kind, activation, 1 and 3 inner steps. */
 
 import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../../src/meta/algorithms/index.js';
+import { fusedSupports } from '../../../../src/meta/fused/index.js';
 import { initMetaParams } from '../../../../src/meta/learner.js';
 import { ACTIVATIONS, type Activation, type ModelSpec, type ParamArrays } from '../../../../src/meta/model.js';
 import { Rng } from '../../../../src/meta/rng.js';
@@ -15,7 +16,7 @@ export interface FusedCase {
 }
 
 /** Every algorithm, each kind it supports, both activations, 1 and 3 inner steps. */
-export const CASES: FusedCase[] = ALGORITHM_NAMES.flatMap((algorithm) =>
+export const CASES: FusedCase[] = ALGORITHM_NAMES.filter(fusedSupports).flatMap((algorithm) =>
   ALGORITHMS[algorithm].kinds.flatMap((kind) => ACTIVATIONS.flatMap((activation) => [1, 3].map((steps) => ({ algorithm, kind, activation, steps })))),
 );
 
