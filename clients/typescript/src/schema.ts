@@ -596,6 +596,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Predictions: {
             /**
@@ -655,6 +657,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Task: {
             /**
@@ -915,7 +919,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/json": components["schemas"]["Ready"];
@@ -969,7 +974,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["NotReady"];
