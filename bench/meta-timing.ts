@@ -5,8 +5,8 @@
  */
 
 import { BackendUnavailableError, initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
-import { digits, gaussianBlobs, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import { samplePoolBatch } from '../src/meta/families/index.js';
+import { digits, gaussianBlobs, packEpisodes, samplePoolBatch, sinusoid } from '../src/meta/families/index.js';
+import { fusedSupports } from '../src/meta/fused/index.js';
 import { getAlgorithm, initMetaParams, MetaLearner, modelSpec, type AlgorithmName, type LearnerConfig, type MetaStepMode, type ParamArrays } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
 import type { EpisodeShape, TaskFamily, TrainingBatch } from '../src/meta/types.js';
@@ -142,10 +142,12 @@ interface EnginePath {
 
 /** The engine paths `--backends` chooses from: one line each. */
 export const ENGINE_PATHS: Record<string, EnginePath> = {
-  wasm: { backend: 'wasm' },
-  cpu: { backend: 'cpu' },
-  tensorflow: { backend: 'tensorflow' },
-  'tensorflow-gpu': { backend: 'tensorflow-gpu' },
+  // The fused WebAssembly SIMD kernels (src/meta/fused); they use no tfjs backend, wasm is loaded for the loop mode.
+  fused: { backend: 'wasm', learner: { engine: 'fused' }, name: 'fused-wasm' },
+  wasm: { backend: 'wasm', learner: { engine: 'tfjs' } },
+  cpu: { backend: 'cpu', learner: { engine: 'tfjs' } },
+  tensorflow: { backend: 'tensorflow', learner: { engine: 'tfjs' } },
+  'tensorflow-gpu': { backend: 'tensorflow-gpu', learner: { engine: 'tfjs' } },
 };
 
 /**
@@ -264,7 +266,9 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
       console.log(`skipping engine path ${name}: ${err.reason}`);
       continue;
     }
-    const timed: Timed[] = TIMING_CASES.map(({ algorithm, setting: settingName }) => {
+    // The fused engine has no version of some algorithms (multitask runs on tfjs): no row for them there.
+    const cases = TIMING_CASES.filter(({ algorithm }) => path.learner?.engine !== 'fused' || fusedSupports(algorithm));
+    const timed: Timed[] = cases.map(({ algorithm, setting: settingName }) => {
       const setting = settings[settingName];
       const config = learnerConfig(algorithm, setting.family, setting.hidden, setting.innerSteps, setting.innerLr, setting.metaLr);
       const rng = new Rng(1);
