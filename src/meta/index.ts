@@ -53,10 +53,13 @@ export {
   createFamily,
   FamilyMixError,
   FamilySpecError,
+  MAX_PARAM_MAGNITUDE,
   GENERATOR_TYPES,
   mix,
   packEpisodes,
+  seededSplits,
   type FamilySpec,
   type GeneratorType,
+  type PackedDataset,
   type WeightedFamily,
 } from './families/index.js';

@@ -11,8 +11,12 @@ export function writeFloat32LE(view: DataView, offset: number, values: ArrayLike
 
 /** Reads `count` little-endian float32 values from `view` at byte `offset`. */
 export function readFloat32LE(view: DataView, offset: number, count: number): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + i * 4, true);
+  return readFloat32LEInto(view, offset, count, new Float32Array(count), 0);
+}
+
+/** Reads `count` little-endian float32 values from `view` at byte `offset` into `out` from `at`; returns `out`. */
+export function readFloat32LEInto(view: DataView, offset: number, count: number, out: Float32Array, at: number): Float32Array {
+  for (let i = 0; i < count; i++) out[at + i] = view.getFloat32(offset + i * 4, true);
   return out;
 }
 
