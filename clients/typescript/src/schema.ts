@@ -1364,7 +1364,10 @@ export interface operations {
                  * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
                  */
                 id: string;
-                /** @description Part number; uploading a number again replaces that part */
+                /**
+                 * @description Part number; uploading a number again replaces that part
+                 * @example 1
+                 */
                 n: number;
             };
             cookie?: never;

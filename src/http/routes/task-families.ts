@@ -110,13 +110,15 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
       body: PartBody,
       response: { 200: PartResult, ...problemResponses(400, 404, 409, 413, 415) },
     },
-    // Before the body schema, which would call a JSON body a malformed string: it is the wrong media type.
+    // A body of another media type is not a malformed string (what the body schema would call it):
+    // it is answered 415 in the handler, once the path parameters have been checked.
     preValidation: async (request) => {
-      if (!partStreams.has(request)) throw new HttpProblem(415, `A part is ${PART_MEDIA_TYPES.join(' or ')}, with the header row first for CSV`);
+      if (!partStreams.has(request)) request.body = '';
     },
   }, async (request) => {
     const { id, n } = request.params;
-    const stream = partStreams.get(request)!;
+    const stream = partStreams.get(request);
+    if (!stream) throw new HttpProblem(415, `A part is ${PART_MEDIA_TYPES.join(' or ')}, with the header row first for CSV`);
     const declared = Number(request.headers['content-length']);
     if (declared > limits.maxPartBytes) throw new HttpProblem(413, `A part is at most MAX_PART_BYTES (${limits.maxPartBytes}) bytes`);
     const family = await getTaskFamily(app.db, request.tenant.id, id);

@@ -98,7 +98,7 @@ export const PART_MEDIA_TYPES = ['text/csv', 'application/x-ndjson'] as const;
 
 export const PartParams = Type.Object({
   id: Id,
-  n: Type.Integer({ minimum: 1, maximum: 100_000, description: 'Part number; uploading a number again replaces that part' }),
+  n: Type.Integer({ minimum: 1, maximum: 100_000, description: 'Part number; uploading a number again replaces that part', examples: [1] }),
 }, { additionalProperties: false });
 
 /** A part's body: parsed as it streams in, never held whole (see upload-rows.ts for the columns). */
