@@ -117,17 +117,21 @@ async function main(): Promise<void> {
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(api!.pid!))), 20);
     const client = createFastadaptClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: key.key });
     const uploadStarted = performance.now();
+    /** When each part was accepted: what remains after the last is the commit. */
+    const partsDone: { part: number; seconds: number }[] = [];
     const family = await uploadFamily(client, createReadStream(file), {
       name: 'bench-upload',
       kind: 'regression',
       format: 'csv',
       partBytes: Math.floor(Number(opts['part-mib']) * MiB),
+      onProgress: (p) => partsDone.push({ part: p.parts, seconds: (performance.now() - uploadStarted) / 1000 }),
     });
     const apiSeconds = (performance.now() - uploadStarted) / 1000;
+    const commitSeconds = apiSeconds - (partsDone.at(-1)?.seconds ?? 0);
     clearInterval(sampler);
     peak = Math.max(peak, rssBytes(api.pid!));
     if (family.rowCount !== rows || family.status !== 'ready') throw new Error(`the upload committed ${family.rowCount} rows (${family.status}), expected ${rows}`);
-    console.log(`API upload: ${apiSeconds.toFixed(2)} s (${(bytes / MiB / apiSeconds).toFixed(1)} MiB/s), RSS ${(baseline / MiB).toFixed(0)} -> peak ${(peak / MiB).toFixed(0)} MiB`);
+    console.log(`API upload: ${apiSeconds.toFixed(2)} s (${(bytes / MiB / apiSeconds).toFixed(1)} MiB/s), commit ${commitSeconds.toFixed(2)} s, RSS ${(baseline / MiB).toFixed(0)} -> peak ${(peak / MiB).toFixed(0)} MiB`);
 
     // Sampling as a worker does: the family loaded once, episodes drawn from it.
     const loadStarted = performance.now();
@@ -154,6 +158,8 @@ async function main(): Promise<void> {
       apiSeconds: round(apiSeconds, 3),
       psqlCopySeconds: round(psqlCopySeconds, 3),
       apiVsPsql: round(apiSeconds / psqlCopySeconds),
+      commitSeconds: round(commitSeconds, 3),
+      parts: partsDone.length,
       apiMiBPerSecond: round(bytes / MiB / apiSeconds),
       apiBaselineRssMiB: round(baseline / MiB, 1),
       apiPeakRssGrowthMiB: round((peak - baseline) / MiB, 1),

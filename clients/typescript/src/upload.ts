@@ -32,6 +32,11 @@ export interface UploadOptions {
   partBytes?: number;
   /** Tries per part before giving up. Default 4. */
   attempts?: number;
+  /**
+   * Parts in flight at once. Default 2: the next part is read and sent while the server parses and
+   * stores the last (parts are independent; a family takes its parts' writes one at a time).
+   */
+  concurrency?: number;
   /** Called after each accepted part. */
   onProgress?: (progress: UploadProgress) => void;
   /** Called before a part is tried again. */
@@ -51,44 +56,65 @@ export function inputDimOf(firstLine: string, format: UploadFormat): number {
 }
 
 /**
- * Groups `source` into parts of whole lines of at most `partBytes` (a single longer line is a part of
- * its own, which the server then refuses with a clear answer). CSV parts start with the header.
+ * Cuts `source` into parts of whole lines of at most `partBytes` (a single longer line is a part of
+ * its own, which the server then refuses with a clear answer), working on bytes: a part is cut at
+ * its last newline, never decoded. CSV parts start with the header line. `bytes` is how much of the
+ * source the parts so far cover.
  */
-export async function* partsOf(source: AsyncIterable<Uint8Array | string>, format: UploadFormat, partBytes: number): AsyncGenerator<{ text: string; header: string; rows: number; bytes: number }> {
-  const decoder = new TextDecoder();
+export async function* partsOf(source: AsyncIterable<Uint8Array | string>, format: UploadFormat, partBytes: number): AsyncGenerator<{ body: Uint8Array; header: string; bytes: number }> {
   const encoder = new TextEncoder();
-  let header: string | null = format === 'csv' ? null : '';
-  let pending = '';
-  let lines: string[] = [];
-  let size = 0;
-  let read = 0;
-  const flush = () => {
-    const part = { text: (header ? `${header}\n` : '') + lines.join('\n') + '\n', header: header ?? '', rows: lines.length, bytes: read };
-    lines = [];
-    size = 0;
-    return part;
+  let header: Uint8Array | null = format === 'csv' ? null : new Uint8Array(0);
+  let held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let covered = 0;
+  const part = (body: Uint8Array) => {
+    covered += body.byteLength;
+    const withHeader = new Uint8Array(header!.byteLength + body.byteLength);
+    withHeader.set(header!);
+    withHeader.set(body, header!.byteLength);
+    return { body: withHeader, header: new TextDecoder().decode(header!).trim(), bytes: covered + header!.byteLength };
   };
-  const take = function* (line: string) {
-    if (line.trim() === '') return;
-    if (header === null) {
-      header = line;
-      return;
+  const joined = () => {
+    const all = new Uint8Array(heldBytes);
+    let at = 0;
+    for (const piece of held) {
+      all.set(piece, at);
+      at += piece.byteLength;
     }
-    const bytes = encoder.encode(line).byteLength + 1;
-    if (lines.length > 0 && size + bytes + header.length + 1 > partBytes) yield flush();
-    lines.push(line);
-    size += bytes;
+    return all;
   };
   for await (const chunk of source) {
-    read += typeof chunk === 'string' ? encoder.encode(chunk).byteLength : chunk.byteLength;
-    const text = pending + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
-    const all = text.split('\n');
-    pending = all.pop()!;
-    for (const line of all) yield* take(line.endsWith('\r') ? line.slice(0, -1) : line);
+    let bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
+    if (header === null) {
+      // The header is the first line; it may span chunks.
+      held.push(bytes);
+      heldBytes += bytes.byteLength;
+      const all = joined();
+      const end = all.indexOf(10);
+      if (end === -1) continue;
+      header = all.subarray(0, end + 1);
+      bytes = all.subarray(end + 1);
+      held = [];
+      heldBytes = 0;
+    }
+    held.push(bytes);
+    heldBytes += bytes.byteLength;
+    while (heldBytes + header.byteLength > partBytes) {
+      const all = joined();
+      let cut = all.lastIndexOf(10, Math.max(0, partBytes - header.byteLength - 1));
+      if (cut === -1) cut = all.indexOf(10);
+      if (cut === -1) break;
+      yield part(all.subarray(0, cut + 1));
+      held = [all.subarray(cut + 1)];
+      heldBytes = held[0].byteLength;
+    }
   }
-  pending += decoder.decode();
-  yield* take(pending.endsWith('\r') ? pending.slice(0, -1) : pending);
-  if (lines.length > 0) yield flush();
+  if (header === null && heldBytes > 0) {
+    // A CSV of a header alone: nothing to send.
+    return;
+  }
+  const rest = joined();
+  if (rest.some((b) => b !== 10 && b !== 13 && b !== 32)) yield part(rest);
 }
 
 /** A failure worth retrying: the network, or the server's 5xx / 429 (a 4xx names a problem with the rows). */
@@ -102,29 +128,22 @@ function retryable(error: unknown): boolean {
  * refused commit; the family is then left uploading (or failed) for the caller to delete.
  */
 export async function uploadFamily(api: FastadaptClient, source: AsyncIterable<Uint8Array | string>, options: UploadOptions): Promise<TaskFamily> {
-  const { format, partBytes = 16 * 1024 * 1024, attempts = 4 } = options;
+  const { format, partBytes = 16 * 1024 * 1024, attempts = 4, concurrency = 2 } = options;
   const contentType = format === 'csv' ? 'text/csv' : 'application/x-ndjson';
   let familyId: string | null = null;
   const progress: UploadProgress = { parts: 0, rows: 0, bytes: 0 };
-  let n = 0;
-  for await (const part of partsOf(source, format, partBytes)) {
-    n++;
-    if (familyId === null) {
-      const inputDim = options.inputDim ?? inputDimOf(format === 'csv' ? part.header : part.text.slice(0, part.text.indexOf('\n')), format);
-      const created = await orThrow(api.POST('/task-families', {
-        body: { name: options.name, kind: options.kind, inputDim, source: 'upload', ...(options.nWay === undefined ? {} : { nWay: options.nWay }) },
-      }));
-      familyId = created.id;
-    }
+  const rowsOfPart = new Map<number, number>();
+
+  const send = async (n: number, body: Uint8Array, bytes: number) => {
     for (let attempt = 1; ; attempt++) {
       try {
         const sent = await orThrow(api.PUT('/task-families/{id}/parts/{n}', {
-          params: { path: { id: familyId, n } },
-          body: part.text,
-          bodySerializer: (body: string) => body,
+          params: { path: { id: familyId!, n } },
+          body: body as unknown as string,
+          bodySerializer: (raw: unknown) => raw as string,
           headers: { 'content-type': contentType },
         }));
-        progress.rows = sent.family.rowCount;
+        rowsOfPart.set(n, sent.rows);
         break;
       } catch (error) {
         if (attempt >= attempts || !retryable(error)) throw error;
@@ -132,10 +151,34 @@ export async function uploadFamily(api: FastadaptClient, source: AsyncIterable<U
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
       }
     }
-    progress.parts = n;
-    progress.bytes = part.bytes;
+    progress.parts++;
+    progress.rows = [...rowsOfPart.values()].reduce((sum, rows) => sum + rows, 0);
+    progress.bytes = Math.max(progress.bytes, bytes);
     options.onProgress?.({ ...progress });
+  };
+
+  const inFlight = new Set<Promise<void>>();
+  let failed: unknown = null;
+  let n = 0;
+  for await (const part of partsOf(source, format, partBytes)) {
+    n++;
+    if (familyId === null) {
+      const firstLine = format === 'csv' ? part.header : new TextDecoder().decode(part.body.subarray(0, part.body.indexOf(10) === -1 ? undefined : part.body.indexOf(10)));
+      const inputDim = options.inputDim ?? inputDimOf(firstLine, format);
+      const created = await orThrow(api.POST('/task-families', {
+        body: { name: options.name, kind: options.kind, inputDim, source: 'upload', ...(options.nWay === undefined ? {} : { nWay: options.nWay }) },
+      }));
+      familyId = created.id;
+    }
+    const sending: Promise<void> = send(n, part.body, part.bytes).catch((error: unknown) => {
+      failed ??= error;
+    }).finally(() => inFlight.delete(sending));
+    inFlight.add(sending);
+    if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    if (failed !== null) break;
   }
+  await Promise.all(inFlight);
+  if (failed !== null) throw failed;
   if (familyId === null) throw new Error('the source holds no rows');
   return orThrow(api.POST('/task-families/{id}/commit', { params: { path: { id: familyId } } }));
 }
