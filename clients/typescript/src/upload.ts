@@ -16,7 +16,7 @@ export interface UploadProgress {
   parts: number;
   /** Rows the server has accepted so far. */
   rows: number;
-  /** Bytes of the source read so far. */
+  /** Bytes of the source in the parts accepted so far (headers repeated in parts not counted). */
   bytes: number;
 }
 
@@ -59,7 +59,7 @@ export function inputDimOf(firstLine: string, format: UploadFormat): number {
  * Cuts `source` into parts of whole lines of at most `partBytes` (a single longer line is a part of
  * its own, which the server then refuses with a clear answer), working on bytes: a part is cut at
  * its last newline, never decoded. CSV parts start with the header line. `bytes` is how much of the
- * source the parts so far cover.
+ * source the part covers.
  */
 export async function* partsOf(source: AsyncIterable<Uint8Array | string>, format: UploadFormat, partBytes: number): AsyncGenerator<{ body: Uint8Array; header: string; bytes: number }> {
   const encoder = new TextEncoder();
@@ -72,7 +72,9 @@ export async function* partsOf(source: AsyncIterable<Uint8Array | string>, forma
     const withHeader = new Uint8Array(header!.byteLength + body.byteLength);
     withHeader.set(header!);
     withHeader.set(body, header!.byteLength);
-    return { body: withHeader, header: new TextDecoder().decode(header!).trim(), bytes: covered + header!.byteLength };
+    // The first part carries the file's own header; later parts repeat it.
+    const size = body.byteLength + (covered === body.byteLength ? header!.byteLength : 0);
+    return { body: withHeader, header: new TextDecoder().decode(header!).trim(), bytes: size };
   };
   const joined = () => {
     const all = new Uint8Array(heldBytes);
@@ -153,7 +155,7 @@ export async function uploadFamily(api: FastadaptClient, source: AsyncIterable<U
     }
     progress.parts++;
     progress.rows = [...rowsOfPart.values()].reduce((sum, rows) => sum + rows, 0);
-    progress.bytes = Math.max(progress.bytes, bytes);
+    progress.bytes += bytes;
     options.onProgress?.({ ...progress });
   };
 
