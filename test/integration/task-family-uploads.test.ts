@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFamilySpec } from '../../src/db/repositories/task-families.js';
 import { createFamily, Rng } from '../../src/meta/index.js';
-import { newTenant, startApi, type TestApi } from './support/api-app.js';
+import { newTenant, QUICK, startApi, startWorker, waitForJob, type TestApi } from './support/api-app.js';
 
 let api: TestApi;
 let headers: Record<string, string>;
@@ -141,6 +141,26 @@ describe('regression upload', () => {
     expect(refused.statusCode).toBe(400);
     expect((refused.json() as { detail: string }).detail).toMatch(/2 tasks cannot be split/);
     expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toMatchObject({ status: 'failed', error: expect.stringMatching(/cannot be split/) });
+  });
+});
+
+describe('meta-training on an upload', () => {
+  it('a worker meta-trains on a committed family, sampling it from the dataset cache', async () => {
+    const family = await create({ name: 'trained', kind: 'regression', inputDim: 2 });
+    await put(family.id, 1, regressionCsv(12, 30));
+    expect((await commit(family.id)).statusCode).toBe(200);
+    const worker = await startWorker(api);
+    try {
+      api.db.datasets.clear();
+      const created = await api.app.inject({ method: 'POST', url: '/meta-train', headers, payload: { familyIds: [family.id], algorithm: 'maml', hyper: QUICK } });
+      expect(created.statusCode, created.body).toBe(202);
+      const job = await waitForJob<{ status: string; metrics?: { valLoss: number } }>(api, headers, (created.json() as { id: string }).id, (j) => j.status === 'succeeded' || j.status === 'failed', 60_000);
+      expect(job.status).toBe('succeeded');
+      // Loaded once, kept: the route's check and the run shared one copy of the rows.
+      expect(api.db.datasets.has(family.id)).toBe(true);
+    } finally {
+      await worker.close();
+    }
   });
 });
 
