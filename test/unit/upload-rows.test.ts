@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePart, RowError, TooManyRowsError, type PartOptions } from '../../src/http/upload-rows.js';
 import { seededSplits } from '../../src/meta/index.js';
-import { partsOf } from '../../clients/typescript/src/upload.js';
+import { createFastadaptClient, partsOf, uploadFamily } from '../../clients/typescript/src/index.js';
 
 const regression: PartOptions = { kind: 'regression', inputDim: 2, format: 'csv', maxRows: 1000 };
 /** The body in pieces of `size` characters, as a network would deliver it. */
@@ -86,5 +86,38 @@ describe('seededSplits', () => {
     expect([count('train'), count('val'), count('test')]).toEqual([28, 6, 6]);
     expect(seededSplits([...keys].reverse())).toEqual(splits);
     expect(() => seededSplits(['a', 'b'])).toThrow(RangeError);
+  });
+});
+
+describe('uploadFamily', () => {
+  it('retries a part the server failed, without sending any part twice once accepted, then commits', async () => {
+    const calls: string[] = [];
+    let failures = 1;
+    const fetch = async (request: Request) => {
+      const url = new URL(request.url);
+      calls.push(`${request.method} ${url.pathname}`);
+      const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' } });
+      if (request.method === 'POST' && url.pathname === '/task-families') return json(201, { id: 'f1', rowCount: 0 });
+      if (request.method === 'PUT') {
+        if (url.pathname.endsWith('/2') && failures-- > 0) return json(503, { type: 'about:blank', title: 'Service Unavailable', status: 503 });
+        const rows = (await request.text()).trim().split('\n').length - 1;
+        return json(200, { part: 1, rows, family: { id: 'f1', rowCount: rows } });
+      }
+      return json(200, { id: 'f1', status: 'ready', rowCount: 9 });
+    };
+    const api = createFastadaptClient({ baseUrl: 'http://fastadapt.test', apiKey: 'k', fetch });
+    const retried: number[] = [];
+    const progress: number[] = [];
+    const text = `task,y,x\n${Array.from({ length: 9 }, (_, i) => `t${i},${i},${i}`).join('\n')}\n`;
+    const family = await uploadFamily(api, pieces(text), {
+      name: 'f', kind: 'regression', format: 'csv', partBytes: 30, concurrency: 1,
+      onRetry: (part) => retried.push(part),
+      onProgress: (p) => progress.push(p.rows),
+    });
+    expect(family).toMatchObject({ status: 'ready' });
+    expect(retried).toEqual([2]);
+    expect(calls.filter((c) => c === 'PUT /task-families/f1/parts/2')).toHaveLength(2);
+    expect(calls.at(-1)).toBe('POST /task-families/f1/commit');
+    expect(progress.at(-1)).toBe(9);
   });
 });
