@@ -57,6 +57,17 @@ describe('parsePart', () => {
     expect(await refusal('{"task":"a","y":1,"x":[1,2],"split":"val"}\n{"task":"a","y":1,"x":[1,2]}', { ...regression, format: 'ndjson' })).toMatchObject({ line: 2, column: 'split' });
   });
 
+  it('reads every number as Number() would, plain decimals (the fast path) or not', async () => {
+    const values: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const v = (Math.sin(i) * 10 ** (i % 7)) / 3;
+      values.push(i % 5 === 0 ? v.toExponential(6) : v.toFixed(i % 9), i % 11 === 0 ? '.5' : i % 13 === 0 ? '-0' : '007.250');
+    }
+    const text = `task,y,x1,x2\n${Array.from({ length: values.length / 2 }, (_, r) => `t,1,${values[2 * r]},${values[2 * r + 1]}`).join('\n')}`;
+    const part = await parsePart(pieces(text, 4096), { ...regression, maxRows: 10_000 });
+    expect(Array.from(part.chunks.flatMap((c) => Array.from(c.x)))).toEqual(values.map((v) => Math.fround(Number(v))));
+  });
+
   it('stops at maxRows', async () => {
     await expect(parsePart(pieces('task,y,x1,x2\na,1,2,3\na,1,2,3\n'), { ...regression, maxRows: 1 })).rejects.toBeInstanceOf(TooManyRowsError);
   });
