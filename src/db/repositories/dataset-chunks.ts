@@ -24,8 +24,8 @@ export interface ChunkGroup {
   examples: number;
 }
 
-/** Chunks per INSERT statement: few round trips, statements of a few MiB at most. */
-const INSERT_BATCH = 64;
+/** Bytes of rows per INSERT statement: few round trips, no statement larger than this (or one chunk). */
+const INSERT_BYTES = 8 * 1024 * 1024;
 
 /** Little-endian float32 bytes as a Buffer (what node-postgres sends as bytea). */
 function bytea(values: Float32Array): Buffer {
@@ -42,8 +42,10 @@ export async function rowsOutsidePart(client: pg.ClientBase, familyId: string, p
 /** Replaces part `part` of the family with `chunks` (a retried part replaces itself). */
 export async function replacePartChunks(client: pg.ClientBase, familyId: string, part: number, chunks: readonly ChunkRows[]): Promise<void> {
   await client.query('DELETE FROM dataset_chunks WHERE family_id = $1 AND part = $2', [familyId, part]);
-  for (let from = 0; from < chunks.length; from += INSERT_BATCH) {
-    const batch = chunks.slice(from, from + INSERT_BATCH);
+  for (let from = 0; from < chunks.length;) {
+    let to = from + 1;
+    for (let bytes = chunks[from].x.byteLength; to < chunks.length && bytes + chunks[to].x.byteLength <= INSERT_BYTES; to++) bytes += chunks[to].x.byteLength;
+    const batch = chunks.slice(from, to);
     const values: unknown[] = [familyId, part];
     const tuples = batch.map((chunk, i) => {
       const at = values.length;
@@ -51,6 +53,7 @@ export async function replacePartChunks(client: pg.ClientBase, familyId: string,
       return `($1, $2, $${at + 1}, $${at + 2}, $${at + 3}, $${at + 4}, $${at + 5}, $${at + 6})`;
     });
     await client.query(`INSERT INTO dataset_chunks (family_id, part, seq, group_key, split, examples, x, y) VALUES ${tuples.join(', ')}`, values);
+    from = to;
   }
 }
 
