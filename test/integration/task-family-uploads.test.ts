@@ -144,6 +144,26 @@ describe('regression upload', () => {
   });
 });
 
+describe('many small tasks', () => {
+  it('stores a part of 12,000 two-row tasks (more chunks than one INSERT carries) and commits it', async () => {
+    const roomy = await startApi('uploads-roomy');
+    try {
+      const tenant = await newTenant(roomy.db);
+      const created = (await roomy.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { source: 'upload', name: 'many', kind: 'regression', inputDim: 1 } })).json() as Family;
+      const lines = ['task,y,x'];
+      for (let t = 0; t < 12_000; t++) lines.push(`t${t},${t},0.5`, `t${t},${t + 1},1.5`);
+      const part = await roomy.app.inject({ method: 'PUT', url: `/task-families/${created.id}/parts/1`, headers: { ...tenant.headers, 'content-type': 'text/csv' }, payload: lines.join('\n') });
+      expect(part.statusCode, part.body).toBe(200);
+      const committed = await roomy.app.inject({ method: 'POST', url: `/task-families/${created.id}/commit`, headers: tenant.headers });
+      expect(committed.json()).toMatchObject({ status: 'ready', taskCount: 12_000, rowCount: 24_000 });
+      const spec = (await loadFamilySpec(roomy.db, tenant.tenantId, created.id))!;
+      expect(spec.rows!.tasks).toHaveLength(12_000);
+    } finally {
+      await roomy.close();
+    }
+  });
+});
+
 describe('meta-training on an upload', () => {
   it('a worker meta-trains on a committed family, sampling it from the dataset cache', async () => {
     const family = await create({ name: 'trained', kind: 'regression', inputDim: 2 });
@@ -156,7 +176,7 @@ describe('meta-training on an upload', () => {
       expect(created.statusCode, created.body).toBe(202);
       const job = await waitForJob<{ status: string; metrics?: { valLoss: number } }>(api, headers, (created.json() as { id: string }).id, (j) => j.status === 'succeeded' || j.status === 'failed', 60_000);
       expect(job.status).toBe('succeeded');
-      // Loaded once, kept: the route's check and the run shared one copy of the rows.
+      // Loaded once, kept: the run and any later job share one copy of the rows.
       expect(api.db.datasets.has(family.id)).toBe(true);
     } finally {
       await worker.close();

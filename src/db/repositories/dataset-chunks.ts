@@ -24,8 +24,12 @@ export interface ChunkGroup {
   examples: number;
 }
 
-/** Bytes of rows per INSERT statement: few round trips, no statement larger than this (or one chunk). */
+/**
+ * Per INSERT statement: at most this many bytes of rows (or one chunk) and this many chunks (6
+ * parameters each, far below Postgres's 65535): few round trips, no huge statement.
+ */
 const INSERT_BYTES = 8 * 1024 * 1024;
+const INSERT_CHUNKS = 1000;
 
 /** Little-endian float32 bytes as a Buffer (what node-postgres sends as bytea). */
 function bytea(values: Float32Array): Buffer {
@@ -44,7 +48,9 @@ export async function replacePartChunks(client: pg.ClientBase, familyId: string,
   await client.query('DELETE FROM dataset_chunks WHERE family_id = $1 AND part = $2', [familyId, part]);
   for (let from = 0; from < chunks.length;) {
     let to = from + 1;
-    for (let bytes = chunks[from].x.byteLength; to < chunks.length && bytes + chunks[to].x.byteLength <= INSERT_BYTES; to++) bytes += chunks[to].x.byteLength;
+    for (let bytes = chunks[from].x.byteLength; to < chunks.length && to - from < INSERT_CHUNKS && bytes + chunks[to].x.byteLength <= INSERT_BYTES; to++) {
+      bytes += chunks[to].x.byteLength;
+    }
     const batch = chunks.slice(from, to);
     const values: unknown[] = [familyId, part];
     const tuples = batch.map((chunk, i) => {
@@ -77,8 +83,8 @@ export async function setGroupSplits(client: pg.ClientBase, familyId: string, sp
   );
 }
 
-/** Chunks read per query while loading: bounds the bytes node-postgres holds at once. */
-const LOAD_BATCH = 256;
+/** Bytes of rows read per query while loading (or one chunk): bounds what node-postgres holds at once. */
+const LOAD_BYTES = 16 * 1024 * 1024;
 
 /**
  * Every row of a family (all chunks split), packed for sampling: one Float32Array of inputs and one
@@ -95,8 +101,14 @@ export async function loadPackedRows(client: pg.Pool | pg.ClientBase, familyId: 
   const y = new Float32Array(total);
   const tasks: { key: string; split: Split; start: number; count: number }[] = [];
   let row = 0;
-  for (let from = 0; from < index.length; from += LOAD_BATCH) {
-    const batch = index.slice(from, from + LOAD_BATCH);
+  for (let from = 0; from < index.length;) {
+    let to = from + 1;
+    for (let bytes = index[from].examples * (inputDim + 1) * 4; to < index.length && to - from < INSERT_CHUNKS; to++) {
+      bytes += index[to].examples * (inputDim + 1) * 4;
+      if (bytes > LOAD_BYTES) break;
+    }
+    const batch = index.slice(from, to);
+    from = to;
     const { rows } = await client.query<{ part: number; seq: number; x: Buffer; y: Buffer }>(
       `SELECT c.part, c.seq, c.x, c.y FROM dataset_chunks AS c
          JOIN unnest($2::int[], $3::int[]) AS k(part, seq) ON c.part = k.part AND c.seq = k.seq

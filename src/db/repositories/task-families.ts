@@ -339,7 +339,6 @@ export async function commitUpload(db: Db, tenantId: string, id: string): Promis
       }
       if (refused === null) {
         await client.query("UPDATE task_families SET status = 'ready', task_count = $2, row_count = $3 WHERE id = $1", [id, groups.length, rows.y.length]);
-        db.datasets.set(id, rows);
         return true;
       }
     }
