@@ -55,6 +55,14 @@ describe('npm run upload', () => {
     const run = await upload(['--name', 'bad', '--kind', 'classification', '--url', url, '--key', key, file]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/part 1, line 2, column x\[1\]/);
+    // A bad row early in a large part: the answer reaches the client while it is still sending.
+    const big = join(dir, 'big.csv');
+    const rows = Array.from({ length: 120_000 }, (_, i) => `t${i % 50},${i},${i / 7}`);
+    rows[1] = 't1,1,oops';
+    writeFileSync(big, `task,y,x\n${rows.join('\n')}\n`);
+    const early = await upload(['--name', 'big', '--kind', 'regression', '--url', url, '--key', key, big]);
+    expect(early.stderr).toMatch(/part 1, line 3, column x/);
+    expect(early.code).toBe(1);
     const noKey = await upload(['--name', 'x', '--kind', 'regression', file], { FASTADAPT_API_KEY: '' });
     expect(noKey.code).toBe(2);
   });

@@ -29,13 +29,28 @@ const tags = ['task-families'];
 /** A part's body is larger than MAX_PART_BYTES. */
 class PartTooLargeError extends Error {}
 
-/** The body as it arrives, counted: past `maxBytes` the read fails (nothing has been stored yet). */
+/**
+ * The body as it arrives, counted: past `maxBytes` the read fails (nothing has been stored yet).
+ * Stopping early leaves the stream open, so a refusal can still be answered (see discardRest).
+ */
 async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8Array> {
   let bytes = 0;
-  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>) {
     bytes += chunk.byteLength;
     if (bytes > maxBytes) throw new PartTooLargeError();
     yield chunk;
+  }
+}
+
+/**
+ * Reads and drops what is left of a refused part (at most `maxBytes` more), so the client, still
+ * sending, gets the answer instead of a reset connection; a body past that is cut off.
+ */
+async function discardRest(body: Readable, maxBytes: number): Promise<void> {
+  let bytes = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) break;
   }
 }
 
@@ -130,6 +145,7 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
       parsed = await parsePart(limited(stream, limits.maxPartBytes), { kind: family.kind, inputDim: family.inputDim, format, maxRows: maxRowsFor(family.inputDim) });
     } catch (error) {
       if (error instanceof PartTooLargeError) throw new HttpProblem(413, `A part is at most MAX_PART_BYTES (${limits.maxPartBytes}) bytes; split the file into more parts`);
+      await discardRest(stream, limits.maxPartBytes).catch(() => {});
       uploadProblem(error, n);
     }
     let stored;
