@@ -50,6 +50,7 @@ export { Rng } from './rng.js';
 export { TASK_KINDS, type Episode, type EpisodeBatch, type EpisodeShape, type Examples, type Split, type TaskFamily, type TaskKind } from './types.js';
 export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';
 export {
+  checkPackedTargets,
   createFamily,
   FamilyMixError,
   FamilySpecError,

@@ -228,6 +228,15 @@ describe('classification upload', () => {
     expect((refused.json() as { detail: string }).detail).toMatch(/class '0' is in more than one split/);
   });
 
+  it('refuses at commit a split without enough classes for an N-way episode (checked on the targets)', async () => {
+    const family = await create({ name: 'thin-val', kind: 'classification', inputDim: 2, nWay: 3 });
+    await put(family.id, 1, poolCsv(8, 4, (c) => (c < 5 ? 'train' : c < 6 ? 'val' : 'test')));
+    const refused = await commit(family.id);
+    expect(refused.statusCode).toBe(400);
+    expect((refused.json() as { detail: string }).detail).toMatch(/no val task has 3 classes with at least 2 examples/);
+    expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toMatchObject({ status: 'failed' });
+  });
+
   it('takes NDJSON with tasks of labelled rows', async () => {
     const family = await create({ name: 'ndjson', kind: 'classification', inputDim: 2, nWay: 2 });
     const lines = [];

@@ -89,28 +89,30 @@ const LOAD_BYTES = 16 * 1024 * 1024;
 /**
  * Every row of a family (all chunks split), packed for sampling: one Float32Array of inputs and one
  * of targets, ordered by split then group, so each task (and each split's class pool) is one range.
- * `client` may be the pool.
+ * With `targetsOnly` the inputs are not read (`x` is empty): what a commit's check needs. `client`
+ * may be the pool.
  */
-export async function loadPackedRows(client: pg.Pool | pg.ClientBase, familyId: string, inputDim: number, classPool: boolean): Promise<PackedDataset> {
+export async function loadPackedRows(client: pg.Pool | pg.ClientBase, familyId: string, inputDim: number, classPool: boolean, targetsOnly = false): Promise<PackedDataset> {
   const { rows: index } = await client.query<{ part: number; seq: number; group_key: string; split: Split; examples: number }>(
     `SELECT part, seq, group_key, split, examples FROM dataset_chunks WHERE family_id = $1 ORDER BY split, group_key, part, seq`,
     [familyId],
   );
   const total = index.reduce((sum, c) => sum + c.examples, 0);
-  const x = new Float32Array(total * inputDim);
+  const x = new Float32Array(targetsOnly ? 0 : total * inputDim);
   const y = new Float32Array(total);
   const tasks: { key: string; split: Split; start: number; count: number }[] = [];
   let row = 0;
   for (let from = 0; from < index.length;) {
     let to = from + 1;
-    for (let bytes = index[from].examples * (inputDim + 1) * 4; to < index.length && to - from < INSERT_CHUNKS; to++) {
-      bytes += index[to].examples * (inputDim + 1) * 4;
+    const rowBytes = ((targetsOnly ? 0 : inputDim) + 1) * 4;
+    for (let bytes = index[from].examples * rowBytes; to < index.length && to - from < INSERT_CHUNKS; to++) {
+      bytes += index[to].examples * rowBytes;
       if (bytes > LOAD_BYTES) break;
     }
     const batch = index.slice(from, to);
     from = to;
-    const { rows } = await client.query<{ part: number; seq: number; x: Buffer; y: Buffer }>(
-      `SELECT c.part, c.seq, c.x, c.y FROM dataset_chunks AS c
+    const { rows } = await client.query<{ part: number; seq: number; x?: Buffer; y: Buffer }>(
+      `SELECT c.part, c.seq, ${targetsOnly ? '' : 'c.x, '}c.y FROM dataset_chunks AS c
          JOIN unnest($2::int[], $3::int[]) AS k(part, seq) ON c.part = k.part AND c.seq = k.seq
         WHERE c.family_id = $1`,
       [familyId, batch.map((c) => c.part), batch.map((c) => c.seq)],
@@ -119,7 +121,7 @@ export async function loadPackedRows(client: pg.Pool | pg.ClientBase, familyId: 
     for (const chunk of batch) {
       const stored = bytes.get(`${chunk.part}:${chunk.seq}`)!;
       // Reads straight into the packed arrays: no intermediate Float32Array per chunk.
-      readInto(stored.x, x, row * inputDim, chunk.examples * inputDim);
+      if (!targetsOnly) readInto(stored.x!, x, row * inputDim, chunk.examples * inputDim);
       readInto(stored.y, y, row, chunk.examples);
       const last = tasks.at(-1);
       if (last && last.key === chunk.group_key && last.split === chunk.split) last.count += chunk.examples;

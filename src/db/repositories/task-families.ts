@@ -6,7 +6,7 @@
  * the family from {@link loadFamilySpec}.
  */
 import type pg from 'pg';
-import { createFamily, FamilySpecError, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
+import { checkPackedTargets, FamilySpecError, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
 import type { Db } from '../client.js';
 import { chunkGroups, loadPackedRows, replacePartChunks, rowsOutsidePart, setGroupSplits, type ChunkRows } from './dataset-chunks.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
@@ -330,9 +330,11 @@ export async function commitUpload(db: Db, tenantId: string, id: string): Promis
       refused = plan;
     } else {
       if (plan) await setGroupSplits(client, id, plan);
-      const rows = await loadPackedRows(client, id, family.input_dim, isClassPool(family.kind, groups.map((g) => g.groupKey)));
+      // The engine's rule on splits and labels, checked on the targets alone (the inputs were checked
+      // row by row as the parts arrived): a commit never holds the whole family in memory.
+      const rows = await loadPackedRows(client, id, family.input_dim, isClassPool(family.kind, groups.map((g) => g.groupKey)), true);
       try {
-        createFamily({ name: family.name, kind: family.kind, inputDim: family.input_dim, ...(family.n_way === null ? {} : { nWay: family.n_way }), rows });
+        checkPackedTargets(rows, { kind: family.kind, ...(family.n_way === null ? {} : { ways: family.n_way }) });
       } catch (error) {
         if (!(error instanceof FamilySpecError)) throw error;
         refused = error.detail;

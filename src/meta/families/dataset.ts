@@ -162,15 +162,7 @@ export class DatasetFamily implements TaskFamily {
       const heldOut = all.length >= 5 ? all.filter((_, i) => i % 5 === 4) : all;
       this.splits = { train: all.length >= 5 ? all.filter((_, i) => i % 5 !== 4) : all, val: heldOut, test: heldOut };
     }
-    for (const split of SPLITS) {
-      // The smallest episode (1 shot + 1 query, per class for classification) must be possible in every split.
-      const list = this.splits[split];
-      if (this.ways === undefined) {
-        if (!list.some((t) => t.n >= 2)) throw new FamilySpecError(path, `no ${split} task has at least 2 examples`);
-      } else if (!list.some((t) => t.classes.filter((c) => c.length >= 2).length >= this.ways!)) {
-        throw new FamilySpecError(path, `no ${split} task has ${this.ways} classes with at least 2 examples each (needed for ${this.ways}-way episodes)`);
-      }
-    }
+    checkSplits(this.splits, this.ways, path);
   }
 
   /** The number of tasks in a split (for inspection and tests). */
@@ -227,6 +219,30 @@ export class DatasetFamily implements TaskFamily {
     };
     return { support: part(idx.slice(0, shots)), query: part(idx.slice(shots)) };
   }
+}
+
+/** The smallest episode (1 shot + 1 query, per class for classification) must be possible in every split. */
+function checkSplits(splits: Record<Split, Task[]>, ways: number | undefined, path: string): void {
+  for (const split of SPLITS) {
+    const list = splits[split];
+    if (ways === undefined) {
+      if (!list.some((t) => t.n >= 2)) throw new FamilySpecError(path, `no ${split} task has at least 2 examples`);
+    } else if (!list.some((t) => t.classes.filter((c) => c.length >= 2).length >= ways)) {
+      throw new FamilySpecError(path, `no ${split} task has ${ways} classes with at least 2 examples each (needed for ${ways}-way episodes)`);
+    }
+  }
+}
+
+/**
+ * Whether a packed dataset's targets alone make a usable family (its splits and, for classification,
+ * its labels): the rule the constructor applies, for a caller that has not loaded the inputs (an
+ * upload's commit checks a family too large to hold twice this way).
+ * @throws FamilySpecError as `dataset()` would.
+ */
+export function checkPackedTargets(data: Omit<PackedDataset, 'x'>, options: { kind: TaskKind; ways?: number; path?: string }): void {
+  const path = options.path ?? 'rows';
+  const ways = options.kind === 'classification' ? options.ways ?? 2 : undefined;
+  checkSplits(packedSplits({ ...data, x: new Float32Array(0) }, 0, options.kind, path), ways, path);
 }
 
 function isPacked(tasks: unknown): tasks is PackedDataset {

@@ -1,6 +1,6 @@
 /** Task families: where episodes come from. */
 
-export { dataset, DatasetFamily, type DatasetOptions, type PackedDataset, type StoredTask } from './dataset.js';
+export { checkPackedTargets, dataset, DatasetFamily, type DatasetOptions, type PackedDataset, type StoredTask } from './dataset.js';
 export { seededSplits, SPLIT_FRACTIONS } from './splits.js';
 export { digitClassIds, digits, DIGIT_SPLITS, DIGITS_INPUT_DIM, type DigitClass } from './digits.js';
 export { checkShape, EpisodeShapeError } from './episode.js';
