@@ -262,6 +262,11 @@ async function main(): Promise<void> {
       tensorDrift: last.tensors - base.tensors,
       rssGrowthMiB: round(last.rssMiB - base.rssMiB, 1),
       redisKeyGrowth: last.redisKeys - base.redisKeys,
+      // BullMQ keeps finished jobs up to its retention (src/jobs/queues.ts: count and age per queue)
+      // and each job's event stream lives 24 h after its end: growth by kind says which one it is.
+      redisKeyGrowthByKind: Object.fromEntries(
+        [...new Set([...Object.keys(base.redisKeysByKind), ...Object.keys(last.redisKeysByKind)])].map((kind) => [kind, (last.redisKeysByKind[kind] ?? 0) - (base.redisKeysByKind[kind] ?? 0)]),
+      ),
       errors,
       errorSamples,
       intended,
