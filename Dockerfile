@@ -35,7 +35,12 @@ RUN node scripts/prisma-cli.mjs generate
 FROM deps AS build
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc --outDir dist
+COPY scripts/build-wasm.mjs ./scripts/
+# The fused engine's kernels: AssemblyScript -> WebAssembly SIMD with the compiler in node_modules (no
+# download). tsc copies no .wasm, so the module goes beside its loader in dist by hand.
+RUN node scripts/build-wasm.mjs --force \
+ && npx tsc --outDir dist \
+ && cp src/meta/fused/kernels.wasm dist/src/meta/fused/kernels.wasm
 
 # ---- prod-deps: production dependencies only ------------------------------------------------------
 FROM node-base AS prod-deps

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'clients/typescript/src/schema.ts', 'coverage/', 'bench/results/'] },
+  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'clients/typescript/src/schema.ts', 'coverage/', 'bench/results/', 'src/meta/fused/assembly/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -110,10 +110,12 @@ interface EnginePath {
 
 /** The engine paths `--backends` chooses from: one line each. */
 export const ENGINE_PATHS: Record<string, EnginePath> = {
-  wasm: { backend: 'wasm' },
-  cpu: { backend: 'cpu' },
-  tensorflow: { backend: 'tensorflow' },
-  'tensorflow-gpu': { backend: 'tensorflow-gpu' },
+  // The fused WebAssembly SIMD kernels (src/meta/fused); they use no tfjs backend, wasm is loaded for the loop mode.
+  fused: { backend: 'wasm', learner: { engine: 'fused' }, name: 'fused-wasm' },
+  wasm: { backend: 'wasm', learner: { engine: 'tfjs' } },
+  cpu: { backend: 'cpu', learner: { engine: 'tfjs' } },
+  tensorflow: { backend: 'tensorflow', learner: { engine: 'tfjs' } },
+  'tensorflow-gpu': { backend: 'tensorflow-gpu', learner: { engine: 'tfjs' } },
 };
 
 /**

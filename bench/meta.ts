@@ -21,7 +21,7 @@
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --seeds N (train the sinusoid
  * model, and the baseline, with seeds 0..N-1 and report the means; default 1), --digits-iterations N
- * (default 500), --backends wasm,cpu (the engine paths to time, see ENGINE_PATHS), --quality-backend B
+ * (default 500), --backends fused,wasm,cpu (the engine paths to time, see ENGINE_PATHS), --quality-backend B
  * (the backend meta-training for quality runs on: default TFJS_BACKEND, else auto; recorded as
  * quality.backend), --timing-iterations N (default 40), --warmup-ms N (each case's warm-up in each
  * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
   options: {
     iterations: { type: 'string', default: '8000' },
     'digits-iterations': { type: 'string', default: '500' },
-    backends: { type: 'string', default: 'wasm,cpu' },
+    backends: { type: 'string', default: 'fused,wasm,cpu' },
     'quality-backend': { type: 'string', default: process.env.TFJS_BACKEND ?? 'auto' },
     'timing-iterations': { type: 'string', default: '40' },
     'warmup-ms': { type: 'string', default: '1500' },

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// Brings a checkout to "ready to run": dependencies installed, Postgres and Redis answering, databases
-// created and migrated, Prisma client generated. `npm test` runs it with --test (also prepares the test
-// database); `npm start`, `npm run demo`, `apikey`, `openapi` and `bench:serve` without. Plain Node with
-// no npm imports at load time, because its first step may be installing them. Idempotent; a second run
-// only checks, in about a second. It reports on stderr (its children's output too), so the stdout of
-// the script it runs before stays that script's own (`KEY=$(npm run -s apikey -- create ...)`), and
-// runs one at a time per checkout (`npm start &` then `npm run apikey` must not both run npm ci).
+// Brings a checkout to "ready to run": dependencies installed, the fused engine's wasm kernels compiled,
+// Postgres and Redis answering, databases created and migrated, Prisma client generated. `npm test`
+// runs it with --test (also prepares the test database); `npm start`, `npm run demo`, `apikey`, `openapi`
+// and `bench:serve` without. Plain Node with no npm imports at load time, because its first step may be
+// installing them. Idempotent; a second run only checks, in about a second. It reports on stderr (its
+// children's output too), so the stdout of the script it runs before stays that script's own
+// (`KEY=$(npm run -s apikey -- create ...)`), and runs one at a time per checkout (`npm start &` then
+// `npm run apikey` must not both run npm ci).
 //
 // Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/fastadapt),
 // TEST_DATABASE_URL (default: DATABASE_URL's database name + "_test"), REDIS_URL (default
@@ -55,6 +56,16 @@ function ensureDependencies() {
   }
   log('deps', existsSync(installed) ? 'package-lock.json changed: npm ci' : 'node_modules missing: npm ci');
   run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+/** (b) The fused engine's WebAssembly kernels, compiled from src/meta/fused/assembly when missing or stale. */
+async function ensureKernels() {
+  const { buildWasm } = await import('./build-wasm.mjs');
+  try {
+    log('wasm', buildWasm() ? 'compiled src/meta/fused/kernels.wasm' : 'kernels.wasm is current');
+  } catch (error) {
+    throw new SetupError(`fused kernels: ${error.message}`);
+  }
 }
 
 function endpoint(url, defaultPort) {
@@ -223,6 +234,7 @@ async function main(argv) {
   const urls = forTests ? [databaseUrl, testUrl] : [databaseUrl];
 
   ensureDependencies();
+  await ensureKernels();
   await ensureService('postgres', endpoint(databaseUrl, 5432));
   await ensureService('redis', endpoint(process.env.REDIS_URL || DEFAULT_REDIS_URL, 6379));
 

@@ -15,6 +15,7 @@ import { createProbeRedis, createRedis } from './jobs/redis.js';
 import { Shutdown } from './jobs/shutdown.js';
 import { startWorkers } from './jobs/worker.js';
 import { activeBackend, initBackend } from './meta/backend.js';
+import { chooseEngine } from './meta/engine.js';
 import { instrumentWorkers, WorkerMetricsPublisher } from './metrics/worker.js';
 
 function readConfig(): Config {
@@ -29,7 +30,7 @@ function readConfig(): Config {
 
 async function start(config: Config, logger: Logger, shutdown: Shutdown): Promise<void> {
   const backend = await initBackend(config.tfjsBackend);
-  logger.info({ role: config.role, backend }, 'starting');
+  logger.info({ role: config.role, backend, engine: chooseEngine() }, 'starting');
 
   // Registered in opening order; Shutdown closes in reverse: workers, HTTP, queues, Redis, Postgres.
   const db = createDb(config.databaseUrl);

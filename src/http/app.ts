@@ -27,6 +27,7 @@ import health from './routes/health.js';
 import metaModels from './routes/meta-models.js';
 import metaTrainEvents from './routes/meta-train-events.js';
 import metaTrain from './routes/meta-train.js';
+import modelExport from './routes/model-export.js';
 import predict from './routes/predict.js';
 import tasks from './routes/tasks.js';
 import taskFamilies from './routes/task-families.js';
@@ -105,6 +106,7 @@ export async function buildApp(deps: AppDeps) {
     await api.register(tasks);
     await api.register(adapt);
     await api.register(predict);
+    await api.register(modelExport);
   });
   return app;
 }

@@ -45,3 +45,11 @@ export class HttpProblem extends Error {
 export function statusTitle(status: number): string {
   return STATUS_CODES[status] ?? 'Error';
 }
+
+/** 409 for a task that has no adapted head yet: /predict and the model export answer it alike. */
+export function taskNotAdapted(taskId: string): HttpProblem {
+  return new HttpProblem(409, `Task ${taskId} has not been adapted yet; POST /tasks/${taskId}/adapt with its support set first`, {
+    title: 'Task not adapted',
+    extensions: { taskId },
+  });
+}

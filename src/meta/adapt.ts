@@ -7,10 +7,12 @@
 import { tf } from './backend.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
 import { modelPart } from './algorithms/common.js';
+import { chooseEngine, type EnginePreference } from './engine.js';
+import { fusedAdaptMany } from './fused/index.js';
 import { NonFiniteError } from './learner.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
-import { examplesToTensors } from './tensors.js';
+import { examplesToTensors, packExamples } from './tensors.js';
 import type { Examples } from './types.js';
 
 /** A meta-trained model: what meta-training produces and adaptation starts from. */
@@ -55,8 +57,8 @@ function checkExamples(support: Examples): void {
  * @throws RangeError for a support set that does not fit the model (sizes, labels, non-finite values).
  * @throws NonFiniteError when adaptation diverges (no NaN parameters are ever returned).
  */
-export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}): AdaptResult {
-  const [result] = adaptMany(model, [support], options);
+export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}, engine: EnginePreference = 'auto'): AdaptResult {
+  const [result] = adaptMany(model, [support], options, engine);
   if (result instanceof Error) throw result;
   return result;
 }
@@ -65,13 +67,14 @@ export function adapt(model: MetaModel, support: Examples, options: AdaptOptions
  * Adapts a meta-model to several tasks' support sets at once, with the same settings: one batched
  * run of the inner loop over all of them (each task its own parameters), which costs little more
  * than adapting one, since small models spend their time dispatching kernels, not computing.
- * Every support set must have the same number of examples.
+ * Every support set must have the same number of examples. `engine` picks the fused kernels or tfjs
+ * (default 'auto', see chooseEngine); both give the same adapted parameters to float32 rounding.
  * @returns one result per support set, in order: its AdaptResult, or a NonFiniteError when that
  *   task's adaptation diverged (the others are unaffected).
  * @throws RangeError for settings or support sets that do not fit the model (sizes, labels,
  *   non-finite values, different sizes).
  */
-export function adaptMany(model: MetaModel, supports: readonly Examples[], options: AdaptOptions = {}): (AdaptResult | NonFiniteError)[] {
+export function adaptMany(model: MetaModel, supports: readonly Examples[], options: AdaptOptions = {}, engine: EnginePreference = 'auto'): (AdaptResult | NonFiniteError)[] {
   const algorithm = getAlgorithm(model.algorithm);
   const steps = options.steps ?? model.inner.steps;
   const lr = options.lr ?? model.inner.lr;
@@ -83,6 +86,17 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   if (supports.some((s) => s.n !== n)) throw new RangeError('support sets adapted together must have the same number of examples');
   const tasks = supports.length;
   const shapes = modelShapes(model.spec).filter(([name]) => algorithm.adaptsBody || name.startsWith('head.'));
+  const result = (lossBefore: number, lossAfter: number, params: ParamArrays): AdaptResult | NonFiniteError => {
+    const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
+    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
+  };
+  if (chooseEngine(engine, model.algorithm) === 'fused-wasm') {
+    const { x, y } = packExamples(model.spec, supports, 'support');
+    return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y).map((adapted) =>
+      result(adapted.supportLossBefore, adapted.supportLossAfter, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
+    );
+  }
   let losses: Float32Array = new Float32Array(0);
   const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
@@ -105,9 +119,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
       if (all.length !== tasks * size) throw new Error(`adapted '${name}' has ${all.length} values, expected ${tasks} x ${size}`);
       params[name] = { shape: [...shape], data: all.slice(t * size, (t + 1) * size) };
     });
-    const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
-    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
-    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
+    return result(lossBefore, lossAfter, params);
   });
 }
 

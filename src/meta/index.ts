@@ -1,11 +1,13 @@
 /**
  * The engine's public API: meta-training, adaptation and prediction, plus the pieces the service and
- * the benchmark build on. Pure tfjs, no I/O: call initBackend() once before using it.
+ * the benchmark build on. No I/O: call initBackend() once before using it. On CPU backends the
+ * numbers run in fused WebAssembly kernels, on a GPU in tfjs (see chooseEngine).
  */
 
 export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendName, type BackendPreference } from './backend.js';
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
+export { chooseEngine, ENGINE_PREFERENCES, type EngineName, type EnginePreference } from './engine.js';
 export { adapt, adaptMany, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';
 export { initMetaParams, MetaLearner, metaStep, NonFiniteError, type Evaluation, type LearnerConfig, type MetaStepMode } from './learner.js';
 export {

@@ -7,6 +7,8 @@
 import { tf } from './backend.js';
 import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './adam.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
+import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
+import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
 import { accuracy, taskLoss } from './losses.js';
 import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
@@ -24,6 +26,8 @@ export interface LearnerConfig {
   metaLr: number;
   /** Clip the meta-gradient to this global L2 norm; no clipping when absent. */
   clipNorm?: number;
+  /** Which engine computes meta-gradients and evaluations. Default 'auto' (see chooseEngine). */
+  engine?: EnginePreference;
 }
 
 /** A loss, gradient or optimiser step that is NaN or infinite: training stops instead of storing it. */
@@ -46,9 +50,16 @@ export class MetaLearner {
   readonly spec: ModelSpec;
   readonly inner: InnerSettings;
   readonly clipNorm?: number;
-  /** The meta-parameters: the master copy the optimiser updates, and its upload. */
+  /** The engine that runs this learner ('fused-wasm' or 'tfjs-<backend>'). */
+  readonly engine: EngineName;
+  /**
+   * The meta-parameters: the master copy the optimiser updates, and its upload. The fused engine never
+   * reads the upload, so after its steps the upload is only marked stale and refreshed when asked for
+   * (the learner always holds one set of tensors: the tensor count stays flat).
+   */
   private readonly values: ParamArrays;
   private theta: NamedTensors;
+  private thetaStale = false;
   private readonly optimizer: Adam;
 
   /**
@@ -66,32 +77,38 @@ export class MetaLearner {
     this.spec = config.spec;
     this.inner = { ...config.inner };
     this.clipNorm = config.clipNorm;
+    this.engine = chooseEngine(config.engine, config.algorithm);
     this.values = copyArrays(params);
-    this.theta = tf.tidy(() => toTensors(this.values));
+    this.theta = this.upload();
     this.optimizer = new Adam({ lr: config.metaLr }, this.values, optimizerState);
   }
 
   /** The meta-parameters as tensors (owned by the learner: do not dispose). */
   get params(): NamedTensors {
+    if (this.thetaStale) this.refresh();
     return this.theta;
+  }
+
+  /** Replaces the upload with the current meta-parameters. */
+  private refresh(): void {
+    tf.dispose(this.theta);
+    this.theta = this.upload();
+    this.thetaStale = false;
+  }
+
+  /** The meta-parameters as tensors kept outside any tidy scope (the learner disposes them). */
+  private upload(): NamedTensors {
+    const theta = tf.tidy(() => toTensors(this.values));
+    for (const t of Object.values(theta)) tf.keep(t);
+    return theta;
   }
 
   /** One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss. */
   metaStep(batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
-    const names = Object.keys(this.values);
-    // One download per iteration: the loss and the flattened meta-gradient together.
-    const flat = tf.tidy(() => {
-      const { loss, grads } = mode === 'batched' ? this.batchedGradient(batch) : this.loopGradient(batch);
-      return tf.concat([tf.reshape(loss, [1]), ...names.map((n) => tf.reshape(grads[n], [-1]))]).dataSync();
-    });
-    const loss = flat[0];
-    const grads: Gradients = {};
-    let offset = 1;
-    for (const name of names) {
-      const size = this.values[name].data.length;
-      grads[name] = flat.subarray(offset, offset + size) as Float32Array;
-      offset += size;
-    }
+    const { loss, grads } =
+      mode === 'batched' && this.engine === 'fused-wasm'
+        ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
+        : this.tfjsGradient(batch, mode);
     const norm = globalNorm(grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       throw new NonFiniteError(
@@ -105,25 +122,43 @@ export class MetaLearner {
           'lower innerLr or metaLr, or set clipNorm',
       );
     }
-    const previous = this.theta;
-    this.theta = tf.tidy(() => toTensors(this.values));
-    tf.dispose(previous);
+    // tfjs reads the upload on its next step: refresh it now; the fused engine only when asked for it.
+    if (this.engine === 'fused-wasm') this.thetaStale = true;
+    else this.refresh();
     return loss;
+  }
+
+  /** The loss and meta-gradient from tfjs, downloaded once per iteration (loss and gradients together). */
+  private tfjsGradient(batch: EpisodeBatch, mode: MetaStepMode): { loss: number; grads: Gradients } {
+    const names = Object.keys(this.values);
+    const flat = tf.tidy(() => {
+      const { loss, grads } = mode === 'batched' ? this.batchedGradient(batch) : this.loopGradient(batch);
+      return tf.concat([tf.reshape(loss, [1]), ...names.map((n) => tf.reshape(grads[n], [-1]))]).dataSync();
+    });
+    const grads: Gradients = {};
+    let offset = 1;
+    for (const name of names) {
+      const size = this.values[name].data.length;
+      grads[name] = flat.subarray(offset, offset + size) as Float32Array;
+      offset += size;
+    }
+    return { loss: flat[0], grads };
   }
 
   /** The meta-gradient of a meta-batch computed as batched ops across its tasks (caller tidies). */
   batchedGradient(batch: EpisodeBatch): MetaGradient {
     const tensors: BatchTensors = batchToTensors(this.spec, batch);
-    return this.algorithm.metaGradient(this.spec, this.theta, tensors, this.inner);
+    return this.algorithm.metaGradient(this.spec, this.params, tensors, this.inner);
   }
 
   /** The same meta-gradient task by task, averaged (caller tidies). */
   loopGradient(batch: EpisodeBatch): MetaGradient {
     let loss: tf.Scalar = tf.scalar(0);
-    let grads: NamedTensors = Object.fromEntries(Object.entries(this.theta).map(([n, p]) => [n, tf.zerosLike(p)]));
+    const theta = this.params;
+    let grads: NamedTensors = Object.fromEntries(Object.entries(theta).map(([n, p]) => [n, tf.zerosLike(p)]));
     for (let t = 0; t < batch.tasks; t++) {
       const [nextLoss, nextGrads] = tf.tidy(() => {
-        const one = this.algorithm.metaGradient(this.spec, this.theta, batchToTensors(this.spec, sliceEpisodeBatch(batch, t)), this.inner);
+        const one = this.algorithm.metaGradient(this.spec, theta, batchToTensors(this.spec, sliceEpisodeBatch(batch, t)), this.inner);
         const summed = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.add(g, one.grads[n])]));
         return [tf.add(loss, one.loss) as tf.Scalar, summed] as const;
       });
@@ -140,9 +175,17 @@ export class MetaLearner {
 
   /** Adapts to every task's support set and measures the query set (no meta-update). */
   evaluate(batch: EpisodeBatch): Evaluation {
+    if (this.engine === 'fused-wasm') {
+      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch);
+      if (!Number.isFinite(result.loss) || (result.accuracy !== undefined && !Number.isFinite(result.accuracy))) {
+        throw new NonFiniteError(`validation loss is not finite (${result.loss})`);
+      }
+      return result;
+    }
+    const theta = this.params;
     const values = tf.tidy(() => {
       const tensors = batchToTensors(this.spec, batch);
-      const adapted = this.algorithm.adapt(this.spec, this.theta, tensors.support, this.inner);
+      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, this.inner);
       const output = forward(this.spec, adapted, tensors.query.x);
       const loss = tf.mean(taskLoss(this.spec.kind, output, tensors.query.y));
       if (this.spec.kind === 'regression') return [loss.dataSync()[0]];

@@ -45,12 +45,12 @@ function transpose(weight: Float32Array, fanIn: number, fanOut: number): Float32
 }
 
 /**
- * Checks `params` against the spec's names and shapes and lays them out as layers. Extra entries
- * (e.g. Meta-SGD's `lr.*`) are ignored; biases are shared, weights are copied transposed (the same
- * size: a served head holds only the prepared copy).
+ * Checks that `params` hold every parameter the spec names, shaped as it says: what serving and
+ * export both need before they read task parameters (see taskParams). Extra entries (e.g. Meta-SGD's
+ * `lr.*`) are allowed.
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function prepareMlp(spec: ModelSpec, params: ParamArrays): PreparedMlp {
+export function checkTaskParams(spec: ModelSpec, params: ParamArrays): void {
   for (const [name, shape] of modelShapes(spec)) {
     const p = Object.hasOwn(params, name) ? params[name] : undefined;
     if (!p) throw new RangeError(`missing parameter '${name}'`);
@@ -59,6 +59,15 @@ export function prepareMlp(spec: ModelSpec, params: ParamArrays): PreparedMlp {
       throw new RangeError(`parameter '${name}' has shape [${p.shape}], expected [${shape}]`);
     }
   }
+}
+
+/**
+ * Checks `params` (checkTaskParams) and lays them out as layers. Extra entries are ignored; biases
+ * are shared, weights are copied transposed (the same size: a served head holds only the prepared copy).
+ * @throws RangeError naming a missing or mis-shaped parameter.
+ */
+export function prepareMlp(spec: ModelSpec, params: ParamArrays): PreparedMlp {
+  checkTaskParams(spec, params);
   const layers: PreparedLayer[] = [];
   let fanIn = spec.inputDim;
   spec.hidden.forEach((units, i) => {

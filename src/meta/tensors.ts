@@ -64,6 +64,12 @@ export function batchToTensors(spec: ModelSpec, batch: EpisodeBatch): BatchTenso
  * [T, n, inputDim], targets [T, n, 1] or one-hot [T, n, C] (e.g. support sets adapted together).
  */
 export function examplesToTensors(spec: ModelSpec, sets: readonly Examples[], what = 'examples'): TaskTensors {
+  const { x, y } = packExamples(spec, sets, what);
+  return upload(spec, sets.length, sets[0].n, x, y, what);
+}
+
+/** Labelled sets of equal size packed task-major, as plain arrays: inputs [T, n, inputDim], labels or values [T, n]. */
+export function packExamples(spec: ModelSpec, sets: readonly Examples[], what = 'examples'): { x: Float32Array; y: Float32Array } {
   const { n } = sets[0];
   const d = spec.inputDim;
   const x = new Float32Array(sets.length * n * d);
@@ -74,7 +80,7 @@ export function examplesToTensors(spec: ModelSpec, sets: readonly Examples[], wh
     x.set(set.x, t * n * d);
     y.set(set.y, t * n);
   });
-  return upload(spec, sets.length, n, x, y, what);
+  return { x, y };
 }
 
 /** Task `t` of a packed meta-batch as a meta-batch of one (for the per-task loop mode). */

@@ -11,6 +11,7 @@ import type { AlgorithmName } from './algorithms/index.js';
 import type { AdamState } from './adam.js';
 import type { MetaModel } from './adapt.js';
 import { mix, packEpisodes, type WeightedFamily } from './families/index.js';
+import type { EnginePreference } from './engine.js';
 import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
 import { copyArrays, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
@@ -23,6 +24,8 @@ export interface TrainConfig {
   /** Where tasks come from: weighted families (multi-task meta-learning) or one family. */
   families: readonly WeightedFamily[] | TaskFamily;
   hyper?: Partial<HyperParams>;
+  /** Which engine runs the meta-steps and evaluations. Default 'auto' (see chooseEngine). */
+  engine?: EnginePreference;
 }
 
 /** Everything a resumed run needs, as plain data. */
@@ -138,7 +141,7 @@ function plan(config: TrainConfig): Plan {
   return {
     family,
     hyper,
-    learner: { algorithm: config.algorithm, spec, inner: { steps: hyper.innerSteps, lr: hyper.innerLr }, metaLr: hyper.metaLr, clipNorm: hyper.clipNorm },
+    learner: { algorithm: config.algorithm, spec, inner: { steps: hyper.innerSteps, lr: hyper.innerLr }, metaLr: hyper.metaLr, clipNorm: hyper.clipNorm, engine: config.engine },
     shape: { shots: hyper.shots, queryShots: hyper.queryShots, ways },
   };
 }

@@ -6,7 +6,7 @@
  * goes to test/artifacts/dashboard.png.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -139,7 +139,7 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
     expect(errors).toEqual([]);
   });
 
-  it('adapts a new task from a meta-model and draws support points, unadapted and adapted predictions', async () => {
+  it('adapts a new task from a meta-model, draws support points, unadapted and adapted predictions, and downloads the model', async () => {
     const family = await call<{ id: string }>('POST', '/task-families', { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } });
     const job = await call<{ id: string }>('POST', '/meta-train', {
       name: 'sine-quick', familyIds: [family.id], algorithm: 'maml', model: { hidden: [16, 16] },
@@ -157,5 +157,14 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
     expect(await page.locator('#try-chart g[data-series="support"] circle').count()).toBe(10);
     expect(await page.locator('#try-chart').isVisible()).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-task.png'), fullPage: true });
+
+    // The adapted model downloads as a file, fetched with the key (not in a URL) under the API's name.
+    for (const [format, extension] of [['onnx', '.onnx'], ['tfjs', '.tfjs.json']]) {
+      const [file] = await Promise.all([page.waitForEvent('download'), page.click(`#try-download button[data-format="${format}"]`)]);
+      expect(file.suggestedFilename()).toMatch(new RegExp(`^task-[0-9a-f-]+-v2${extension.replaceAll('.', '\\.')}$`));
+      const bytes = readFileSync(await file.path());
+      if (format === 'onnx') expect(bytes.length).toBeGreaterThan(16 * 16 * 4);
+      else expect(JSON.parse(bytes.toString('utf8'))).toMatchObject({ format: 'layers-model' });
+    }
   });
 });

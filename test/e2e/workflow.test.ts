@@ -2,7 +2,8 @@
  * The whole workflow as a user runs it, through the generated TypeScript client only: a real
  * `src/main.ts --role all` process (HTTP API and worker pool) listening on a port, a key made with
  * the operator CLI, then a task family, a meta-training job followed over its event stream to the
- * end, the meta-model, a task adapted from a few examples, and predictions both ways.
+ * end, the meta-model, a task adapted from a few examples, predictions both ways, and the adapted
+ * model downloaded as ONNX and TF.js.
  *
  * The process gets a private database (its reconciler would otherwise run other tests' jobs) and a
  * queue prefix of its own on the shared Redis.
@@ -13,6 +14,7 @@ import { createFastadaptClient, jobEvents, orThrow, ProblemError, type Fastadapt
 import { startService, stopService, waitUntilReady, type Service } from '../../scripts/demo/service.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL, removePrefix, uniquePrefix } from '../integration/support/services.js';
+import { expectSamePrediction, runOnnx, runTfjs } from '../unit/export/runtimes.js';
 
 let database: PrivateDatabase;
 let service: Service;
@@ -130,6 +132,17 @@ describe('the workflow through the generated client', () => {
     expect(predictions).toHaveLength(grid.length);
     expect(predictions.every(Number.isFinite)).toBe(true);
   }, 60_000);
+
+  it('downloads the adapted task as ONNX and TF.js; both answer as /predict does', async () => {
+    const grid = [[-2], [-0.5], [1], [2.5]];
+    const served = await orThrow(api.POST('/tasks/{id}/predict', { params: { path: { id: taskId } }, body: { x: grid } }));
+    const expected = { kind: 'regression' as const, values: served.predictions as number[] };
+    const onnx = await api.GET('/tasks/{id}/model', { params: { path: { id: taskId }, query: { format: 'onnx' } }, parseAs: 'arrayBuffer' });
+    expect(onnx.response.headers.get('content-disposition')).toBe(`attachment; filename="task-${taskId}-v1.onnx"`);
+    expectSamePrediction(await runOnnx(new Uint8Array(onnx.data as ArrayBuffer), grid, 'regression'), expected, 'onnx');
+    const tfjs = await orThrow(api.GET('/tasks/{id}/model', { params: { path: { id: taskId }, query: { format: 'tfjs' } } }));
+    expectSamePrediction(await runTfjs(JSON.stringify(tfjs), grid, 'regression'), expected, 'tfjs');
+  });
 
   it('turns an error answer into a ProblemError naming the problem', async () => {
     const missing = api.GET('/meta-train/{id}', { params: { path: { id: 'no-such-job' } } });

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/db/repositories/api-keys.js';
 import { withTimeout } from '../../src/util/timeout.js';
+import { storeMetaModel } from '../integration/support/adapt-fixtures.js';
 import { newTenant, SINE, startApi, type TestApi } from '../integration/support/api-app.js';
 import { createPrivateDatabase } from '../integration/support/private-database.js';
 import { requestFor, type FuzzContext, type FuzzRequest } from './support/arbitraries.js';
@@ -66,9 +67,17 @@ beforeAll(async () => {
   const strangerFamily = await familyOf(stranger.headers);
   const revoked = await createApiKey(api.db, '', { tenantId });
   await api.db.prisma.apiKey.update({ where: { id: revoked.keyId }, data: { revokedAt: new Date() } });
+  // Meta-models stored as a finished job would (no worker here): one with a head, ProtoNets' headless
+  // one (its export answers 409), and a task never adapted (409 from predict and model export).
+  const withHead = await storeMetaModel(api.db, tenantId, { hidden: [4] });
+  const headless = await storeMetaModel(api.db, tenantId, { algorithm: 'protonet', kind: 'classification', inputDim: 2, nWay: 2, hidden: [4] });
+  const task = (await api.app.inject({ method: 'POST', url: '/tasks', headers: tenant.headers, payload: { metaModelId: withHead.metaModelId } })).json() as { id: string };
   context = {
     authorization: tenant.headers.authorization,
-    knownIds: [ownFamily, await jobOf(tenant.headers, ownFamily), strangerFamily, await jobOf(stranger.headers, strangerFamily), tenantId, revoked.keyId],
+    knownIds: [
+      ownFamily, await jobOf(tenant.headers, ownFamily), strangerFamily, await jobOf(stranger.headers, strangerFamily), tenantId, revoked.keyId,
+      withHead.metaModelId, headless.metaModelId, task.id,
+    ],
   };
   stateQuery = await storedStateQuery(api.db);
 });

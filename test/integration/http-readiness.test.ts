@@ -16,6 +16,8 @@ const logger = pino({ level: 'silent' });
 interface Readiness {
   status: number | string;
   detail?: string;
+  backend: string | null;
+  engine: string | null;
   checks: Record<'postgres' | 'redis' | 'tfjs', { status: string; error?: string }>;
 }
 
@@ -67,6 +69,8 @@ describe('readiness follows Redis', () => {
     const up = await eventually(app, 200);
     expect(up.statusCode).toBe(200);
     expect(up.body.checks.redis.status).toBe('up');
+    // A CPU backend: meta-training and adaptation run on the fused kernels, and /readyz says so.
+    expect(up.body).toMatchObject({ backend: 'cpu', engine: 'fused-wasm' });
 
     await redisServer.stop();
     const down = await eventually(app, 503);
@@ -105,6 +109,7 @@ describe('readiness names an unreachable Postgres and a missing backend', () => 
       expect(body.checks.postgres.error).toMatch(/reach|ECONNREFUSED|connect/i);
       expect(body.checks.postgres.error).not.toContain('\n');
       expect(body.checks.tfjs).toMatchObject({ status: 'down', error: 'no TensorFlow.js backend initialised' });
+      expect(body.engine).toBeNull();
       expect(body.detail).toMatch(/postgres \(.+\).*tfjs/);
     } finally {
       await app.close();

@@ -32,6 +32,25 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
+/**
+ * Downloads a file the API answers (a model export) as the browser's own download. A plain link
+ * cannot carry the Authorization header (and a key must not travel in a URL), so the file is fetched
+ * here and handed to the browser as a blob, under the name the API gives it.
+ */
+export async function download(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const name = /filename="([^"]+)"/.exec(response.headers.get('content-disposition') ?? '')?.[1] ?? 'model';
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The click has started the download; the blob URL is not needed after this task.
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+  return name;
+}
+
 function parseFrame(frame) {
   const fields = {};
   for (const line of frame.split('\n')) {

@@ -1,7 +1,8 @@
 // A task end to end: create it from a meta-model, adapt it with 0 steps (the meta-model's own
 // prediction: "unadapted") and then with the chosen steps, and show what changed: the support points
-// and both predictions on a grid (regression, 1-d input), or the query set's confusion (classification).
-import { api } from './api.js';
+// and both predictions on a grid (regression, 1-d input), or the query set's confusion (classification);
+// then offer the adapted model as a file (ONNX, TF.js).
+import { api, download } from './api.js';
 import { drawChart } from './chart.js';
 import { metaModels } from './models.js';
 
@@ -9,6 +10,25 @@ const GRID = Array.from({ length: 101 }, (_, i) => -5 + i * 0.1);
 let truth = null;
 
 const status = (text) => { document.querySelector('#try-status').textContent = text; };
+
+/** Offers the adapted task's model for download (ONNX and TF.js, GET /tasks/:id/model). */
+function offerDownloads(taskId) {
+  const box = document.querySelector('#try-download');
+  box.dataset.taskId = taskId;
+  box.hidden = false;
+}
+
+async function downloadModel(event) {
+  const format = event.target.dataset.format;
+  const taskId = document.querySelector('#try-download').dataset.taskId;
+  if (!format || !taskId) return;
+  try {
+    const name = await download(`/tasks/${encodeURIComponent(taskId)}/model?format=${format}`);
+    status(`Downloaded ${name}`);
+  } catch (error) {
+    status(`Download failed: ${error.message}`);
+  }
+}
 
 /** A task of the MAML paper's sinusoid family: amplitude 0.1-5, phase 0-pi, K=10 inputs in [-5, 5]. */
 function sampleSinusoid() {
@@ -61,6 +81,7 @@ async function run(event) {
     return status('The support set is not valid JSON.');
   }
   const steps = Number(document.querySelector('#try-steps').value);
+  document.querySelector('#try-download').hidden = true;
   try {
     status('Creating the task…');
     const task = await api('/tasks', { method: 'POST', body: { metaModelId: model.id, name: 'dashboard' } });
@@ -71,6 +92,7 @@ async function run(event) {
     if (model.kind === 'regression') {
       const unadapted = model.inputDim === 1 ? await predict(GRID.map((x) => [x])) : null;
       const after = await adapt(steps);
+      offerDownloads(task.id);
       const summary = `Task ${task.id}: support loss ${after.supportLoss.before.toPrecision(3)} → ${after.supportLoss.after.toPrecision(3)} in ${after.steps} steps (${after.durationMs.toFixed(1)} ms on the worker)`;
       if (!unadapted) return status(summary);
       const adapted = await predict(GRID.map((x) => [x]));
@@ -90,6 +112,7 @@ async function run(event) {
       const unadapted = await predict(data.query.x);
       const after = await adapt(steps);
       const adapted = await predict(data.query.x);
+      offerDownloads(task.id);
       const labels = (p) => p.predictions.map((q) => q.label);
       const accuracy = (p) => labels(p).filter((l, i) => l === data.query.y[i]).length / data.query.y.length;
       drawConfusion(confusion(data.query.y, labels(adapted), model.nWay), accuracy(adapted));
@@ -104,4 +127,5 @@ export function setUpTry() {
   document.querySelector('#try-sample').addEventListener('click', sampleSinusoid);
   document.querySelector('#try-data').addEventListener('input', () => { truth = null; });
   document.querySelector('#try-form').addEventListener('submit', run);
+  document.querySelector('#try-download').addEventListener('click', downloadModel);
 }

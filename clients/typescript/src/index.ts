@@ -27,6 +27,11 @@ export type AdaptResult = Schemas['AdaptResult'];
 /** An adaptation that may still be running (202 answer, GET /tasks/{id}/adaptations/{adaptationId}). */
 export type Adaptation = Schemas['Adaptation'];
 export type Predictions = Schemas['Predictions'];
+/**
+ * GET /tasks/{id}/model?format=tfjs (and /meta-models/{id}/model): a TF.js LayersModel with its
+ * weights base64 in `weightData`. The ONNX form is binary: call with `parseAs: 'arrayBuffer'`.
+ */
+export type TfjsArtefact = Schemas['TfjsArtefact'];
 
 /** The typed client: `api.GET('/meta-train/{id}', { params: { path: { id } } })` and so on. */
 export type FastadaptClient = Client<paths>;

@@ -336,6 +336,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tasks/{id}/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download the task's adapted model (latest head with its body) as ONNX or TF.js */
+        get: operations["exportTaskModel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/meta-models/{id}/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a meta-model (its body and meta-trained head) as ONNX or TF.js */
+        get: operations["exportMetaModel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -562,6 +596,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Predictions: {
             /**
@@ -621,6 +657,8 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
+            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            engine: string | null;
         };
         Task: {
             /**
@@ -679,6 +717,34 @@ export interface components {
             items: components["schemas"]["Task"][];
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
+        };
+        TfjsArtefact: {
+            /** @enum {string} */
+            format: "layers-model";
+            generatedBy: string;
+            convertedBy: null;
+            /** @description Keras Sequential of Dense layers, as tfjs-layers serialises it */
+            modelTopology: {
+                [key: string]: unknown;
+            };
+            /** @description Without `weightData`, this document is a model.json whose weights.bin is the decoded `weightData` */
+            weightsManifest: {
+                paths: string[];
+                weights: {
+                    name: string;
+                    shape: number[];
+                    /** @enum {string} */
+                    dtype: "float32";
+                }[];
+            }[];
+            weightSpecs: {
+                name: string;
+                shape: number[];
+                /** @enum {string} */
+                dtype: "float32";
+            }[];
+            /** @description Little-endian float32 weights in `weightSpecs` order, base64 */
+            weightData: string;
         };
         ValidationIssue: {
             /**
@@ -853,7 +919,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/json": components["schemas"]["Ready"];
@@ -907,7 +974,8 @@ export interface operations {
                      *           "latencyMs": 0
                      *         }
                      *       },
-                     *       "backend": "wasm"
+                     *       "backend": "wasm",
+                     *       "engine": "fused-wasm"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["NotReady"];
@@ -4569,6 +4637,584 @@ export interface operations {
                      *       "title": "Service Unavailable",
                      *       "status": 503,
                      *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/predict",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportTaskModel: {
+        parameters: {
+            query: {
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim]; outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                format: "onnx" | "tfjs";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task's model at its latest head version; it answers as /predict does */
+            200: {
+                headers: {
+                    /**
+                     * @description attachment; the file name says what it is (e.g. task-<id>-v3.onnx)
+                     * @example attachment; filename="task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1.onnx"
+                     */
+                    "content-disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example (binary ONNX ModelProto) */
+                    "application/octet-stream": string;
+                    /**
+                     * @example {
+                     *       "format": "layers-model",
+                     *       "generatedBy": "fastadapt (tfjs-layers 4.22.0 format)",
+                     *       "convertedBy": null,
+                     *       "modelTopology": {
+                     *         "class_name": "Sequential",
+                     *         "config": {
+                     *           "name": "task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1",
+                     *           "layers": [
+                     *             {
+                     *               "class_name": "Dense",
+                     *               "config": {
+                     *                 "name": "body_0",
+                     *                 "units": 2,
+                     *                 "activation": "relu",
+                     *                 "use_bias": true,
+                     *                 "trainable": true,
+                     *                 "dtype": "float32",
+                     *                 "batch_input_shape": [
+                     *                   null,
+                     *                   1
+                     *                 ]
+                     *               }
+                     *             },
+                     *             {
+                     *               "class_name": "Dense",
+                     *               "config": {
+                     *                 "name": "head",
+                     *                 "units": 1,
+                     *                 "activation": "linear",
+                     *                 "use_bias": true,
+                     *                 "trainable": true,
+                     *                 "dtype": "float32"
+                     *               }
+                     *             }
+                     *           ]
+                     *         },
+                     *         "keras_version": "tfjs-layers 4.22.0",
+                     *         "backend": "tensor_flow.js"
+                     *       },
+                     *       "weightsManifest": [
+                     *         {
+                     *           "paths": [
+                     *             "weights.bin"
+                     *           ],
+                     *           "weights": [
+                     *             {
+                     *               "name": "body_0/kernel",
+                     *               "shape": [
+                     *                 1,
+                     *                 2
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "body_0/bias",
+                     *               "shape": [
+                     *                 2
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "head/kernel",
+                     *               "shape": [
+                     *                 2,
+                     *                 1
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "head/bias",
+                     *               "shape": [
+                     *                 1
+                     *               ],
+                     *               "dtype": "float32"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "weightSpecs": [
+                     *         {
+                     *           "name": "body_0/kernel",
+                     *           "shape": [
+                     *             1,
+                     *             2
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "body_0/bias",
+                     *           "shape": [
+                     *             2
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "head/kernel",
+                     *           "shape": [
+                     *             2,
+                     *             1
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "head/bias",
+                     *           "shape": [
+                     *             1
+                     *           ],
+                     *           "dtype": "float32"
+                     *         }
+                     *       ],
+                     *       "weightData": "AACAPwAAAMAAAAAAAACAPwAAAEAAAIA/AAAAAA=="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TfjsArtefact"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Invalid request: /format is required",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/format",
+                     *           "message": "is required",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The task was never adapted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportMetaModel: {
+        parameters: {
+            query: {
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim]; outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                format: "onnx" | "tfjs";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)
+                 * @example sine-maml@production
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The meta-model as stored: what a task adapted with zero steps predicts */
+            200: {
+                headers: {
+                    /**
+                     * @description attachment; the file name says what it is (e.g. task-<id>-v3.onnx)
+                     * @example attachment; filename="task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1.onnx"
+                     */
+                    "content-disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example (binary ONNX ModelProto) */
+                    "application/octet-stream": string;
+                    /**
+                     * @example {
+                     *       "format": "layers-model",
+                     *       "generatedBy": "fastadapt (tfjs-layers 4.22.0 format)",
+                     *       "convertedBy": null,
+                     *       "modelTopology": {
+                     *         "class_name": "Sequential",
+                     *         "config": {
+                     *           "name": "task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1",
+                     *           "layers": [
+                     *             {
+                     *               "class_name": "Dense",
+                     *               "config": {
+                     *                 "name": "body_0",
+                     *                 "units": 2,
+                     *                 "activation": "relu",
+                     *                 "use_bias": true,
+                     *                 "trainable": true,
+                     *                 "dtype": "float32",
+                     *                 "batch_input_shape": [
+                     *                   null,
+                     *                   1
+                     *                 ]
+                     *               }
+                     *             },
+                     *             {
+                     *               "class_name": "Dense",
+                     *               "config": {
+                     *                 "name": "head",
+                     *                 "units": 1,
+                     *                 "activation": "linear",
+                     *                 "use_bias": true,
+                     *                 "trainable": true,
+                     *                 "dtype": "float32"
+                     *               }
+                     *             }
+                     *           ]
+                     *         },
+                     *         "keras_version": "tfjs-layers 4.22.0",
+                     *         "backend": "tensor_flow.js"
+                     *       },
+                     *       "weightsManifest": [
+                     *         {
+                     *           "paths": [
+                     *             "weights.bin"
+                     *           ],
+                     *           "weights": [
+                     *             {
+                     *               "name": "body_0/kernel",
+                     *               "shape": [
+                     *                 1,
+                     *                 2
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "body_0/bias",
+                     *               "shape": [
+                     *                 2
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "head/kernel",
+                     *               "shape": [
+                     *                 2,
+                     *                 1
+                     *               ],
+                     *               "dtype": "float32"
+                     *             },
+                     *             {
+                     *               "name": "head/bias",
+                     *               "shape": [
+                     *                 1
+                     *               ],
+                     *               "dtype": "float32"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "weightSpecs": [
+                     *         {
+                     *           "name": "body_0/kernel",
+                     *           "shape": [
+                     *             1,
+                     *             2
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "body_0/bias",
+                     *           "shape": [
+                     *             2
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "head/kernel",
+                     *           "shape": [
+                     *             2,
+                     *             1
+                     *           ],
+                     *           "dtype": "float32"
+                     *         },
+                     *         {
+                     *           "name": "head/bias",
+                     *           "shape": [
+                     *             1
+                     *           ],
+                     *           "dtype": "float32"
+                     *         }
+                     *       ],
+                     *       "weightData": "AACAPwAAAMAAAAAAAACAPwAAAEAAAIA/AAAAAA=="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TfjsArtefact"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Invalid request: /format is required",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/format",
+                     *           "message": "is required",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The meta-model has no head of its own (ProtoNets): export an adapted task */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
                      *       "detail": "The database is unavailable; retry in a few seconds.",
                      *       "dependency": "postgres"
                      *     }

@@ -13,6 +13,7 @@ import { Health, NotReady, Ready } from '../schemas/health.js';
 import { MetaModel, MetaModelList } from '../schemas/meta-models.js';
 import { Job, JobList, MetricsHistory } from '../schemas/meta-train.js';
 import { AdaptResult, Adaptation } from '../schemas/adapt.js';
+import { TfjsArtefact } from '../schemas/model-export.js';
 import { Predictions } from '../schemas/predict.js';
 import { Problem, ValidationIssue } from '../schemas/problem.js';
 import { Task, TaskList } from '../schemas/tasks.js';
@@ -47,6 +48,7 @@ export const COMPONENTS: Record<string, TSchema> = {
   AdaptResult,
   Adaptation,
   Predictions,
+  TfjsArtefact,
   Health,
   Ready,
   NotReady,

@@ -5,6 +5,7 @@ import { withTimeout } from '../../util/timeout.js';
 import { PROBLEM_CONTENT_TYPE } from '../schemas/problem.js';
 import { Health, NotReady, Ready, type DependencyCheck } from '../schemas/health.js';
 import type { ReadinessProbes } from '../deps.js';
+import { chooseEngine } from '../../meta/engine.js';
 
 /** Runs one probe, bounded by `timeoutMs`: a dependency that hangs counts as down. */
 async function check(probe: () => Promise<unknown>, timeoutMs: number): Promise<DependencyCheck> {
@@ -41,13 +42,14 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { pro
     },
   }, async (request, reply) => {
     const backend = probes.backend();
+    const engine = backend === null ? null : chooseEngine();
     const [postgres, redis] = await Promise.all([check(probes.postgres, timeoutMs), check(probes.redis, timeoutMs)]);
     const tfjs: DependencyCheck = backend
       ? { status: 'up', latencyMs: 0 }
       : { status: 'down', latencyMs: 0, error: 'no TensorFlow.js backend initialised' };
     const checks = { postgres, redis, tfjs };
     const down = Object.entries(checks).filter(([, c]) => c.status === 'down');
-    if (down.length === 0) return { status: 'ready' as const, checks, backend };
+    if (down.length === 0) return { status: 'ready' as const, checks, backend, engine };
 
     request.log.warn({ checks }, 'not ready');
     return reply.code(503).type(PROBLEM_CONTENT_TYPE).send({
@@ -58,6 +60,7 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { pro
       instance: request.url.split('?')[0],
       checks,
       backend,
+      engine,
     });
   });
 };

@@ -8,7 +8,7 @@ import type { Prediction } from '../../meta/index.js';
 import { runMlp } from '../../meta/predict-arrays.js';
 import { DECIMAL_NUMBER, isFiniteFloat32 } from '../../util/numbers.js';
 import type { HeadLookup, ServedHead } from '../predict-cache.js';
-import { HttpProblem } from '../problem.js';
+import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
 
@@ -63,10 +63,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   function headOf(found: HeadLookup, taskId: string): ServedHead {
     if (found.status === 'ready') return found.head;
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${taskId}`);
-    throw new HttpProblem(409, `Task ${taskId} has not been adapted yet; POST /tasks/${taskId}/adapt with its support set first`, {
-      title: 'Task not adapted',
-      extensions: { taskId },
-    });
+    throw taskNotAdapted(taskId);
   }
 
   const responses = {

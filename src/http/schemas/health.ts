@@ -13,6 +13,9 @@ export type DependencyCheck = Static<typeof DependencyCheck>;
 const checks = {
   checks: Type.Object({ postgres: DependencyCheck, redis: DependencyCheck, tfjs: DependencyCheck }),
   backend: Type.Union([Type.String(), Type.Null()], { description: 'The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu' }),
+  engine: Type.Union([Type.String(), Type.Null()], {
+    description: "What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised",
+  }),
 };
 
 const UP = {
@@ -21,7 +24,7 @@ const UP = {
   tfjs: { status: 'up', latencyMs: 0 },
 };
 
-export const Ready = Type.Object({ status: Type.Literal('ready'), ...checks }, { examples: [{ status: 'ready', checks: UP, backend: 'wasm' }] });
+export const Ready = Type.Object({ status: Type.Literal('ready'), ...checks }, { examples: [{ status: 'ready', checks: UP, backend: 'wasm', engine: 'fused-wasm' }] });
 export type Ready = Static<typeof Ready>;
 
 /** 503 body: problem details plus the same checks, so an operator sees which one failed and why. */
@@ -41,5 +44,6 @@ export const NotReady = Type.Object({
     instance: '/readyz',
     checks: { ...UP, redis: { status: 'down', latencyMs: 3, error: 'connect ECONNREFUSED 127.0.0.1:6379' } },
     backend: 'wasm',
+    engine: 'fused-wasm',
   }],
 });

@@ -14,6 +14,7 @@ import {
   modelSpec,
   packEpisodes,
   Rng,
+  type Activation,
   type AlgorithmName,
   type LearnerConfig,
   type ParamArrays,
@@ -26,6 +27,8 @@ export interface StoredModelOptions {
   inputDim?: number;
   nWay?: number;
   hidden?: number[];
+  /** Hidden-layer nonlinearity. Default relu. */
+  activation?: Activation;
   /** The inner loop it was "meta-trained" with: adaptation's defaults. Default 5 steps of 0.01. */
   inner?: { steps: number; lr: number };
   /** Meta-parameters; default a fresh initialisation. */
@@ -34,13 +37,13 @@ export interface StoredModelOptions {
 
 /** Stores a succeeded job and its meta-model (version 1 of `name`, alias latest); returns the ids. */
 export async function storeMetaModel(db: Db, tenantId: string, options: StoredModelOptions = {}) {
-  const { algorithm = 'maml', kind = 'regression', inputDim = 1, hidden = [40, 40], inner = { steps: 5, lr: 0.01 } } = options;
+  const { algorithm = 'maml', kind = 'regression', inputDim = 1, hidden = [40, 40], activation = 'relu', inner = { steps: 5, lr: 0.01 } } = options;
   const name = options.name ?? `model-${randomUUID().slice(0, 8)}`;
   const nWay = kind === 'classification' ? (options.nWay ?? 3) : undefined;
-  const spec = modelSpec(kind, inputDim, { hidden, activation: 'relu' }, nWay);
+  const spec = modelSpec(kind, inputDim, { hidden, activation }, nWay);
   const params = options.params ?? ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner);
   const hyper = { iterations: 1, metaBatchSize: 4, shots: 10, queryShots: 10, innerSteps: inner.steps, innerLr: inner.lr, metaLr: 0.001, evalEvery: 1, checkpointEvery: 1, seed: 1 };
-  const model = { hidden, activation: 'relu' };
+  const model = { hidden, activation };
   const job = await db.prisma.metaTrainJob.create({
     data: { tenantId, name, status: 'succeeded', algorithm, familyIds: [], model, hyper, iteration: 1, iterations: 1, finishedAt: new Date() },
   });

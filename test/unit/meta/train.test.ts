@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
+import type { EnginePreference } from '../../../src/meta/engine.js';
 import { NonFiniteError } from '../../../src/meta/learner.js';
 import type { ParamArrays } from '../../../src/meta/model.js';
 import { metaTrain, TrainConfigError, TrainingAbortedError, type Checkpoint, type TrainConfig, type TrainEvent } from '../../../src/meta/train.js';
@@ -21,9 +22,10 @@ function familyFor(algorithm: AlgorithmName): TaskFamily {
   return ALGORITHMS[algorithm].kinds.includes('regression') ? sinusoid() : gaussianBlobs({}, { inputDim: 2, ways: 3 });
 }
 
-function config(overrides: Partial<TrainConfig['hyper']> = {}, algorithm: TrainConfig['algorithm'] = 'maml'): TrainConfig {
+function config(overrides: Partial<TrainConfig['hyper']> = {}, algorithm: TrainConfig['algorithm'] = 'maml', engine: EnginePreference = 'auto'): TrainConfig {
   return {
     algorithm,
+    engine,
     model: { hidden: [16, 16], activation: 'relu' },
     families: [{ family: familyFor(algorithm), weight: 1 }],
     hyper: { iterations: 12, metaBatchSize: 4, shots: 5, queryShots: 5, evalEvery: 4, checkpointEvery: 5, evalTasks: 4, seed: 7, ...overrides },
@@ -66,18 +68,21 @@ describe('metaTrain', () => {
     expect(model.params['body.0.weight'].shape).toEqual([1, 16]);
   });
 
-  it('same seed gives bitwise-equal meta-parameters; another seed does not', async () => {
-    const a = result(await collect(metaTrain(config())));
-    const b = result(await collect(metaTrain(config())));
+  // Both engines: the fused wasm kernels and tfjs, each reproducible on its own.
+  const engines = ['fused', 'tfjs'] as const;
+
+  it.each(engines)('%s: same seed gives bitwise-equal meta-parameters; another seed does not', async (engine) => {
+    const a = result(await collect(metaTrain(config({}, 'maml', engine))));
+    const b = result(await collect(metaTrain(config({}, 'maml', engine))));
     expectBitwiseEqual(a.model.params, b.model.params);
-    const c = result(await collect(metaTrain(config({ seed: 8 }))));
+    const c = result(await collect(metaTrain(config({ seed: 8 }, 'maml', engine))));
     expect(Array.from(c.model.params['head.bias'].data)).not.toEqual(Array.from(a.model.params['head.bias'].data));
   });
 
-  it.each(ALGORITHM_NAMES)('%s: resuming from a mid-run checkpoint equals the uninterrupted run', async (algorithm) => {
-    const full = await collect(metaTrain(config({}, algorithm)));
+  it.each(ALGORITHM_NAMES.flatMap((algorithm) => engines.map((engine) => [algorithm, engine] as const)))('%s on %s: resuming from a mid-run checkpoint equals the uninterrupted run', async (algorithm, engine) => {
+    const full = await collect(metaTrain(config({}, algorithm, engine)));
     let checkpoint: Checkpoint | undefined;
-    for await (const e of metaTrain(config({}, algorithm))) {
+    for await (const e of metaTrain(config({}, algorithm, engine))) {
       if (e.type === 'checkpoint') {
         checkpoint = e.checkpoint;
         break; // the interrupted run ends here (its generator is closed)
@@ -86,7 +91,7 @@ describe('metaTrain', () => {
     expect(checkpoint?.iteration).toBe(5);
     // Round-trip through plain copies, as a database would store it.
     const stored: Checkpoint = structuredClone(checkpoint!);
-    const resumed = await collect(metaTrain(config({}, algorithm), { resumeFrom: stored }));
+    const resumed = await collect(metaTrain(config({}, algorithm, engine), { resumeFrom: stored }));
     expect(resumed.find((e) => e.type === 'progress')).toMatchObject({ iteration: 6 });
     expectBitwiseEqual(result(resumed).model.params, result(full).model.params);
     const metricsAfter = (events: TrainEvent[]) => events.filter((e) => e.type === 'metrics' && e.iteration > 5);
@@ -153,8 +158,8 @@ describe('metaTrain', () => {
     }
   });
 
-  it('a diverging inner loop is caught as a non-finite loss or gradient', async () => {
-    await expect(collect(metaTrain(config({ innerLr: 1e30 })))).rejects.toThrow(NonFiniteError);
+  it.each(engines)('%s: a diverging inner loop is caught as a non-finite loss or gradient', async (engine) => {
+    await expect(collect(metaTrain(config({ innerLr: 1e30 }, 'maml', engine)))).rejects.toThrow(NonFiniteError);
   });
 
   it('aborts via the signal before the next iteration', async () => {

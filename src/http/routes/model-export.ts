@@ -1,0 +1,77 @@
+/**
+ * GET /tasks/:id/model and GET /meta-models/:id/model: a network as a file another runtime loads
+ * (ONNX or a TF.js LayersModel, src/export). A task exports its latest adapted head with its body,
+ * read through the same path the predict cache loads (app.taskModel), so the file answers exactly
+ * what /predict answers. A meta-model exports as stored: its body and meta-trained head (what a task
+ * adapted with zero steps predicts). ProtoNets' meta-model has no head (each task's is built from
+ * its support set), so it answers 409: export an adapted task instead.
+ */
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { getMetaModel } from '../../db/repositories/meta-models.js';
+import { exportModel, type ExportFormat } from '../../export/index.js';
+import { getAlgorithm, taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
+import { HttpProblem, taskNotAdapted } from '../problem.js';
+import { IdParams, problemResponses } from '../schemas/common.js';
+import { MetaModelRefParams } from '../schemas/meta-models.js';
+import { ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
+
+/** Sends the network in `format` as an attachment named `<name><extension>`. */
+function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string): FastifyReply {
+  const file = exportModel(format, spec, params, name);
+  reply.header('content-disposition', `attachment; filename="${name}${file.extension}"`).type(file.contentType);
+  // A Buffer is sent as is; the TF.js document goes through the response schema's serialiser.
+  return reply.send(file.format === 'onnx' ? Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength) : file.body);
+}
+
+const modelExport: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/tasks/:id/model', {
+    schema: {
+      operationId: 'exportTaskModel',
+      summary: "Download the task's adapted model (latest head with its body) as ONNX or TF.js",
+      tags: ['tasks'],
+      params: IdParams,
+      querystring: ModelExportQuery,
+      response: {
+        200: modelFileResponse("The task's model at its latest head version; it answers as /predict does"),
+        ...problemResponses(400, 404),
+        409: { ...problemResponses(409)[409], description: 'The task was never adapted' },
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const found = await app.taskModel(request.tenant.id, id);
+    if (found.status === 'missing') throw new HttpProblem(404, `No task ${id}`);
+    if (found.status === 'not-adapted') throw taskNotAdapted(id);
+    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`);
+  });
+
+  app.get('/meta-models/:id/model', {
+    schema: {
+      operationId: 'exportMetaModel',
+      summary: 'Download a meta-model (its body and meta-trained head) as ONNX or TF.js',
+      tags: ['meta-models'],
+      params: MetaModelRefParams,
+      querystring: ModelExportQuery,
+      response: {
+        200: modelFileResponse('The meta-model as stored: what a task adapted with zero steps predicts'),
+        ...problemResponses(400, 404),
+        409: { ...problemResponses(409)[409], description: 'The meta-model has no head of its own (ProtoNets): export an adapted task' },
+      },
+    },
+  }, async (request, reply) => {
+    const { id: ref } = request.params;
+    const view = await getMetaModel(app.db, request.tenant.id, ref);
+    const model = view && (await app.metaModel(view.id));
+    if (!view || !model) throw new HttpProblem(404, `No meta-model ${ref}`);
+    if (!getAlgorithm(model.algorithm).metaTrainsHead) {
+      throw new HttpProblem(409, `Meta-model ${ref} (${model.algorithm}) has no head of its own: each task's head is built from its support set. Adapt a task and GET /tasks/{id}/model`, {
+        title: 'Meta-model has no head',
+        extensions: { metaModelId: view.id, algorithm: model.algorithm },
+      });
+    }
+    return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`);
+  });
+};
+
+export default modelExport;

@@ -1,0 +1,71 @@
+/** Model export: the `format` query and the two files a client can download (ONNX, TF.js). */
+import { Type } from 'typebox';
+import { EXPORT_FORMATS, ONNX_OPSET } from '../../export/index.js';
+import { Literals } from './common.js';
+
+export const ModelExportQuery = Type.Object(
+  {
+    format: Literals(EXPORT_FORMATS, {
+      description: `\`onnx\`: an ONNX model (opset ${ONNX_OPSET}), input \`x\` float32 [batch, inputDim]; outputs \`value\` [batch] for regression, \`probabilities\` [batch, ways] and \`label\` int64 [batch] for classification. ` +
+        '`tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const WeightSpec = Type.Object({ name: Type.String(), shape: Type.Array(Type.Integer({ minimum: 1 })), dtype: Type.Literal('float32') }, { additionalProperties: false });
+
+/** The TF.js artefact (src/export/tfjs.ts): a model.json plus its weights, base64, in one document. */
+export const TfjsArtefact = Type.Object(
+  {
+    format: Type.Literal('layers-model'),
+    generatedBy: Type.String(),
+    convertedBy: Type.Null(),
+    modelTopology: Type.Object({}, { additionalProperties: true, description: 'Keras Sequential of Dense layers, as tfjs-layers serialises it' }),
+    weightsManifest: Type.Array(Type.Object({ paths: Type.Array(Type.String()), weights: Type.Array(WeightSpec) }, { additionalProperties: false }), {
+      description: 'Without `weightData`, this document is a model.json whose weights.bin is the decoded `weightData`',
+    }),
+    weightSpecs: Type.Array(WeightSpec),
+    weightData: Type.String({ description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
+  },
+  {
+    additionalProperties: false,
+    examples: [{
+      format: 'layers-model',
+      generatedBy: 'fastadapt (tfjs-layers 4.22.0 format)',
+      convertedBy: null,
+      modelTopology: {
+        class_name: 'Sequential',
+        config: { name: 'task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1', layers: [
+          { class_name: 'Dense', config: { name: 'body_0', units: 2, activation: 'relu', use_bias: true, trainable: true, dtype: 'float32', batch_input_shape: [null, 1] } },
+          { class_name: 'Dense', config: { name: 'head', units: 1, activation: 'linear', use_bias: true, trainable: true, dtype: 'float32' } },
+        ] },
+        keras_version: 'tfjs-layers 4.22.0',
+        backend: 'tensor_flow.js',
+      },
+      weightsManifest: [{ paths: ['weights.bin'], weights: [
+        { name: 'body_0/kernel', shape: [1, 2], dtype: 'float32' }, { name: 'body_0/bias', shape: [2], dtype: 'float32' },
+        { name: 'head/kernel', shape: [2, 1], dtype: 'float32' }, { name: 'head/bias', shape: [1], dtype: 'float32' },
+      ] }],
+      weightSpecs: [
+        { name: 'body_0/kernel', shape: [1, 2], dtype: 'float32' }, { name: 'body_0/bias', shape: [2], dtype: 'float32' },
+        { name: 'head/kernel', shape: [2, 1], dtype: 'float32' }, { name: 'head/bias', shape: [1], dtype: 'float32' },
+      ],
+      weightData: 'AACAPwAAAMAAAAAAAACAPwAAAEAAAIA/AAAAAA==',
+    }],
+  },
+);
+
+/** The 200 answer of both export routes: the file in the format asked for, as an attachment. */
+export function modelFileResponse(description: string) {
+  return {
+    description,
+    headers: {
+      'content-disposition': Type.String({ description: 'attachment; the file name says what it is (e.g. task-<id>-v3.onnx)', examples: ['attachment; filename="task-0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70-v1.onnx"'] }),
+    },
+    content: {
+      'application/octet-stream': { schema: Type.String({ format: 'binary', contentMediaType: 'application/octet-stream', description: 'format=onnx: the ONNX model (protobuf)', examples: ['(binary ONNX ModelProto)'] }) },
+      'application/json': { schema: TfjsArtefact },
+    },
+  };
+}
