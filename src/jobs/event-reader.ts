@@ -163,7 +163,9 @@ export class JobEventReader {
   }
 
   private async readOnce(): Promise<void> {
-    this.clientId ??= Number(await this.conn.client('ID'));
+    // A Redis that refuses CLIENT (some managed services rename it) still works: a new watcher then
+    // waits at most one block for its first read.
+    this.clientId ??= await this.conn.client('ID').then(Number, () => null);
     // Per key, the oldest id any of its watchers needs.
     const keys: string[] = [];
     const ids: string[] = [];
