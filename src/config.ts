@@ -38,6 +38,11 @@ export interface Limits {
    * POST /meta-train answers 429 beyond it. Default 10.
    */
   readonly maxConcurrentJobsPerTenant: number;
+  /**
+   * MAX_EVENT_STREAMS_PER_TENANT: `GET /meta-train/:id/events` streams one tenant may hold open at
+   * once, over all API processes; 429 beyond it, until one closes. Default 20.
+   */
+  readonly maxEventStreamsPerTenant: number;
 }
 
 export interface Config {
@@ -283,6 +288,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxInnerSteps: read.int('MAX_INNER_STEPS', 100, 1, 10_000),
       maxPredictInputs: read.int('MAX_PREDICT_INPUTS', 1000, 1, 1_000_000),
       maxConcurrentJobsPerTenant: read.int('MAX_CONCURRENT_JOBS_PER_TENANT', 10, 1, 1_000_000),
+      maxEventStreamsPerTenant: read.int('MAX_EVENT_STREAMS_PER_TENANT', 20, 1, 1_000_000),
     },
   };
   if (!/^[A-Za-z0-9_.-]+$/.test(config.queuePrefix)) {
