@@ -427,7 +427,7 @@ export interface components {
              */
             adaptationId: string;
             headVersion: number;
-            /** @description Inner steps run (0 for ProtoNets, whose head is computed from class prototypes) */
+            /** @description Inner steps run (0 for ProtoNets and multitask, whose heads are computed in closed form: from class prototypes; by ridge or logistic regression on the body features) */
             steps: number;
             /** @description Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy) */
             supportLoss: {
@@ -488,7 +488,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             familyIds: string[];
             model: {
                 hidden: number[];
@@ -508,6 +508,7 @@ export interface components {
                 checkpointEvery: number;
                 seed: number;
                 clipNorm?: number;
+                tasks: number;
             };
             progress: {
                 iteration: number;
@@ -555,7 +556,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             /** @enum {string} */
             kind: "regression" | "classification";
             inputDim: number;
@@ -2394,7 +2395,7 @@ export interface operations {
                      * @description Meta-learning algorithm; protonet needs classification families
                      * @enum {string}
                      */
-                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
                     model?: {
                         /** @description Hidden layer sizes of the body. Default [128, 64] */
                         hidden?: number[];
@@ -2424,6 +2425,8 @@ export interface operations {
                         seed?: number;
                         /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
+                        /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
+                        tasks?: number;
                     };
                 };
             };
@@ -4509,9 +4512,9 @@ export interface operations {
                         /** @description Targets (regression) or class labels 0..nWay-1 (classification), one per row of x */
                         y: number[];
                     };
-                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head */
+                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it */
                     steps?: number;
-                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead */
+                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it */
                     innerLr?: number;
                     /**
                      * @description Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once

@@ -13,7 +13,7 @@
  */
 
 import type { Rng } from '../rng.js';
-import type { Episode, EpisodeShape, Split, TaskFamily, TaskKind } from '../types.js';
+import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskKind, TaskPool } from '../types.js';
 import { checkShape, classificationEpisode, EpisodeShapeError, resolveWays, sampleDistinct } from './episode.js';
 import { FamilySpecError, isRecord, MAX_PARAM_MAGNITUDE } from './params.js';
 
@@ -193,6 +193,38 @@ export class DatasetFamily implements TaskFamily {
       const i = chosen[way][j];
       out.set(task.x.subarray(i * d, (i + 1) * d), offset);
     });
+  }
+
+  /**
+   * The stored training tasks, whatever the size asked for; class labels index a task's own classes
+   * (an uploaded class pool is one task over all its training classes: one softmax over them, as digits).
+   */
+  trainingPool(): TaskPool {
+    const d = this.inputDim;
+    const tasks = this.splits.train;
+    const classification = this.kind === 'classification';
+    return {
+      outputs: tasks.map((t) => (classification ? t.classes.length : 1)),
+      examples(t: number, rng: Rng, n: number): Examples {
+        const task = tasks[t];
+        const x = new Float32Array(n * d);
+        const y = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          let row: number;
+          if (classification) {
+            // A class uniformly, then one of its examples: labels are the class's rank in the task.
+            const c = rng.int(task.classes.length);
+            row = task.classes[c][rng.int(task.classes[c].length)];
+            y[i] = c;
+          } else {
+            row = rng.int(task.n);
+            y[i] = task.y[row];
+          }
+          x.set(task.x.subarray(row * d, (row + 1) * d), i * d);
+        }
+        return { x, y, n };
+      },
+    };
   }
 
   private pick(rng: Rng, split: Split, source: Task[], key: string, ok: (t: Task) => boolean, need: string): Task {

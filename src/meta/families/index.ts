@@ -9,6 +9,7 @@ export { GeneratedFamily, type FamilyOptions, type HeldOutParams, type Regressio
 export { linear, type LinearParams } from './linear.js';
 export { FamilyMixError, mix, type WeightedFamily } from './mix.js';
 export { packEpisodes } from './pack.js';
+export { samplePoolBatch, slicePoolBatch } from './pool.js';
 export { FamilySpecError, MAX_PARAM_MAGNITUDE } from './params.js';
 export { polynomial, type PolynomialParams } from './polynomial.js';
 export { sinusoid, type SinusoidParams } from './sinusoid.js';
