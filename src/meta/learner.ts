@@ -9,6 +9,7 @@ import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './a
 import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
 import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
+import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
 import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
@@ -173,10 +174,10 @@ export class MetaLearner {
     };
   }
 
-  /** Adapts to every task's support set and measures the query set (no meta-update). */
+  /** Adapts to every task's support set, guarded as /adapt is (guard.ts), and measures the query set (no meta-update). */
   evaluate(batch: EpisodeBatch): Evaluation {
     if (this.engine === 'fused-wasm') {
-      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch);
+      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD);
       if (!Number.isFinite(result.loss) || (result.accuracy !== undefined && !Number.isFinite(result.accuracy))) {
         throw new NonFiniteError(`validation loss is not finite (${result.loss})`);
       }
@@ -185,7 +186,7 @@ export class MetaLearner {
     const theta = this.params;
     const values = tf.tidy(() => {
       const tensors = batchToTensors(this.spec, batch);
-      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, this.inner);
+      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
       const output = forward(this.spec, adapted, tensors.query.x);
       const loss = tf.mean(taskLoss(this.spec.kind, output, tensors.query.y));
       if (this.spec.kind === 'regression') return [loss.dataSync()[0]];
