@@ -177,7 +177,7 @@ describe('adapt processor', () => {
     const seen: string[] = [];
     const stop = subscriber.on((m) => seen.push(m.adaptationId));
     await redis.publish(`${prefix}:adapted`, '{"not":"a message"}');
-    const message: AdaptedMessage = { adaptationId: 'a-1', taskId: 't-1', tenantId: 'x', headVersion: 4, status: 'succeeded', supportLoss: { before: 2, after: 1 }, steps: 5, durationMs: 3 };
+    const message: AdaptedMessage = { adaptationId: 'a-1', taskId: 't-1', tenantId: 'x', headVersion: 4, status: 'succeeded', supportLoss: { before: 2, after: 1, trace: [2, null, 1], bestStep: 2, diverged: true }, steps: 5, durationMs: 3 };
     expect(await publishAdapted(redis, prefix, message)).toBeGreaterThanOrEqual(1);
     expect(await messageFor('a-1')).toEqual(message);
     stop();

@@ -388,10 +388,18 @@ export interface components {
             headVersion: number;
             /** @description Inner steps run (0 for ProtoNets, whose head is computed from class prototypes) */
             steps: number;
-            /** @description Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy) */
+            /** @description Mean loss on the support set (MSE, or cross-entropy) before, after and at every step of the inner loop */
             supportLoss: {
+                /** @description With the meta-model's parameters */
                 before: number;
+                /** @description With the stored head (the trace at bestStep) */
                 after: number;
+                /** @description At every step, step 0 (before) first: steps + 1 values, null where the raw loss was not finite; empty for heads stored before traces were recorded */
+                trace: (number | null)[];
+                /** @description The step whose parameters were stored */
+                bestStep: number;
+                /** @description The raw loss rose above the starting one or went non-finite at some step (guard best then stored an earlier step) */
+                diverged: boolean;
             };
             /** @description The worker's time on it: loading, the inner loop and storing the head */
             durationMs: number;
@@ -411,13 +419,23 @@ export interface components {
             status: "queued" | "running" | "succeeded" | "failed";
             steps: number;
             innerLr: number;
+            /** @enum {string} */
+            guard: "best" | "none";
             /** @description Examples in the support set */
             supportSize: number;
             /** @description The head version it stored (succeeded only) */
             headVersion: number | null;
             supportLoss: {
+                /** @description With the meta-model's parameters */
                 before: number;
+                /** @description With the stored head (the trace at bestStep) */
                 after: number;
+                /** @description At every step, step 0 (before) first: steps + 1 values, null where the raw loss was not finite; empty for heads stored before traces were recorded */
+                trace: (number | null)[];
+                /** @description The step whose parameters were stored */
+                bestStep: number;
+                /** @description The raw loss rose above the starting one or went non-finite at some step (guard best then stored an earlier step) */
+                diverged: boolean;
             } | null;
             durationMs: number | null;
             /** @description Why it failed (failed only) */
@@ -3850,6 +3868,11 @@ export interface operations {
                     /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead */
                     innerLr?: number;
                     /**
+                     * @description 'best' (default): keep the step with the lowest support loss, so the head never fits the support set worse than the meta-model; a diverging inner loop still answers 200, with `supportLoss.diverged`. 'none': the raw last step (research); a non-finite one fails (422)
+                     * @enum {string}
+                     */
+                    guard?: "best" | "none";
+                    /**
                      * @description Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once
                      * @default true
                      */
@@ -3872,7 +3895,17 @@ export interface operations {
                      *       "steps": 5,
                      *       "supportLoss": {
                      *         "before": 3.91,
-                     *         "after": 0.42
+                     *         "after": 0.42,
+                     *         "trace": [
+                     *           3.91,
+                     *           2.2,
+                     *           1.31,
+                     *           0.84,
+                     *           0.58,
+                     *           0.42
+                     *         ],
+                     *         "bestStep": 5,
+                     *         "diverged": false
                      *       },
                      *       "durationMs": 4.2
                      *     }
@@ -3898,6 +3931,7 @@ export interface operations {
                      *       "status": "queued",
                      *       "steps": 5,
                      *       "innerLr": 0.01,
+                     *       "guard": "best",
                      *       "supportSize": 10,
                      *       "headVersion": null,
                      *       "supportLoss": null,
@@ -4008,7 +4042,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The adaptation failed, e.g. diverged: lower innerLr or steps */
+            /** @description The adaptation failed, e.g. diverged to a non-finite loss with guard 'none' (or from a meta-model that is not finite on the support set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4120,6 +4154,7 @@ export interface operations {
                      *       "status": "queued",
                      *       "steps": 5,
                      *       "innerLr": 0.01,
+                     *       "guard": "best",
                      *       "supportSize": 10,
                      *       "headVersion": null,
                      *       "supportLoss": null,
