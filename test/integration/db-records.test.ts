@@ -187,7 +187,7 @@ describe('tasks and adapted heads', () => {
       params: new Uint8Array(new Float32Array([1.5, -2.25]).buffer),
       supportLossBefore: 3.2,
       supportLossAfter: 0.4,
-      supportLossTrace: [3.2, Number.NaN, 0.4],
+      supportLossTrace: [3.2, 0.9, 0.4],
       bestStep: 2,
       diverged: true,
       steps: 10,
