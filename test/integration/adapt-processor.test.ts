@@ -200,6 +200,7 @@ describe('adapt processor', () => {
     stop();
     await publishAdapted(redis, prefix, { ...message, adaptationId: 'a-2' });
     await messageFor('a-2');
-    expect(seen).toEqual(['a-1']);
+    // Only this test's messages: an earlier test's outcome (published without waiting) may land late.
+    expect(seen.filter((id) => id === 'a-1' || id === 'a-2')).toEqual(['a-1']);
   });
 });
