@@ -5,10 +5,11 @@
  */
 
 import { BackendUnavailableError, initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
-import { digits, gaussianBlobs, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import { initMetaParams, MetaLearner, modelSpec, type AlgorithmName, type LearnerConfig, type MetaStepMode } from '../src/meta/index.js';
+import { digits, gaussianBlobs, packEpisodes, samplePoolBatch, sinusoid } from '../src/meta/families/index.js';
+import { fusedSupports } from '../src/meta/fused/index.js';
+import { getAlgorithm, initMetaParams, MetaLearner, modelSpec, type AlgorithmName, type LearnerConfig, type MetaStepMode, type ParamArrays } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
-import type { EpisodeBatch, EpisodeShape, TaskFamily } from '../src/meta/types.js';
+import type { EpisodeShape, TaskFamily, TrainingBatch } from '../src/meta/types.js';
 import type { PytorchServer, PytorchSetting } from './pytorch/baseline.js';
 
 /** The MAML paper's sinusoid setting (the speed rows' and the quality run's). */
@@ -36,6 +37,12 @@ export const DIGITS = {
   /** Inner steps at test time (MAML's Omniglot evaluation adapts a little longer than it trains). */
   testSteps: 3,
 };
+
+/**
+ * Multitask's own training settings in the quality runs (tuned on validation tasks, never test ones):
+ * Adam 0.003 and a pool of 1000 training tasks on sinusoids; digits pools its 24 training classes.
+ */
+export const MULTITASK = { metaLr: 0.003, tasks: 1000 };
 
 export function learnerConfig(algorithm: AlgorithmName, family: TaskFamily, hidden: number[], steps: number, lr: number, metaLr: number): LearnerConfig {
   return {
@@ -90,13 +97,38 @@ export function timingSettings(): Record<TimingSetting['name'], TimingSetting> {
   };
 }
 
-/** What is timed: every algorithm on its sinusoid-size setting, and MAML and ProtoNets at digits size. */
+/**
+ * What is timed: every algorithm on its sinusoid-size setting, and MAML and ProtoNets at digits size.
+ * Multitask's iteration is one Adam step on a minibatch of its task pool (POOL_TASKS tasks) holding
+ * as many tasks and examples as the setting's meta-batch: 25 tasks x 20 points on sinusoids.
+ */
 export const TIMING_CASES: { algorithm: AlgorithmName; setting: TimingSetting['name'] }[] = [
-  ...(['maml', 'fomaml', 'reptile', 'anil', 'metasgd'] as const).map((algorithm) => ({ algorithm, setting: 'sinusoid' as const })),
+  ...(['maml', 'fomaml', 'reptile', 'anil', 'metasgd', 'multitask'] as const).map((algorithm) => ({ algorithm, setting: 'sinusoid' as const })),
   { algorithm: 'protonet', setting: 'blobs' },
   { algorithm: 'maml', setting: 'digits' },
   { algorithm: 'protonet', setting: 'digits' },
 ];
+
+/** Tasks in multitask's pool when timed (the default of hyper.tasks). */
+export const POOL_TASKS = 1000;
+
+/**
+ * A case's initial parameters and its stream of training batches: meta-batches of episodes, or
+ * for a pool algorithm, minibatches of a pool of POOL_TASKS training tasks (its heads initialised too).
+ */
+export function trainingData(config: LearnerConfig, setting: TimingSetting, rng: Rng): { params: ParamArrays; next: () => TrainingBatch } {
+  const algorithm = getAlgorithm(config.algorithm);
+  const params = initMetaParams(config, rng);
+  if (algorithm.trainsOn === 'episodes') {
+    return { params, next: () => packEpisodes(Array.from({ length: setting.metaBatchSize }, () => setting.family.sampleEpisode(rng, 'train', setting.shape))) };
+  }
+  const pool = setting.family.trainingPool!(rng, POOL_TASKS);
+  const examples = (setting.shape.shots + setting.shape.queryShots) * (setting.shape.ways ?? 1);
+  return {
+    params: { ...params, ...algorithm.initPoolParams(config.spec, pool.outputs, rng) },
+    next: () => samplePoolBatch(pool, rng, setting.metaBatchSize, examples, setting.family.inputDim),
+  };
+}
 
 /**
  * An engine path to time: the tfjs backend it runs on, options for its MetaLearner (which engine
@@ -139,7 +171,9 @@ interface Timed {
   setting: TimingSetting;
   config: LearnerConfig;
   learner: MetaLearner;
-  next: () => EpisodeBatch;
+  next: () => TrainingBatch;
+  /** Whether bench/pytorch implements the algorithm (the episodic ones). */
+  hasPytorch: boolean;
   engine: Record<MetaStepMode, number[]>;
   pytorch: Record<MetaStepMode, number[]>;
 }
@@ -232,26 +266,29 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
       console.log(`skipping engine path ${name}: ${err.reason}`);
       continue;
     }
-    const timed: Timed[] = TIMING_CASES.map(({ algorithm, setting: settingName }) => {
+    // The fused engine has no version of some algorithms (multitask runs on tfjs): no row for them there.
+    const cases = TIMING_CASES.filter(({ algorithm }) => path.learner?.engine !== 'fused' || fusedSupports(algorithm));
+    const timed: Timed[] = cases.map(({ algorithm, setting: settingName }) => {
       const setting = settings[settingName];
       const config = learnerConfig(algorithm, setting.family, setting.hidden, setting.innerSteps, setting.innerLr, setting.metaLr);
       const rng = new Rng(1);
-      const learner = new MetaLearner({ ...config, ...path.learner }, initMetaParams(config, rng));
-      const next = () => packEpisodes(Array.from({ length: setting.metaBatchSize }, () => setting.family.sampleEpisode(rng, 'train', setting.shape)));
-      return { id: `${algorithm}/${settingName}`, algorithm, setting, config, learner, next, engine: { batched: [], loop: [] }, pytorch: { batched: [], loop: [] } };
+      const { params, next } = trainingData(config, setting, rng);
+      const learner = new MetaLearner({ ...config, ...path.learner }, params);
+      const hasPytorch = getAlgorithm(algorithm).trainsOn === 'episodes';
+      return { id: `${algorithm}/${settingName}`, algorithm, setting, config, learner, next, hasPytorch, engine: { batched: [], loop: [] }, pytorch: { batched: [], loop: [] } };
     });
     const before = tf.memory().numTensors;
     for (const t of timed) {
-      if (pytorch) checkSameSetting(t, (await pytorch.request<{ setting: PytorchSetting }>({ op: 'setup', case: t.id, algorithm: t.algorithm, setting: t.setting.name, seed: 1 })).setting);
+      if (pytorch && t.hasPytorch) checkSameSetting(t, (await pytorch.request<{ setting: PytorchSetting }>({ op: 'setup', case: t.id, algorithm: t.algorithm, setting: t.setting.name, seed: 1 })).setting);
       for (const mode of MODES) {
         warmUp(t, mode, warmUpMs);
-        await pytorch?.request({ op: 'warmup', case: t.id, mode, ms: warmUpMs, minIterations: TIMING.warmUpMinIterations });
+        if (t.hasPytorch) await pytorch?.request({ op: 'warmup', case: t.id, mode, ms: warmUpMs, minIterations: TIMING.warmUpMinIterations });
       }
     }
     for (let round = 0; round < TIMING.rounds; round++) {
       for (const t of timed) {
         for (const mode of MODES) t.engine[mode].push(timeBlock(t, mode, perBlock[mode]));
-        if (!pytorch) continue;
+        if (!pytorch || !t.hasPytorch) continue;
         for (const mode of MODES) t.pytorch[mode].push((await pytorch.request<{ ms: number }>({ op: 'time', case: t.id, mode, iterations: perBlock[mode] })).ms);
       }
     }

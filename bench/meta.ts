@@ -12,8 +12,11 @@
  * as learn2learn runs it, timed by a long-lived Python child in rounds interleaved with the engine's.
  * Quality: MAML meta-trained on sinusoids, then post-adaptation MSE on 2000 held-out sinusoid tasks
  * after 1 and 10 steps (with its standard error), next to the same MAML meta-trained in PyTorch for the
- * same iterations (bench/pytorch/maml_sine.py) and scored on the same tasks by the same code; and
- * 5-way 1-shot / 5-shot test-class accuracy on `digits` for maml, anil, protonet.
+ * same iterations (bench/pytorch/maml_sine.py) and scored on the same tasks by the same code;
+ * multitask (hard parameter sharing) trained as long and scored on the same tasks with 5 and 10
+ * support points (quality.multitask); and 5-way 1-shot / 5-shot test-class accuracy on `digits` for
+ * maml, anil, protonet and multitask. Multitask's speed row times its iteration: one Adam step on a
+ * minibatch of 25 pool tasks x 20 points (no PyTorch counterpart: bench/pytorch is episodic).
  *
  * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, pytorch,
  * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count (and
@@ -37,7 +40,7 @@ import { digits, packEpisodes, sinusoid } from '../src/meta/families/index.js';
 import { MetaLearner, metaTrain, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
 import type { EpisodeBatch } from '../src/meta/types.js';
-import { DIGITS, learnerConfig, median, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
+import { DIGITS, learnerConfig, median, MULTITASK, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
 import { findPytorch, gradientCheck, mamlSineRun, PytorchServer } from './pytorch/baseline.js';
 
 const { values: args } = parseArgs({
@@ -107,6 +110,44 @@ function sinusoidScore(config: LearnerConfig, params: ParamArrays, sets: Episode
   return { mean: round(mean, 4), standardError: round(sd / Math.sqrt(means.length), 4), per100TaskSet: { min: round(Math.min(...means), 3), median: round(median(means), 3), max: round(Math.max(...means), 3) } };
 }
 
+/**
+ * Multitask on the same sinusoid tasks: its body trained on a pool of 1000 training tasks for as many
+ * iterations as MAML (each a minibatch of 25 pool tasks x 20 points, as many examples as MAML's
+ * meta-batch), then a ridge head fitted on 5 and on 10 support points of each test task (it runs
+ * no inner steps, so there is one score per support size, not per step count).
+ */
+async function multitaskSinusoidQuality(iterations: number, family: ReturnType<typeof sinusoid>) {
+  const { metaBatchSize, shots, queryShots, innerSteps, innerLr } = SETTING;
+  const { metaLr, tasks } = MULTITASK;
+  console.log(`
+multitask on sinusoids, ${iterations} iterations (${metaBatchSize} pool tasks of ${tasks} each):`);
+  const trained = await train({
+    algorithm: 'multitask',
+    model: SETTING.model,
+    families: family,
+    hyper: { iterations, metaBatchSize, shots, queryShots, metaLr, tasks, evalEvery: Math.max(1, Math.floor(iterations / 10)), checkpointEvery: iterations, seed: 0 },
+  });
+  const config = learnerConfig('multitask', family, SETTING.model.hidden, innerSteps, innerLr, metaLr);
+  const scores: Record<string, unknown> = {};
+  for (const support of [5, 10]) {
+    // The step count is not used by multitask's closed-form head.
+    const score = sinusoidScore(config, trained.params, sineTestSets(family, support), 1);
+    scores[`mse${support}Shots`] = score.mean;
+    scores[`standardError${support}Shots`] = score.standardError;
+  }
+  console.log(`  post-adaptation MSE: 5 shots ${String(scores.mse5Shots)}, 10 shots ${String(scores.mse10Shots)}`);
+  return { iterations, ...MULTITASK, ...scores, testTasks: SINE_TEST.tasks, queryPointsPerTask: SINE_TEST.queryPoints, trainMsPerIteration: round(trained.msPerIteration, 2) };
+}
+
+/** The held-out sinusoid test tasks as 20 sets of 100, each task with `shots` support points. */
+function sineTestSets(family: ReturnType<typeof sinusoid>, shots: number): EpisodeBatch[] {
+  const rng = new Rng(12345);
+  const tasks = family.heldOutTasks('test');
+  return Array.from({ length: SINE_TEST.tasks / SINE_TEST.setSize }, (_, i) =>
+    packEpisodes(tasks.slice(i * SINE_TEST.setSize, (i + 1) * SINE_TEST.setSize).map((task) => family.episodeFor(task, rng, { shots, queryShots: SINE_TEST.queryPoints }))),
+  );
+}
+
 /** One trained model's score after 1 and 10 steps. */
 function sinusoidScores(config: LearnerConfig, params: ParamArrays, sets: EpisodeBatch[]) {
   const oneStep = sinusoidScore(config, params, sets, 1);
@@ -155,11 +196,7 @@ async function sinusoidQuality(iterations: number, seeds: number, python: string
   const family = sinusoid({ heldOutTasks: SINE_TEST.tasks });
   const { innerSteps, innerLr, metaLr, metaBatchSize, shots, queryShots } = SETTING;
   const every = Math.max(1, Math.floor(iterations / 10));
-  const rng = new Rng(12345);
-  const tasks = family.heldOutTasks('test');
-  const sets = Array.from({ length: SINE_TEST.tasks / SINE_TEST.setSize }, (_, i) =>
-    packEpisodes(tasks.slice(i * SINE_TEST.setSize, (i + 1) * SINE_TEST.setSize).map((task) => family.episodeFor(task, rng, { shots, queryShots: SINE_TEST.queryPoints }))),
-  );
+  const sets = sineTestSets(family, shots);
   const config = learnerConfig('maml', family, SETTING.model.hidden, innerSteps, innerLr, metaLr);
   const seedList = Array.from({ length: seeds }, (_, seed) => seed);
 
@@ -183,6 +220,7 @@ async function sinusoidQuality(iterations: number, seeds: number, python: string
     engine.push({ seed, ...sinusoidScores(config, trained.params, sets) });
     msPerIteration += trained.msPerIteration / seeds;
   }
+  const multitask = await multitaskSinusoidQuality(iterations, family);
   const quality: Record<string, unknown> = {
     iterations,
     seeds,
@@ -190,6 +228,7 @@ async function sinusoidQuality(iterations: number, seeds: number, python: string
     testTasks: SINE_TEST.tasks,
     queryPointsPerTask: SINE_TEST.queryPoints,
     trainMsPerIteration: round(msPerIteration, 2),
+    multitask,
   };
   if (baseline) {
     console.log('\nwaiting for the PyTorch baseline to finish meta-training');
@@ -206,9 +245,10 @@ async function digitsQuality(iterations: number) {
   for (const shots of [1, 5]) {
     const rng = new Rng(777 + shots);
     const test = packEpisodes(Array.from({ length: DIGITS.testEpisodes }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: DIGITS.testQueryShots, ways: DIGITS.ways })));
-    for (const algorithm of ['maml', 'anil', 'protonet'] as const) {
+    for (const algorithm of ['maml', 'anil', 'protonet', 'multitask'] as const) {
       console.log(`\n${algorithm} on digits, ${DIGITS.ways}-way ${shots}-shot, ${iterations} meta-iterations:`);
-      const { hidden, metaBatchSize, queryShots, innerSteps, innerLr, metaLr } = DIGITS;
+      const { hidden, metaBatchSize, queryShots, innerSteps, innerLr } = DIGITS;
+      const metaLr = algorithm === 'multitask' ? MULTITASK.metaLr : DIGITS.metaLr;
       const trained = await train({
         algorithm,
         model: { hidden, activation: 'relu' },

@@ -19,6 +19,12 @@ export interface Limits {
   readonly maxSupportExamples: number;
   /** MAX_DATASET_TASKS: stored tasks in one dataset task family. Default 1000. */
   readonly maxDatasetTasks: number;
+  /** MAX_PART_BYTES: largest body of one uploaded part (PUT /task-families/:id/parts/:n). Default 64 MiB. */
+  readonly maxPartBytes: number;
+  /** MAX_DATASET_ROWS: rows in one uploaded family, all parts together. Default 1000000. */
+  readonly maxDatasetRows: number;
+  /** MAX_DATASET_BYTES: float32 bytes one uploaded family stores (rows x (inputDim + 1) x 4). Default 1 GiB. */
+  readonly maxDatasetBytes: number;
   /** MAX_HIDDEN_UNITS: units in one hidden layer of a model. Default 1024. */
   readonly maxHiddenUnits: number;
   /** MAX_ITERATIONS: outer-loop iterations of one meta-training job. Default 100000. */
@@ -32,6 +38,11 @@ export interface Limits {
    * POST /meta-train answers 429 beyond it. Default 10.
    */
   readonly maxConcurrentJobsPerTenant: number;
+  /**
+   * MAX_EVENT_STREAMS_PER_TENANT: `GET /meta-train/:id/events` streams one tenant may hold open at
+   * once, over all API processes; 429 beyond it, until one closes. Default 20.
+   */
+  readonly maxEventStreamsPerTenant: number;
 }
 
 export interface Config {
@@ -120,6 +131,11 @@ export interface Config {
    * clients only.
    */
   readonly metricsApiKey: string | null;
+  /**
+   * DATASET_CACHE_MIB: memory one process gives to uploaded families loaded for sampling (an LRU
+   * across families; a family larger than this is loaded for each use instead of kept). Default 2048.
+   */
+  readonly datasetCacheMiB: number;
   /** WORKER_METRICS_INTERVAL_MS: how often a worker publishes its metrics to Redis for /metrics. Default 5000. */
   readonly workerMetricsIntervalMs: number;
   readonly limits: Limits;
@@ -256,6 +272,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     predictCacheSize: read.int('PREDICT_CACHE_SIZE', 10_000, 1, 10_000_000),
     adminApiKey: read.secret('ADMIN_API_KEY', 16),
     metricsApiKey: read.secret('METRICS_API_KEY', 16),
+    datasetCacheMiB: read.int('DATASET_CACHE_MIB', 2048, 0, 1_048_576),
     workerMetricsIntervalMs: read.int('WORKER_METRICS_INTERVAL_MS', 5_000, 100, 3_600_000),
     rateLimitMax: read.int('RATE_LIMIT_MAX', 600, 0, 1_000_000_000),
     rateLimitWindowMs: read.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
@@ -263,11 +280,15 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxBodyBytes: read.int('MAX_BODY_BYTES', MiB, 1024, 256 * MiB),
       maxSupportExamples: read.int('MAX_SUPPORT_EXAMPLES', 1000, 1, 1_000_000),
       maxDatasetTasks: read.int('MAX_DATASET_TASKS', 1000, 1, 1_000_000),
+      maxPartBytes: read.int('MAX_PART_BYTES', 64 * MiB, 1024, 1024 * MiB),
+      maxDatasetRows: read.int('MAX_DATASET_ROWS', 1_000_000, 1, 100_000_000),
+      maxDatasetBytes: read.int('MAX_DATASET_BYTES', 1024 * MiB, 1024, 2 ** 53 - 1),
       maxHiddenUnits: read.int('MAX_HIDDEN_UNITS', 1024, 1, 65_536),
       maxIterations: read.int('MAX_ITERATIONS', 100_000, 1, 100_000_000),
       maxInnerSteps: read.int('MAX_INNER_STEPS', 100, 1, 10_000),
       maxPredictInputs: read.int('MAX_PREDICT_INPUTS', 1000, 1, 1_000_000),
       maxConcurrentJobsPerTenant: read.int('MAX_CONCURRENT_JOBS_PER_TENANT', 10, 1, 1_000_000),
+      maxEventStreamsPerTenant: read.int('MAX_EVENT_STREAMS_PER_TENANT', 20, 1, 1_000_000),
     },
   };
   if (!/^[A-Za-z0-9_.-]+$/.test(config.queuePrefix)) {

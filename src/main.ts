@@ -33,7 +33,7 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
   logger.info({ role: config.role, backend, engine: chooseEngine() }, 'starting');
 
   // Registered in opening order; Shutdown closes in reverse: workers, HTTP, queues, Redis, Postgres.
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, { datasetCacheMiB: config.datasetCacheMiB });
   shutdown.add('postgres', () => db.close());
   const redis = createRedis(config.redisUrl, config.role, logger);
   shutdown.add('redis', () => redis.quit());

@@ -4,7 +4,9 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import type { PackedDataset } from '../meta/index.js';
 import { lastLine } from '../util/error-reason.js';
+import { Lru } from '../util/lru.js';
 import { withTimeout } from '../util/timeout.js';
 
 export { PrismaClient };
@@ -25,6 +27,11 @@ export interface Db {
    * trip) where Prisma's per-query overhead would be most of the cost; repositories only.
    */
   sql: pg.Pool;
+  /**
+   * Uploaded families' rows loaded for sampling, by family id, bounded in bytes across families
+   * (committed families never change, so an entry never goes stale); repositories only.
+   */
+  datasets: Lru<string, PackedDataset>;
   /** Resolves when Postgres answers `SELECT 1` in time; rejects with the reason otherwise. */
   ping(): Promise<void>;
   /** Disconnects (closes the pool). Safe to call more than once. */
@@ -39,6 +46,8 @@ export interface DbOptions {
   connectTimeoutMs?: number;
   /** Most connections the pool opens. Default 10. */
   poolSize?: number;
+  /** Memory for uploaded families loaded for sampling, in MiB (DATASET_CACHE_MIB). Default 2048. */
+  datasetCacheMiB?: number;
 }
 
 /**
@@ -46,7 +55,7 @@ export interface DbOptions {
  * throws for an unreachable server: `ping()` is how readiness is checked.
  */
 export function createDb(url: string, options: DbOptions = {}): Db {
-  const { pingTimeoutMs = 2000, connectTimeoutMs = 5000, poolSize = 10 } = options;
+  const { pingTimeoutMs = 2000, connectTimeoutMs = 5000, poolSize = 10, datasetCacheMiB = 2048 } = options;
   const sql = new pg.Pool({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs, max: poolSize });
   // An idle connection the server dropped: the pool replaces it at the next query, which reports any
   // lasting problem itself. Without a listener the event would end the process.
@@ -55,9 +64,15 @@ export function createDb(url: string, options: DbOptions = {}): Db {
   const prisma = new PrismaClient({ adapter });
   let closed: Promise<void> | null = null;
 
+  const datasets = new Lru<string, PackedDataset>({
+    maxEntries: 1000,
+    maxWeight: datasetCacheMiB * 1024 * 1024,
+    weigh: (rows) => rows.x.byteLength + rows.y.byteLength,
+  });
   return {
     prisma,
     sql,
+    datasets,
     ping: async () => {
       try {
         await withTimeout(prisma.$queryRaw`SELECT 1`, pingTimeoutMs, () => new Error(`Postgres did not answer within ${pingTimeoutMs} ms`));

@@ -12,18 +12,32 @@ export interface AdaptWait {
   cancel(): void;
 }
 
+/** Most requests one API process holds waiting at once. Default 10000. */
+export const MAX_ADAPT_WAITERS = 10_000;
+
 export class AdaptWaiters {
   private readonly waiting = new Map<string, Set<(message: AdaptedMessage | null) => void>>();
+  private count = 0;
+
+  /** @param maxWaiters beyond this many waiting requests, {@link wait} declines (the route answers 202 at once). */
+  constructor(private readonly maxWaiters = MAX_ADAPT_WAITERS) {}
 
   /**
    * Starts waiting for `adaptationId`. Call it before the job is enqueued, so even the fastest
-   * worker's message finds the waiter.
+   * worker's message finds the waiter. Null when the process already holds `maxWaiters` waits: the
+   * caller answers without waiting rather than hold more memory and timers.
    */
-  wait(adaptationId: string, timeoutMs: number): AdaptWait {
+  wait(adaptationId: string, timeoutMs: number): AdaptWait | null {
+    if (this.count >= this.maxWaiters) return null;
+    this.count++;
     let settle!: (message: AdaptedMessage | null) => void;
+    let settled = false;
     const outcome = new Promise<AdaptedMessage | null>((resolve) => {
       const timer = setTimeout(() => settle(null), timeoutMs);
       settle = (message) => {
+        if (settled) return;
+        settled = true;
+        this.count--;
         clearTimeout(timer);
         this.remove(adaptationId, settle);
         resolve(message);
@@ -47,6 +61,11 @@ export class AdaptWaiters {
   /** Adaptations with a waiter now. */
   get size(): number {
     return this.waiting.size;
+  }
+
+  /** Requests waiting now. */
+  get waiters(): number {
+    return this.count;
   }
 
   /** Ends every wait with null (the app is closing). */

@@ -8,12 +8,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { Queues } from '../jobs/queues.js';
+import { JobEventReader } from '../jobs/event-reader.js';
 import { createRedis } from '../jobs/redis.js';
 import type { AppDeps } from './deps.js';
 import adminBoard from './plugins/admin-board.js';
 import adapted from './plugins/adapted.js';
 import auth from './plugins/auth.js';
-import errors, { frameworkErrors } from './plugins/errors.js';
+import errors, { clientErrors, frameworkErrors } from './plugins/errors.js';
 import metrics from './plugins/metrics.js';
 import openapi from './plugins/openapi.js';
 import rateLimit from './plugins/rate-limit.js';
@@ -53,6 +54,8 @@ export async function buildApp(deps: AppDeps) {
     // field; the router's own cut-off (default 100) would answer a bare 414 first.
     routerOptions: { maxParamLength: 1024 },
     frameworkErrors,
+    // Refusals Node makes before a request exists (headers over 16 KiB) answer problem+json too.
+    clientErrorHandler: clientErrors,
     // Hot routes (predictions) log failures and slow requests only: see request-logging.ts.
     logController: new RequestLogging(),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -80,9 +83,14 @@ export async function buildApp(deps: AppDeps) {
   await app.register(adminBoard);
   await app.register(dashboard);
   // Meta-training's cancel requests and event streams talk to Redis directly (PUBLISH, XREAD), on a
-  // connection of the routes' own, closed with the app.
+  // connection of the routes' own; every event stream of the process is read by one more connection
+  // (XREAD BLOCK holds it). Both close with the app.
   const jobsRedis = createRedis(config.redisUrl, 'api-jobs', app.log as unknown as Logger);
+  const eventsRedis = createRedis(config.redisUrl, 'api-events', app.log as unknown as Logger);
+  const eventReader = new JobEventReader(eventsRedis, jobsRedis, app.log as unknown as Logger);
   app.addHook('onClose', async () => {
+    eventReader.close();
+    eventsRedis.disconnect();
     await jobsRedis.quit().catch(() => jobsRedis.disconnect());
   });
   // Resource routes, every one of them here (no route file registers another): each needs an API
@@ -93,7 +101,7 @@ export async function buildApp(deps: AppDeps) {
     await api.register(rateLimit);
     await api.register(taskFamilies);
     await api.register(metaTrain, { redis: jobsRedis });
-    await api.register(metaTrainEvents, { redis: jobsRedis });
+    await api.register(metaTrainEvents, { redis: jobsRedis, reader: eventReader });
     await api.register(metaModels);
     await api.register(tasks);
     await api.register(adapt);

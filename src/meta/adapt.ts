@@ -27,9 +27,12 @@ export interface MetaModel {
 }
 
 export interface AdaptOptions {
-  /** Inner-loop steps. Default: the meta-model's (what it was meta-trained for). */
+  /**
+   * Inner-loop steps. Default: the meta-model's (what it was meta-trained for). An algorithm that
+   * runs no inner steps (ProtoNets, multitask: closed-form heads) ignores it and reports 0 steps.
+   */
   steps?: number;
-  /** Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned rates instead. */
+  /** Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned rates instead; ProtoNets and multitask ignore it. */
   lr?: number;
   /** 'best' (default): the iterate with the lowest support loss; 'none': the last one (see guard.ts). */
   guard?: GuardPolicy;

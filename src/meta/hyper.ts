@@ -38,6 +38,14 @@ export const HYPER_FIELDS = {
   seed: { type: 'integer', min: 0, default: 0, max: 2 ** 31 - 1, description: 'Seeds initialisation and task sampling' },
   clipNorm: { type: 'positive', otherwise: 'no clipping', max: 1e6, description: 'Clip the meta-gradient to this global L2 norm' },
   evalTasks: { type: 'integer', min: 1, default: 32, max: 10_000, api: false, description: "Held-out 'val' tasks per evaluation" },
+  tasks: {
+    type: 'integer',
+    min: 1,
+    default: 1000,
+    max: 100_000,
+    description:
+      "multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task)",
+  },
 } as const satisfies Record<string, HyperField>;
 
 type Fields = typeof HYPER_FIELDS;

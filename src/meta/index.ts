@@ -54,13 +54,17 @@ export { Rng } from './rng.js';
 export { TASK_KINDS, type Episode, type EpisodeBatch, type EpisodeShape, type Examples, type Split, type TaskFamily, type TaskKind } from './types.js';
 export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';
 export {
+  checkPackedTargets,
   createFamily,
   FamilyMixError,
   FamilySpecError,
+  MAX_PARAM_MAGNITUDE,
   GENERATOR_TYPES,
   mix,
   packEpisodes,
+  seededSplits,
   type FamilySpec,
   type GeneratorType,
+  type PackedDataset,
   type WeightedFamily,
 } from './families/index.js';

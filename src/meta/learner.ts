@@ -1,20 +1,22 @@
 /**
  * A meta-learner: an algorithm, its meta-parameters and the outer-loop optimiser. `metaStep` is one
- * outer-loop iteration on one meta-batch; `evaluate` measures post-adaptation query loss. The
- * training generator (train.ts) and the benchmark drive it.
+ * outer-loop iteration on one meta-batch (a pool minibatch for an algorithm that trains on a task
+ * pool); `evaluate` measures post-adaptation query loss. The training generator (train.ts) and the
+ * benchmark drive it.
  */
 
 import { tf } from './backend.js';
 import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './adam.js';
-import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
+import { getAlgorithm, POOL_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
 import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
+import { slicePoolBatch } from './families/pool.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
 import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
 import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
-import type { EpisodeBatch } from './types.js';
+import { isPoolBatch, type EpisodeBatch, type TrainingBatch } from './types.js';
 
 /** 'batched': the whole meta-batch as batched tensor ops; 'loop': one task at a time (baseline, tests). */
 export type MetaStepMode = 'batched' | 'loop';
@@ -54,7 +56,8 @@ export class MetaLearner {
   /** The engine that runs this learner ('fused-wasm' or 'tfjs-<backend>'). */
   readonly engine: EngineName;
   /**
-   * The meta-parameters: the master copy the optimiser updates, and its upload. The fused engine never
+   * The meta-parameters (and a pool algorithm's pool parameters): the master copy the optimiser
+   * updates, and its upload. The fused engine never
    * reads the upload, so after its steps the upload is only marked stale and refreshed when asked for
    * (the learner always holds one set of tensors: the tensor count stays flat).
    */
@@ -64,7 +67,8 @@ export class MetaLearner {
   private readonly optimizer: Adam;
 
   /**
-   * @param params - initial meta-parameters (see initMetaParams) or those of a checkpoint (copied).
+   * @param params - initial meta-parameters (see initMetaParams; with a pool algorithm's pool
+   *   parameters, see initPoolParams) or those of a checkpoint (copied).
    * @param optimizerState - Adam state to continue from (resuming a checkpoint); fresh when absent.
    */
   constructor(config: LearnerConfig, params: ParamArrays, optimizerState?: AdamState) {
@@ -104,10 +108,13 @@ export class MetaLearner {
     return theta;
   }
 
-  /** One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss. */
-  metaStep(batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
+  /**
+   * One outer-loop iteration; returns the meta-batch's mean post-adaptation query loss (a pool
+   * minibatch's mean training loss).
+   */
+  metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
     const { loss, grads } =
-      mode === 'batched' && this.engine === 'fused-wasm'
+      mode === 'batched' && this.engine === 'fused-wasm' && !isPoolBatch(batch)
         ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
         : this.tfjsGradient(batch, mode);
     const norm = globalNorm(grads);
@@ -130,7 +137,7 @@ export class MetaLearner {
   }
 
   /** The loss and meta-gradient from tfjs, downloaded once per iteration (loss and gradients together). */
-  private tfjsGradient(batch: EpisodeBatch, mode: MetaStepMode): { loss: number; grads: Gradients } {
+  private tfjsGradient(batch: TrainingBatch, mode: MetaStepMode): { loss: number; grads: Gradients } {
     const names = Object.keys(this.values);
     const flat = tf.tidy(() => {
       const { loss, grads } = mode === 'batched' ? this.batchedGradient(batch) : this.loopGradient(batch);
@@ -146,20 +153,29 @@ export class MetaLearner {
     return { loss: flat[0], grads };
   }
 
-  /** The meta-gradient of a meta-batch computed as batched ops across its tasks (caller tidies). */
-  batchedGradient(batch: EpisodeBatch): MetaGradient {
+  /**
+   * The meta-gradient of a meta-batch computed as batched ops across its tasks (caller tidies).
+   * @throws TypeError for a batch of the other kind than the algorithm trains on.
+   */
+  batchedGradient(batch: TrainingBatch): MetaGradient {
+    const algorithm = this.algorithm;
+    if (algorithm.trainsOn === 'pool') {
+      if (!isPoolBatch(batch)) throw new TypeError(`${algorithm.name} trains on task-pool minibatches, not episodes`);
+      return algorithm.poolGradient(this.spec, this.params, batch);
+    }
+    if (isPoolBatch(batch)) throw new TypeError(`${algorithm.name} trains on meta-batches of episodes, not task-pool minibatches`);
     const tensors: BatchTensors = batchToTensors(this.spec, batch);
-    return this.algorithm.metaGradient(this.spec, this.params, tensors, this.inner);
+    return algorithm.metaGradient(this.spec, this.params, tensors, this.inner);
   }
 
   /** The same meta-gradient task by task, averaged (caller tidies). */
-  loopGradient(batch: EpisodeBatch): MetaGradient {
+  loopGradient(batch: TrainingBatch): MetaGradient {
     let loss: tf.Scalar = tf.scalar(0);
     const theta = this.params;
     let grads: NamedTensors = Object.fromEntries(Object.entries(theta).map(([n, p]) => [n, tf.zerosLike(p)]));
     for (let t = 0; t < batch.tasks; t++) {
       const [nextLoss, nextGrads] = tf.tidy(() => {
-        const one = this.algorithm.metaGradient(this.spec, theta, batchToTensors(this.spec, sliceEpisodeBatch(batch, t)), this.inner);
+        const one = this.batchedGradient(isPoolBatch(batch) ? slicePoolBatch(batch, t) : sliceEpisodeBatch(batch, t));
         const summed = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.add(g, one.grads[n])]));
         return [tf.add(loss, one.loss) as tf.Scalar, summed] as const;
       });
@@ -196,9 +212,14 @@ export class MetaLearner {
     return values.length === 2 ? { loss: values[0], accuracy: values[1] } : { loss: values[0] };
   }
 
-  /** The meta-parameters as plain data (a copy). */
+  /** Everything the optimiser steps, as plain data (a copy): what a checkpoint holds. */
   exportParams(): ParamArrays {
     return copyArrays(this.values);
+  }
+
+  /** The meta-parameters alone, as plain data (a copy): what a meta-model holds (no pool parameters). */
+  exportMetaParams(): ParamArrays {
+    return copyArrays(Object.fromEntries(Object.entries(this.values).filter(([name]) => !name.startsWith(POOL_PREFIX))));
   }
 
   /** The optimiser's state as plain data. */
@@ -217,6 +238,6 @@ export function initMetaParams(config: LearnerConfig, rng: Rng): ParamArrays {
 }
 
 /** One outer-loop iteration of `learner` on `batch` (see MetaLearner.metaStep). */
-export function metaStep(learner: MetaLearner, batch: EpisodeBatch, mode: MetaStepMode = 'batched'): number {
+export function metaStep(learner: MetaLearner, batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
   return learner.metaStep(batch, mode);
 }

@@ -21,10 +21,9 @@ export interface BatchTensors {
   query: TaskTensors;
 }
 
-/** Targets in the loss's layout: values as they are, or labels as one-hot rows. */
-export function encodeTargets(spec: ModelSpec, y: Float32Array): Float32Array {
+/** Targets in the loss's layout: values as they are, or labels as one-hot rows of `ways` (default the model's). */
+export function encodeTargets(spec: ModelSpec, y: Float32Array, ways = spec.outputDim): Float32Array {
   if (spec.kind === 'regression') return y;
-  const ways = spec.outputDim;
   const oneHot = new Float32Array(y.length * ways);
   for (let i = 0; i < y.length; i++) {
     const label = y[i];

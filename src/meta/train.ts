@@ -1,22 +1,23 @@
 /**
  * Meta-training as an interruptible async generator. Each outer-loop iteration draws a meta-batch of
- * training episodes, takes one meta-step, and yields progress; every `evalEvery` iterations it
+ * training episodes (an algorithm that trains on a task pool: a minibatch of `metaBatchSize` pool
+ * tasks), takes one meta-step, and yields progress; every `evalEvery` iterations it
  * measures post-adaptation loss on held-out 'val' tasks, and every `checkpointEvery` iterations it
  * yields a checkpoint (parameters, Adam state, rng state) from which a resumed run continues exactly
  * as the uninterrupted one would have. It yields to the event loop after every iteration so a
  * BullMQ worker keeps renewing its lock.
  */
 
-import type { AlgorithmName } from './algorithms/index.js';
+import { getAlgorithm, type AlgorithmName } from './algorithms/index.js';
 import type { AdamState } from './adam.js';
 import type { MetaModel } from './adapt.js';
-import { mix, packEpisodes, type WeightedFamily } from './families/index.js';
+import { mix, packEpisodes, samplePoolBatch, type WeightedFamily } from './families/index.js';
 import type { EnginePreference } from './engine.js';
 import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
-import { copyArrays, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
+import { modelSpec, type ModelConfig, type ParamArrays } from './model.js';
 import { Rng } from './rng.js';
-import type { EpisodeBatch, EpisodeShape, Split, TaskFamily } from './types.js';
+import type { EpisodeBatch, EpisodeShape, Split, TaskFamily, TaskPool, TrainingBatch } from './types.js';
 
 export interface TrainConfig {
   algorithm: AlgorithmName;
@@ -32,6 +33,7 @@ export interface TrainConfig {
 export interface Checkpoint {
   /** Iterations completed. */
   iteration: number;
+  /** The meta-parameters, and a pool algorithm's pool parameters (which the meta-model leaves out). */
   params: ParamArrays;
   optimizer: AdamState;
   /** State of the training-task rng after `iteration` meta-batches. */
@@ -151,6 +153,34 @@ function sampleBatch(p: Plan, rng: Rng, split: Split, tasks: number): EpisodeBat
 }
 
 /**
+ * Most values the pool's heads may hold (tasks x embedding x classes): 16M floats, 64 MiB, and
+ * Adam keeps three more copies. The default pools hold far less (1000 x 64 x 5 for 5-way blobs).
+ */
+export const MAX_POOL_HEAD_VALUES = 2 ** 24;
+
+/** A pool algorithm's fixed training tasks: drawn from `rng` for a generator family. */
+function trainingPool(p: Plan, rng: Rng): TaskPool {
+  if (!p.family.trainingPool) throw new TrainConfigError('families', `family '${p.family.name}' has no pool of training tasks for ${p.learner.algorithm}`);
+  const pool = p.family.trainingPool(rng, p.hyper.tasks);
+  const values = pool.outputs.length * p.learner.spec.hidden[p.learner.spec.hidden.length - 1] * Math.max(...pool.outputs);
+  if (values > MAX_POOL_HEAD_VALUES) {
+    throw new TrainConfigError('hyper.tasks', `the pool's heads would hold ${values} values (tasks x last hidden layer x classes), more than ${MAX_POOL_HEAD_VALUES}; use fewer tasks or a narrower last layer`);
+  }
+  return pool;
+}
+
+/**
+ * One iteration's training batch: a meta-batch of episodes, or a minibatch of `metaBatchSize` pool
+ * tasks with as many examples each as an episode holds (support and query: the same data per
+ * iteration as the episodic algorithms see).
+ */
+function trainingBatch(p: Plan, rng: Rng, pool: TaskPool | undefined): TrainingBatch {
+  if (!pool) return sampleBatch(p, rng, 'train', p.hyper.metaBatchSize);
+  const examples = (p.shape.shots + p.shape.queryShots) * (p.shape.ways ?? 1);
+  return samplePoolBatch(pool, rng, p.hyper.metaBatchSize, examples, p.family.inputDim);
+}
+
+/**
  * Runs meta-training, yielding progress, metrics, checkpoints and finally the meta-model.
  * @throws TrainConfigError for an invalid configuration (before the first iteration).
  * @throws NonFiniteError when a loss, meta-gradient or optimiser step is not finite (parameters are never updated with it).
@@ -164,6 +194,15 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
   const initRng = seedRng.fork();
   let rng = seedRng.fork();
   const valBatch = sampleBatch(p, seedRng.fork(), 'val', hyper.evalTasks);
+  // A pool algorithm's tasks and the initial values of their heads come from a stream of their own.
+  const algorithm = getAlgorithm(p.learner.algorithm);
+  let pool: TaskPool | undefined;
+  let initAll = (rng: Rng) => initMetaParams(p.learner, rng);
+  if (algorithm.trainsOn === 'pool') {
+    const taskPool = trainingPool(p, seedRng.fork());
+    pool = taskPool;
+    initAll = (rng) => ({ ...initMetaParams(p.learner, rng), ...algorithm.initPoolParams(p.learner.spec, taskPool.outputs, rng) });
+  }
   const resume = options.resumeFrom;
   let start = 0;
   let pending = { sum: 0, count: 0 };
@@ -172,7 +211,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
     if (!Number.isInteger(resume.iteration) || resume.iteration < 0 || resume.iteration > hyper.iterations) {
       throw new TrainConfigError('resumeFrom.iteration', `must be an integer in [0, ${hyper.iterations}], got ${resume.iteration}`);
     }
-    const expected = initMetaParams(p.learner, new Rng(0));
+    const expected = initAll(new Rng(0));
     for (const [name, { data }] of Object.entries(expected)) {
       if (resume.params[name]?.data.length !== data.length) throw new TrainConfigError('resumeFrom.params', `parameter '${name}' is missing or has the wrong size for this configuration`);
     }
@@ -181,7 +220,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
     start = resume.iteration;
     pending = { ...resume.pendingLoss };
   } else {
-    learner = new MetaLearner(p.learner, initMetaParams(p.learner, initRng));
+    learner = new MetaLearner(p.learner, initAll(initRng));
   }
   // The state between iterations: what a checkpoint event, or an abort, hands over.
   const checkpointAt = (iteration: number): Checkpoint => ({
@@ -198,7 +237,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
         const completed = iteration - 1;
         throw new TrainingAbortedError(completed, completed > start ? checkpointAt(completed) : undefined);
       }
-      const batch = sampleBatch(p, rng, 'train', hyper.metaBatchSize);
+      const batch = trainingBatch(p, rng, pool);
       let loss: number;
       try {
         loss = learner.metaStep(batch);
@@ -218,7 +257,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     last ??= learner.evaluate(valBatch);
-    const model: MetaModel = { algorithm: p.learner.algorithm, spec: p.learner.spec, params: copyArrays(learner.exportParams()), inner: { ...p.learner.inner } };
+    const model: MetaModel = { algorithm: p.learner.algorithm, spec: p.learner.spec, params: learner.exportMetaParams(), inner: { ...p.learner.inner } };
     yield { type: 'result', iteration: hyper.iterations, model, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
   } finally {
     learner.dispose();

@@ -54,4 +54,43 @@ export interface TaskFamily {
   readonly ways?: number;
   /** Draws one episode from the given split (held-out tasks live in 'val' and 'test'). */
   sampleEpisode(rng: Rng, split: Split, shape: EpisodeShape): Episode;
+  /**
+   * A fixed pool of training tasks for meta-training by hard parameter sharing (multitask): `size`
+   * tasks drawn from `rng` by a generator; a dataset's own training tasks; a family whose classes keep
+   * their identity across episodes (digits) pools them as one task over all its training classes.
+   */
+  trainingPool?(rng: Rng, size: number): TaskPool;
+}
+
+/**
+ * Training tasks that one shared body learns jointly, each through its own output head. Task t's
+ * targets are values (regression) or labels of its own classes, 0..outputs[t]-1 (classification).
+ */
+export interface TaskPool {
+  /** Outputs of each task's head: 1 for regression, its number of classes for classification. */
+  readonly outputs: readonly number[];
+  /** `n` labelled examples of task `t` (classification: each of a class drawn uniformly). */
+  examples(t: number, rng: Rng, n: number): Examples;
+}
+
+/** A minibatch of a task pool: `tasks` pool tasks with `n` examples each, packed task-major. */
+export interface PoolBatch {
+  tasks: number;
+  inputDim: number;
+  n: number;
+  /** Pool index of each task: [tasks]. */
+  taskIds: Int32Array;
+  /** Outputs of each task's head (TaskPool.outputs of its pool index): [tasks]. */
+  outputs: Int32Array;
+  /** [tasks, n, inputDim] and [tasks, n] (labels in the pool task's own classes). */
+  x: Float32Array;
+  y: Float32Array;
+}
+
+/** What one meta-training iteration consumes: a meta-batch of episodes, or a minibatch of a task pool. */
+export type TrainingBatch = EpisodeBatch | PoolBatch;
+
+/** Whether a training batch is a pool minibatch (it carries pool task ids). */
+export function isPoolBatch(batch: TrainingBatch): batch is PoolBatch {
+  return 'taskIds' in batch;
 }

@@ -3,7 +3,8 @@
  * Metric families are named `fastadapt_*`; Node's standard process metrics (`process_*`, `nodejs_*`)
  * come along because event-loop lag is exactly what a CPU-bound training loop would show first.
  */
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { tf } from '../meta/index.js';
 
 /** Everything counted process-wide (not per app instance); /metrics merges it into each scrape. */
 export const processRegistry = new Registry();
@@ -26,6 +27,27 @@ predictCacheLookups.inc({ result: 'miss' }, 0);
 export function countPredictCacheLookup(hit: boolean): void {
   predictCacheLookups.inc({ result: hit ? 'hit' : 'miss' });
 }
+
+/**
+ * Live tfjs tensors and their bytes in this process, read at each scrape: flat between requests when
+ * nothing leaks (the soak benchmark watches them; a slope is a leak in some engine path).
+ */
+new Gauge({
+  name: 'fastadapt_tfjs_tensors',
+  help: 'TensorFlow.js tensors alive in this process (tf.memory().numTensors)',
+  registers: [processRegistry],
+  collect() {
+    this.set(tf.memory().numTensors);
+  },
+});
+new Gauge({
+  name: 'fastadapt_tfjs_bytes',
+  help: 'Bytes held by TensorFlow.js tensors alive in this process (tf.memory().numBytes)',
+  registers: [processRegistry],
+  collect() {
+    this.set(tf.memory().numBytes);
+  },
+});
 
 let defaultsCollected = false;
 

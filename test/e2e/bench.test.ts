@@ -53,11 +53,13 @@ describe('the benchmarks', () => {
     expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual([...sinusoidRows, 'maml digits', 'protonet digits'].sort());
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive(), speedup: positive() });
     expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive(), backend: 'cpu' });
+    expect(result.quality).toMatchObject({ multitask: { iterations: 20, mse5Shots: positive(), mse10Shots: positive() } });
     expect(result.digitsSetting).toMatchObject({ backend: 'cpu' });
     // The PyTorch baselines run where a Python with torch is found and say why not elsewhere.
     const pytorch = result.pytorch as { skipped?: string; gradientCheck?: { maxAbsDiff: number } };
     if (pytorch.skipped === undefined) {
-      for (const row of rows) {
+      // bench/pytorch implements the episodic algorithms only (not multitask's pool minibatches).
+      for (const row of rows.filter((r) => getAlgorithm(String(r.algorithm)).trainsOn === 'episodes')) {
         expect(row).toMatchObject({ pytorchBatchedMsPerIteration: positive(), pytorchLoopMsPerIteration: positive(), speedupVsPytorchBatched: positive(), speedupVsPytorchLoop: positive() });
         expect(row.speedupVsPytorchBatched).toBeCloseTo((row.pytorchBatchedMsPerIteration as number) / (row.msPerIteration as number), 1);
       }
@@ -70,7 +72,7 @@ describe('the benchmarks', () => {
     }
     const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
     expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
-      ['anil', 'maml', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
+      ['anil', 'maml', 'multitask', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
     for (const d of digits) expect(d.accuracy).toEqual(probability());
   }, 240_000);
 

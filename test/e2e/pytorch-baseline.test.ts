@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { learnerConfig, timingSettings } from '../../bench/meta-timing.js';
 import { findPytorch, gradientCheck, PytorchServer } from '../../bench/pytorch/baseline.js';
-import { ALGORITHM_NAMES, initBackend, initMetaParams, MetaLearner, packEpisodes, Rng, tf, type ParamArrays } from '../../src/meta/index.js';
+import { ALGORITHM_NAMES, getAlgorithm, initBackend, initMetaParams, MetaLearner, packEpisodes, Rng, tf, type ParamArrays } from '../../src/meta/index.js';
 
 const pytorch = await findPytorch('auto');
 const skipped = pytorch.python ? '' : ` (skipped: ${pytorch.reason})`;
@@ -45,6 +45,8 @@ describe.skipIf(!pytorch.python)(`the PyTorch baselines${skipped}`, () => {
     for (const setting of settings) {
       for (const algorithm of ALGORITHM_NAMES) {
         if (algorithm === 'protonet' && setting.family.kind !== 'classification') continue;
+        // bench/pytorch implements the episodic algorithms (multitask trains on task-pool minibatches).
+        if (getAlgorithm(algorithm).trainsOn !== 'episodes') continue;
         const config = learnerConfig(algorithm, setting.family, setting.hidden, setting.innerSteps, setting.innerLr, setting.metaLr);
         const rng = new Rng(3);
         const params = initMetaParams(config, rng);

@@ -64,6 +64,10 @@ beforeAll(async () => {
     return job.id;
   };
   const ownFamily = await familyOf(tenant.headers);
+  // Uploads in progress, so part, commit and delete requests reach a family that takes them.
+  const uploading = async (inputDim: number, kind = 'regression') =>
+    ((await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { name: 'rows', kind, inputDim, source: 'upload', ...(kind === 'classification' ? { nWay: 2 } : {}) } })).json() as { id: string }).id;
+  const uploads = [await uploading(1), await uploading(1, 'classification'), await uploading(3)];
   const strangerFamily = await familyOf(stranger.headers);
   const revoked = await createApiKey(api.db, '', { tenantId });
   await api.db.prisma.apiKey.update({ where: { id: revoked.keyId }, data: { revokedAt: new Date() } });
@@ -76,7 +80,7 @@ beforeAll(async () => {
     authorization: tenant.headers.authorization,
     knownIds: [
       ownFamily, await jobOf(tenant.headers, ownFamily), strangerFamily, await jobOf(stranger.headers, strangerFamily), tenantId, revoked.keyId,
-      withHead.metaModelId, headless.metaModelId, task.id,
+      withHead.metaModelId, headless.metaModelId, task.id, ...uploads,
     ],
   };
   stateQuery = await storedStateQuery(api.db);

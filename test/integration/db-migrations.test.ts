@@ -81,6 +81,7 @@ describe('the test database', () => {
       'adapted_heads',
       'api_keys',
       'checkpoints',
+      'dataset_chunks',
       'dataset_tasks',
       'job_metrics',
       'meta_model_aliases',

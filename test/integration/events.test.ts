@@ -21,6 +21,7 @@ let api: TestApi;
 let database: PrivateDatabase;
 let baseUrl: string;
 let headers: Record<string, string>;
+let tenantId: string;
 let familyId: string;
 let worker: ChildProcess | undefined;
 let workerLog = '';
@@ -49,7 +50,7 @@ beforeAll(async () => {
   database = await createPrivateDatabase('events');
   api = await startApi('events', { DATABASE_URL: database.url });
   baseUrl = await api.app.listen({ host: '127.0.0.1', port: 0 });
-  ({ headers } = await newTenant(api.db));
+  ({ headers, tenantId } = await newTenant(api.db));
   familyId = ((await api.app.inject({ method: 'POST', url: '/task-families', headers, payload: SINE })).json() as { id: string }).id;
 });
 
@@ -86,15 +87,15 @@ describe('a queued job', () => {
 });
 
 describe('a client that goes away', () => {
-  it("closes the stream's own Redis connection", async () => {
+  it("frees its place under the tenant's stream cap", async () => {
     const id = await startJob({ ...QUICK });
-    const connections = async () => (await api.redis.client('LIST') as string).split('\n').filter((line) => line.includes(`name=fastadapt:events:${id}`)).length;
+    const open = async () => api.redis.zcard(`${api.prefix}:event-streams:${tenantId}`);
     const client = new AbortController();
     const response = await fetch(`${baseUrl}/meta-train/${id}/events`, { headers, signal: client.signal });
     expect(response.status).toBe(200);
-    await expect.poll(connections).toBe(1);
+    await expect.poll(open).toBe(1);
     client.abort();
-    await expect.poll(connections).toBe(0);
+    await expect.poll(open).toBe(0);
     await api.app.inject({ method: 'POST', url: `/meta-train/${id}/cancel`, headers });
   });
 });

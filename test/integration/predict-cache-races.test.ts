@@ -103,9 +103,9 @@ describe('AdaptWaiters', () => {
 
   it('settles every waiter of an adaptation with its message, and only those', async () => {
     const waiters = new AdaptWaiters();
-    const a1 = waiters.wait('a', 10_000);
-    const a2 = waiters.wait('a', 10_000);
-    const b = waiters.wait('b', 10_000);
+    const a1 = waiters.wait('a', 10_000)!;
+    const a2 = waiters.wait('a', 10_000)!;
+    const b = waiters.wait('b', 10_000)!;
     expect(waiters.settle(message('a'))).toBe(2);
     expect((await a1.outcome)?.adaptationId).toBe('a');
     expect((await a2.outcome)?.adaptationId).toBe('a');
@@ -119,8 +119,25 @@ describe('AdaptWaiters', () => {
   it('resolves null after the timeout and forgets the waiter', async () => {
     const waiters = new AdaptWaiters();
     const started = Date.now();
-    expect(await waiters.wait('slow', 50).outcome).toBeNull();
+    expect(await waiters.wait('slow', 50)!.outcome).toBeNull();
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
     expect(waiters.size).toBe(0);
+  });
+
+  it('declines a wait beyond its most waiters, and counts a settled or cancelled one out once', async () => {
+    const waiters = new AdaptWaiters(2);
+    const a = waiters.wait('a', 10_000)!;
+    const b = waiters.wait('b', 10_000)!;
+    expect(waiters.wait('c', 10_000)).toBeNull();
+    expect(waiters.waiters).toBe(2);
+    a.cancel();
+    a.cancel();
+    waiters.settle(message('a'));
+    expect(waiters.waiters).toBe(1);
+    const c = waiters.wait('c', 10_000);
+    expect(c).not.toBeNull();
+    waiters.cancelAll();
+    expect(await b.outcome).toBeNull();
+    expect(waiters.waiters).toBe(0);
   });
 });

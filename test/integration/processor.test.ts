@@ -16,7 +16,8 @@ import { runMetaTrainJob, type MetaTrainDeps, type RunOutcome } from '../../src/
 import { closeQueues, createQueues, enqueue } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { SHUTDOWN, startWorkers } from '../../src/jobs/worker.js';
-import { decodeParams, initBackend, TrainingAbortedError } from '../../src/meta/index.js';
+import { loadMetaModel } from '../../src/db/repositories/meta-models.js';
+import { adapt, decodeParams, initBackend, TrainingAbortedError } from '../../src/meta/index.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, uniquePrefix } from './support/services.js';
 import { float32Bytes, seedJob, seedTenant, waitUntil } from './support/training-fixtures.js';
 
@@ -147,6 +148,23 @@ describe('meta-train processor', () => {
     const { jobId } = await seed({ families, hyper: { iterations: 20 } });
     expect(await run(jobId)).toMatchObject({ outcome: 'succeeded', version: 1 });
     expect(await jobRow(jobId)).toMatchObject({ status: 'succeeded', iteration: 20 });
+  });
+
+  it("trains multitask on a dataset family's stored tasks: the stored meta-model is the body, and it loads and adapts", async () => {
+    // Lines y = t x + 1 through 8 points each: task t's own head must learn slope t.
+    const xs = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5];
+    const tasks = Array.from({ length: 6 }, (_, t) => ({ examples: xs.length, x: float32Bytes(xs), y: float32Bytes(xs.map((x) => t * x + 1)) }));
+    const { jobId } = await seed({ algorithm: 'multitask', name: 'lines-multitask', families: [{ name: 'lines', kind: 'regression', inputDim: 1, tasks }], hyper: { iterations: 20, shots: 3, queryShots: 3 } });
+    expect(await run(jobId)).toMatchObject({ outcome: 'succeeded', version: 1 });
+    // The pool's heads (one per stored training task) were training state: the meta-model is the body.
+    const row = await db.prisma.metaModel.findUniqueOrThrow({ where: { jobId } });
+    expect(Object.keys(decodeParams(row.params))).toEqual(['body.0.weight', 'body.0.bias', 'body.1.weight', 'body.1.bias']);
+    const stored = await loadMetaModel(db, row.id);
+    expect(stored?.model.algorithm).toBe('multitask');
+    const support = { x: Float32Array.from([0, 1, 2]), y: Float32Array.from([1, 3, 5]), n: 3 };
+    const adapted = adapt(stored!.model, support);
+    expect(Object.keys(adapted.params)).toEqual(['head.weight', 'head.bias']);
+    expect(adapted.supportLossAfter).toBeLessThan(0.5);
   });
 
   it('ends `cancelled` when the cancel request reaches it by pub/sub', async () => {

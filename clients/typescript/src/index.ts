@@ -104,3 +104,5 @@ export async function* jobEvents(
     yield { ...event, data: JSON.parse(event.data) } as JobEvent;
   }
 }
+
+export { inputDimOf, partsOf, uploadFamily, type UploadFormat, type UploadOptions, type UploadProgress } from './upload.js';

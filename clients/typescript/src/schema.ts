@@ -76,6 +76,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/task-families/{id}/parts/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Upload (or replace) part n of an uploading family: CSV or NDJSON rows, streamed
+         * @description Parsed as it arrives, up to MAX_PART_BYTES (default 64 MiB) a part; stored in one transaction, so a bad row stores nothing of the part. Uploading part n again replaces it.
+         */
+        put: operations["uploadTaskFamilyPart"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/task-families/{id}/commit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Validate an uploaded family as a whole, fix its splits and make it ready
+         * @description Splits are the rows' `split` column, or a seeded 70/15/15 by task (by class for a class pool, so classes are disjoint across splits). A refused commit marks the family failed and says why.
+         */
+        post: operations["commitTaskFamily"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/task-families/{id}": {
         parameters: {
             query?: never;
@@ -87,7 +127,8 @@ export interface paths {
         get: operations["getTaskFamily"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete an uploaded family that was never committed (uploading or failed) */
+        delete: operations["deleteTaskFamily"];
         options?: never;
         head?: never;
         patch?: never;
@@ -386,7 +427,7 @@ export interface components {
              */
             adaptationId: string;
             headVersion: number;
-            /** @description Inner steps run (0 for ProtoNets, whose head is computed from class prototypes) */
+            /** @description Inner steps run (0 for ProtoNets and multitask, whose heads are computed in closed form: from class prototypes; by ridge or logistic regression on the body features) */
             steps: number;
             /** @description Mean loss on the support set (MSE, or cross-entropy) before, after and at every step of the inner loop */
             supportLoss: {
@@ -465,7 +506,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             familyIds: string[];
             model: {
                 hidden: number[];
@@ -485,6 +526,7 @@ export interface components {
                 checkpointEvery: number;
                 seed: number;
                 clipNorm?: number;
+                tasks: number;
             };
             progress: {
                 iteration: number;
@@ -532,7 +574,7 @@ export interface components {
              * @description Meta-learning algorithm; protonet needs classification families
              * @enum {string}
              */
-            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             /** @enum {string} */
             kind: "regression" | "classification";
             inputDim: number;
@@ -718,8 +760,22 @@ export interface components {
                     [key: string]: unknown;
                 };
             };
-            /** @description Stored tasks (0 for a generator family) */
+            /**
+             * @description Where its episodes come from
+             * @enum {string}
+             */
+            source: "generator" | "tasks" | "upload";
+            /**
+             * @description uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are); failed: its commit found the rows unusable (see error)
+             * @enum {string}
+             */
+            status: "uploading" | "ready" | "failed";
+            /** @description Stored tasks (0 for a generator family); for an upload, tasks or classes once committed */
             taskCount: number;
+            /** @description Uploaded rows so far (0 unless uploaded) */
+            rowCount: number;
+            /** @description Why the commit failed */
+            error?: string;
             /**
              * Format: date-time
              * @example 2026-01-01T12:00:00.000Z
@@ -1045,7 +1101,10 @@ export interface operations {
                      *               ]
                      *             }
                      *           },
+                     *           "source": "generator",
+                     *           "status": "ready",
                      *           "taskCount": 0,
+                     *           "rowCount": 0,
                      *           "createdAt": "2026-01-01T12:00:00.000Z"
                      *         }
                      *       ],
@@ -1175,6 +1234,11 @@ export interface operations {
                     inputDim: number;
                     /** @description Classes per episode (classification only) */
                     nWay?: number;
+                    /**
+                     * @description Create the family empty and upload its rows in parts (PUT /task-families/{id}/parts/{n}, then POST /task-families/{id}/commit); no generator or tasks then
+                     * @enum {string}
+                     */
+                    source?: "upload";
                     generator?: {
                         /**
                          * @description Built-in task generator
@@ -1227,7 +1291,10 @@ export interface operations {
                      *           ]
                      *         }
                      *       },
+                     *       "source": "generator",
+                     *       "status": "ready",
                      *       "taskCount": 0,
+                     *       "rowCount": 0,
                      *       "createdAt": "2026-01-01T12:00:00.000Z"
                      *     }
                      */
@@ -1374,6 +1441,439 @@ export interface operations {
             };
         };
     };
+    uploadTaskFamilyPart: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+                /**
+                 * @description Part number; uploading a number again replaces that part
+                 * @example 1
+                 */
+                n: number;
+            };
+            cookie?: never;
+        };
+        /** @description Rows of the family. CSV with a header row: regression `task,y,x1..xd`; classification `label,x1..xd` (a pool of classes) or `task,label,x1..xd`; an optional `split` column (train|val|test). NDJSON: one object a line, `{"task","y","x":[..]}` or `{"label","x":[..]}` (optional `task`, `split`). */
+        requestBody: {
+            content: {
+                /**
+                 * @example task,y,x1,x2
+                 *     sensor-1,0.52,0.1,0.9
+                 *     sensor-1,0.48,0.2,0.8
+                 */
+                "text/csv": string;
+                /**
+                 * @example task,y,x1,x2
+                 *     sensor-1,0.52,0.1,0.9
+                 *     sensor-1,0.48,0.2,0.8
+                 */
+                "application/x-ndjson": string;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "part": 1,
+                     *       "rows": 2,
+                     *       "family": {
+                     *         "id": "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                     *         "name": "sensor-drift",
+                     *         "kind": "regression",
+                     *         "inputDim": 16,
+                     *         "source": "upload",
+                     *         "status": "uploading",
+                     *         "taskCount": 0,
+                     *         "rowCount": 2,
+                     *         "createdAt": "2026-01-01T12:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        part: number;
+                        /** @description Rows of this part */
+                        rows: number;
+                        family: components["schemas"]["TaskFamily"];
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body larger than MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "Request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "Unsupported Media Type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/parts/n",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    commitTaskFamily: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                     *       "name": "sine",
+                     *       "kind": "regression",
+                     *       "inputDim": 1,
+                     *       "generator": {
+                     *         "type": "sinusoid",
+                     *         "params": {
+                     *           "amplitude": [
+                     *             0.1,
+                     *             5
+                     *           ],
+                     *           "phase": [
+                     *             0,
+                     *             3.14
+                     *           ]
+                     *         }
+                     *       },
+                     *       "source": "generator",
+                     *       "status": "ready",
+                     *       "taskCount": 0,
+                     *       "rowCount": 0,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskFamily"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/commit",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getTaskFamily: {
         parameters: {
             query?: never;
@@ -1414,7 +1914,10 @@ export interface operations {
                      *           ]
                      *         }
                      *       },
+                     *       "source": "generator",
+                     *       "status": "ready",
                      *       "taskCount": 0,
+                     *       "rowCount": 0,
                      *       "createdAt": "2026-01-01T12:00:00.000Z"
                      *     }
                      */
@@ -1477,6 +1980,168 @@ export interface operations {
                      *       "status": 404,
                      *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
                      *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteTaskFamily: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its rows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/task-families/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The resource is in a state that does not allow this"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1748,7 +2413,7 @@ export interface operations {
                      * @description Meta-learning algorithm; protonet needs classification families
                      * @enum {string}
                      */
-                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet";
+                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
                     model?: {
                         /** @description Hidden layer sizes of the body. Default [128, 64] */
                         hidden?: number[];
@@ -1778,6 +2443,8 @@ export interface operations {
                         seed?: number;
                         /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
+                        /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
+                        tasks?: number;
                     };
                 };
             };
@@ -3863,9 +4530,9 @@ export interface operations {
                         /** @description Targets (regression) or class labels 0..nWay-1 (classification), one per row of x */
                         y: number[];
                     };
-                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head */
+                    /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it */
                     steps?: number;
-                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead */
+                    /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it */
                     innerLr?: number;
                     /**
                      * @description 'best' (default): keep the step with the lowest support loss, so the head never fits the support set worse than the meta-model; a diverging inner loop still answers 200, with `supportLoss.diverged`. 'none': the raw last step (research); a non-finite one fails (422)

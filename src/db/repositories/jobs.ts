@@ -5,7 +5,7 @@
  */
 import type { Prisma} from '../client.js';
 import { isUniqueViolation, type Db } from '../client.js';
-import { apiHyper, type Activation, type AlgorithmName, type ApiHyperParams, type HyperParams, type MetricsPoint } from '../../meta/index.js';
+import { apiHyper, DEFAULT_HYPER, type Activation, type AlgorithmName, type ApiHyperParams, type HyperParams, type MetricsPoint } from '../../meta/index.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
 /** A job's statuses (the database enum and the job resource's `status`). */
@@ -64,7 +64,8 @@ export function jobView(row: JobRow): JobView {
     algorithm: row.algorithm,
     familyIds: row.familyIds,
     model: row.model as JobView['model'],
-    hyper: apiHyper(row.hyper as unknown as HyperParams),
+    // A job stored before a field was declared ran with its default (e.g. `tasks`, which only multitask reads).
+    hyper: apiHyper({ ...DEFAULT_HYPER, ...(row.hyper as unknown as HyperParams) }),
     progress: { iteration: row.iteration, iterations: row.iterations },
     metrics: (row.lastMetrics as JobView['metrics']) ?? null,
     metaModelId: row.metaModel?.id ?? null,

@@ -1,12 +1,19 @@
 /**
- * Task families as the API stores them: a generator spec as JSON, or dataset tasks as raw float32
- * bytes (one DatasetTask row per task). The engine's createFamily() decides what is valid, both here
- * before storing and in the worker when it rebuilds the family from {@link loadFamilySpec}.
+ * Task families as the API stores them: a generator spec as JSON, dataset tasks as raw float32 bytes
+ * (one DatasetTask row per task), or uploaded rows (dataset-chunks.ts), written part by part while the
+ * family is `uploading` and usable only once a commit found them valid (`ready`). The engine's
+ * createFamily() decides what is valid, both here before storing and in the worker when it rebuilds
+ * the family from {@link loadFamilySpec}.
  */
-import type { FamilySpec, GeneratorType, TaskKind } from '../../meta/index.js';
+import type pg from 'pg';
+import { checkPackedTargets, FamilySpecError, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
 import type { Db } from '../client.js';
+import { chunkGroups, loadPackedRows, replacePartChunks, rowsOutsidePart, setGroupSplits, type ChunkRows } from './dataset-chunks.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
+
+export type FamilySource = 'generator' | 'tasks' | 'upload';
+export type FamilyStatus = 'uploading' | 'ready' | 'failed';
 
 /** A family as clients read it (stored tasks are not echoed back; `taskCount` says how many). */
 export interface TaskFamilyView {
@@ -16,7 +23,14 @@ export interface TaskFamilyView {
   inputDim: number;
   nWay?: number;
   generator?: { type: GeneratorType; params: Record<string, unknown> };
+  source: FamilySource;
+  /** Only a ready family can be meta-trained on. */
+  status: FamilyStatus;
   taskCount: number;
+  /** Uploaded rows so far (0 for generator and JSON-task families). */
+  rowCount: number;
+  /** Why the commit failed (status failed). */
+  error?: string;
   createdAt: string;
 }
 
@@ -27,10 +41,11 @@ export interface FamilySummary {
   kind: TaskKind;
   inputDim: number;
   nWay: number | null;
+  status: FamilyStatus;
 }
 
-const SUMMARY = { id: true, name: true, kind: true, inputDim: true, nWay: true } as const;
-const VIEW = { ...SUMMARY, generator: true, taskCount: true, createdAt: true, tenantId: true } as const;
+const SUMMARY = { id: true, name: true, kind: true, inputDim: true, nWay: true, status: true } as const;
+const VIEW = { ...SUMMARY, generator: true, taskCount: true, uploaded: true, rowCount: true, error: true, createdAt: true, tenantId: true } as const;
 
 interface FamilyRow {
   id: string;
@@ -40,6 +55,10 @@ interface FamilyRow {
   nWay: number | null;
   generator: unknown;
   taskCount: number;
+  uploaded: boolean;
+  status: FamilyStatus;
+  rowCount: number;
+  error: string | null;
   createdAt: Date;
 }
 
@@ -51,7 +70,11 @@ function view(row: FamilyRow): TaskFamilyView {
     inputDim: row.inputDim,
     ...(row.nWay === null ? {} : { nWay: row.nWay }),
     ...(row.generator === null ? {} : { generator: row.generator as TaskFamilyView['generator'] }),
+    source: row.uploaded ? 'upload' : row.generator === null ? 'tasks' : 'generator',
+    status: row.status,
     taskCount: row.taskCount,
+    rowCount: row.rowCount,
+    ...(row.error === null ? {} : { error: row.error }),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -117,23 +140,235 @@ function storedTask(examples: number, inputDim: number, xBytes: Uint8Array, yByt
 }
 
 /**
- * The tenant's families among `ids` back in the form createFamily() takes, dataset tasks decoded, by
- * id (missing or foreign ids are absent). `tenantId` scopes the lookup where a caller acts for a
+ * The tenant's families among `ids` back in the form createFamily() takes, dataset tasks decoded and
+ * uploaded rows loaded (through the process's dataset cache), by id (missing or foreign ids, and
+ * uploaded families not ready, are absent). `tenantId` scopes the lookup where a caller acts for a
  * tenant; the worker, acting for a job, passes the job's.
  * @throws RangeError when a stored task's bytes do not match its sizes.
  */
 export async function loadFamilySpecs(db: Db, tenantId: string, ids: readonly string[]): Promise<Map<string, FamilySpec>> {
   const rows = await db.prisma.taskFamily.findMany({
-    where: { tenantId, id: { in: [...ids] } },
+    where: { tenantId, id: { in: [...ids] }, status: 'ready' },
     include: { tasks: { orderBy: { index: 'asc' } } },
   });
-  return new Map(rows.map((row) => {
+  const out = new Map<string, FamilySpec>();
+  for (const row of rows) {
     const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
-    const spec: FamilySpec = row.generator === null
-      ? { ...base, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
-      : { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
-    return [row.id, spec];
-  }));
+    const spec: FamilySpec = row.uploaded
+      ? { ...base, rows: await uploadedRows(db, row.id, row.kind, row.inputDim) }
+      : row.generator === null
+        ? { ...base, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
+        : { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
+    out.set(row.id, spec);
+  }
+  return out;
+}
+
+/**
+ * A ready uploaded family's rows: from the process's cache, or loaded once and kept there (the
+ * family never changes after its commit, so the cached rows never go stale).
+ */
+async function uploadedRows(db: Db, id: string, kind: TaskKind, inputDim: number): Promise<PackedDataset> {
+  const cached = db.datasets.get(id);
+  if (cached) return cached;
+  const client = await db.sql.connect();
+  try {
+    const groups = await chunkGroups(client, id);
+    const rows = await loadPackedRows(client, id, inputDim, isClassPool(kind, groups.map((g) => g.groupKey)));
+    db.datasets.set(id, rows);
+    return rows;
+  } finally {
+    client.release();
+  }
+}
+
+/** Classification rows without a task column: each group is a class of one pool (see upload-rows.ts). */
+function isClassPool(kind: TaskKind, groupKeys: readonly string[]): boolean {
+  return kind === 'classification' && groupKeys.length > 0 && groupKeys[0].startsWith('class:');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Uploads
+
+/** A family created empty, to be filled part by part. */
+export interface UploadFamilyInput {
+  name: string;
+  kind: TaskKind;
+  inputDim: number;
+  nWay?: number;
+}
+
+export async function createUploadFamily(db: Db, tenantId: string, input: UploadFamilyInput): Promise<TaskFamilyView> {
+  const row = await db.prisma.taskFamily.create({
+    data: { tenantId, name: input.name, kind: input.kind, inputDim: input.inputDim, nWay: input.nWay ?? null, uploaded: true, status: 'uploading' },
+    select: VIEW,
+  });
+  return view(row);
+}
+
+/** The family is not (or no longer) taking parts: it is committed or failed. */
+export class FamilyNotUploadingError extends Error {
+  constructor(readonly status: FamilyStatus) {
+    super(`the family is ${status}, not uploading: ${status === 'ready' ? 'it was committed and can no longer change' : 'delete it and upload again'}`);
+    this.name = 'FamilyNotUploadingError';
+  }
+}
+
+/** The family would pass MAX_DATASET_ROWS or MAX_DATASET_BYTES. */
+export class DatasetTooLargeError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'DatasetTooLargeError';
+  }
+}
+
+/** The upload cannot be committed: why, in words. The family is now `failed`. */
+export class CommitRefusedError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'CommitRefusedError';
+  }
+}
+
+export interface DatasetLimits {
+  /** MAX_DATASET_ROWS */
+  maxRows: number;
+  /** MAX_DATASET_BYTES: rows x (inputDim + 1) x 4 */
+  maxBytes: number;
+}
+
+interface LockedFamily {
+  name: string;
+  kind: TaskKind;
+  input_dim: number;
+  n_way: number | null;
+  status: FamilyStatus;
+  uploaded: boolean;
+}
+
+/** Runs `work` in one transaction on one connection. */
+async function inTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.sql.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** The tenant's uploaded family, locked for this transaction; null when missing or not uploaded. */
+async function lockUpload(client: pg.ClientBase, tenantId: string, id: string): Promise<LockedFamily | null> {
+  const { rows } = await client.query<LockedFamily>(
+    'SELECT name, kind, input_dim, n_way, status, uploaded FROM task_families WHERE id = $1 AND tenant_id = $2 FOR UPDATE',
+    [id, tenantId],
+  );
+  return rows[0]?.uploaded ? rows[0] : null;
+}
+
+/**
+ * Stores part `part` of an uploading family in one transaction, replacing an earlier upload of the
+ * same part; returns the family with its new row count, or null when there is no such uploaded family.
+ * @throws FamilyNotUploadingError, DatasetTooLargeError (nothing of the part is stored)
+ */
+export async function writeUploadPart(db: Db, tenantId: string, id: string, part: number, chunks: readonly ChunkRows[], limits: DatasetLimits): Promise<TaskFamilyView | null> {
+  const found = await inTransaction(db, async (client) => {
+    const family = await lockUpload(client, tenantId, id);
+    if (!family) return false;
+    if (family.status !== 'uploading') throw new FamilyNotUploadingError(family.status);
+    const rows = (await rowsOutsidePart(client, id, part)) + chunks.reduce((sum, c) => sum + c.examples, 0);
+    if (rows > limits.maxRows) throw new DatasetTooLargeError(`the family would hold ${rows} rows, more than MAX_DATASET_ROWS (${limits.maxRows})`);
+    const bytes = rows * (family.input_dim + 1) * 4;
+    if (bytes > limits.maxBytes) throw new DatasetTooLargeError(`the family would store ${bytes} bytes, more than MAX_DATASET_BYTES (${limits.maxBytes})`);
+    await replacePartChunks(client, id, part, chunks);
+    await client.query('UPDATE task_families SET row_count = $2 WHERE id = $1', [id, rows]);
+    return true;
+  });
+  return found ? getTaskFamily(db, tenantId, id) : null;
+}
+
+/** Why the groups of an upload cannot make a family, or null; assigns seeded splits when needed. */
+function planSplits(kind: TaskKind, groups: readonly { groupKey: string; splits: (Split | null)[] }[]): string | Map<string, Split> | null {
+  if (groups.length === 0) return 'no rows were uploaded';
+  const pools = groups.filter((g) => g.groupKey.startsWith('class:')).length;
+  if (kind === 'classification' && pools !== 0 && pools !== groups.length) {
+    return 'some parts have a task column and others do not: a family is either one pool of classes or tasks of labelled rows';
+  }
+  const name = (g: { groupKey: string }) => `${g.groupKey.startsWith('class:') ? 'class' : 'task'} '${g.groupKey.slice(g.groupKey.indexOf(':') + 1)}'`;
+  const named = groups.filter((g) => g.splits.some((s) => s !== null));
+  if (named.length === 0) {
+    if (groups.length < 3) return `${groups.length} ${pools > 0 ? 'classes' : 'tasks'} cannot be split into train, val and test: upload at least 3, or a split column`;
+    return seededSplits(groups.map((g) => g.groupKey));
+  }
+  for (const group of groups) {
+    if (group.splits.includes(null)) return `${name(group)} has rows without a split while other rows have one: give the split column in every part or in none`;
+    if (group.splits.length > 1) return `${name(group)} is in more than one split (${group.splits.join(', ')}): each task or class belongs to one split`;
+  }
+  return null;
+}
+
+/**
+ * Validates the whole upload and makes the family usable: fixes the splits (the rows' own, or a
+ * seeded 70/15/15 by task or class), checks with the engine that every split can give an episode,
+ * and sets it ready. Returns null when there is no such uploaded family.
+ * @throws FamilyNotUploadingError; CommitRefusedError after marking the family failed.
+ */
+export async function commitUpload(db: Db, tenantId: string, id: string): Promise<TaskFamilyView | null> {
+  let refused: string | null = null;
+  const found = await inTransaction(db, async (client) => {
+    const family = await lockUpload(client, tenantId, id);
+    if (!family) return false;
+    if (family.status !== 'uploading') throw new FamilyNotUploadingError(family.status);
+    const groups = await chunkGroups(client, id);
+    const plan = planSplits(family.kind, groups);
+    if (typeof plan === 'string') {
+      refused = plan;
+    } else {
+      if (plan) await setGroupSplits(client, id, plan);
+      // The engine's rule on splits and labels, checked on the targets alone (the inputs were checked
+      // row by row as the parts arrived): a commit never holds the whole family in memory.
+      const rows = await loadPackedRows(client, id, family.input_dim, isClassPool(family.kind, groups.map((g) => g.groupKey)), true);
+      try {
+        checkPackedTargets(rows, { kind: family.kind, ...(family.n_way === null ? {} : { ways: family.n_way }) });
+      } catch (error) {
+        if (!(error instanceof FamilySpecError)) throw error;
+        refused = error.detail;
+      }
+      if (refused === null) {
+        await client.query("UPDATE task_families SET status = 'ready', task_count = $2, row_count = $3 WHERE id = $1", [id, groups.length, rows.y.length]);
+        return true;
+      }
+    }
+    // A refused commit keeps no seeded split; the family is marked failed below, outside this transaction.
+    throw new RefusedInTransaction();
+  }).catch((error: unknown) => {
+    if (error instanceof RefusedInTransaction) return true;
+    throw error;
+  });
+  if (!found) return null;
+  if (refused !== null) {
+    await db.prisma.taskFamily.updateMany({ where: { id, tenantId, status: 'uploading' }, data: { status: 'failed', error: refused } });
+    throw new CommitRefusedError(refused);
+  }
+  return getTaskFamily(db, tenantId, id);
+}
+
+/** Rolls the commit's transaction back (see commitUpload). */
+class RefusedInTransaction extends Error {}
+
+/**
+ * Deletes an uploaded family that was never committed (uploading or failed), with its rows. Ready
+ * families stay: jobs and meta-models name them.
+ */
+export async function deleteUncommittedFamily(db: Db, tenantId: string, id: string): Promise<'deleted' | 'missing' | 'ready'> {
+  const { count } = await db.prisma.taskFamily.deleteMany({ where: { id, tenantId, status: { in: ['uploading', 'failed'] } } });
+  if (count > 0) return 'deleted';
+  return (await db.prisma.taskFamily.count({ where: { id, tenantId } })) > 0 ? 'ready' : 'missing';
 }
 
 /** One family of the tenant as loadFamilySpecs gives it, or null. */

@@ -3,6 +3,8 @@
  * application/problem+json; 5xx answers hide internals and the error is logged with the request id.
  */
 import fp from 'fastify-plugin';
+import { maxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEPENDENCY_RETRY_AFTER_SECONDS, unavailableDependency, type Dependency } from '../dependency-errors.js';
 import { HttpProblem, statusTitle } from '../problem.js';
@@ -62,6 +64,30 @@ function isUnstorableText(error: unknown): boolean {
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   request.log.info({ code: error.code, status: error.statusCode }, 'request rejected by the router');
   send(reply, toProblem(error, request));
+}
+
+/** What a connection-level refusal (before any request exists) answers, by Node's error code. */
+const CLIENT_ERRORS: Record<string, { status: number; detail: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, detail: `The request headers are larger than the server accepts (${maxHeaderSize / 1024} KiB in all)` },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'The request did not arrive in time' },
+};
+
+/**
+ * For Fastify's `clientErrorHandler` option: Node refuses a malformed request (oversized headers, a
+ * bad request line) before Fastify sees it, and Fastify's default answers application/json. This
+ * answers problem+json like everything else, then closes the connection as Node does.
+ */
+export function clientErrors(this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
+  // A reset connection has nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const known = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, detail: 'The request is not valid HTTP' };
+  const problem: Problem = { type: 'about:blank', title: statusTitle(known.status), status: known.status, detail: known.detail };
+  this.log.info({ code: error.code, status: known.status }, 'connection refused a malformed request');
+  if (socket.writable) {
+    const body = JSON.stringify(problem);
+    socket.write(`HTTP/1.1 ${known.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
 }
 
 async function errors(app: FastifyInstance): Promise<void> {

@@ -92,7 +92,12 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
 
     const created = await createAdaptation(db, target, { support, steps, innerLr, guard });
     const location = `/tasks/${taskId}/adaptations/${created.id}`;
+    // No wait when asked not to, or when the process already holds its most waiters: answer 202 at once.
     const wait = request.body.wait === false ? null : app.adaptWaiters.wait(created.id, config.adaptWaitMs);
+    // A client that goes away stops waiting now, not at the timeout: its timer and entry leave with it.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableEnded) wait?.cancel();
+    });
     try {
       await enqueue(app.queues, 'adapt', { taskId, adaptationId: created.id }, created.id, { priority: 1 });
     } catch (err) {

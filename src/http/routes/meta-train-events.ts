@@ -1,25 +1,40 @@
 /**
  * GET /meta-train/:id/events: a job's live progress as Server-Sent Events, from any API process.
  * The worker appends events to the job's Redis stream (jobs/events.ts); this route sends a `status`
- * snapshot from Postgres, then reads the stream from Last-Event-ID (or its start) with XREAD BLOCK on
- * a connection of its own, and closes after a terminal status.
+ * snapshot from Postgres, then the stream's entries after Last-Event-ID (or from its start), read by
+ * the process's one shared reader (jobs/event-reader.ts), and closes after a terminal status. A
+ * tenant holds at most MAX_EVENT_STREAMS_PER_TENANT streams at once, over all API processes.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { Redis } from 'ioredis';
 import type { ServerResponse } from 'node:http';
 import { getJob, type JobView } from '../../db/repositories/jobs.js';
+import type { JobEventReader, StreamEntry } from '../../jobs/event-reader.js';
 import { decodeJobEvent, isTerminalStatus, jobEventsKey, type StatusEventData } from '../../jobs/events.js';
+import { StreamLeases } from '../../jobs/stream-leases.js';
+import { DependencyUnavailableError } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 
 export interface EventsRouteOptions {
-  /** The routes' Redis connection; each client gets a duplicate of it. */
+  /** The routes' command connection (the final, non-blocking reads and the stream leases). */
   redis: Redis;
+  /** The process's shared reader of job event streams. */
+  reader: JobEventReader;
   /** A comment line is sent this often so proxies keep the connection; Postgres is re-checked then too. Default 15000. */
   heartbeatMs?: number;
 }
 
+/**
+ * Bytes a stream may have waiting for a client that does not read: beyond it the stream ends (the
+ * client resumes with Last-Event-ID) rather than the process buffering without bound.
+ */
+export const MAX_UNSENT_BYTES = 256 * 1024;
+
+/** A lease outlives this many missed heartbeats (a dead process's streams free their places after it). */
+const LEASE_HEARTBEATS = 3;
 /** What a client reads while a job runs to the end (shown in the OpenAPI document). */
 const EVENTS_EXAMPLE = [
   'event: status\ndata: {"status":"running","iteration":0,"iterations":5000}\n',
@@ -28,8 +43,8 @@ const EVENTS_EXAMPLE = [
   'id: 1767268822480-0\nevent: status\ndata: {"status":"succeeded","iteration":5000,"iterations":5000,"metaModelId":"0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912"}\n\n',
 ].join('\n');
 
-/** Stream entries read per XREAD. */
-const BATCH = 100;
+/** Stream entries read by the final, non-blocking read. */
+const BATCH = 1000;
 
 function statusOf(job: JobView): StatusEventData {
   return {
@@ -44,14 +59,10 @@ function frame(type: string, data: unknown, id?: string): string {
   return `${id === undefined ? '' : `id: ${id}\n`}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-/**
- * Writes the stream entries of `reply` and says whether one was a terminal status.
- * `read` is XREAD's answer for one key.
- */
-function writeEntries(res: ServerResponse, entries: [string, string[]][], cursor: { lastId: string }): boolean {
+/** Writes stream entries and says whether one was a terminal status. */
+function writeEntries(res: ServerResponse, entries: StreamEntry[]): boolean {
   let ended = false;
   for (const entry of entries) {
-    cursor.lastId = entry[0];
     const event = decodeJobEvent(entry);
     if (!event) continue;
     res.write(frame(event.type, event.data, event.id));
@@ -60,14 +71,21 @@ function writeEntries(res: ServerResponse, entries: [string, string[]][], cursor
   return ended;
 }
 
-async function readStream(conn: Redis, key: string, lastId: string, blockMs?: number): Promise<[string, string[]][]> {
-  const answer = blockMs === undefined
-    ? await conn.xread('COUNT', BATCH, 'STREAMS', key, lastId)
-    : await conn.xread('COUNT', BATCH, 'BLOCK', blockMs, 'STREAMS', key, lastId);
-  return (answer?.[0]?.[1] ?? []) as [string, string[]][];
+/** What the stream holds after `lastId`, without blocking (a short command on the shared connection). */
+async function readRest(redis: Redis, key: string, lastId: string): Promise<StreamEntry[]> {
+  const answer = await redis.xread('COUNT', BATCH, 'STREAMS', key, lastId);
+  return (answer?.[0]?.[1] ?? []) as StreamEntry[];
 }
 
-const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (app, { redis, heartbeatMs = 15_000 }) => {
+const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (app, { redis, reader, heartbeatMs = 15_000 }) => {
+  const leases = new StreamLeases(redis, app.config.queuePrefix, heartbeatMs * LEASE_HEARTBEATS);
+  const limit = app.config.limits.maxEventStreamsPerTenant;
+  // The streams open in this process, ended when the app closes (their timers and sockets with them).
+  const openStreams = new Set<() => void>();
+  app.addHook('onClose', async () => {
+    for (const finish of [...openStreams]) finish();
+  });
+
   app.get('/meta-train/:id/events', {
     schema: {
       operationId: 'streamMetaTrainEvents',
@@ -82,7 +100,7 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
           description: 'text/event-stream; each event has `id`, `event` (status | progress | metrics) and JSON `data`',
           content: { 'text/event-stream': { schema: Type.String(), example: EVENTS_EXAMPLE } },
         },
-        ...problemResponses(400, 404),
+        ...problemResponses(400, 404, 429, 503),
       },
     },
   }, async (request, reply) => {
@@ -90,18 +108,77 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
     const { id } = request.params;
     const job = await getJob(app.db, tenantId, id);
     if (!job) throw new HttpProblem(404, `No meta-training job ${id}`);
-
-    // XREAD BLOCK holds its connection, so each client gets its own, closed with the response.
-    const conn = redis.duplicate({ connectionName: `fastadapt:events:${id}` });
-    conn.on('error', (err: Error) => request.log.warn({ err }, 'event stream connection error'));
     const key = jobEventsKey(app.config.queuePrefix, id);
-    const cursor = { lastId: request.headers['last-event-id'] ?? '0' };
+    const fromId = request.headers['last-event-id'] ?? '0';
+
+    if (isTerminalStatus(job.status)) {
+      // Ended already: replay what the stream still holds after Last-Event-ID and close. Short, so
+      // it takes no place under the cap.
+      const rest = await readRest(redis, key, fromId);
+      const res = open(reply);
+      res.write(frame('status', statusOf(job)));
+      writeEntries(res, rest);
+      res.end();
+      return;
+    }
+
+    // The command connection waits through reconnects: during an outage answer 503 now instead.
+    if (redis.status !== 'ready') throw new DependencyUnavailableError('redis', `connection is ${redis.status}`);
+    const place = await leases.acquire(tenantId, limit);
+    if (!place.admitted) {
+      throw new HttpProblem(429, `At most ${limit} event streams may be open at once for a tenant; close one first`, { extensions: { limit, open: place.open } });
+    }
+    const { lease } = place;
+
+    const res = open(reply);
+    res.write(frame('status', statusOf(job)));
     let closed = false;
-    request.raw.on('close', () => {
+    let checking = false;
+    const finish = () => {
+      if (closed) return;
       closed = true;
-      conn.disconnect();
+      openStreams.delete(finish);
+      clearInterval(heartbeat);
+      watch.close();
+      lease.release().catch((err: unknown) => request.log.warn({ err }, 'could not release an event stream lease'));
+      res.end();
+    };
+    // The client went away (or the socket failed): free the reader's watch and the tenant's place.
+    res.on('close', finish);
+    openStreams.add(finish);
+
+    const watch = reader.watch(key, fromId, (entries) => {
+      if (closed) return;
+      if (writeEntries(res, entries)) return finish();
+      if (res.writableLength > MAX_UNSENT_BYTES) {
+        request.log.info({ jobId: id }, 'event stream client is not reading; closing its stream');
+        finish();
+      }
     });
 
+    const heartbeat = setInterval(() => {
+      if (closed || checking) return;
+      checking = true;
+      res.write(': heartbeat\n\n');
+      void (async () => {
+        await lease.renew();
+        // If Postgres says the job ended (its last event lost, e.g. Redis was wiped), send what is
+        // left and the final status from the record.
+        const now = await getJob(app.db, tenantId, id);
+        if (closed || (now && !isTerminalStatus(now.status))) return;
+        if (writeEntries(res, await readRest(redis, key, watch.lastId))) return finish();
+        if (now) res.write(frame('status', statusOf(now)));
+        finish();
+      })().catch((err: unknown) => {
+        if (!closed) request.log.warn({ err, jobId: id }, 'event stream check failed');
+      }).finally(() => {
+        checking = false;
+      });
+    }, heartbeatMs);
+  });
+
+  /** Takes the response over from Fastify and sends the SSE head. */
+  function open(reply: FastifyReply): ServerResponse {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -111,37 +188,8 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    res.write(frame('status', statusOf(job)));
-    try {
-      if (isTerminalStatus(job.status)) {
-        // Ended already: replay what the stream still holds after Last-Event-ID, then close.
-        writeEntries(res, await readStream(conn, key, cursor.lastId), cursor);
-        return;
-      }
-      while (!closed) {
-        const entries = await readStream(conn, key, cursor.lastId, heartbeatMs);
-        if (closed) return;
-        if (entries.length > 0) {
-          if (writeEntries(res, entries, cursor)) return;
-          continue;
-        }
-        res.write(': heartbeat\n\n');
-        // Quiet for a while: if Postgres says the job ended (its last event lost, e.g. Redis was
-        // wiped), send what is left and the final status from the record.
-        const now = await getJob(app.db, tenantId, id);
-        if (!now || isTerminalStatus(now.status)) {
-          if (writeEntries(res, await readStream(conn, key, cursor.lastId), cursor)) return;
-          if (now) res.write(frame('status', statusOf(now)));
-          return;
-        }
-      }
-    } catch (err) {
-      if (!closed) request.log.warn({ err, jobId: id }, 'event stream failed');
-    } finally {
-      conn.disconnect();
-      res.end();
-    }
-  });
+    return res;
+  }
 };
 
 export default metaTrainEvents;

@@ -45,7 +45,10 @@ function canonicalJson(value: unknown): string {
 async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCreate): Promise<NewJob> {
   const families = await summariseFamilies(app.db, tenantId, body.familyIds);
   body.familyIds.forEach((id, i) => {
-    if (!families.has(id)) throw invalidField(`/familyIds/${i}`, `names no task family (${id})`);
+    const family = families.get(id);
+    if (!family) throw invalidField(`/familyIds/${i}`, `names no task family (${id})`);
+    // Nothing half-written is trained on: an upload must be committed first.
+    if (family.status !== 'ready') throw invalidField(`/familyIds/${i}`, `family '${family.name}' is ${family.status}, not ready: commit its upload first (POST /task-families/${id}/commit)`);
   });
   const first = families.get(body.familyIds[0])!;
   body.familyIds.slice(1).forEach((id, i) => {

@@ -21,6 +21,9 @@ const DATASET_FAMILY = {
   ],
 };
 
+/** An empty family that receives its rows by upload (PUT .../parts/:n, then POST .../commit). */
+const UPLOAD_FAMILY = { name: 'sensor-drift', kind: 'regression', inputDim: 16, source: 'upload' };
+
 export const TaskKind = Literals(TASK_KINDS);
 
 export const Generator = Type.Object(
@@ -47,6 +50,9 @@ export function TaskFamilyCreate(limits: Limits) {
       kind: TaskKind,
       inputDim: Type.Integer({ minimum: 1, maximum: MAX_INPUT_DIM }),
       nWay: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000, description: 'Classes per episode (classification only)' })),
+      source: Type.Optional(Type.Literal('upload', {
+        description: 'Create the family empty and upload its rows in parts (PUT /task-families/{id}/parts/{n}, then POST /task-families/{id}/commit); no generator or tasks then',
+      })),
       generator: Type.Optional(Generator),
       tasks: Type.Optional(
         Type.Array(
@@ -61,7 +67,7 @@ export function TaskFamilyCreate(limits: Limits) {
         ),
       ),
     },
-    { additionalProperties: false, examples: [SINE_FAMILY, DATASET_FAMILY] },
+    { additionalProperties: false, examples: [SINE_FAMILY, DATASET_FAMILY, UPLOAD_FAMILY] },
   );
 }
 export type TaskFamilyCreate = Static<ReturnType<typeof TaskFamilyCreate>>;
@@ -73,12 +79,38 @@ export const TaskFamily = Type.Object({
   inputDim: Type.Integer(),
   nWay: Type.Optional(Type.Integer()),
   generator: Type.Optional(Type.Object({ type: Type.String(), params: Type.Record(Type.String(), Type.Unknown()) })),
-  taskCount: Type.Integer({ description: 'Stored tasks (0 for a generator family)' }),
+  source: Literals(['generator', 'tasks', 'upload'] as const, { description: 'Where its episodes come from' }),
+  status: Literals(['uploading', 'ready', 'failed'] as const, {
+    description: 'uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are); failed: its commit found the rows unusable (see error)',
+  }),
+  taskCount: Type.Integer({ description: 'Stored tasks (0 for a generator family); for an upload, tasks or classes once committed' }),
+  rowCount: Type.Integer({ description: 'Uploaded rows so far (0 unless uploaded)' }),
+  error: Type.Optional(Type.String({ description: 'Why the commit failed' })),
   createdAt: Timestamp,
-}, { examples: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, taskCount: 0, createdAt: EXAMPLE_TIMES.created }] });
+}, { examples: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, source: 'generator', status: 'ready', taskCount: 0, rowCount: 0, createdAt: EXAMPLE_TIMES.created }] });
 
 export const TaskFamilyList = Page(TaskFamily, {
-  examples: [{ items: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, taskCount: 0, createdAt: EXAMPLE_TIMES.created }], nextCursor: null }],
+  examples: [{ items: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, source: 'generator', status: 'ready', taskCount: 0, rowCount: 0, createdAt: EXAMPLE_TIMES.created }], nextCursor: null }],
 });
+
+/** The media types a part may have. */
+export const PART_MEDIA_TYPES = ['text/csv', 'application/x-ndjson'] as const;
+
+export const PartParams = Type.Object({
+  id: Id,
+  n: Type.Integer({ minimum: 1, maximum: 100_000, description: 'Part number; uploading a number again replaces that part', examples: [1] }),
+}, { additionalProperties: false });
+
+/** A part's body: parsed as it streams in, never held whole (see upload-rows.ts for the columns). */
+export const PartBody = Type.String({
+  description: 'Rows of the family. CSV with a header row: regression `task,y,x1..xd`; classification `label,x1..xd` (a pool of classes) or `task,label,x1..xd`; an optional `split` column (train|val|test). NDJSON: one object a line, `{"task","y","x":[..]}` or `{"label","x":[..]}` (optional `task`, `split`).',
+  examples: ['task,y,x1,x2\nsensor-1,0.52,0.1,0.9\nsensor-1,0.48,0.2,0.8\n'],
+});
+
+export const PartResult = Type.Object({
+  part: Type.Integer(),
+  rows: Type.Integer({ description: 'Rows of this part' }),
+  family: TaskFamily,
+}, { examples: [{ part: 1, rows: 2, family: { id: EXAMPLE_IDS.family, ...UPLOAD_FAMILY, status: 'uploading', taskCount: 0, rowCount: 2, createdAt: EXAMPLE_TIMES.created } }] });
 
 export const TaskFamilyListQuery = Type.Object(PageQuery, { additionalProperties: false });

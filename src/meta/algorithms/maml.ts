@@ -7,14 +7,15 @@ import { adaptToSupport } from '../inner-loop.js';
 import { initModelParams } from '../model.js';
 import { throughAdaptation } from './common.js';
 import { TASK_KINDS } from '../types.js';
-import type { MetaAlgorithm } from './types.js';
+import type { EpisodicAlgorithm } from './types.js';
 
-export const maml: MetaAlgorithm = {
+export const maml: EpisodicAlgorithm = {
   name: 'maml',
   kinds: TASK_KINDS,
   adaptsBody: true,
   metaTrainsHead: true,
   runsInnerSteps: true,
+  trainsOn: 'episodes',
   initMetaParams: (spec, rng) => initModelParams(spec, rng),
   adapt: (spec, theta, support, inner) => adaptToSupport(spec, theta, support, { scope: 'all', ...inner }),
   metaGradient: (spec, theta, batch, inner) =>

@@ -8,7 +8,7 @@ import { adaptToSupport } from '../inner-loop.js';
 import { initModelParams, type NamedTensors, type ParamArrays } from '../model.js';
 import { modelPart, throughAdaptation } from './common.js';
 import { TASK_KINDS } from '../types.js';
-import type { MetaAlgorithm } from './types.js';
+import type { EpisodicAlgorithm } from './types.js';
 
 /** The meta-parameter holding a parameter's learned inner step size. */
 export const LR_PREFIX = 'lr.';
@@ -19,12 +19,13 @@ function learnedRates(theta: NamedTensors): NamedTensors {
   return rates;
 }
 
-export const metasgd: MetaAlgorithm = {
+export const metasgd: EpisodicAlgorithm = {
   name: 'metasgd',
   kinds: TASK_KINDS,
   adaptsBody: true,
   metaTrainsHead: true,
   runsInnerSteps: true,
+  trainsOn: 'episodes',
   initMetaParams(spec, rng, inner) {
     const params = initModelParams(spec, rng);
     const rates: ParamArrays = {};

@@ -9,14 +9,15 @@
 import { tf } from '../backend.js';
 import { embed, HEAD_BIAS, HEAD_WEIGHT, initModelParams, bodyShapes } from '../model.js';
 import { throughAdaptation } from './common.js';
-import type { MetaAlgorithm } from './types.js';
+import type { EpisodicAlgorithm } from './types.js';
 
-export const protonet: MetaAlgorithm = {
+export const protonet: EpisodicAlgorithm = {
   name: 'protonet',
   kinds: ['classification'],
   adaptsBody: false,
   metaTrainsHead: false,
   runsInnerSteps: false,
+  trainsOn: 'episodes',
   initMetaParams: (spec, rng) =>
     initModelParams(
       spec,

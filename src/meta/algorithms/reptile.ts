@@ -8,14 +8,15 @@ import { tf } from '../backend.js';
 import { adaptToSupport, lossOn } from '../inner-loop.js';
 import { initModelParams } from '../model.js';
 import { TASK_KINDS } from '../types.js';
-import type { MetaAlgorithm } from './types.js';
+import type { EpisodicAlgorithm } from './types.js';
 
-export const reptile: MetaAlgorithm = {
+export const reptile: EpisodicAlgorithm = {
   name: 'reptile',
   kinds: TASK_KINDS,
   adaptsBody: true,
   metaTrainsHead: true,
   runsInnerSteps: true,
+  trainsOn: 'episodes',
   initMetaParams: (spec, rng) => initModelParams(spec, rng),
   adapt: (spec, theta, support, inner) => adaptToSupport(spec, theta, support, { scope: 'all', ...inner }),
   metaGradient(spec, theta, batch, inner) {

@@ -4,12 +4,16 @@
  * replacement. Classification episodes pick N classes present in the task and relabel them 0..N-1
  * in random order, so labels carry no meaning across episodes.
  *
- * Splits: with 5 or more tasks every 5th task (index 4, 9, ...) is held out for 'val' and 'test';
- * with fewer there is nothing to hold out, and 'val'/'test' reuse the training tasks.
+ * Splits of JSON tasks: with 5 or more tasks every 5th task (index 4, 9, ...) is held out for 'val'
+ * and 'test'; with fewer there is nothing to hold out, and 'val'/'test' reuse the training tasks.
+ *
+ * Uploaded families come packed ({@link PackedDataset}): every row of the family in one Float32Array,
+ * each task a range of it with its own split. Tasks are views into that array, so building a family
+ * and drawing episodes never copy the dataset (an episode copies only its own rows).
  */
 
 import type { Rng } from '../rng.js';
-import type { Episode, EpisodeShape, Split, TaskFamily, TaskKind } from '../types.js';
+import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskKind, TaskPool } from '../types.js';
 import { checkShape, classificationEpisode, EpisodeShapeError, resolveWays, sampleDistinct } from './episode.js';
 import { FamilySpecError, isRecord, MAX_PARAM_MAGNITUDE } from './params.js';
 
@@ -28,6 +32,19 @@ export interface DatasetOptions {
   name?: string;
   /** Where the tasks sit in the caller's input, for error paths. Default 'tasks'. */
   path?: string;
+}
+
+/**
+ * Rows of an uploaded family: `x` is rows x inputDim, `y` rows, and each task is `count` rows from
+ * row `start`, in one split. With `classPool` the family is labelled examples of many classes rather
+ * than tasks: all rows of a split form one pool from which an episode draws N classes (the tasks are
+ * then the classes, each a contiguous range, and a split's classes must be adjacent).
+ */
+export interface PackedDataset {
+  x: Float32Array;
+  y: Float32Array;
+  tasks: { split: Split; start: number; count: number }[];
+  classPool?: boolean;
 }
 
 interface Task {
@@ -75,8 +92,50 @@ function readTask(raw: unknown, path: string, kind: TaskKind, inputDim: number):
     }
     y[i] = label;
   }
-  const classes = [...byLabel.entries()].sort((a, b) => a[0] - b[0]).map(([, members]) => members);
-  return { x, y, n, classes };
+  return { x, y, n, classes: classesOf(byLabel) };
+}
+
+function classesOf(byLabel: Map<number, number[]>): number[][] {
+  return [...byLabel.entries()].sort((a, b) => a[0] - b[0]).map(([, members]) => members);
+}
+
+/** A task over rows [start, start + count) of a packed dataset: views, not copies. */
+function packedTask(data: PackedDataset, inputDim: number, kind: TaskKind, start: number, count: number): Task {
+  const x = data.x.subarray(start * inputDim, (start + count) * inputDim);
+  const y = data.y.subarray(start, start + count);
+  const byLabel = new Map<number, number[]>();
+  if (kind === 'classification') {
+    for (let i = 0; i < count; i++) {
+      const members = byLabel.get(y[i]);
+      if (members) members.push(i);
+      else byLabel.set(y[i], [i]);
+    }
+  }
+  return { x, y, n: count, classes: classesOf(byLabel) };
+}
+
+const SPLITS: readonly Split[] = ['train', 'val', 'test'];
+
+/** A packed dataset's tasks by split (a class pool: one task per split, spanning its classes). */
+function packedSplits(data: PackedDataset, inputDim: number, kind: TaskKind, path: string): Record<Split, Task[]> {
+  if (data.x.length !== data.y.length * inputDim) throw new FamilySpecError(path, `holds ${data.x.length} inputs for ${data.y.length} rows of inputDim ${inputDim}`);
+  const out: Record<Split, Task[]> = { train: [], val: [], test: [] };
+  for (const split of SPLITS) {
+    const ranges = data.tasks.filter((t) => t.split === split);
+    for (const { start, count } of ranges) {
+      if (!(start >= 0 && count >= 1 && start + count <= data.y.length)) throw new FamilySpecError(path, `task rows ${start}+${count} lie outside the ${data.y.length} rows`);
+    }
+    if (!data.classPool) {
+      out[split] = ranges.map((t) => packedTask(data, inputDim, kind, t.start, t.count));
+    } else if (ranges.length > 0) {
+      const start = Math.min(...ranges.map((t) => t.start));
+      const end = Math.max(...ranges.map((t) => t.start + t.count));
+      const rows = ranges.reduce((sum, t) => sum + t.count, 0);
+      if (end - start !== rows) throw new FamilySpecError(path, `the ${split} classes are not adjacent rows`);
+      out[split] = [packedTask(data, inputDim, kind, start, rows)];
+    }
+  }
+  return out;
 }
 
 export class DatasetFamily implements TaskFamily {
@@ -84,41 +143,37 @@ export class DatasetFamily implements TaskFamily {
   readonly kind: TaskKind;
   readonly inputDim: number;
   readonly ways?: number;
-  private readonly train: Task[];
-  private readonly heldOut: Task[];
+  private readonly splits: Record<Split, Task[]>;
   /** Tasks able to serve a given episode size, per split: computed once per shape. */
   private readonly eligible = new Map<string, Task[]>();
 
+  /** `tasks`: JSON tasks (StoredTask[], validated here) or a {@link PackedDataset}. */
   constructor(tasks: unknown, options: DatasetOptions) {
     const path = options.path ?? 'tasks';
     this.name = options.name ?? 'dataset';
     this.kind = options.kind;
     this.inputDim = options.inputDim;
     if (options.kind === 'classification') this.ways = options.ways ?? 2;
-    if (!Array.isArray(tasks) || tasks.length === 0) throw new FamilySpecError(path, 'must be a non-empty array of tasks');
-    const all = tasks.map((task, i) => readTask(task, `${path}[${i}]`, options.kind, options.inputDim));
-    const held = all.length >= 5 ? all.filter((_, i) => i % 5 === 4) : all;
-    this.train = all.length >= 5 ? all.filter((_, i) => i % 5 !== 4) : all;
-    this.heldOut = held;
-    if (this.ways !== undefined) {
-      // The smallest episode (1 shot + 1 query per class) must be possible in every split.
-      for (const [split, list] of [['train', this.train], ['val', this.heldOut]] as const) {
-        if (!list.some((t) => t.classes.filter((c) => c.length >= 2).length >= this.ways!)) {
-          throw new FamilySpecError(path, `no ${split} task has ${this.ways} classes with at least 2 examples each (needed for ${this.ways}-way episodes)`);
-        }
-      }
+    if (isPacked(tasks)) {
+      this.splits = packedSplits(tasks, options.inputDim, options.kind, path);
+    } else {
+      if (!Array.isArray(tasks) || tasks.length === 0) throw new FamilySpecError(path, 'must be a non-empty array of tasks');
+      const all = tasks.map((task, i) => readTask(task, `${path}[${i}]`, options.kind, options.inputDim));
+      const heldOut = all.length >= 5 ? all.filter((_, i) => i % 5 === 4) : all;
+      this.splits = { train: all.length >= 5 ? all.filter((_, i) => i % 5 !== 4) : all, val: heldOut, test: heldOut };
     }
+    checkSplits(this.splits, this.ways, path);
   }
 
   /** The number of tasks in a split (for inspection and tests). */
   taskCount(split: Split): number {
-    return split === 'train' ? this.train.length : this.heldOut.length;
+    return this.splits[split].length;
   }
 
   sampleEpisode(rng: Rng, split: Split, shape: EpisodeShape): Episode {
     const { shots, queryShots } = checkShape(shape);
     const per = shots + queryShots;
-    const source = split === 'train' ? this.train : this.heldOut;
+    const source = this.splits[split];
     if (this.kind === 'regression') {
       const task = this.pick(rng, split, source, `r${per}`, (t) => t.n >= per, `${per} examples`);
       const idx = sampleDistinct(rng, task.n, per);
@@ -140,8 +195,40 @@ export class DatasetFamily implements TaskFamily {
     });
   }
 
+  /**
+   * The stored training tasks, whatever the size asked for; class labels index a task's own classes
+   * (an uploaded class pool is one task over all its training classes: one softmax over them, as digits).
+   */
+  trainingPool(): TaskPool {
+    const d = this.inputDim;
+    const tasks = this.splits.train;
+    const classification = this.kind === 'classification';
+    return {
+      outputs: tasks.map((t) => (classification ? t.classes.length : 1)),
+      examples(t: number, rng: Rng, n: number): Examples {
+        const task = tasks[t];
+        const x = new Float32Array(n * d);
+        const y = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          let row: number;
+          if (classification) {
+            // A class uniformly, then one of its examples: labels are the class's rank in the task.
+            const c = rng.int(task.classes.length);
+            row = task.classes[c][rng.int(task.classes[c].length)];
+            y[i] = c;
+          } else {
+            row = rng.int(task.n);
+            y[i] = task.y[row];
+          }
+          x.set(task.x.subarray(row * d, (row + 1) * d), i * d);
+        }
+        return { x, y, n };
+      },
+    };
+  }
+
   private pick(rng: Rng, split: Split, source: Task[], key: string, ok: (t: Task) => boolean, need: string): Task {
-    const cacheKey = `${split === 'train' ? 'train' : 'held'}:${key}`;
+    const cacheKey = `${split}:${key}`;
     let list = this.eligible.get(cacheKey);
     if (!list) {
       list = source.filter(ok);
@@ -166,10 +253,38 @@ export class DatasetFamily implements TaskFamily {
   }
 }
 
+/** The smallest episode (1 shot + 1 query, per class for classification) must be possible in every split. */
+function checkSplits(splits: Record<Split, Task[]>, ways: number | undefined, path: string): void {
+  for (const split of SPLITS) {
+    const list = splits[split];
+    if (ways === undefined) {
+      if (!list.some((t) => t.n >= 2)) throw new FamilySpecError(path, `no ${split} task has at least 2 examples`);
+    } else if (!list.some((t) => t.classes.filter((c) => c.length >= 2).length >= ways)) {
+      throw new FamilySpecError(path, `no ${split} task has ${ways} classes with at least 2 examples each (needed for ${ways}-way episodes)`);
+    }
+  }
+}
+
+/**
+ * Whether a packed dataset's targets alone make a usable family (its splits and, for classification,
+ * its labels): the rule the constructor applies, for a caller that has not loaded the inputs (an
+ * upload's commit checks a family too large to hold twice this way).
+ * @throws FamilySpecError as `dataset()` would.
+ */
+export function checkPackedTargets(data: Omit<PackedDataset, 'x'>, options: { kind: TaskKind; ways?: number; path?: string }): void {
+  const path = options.path ?? 'rows';
+  const ways = options.kind === 'classification' ? options.ways ?? 2 : undefined;
+  checkSplits(packedSplits({ ...data, x: new Float32Array(0) }, 0, options.kind, path), ways, path);
+}
+
+function isPacked(tasks: unknown): tasks is PackedDataset {
+  return isRecord(tasks) && tasks.x instanceof Float32Array && tasks.y instanceof Float32Array && Array.isArray(tasks.tasks);
+}
+
 /**
  * A family over stored tasks (`StoredTask[]`, typed `unknown` because it usually comes from JSON);
  * validates them and throws FamilySpecError with the field path.
  */
-export function dataset(tasks: unknown, options: DatasetOptions): DatasetFamily {
+export function dataset(tasks: unknown | PackedDataset, options: DatasetOptions): DatasetFamily {
   return new DatasetFamily(tasks, options);
 }

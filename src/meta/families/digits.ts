@@ -10,7 +10,7 @@
  */
 
 import { Rng } from '../rng.js';
-import type { Episode, EpisodeShape, Split, TaskFamily } from '../types.js';
+import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskPool } from '../types.js';
 import { checkShape, classificationEpisode, resolveWays, sampleDistinct } from './episode.js';
 import { DIGIT_PIXELS, loadDigits, writeDigit } from './digits-data.js';
 import type { FamilyOptions } from './generated.js';
@@ -74,6 +74,26 @@ export function digits(params: Record<string, never> = {}, options: FamilyOption
         const c = classes[way];
         writeDigit(data, c.digit, c.turns, picks[way][j], out, offset);
       });
+    },
+    // The classes keep their identity across episodes: one task over all training classes (one
+    // softmax over the 24), whatever the pool size asked for.
+    trainingPool(): TaskPool {
+      const classes = DIGIT_SPLITS.train.flat();
+      return {
+        outputs: [classes.length],
+        examples(_t: number, rng: Rng, n: number): Examples {
+          const data = loadDigits();
+          const x = new Float32Array(n * DIGIT_PIXELS);
+          const y = new Float32Array(n);
+          for (let i = 0; i < n; i++) {
+            const label = rng.int(classes.length);
+            const c = classes[label];
+            writeDigit(data, c.digit, c.turns, rng.int(data.counts[c.digit]), x, i * DIGIT_PIXELS);
+            y[i] = label;
+          }
+          return { x, y, n };
+        },
+      };
     },
   };
   return family;

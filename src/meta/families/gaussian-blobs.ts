@@ -51,6 +51,17 @@ export function gaussianBlobs(
           for (let d = 0; d < inputDim; d++) out[offset + d] = task.means[mean + d] + spread * rng.normal();
         });
       },
+      outputs: taskWays,
+      examples: (task, rng, n) => {
+        const x = new Float32Array(n * inputDim);
+        const y = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          const c = rng.int(taskWays);
+          y[i] = c;
+          for (let d = 0; d < inputDim; d++) x[i * inputDim + d] = task.means[c * inputDim + d] + spread * rng.normal();
+        }
+        return { x, y, n };
+      },
     },
     readHeldOut(raw, path),
   );

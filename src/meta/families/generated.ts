@@ -6,7 +6,7 @@
  */
 
 import type { Rng } from '../rng.js';
-import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskKind } from '../types.js';
+import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskKind, TaskPool } from '../types.js';
 import { checkShape, heldOutPool } from './episode.js';
 import { numberParam, type RawParams } from './params.js';
 
@@ -17,6 +17,10 @@ export interface TaskGenerator<T> {
   readonly ways?: number;
   drawTask(rng: Rng): T;
   episode(task: T, rng: Rng, shape: EpisodeShape): Episode;
+  /** Outputs of a task's own head (1 for regression, its classes for classification). */
+  readonly outputs: number;
+  /** `n` labelled examples of a task, labels in its own classes (a task pool's minibatches). */
+  examples(task: T, rng: Rng, n: number): Examples;
 }
 
 /** Held-out pool settings every generator accepts. */
@@ -76,6 +80,12 @@ export class GeneratedFamily<T> implements TaskFamily {
   sampleEpisode(rng: Rng, split: Split, shape: EpisodeShape): Episode {
     return this.episodeFor(this.sampleTask(rng, split), rng, shape);
   }
+
+  /** `size` training tasks drawn from `rng`, fixed from then on. */
+  trainingPool(rng: Rng, size: number): TaskPool {
+    const tasks = Array.from({ length: size }, () => this.generator.drawTask(rng));
+    return { outputs: tasks.map(() => this.generator.outputs), examples: (t, r, n) => this.generator.examples(tasks[t], r, n) };
+  }
 }
 
 /** A regression task: a function of one input row. */
@@ -94,7 +104,8 @@ export interface RegressionSampling {
   noise: number;
 }
 
-function regressionExamples(task: RegressionTask, rng: Rng, n: number, s: RegressionSampling): Examples {
+/** `n` examples of a regression task: inputs uniform in the sampling interval, targets from the task. */
+export function regressionExamples(task: RegressionTask, rng: Rng, n: number, s: RegressionSampling): Examples {
   const x = new Float32Array(n * s.inputDim);
   const y = new Float32Array(n);
   for (let i = 0; i < x.length; i++) x[i] = rng.uniform(s.x[0], s.x[1]);

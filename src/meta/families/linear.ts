@@ -1,7 +1,7 @@
 /** Linear regression tasks: y = w . x + b with every slope w_i and the intercept b drawn per task. */
 
 import type { Rng } from '../rng.js';
-import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
+import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, regressionExamples, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
 import { checkNumber, numberParam, rangeParam, readParams } from './params.js';
 
 export interface LinearParams extends HeldOutParams {
@@ -43,6 +43,8 @@ export function linear(params: Partial<LinearParams> = {}, options: FamilyOption
         };
       },
       episode: (task, rng, shape) => regressionEpisode(task, rng, shape, sampling),
+      outputs: 1,
+      examples: (task, rng, n) => regressionExamples(task, rng, n, sampling),
     },
     readHeldOut(raw, path),
   );

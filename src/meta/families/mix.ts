@@ -5,7 +5,7 @@
  */
 
 import type { Rng } from '../rng.js';
-import type { Episode, EpisodeShape, Split, TaskFamily } from '../types.js';
+import type { Episode, EpisodeShape, Split, TaskFamily, TaskPool } from '../types.js';
 
 /** The families given to mix() cannot be combined; `index` names the offending entry. */
 export class FamilyMixError extends Error {
@@ -60,6 +60,16 @@ export function mix(entries: readonly WeightedFamily[], name?: string): TaskFami
       return entries[entries.length - 1].family.sampleEpisode(rng, split, shape);
     },
   };
+  if (entries.every((e) => e.family.trainingPool)) mixed.trainingPool = (rng, size) => concatPools(entries.map((e) => e.family.trainingPool!(rng, Math.max(1, Math.round((size * e.weight) / total)))));
   if (first.ways !== undefined) return { ...mixed, ways: first.ways };
   return mixed;
+}
+
+/** The members' pools one after another (a generator's share of the size follows its weight). */
+function concatPools(pools: TaskPool[]): TaskPool {
+  const owner: Array<[TaskPool, number]> = pools.flatMap((pool) => pool.outputs.map((_, t): [TaskPool, number] => [pool, t]));
+  return {
+    outputs: pools.flatMap((pool) => pool.outputs),
+    examples: (t, rng, n) => owner[t][0].examples(owner[t][1], rng, n),
+  };
 }

@@ -1,7 +1,7 @@
 /** Polynomial regression tasks: y = c_0 + c_1 x + ... + c_d x^d (d <= 3), coefficients drawn per task. */
 
 import type { Rng } from '../rng.js';
-import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
+import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, regressionExamples, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
 import { numberParam, rangeParam, readParams } from './params.js';
 
 export interface PolynomialParams extends HeldOutParams {
@@ -46,6 +46,8 @@ export function polynomial(params: Partial<PolynomialParams> = {}, options: Fami
         };
       },
       episode: (task, rng, shape) => regressionEpisode(task, rng, shape, sampling),
+      outputs: 1,
+      examples: (task, rng, n) => regressionExamples(task, rng, n, sampling),
     },
     readHeldOut(raw, path),
   );

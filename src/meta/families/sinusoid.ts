@@ -4,7 +4,7 @@
  */
 
 import type { Rng } from '../rng.js';
-import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
+import { GeneratedFamily, HELD_OUT_KEYS, readHeldOut, regressionEpisode, regressionExamples, type FamilyOptions, type HeldOutParams, type RegressionTask } from './generated.js';
 import { numberParam, rangeParam, readParams } from './params.js';
 
 export interface SinusoidParams extends HeldOutParams {
@@ -38,6 +38,8 @@ export function sinusoid(params: Partial<SinusoidParams> = {}, options: FamilyOp
         return { params: [a, phi], value: (x, i) => a * Math.sin(x[i] - phi) };
       },
       episode: (task, rng, shape) => regressionEpisode(task, rng, shape, sampling),
+      outputs: 1,
+      examples: (task, rng, n) => regressionExamples(task, rng, n, sampling),
     },
     readHeldOut(raw, path),
   );

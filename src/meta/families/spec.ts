@@ -5,7 +5,7 @@
  */
 
 import type { TaskFamily, TaskKind } from '../types.js';
-import { dataset, type StoredTask } from './dataset.js';
+import { dataset, type PackedDataset, type StoredTask } from './dataset.js';
 import { digits, DIGIT_SPLITS, DIGITS_INPUT_DIM } from './digits.js';
 import { gaussianBlobs } from './gaussian-blobs.js';
 import { linear } from './linear.js';
@@ -16,7 +16,7 @@ import { sinusoid } from './sinusoid.js';
 export const GENERATOR_TYPES = ['sinusoid', 'linear', 'polynomial', 'gaussian-blobs', 'digits'] as const;
 export type GeneratorType = (typeof GENERATOR_TYPES)[number];
 
-/** A family as the API describes it: exactly one of `generator` and `tasks`. */
+/** A family as the API describes it: exactly one of `generator` and `tasks` (or, uploaded, `rows`). */
 export interface FamilySpec {
   name: string;
   kind: TaskKind;
@@ -25,6 +25,8 @@ export interface FamilySpec {
   nWay?: number;
   generator?: { type: GeneratorType; params?: Record<string, unknown> };
   tasks?: StoredTask[];
+  /** An uploaded family's rows, as the worker loads them (never part of a request body). */
+  rows?: PackedDataset;
 }
 
 /** Largest accepted inputDim (a family's inputs are the model's first layer). */
@@ -73,6 +75,10 @@ export function createFamily(spec: unknown): TaskFamily {
     nWay = checkNumber(spec.nWay, 'nWay', { min: 2, max: 1000, integer: true });
   } else if (spec.nWay !== undefined) {
     throw new FamilySpecError('nWay', 'applies only to classification families');
+  }
+  if (spec.rows !== undefined) {
+    if (generator !== undefined || tasks !== undefined) throw new FamilySpecError('rows', 'an uploaded family has neither generator nor tasks');
+    return dataset(spec.rows, { kind, inputDim, ways: nWay, name, path: 'rows' });
   }
   if ((generator === undefined) === (tasks === undefined)) {
     throw new FamilySpecError(generator === undefined ? 'generator' : 'tasks', 'exactly one of generator and tasks must be given');

@@ -140,6 +140,19 @@ const contentTypes = fc.constantFrom(
   'application/json', 'application/json', 'application/json', 'application/json; charset=utf-8', 'text/plain',
   'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream',
   'application/json; charset=utf-16', 'application/problem+json', 'APPLICATION/JSON', '*/*', '',
+  // Uploaded parts' media types (PUT /task-families/:id/parts/:n).
+  'text/csv', 'application/x-ndjson', 'TEXT/CSV; charset=utf-8',
+);
+
+/** Part bodies that are almost rows: bad headers, wrong column counts, NaN, unclosed quotes, huge lines. */
+const rowText = fc.oneof(
+  fc.constantFrom(
+    'task,y,x1\nt,1,2\n', 'task,y,x1\nt,1\n', 'task,y,x1\nt,1,2,3\n', 'task,y,x1\nt,NaN,2\n', 'task,y,x1\nt,1,Infinity\n',
+    'task,y,x1\n"t,1,2\n', 'task,task,x1\n', 'label,x1\n1.5,2\n', 'label,x1\n-1,2\n', 'label,x1,split\n1,2,holdout\n',
+    '{"task":"a","y":1,"x":[1]}\n{"task":"a","y":NaN,"x":[1]}', '{"label":1,"x":[1]}\n{"x":[1]}', '{"task":"a","y":1,"x":[1],"extra":1}',
+    'task,y,x1\n' + 't,1,' + '9'.repeat(70_000) + '\n', 'task,y,x1\n' + 't,1,2\n'.repeat(500), '\r\n\r\n', '\uFEFFtask,y,x1\nt,1,2',
+  ),
+  fc.array(fc.array(fc.oneof(fc.double().map(String), fc.string({ maxLength: 6 })), { maxLength: 5 }).map((row) => row.join(',')), { maxLength: 20 }).map((rows) => `task,y,x1\n${rows.join('\n')}`),
 );
 
 /** Raw body text that is not (quite) JSON. */
@@ -227,12 +240,16 @@ export function requestFor(route: FuzzRoute, context: FuzzContext): fc.Arbitrary
     { weight: 2, arbitrary: hostileJson.map((v) => JSON.stringify(v) ?? 'null') },
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)) },
     { weight: 2, arbitrary: rawText },
+    { weight: route.operation?.consumes?.includes('text/csv') ? 8 : 1, arbitrary: rowText },
     { weight: 1, arbitrary: fc.constant(undefined) },
   );
 
   const method = fc.oneof({ weight: 19, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS') });
 
-  return fc.record({ method, path, query, authorization, extraHeaders, contentType: contentTypes, body }).map((r) => {
+  // A route that takes rows is sent rows' media types more often than the rest.
+  const rowsRoute = route.operation?.consumes?.includes('text/csv') ?? false;
+  const contentType = rowsRoute ? fc.oneof(fc.constantFrom('text/csv', 'application/x-ndjson'), contentTypes) : contentTypes;
+  return fc.record({ method, path, query, authorization, extraHeaders, contentType, body }).map((r) => {
     const headers: Record<string, string> = {};
     // Node refuses to send control characters or code points above 0xFF in a header, so no client can.
     for (const [name, value] of Object.entries(r.extraHeaders as Record<string, string>)) headers[name] = value.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?');

@@ -22,7 +22,7 @@ export interface FuzzRoute {
   /** Path parameter names in order (`*` for a wildcard). */
   pathParams: string[];
   /** The OpenAPI operation, when the route is documented. */
-  operation?: { parameters: Parameter[]; body?: JsonSchema };
+  operation?: { parameters: Parameter[]; body?: JsonSchema; consumes?: string[] };
 }
 
 /**
@@ -92,6 +92,6 @@ export function fuzzRoutes(app: FastifyInstance & { swagger(): unknown }): FuzzR
       .map((p) => ({ ...p, schema: dereference(document, p.schema) }));
     const content = (resolve(document, op.requestBody) as { content?: Record<string, { schema?: unknown }> } | undefined)?.content;
     const body = dereference(document, content?.['application/json']?.schema);
-    return { method, url, pathParams, operation: { parameters, body } };
+    return { method, url, pathParams, operation: { parameters, body, consumes: Object.keys(content ?? {}) } };
   });
 }

@@ -22,9 +22,11 @@ beforeAll(async () => {
 });
 
 function tfjsMetaGradient(c: FusedCase, p: Problem): { loss: number; grads: ParamArrays } {
+  const algorithm = ALGORITHMS[c.algorithm];
+  if (algorithm.trainsOn !== 'episodes') throw new Error(`${c.algorithm} has no episodic meta-gradient`);
   let loss = NaN;
   const grads = download(() => {
-    const g = ALGORITHMS[c.algorithm].metaGradient(p.spec, toTensors(p.params), batchToTensors(p.spec, p.batch), p.inner);
+    const g = algorithm.metaGradient(p.spec, toTensors(p.params), batchToTensors(p.spec, p.batch), p.inner);
     loss = g.loss.dataSync()[0];
     return g.grads;
   });

@@ -4,7 +4,7 @@ import { tf } from '../../../src/meta/backend.js';
 import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
 import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
-import type { EpisodeBatch, TaskFamily } from '../../../src/meta/types.js';
+import type { EpisodeBatch, TaskFamily, TaskPool } from '../../../src/meta/types.js';
 
 export function sample(family: TaskFamily, rng: Rng, tasks: number, shots: number, queryShots: number, ways?: number): EpisodeBatch {
   return packEpisodes(Array.from({ length: tasks }, () => family.sampleEpisode(rng, 'train', { shots, queryShots, ways })));
@@ -20,6 +20,11 @@ export function regressionProblem(seed: number, config: ModelConfig = { hidden: 
 export function classificationProblem(seed: number, config: ModelConfig = { hidden: [8, 8], activation: 'softplus' }, tasks = 3) {
   const spec: ModelSpec = modelSpec('classification', 2, config, 3);
   return { spec, batch: sample(gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 }), new Rng(seed), tasks, 2, 3, 3) };
+}
+
+/** A pool of training tasks for the small problems above (3-way blobs: 3 classes a task). */
+export function poolFor(kind: string): TaskPool {
+  return kind === 'regression' ? sinusoid().trainingPool(new Rng(5), 7) : gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 }).trainingPool(new Rng(5), 7);
 }
 
 /** Evaluates f on uploaded parameters, returning a number (all tensors disposed). */

@@ -12,7 +12,8 @@ import { MetaLearner } from '../../../src/meta/learner.js';
 import { toTensors, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
-import type { EpisodeBatch } from '../../../src/meta/types.js';
+import type { EpisodeBatch, TrainingBatch } from '../../../src/meta/types.js';
+import { samplePoolBatch } from '../../../src/meta/families/index.js';
 import {
   classificationProblem,
   directionalFd,
@@ -23,6 +24,7 @@ import {
   mapArrays,
   maxAbs,
   maxAbsDiff,
+  poolFor,
   regressionProblem,
   relErr,
   scalarAt,
@@ -48,9 +50,11 @@ const problems: Record<string, () => Problem> = {
 };
 
 function analytic(name: AlgorithmName, p: Problem, theta: ParamArrays): { loss: number; grads: ParamArrays } {
+  const algorithm = ALGORITHMS[name];
+  if (algorithm.trainsOn !== 'episodes') throw new Error(`${name} has no episodic meta-gradient`);
   let loss = NaN;
   const grads = download(() => {
-    const g = ALGORITHMS[name].metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
+    const g = algorithm.metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
     loss = g.loss.dataSync()[0];
     return g.grads;
   });
@@ -144,20 +148,27 @@ describe('batched meta-batch equals the per-task loop', () => {
   const cases: Array<[AlgorithmName, string]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, string] => [a, kind]));
   it.each(cases)('%s on %s', (name, kind) => {
     const p = problems[kind]();
-    const learner = new MetaLearner(
-      { algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 },
-      ALGORITHMS[name].initMetaParams(p.spec, new Rng(9), p.inner),
-    );
+    const algorithm = ALGORITHMS[name];
+    let params = algorithm.initMetaParams(p.spec, new Rng(9), p.inner);
+    let batch: TrainingBatch = p.batch;
+    if (algorithm.trainsOn === 'pool') {
+      // A pool algorithm's batch: a minibatch of a pool of training tasks, one task drawn twice.
+      const pool = poolFor(kind);
+      params = { ...params, ...algorithm.initPoolParams(p.spec, pool.outputs, new Rng(10)) };
+      batch = samplePoolBatch(pool, new Rng(11), 4, 6, p.spec.inputDim);
+      batch.taskIds[3] = batch.taskIds[0];
+    }
+    const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
     const memory = tf.memory().numTensors;
     let batchedLoss = NaN;
     let loopLoss = NaN;
     const batched = download(() => {
-      const g = learner.batchedGradient(p.batch);
+      const g = learner.batchedGradient(batch);
       batchedLoss = g.loss.dataSync()[0];
       return g.grads;
     });
     const loop = download(() => {
-      const g = learner.loopGradient(p.batch);
+      const g = learner.loopGradient(batch);
       loopLoss = g.loss.dataSync()[0];
       return g.grads;
     });
