@@ -7,7 +7,8 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MetaModel } from '../../../src/meta/adapt.js';
+import { adaptMany, predict, taskParams, type MetaModel } from '../../../src/meta/adapt.js';
+import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
 import { evaluateMetaModel, meanCi, SCRATCH_STEPS, type EvaluationRow } from '../../../src/meta/evaluation.js';
 import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
@@ -69,11 +70,21 @@ describe('evaluateMetaModel', () => {
     const rows = evaluateMetaModel(model, family, settings);
     // steps 0 through 'adapted' and 'unadapted' are one computation on the same tasks.
     expect(find(rows, 'adapted', 5, 0).loss).toEqual(find(rows, 'unadapted', 5).loss);
-    // A multitask model (any meta-model here) adds its rows on the same tasks.
-    const withMultitask = evaluateMetaModel(model, family, settings, { multitask: model });
+    // A multitask model adds its rows on the same tasks: its closed-form head, no inner steps.
+    const multitaskModel: MetaModel = { algorithm: 'multitask', spec: model.spec, inner: model.inner, params: ALGORITHMS.multitask.initMetaParams(model.spec, new Rng(2), model.inner) };
+    const withMultitask = evaluateMetaModel(model, family, settings, { multitask: multitaskModel });
+    expect(withMultitask.slice(0, rows.length)).toEqual(rows);
     const multitask = find(withMultitask, 'multitask', 5);
-    // Its own default steps (1 here) on the same tasks: what 'adapted' at 1 step gives.
-    expect(multitask.loss).toEqual(find(evaluateMetaModel(model, family, { ...settings, steps: [1] }), 'adapted', 5, 1).loss);
+    expect(multitask.steps).toBe(0);
+    // Independently: the same tasks adapted by the multitask model directly.
+    const rng = new Rng(settings.seed + 5);
+    const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'test', { shots: 5, queryShots: settings.queryShots }));
+    const direct = adaptMany(multitaskModel, episodes.map((e) => e.support)).map((r, t) => {
+      if (r instanceof Error) throw r;
+      const values = (predict(model.spec, taskParams(multitaskModel, r.params), episodes[t].query.x) as { values: number[] }).values;
+      return values.reduce((a, v, i) => a + (v - episodes[t].query.y[i]) ** 2, 0) / values.length;
+    });
+    expect(multitask.loss.mean).toBeCloseTo(meanCi(direct).mean, 10);
   });
 
   it('classification rows carry accuracy; a family that does not fit the model is refused', () => {
