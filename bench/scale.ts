@@ -101,7 +101,7 @@ async function writeTasks(db: Db, tenantId: string, metaModelId: string, count: 
     const chunk = Array.from({ length: size }, () => randomUUID());
     await db.prisma.task.createMany({ data: chunk.map((id) => ({ id, tenantId, metaModelId, kind: 'regression' as const, inputDim: 1, headVersion: 1 })) });
     await db.prisma.adaptedHead.createMany({
-      data: chunk.map((taskId, i) => ({ taskId, version: 1, params: heads[(start + i) % heads.length], supportLossBefore: 1, supportLossAfter: 0.1, steps: 5, innerLr: 0.01, durationMs: 1 })),
+      data: chunk.map((taskId, i) => ({ taskId, version: 1, params: heads[(start + i) % heads.length], supportLossBefore: 1, supportLossAfter: 0.1, supportLossTrace: [], bestStep: 5, diverged: false, steps: 5, innerLr: 0.01, durationMs: 1 })),
     });
     ids.push(...chunk);
   }

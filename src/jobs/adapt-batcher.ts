@@ -32,7 +32,7 @@ export class AdaptBatcher {
   adapt(model: MetaModel, support: Examples, options: Required<AdaptOptions>): Promise<AdaptResult | NonFiniteError> {
     let id = this.ids.get(model);
     if (id === undefined) this.ids.set(model, (id = this.nextId++));
-    const key = `${id}/${support.n}/${options.steps}/${options.lr}`;
+    const key = `${id}/${support.n}/${options.steps}/${options.lr}/${options.guard}`;
     let batch = this.open.get(key);
     if (!batch) {
       const created: Batch = { model, options, pending: [] };

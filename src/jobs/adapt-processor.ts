@@ -89,7 +89,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
     const model = await metaModelFor(deps, work);
     const loadMs = clock.lap();
 
-    const { params, supportLossBefore, supportLossAfter, steps } = await adaptOrFail(model, work);
+    const { params, supportLossBefore, supportLossAfter, supportLoss, steps } = await adaptOrFail(model, work);
     const bytes = encodeOrFail(params);
     const adaptMs = clock.lap();
 
@@ -100,6 +100,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
       params: bytes,
       supportLossBefore,
       supportLossAfter,
+      supportLoss,
       steps,
       innerLr: work.innerLr,
       durationMs,
@@ -113,7 +114,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
     const timings: AdaptTimings = { queuedMs: Math.max(0, pickedAt - (options.enqueuedAt ?? pickedAt)), loadMs, adaptMs, writeMs };
     // The message's duration includes the write (the stored one cannot include its own write).
     const totalMs = Date.now() - pickedAt;
-    publish(deps, { ...identity(work), headVersion, status: 'succeeded', supportLoss: { before: supportLossBefore, after: supportLossAfter }, steps, durationMs: totalMs, timings });
+    publish(deps, { ...identity(work), headVersion, status: 'succeeded', supportLoss: adaptations.supportLossView(supportLossBefore, supportLossAfter, supportLoss), steps, durationMs: totalMs, timings });
     logger.debug({ adaptationId, taskId: work.taskId, headVersion, ...timings }, 'adaptation stored');
     return { outcome: 'succeeded', headVersion };
   } catch (error) {
@@ -164,7 +165,7 @@ const batcher = new AdaptBatcher();
 async function adaptOrFail(model: MetaModel, work: adaptations.AdaptationWork) {
   let result;
   try {
-    result = await batcher.adapt(model, work.support, { steps: work.steps, lr: work.innerLr });
+    result = await batcher.adapt(model, work.support, { steps: work.steps, lr: work.innerLr, guard: work.guard });
   } catch (error) {
     if (error instanceof RangeError) throw new AdaptationFailure(`the support set cannot be adapted to: ${errorMessage(error)}`);
     throw error;

@@ -37,8 +37,14 @@ export const AdaptedMessageSchema = Type.Object({
   /** The stored head version; null when the adaptation failed. */
   headVersion: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   status: Type.Union([Type.Literal('succeeded'), Type.Literal('failed')]),
-  /** Mean support loss before and after adaptation (succeeded only). */
-  supportLoss: Type.Optional(Type.Object({ before: Type.Number(), after: Type.Number() })),
+  /** Mean support loss before and after adaptation, and the guard's record (succeeded only; see SupportLossView). */
+  supportLoss: Type.Optional(Type.Object({
+    before: Type.Number(),
+    after: Type.Number(),
+    trace: Type.Array(Type.Union([Type.Number(), Type.Null()])),
+    bestStep: Type.Integer({ minimum: 0 }),
+    diverged: Type.Boolean(),
+  })),
   /** Inner steps run (0 for ProtoNets). */
   steps: Type.Integer({ minimum: 0 }),
   /** Worker time from picking the job up to the outcome being stored. */

@@ -6,10 +6,11 @@
 
 import { tf } from './backend.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
-import { modelPart } from './algorithms/common.js';
 import { chooseEngine, type EnginePreference } from './engine.js';
 import { fusedAdaptMany } from './fused/index.js';
 import { NonFiniteError } from './learner.js';
+import { DEFAULT_GUARD, GUARD_POLICIES, readTrace, type GuardPolicy, type SupportLossTrace } from './guard.js';
+import type { InnerMonitor } from './inner-loop.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
 import { examplesToTensors, packExamples } from './tensors.js';
@@ -33,6 +34,8 @@ export interface AdaptOptions {
   steps?: number;
   /** Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned rates instead; ProtoNets and multitask ignore it. */
   lr?: number;
+  /** 'best' (default): the iterate with the lowest support loss; 'none': the last one (see guard.ts). */
+  guard?: GuardPolicy;
 }
 
 export interface AdaptResult {
@@ -43,7 +46,10 @@ export interface AdaptResult {
   params: ParamArrays;
   /** Mean support loss before adaptation (ProtoNets: with the prototype head, as after). */
   supportLossBefore: number;
+  /** Mean support loss of the returned parameters (the trace at bestStep). */
   supportLossAfter: number;
+  /** The support loss at every step, the step returned, and whether the raw loss diverged. */
+  supportLoss: SupportLossTrace;
   steps: number;
 }
 
@@ -58,7 +64,8 @@ function checkExamples(support: Examples): void {
 /**
  * Adapts a meta-model to a new task's support set.
  * @throws RangeError for a support set that does not fit the model (sizes, labels, non-finite values).
- * @throws NonFiniteError when adaptation diverges (no NaN parameters are ever returned).
+ * @throws NonFiniteError when adaptation returns non-finite parameters (guard 'none' on a diverging
+ *   task, or a meta-model that is not finite on the support set): no NaN parameters are ever returned.
  */
 export function adapt(model: MetaModel, support: Examples, options: AdaptOptions = {}, engine: EnginePreference = 'auto'): AdaptResult {
   const [result] = adaptMany(model, [support], options, engine);
@@ -73,7 +80,8 @@ export function adapt(model: MetaModel, support: Examples, options: AdaptOptions
  * Every support set must have the same number of examples. `engine` picks the fused kernels or tfjs
  * (default 'auto', see chooseEngine); both give the same adapted parameters to float32 rounding.
  * @returns one result per support set, in order: its AdaptResult, or a NonFiniteError when that
- *   task's adaptation diverged (the others are unaffected).
+ *   task's parameters would not be finite (the others are unaffected). Under guard 'best' a task
+ *   whose raw loss diverged still answers, with its best iterate and `supportLoss.diverged`.
  * @throws RangeError for settings or support sets that do not fit the model (sizes, labels,
  *   non-finite values, different sizes).
  */
@@ -81,6 +89,8 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   const algorithm = getAlgorithm(model.algorithm);
   const steps = options.steps ?? model.inner.steps;
   const lr = options.lr ?? model.inner.lr;
+  const guard = options.guard ?? DEFAULT_GUARD;
+  if (!GUARD_POLICIES.includes(guard)) throw new RangeError(`guard must be one of ${GUARD_POLICIES.join(', ')}, got ${String(guard)}`);
   if (!Number.isInteger(steps) || steps < 0 || steps > MAX_ADAPT_STEPS) throw new RangeError(`steps must be an integer in [0, ${MAX_ADAPT_STEPS}], got ${steps}`);
   if (!Number.isFinite(lr) || lr <= 0) throw new RangeError(`lr must be a positive number, got ${lr}`);
   if (supports.length === 0) return [];
@@ -89,31 +99,35 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   if (supports.some((s) => s.n !== n)) throw new RangeError('support sets adapted together must have the same number of examples');
   const tasks = supports.length;
   const shapes = modelShapes(model.spec).filter(([name]) => algorithm.adaptsBody || name.startsWith('head.'));
-  const result = (lossBefore: number, lossAfter: number, params: ParamArrays): AdaptResult | NonFiniteError => {
+  const ran = algorithm.runsInnerSteps ? steps : 0;
+  const result = (trace: number[], params: ParamArrays): AdaptResult | NonFiniteError => {
+    const supportLoss = readTrace(trace, guard);
+    const [lossBefore, lossAfter] = [trace[0], trace[supportLoss.bestStep]];
     const finite = Number.isFinite(lossBefore) && Number.isFinite(lossAfter) && Object.values(params).every((p) => p.data.every(Number.isFinite));
-    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps`);
-    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, steps: algorithm.runsInnerSteps ? steps : 0 };
+    if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps, or guard 'best'`);
+    return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, supportLoss, steps: ran };
   };
   if (chooseEngine(engine, model.algorithm) === 'fused-wasm') {
     const { x, y } = packExamples(model.spec, supports, 'support');
-    return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y).map((adapted) =>
-      result(adapted.supportLossBefore, adapted.supportLossAfter, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
+    return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y, guard).map((adapted) =>
+      result(adapted.supportLoss.trace, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
     );
   }
-  let losses: Float32Array = new Float32Array(0);
+  let traces: Float32Array = new Float32Array(0);
   const adaptedData: Float32Array[] = [];
   tf.tidy(() => {
     const examples = examplesToTensors(model.spec, supports, 'support');
     const theta = toTensors(model.params);
-    const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr });
-    const after = taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y);
-    // Without a meta-trained head there is nothing to score before adaptation: report the adapted head.
-    const before = algorithm.metaTrainsHead ? taskLoss(model.spec.kind, forward(model.spec, modelPart(theta), examples.x), examples.y) : after;
-    losses = tf.stack([before, after]).dataSync() as Float32Array;
+    const monitor: InnerMonitor = { guard };
+    const adapted = algorithm.adapt(model.spec, theta, examples, { steps, lr, monitor });
+    // Without inner steps (ProtoNets) the trace is the adapted head's loss alone.
+    const trace = monitor.trace ?? tf.expandDims(taskLoss(model.spec.kind, forward(model.spec, adapted, examples.x), examples.y), 0);
+    traces = trace.dataSync() as Float32Array;
     for (const [name] of shapes) adaptedData.push(adapted[name].dataSync() as Float32Array);
   });
+  const iterates = traces.length / tasks;
   return supports.map((_, t) => {
-    const [lossBefore, lossAfter] = [losses[t], losses[tasks + t]];
+    const trace = Array.from({ length: iterates }, (_, step) => traces[step * tasks + t]);
     const params: ParamArrays = {};
     shapes.forEach(([name, shape], i) => {
       const size = shape.reduce((a, b) => a * b, 1);
@@ -122,7 +136,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
       if (all.length !== tasks * size) throw new Error(`adapted '${name}' has ${all.length} values, expected ${tasks} x ${size}`);
       params[name] = { shape: [...shape], data: all.slice(t * size, (t + 1) * size) };
     });
-    return result(lossBefore, lossAfter, params);
+    return result(trace, params);
   });
 }
 

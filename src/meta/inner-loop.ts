@@ -10,6 +10,10 @@
  *
  * The support-loss gradient is written out by hand (backprop.ts) by default; `gradient: 'autodiff'`
  * takes it with `tf.grads` instead (the reference the tests compare against).
+ *
+ * Evaluation and adaptation pass a `monitor`: the loop then records the support loss of every
+ * iterate and applies the guard (guard.ts) task by task. Meta-gradients run without one, so the
+ * outer loop differentiates the plain inner steps.
  */
 
 import { tf } from './backend.js';
@@ -17,6 +21,7 @@ import { layerGradients, type LayerTensors } from './backprop.js';
 import { embed, forward, applyHead, HEAD_BIAS, HEAD_NAMES, HEAD_WEIGHT, splitBodyHead, tileParams, type ModelSpec, type NamedTensors } from './model.js';
 import { taskLoss } from './losses.js';
 import type { TaskTensors } from './tensors.js';
+import type { GuardPolicy } from './guard.js';
 
 /** Step sizes: one for every adapted tensor, or per parameter by name (Meta-SGD's learned rates). */
 export type InnerLr = number | NamedTensors;
@@ -34,6 +39,18 @@ export interface InnerLoopOptions {
   lr: InnerLr;
   /** Default 'analytic'. Both give the same adapted parameters and the same meta-gradients. */
   gradient?: InnerGradient;
+  /** Record the support loss per step and guard the result (analytic gradient only). */
+  monitor?: InnerMonitor;
+}
+
+/** Asks the inner loop for its support-loss trace and a guarded result (see guard.ts). */
+export interface InnerMonitor {
+  guard: GuardPolicy;
+  /**
+   * Written by the loop: the mean support loss of each task at every iterate, [steps + 1, T], step 0
+   * first (a tensor of the caller's tf.tidy scope).
+   */
+  trace?: tf.Tensor;
 }
 
 /**
@@ -82,11 +99,34 @@ function layerNames(spec: ModelSpec, scope: AdaptScope): Array<[string, string]>
   return [...spec.hidden.map((_, i): [string, string] => [`body.${i}.weight`, `body.${i}.bias`]), head];
 }
 
+/** Per-task support loss [T] of layers (in `names` order) on inputs `x` (the support set's features with scope 'head'). */
+function layersLoss(spec: ModelSpec, names: Array<[string, string]>, layers: LayerTensors[], x: tf.Tensor, y: tf.Tensor, scope: AdaptScope): tf.Tensor {
+  const params: NamedTensors = {};
+  names.forEach(([w, b], i) => {
+    params[w] = layers[i].weight;
+    params[b] = layers[i].bias;
+  });
+  return taskLoss(spec.kind, scope === 'head' ? applyHead(params, x) : forward(spec, params, x), y);
+}
+
+/** Keeps, task by task, `candidate` where `take` [T] is true and `kept` elsewhere (either may be shared). */
+function select(take: tf.Tensor, candidate: LayerTensors[], kept: LayerTensors[]): LayerTensors[] {
+  const pick = (a: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+    const shape = a.rank >= b.rank ? a.shape : b.shape;
+    const mask = tf.broadcastTo(tf.reshape(take, [take.shape[0] as number, ...shape.slice(1).map(() => 1)]), shape);
+    return tf.where(mask, tf.broadcastTo(a, shape), tf.broadcastTo(b, shape));
+  };
+  return candidate.map((layer, i) => ({ weight: pick(layer.weight, kept[i].weight), bias: pick(layer.bias, kept[i].bias) }));
+}
+
 /**
  * Gradient descent with the hand-written gradient. The first step starts from shared parameters
  * and yields per-task ones by broadcasting (theta - per-task step), so theta is never tiled.
+ * With a monitor, each task's support loss is taken at every iterate and guard 'best' keeps each
+ * task's lowest (guard.ts: strictly lower, so NaN never wins and step 0 is the floor).
  */
-function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: tf.Tensor, steps: number, lr: InnerLr, names: Array<[string, string]>): LayerTensors[] {
+function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: tf.Tensor, options: InnerLoopOptions, names: Array<[string, string]>): LayerTensors[] {
+  const { steps, lr, monitor } = options;
   let rates: LayerTensors[] | undefined;
   if (typeof lr !== 'number') {
     rates = names.map(([w, b]) => {
@@ -94,6 +134,10 @@ function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: t
       return { weight: lr[w], bias: lr[b] };
     });
   }
+  const loss = (layers: LayerTensors[]): tf.Tensor => layersLoss(spec, names, layers, x, y, options.scope);
+  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
+  let best = start;
+  let bestLoss = trace[0];
   let layers = start;
   for (let step = 0; step < steps; step++) {
     const grads = layerGradients(spec.kind, spec.activation, layers, x, y, typeof lr === 'number' ? lr : 1);
@@ -101,8 +145,18 @@ function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: t
       weight: tf.sub(weight, rates ? tf.mul(rates[i].weight, grads[i].weight) : grads[i].weight),
       bias: tf.sub(bias, rates ? tf.mul(rates[i].bias, grads[i].bias) : grads[i].bias),
     }));
+    if (!monitor) continue;
+    const current = loss(layers);
+    trace.push(current);
+    if (monitor.guard === 'best') {
+      const better = tf.less(current, bestLoss);
+      best = select(better, layers, best);
+      bestLoss = tf.where(better, current, bestLoss);
+    }
   }
-  return layers;
+  if (!monitor) return layers;
+  monitor.trace = tf.stack(trace);
+  return monitor.guard === 'best' ? best : layers;
 }
 
 function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
@@ -110,7 +164,7 @@ function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensor
   const { body } = splitBodyHead(theta);
   const x = options.scope === 'head' ? embed(spec, body, support.x) : support.x;
   const start = names.map(([w, b]) => ({ weight: theta[w], bias: theta[b] }));
-  const adapted = analyticLoop(spec, start, x, support.y, options.steps, options.lr, names);
+  const adapted = analyticLoop(spec, start, x, support.y, options, names);
   const out: NamedTensors = options.scope === 'head' ? { ...body } : {};
   names.forEach(([w, b], i) => {
     out[w] = adapted[i].weight;
@@ -127,6 +181,11 @@ function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensor
 export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const tasks = support.x.shape[0];
   if ((options.gradient ?? 'analytic') === 'analytic' && options.steps > 0) return analyticAdapt(spec, theta, support, options);
+  if (options.monitor) {
+    if (options.steps > 0) throw new Error('the inner-loop monitor runs on the analytic gradient');
+    // No steps: the start is the only iterate.
+    options.monitor.trace = tf.expandDims(lossOn(spec, theta, support), 0);
+  }
   const { body, head } = splitBodyHead(theta);
   if (options.scope === 'head') {
     // The body is fixed during the inner loop: embed the support set once.

@@ -11,6 +11,7 @@ import { getAlgorithm, POOL_PREFIX, type AlgorithmName, type InnerSettings, type
 import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
 import { slicePoolBatch } from './families/pool.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
+import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
 import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
@@ -189,10 +190,10 @@ export class MetaLearner {
     };
   }
 
-  /** Adapts to every task's support set and measures the query set (no meta-update). */
+  /** Adapts to every task's support set, guarded as /adapt is (guard.ts), and measures the query set (no meta-update). */
   evaluate(batch: EpisodeBatch): Evaluation {
     if (this.engine === 'fused-wasm') {
-      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch);
+      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD);
       if (!Number.isFinite(result.loss) || (result.accuracy !== undefined && !Number.isFinite(result.accuracy))) {
         throw new NonFiniteError(`validation loss is not finite (${result.loss})`);
       }
@@ -201,7 +202,7 @@ export class MetaLearner {
     const theta = this.params;
     const values = tf.tidy(() => {
       const tensors = batchToTensors(this.spec, batch);
-      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, this.inner);
+      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
       const output = forward(this.spec, adapted, tensors.query.x);
       const loss = tf.mean(taskLoss(this.spec.kind, output, tensors.query.y));
       if (this.spec.kind === 'regression') return [loss.dataSync()[0]];

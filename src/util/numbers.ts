@@ -13,3 +13,8 @@ export function isFiniteFloat32(value: number): boolean {
  * Stricter than `Number(text)`, which also takes '', blanks, hex, binary and 'Infinity'.
  */
 export const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A number as JSON can carry it: NaN and ±Infinity (a diverged loss) become null. */
+export function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}

@@ -1,12 +1,14 @@
 /**
  * Adaptation through the real path: HTTP, the adapt queue, an in-process worker, Postgres, the
  * adapted message and the reply. A meta-trained model adapted from 10 points beats the unadapted one
- * on held-out points; bad support sets are 400 naming the field; a diverging one is 422 with nothing
- * stored; beyond the wait the answer is 202 with a Location that later shows the result.
+ * on held-out points; bad support sets are 400 naming the field; a diverging one is 200 with the
+ * guarded head and `diverged: true` (422 with nothing stored under guard 'none', or when even the
+ * meta-model is not finite on it); beyond the wait the answer is 202 with a Location that later
+ * shows the result.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/meta/index.js';
-import { mse, sineTask, storeMetaModel, trainSineMaml } from './support/adapt-fixtures.js';
+import { mse, sineTask, storeMetaModel, trainSine, trainSineMaml } from './support/adapt-fixtures.js';
 import { newTenant, startApi, startWorker, type TestApi } from './support/api-app.js';
 import { waitUntil } from './support/training-fixtures.js';
 
@@ -91,7 +93,23 @@ describe('POST /tasks/:id/adapt', () => {
     expect(done).toMatchObject({ headVersion: 1, supportLoss: { before: expect.any(Number), after: expect.any(Number) } });
   });
 
-  it('answers 422 for a diverging adaptation and stores nothing', async () => {
+  it("answers 200 with the guarded head and diverged: true for a diverging adaptation; 422 with guard 'none'", async () => {
+    const task = sineTask(13);
+    const guarded = await adapt(await newTask(), { support: task.support, steps: 20, innerLr: 50 });
+    expect(guarded.statusCode).toBe(200);
+    const { supportLoss } = guarded.json();
+    expect(supportLoss).toMatchObject({ diverged: true, before: supportLoss.trace[0], after: supportLoss.trace[supportLoss.bestStep] });
+    expect(supportLoss.trace).toHaveLength(21);
+    expect(supportLoss.after).toBeLessThanOrEqual(supportLoss.before);
+    // The raw last step of the same run is not finite: refused, nothing stored.
+    const rawTask = await newTask();
+    const raw = await adapt(rawTask, { support: task.support, steps: 20, innerLr: 50, guard: 'none' });
+    expect(supportLoss.trace[20]).toBeNull();
+    expect(raw.statusCode).toBe(422);
+    expect(await api.db.prisma.adaptedHead.count({ where: { taskId: rawTask } })).toBe(0);
+  });
+
+  it('answers 422 for a support set on which even the meta-model is not finite, and stores nothing', async () => {
     const taskId = await newTask();
     const task = sineTask(13);
     const response = await adapt(taskId, { support: { x: task.support.x, y: task.support.y.map((y) => y * 1e30) }, steps: 100, innerLr: 50 });
@@ -136,6 +154,28 @@ describe('POST /tasks/:id/adapt', () => {
       expect(response.statusCode).toBe(404);
     }
     expect((await api.app.inject({ method: 'GET', url: `/tasks/${taskId}/adaptations/nope`, headers: tenant.headers })).statusCode).toBe(404);
+  });
+});
+
+describe('the guarded inner loop (issue 13)', () => {
+  it('Meta-SGD meta-trained with one inner step, adapted with 10: every answer is 200, the diverging ones flagged, no head fits the support set worse than the meta-model', async () => {
+    const metasgd = await storeMetaModel(api.db, tenant.tenantId, { algorithm: 'metasgd', params: trainSine('metasgd', 600, { metaLr: 0.001, metaBatchSize: 25 }), inner: { steps: 1, lr: 0.01 } });
+    const answers = await Promise.all([21, 22, 23, 24, 25, 26].map(async (seed) => {
+      const task = sineTask(seed, 0.5 + (seed % 5), seed % 3);
+      const taskId = await newTask(metasgd.metaModelId);
+      const response = await adapt(taskId, { support: task.support, steps: 10 });
+      expect(response.statusCode).toBe(200);
+      const { supportLoss } = response.json();
+      expect(supportLoss.after).toBeLessThanOrEqual(supportLoss.before);
+      expect(supportLoss.trace).toHaveLength(11);
+      // The stored head serves finite predictions, and the adaptation resource shows the same record.
+      expect((await predictGrid(taskId, task.query.x)).predictions.every(Number.isFinite)).toBe(true);
+      const stored = (await api.app.inject({ method: 'GET', url: `/tasks/${taskId}/adaptations/${response.json().adaptationId}`, headers: tenant.headers })).json();
+      expect(stored).toMatchObject({ guard: 'best', supportLoss });
+      return supportLoss as { diverged: boolean; trace: (number | null)[] };
+    }));
+    // The learned rates were meta-trained for one step: run for ten, they overshoot on some tasks.
+    expect(answers.some((loss) => loss.diverged)).toBe(true);
   });
 });
 

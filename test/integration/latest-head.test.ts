@@ -35,7 +35,7 @@ describe('loadLatestHead', () => {
     const task = await db.prisma.task.create({ data: { tenantId, metaModelId, kind: 'regression', inputDim: 1 } });
     expect(await loadLatestHead(db, tenantId, task.id)).toEqual({ status: 'not-adapted' });
     for (const version of [1, 2, 3]) {
-      await db.prisma.adaptedHead.create({ data: { taskId: task.id, version, params: head(version), supportLossBefore: 1, supportLossAfter: 0.5, steps: 5, innerLr: 0.01, durationMs: 1 } });
+      await db.prisma.adaptedHead.create({ data: { taskId: task.id, version, params: head(version), supportLossBefore: 1, supportLossAfter: 0.5, supportLossTrace: [], bestStep: 5, diverged: false, steps: 5, innerLr: 0.01, durationMs: 1 } });
     }
     await db.prisma.task.update({ where: { id: task.id }, data: { headVersion: 3 } });
     const found = await loadLatestHead(db, tenantId, task.id);

@@ -103,7 +103,7 @@ describe('invalidation is by message', () => {
     ]);
     expect((await api.app.inject({ method: 'GET', url, headers: tenant.headers })).json()).toEqual(before);
 
-    const message = { adaptationId: 'manual', taskId, tenantId: tenant.tenantId, headVersion: 2, status: 'succeeded' as const, steps: 3, durationMs: 1, supportLoss: { before: 1, after: 0.5 } };
+    const message = { adaptationId: 'manual', taskId, tenantId: tenant.tenantId, headVersion: 2, status: 'succeeded' as const, steps: 3, durationMs: 1, supportLoss: { before: 1, after: 0.5, trace: [1, 0.7, 0.6, 0.5], bestStep: 3, diverged: false } };
     expect(await publishAdapted(api.redis, api.prefix, message)).toBeGreaterThanOrEqual(1);
     const after = await waitUntil(async () => {
       const answer = (await api.app.inject({ method: 'GET', url, headers: tenant.headers })).json();

@@ -429,10 +429,18 @@ export interface components {
             headVersion: number;
             /** @description Inner steps run (0 for ProtoNets and multitask, whose heads are computed in closed form: from class prototypes; by ridge or logistic regression on the body features) */
             steps: number;
-            /** @description Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy) */
+            /** @description Mean loss on the support set (MSE, or cross-entropy) before, after and at every step of the inner loop */
             supportLoss: {
+                /** @description With the meta-model's parameters */
                 before: number;
+                /** @description With the stored head (the trace at bestStep) */
                 after: number;
+                /** @description At every step, step 0 (before) first: steps + 1 values, null where the raw loss was not finite; empty for heads stored before traces were recorded */
+                trace: (number | null)[];
+                /** @description The step whose parameters were stored */
+                bestStep: number;
+                /** @description The raw loss rose above the starting one or went non-finite at some step (guard best then stored an earlier step) */
+                diverged: boolean;
             };
             /** @description The worker's time on it: loading, the inner loop and storing the head */
             durationMs: number;
@@ -452,13 +460,23 @@ export interface components {
             status: "queued" | "running" | "succeeded" | "failed";
             steps: number;
             innerLr: number;
+            /** @enum {string} */
+            guard: "best" | "none";
             /** @description Examples in the support set */
             supportSize: number;
             /** @description The head version it stored (succeeded only) */
             headVersion: number | null;
             supportLoss: {
+                /** @description With the meta-model's parameters */
                 before: number;
+                /** @description With the stored head (the trace at bestStep) */
                 after: number;
+                /** @description At every step, step 0 (before) first: steps + 1 values, null where the raw loss was not finite; empty for heads stored before traces were recorded */
+                trace: (number | null)[];
+                /** @description The step whose parameters were stored */
+                bestStep: number;
+                /** @description The raw loss rose above the starting one or went non-finite at some step (guard best then stored an earlier step) */
+                diverged: boolean;
             } | null;
             durationMs: number | null;
             /** @description Why it failed (failed only) */
@@ -4517,6 +4535,11 @@ export interface operations {
                     /** @description Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it */
                     innerLr?: number;
                     /**
+                     * @description 'best' (default): keep the step with the lowest support loss, so the head never fits the support set worse than the meta-model; a diverging inner loop still answers 200, with `supportLoss.diverged`. 'none': the raw last step (research); a non-finite one fails (422)
+                     * @enum {string}
+                     */
+                    guard?: "best" | "none";
+                    /**
                      * @description Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once
                      * @default true
                      */
@@ -4539,7 +4562,17 @@ export interface operations {
                      *       "steps": 5,
                      *       "supportLoss": {
                      *         "before": 3.91,
-                     *         "after": 0.42
+                     *         "after": 0.42,
+                     *         "trace": [
+                     *           3.91,
+                     *           2.2,
+                     *           1.31,
+                     *           0.84,
+                     *           0.58,
+                     *           0.42
+                     *         ],
+                     *         "bestStep": 5,
+                     *         "diverged": false
                      *       },
                      *       "durationMs": 4.2
                      *     }
@@ -4565,6 +4598,7 @@ export interface operations {
                      *       "status": "queued",
                      *       "steps": 5,
                      *       "innerLr": 0.01,
+                     *       "guard": "best",
                      *       "supportSize": 10,
                      *       "headVersion": null,
                      *       "supportLoss": null,
@@ -4675,7 +4709,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The adaptation failed, e.g. diverged: lower innerLr or steps */
+            /** @description The adaptation failed, e.g. diverged to a non-finite loss with guard 'none' (or from a meta-model that is not finite on the support set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4787,6 +4821,7 @@ export interface operations {
                      *       "status": "queued",
                      *       "steps": 5,
                      *       "innerLr": 0.01,
+                     *       "guard": "best",
                      *       "supportSize": 10,
                      *       "headVersion": null,
                      *       "supportLoss": null,

@@ -14,8 +14,9 @@
  * per-query overhead was most of their cost).
  */
 import { randomBytes } from 'node:crypto';
-import type { Examples, TaskKind } from '../../meta/index.js';
+import type { Examples, GuardPolicy, SupportLossTrace, TaskKind } from '../../meta/index.js';
 import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
+import { finiteOrNull } from '../../util/numbers.js';
 import type { Db } from '../client.js';
 import { truncateReason } from '../../util/error-reason.js';
 import type { AdaptTarget } from './tasks.js';
@@ -49,8 +50,8 @@ function uuidv7(): string {
 }
 
 const INSERT_ADAPTATION = `
-  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, support_size, support_x, support_y)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, guard, support_size, support_x, support_y)
+  VALUES ($1, $2, $3, $4, $5, $6::guard_policy, $7, $8, $9)
   RETURNING created_at`;
 
 /**
@@ -61,13 +62,13 @@ const INSERT_ADAPTATION = `
 export async function createAdaptation(
   db: Db,
   target: AdaptTarget,
-  input: { support: SupportArrays; steps: number; innerLr: number },
+  input: { support: SupportArrays; steps: number; innerLr: number; guard: GuardPolicy },
 ): Promise<AdaptationView> {
   const id = uuidv7();
   const { rows } = await db.sql.query<{ created_at: Date }>({
     name: 'adaptation-create',
     text: INSERT_ADAPTATION,
-    values: [id, target.tenantId, target.taskId, input.steps, input.innerLr, input.support.n, float32Bytes(input.support.x), float32Bytes(input.support.y)],
+    values: [id, target.tenantId, target.taskId, input.steps, input.innerLr, input.guard, input.support.n, float32Bytes(input.support.x), float32Bytes(input.support.y)],
   });
   return {
     id,
@@ -75,6 +76,7 @@ export async function createAdaptation(
     status: 'queued',
     steps: input.steps,
     innerLr: input.innerLr,
+    guard: input.guard,
     supportSize: input.support.n,
     headVersion: null,
     supportLoss: null,
@@ -86,17 +88,35 @@ export async function createAdaptation(
   };
 }
 
+/**
+ * A stored head's support losses as the API shows them: before and after the inner loop, and the
+ * guard's record (the trace with non-finite steps as null, since JSON has no NaN).
+ */
+export interface SupportLossView {
+  before: number;
+  after: number;
+  trace: (number | null)[];
+  bestStep: number;
+  diverged: boolean;
+}
+
+/** The view of a head's losses (`trace` as the engine or the table holds it). */
+export function supportLossView(before: number, after: number, record: SupportLossTrace): SupportLossView {
+  return { before, after, trace: record.trace.map(finiteOrNull), bestStep: record.bestStep, diverged: record.diverged };
+}
+
 export interface AdaptationView {
   id: string;
   taskId: string;
   status: AdaptationStatus;
   steps: number;
   innerLr: number;
+  guard: GuardPolicy;
   supportSize: number;
   /** The head version it stored (succeeded only). */
   headVersion: number | null;
-  /** Mean support loss before and after the inner loop (succeeded only). */
-  supportLoss: { before: number; after: number } | null;
+  /** Mean support loss before and after the inner loop, and its trace (succeeded only). */
+  supportLoss: SupportLossView | null;
   /** Time the worker spent adapting (succeeded only). */
   durationMs: number | null;
   error: string | null;
@@ -109,20 +129,20 @@ export interface AdaptationView {
 export async function getAdaptation(db: Db, tenantId: string, taskId: string, adaptationId: string): Promise<AdaptationView | null> {
   const row = await db.prisma.adaptation.findFirst({
     where: { id: adaptationId, taskId, tenantId },
-    select: { id: true, taskId: true, status: true, steps: true, innerLr: true, supportSize: true, headVersion: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
+    select: { id: true, taskId: true, status: true, steps: true, innerLr: true, guard: true, supportSize: true, headVersion: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
   });
   if (!row) return null;
   const head = row.status === 'succeeded' && row.headVersion !== null
     ? await db.prisma.adaptedHead.findUnique({
       where: { taskId_version: { taskId, version: row.headVersion } },
-      select: { supportLossBefore: true, supportLossAfter: true, durationMs: true, steps: true },
+      select: { supportLossBefore: true, supportLossAfter: true, supportLossTrace: true, bestStep: true, diverged: true, durationMs: true, steps: true },
     })
     : null;
   return {
     ...row,
     // The steps that actually ran (ProtoNets' closed-form head runs none).
     steps: head?.steps ?? row.steps,
-    supportLoss: head ? { before: head.supportLossBefore, after: head.supportLossAfter } : null,
+    supportLoss: head ? supportLossView(head.supportLossBefore, head.supportLossAfter, { trace: head.supportLossTrace, bestStep: head.bestStep, diverged: head.diverged }) : null,
     durationMs: head?.durationMs ?? null,
     createdAt: row.createdAt.toISOString(),
     startedAt: row.startedAt?.toISOString() ?? null,
@@ -142,6 +162,7 @@ export interface AdaptationWork {
   status: AdaptationStatus;
   steps: number;
   innerLr: number;
+  guard: GuardPolicy;
   support: Examples;
   /** The task's shape, checked against the meta-model before adapting. */
   kind: TaskKind;
@@ -164,6 +185,7 @@ interface AdaptationRow {
   status: AdaptationStatus;
   steps: number;
   inner_lr: number;
+  guard: GuardPolicy;
   support_size: number;
   support_x: Uint8Array;
   support_y: Uint8Array;
@@ -180,7 +202,7 @@ function float32s(bytes: Uint8Array, count: number, what: string): Float32Array 
 }
 
 const LOAD_ADAPTATION = `
-  SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.support_size, a.support_x, a.support_y,
+  SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.guard::text AS guard, a.support_size, a.support_x, a.support_y,
          t.meta_model_id, t.kind::text AS kind, t.input_dim, t.n_way
   FROM adaptations a JOIN tasks t ON t.id = a.task_id
   WHERE a.id = $1`;
@@ -203,6 +225,7 @@ export async function loadAdaptation(db: Db, id: string): Promise<AdaptationWork
     status: row.status,
     steps: row.steps,
     innerLr: row.inner_lr,
+    guard: row.guard,
     support: { n, x: float32s(row.support_x, n * row.input_dim, 'support_x'), y: float32s(row.support_y, n, 'support_y') },
     kind: row.kind,
     inputDim: row.input_dim,
@@ -217,6 +240,8 @@ export interface HeadWrite {
   params: Uint8Array;
   supportLossBefore: number;
   supportLossAfter: number;
+  /** The support loss per step, the step stored and whether the raw loss diverged. */
+  supportLoss: SupportLossTrace;
   /** Inner steps actually run (0 for ProtoNets, whose head is computed in closed form). */
   steps: number;
   innerLr: number;
@@ -236,8 +261,8 @@ const RECORD_HEAD = `
     WHERE a.id = $2 AND a.task_id = locked.id AND a.status IN ('queued', 'running')
     RETURNING a.task_id, a.head_version
   ), stored AS (
-    INSERT INTO adapted_heads (task_id, version, params, support_loss_before, support_loss_after, steps, inner_lr, duration_ms)
-    SELECT task_id, head_version, $4::bytea, $5::float8, $6::float8, $7::int, $8::float8, $9::float8
+    INSERT INTO adapted_heads (task_id, version, params, support_loss_before, support_loss_after, steps, inner_lr, duration_ms, support_loss_trace, best_step, diverged)
+    SELECT task_id, head_version, $4::bytea, $5::float8, $6::float8, $7::int, $8::float8, $9::float8, $10::float8[], $11::int, $12::boolean
     FROM claimed
     RETURNING task_id, version
   )
@@ -262,7 +287,11 @@ export async function recordHead(db: Db, head: HeadWrite): Promise<number | null
   const { rows } = await db.sql.query<{ head_version: number }>({
     name: 'adaptation-record-head',
     text: RECORD_HEAD,
-    values: [head.taskId, head.adaptationId, head.startedAt, head.params, head.supportLossBefore, head.supportLossAfter, head.steps, head.innerLr, head.durationMs],
+    values: [
+      head.taskId, head.adaptationId, head.startedAt, head.params, head.supportLossBefore, head.supportLossAfter, head.steps, head.innerLr, head.durationMs,
+      // node-postgres sends NaN and Infinity as text, which float8[] reads back as the same values.
+      head.supportLoss.trace.map(String), head.supportLoss.bestStep, head.supportLoss.diverged,
+    ],
   });
   return rows[0]?.head_version ?? null;
 }

@@ -11,6 +11,7 @@ import { createAdaptation, getAdaptation, recordFailure, type AdaptationView, ty
 import { loadAdaptTarget, type AdaptTarget } from '../../db/repositories/tasks.js';
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
+import { DEFAULT_GUARD } from '../../meta/index.js';
 import { Lru } from '../../util/lru.js';
 import { isFiniteFloat32 } from '../../util/numbers.js';
 import { HttpProblem } from '../problem.js';
@@ -76,7 +77,7 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
         200: { description: 'Adapted: the new head version serves predictions from now on', ...AdaptResult },
         202: { description: 'Accepted and queued (or still running after the wait); Location names the adaptation', headers: LocationHeader, ...Adaptation },
         ...problemResponses(400, 404, 413, 415),
-        422: { ...problemResponses(422)[422], description: 'The adaptation failed, e.g. diverged: lower innerLr or steps' },
+        422: { ...problemResponses(422)[422], description: "The adaptation failed, e.g. diverged to a non-finite loss with guard 'none' (or from a meta-model that is not finite on the support set)" },
         503: { ...problemResponses(503)[503], description: 'The adaptation could not be queued (Redis unreachable)' },
       },
     },
@@ -87,9 +88,9 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
     const support = readSupport(target, request.body.support);
     const model = await app.metaModel(target.metaModelId);
     if (!model) throw new Error(`task ${taskId} names meta-model ${target.metaModelId}, which does not exist`);
-    const { steps = model.inner.steps, innerLr = model.inner.lr } = request.body;
+    const { steps = model.inner.steps, innerLr = model.inner.lr, guard = DEFAULT_GUARD } = request.body;
 
-    const created = await createAdaptation(db, target, { support, steps, innerLr });
+    const created = await createAdaptation(db, target, { support, steps, innerLr, guard });
     const location = `/tasks/${taskId}/adaptations/${created.id}`;
     // No wait when asked not to, or when the process already holds its most waiters: answer 202 at once.
     const wait = request.body.wait === false ? null : app.adaptWaiters.wait(created.id, config.adaptWaitMs);

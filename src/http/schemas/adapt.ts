@@ -2,6 +2,7 @@
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
 import { ADAPTATION_STATUSES } from '../../db/repositories/adaptations.js';
+import { GUARD_POLICIES } from '../../meta/index.js';
 import { Id, Literals, Timestamp } from './common.js';
 
 /**
@@ -21,6 +22,9 @@ export function AdaptRequest(limits: Limits) {
       ),
       steps: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.maxInnerSteps, description: "Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it" })),
       innerLr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it" })),
+      guard: Type.Optional(Literals(GUARD_POLICIES, {
+        description: "'best' (default): keep the step with the lowest support loss, so the head never fits the support set worse than the meta-model; a diverging inner loop still answers 200, with `supportLoss.diverged`. 'none': the raw last step (research); a non-finite one fails (422)",
+      })),
       wait: Type.Optional(Type.Boolean({ default: true, description: 'Wait for the result (up to ADAPT_WAIT_MS) and answer 200; false answers 202 at once' })),
     },
     {
@@ -31,8 +35,14 @@ export function AdaptRequest(limits: Limits) {
 }
 
 const SupportLoss = Type.Object(
-  { before: Type.Number(), after: Type.Number() },
-  { description: "Mean loss on the support set with the meta-model's parameters and with the adapted ones (MSE, or cross-entropy)" },
+  {
+    before: Type.Number({ description: "With the meta-model's parameters" }),
+    after: Type.Number({ description: 'With the stored head (the trace at bestStep)' }),
+    trace: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'At every step, step 0 (before) first: steps + 1 values, null where the raw loss was not finite; empty for heads stored before traces were recorded' }),
+    bestStep: Type.Integer({ minimum: 0, description: 'The step whose parameters were stored' }),
+    diverged: Type.Boolean({ description: 'The raw loss rose above the starting one or went non-finite at some step (guard best then stored an earlier step)' }),
+  },
+  { description: 'Mean loss on the support set (MSE, or cross-entropy) before, after and at every step of the inner loop' },
 );
 
 /** 200 answer: the head version now serving predictions. */
@@ -46,7 +56,7 @@ export const AdaptResult = Type.Object(
     durationMs: Type.Number({ description: "The worker's time on it: loading, the inner loop and storing the head" }),
   },
   {
-    examples: [{ taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', adaptationId: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', headVersion: 1, steps: 5, supportLoss: { before: 3.91, after: 0.42 }, durationMs: 4.2 }],
+    examples: [{ taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', adaptationId: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', headVersion: 1, steps: 5, supportLoss: { before: 3.91, after: 0.42, trace: [3.91, 2.2, 1.31, 0.84, 0.58, 0.42], bestStep: 5, diverged: false }, durationMs: 4.2 }],
   },
 );
 
@@ -58,6 +68,7 @@ export const Adaptation = Type.Object(
     status: Literals(ADAPTATION_STATUSES),
     steps: Type.Integer(),
     innerLr: Type.Number(),
+    guard: Literals(GUARD_POLICIES),
     supportSize: Type.Integer({ description: 'Examples in the support set' }),
     headVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'The head version it stored (succeeded only)' }),
     supportLoss: Type.Union([SupportLoss, Type.Null()]),
@@ -68,7 +79,7 @@ export const Adaptation = Type.Object(
     finishedAt: Type.Union([Timestamp, Type.Null()]),
   },
   {
-    examples: [{ id: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', status: 'queued', steps: 5, innerLr: 0.01, supportSize: 10, headVersion: null, supportLoss: null, durationMs: null, error: null, createdAt: '2026-01-01T12:00:00.000Z', startedAt: null, finishedAt: null }],
+    examples: [{ id: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', status: 'queued', steps: 5, innerLr: 0.01, guard: 'best', supportSize: 10, headVersion: null, supportLoss: null, durationMs: null, error: null, createdAt: '2026-01-01T12:00:00.000Z', startedAt: null, finishedAt: null }],
   },
 );
 

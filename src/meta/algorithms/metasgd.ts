@@ -35,7 +35,7 @@ export const metasgd: EpisodicAlgorithm = {
     return { ...params, ...rates };
   },
   adapt: (spec, theta, support, inner) =>
-    adaptToSupport(spec, modelPart(theta), support, { scope: 'all', steps: inner.steps, lr: learnedRates(theta) }),
+    adaptToSupport(spec, modelPart(theta), support, { scope: 'all', steps: inner.steps, lr: learnedRates(theta), monitor: inner.monitor }),
   metaGradient: (spec, theta, batch, inner) =>
     throughAdaptation(spec, theta, batch, (th) => metasgd.adapt(spec, th, batch.support, inner)),
 };

@@ -12,6 +12,7 @@ import type { ModelSpec, NamedTensors, ParamArrays } from '../model.js';
 import type { Rng } from '../rng.js';
 import type { BatchTensors, TaskTensors } from '../tensors.js';
 import type { PoolBatch, TaskKind } from '../types.js';
+import type { InnerMonitor } from '../inner-loop.js';
 
 export const ALGORITHM_NAMES = ['maml', 'fomaml', 'reptile', 'anil', 'metasgd', 'protonet', 'multitask'] as const;
 
@@ -21,6 +22,8 @@ export type AlgorithmName = (typeof ALGORITHM_NAMES)[number];
 export interface InnerSettings {
   steps: number;
   lr: number;
+  /** Evaluation and adaptation: trace the support loss and guard the result (inner-loop.ts). */
+  monitor?: InnerMonitor;
 }
 
 /** A meta-gradient: the mean post-adaptation query loss of the meta-batch and d(outer objective)/d(theta). */

@@ -23,6 +23,7 @@ import { modelShapes, type ModelSpec, type ParamArrays } from '../model.js';
 import { encodeTargets } from '../tensors.js';
 import type { EpisodeBatch } from '../types.js';
 import { fusedModel, type FusedModel } from './kernels.js';
+import { improves, readTrace, type GuardPolicy, type SupportLossTrace } from '../guard.js';
 
 export { fusedKernelsAvailable } from './kernels.js';
 
@@ -105,12 +106,21 @@ function adaptsHeadOnly(algorithm: AlgorithmName): boolean {
   return algorithm === 'anil';
 }
 
+/** Evaluation and adaptation: the guard's policy (guard.ts), and the support loss per iterate, written by adaptTask. */
+interface Guard {
+  policy: GuardPolicy;
+  trace: number[];
+}
+
 /**
  * Adapts task `t` from `start`: `steps` gradient steps on its support set (or ProtoNets' prototype
  * head). Returns the pointer of the adapted model vector. With `keep`, theta_j stays in buffer
  * `theta.j` for every j (the second-order backward pass needs them); otherwise two alternate.
+ * With a `guard`, the support loss of every iterate goes into its trace (each step's gradient pass
+ * yields it, the last iterate takes one more forward pass) and policy 'best' returns the iterate
+ * with the lowest, kept in buffer `best`, by the same rule as the tfjs loop (guard.ts `improves`).
  */
-function adaptTask(m: FusedModel, algorithm: AlgorithmName, start: Start, support: Sets, t: number, inner: InnerSettings, keep: boolean): number {
+function adaptTask(m: FusedModel, algorithm: AlgorithmName, start: Start, support: Sets, t: number, inner: InnerSettings, keep: boolean, guard?: Guard): number {
   const k = m.kernels;
   const xs = support.x + t * support.xStride;
   const ys = support.y + t * support.yStride;
@@ -119,6 +129,7 @@ function adaptTask(m: FusedModel, algorithm: AlgorithmName, start: Start, suppor
   k.copy(first, start.theta, m.size);
   if (algorithm === 'protonet') {
     k.prototypeHead(first, xs, ys, support.n);
+    guard?.trace.push(k.lossOnly(first, xs, ys, support.n, 0));
     return first;
   }
   let input = xs;
@@ -130,16 +141,26 @@ function adaptTask(m: FusedModel, algorithm: AlgorithmName, start: Start, suppor
     firstLayer = m.layers - 1;
   }
   const g = m.buffer('g', m.size);
+  const best = guard?.policy === 'best' ? m.buffer('best', m.size) : null;
+  let bestLoss = Number.NaN;
+  const record = (loss: number, iterate: number): void => {
+    if (!guard) return;
+    guard.trace.push(loss);
+    if (best === null || !(guard.trace.length === 1 || improves(loss, bestLoss))) return;
+    bestLoss = loss;
+    k.copy(best, iterate, m.size);
+  };
   let current = first;
   for (let j = 0; j < inner.steps; j++) {
     const next = slot(j + 1);
     k.zero(g, m.size);
-    k.lossGradient(current, input, ys, support.n, firstLayer, g);
+    record(k.lossGradient(current, input, ys, support.n, firstLayer, g), current);
     if (start.rates !== null) k.stepPerParameter(next, current, start.rates, g, m.size);
     else k.step(next, current, -inner.lr, g, m.size);
     current = next;
   }
-  return current;
+  if (guard) record(k.lossOnly(current, input, ys, support.n, firstLayer), current);
+  return best ?? current;
 }
 
 /** Adds task `t`'s meta-gradient into `meta` (and Meta-SGD's rate gradient into `metaRates`); returns its query loss. */
@@ -220,8 +241,8 @@ export function fusedMetaGradient(algorithm: AlgorithmName, spec: ModelSpec, inn
   return { loss: loss / batch.tasks, grads };
 }
 
-/** Post-adaptation loss (and accuracy, classification) of held-out tasks on the fused path. */
-export function fusedEvaluate(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, params: ParamArrays, batch: EpisodeBatch): { loss: number; accuracy?: number } {
+/** Post-adaptation loss (and accuracy, classification) of held-out tasks on the fused path, guarded as adaptation is. */
+export function fusedEvaluate(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, params: ParamArrays, batch: EpisodeBatch, guard: GuardPolicy = 'best'): { loss: number; accuracy?: number } {
   const m = fusedModel(spec, Math.max(batch.supportSize, batch.querySize));
   const support = upload(m, spec, 'support', batch.tasks, batch.supportSize, batch.support.x, batch.support.y);
   const query = upload(m, spec, 'query', batch.tasks, batch.querySize, batch.query.x, batch.query.y);
@@ -229,7 +250,7 @@ export function fusedEvaluate(algorithm: AlgorithmName, spec: ModelSpec, inner: 
   let loss = 0;
   let correct = 0;
   for (let t = 0; t < batch.tasks; t++) {
-    const adapted = adaptTask(m, algorithm, start, support, t, inner, false);
+    const adapted = adaptTask(m, algorithm, start, support, t, inner, false, { policy: guard, trace: [] });
     loss += m.kernels.lossOnly(adapted, query.x + t * query.xStride, query.y + t * query.yStride, query.n, 0);
     correct += m.kernels.lastCorrect();
   }
@@ -237,30 +258,26 @@ export function fusedEvaluate(algorithm: AlgorithmName, spec: ModelSpec, inner: 
   return spec.kind === 'regression' ? { loss } : { loss, accuracy: correct / (batch.tasks * batch.querySize) };
 }
 
-/** One task's adaptation on the fused path: its adapted model vector and support loss before and after. */
+/** One task's adaptation on the fused path: its adapted model vector and its support loss per step. */
 export interface FusedAdaptation {
   /** The adapted parameters by name (all model parameters). */
   params: ParamArrays;
-  supportLossBefore: number;
-  supportLossAfter: number;
+  supportLoss: SupportLossTrace;
 }
 
 /**
  * Adapts the meta-model to each of several support sets of `n` examples (inputs [T, n, in], labels
- * or values [T, n]); ProtoNets' "before" is the loss with the prototype head, as after.
+ * or values [T, n]) under a guard policy; ProtoNets' trace is the one loss with the prototype head.
  */
-export function fusedAdaptMany(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, params: ParamArrays, tasks: number, n: number, x: Float32Array, y: Float32Array): FusedAdaptation[] {
+export function fusedAdaptMany(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, params: ParamArrays, tasks: number, n: number, x: Float32Array, y: Float32Array, guard: GuardPolicy): FusedAdaptation[] {
   const m = fusedModel(spec, n);
   const support = upload(m, spec, 'support', tasks, n, x, y);
   const start = uploadParams(m, algorithm, params);
   const shapes = modelShapes(spec);
   const out: FusedAdaptation[] = [];
   for (let t = 0; t < tasks; t++) {
-    const xs = support.x + t * support.xStride;
-    const ys = support.y + t * support.yStride;
-    const adapted = adaptTask(m, algorithm, start, support, t, inner, false);
-    const after = m.kernels.lossOnly(adapted, xs, ys, n, 0);
-    const before = algorithm === 'protonet' ? after : m.kernels.lossOnly(start.theta, xs, ys, n, 0);
+    const trace: number[] = [];
+    const adapted = adaptTask(m, algorithm, start, support, t, inner, false, { policy: guard, trace });
     const vector = m.view(adapted, m.size);
     const adaptedParams: ParamArrays = {};
     let offset = 0;
@@ -269,7 +286,7 @@ export function fusedAdaptMany(algorithm: AlgorithmName, spec: ModelSpec, inner:
       adaptedParams[name] = { shape: [...shape], data: vector.slice(offset, offset + size) };
       offset += size;
     }
-    out.push({ params: adaptedParams, supportLossBefore: before, supportLossAfter: after });
+    out.push({ params: adaptedParams, supportLoss: readTrace(trace, guard) });
   }
   return out;
 }

@@ -63,13 +63,18 @@ export async function storeMetaModel(db: Db, tenantId: string, options: StoredMo
  * unadapted model on a new sine.
  */
 export function trainSineMaml(iterations = 300): ParamArrays {
-  const config: LearnerConfig = { algorithm: 'maml', spec: modelSpec('regression', 1, { hidden: [40, 40] }), inner: { steps: 1, lr: 0.01 }, metaLr: 0.003 };
+  return trainSine('maml', iterations, { metaLr: 0.003, metaBatchSize: 8 });
+}
+
+/** Meta-parameters of `algorithm` for sinusoids (1-40-40-1, one inner step of 0.01, seed 1). */
+export function trainSine(algorithm: AlgorithmName, iterations: number, outer: { metaLr: number; metaBatchSize: number }): ParamArrays {
+  const config: LearnerConfig = { algorithm, spec: modelSpec('regression', 1, { hidden: [40, 40] }), inner: { steps: 1, lr: 0.01 }, metaLr: outer.metaLr };
   const learner = new MetaLearner(config, initMetaParams(config, new Rng(1)));
   const family = sinusoid();
   const rng = new Rng(2);
   try {
     for (let i = 0; i < iterations; i++) {
-      learner.metaStep(packEpisodes(Array.from({ length: 8 }, () => family.sampleEpisode(rng, 'train', { shots: 10, queryShots: 10 }))));
+      learner.metaStep(packEpisodes(Array.from({ length: outer.metaBatchSize }, () => family.sampleEpisode(rng, 'train', { shots: 10, queryShots: 10 }))));
     }
     return learner.exportParams();
   } finally {

@@ -3,6 +3,7 @@
  * writes tasks and adaptations is tested on its side): a meta-model version stored the way a
  * finished meta-training job stores it, a task bound to it, adaptation rows carrying support sets.
  */
+import type { GuardPolicy } from '../../../src/meta/index.js';
 import { startAttempt, finishSucceeded } from '../../../src/db/repositories/training.js';
 import type { Db } from '../../../src/db/client.js';
 import { initMetaParams, modelSpec, Rng, type AlgorithmName, type ParamArrays } from '../../../src/meta/index.js';
@@ -60,13 +61,14 @@ export interface SupportSet {
 }
 
 /** An adaptation row waiting for the worker, as the API writes it. */
-export async function createAdaptation(db: Db, tenantId: string, taskId: string, support: SupportSet, options: { steps?: number; innerLr?: number } = {}) {
+export async function createAdaptation(db: Db, tenantId: string, taskId: string, support: SupportSet, options: { steps?: number; innerLr?: number; guard?: GuardPolicy } = {}) {
   const row = await db.prisma.adaptation.create({
     data: {
       tenantId,
       taskId,
       steps: options.steps ?? 5,
       innerLr: options.innerLr ?? 0.01,
+      guard: options.guard,
       supportSize: support.y.length,
       supportX: float32Bytes(support.x.flat()),
       supportY: float32Bytes(support.y),

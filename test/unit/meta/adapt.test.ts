@@ -118,7 +118,13 @@ describe('adapt', () => {
     const cls = metaModel('anil', classification, 0.1);
     expect(() => adapt(cls, { ...blobTask.support, y: Float32Array.from(blobTask.support.y, () => 7) })).toThrow(/class label 7/);
     const memory = tf.memory().numTensors;
-    expect(() => adapt(model, sineTask.support, { steps: 20, lr: 1e20 })).toThrow(NonFiniteError);
+    // Guard 'none' returns the raw last iterate: diverged to NaN, it is an error, never NaN parameters.
+    expect(() => adapt(model, sineTask.support, { steps: 20, lr: 1e20, guard: 'none' })).toThrow(NonFiniteError);
+    // The default guard returns the best iterate (here the start) and says the raw loss diverged.
+    const guarded = adapt(model, sineTask.support, { steps: 20, lr: 1e20 });
+    expect(guarded.supportLoss).toMatchObject({ bestStep: 0, diverged: true });
+    expect(guarded.supportLossAfter).toBe(guarded.supportLossBefore);
+    expect(() => adapt(model, sineTask.support, { guard: 'worst' as 'none' })).toThrow(/guard must be one of/);
     expect(tf.memory().numTensors).toBe(memory);
   });
 });
@@ -149,10 +155,10 @@ describe('adaptMany', () => {
     });
   });
 
-  it('a diverging task fails alone; mismatched sizes are refused', () => {
+  it('a diverging task fails alone (guard none); mismatched sizes are refused', () => {
     const model = metaModel('maml', regression, 0.01);
     const huge = { ...sines[1], y: Float32Array.from(sines[1].y, (v) => v * 1e18) };
-    const results = adaptMany(model, [sines[0], huge, sines[2]], { steps: 20, lr: 0.05 });
+    const results = adaptMany(model, [sines[0], huge, sines[2]], { steps: 20, lr: 0.05, guard: 'none' });
     expect(results[1]).toBeInstanceOf(NonFiniteError);
     expect(results[0]).not.toBeInstanceOf(Error);
     expect(results[2]).not.toBeInstanceOf(Error);

@@ -61,7 +61,7 @@ describe('fused path vs tfjs', () => {
       return algorithm.adapt(p.spec, toTensors(p.params), support, p.inner);
     });
     const { tasks, supportSize: n } = p.batch;
-    const adaptedFused = fusedAdaptMany(c.algorithm, p.spec, p.inner, p.params, tasks, n, p.batch.support.x, p.batch.support.y);
+    const adaptedFused = fusedAdaptMany(c.algorithm, p.spec, p.inner, p.params, tasks, n, p.batch.support.x, p.batch.support.y, 'none');
     for (const [name, t] of Object.entries(adaptedTfjs)) {
       const perTask = t.data.length === tasks * adaptedFused[0].params[name].data.length;
       for (let task = 0; task < tasks; task++) {

@@ -1,0 +1,128 @@
+/**
+ * Does meta-learning help on these tasks, and from how many examples? An evaluation adapts a
+ * meta-model to held-out tasks for a grid of shots and inner steps and measures the query sets,
+ * next to baselines on the same tasks and the same support sets:
+ * - `unadapted`: the meta-model as it is (no inner steps; ProtoNets still builds its prototype head);
+ * - `scratch`: a freshly initialised model of the same shape trained on the support set alone, by the
+ *   same guarded inner loop (plain gradient descent on every layer at the meta-model's inner lr) for
+ *   SCRATCH_STEPS steps;
+ * - `multitask`: a meta-model of algorithm 'multitask' on the same families, when one is given.
+ * Every figure is a mean over tasks with its 95% confidence interval (normal approximation).
+ */
+
+import { adaptMany, predict, taskParams, type MetaModel } from './adapt.js';
+import type { EnginePreference } from './engine.js';
+import { initModelParams } from './model.js';
+import { Rng } from './rng.js';
+import type { Examples, TaskFamily } from './types.js';
+
+/** Gradient steps the `scratch` baseline takes on each support set (from a fresh initialisation). */
+export const SCRATCH_STEPS = 100;
+
+/** What an evaluation measures: held-out tasks per grid cell, and the grid. */
+export interface EvaluationSettings {
+  /** Support examples per task (regression) or per class (classification), one row each. */
+  shots: number[];
+  /** Inner steps of the meta-model's adaptation, one row each (ignored by algorithms without inner steps). */
+  steps: number[];
+  /** Held-out tasks drawn for each number of shots (the same tasks for every method and step count). */
+  tasks: number;
+  /** Query examples per task (or per class). */
+  queryShots: number;
+  seed: number;
+}
+
+export type EvaluationMethod = 'adapted' | 'unadapted' | 'scratch' | 'multitask';
+
+/** A mean over tasks and the half-width of its 95% confidence interval. */
+export interface MeanCi {
+  mean: number;
+  ci95: number;
+}
+
+/** One cell: a method at a number of shots (and, for 'adapted', of steps). */
+export interface EvaluationRow {
+  method: EvaluationMethod;
+  shots: number;
+  /** Inner steps run ('unadapted': 0, 'scratch': SCRATCH_STEPS, 'multitask': its own). */
+  steps: number;
+  /** Post-adaptation query loss (MSE, or cross-entropy). */
+  loss: MeanCi;
+  /** Query accuracy (classification only). */
+  accuracy?: MeanCi;
+  /** Tasks whose raw inner loop diverged (the guard kept an earlier step). */
+  diverged: number;
+}
+
+/** Mean and 95% confidence half-width (1.96 standard errors) of per-task values. */
+export function meanCi(values: readonly number[]): MeanCi {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean, ci95: 0 };
+  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1);
+  return { mean, ci95: 1.96 * Math.sqrt(variance / n) };
+}
+
+/** Query loss and (classification) accuracy of task parameters on one query set. */
+function queryScores(model: MetaModel, adapted: MetaModel['params'], query: Examples): { loss: number; accuracy?: number } {
+  const prediction = predict(model.spec, taskParams(model, adapted), query.x);
+  if (prediction.kind === 'regression') {
+    return { loss: prediction.values.reduce((a, p, i) => a + (p - query.y[i]) ** 2, 0) / query.n };
+  }
+  let loss = 0;
+  let correct = 0;
+  prediction.probabilities.forEach((p, i) => {
+    const label = query.y[i];
+    // Clamped like the engine's float32 softmax: a confident mistake costs ~ -log(float32 epsilon), not Infinity.
+    loss -= Math.log(Math.max(p[label], 1.2e-7));
+    if (prediction.labels[i] === label) correct++;
+  });
+  return { loss: loss / query.n, accuracy: correct / query.n };
+}
+
+/** Adapts `model` to every task and scores its query set; one row. */
+function scoreMethod(method: EvaluationMethod, model: MetaModel, shots: number, steps: number, supports: Examples[], queries: Examples[], engine: EnginePreference): EvaluationRow {
+  const results = adaptMany(model, supports, { steps }, engine);
+  const losses: number[] = [];
+  const accuracies: number[] = [];
+  let diverged = 0;
+  results.forEach((result, t) => {
+    if (result instanceof Error) throw result;
+    if (result.supportLoss.diverged) diverged++;
+    const scores = queryScores(model, result.params, queries[t]);
+    losses.push(scores.loss);
+    if (scores.accuracy !== undefined) accuracies.push(scores.accuracy);
+  });
+  const row: EvaluationRow = { method, shots, steps: results[0] instanceof Error ? steps : results[0].steps, loss: meanCi(losses), diverged };
+  if (accuracies.length > 0) row.accuracy = meanCi(accuracies);
+  return row;
+}
+
+/**
+ * Evaluates `model` on `family`'s held-out tasks (its 'test' split) over the grid, with the
+ * baselines; `multitask` adds that model's rows. Rows come shots by shots: adapted (one per step
+ * count), unadapted, scratch, multitask.
+ * @throws RangeError for a grid or a family that does not fit the model.
+ * @throws NonFiniteError when a meta-model is not finite on a support set.
+ */
+export function evaluateMetaModel(model: MetaModel, family: TaskFamily, settings: EvaluationSettings, options: { multitask?: MetaModel; engine?: EnginePreference } = {}): EvaluationRow[] {
+  const engine = options.engine ?? 'auto';
+  if (family.inputDim !== model.spec.inputDim) throw new RangeError(`the family's inputDim ${family.inputDim} does not fit the model's ${model.spec.inputDim}`);
+  if (family.kind !== model.spec.kind) throw new RangeError(`the family's tasks are ${family.kind}, the model's ${model.spec.kind}`);
+  const ways = model.spec.kind === 'classification' ? model.spec.outputDim : undefined;
+  const rows: EvaluationRow[] = [];
+  for (const shots of settings.shots) {
+    // One draw of tasks per number of shots, shared by every method and step count.
+    const rng = new Rng(settings.seed + shots);
+    const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: settings.queryShots, ways }));
+    const supports = episodes.map((e) => e.support);
+    const queries = episodes.map((e) => e.query);
+    for (const steps of settings.steps) rows.push(scoreMethod('adapted', model, shots, steps, supports, queries, engine));
+    rows.push(scoreMethod('unadapted', model, shots, 0, supports, queries, engine));
+    // Plain gradient descent on every layer: MAML's inner loop from a fresh initialisation.
+    const scratch: MetaModel = { algorithm: 'maml', spec: model.spec, inner: model.inner, params: initModelParams(model.spec, new Rng(settings.seed + 7919 * shots)) };
+    rows.push(scoreMethod('scratch', scratch, shots, SCRATCH_STEPS, supports, queries, engine));
+    if (options.multitask) rows.push(scoreMethod('multitask', options.multitask, shots, options.multitask.inner.steps, supports, queries, engine));
+  }
+  return rows;
+}
