@@ -21,7 +21,7 @@ import { WorkerProcess } from './support/worker-process.js';
 /** No request may take longer than this, outage or not (ADAPT_WAIT_MS below is 3 s). */
 const BOUND_MS = 15_000;
 /** Meta-training iterations: a few seconds unloaded, so the job is still running when the fault comes. */
-const ITERATIONS = 6000;
+const ITERATIONS = 10_000;
 
 const prefix = uniquePrefix('faults-load');
 let redisServer: PrivateRedis;

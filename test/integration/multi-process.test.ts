@@ -167,6 +167,7 @@ describe('two API processes and two workers on one Redis and one Postgres', () =
     const victim = await waitUntil(async () => workers.find((w) => w.logs('meta-train run started').some((l) => l.jobId === jobId)), 'the job to start', 60_000, 20);
     const survivor = workers.find((w) => w !== victim)!;
 
+    const predictions = predictLoop(tasks);
     // Six clients adapting one after another, so adaptations are in flight on both workers throughout.
     let finished = 0;
     const clients = Array.from({ length: 6 }, async (_, c) => {
@@ -185,7 +186,10 @@ describe('two API processes and two workers on one Redis and one Postgres', () =
     expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({ status: 'running', attempts: 1 });
 
     const results = (await Promise.all(clients)).flat();
+    await predictions.stop();
     expect(results).toHaveLength(30);
+    // Predictions never noticed: served, or "not adapted yet" before a task's first head.
+    for (const s of predictions.seen) expect([200, 409]).toContain(s.status);
     // Each was answered with its result or a 202 that polling completed; none failed.
     for (const { answers } of results) for (const a of answers) expect([200, 202], JSON.stringify(a)).toContain(a.status);
     await expectContiguous(tasks, results);
