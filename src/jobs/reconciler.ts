@@ -1,7 +1,8 @@
 /**
- * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job
- * Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped, or the enqueue
- * after the row was written never happened) or already finished in BullMQ while the row is not.
+ * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job and
+ * every adaptation Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped,
+ * or the enqueue after the row was written never happened) or already finished in BullMQ while the
+ * row is not. Without it an adaptation queued when Redis restarted would stay `queued` for ever.
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
  * interval: a run in progress writes every few hundred ms, and a job the API has just written is
@@ -13,8 +14,9 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
+import { listUnfinishedAdaptations } from '../db/repositories/adaptations.js';
 import { listUnfinishedJobIds } from '../db/repositories/training.js';
-import { enqueue, type Queues } from './queues.js';
+import { enqueue, type QueueName, type Queues } from './queues.js';
 
 /** Jobs read from Postgres per page. */
 const PAGE = 200;
@@ -39,8 +41,10 @@ export interface ReconcileReport {
   /** False when another worker held the lock and this pass did nothing. */
   ran: boolean;
   checked: number;
-  /** Ids re-enqueued, with the BullMQ state each was found in (`missing` when there was none). */
+  /** Meta-training job ids re-enqueued, with the BullMQ state each was found in (`missing` when there was none). */
   requeued: { id: string; found: string }[];
+  /** Adaptation ids re-enqueued, the same way. */
+  requeuedAdaptations: { id: string; found: string }[];
 }
 
 // Deletes the lock only if this pass still owns it (it may have expired and been taken meanwhile).
@@ -63,34 +67,54 @@ export class Reconciler {
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
-    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [] };
-    const report: ReconcileReport = { ran: true, checked: 0, requeued: [] };
-    // A job written during the last interval is either just enqueued or being run: leave it be.
+    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [], requeuedAdaptations: [] };
+    const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [] };
+    // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
     try {
-      const queue = queues['meta-train'];
       for (let after: string | undefined; ; ) {
         const ids = await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after);
         if (ids.length === 0) break;
         after = ids[ids.length - 1];
         for (const id of ids) {
-          report.checked++;
-          const job = await queue.getJob(id);
-          const state = job ? await job.getState() : 'missing';
-          if (ALIVE.has(state)) continue;
-          // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
-          // remove the old entry, or adding the same id would be a no-op.
-          if (job && (state === 'completed' || state === 'failed')) await job.remove();
-          await enqueue(queues, 'meta-train', { jobId: id }, id);
-          report.requeued.push({ id, found: state });
+          const found = await this.requeueIfLost('meta-train', id, () => enqueue(queues, 'meta-train', { jobId: id }, id));
+          if (found) report.requeued.push({ id, found });
         }
+        report.checked += ids.length;
+      }
+      for (let after: string | undefined; ; ) {
+        const rows = await listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after);
+        if (rows.length === 0) break;
+        after = rows[rows.length - 1]!.id;
+        for (const { id, taskId } of rows) {
+          // The API's priority: an adaptation is latency-bound, ahead of meta-training.
+          const found = await this.requeueIfLost('adapt', id, () => enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
+          if (found) report.requeuedAdaptations.push({ id, found });
+        }
+        report.checked += rows.length;
       }
     } finally {
       await redis.eval(RELEASE, 1, this.lockKey, owner);
     }
-    if (report.requeued.length > 0) logger.warn({ requeued: report.requeued, checked: report.checked }, 'reconciler re-enqueued jobs Redis had lost');
+    const requeued = { requeued: report.requeued, requeuedAdaptations: report.requeuedAdaptations, checked: report.checked };
+    if (report.requeued.length + report.requeuedAdaptations.length > 0) logger.warn(requeued, 'reconciler re-enqueued jobs Redis had lost');
     else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
     return report;
+  }
+
+  /**
+   * Re-adds BullMQ job `id` of `queue` unless it is alive there; returns the state it was found in
+   * when it re-added it, else null.
+   */
+  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>): Promise<string | null> {
+    const job = await this.options.queues[queue].getJob(id);
+    const state = job ? await job.getState() : 'missing';
+    if (ALIVE.has(state)) return null;
+    // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
+    // remove the old entry, or adding the same id would be a no-op.
+    if (job && (state === 'completed' || state === 'failed')) await job.remove();
+    await add();
+    return state;
   }
 
   /** Runs a pass now and then every interval until stop(); a failed pass is logged and retried next time. */
