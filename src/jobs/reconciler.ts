@@ -1,6 +1,6 @@
 /**
  * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job
- * Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped, or the enqueue
+ * and every evaluation Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped, or the enqueue
  * after the row was written never happened) or already finished in BullMQ while the row is not.
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
@@ -13,11 +13,25 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
+import { listUnfinishedEvaluationIds } from '../db/repositories/evaluations.js';
 import { listUnfinishedJobIds } from '../db/repositories/training.js';
-import { enqueue, type Queues } from './queues.js';
+import { enqueueEvaluation, enqueueMetaTrain, type Queues } from './queues.js';
 
 /** Jobs read from Postgres per page. */
 const PAGE = 200;
+
+/** A queue whose jobs are rows of one table: how to page through its unfinished rows and enqueue one. */
+interface Source {
+  queue: 'meta-train' | 'evaluate';
+  listUnfinished: (db: Db, notUpdatedSince: Date, limit: number, afterId?: string) => Promise<string[]>;
+  enqueue: (queues: Queues, id: string) => Promise<unknown>;
+}
+
+/** Every queue reconciled from Postgres (an adaptation is short and ends within its request's wait). */
+const SOURCES: readonly Source[] = [
+  { queue: 'meta-train', listUnfinished: listUnfinishedJobIds, enqueue: enqueueMetaTrain },
+  { queue: 'evaluate', listUnfinished: listUnfinishedEvaluationIds, enqueue: enqueueEvaluation },
+];
 
 /** BullMQ states of a job that will still run (or is running) without help. */
 const ALIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
@@ -68,29 +82,35 @@ export class Reconciler {
     // A job written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
     try {
-      const queue = queues['meta-train'];
-      for (let after: string | undefined; ; ) {
-        const ids = await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after);
-        if (ids.length === 0) break;
-        after = ids[ids.length - 1];
-        for (const id of ids) {
-          report.checked++;
-          const job = await queue.getJob(id);
-          const state = job ? await job.getState() : 'missing';
-          if (ALIVE.has(state)) continue;
-          // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
-          // remove the old entry, or adding the same id would be a no-op.
-          if (job && (state === 'completed' || state === 'failed')) await job.remove();
-          await enqueue(queues, 'meta-train', { jobId: id }, id);
-          report.requeued.push({ id, found: state });
-        }
-      }
+      for (const source of SOURCES) await this.reconcileQueue(source, notUpdatedSince, report);
     } finally {
       await redis.eval(RELEASE, 1, this.lockKey, owner);
     }
     if (report.requeued.length > 0) logger.warn({ requeued: report.requeued, checked: report.checked }, 'reconciler re-enqueued jobs Redis had lost');
     else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
     return report;
+  }
+
+  /** Re-enqueues the unfinished rows of one source whose BullMQ job is gone or finished. */
+  private async reconcileQueue(source: Source, notUpdatedSince: Date, report: ReconcileReport): Promise<void> {
+    const { db, queues } = this.options;
+    const queue = queues[source.queue];
+    for (let after: string | undefined; ; ) {
+      const ids = await source.listUnfinished(db, notUpdatedSince, PAGE, after);
+      if (ids.length === 0) return;
+      after = ids[ids.length - 1];
+      for (const id of ids) {
+        report.checked++;
+        const job = await queue.getJob(id);
+        const state = job ? await job.getState() : 'missing';
+        if (ALIVE.has(state)) continue;
+        // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
+        // remove the old entry, or adding the same id would be a no-op.
+        if (job && (state === 'completed' || state === 'failed')) await job.remove();
+        await source.enqueue(queues, id);
+        report.requeued.push({ id, found: state });
+      }
+    }
   }
 
   /** Runs a pass now and then every interval until stop(); a failed pass is logged and retried next time. */
