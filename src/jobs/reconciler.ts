@@ -73,7 +73,7 @@ export class Reconciler {
 
   /** One pass; safe to run from several processes at once. */
   async reconcile(): Promise<ReconcileReport> {
-    const { db, queues, redis, logger, intervalMs = 60_000 } = this.options;
+    const { redis, logger, intervalMs = 60_000 } = this.options;
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');

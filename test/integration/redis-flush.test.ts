@@ -7,13 +7,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from 'bullmq';
 import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
+import { claimEvaluation, createEvaluation } from '../../src/db/repositories/evaluations.js';
 import { startAttempt } from '../../src/db/repositories/training.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { Reconciler } from '../../src/jobs/reconciler.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { PrivateRedis, freePort, uniquePrefix } from './support/services.js';
 import { createPrivateDatabase, type PrivateDatabase } from './support/private-database.js';
-import { seedJob, waitUntil } from './support/training-fixtures.js';
+import { storeMetaModel } from './support/adapt-fixtures.js';
+import { seedJob, seedTenant, waitUntil } from './support/training-fixtures.js';
 import { WorkerProcess } from './support/worker-process.js';
 
 const logger = pino({ level: 'silent' });
@@ -40,6 +42,7 @@ afterEach(async () => {
   for (const queues of opened.splice(0)) await closeQueues(queues);
   // Unfinished jobs of one test must not be picked up by the next one's reconciler.
   await db.prisma.metaTrainJob.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
+  await db.prisma.evaluation.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
   await redis.flushall();
 });
 
@@ -134,6 +137,29 @@ describe('reconciler', () => {
 
     // Idempotent: a second pass finds everything in place.
     expect((await reconciler.reconcile()).requeued).toEqual([]);
+  });
+
+  it('re-enqueues evaluations Postgres says are queued or running and BullMQ lost, on their own queue', async () => {
+    const prefix = uniquePrefix('reconcile-evaluations');
+    const queues = queuesFor(prefix);
+    const tenantId = await seedTenant(db, 'reconcile-evaluations');
+    const { metaModelId } = await storeMetaModel(db, tenantId);
+    const settings = { shots: [5], steps: [1], tasks: 4, queryShots: 5, seed: 0 };
+    const queued = await createEvaluation(db, tenantId, metaModelId, settings);
+    const running = await createEvaluation(db, tenantId, metaModelId, settings);
+    const live = await createEvaluation(db, tenantId, metaModelId, settings);
+    const fresh = await createEvaluation(db, tenantId, metaModelId, settings);
+    await claimEvaluation(db, running.id);
+    const old = new Date(Date.now() - 5_000);
+    await db.prisma.evaluation.updateMany({ where: { id: { in: [queued.id, running.id, live.id] } }, data: { updatedAt: old } });
+    await enqueue(queues, 'evaluate', { evaluationId: live.id }, live.id);
+
+    const report = await new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 }).reconcile();
+    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+    expect([...report.requeued].sort(byId)).toEqual([{ id: queued.id, found: 'missing' }, { id: running.id, found: 'missing' }].sort(byId));
+    for (const id of [queued.id, running.id, live.id]) expect(await (await queues.evaluate.getJob(id))?.getState()).toBe('waiting');
+    expect(await queues.evaluate.getJob(fresh.id)).toBeUndefined();
+    expect(await queues['meta-train'].getJob(queued.id)).toBeUndefined();
   });
 
   it('skips a pass while another process holds the lock', async () => {

@@ -14,7 +14,7 @@ import { summariseFamilies } from '../../db/repositories/task-families.js';
 import { evaluationFamily } from '../../jobs/evaluate-processor.js';
 import { enqueueEvaluation } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { Rng, type MetaModel } from '../../meta/index.js';
+import { getAlgorithm, Rng, type MetaModel } from '../../meta/index.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
@@ -37,7 +37,8 @@ const noModel = (ref: string) => new HttpProblem(404, `No meta-model ${ref}`);
 async function planEvaluation(app: FastifyInstance, tenantId: string, metaModelId: string, model: MetaModel, body: Static<ReturnType<typeof EvaluationCreate>>): Promise<EvaluationRequest> {
   const settings: EvaluationRequest = {
     shots: body.shots ?? DEFAULT_EVALUATION_SHOTS,
-    steps: body.steps ?? [model.inner.steps],
+    // An algorithm without inner steps (ProtoNets, multitask) ignores them: one row, honestly labelled 0.
+    steps: body.steps ?? [getAlgorithm(model.algorithm).runsInnerSteps ? model.inner.steps : 0],
     tasks: body.tasks ?? DEFAULT_EVALUATION_TASKS,
     queryShots: body.queryShots ?? DEFAULT_QUERY_SHOTS,
     seed: body.seed ?? 0,
