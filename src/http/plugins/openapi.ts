@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
+import { Evaluation, EvaluationList, EvaluationRow } from '../schemas/evaluations.js';
 import { Health, NotReady, Ready } from '../schemas/health.js';
 import { MetaModel, MetaModelList } from '../schemas/meta-models.js';
 import { Job, JobList, MetricsHistory } from '../schemas/meta-train.js';
@@ -44,6 +45,9 @@ export const COMPONENTS: Record<string, TSchema> = {
   MetricsHistory,
   MetaModel,
   MetaModelList,
+  Evaluation,
+  EvaluationList,
+  EvaluationRow,
   Task,
   TaskList,
   AdaptResult,
