@@ -7,7 +7,10 @@
  * another tenant's 404s, and the list's pages.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EvaluationView } from '../../src/db/repositories/evaluations.js';
+import { pino } from 'pino';
+import { MetaModelCache } from '../../src/db/meta-model-cache.js';
+import { createEvaluation, getEvaluation, type EvaluationView } from '../../src/db/repositories/evaluations.js';
+import { runEvaluation } from '../../src/jobs/evaluate-processor.js';
 import { SCRATCH_STEPS } from '../../src/meta/index.js';
 import { newTenant, SINE, startApi, startWorker, waitForJob, type TestApi } from './support/api-app.js';
 import { waitUntil } from './support/training-fixtures.js';
@@ -128,6 +131,18 @@ describe('POST /meta-models/:id/evaluations', () => {
       expect(errors.map((e) => e.path), JSON.stringify(payload)).toContain(path);
     }
     expect(await api.db.prisma.evaluation.count()).toBe(before);
+  });
+});
+
+describe('the evaluate processor', () => {
+  it('fails an evaluation whose family is gone, with the reason and no retry; a second run of an ended one writes nothing', async () => {
+    // Written straight through the repository (the API would have refused it) and never enqueued: run here.
+    const settings = { shots: [5], steps: [1], tasks: 4, queryShots: 5, seed: 0, familyId: '01a22af8-0000-7000-8000-000000000000' };
+    const { id } = await createEvaluation(api.db, tenant.tenantId, mamlId, settings);
+    const deps = { db: api.db, logger: pino({ level: 'silent' }), metaModels: new MetaModelCache() };
+    expect(await runEvaluation(deps, id, { lastAttempt: false })).toEqual({ outcome: 'failed', error: expect.stringMatching(/gone or not ready/) });
+    expect(await getEvaluation(api.db, tenant.tenantId, id)).toMatchObject({ status: 'failed', rows: [], error: expect.stringMatching(/gone or not ready/), finishedAt: expect.any(String) });
+    expect(await runEvaluation(deps, id)).toEqual({ outcome: 'skipped' });
   });
 });
 
