@@ -58,13 +58,13 @@ export function createEvaluateHandler(deps: EvaluateDeps): JobHandler<'evaluate'
 
 /**
  * The family an evaluation draws its held-out tasks from: the one family named, or several mixed with
- * equal weights (as meta-training mixes them). Null when one is missing or not ready. The API builds
+ * equal weights (as meta-training mixes them). Null when there is none, or one is missing or not ready. The API builds
  * it the same way to check a request before storing it.
  * @throws FamilyMixError when the families do not agree on kind, inputDim or ways.
  */
 export async function evaluationFamily(db: Db, tenantId: string, familyIds: readonly string[]): Promise<TaskFamily | null> {
   const specs = await loadFamilySpecs(db, tenantId, familyIds);
-  if (familyIds.some((id) => !specs.has(id))) return null;
+  if (familyIds.length === 0 || familyIds.some((id) => !specs.has(id))) return null;
   const families = familyIds.map((id) => createFamily(specs.get(id)!));
   return families.length === 1 ? families[0] : mix(families.map((family) => ({ family, weight: 1 })));
 }

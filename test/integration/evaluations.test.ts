@@ -107,6 +107,24 @@ describe('POST /meta-models/:id/evaluations', () => {
     expect(evaluation.rows).toHaveLength(4);
   }, 60_000);
 
+  it('scores a classification model by accuracy too', async () => {
+    const blobs = ((await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { name: 'blobs3', kind: 'classification', inputDim: 2, nWay: 3, generator: { type: 'gaussian-blobs' } } })).json() as { id: string }).id;
+    const created = await api.app.inject({ method: 'POST', url: '/meta-train', headers: tenant.headers, payload: { name: 'blobs-protonet', familyIds: [blobs], algorithm: 'protonet', model: { hidden: [16] }, hyper: { iterations: 20, metaBatchSize: 4, shots: 2, queryShots: 4, evalEvery: 20, checkpointEvery: 20 } } });
+    expect(created.statusCode, created.body).toBe(202);
+    const job = await waitForJob<Job>(api, tenant.headers, (created.json() as Job).id, (j) => j.status !== 'queued' && j.status !== 'running', 60_000);
+    expect(job.status).toBe('succeeded');
+    const evaluation = await finished((await post(job.metaModelId!, { shots: [1, 3], tasks: 6, queryShots: 4 })).headers.location as string);
+    expect(evaluation.status).toBe('succeeded');
+    // ProtoNets runs no inner steps: one adapted row (steps 0) per number of shots, then the baselines.
+    expect(evaluation.rows.map((r) => `${r.method}/${r.shots}/${r.steps}`)).toEqual([
+      'adapted/1/0', 'unadapted/1/0', `scratch/1/${SCRATCH_STEPS}`, 'adapted/3/0', 'unadapted/3/0', `scratch/3/${SCRATCH_STEPS}`,
+    ]);
+    for (const r of evaluation.rows) {
+      expect(r.accuracy!.mean).toBeGreaterThanOrEqual(0);
+      expect(r.accuracy!.mean).toBeLessThanOrEqual(1);
+    }
+  }, 60_000);
+
   it('refuses bad requests naming the field, storing nothing', async () => {
     const blobs = ((await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { name: 'blobs', kind: 'classification', inputDim: 2, nWay: 2, generator: { type: 'gaussian-blobs' } } })).json() as { id: string }).id;
     const before = await api.db.prisma.evaluation.count();
