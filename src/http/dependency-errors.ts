@@ -92,6 +92,12 @@ export function unavailableDependency(error: unknown, depth = 0): Dependency | n
 }
 
 /**
+ * How long a route waits for an enqueue. Redis answered a moment before (assertRedisReady), so a
+ * slow enqueue means it just went away; the route must not wait for it to come back.
+ */
+export const ENQUEUE_TIMEOUT_MS = 2_000;
+
+/**
  * Fails fast with {@link DependencyUnavailableError} when the queues' Redis connection is not up.
  * The queue connection waits through reconnects (BullMQ needs that), so without this check an
  * enqueue during an outage would hold the request open until Redis returns. Call it before writing

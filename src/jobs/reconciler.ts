@@ -1,7 +1,8 @@
 /**
- * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job
- * and every evaluation Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped, or the enqueue
- * after the row was written never happened) or already finished in BullMQ while the row is not.
+ * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job,
+ * adaptation and evaluation Postgres says is queued or running but whose BullMQ job is gone (Redis
+ * was wiped, or the enqueue after the row was written never happened) or already finished in BullMQ
+ * while the row is not. Without it an adaptation queued when Redis restarted would stay `queued` for ever.
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
  * interval: a run in progress writes every few hundred ms, and a job the API has just written is
@@ -13,25 +14,13 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
+import { listUnfinishedAdaptations } from '../db/repositories/adaptations.js';
 import { listUnfinishedEvaluationIds } from '../db/repositories/evaluations.js';
 import { listUnfinishedJobIds } from '../db/repositories/training.js';
-import { enqueueEvaluation, enqueueMetaTrain, type Queues } from './queues.js';
+import { enqueue, enqueueEvaluation, type QueueName, type Queues } from './queues.js';
 
 /** Jobs read from Postgres per page. */
 const PAGE = 200;
-
-/** A queue whose jobs are rows of one table: how to page through its unfinished rows and enqueue one. */
-interface Source {
-  queue: 'meta-train' | 'evaluate';
-  listUnfinished: (db: Db, notUpdatedSince: Date, limit: number, afterId?: string) => Promise<string[]>;
-  enqueue: (queues: Queues, id: string) => Promise<unknown>;
-}
-
-/** Every queue reconciled from Postgres (an adaptation is short and ends within its request's wait). */
-const SOURCES: readonly Source[] = [
-  { queue: 'meta-train', listUnfinished: listUnfinishedJobIds, enqueue: enqueueMetaTrain },
-  { queue: 'evaluate', listUnfinished: listUnfinishedEvaluationIds, enqueue: enqueueEvaluation },
-];
 
 /** BullMQ states of a job that will still run (or is running) without help. */
 const ALIVE = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
@@ -53,8 +42,12 @@ export interface ReconcileReport {
   /** False when another worker held the lock and this pass did nothing. */
   ran: boolean;
   checked: number;
-  /** Ids re-enqueued, with the BullMQ state each was found in (`missing` when there was none). */
+  /** Meta-training job ids re-enqueued, with the BullMQ state each was found in (`missing` when there was none). */
   requeued: { id: string; found: string }[];
+  /** Adaptation ids re-enqueued, the same way. */
+  requeuedAdaptations: { id: string; found: string }[];
+  /** Evaluation ids re-enqueued, the same way. */
+  requeuedEvaluations: { id: string; found: string }[];
 }
 
 // Deletes the lock only if this pass still owns it (it may have expired and been taken meanwhile).
@@ -73,44 +66,68 @@ export class Reconciler {
 
   /** One pass; safe to run from several processes at once. */
   async reconcile(): Promise<ReconcileReport> {
-    const { redis, logger, intervalMs = 60_000 } = this.options;
+    const { db, queues, redis, logger, intervalMs = 60_000 } = this.options;
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
-    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [] };
-    const report: ReconcileReport = { ran: true, checked: 0, requeued: [] };
-    // A job written during the last interval is either just enqueued or being run: leave it be.
+    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
+    const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
+    // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
     try {
-      for (const source of SOURCES) await this.reconcileQueue(source, notUpdatedSince, report);
+      for (let after: string | undefined; ; ) {
+        const ids = await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after);
+        if (ids.length === 0) break;
+        after = ids[ids.length - 1];
+        for (const id of ids) {
+          const found = await this.requeueIfLost('meta-train', id, () => enqueue(queues, 'meta-train', { jobId: id }, id));
+          if (found) report.requeued.push({ id, found });
+        }
+        report.checked += ids.length;
+      }
+      for (let after: string | undefined; ; ) {
+        const rows = await listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after);
+        if (rows.length === 0) break;
+        after = rows[rows.length - 1]!.id;
+        for (const { id, taskId } of rows) {
+          // The API's priority: an adaptation is latency-bound, ahead of meta-training.
+          const found = await this.requeueIfLost('adapt', id, () => enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
+          if (found) report.requeuedAdaptations.push({ id, found });
+        }
+        report.checked += rows.length;
+      }
+      for (let after: string | undefined; ; ) {
+        const ids = await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after);
+        if (ids.length === 0) break;
+        after = ids[ids.length - 1];
+        for (const id of ids) {
+          const found = await this.requeueIfLost('evaluate', id, () => enqueueEvaluation(queues, id));
+          if (found) report.requeuedEvaluations.push({ id, found });
+        }
+        report.checked += ids.length;
+      }
     } finally {
       await redis.eval(RELEASE, 1, this.lockKey, owner);
     }
-    if (report.requeued.length > 0) logger.warn({ requeued: report.requeued, checked: report.checked }, 'reconciler re-enqueued jobs Redis had lost');
+    const requeued = { requeued: report.requeued, requeuedAdaptations: report.requeuedAdaptations, requeuedEvaluations: report.requeuedEvaluations, checked: report.checked };
+    if (report.requeued.length + report.requeuedAdaptations.length + report.requeuedEvaluations.length > 0) logger.warn(requeued, 'reconciler re-enqueued jobs Redis had lost');
     else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
     return report;
   }
 
-  /** Re-enqueues the unfinished rows of one source whose BullMQ job is gone or finished. */
-  private async reconcileQueue(source: Source, notUpdatedSince: Date, report: ReconcileReport): Promise<void> {
-    const { db, queues } = this.options;
-    const queue = queues[source.queue];
-    for (let after: string | undefined; ; ) {
-      const ids = await source.listUnfinished(db, notUpdatedSince, PAGE, after);
-      if (ids.length === 0) return;
-      after = ids[ids.length - 1];
-      for (const id of ids) {
-        report.checked++;
-        const job = await queue.getJob(id);
-        const state = job ? await job.getState() : 'missing';
-        if (ALIVE.has(state)) continue;
-        // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
-        // remove the old entry, or adding the same id would be a no-op.
-        if (job && (state === 'completed' || state === 'failed')) await job.remove();
-        await source.enqueue(queues, id);
-        report.requeued.push({ id, found: state });
-      }
-    }
+  /**
+   * Re-adds BullMQ job `id` of `queue` unless it is alive there; returns the state it was found in
+   * when it re-added it, else null.
+   */
+  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>): Promise<string | null> {
+    const job = await this.options.queues[queue].getJob(id);
+    const state = job ? await job.getState() : 'missing';
+    if (ALIVE.has(state)) return null;
+    // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
+    // remove the old entry, or adding the same id would be a no-op.
+    if (job && (state === 'completed' || state === 'failed')) await job.remove();
+    await add();
+    return state;
   }
 
   /** Runs a pass now and then every interval until stop(); a failed pass is logged and retried next time. */

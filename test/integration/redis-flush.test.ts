@@ -14,8 +14,8 @@ import { Reconciler } from '../../src/jobs/reconciler.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { PrivateRedis, freePort, uniquePrefix } from './support/services.js';
 import { createPrivateDatabase, type PrivateDatabase } from './support/private-database.js';
-import { storeMetaModel } from './support/adapt-fixtures.js';
 import { seedJob, seedTenant, waitUntil } from './support/training-fixtures.js';
+import { createAdaptation, createTask, sinusoidSupport, storeMetaModel } from './support/adaptation-fixtures.js';
 import { WorkerProcess } from './support/worker-process.js';
 
 const logger = pino({ level: 'silent' });
@@ -42,6 +42,7 @@ afterEach(async () => {
   for (const queues of opened.splice(0)) await closeQueues(queues);
   // Unfinished jobs of one test must not be picked up by the next one's reconciler.
   await db.prisma.metaTrainJob.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
+  await db.prisma.adaptation.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'failed' } });
   await db.prisma.evaluation.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
   await redis.flushall();
 });
@@ -143,7 +144,7 @@ describe('reconciler', () => {
     const prefix = uniquePrefix('reconcile-evaluations');
     const queues = queuesFor(prefix);
     const tenantId = await seedTenant(db, 'reconcile-evaluations');
-    const { metaModelId } = await storeMetaModel(db, tenantId);
+    const metaModelId = await storeMetaModel(db, { tenantId });
     const settings = { shots: [5], steps: [1], tasks: 4, queryShots: 5, seed: 0 };
     const queued = await createEvaluation(db, tenantId, metaModelId, settings);
     const running = await createEvaluation(db, tenantId, metaModelId, settings);
@@ -156,7 +157,8 @@ describe('reconciler', () => {
 
     const report = await new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 }).reconcile();
     const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
-    expect([...report.requeued].sort(byId)).toEqual([{ id: queued.id, found: 'missing' }, { id: running.id, found: 'missing' }].sort(byId));
+    expect([...report.requeuedEvaluations].sort(byId)).toEqual([{ id: queued.id, found: 'missing' }, { id: running.id, found: 'missing' }].sort(byId));
+    expect(report.requeued).toEqual([]);
     for (const id of [queued.id, running.id, live.id]) expect(await (await queues.evaluate.getJob(id))?.getState()).toBe('waiting');
     expect(await queues.evaluate.getJob(fresh.id)).toBeUndefined();
     expect(await queues['meta-train'].getJob(queued.id)).toBeUndefined();
@@ -169,10 +171,32 @@ describe('reconciler', () => {
     await age(jobId, 5_000);
     await redis.set(`${prefix}:reconciler:lock`, 'someone-else', 'PX', 10_000);
     const reconciler = new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 });
-    expect(await reconciler.reconcile()).toEqual({ ran: false, checked: 0, requeued: [] });
+    expect(await reconciler.reconcile()).toEqual({ ran: false, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] });
     expect(await queues['meta-train'].getJob(jobId)).toBeUndefined();
     await redis.del(`${prefix}:reconciler:lock`);
     expect((await reconciler.reconcile()).requeued).toEqual([{ id: jobId, found: 'missing' }]);
     expect(await redis.exists(`${prefix}:reconciler:lock`)).toBe(0);
+  });
+
+  it('re-enqueues unfinished adaptations whose BullMQ job is gone, at adaptation priority, and leaves fresh ones alone', async () => {
+    const prefix = uniquePrefix('reconcile-adapt');
+    const queues = queuesFor(prefix);
+    const tenantId = await seedTenant(db, 'reconcile-adapt');
+    const taskId = await createTask(db, tenantId, await storeMetaModel(db, { tenantId }));
+    const lost = await createAdaptation(db, tenantId, taskId, sinusoidSupport(10, 2, 0));
+    const fresh = await createAdaptation(db, tenantId, taskId, sinusoidSupport(10, 2, 1));
+    // Queued before Redis lost its data: older than one interval, no BullMQ job.
+    await db.prisma.adaptation.update({ where: { id: lost }, data: { createdAt: new Date(Date.now() - 5_000) } });
+    const reconciler = new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 });
+
+    const report = await reconciler.reconcile();
+    expect(report.requeuedAdaptations).toEqual([{ id: lost, found: 'missing' }]);
+    expect(report.requeued).toEqual([]);
+    const job = await queues.adapt.getJob(lost);
+    expect(job?.data).toEqual({ taskId, adaptationId: lost });
+    expect(job?.opts.priority).toBe(1);
+    expect(await queues.adapt.getJob(fresh)).toBeUndefined();
+    // Idempotent: the re-added job is alive, so the next pass leaves it.
+    expect((await reconciler.reconcile()).requeuedAdaptations).toEqual([]);
   });
 });

@@ -307,3 +307,17 @@ export async function recordFailure(db: Db, adaptationId: string, error: string,
   });
   return count === 1;
 }
+
+/**
+ * Adaptations still queued or running that were created before `createdBefore`, in id order after
+ * `afterId`: the reconciler's candidates for ones whose BullMQ job Redis lost (an adaptation takes
+ * milliseconds, so one this old and unfinished is either lost or waiting behind others).
+ */
+export async function listUnfinishedAdaptations(db: Db, createdBefore: Date, limit: number, afterId?: string): Promise<{ id: string; taskId: string }[]> {
+  return db.prisma.adaptation.findMany({
+    where: { status: { in: ['queued', 'running'] }, createdAt: { lt: createdBefore }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+    orderBy: { id: 'asc' },
+    take: limit,
+    select: { id: true, taskId: true },
+  });
+}

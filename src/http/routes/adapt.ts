@@ -14,6 +14,8 @@ import { enqueue } from '../../jobs/queues.js';
 import { DEFAULT_GUARD } from '../../meta/index.js';
 import { Lru } from '../../util/lru.js';
 import { isFiniteFloat32 } from '../../util/numbers.js';
+import { withTimeout } from '../../util/timeout.js';
+import { assertRedisReady, ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses } from '../schemas/common.js';
 import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
@@ -89,6 +91,9 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
     const model = await app.metaModel(target.metaModelId);
     if (!model) throw new Error(`task ${taskId} names meta-model ${target.metaModelId}, which does not exist`);
     const { steps = model.inner.steps, innerLr = model.inner.lr, guard = DEFAULT_GUARD } = request.body;
+    // Redis down: 503 now, before writing the row (the queue connection would otherwise hold the
+    // enqueue, and this request, until Redis returns).
+    await assertRedisReady(app.queues);
 
     const created = await createAdaptation(db, target, { support, steps, innerLr, guard });
     const location = `/tasks/${taskId}/adaptations/${created.id}`;
@@ -99,12 +104,14 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
       if (!reply.raw.writableEnded) wait?.cancel();
     });
     try {
-      await enqueue(app.queues, 'adapt', { taskId, adaptationId: created.id }, created.id, { priority: 1 });
+      // Bounded: Redis may go away between the check above and here. A late enqueue finds the row
+      // failed and runs nothing.
+      await withTimeout(enqueue(app.queues, 'adapt', { taskId, adaptationId: created.id }, created.id, { priority: 1 }), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`));
     } catch (err) {
       wait?.cancel();
       request.log.error({ err, adaptationId: created.id }, 'could not enqueue the adaptation');
       await recordFailure(db, created.id, 'could not be queued (the job queue was unreachable)', new Date());
-      throw new HttpProblem(503, 'The adaptation could not be queued; try again shortly', { extensions: { adaptationId: created.id } });
+      throw new HttpProblem(503, 'The adaptation could not be queued; try again shortly', { extensions: { adaptationId: created.id, dependency: 'redis' } });
     }
     if (!wait) return reply.code(202).header('location', location).send(created);
 

@@ -14,18 +14,12 @@ import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
 import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, getAlgorithm, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
 import { withTimeout } from '../../util/timeout.js';
-import { assertRedisReady } from '../dependency-errors.js';
+import { assertRedisReady, ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrainCreate, MetricsHistory } from '../schemas/meta-train.js';
 
 const tags = ['meta-train'];
-
-/**
- * How long POST /meta-train waits for the enqueue. Redis answered a moment before (assertRedisReady),
- * so a slow enqueue means it just went away: the row is written, and the reconciler enqueues it.
- */
-const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /** Key order and spacing do not make two requests different. */
 function canonicalJson(value: unknown): string {
@@ -131,8 +125,8 @@ const metaTrain: FastifyPluginAsyncTypebox<MetaTrainRouteOptions> = async (app, 
     }
     const { job, created } = result;
     if (created) {
-      // The row is written, so the job exists whatever Redis does now: if this enqueue fails, the
-      // reconciler enqueues every queued row it finds.
+      // The row is written, so the job exists whatever Redis does now: if this enqueue fails (or is
+      // slow: Redis just went away), the reconciler enqueues every queued row it finds.
       await withTimeout(enqueueMetaTrain(app.queues, job.id), ENQUEUE_TIMEOUT_MS, () => new Error(`no answer from Redis within ${ENQUEUE_TIMEOUT_MS} ms`)).catch((err: unknown) => request.log.warn({ err, jobId: job.id }, 'enqueue failed; the reconciler will enqueue the job'));
     }
     return reply.code(created ? 202 : 200).header('location', `/meta-train/${job.id}`).send(job);

@@ -1,7 +1,8 @@
 /**
- * A real worker process: `node --import tsx src/main.ts --role worker` (what `npm start` runs after setup; not
- * through npx or the tsx CLI, which do not pass signals on reliably), detached into its own process
- * group so a test can SIGKILL it whole. Its JSON log is kept for assertions.
+ * A real service process: `node --import tsx src/main.ts --role worker` (what `npm start` runs after setup; not
+ * through npx or the tsx CLI, which do not pass signals on reliably), or `--role api` for an API
+ * process (give it PORT), detached into its own process group so a test can SIGKILL it whole. Its
+ * JSON log is kept for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -16,8 +17,8 @@ export class WorkerProcess {
   private stdout = '';
   private stderr = '';
 
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'worker'], {
+  constructor(env: Record<string, string>, role: 'worker' | 'api' = 'worker') {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', role], {
       detached: true,
       env: { ...process.env, TFJS_BACKEND: 'cpu', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

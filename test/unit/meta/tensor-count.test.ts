@@ -8,9 +8,11 @@
  * are built and have the algorithm) and with tfjs forced, so both engines are held to it.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adapt, adaptMany, ALGORITHM_NAMES, ALGORITHMS, chooseEngine, initBackend, MetaLearner, Rng, tf, type EnginePreference, type MetaModel, type TaskKind } from '../../../src/meta/index.js';
-import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
-import { classificationProblem, regressionProblem } from './helpers.js';
+import { adapt, adaptMany, ALGORITHM_NAMES, ALGORITHMS, chooseEngine, initBackend, MetaLearner, Rng, tf, type AlgorithmName, type EnginePreference, type InnerSettings, type MetaModel, type TaskKind } from '../../../src/meta/index.js';
+import { gaussianBlobs, samplePoolBatch, sinusoid } from '../../../src/meta/families/index.js';
+import type { ModelSpec, ParamArrays } from '../../../src/meta/model.js';
+import type { TrainingBatch } from '../../../src/meta/types.js';
+import { classificationProblem, poolFor, regressionProblem } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -23,6 +25,19 @@ function problem(kind: TaskKind, seed: number) {
   return kind === 'regression' ? regressionProblem(seed, { hidden: [8, 8] }) : classificationProblem(seed, { hidden: [8, 8] });
 }
 
+/**
+ * What the algorithm meta-trains on, and its starting parameters: a meta-batch of episodes, or for an
+ * algorithm that trains on a pool of tasks (multitask) a minibatch of the pool, with the pool's heads.
+ */
+function training(algorithm: AlgorithmName, kind: TaskKind, seed: number, inner: InnerSettings): { spec: ModelSpec; batch: TrainingBatch; params: ParamArrays } {
+  const { spec, batch } = problem(kind, seed);
+  const learned = ALGORITHMS[algorithm];
+  const params = learned.initMetaParams(spec, new Rng(1), inner);
+  if (learned.trainsOn === 'episodes') return { spec, batch, params };
+  const pool = poolFor(kind);
+  return { spec, batch: samplePoolBatch(pool, new Rng(seed), 4, 6, spec.inputDim), params: { ...params, ...learned.initPoolParams(spec, pool.outputs, new Rng(2)) } };
+}
+
 /** Support sets of new tasks of the kind, as `/adapt` receives them. */
 function supports(kind: TaskKind, seed: number, count: number) {
   const family = kind === 'regression' ? sinusoid() : gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 });
@@ -32,10 +47,10 @@ function supports(kind: TaskKind, seed: number, count: number) {
 
 describe.each(cases)('%s on %s tasks, engine %s', (algorithm, kind, engine) => {
   it('adapt, adaptMany, metaStep and evaluate leave the tensor count unchanged', () => {
-    const { spec, batch } = problem(kind, 11);
     const inner = { steps: 3, lr: 0.01 };
+    const { spec, batch, params } = training(algorithm, kind, 11, inner);
     const before = tf.memory().numTensors;
-    const learner = new MetaLearner({ algorithm, spec, inner, metaLr: 0.001, engine }, ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner));
+    const learner = new MetaLearner({ algorithm, spec, inner, metaLr: 0.001, engine }, params);
     expect(learner.engine).toBe(chooseEngine(engine, algorithm));
     // The first step creates the optimiser's moments: count from after it.
     learner.metaStep(batch);
@@ -47,7 +62,7 @@ describe.each(cases)('%s on %s tasks, engine %s', (algorithm, kind, engine) => {
     learner.evaluate(problem(kind, 12).batch);
     expect(tf.memory().numTensors, 'evaluate').toBe(held);
 
-    const model: MetaModel = { algorithm, spec, inner, params: learner.exportParams() };
+    const model: MetaModel = { algorithm, spec, inner, params: learner.exportMetaParams() };
     const sets = supports(kind, 13, 3);
     adapt(model, sets[0], {}, engine);
     expect(tf.memory().numTensors, 'adapt').toBe(held);
