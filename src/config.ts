@@ -43,6 +43,11 @@ export interface Limits {
    * once, over all API processes; 429 beyond it, until one closes. Default 20.
    */
   readonly maxEventStreamsPerTenant: number;
+  /**
+   * MAX_EVALUATION_TASKS: held-out tasks per number of shots in one evaluation
+   * (POST /meta-models/:id/evaluations `tasks`). Default 1000.
+   */
+  readonly maxEvaluationTasks: number;
 }
 
 export interface Config {
@@ -289,6 +294,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxPredictInputs: read.int('MAX_PREDICT_INPUTS', 1000, 1, 1_000_000),
       maxConcurrentJobsPerTenant: read.int('MAX_CONCURRENT_JOBS_PER_TENANT', 10, 1, 1_000_000),
       maxEventStreamsPerTenant: read.int('MAX_EVENT_STREAMS_PER_TENANT', 20, 1, 1_000_000),
+      maxEvaluationTasks: read.int('MAX_EVALUATION_TASKS', 1000, 1, 1_000_000),
     },
   };
   if (!/^[A-Za-z0-9_.-]+$/.test(config.queuePrefix)) {

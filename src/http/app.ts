@@ -24,6 +24,7 @@ import { RequestLogging } from './request-logging.js';
 import adapt from './routes/adapt.js';
 import dashboard from './routes/dashboard.js';
 import health from './routes/health.js';
+import evaluations from './routes/evaluations.js';
 import metaModels from './routes/meta-models.js';
 import metaTrainEvents from './routes/meta-train-events.js';
 import metaTrain from './routes/meta-train.js';
@@ -103,6 +104,7 @@ export async function buildApp(deps: AppDeps) {
     await api.register(metaTrain, { redis: jobsRedis });
     await api.register(metaTrainEvents, { redis: jobsRedis, reader: eventReader });
     await api.register(metaModels);
+    await api.register(evaluations);
     await api.register(tasks);
     await api.register(adapt);
     await api.register(predict);

@@ -8,7 +8,7 @@ import { Compile } from 'typebox/compile';
 import type { Logger } from 'pino';
 
 /** Every queue; a worker process must have a handler for each (see worker.ts). */
-export const QUEUE_NAMES = ['meta-train', 'adapt'] as const;
+export const QUEUE_NAMES = ['meta-train', 'adapt', 'evaluate'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -19,6 +19,8 @@ export const JobDataSchemas = {
   'meta-train': Type.Object({ jobId: Id }, { additionalProperties: false }),
   /** `adaptationId`: the adaptation row (support set, steps, innerLr) of task `taskId`. */
   adapt: Type.Object({ taskId: Id, adaptationId: Id }, { additionalProperties: false }),
+  /** `evaluationId`: the evaluation row (meta-model, settings) to run. */
+  evaluate: Type.Object({ evaluationId: Id }, { additionalProperties: false }),
 } satisfies Record<QueueName, TSchema>;
 
 export type JobData<Q extends QueueName> = Static<(typeof JobDataSchemas)[Q]>;
@@ -26,6 +28,7 @@ export type JobData<Q extends QueueName> = Static<(typeof JobDataSchemas)[Q]>;
 const checkers = {
   'meta-train': Compile(JobDataSchemas['meta-train']),
   adapt: Compile(JobDataSchemas.adapt),
+  evaluate: Compile(JobDataSchemas.evaluate),
 };
 
 const HOUR = 3600;
@@ -47,6 +50,13 @@ export const DEFAULT_JOB_OPTIONS: Record<QueueName, JobsOptions> = {
     backoff: { type: 'fixed', delay: 500 },
     removeOnComplete: { age: HOUR, count: 1_000 },
     removeOnFail: { age: 24 * HOUR, count: 1_000 },
+  },
+  // An evaluation is recomputed from its row's settings, so a retry after a crash is safe.
+  evaluate: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 5_000 },
+    removeOnComplete: { age: 24 * HOUR, count: 1_000 },
+    removeOnFail: { age: 7 * 24 * HOUR, count: 1_000 },
   },
 };
 
@@ -77,7 +87,7 @@ export function createQueues({ connection, prefix, eventsMaxLen = EVENTS_MAX_LEN
     queue.on('error', (err) => logger.warn({ err, queue: name }, 'queue error'));
     return queue;
   };
-  return { 'meta-train': open('meta-train'), adapt: open('adapt') };
+  return { 'meta-train': open('meta-train'), adapt: open('adapt'), evaluate: open('evaluate') };
 }
 
 /** A job payload that is not the queue's id-only shape (e.g. carries arrays of numbers). */
@@ -114,4 +124,9 @@ export async function closeQueues(queues: Queues): Promise<void> {
  */
 export function enqueueMetaTrain(queues: Queues, jobId: string) {
   return enqueue(queues, 'meta-train', { jobId }, jobId);
+}
+
+/** Enqueues the evaluation row `evaluationId` (BullMQ job id = row id, as for meta-training). */
+export function enqueueEvaluation(queues: Queues, evaluationId: string) {
+  return enqueue(queues, 'evaluate', { evaluationId }, evaluationId);
 }

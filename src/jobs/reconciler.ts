@@ -1,8 +1,8 @@
 /**
- * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job and
- * every adaptation Postgres says is queued or running but whose BullMQ job is gone (Redis was wiped,
- * or the enqueue after the row was written never happened) or already finished in BullMQ while the
- * row is not. Without it an adaptation queued when Redis restarted would stay `queued` for ever.
+ * Postgres is the truth, Redis only transport: the reconciler re-enqueues every meta-training job,
+ * adaptation and evaluation Postgres says is queued or running but whose BullMQ job is gone (Redis
+ * was wiped, or the enqueue after the row was written never happened) or already finished in BullMQ
+ * while the row is not. Without it an adaptation queued when Redis restarted would stay `queued` for ever.
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
  * interval: a run in progress writes every few hundred ms, and a job the API has just written is
@@ -15,8 +15,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { listUnfinishedAdaptations } from '../db/repositories/adaptations.js';
+import { listUnfinishedEvaluationIds } from '../db/repositories/evaluations.js';
 import { listUnfinishedJobIds } from '../db/repositories/training.js';
-import { enqueue, type QueueName, type Queues } from './queues.js';
+import { enqueue, enqueueEvaluation, type QueueName, type Queues } from './queues.js';
 
 /** Jobs read from Postgres per page. */
 const PAGE = 200;
@@ -45,6 +46,8 @@ export interface ReconcileReport {
   requeued: { id: string; found: string }[];
   /** Adaptation ids re-enqueued, the same way. */
   requeuedAdaptations: { id: string; found: string }[];
+  /** Evaluation ids re-enqueued, the same way. */
+  requeuedEvaluations: { id: string; found: string }[];
 }
 
 // Deletes the lock only if this pass still owns it (it may have expired and been taken meanwhile).
@@ -67,8 +70,8 @@ export class Reconciler {
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
-    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [], requeuedAdaptations: [] };
-    const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [] };
+    if (acquired !== 'OK') return { ran: false, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
+    const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
     // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
     try {
@@ -93,11 +96,21 @@ export class Reconciler {
         }
         report.checked += rows.length;
       }
+      for (let after: string | undefined; ; ) {
+        const ids = await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after);
+        if (ids.length === 0) break;
+        after = ids[ids.length - 1];
+        for (const id of ids) {
+          const found = await this.requeueIfLost('evaluate', id, () => enqueueEvaluation(queues, id));
+          if (found) report.requeuedEvaluations.push({ id, found });
+        }
+        report.checked += ids.length;
+      }
     } finally {
       await redis.eval(RELEASE, 1, this.lockKey, owner);
     }
-    const requeued = { requeued: report.requeued, requeuedAdaptations: report.requeuedAdaptations, checked: report.checked };
-    if (report.requeued.length + report.requeuedAdaptations.length > 0) logger.warn(requeued, 'reconciler re-enqueued jobs Redis had lost');
+    const requeued = { requeued: report.requeued, requeuedAdaptations: report.requeuedAdaptations, requeuedEvaluations: report.requeuedEvaluations, checked: report.checked };
+    if (report.requeued.length + report.requeuedAdaptations.length + report.requeuedEvaluations.length > 0) logger.warn(requeued, 'reconciler re-enqueued jobs Redis had lost');
     else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
     return report;
   }

@@ -2,8 +2,9 @@
  * The dashboard in a real browser: the service runs as `node src/main.ts --role all` (API and worker)
  * on a private database, headless Debian Chromium (playwright-core) opens /, signs in with an API
  * key, and sees a running job's progress advance and its loss curves drawn, live from the event
- * stream read with fetch (the key travels in the Authorization header, never in a URL). A screenshot
- * goes to test/artifacts/dashboard.png.
+ * stream read with fetch (the key travels in the Authorization header, never in a URL); adapts a
+ * task; and evaluates a meta-model against its baselines, drawn with confidence bars. Screenshots go
+ * to test/artifacts/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -166,5 +167,28 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
       if (format === 'onnx') expect(bytes.length).toBeGreaterThan(16 * 16 * 4);
       else expect(JSON.parse(bytes.toString('utf8'))).toMatchObject({ format: 'layers-model' });
     }
+  });
+
+  it("evaluates the meta-model from its view: loss against shots per method, each point with its confidence bar", async () => {
+    await page.locator('#models tbody tr').first().click();
+    await page.locator('#evaluation-status', { hasText: 'No evaluation of this meta-model yet' }).waitFor({ timeout: 10_000 });
+    await page.fill('#evaluation-shots', '5, 10');
+    await page.fill('#evaluation-tasks', '10');
+    await page.click('#evaluation-form button[type=submit]');
+    await page.locator('#evaluation-status', { hasText: 'Evaluation succeeded: 10 held-out tasks' }).waitFor({ timeout: 60_000 });
+    // MAML meta-trained with one inner step: the adapted line at 1 step, and the two baselines.
+    for (const series of ['adapted-1', 'unadapted', 'scratch']) {
+      expect(await page.locator(`#evaluation-chart path[data-series="${series}"]`).getAttribute('data-points')).toBe('2');
+      // A bar per point: its vertical line and two caps.
+      expect(await page.locator(`#evaluation-chart g[data-ci="${series}"] line`).count()).toBe(6);
+    }
+    const path = await page.locator('#evaluation-chart path[data-series="adapted-1"]').getAttribute('d');
+    expect(path).toMatch(/^M[\d.]+,[\d.]+L[\d.]+,[\d.]+$/);
+    // The chart draws what the API holds: its newest evaluation of this model, two rows per method.
+    const modelId = await page.locator('#models tbody tr').first().getAttribute('data-meta-model-id');
+    const { items } = await call<{ items: { rows: unknown[] }[] }>('GET', `/meta-models/${modelId}/evaluations`);
+    expect(items[0].rows).toHaveLength(6);
+    expect(await page.locator('#evaluation-chart').isVisible()).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-evaluation.png'), fullPage: true });
   });
 });

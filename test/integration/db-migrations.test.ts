@@ -83,6 +83,7 @@ describe('the test database', () => {
       'checkpoints',
       'dataset_chunks',
       'dataset_tasks',
+      'evaluations',
       'job_metrics',
       'meta_model_aliases',
       'meta_models',

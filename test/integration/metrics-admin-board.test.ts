@@ -47,7 +47,7 @@ describe('queue board', () => {
     const response = await withBoard.app.inject({ method: 'GET', url: '/admin/queues/api/queues?activeQueue=meta-train', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     expect(response.statusCode).toBe(200);
     const { queues } = response.json() as { queues: { name: string; counts: Record<string, number> }[] };
-    expect(queues.map((q) => q.name).sort()).toEqual(['adapt', 'meta-train']);
+    expect(queues.map((q) => q.name).sort()).toEqual(['adapt', 'evaluate', 'meta-train']);
     expect(queues.find((q) => q.name === 'meta-train')?.counts.waiting).toBe(1);
   });
 

@@ -40,7 +40,7 @@ function setUp(label: string, eventsMaxLen?: number) {
   return entry;
 }
 
-const idle: HandlerTable = { 'meta-train': async () => undefined, adapt: async () => undefined };
+const idle: HandlerTable = { 'meta-train': async () => undefined, adapt: async () => undefined, evaluate: async () => undefined };
 
 describe('handler table', () => {
   // The type already demands every handler; these tables are what a dynamically built one could be.
@@ -104,12 +104,13 @@ describe('workers', () => {
       seen.push({ queue, data: job.data, token, signal: signal instanceof AbortSignal && !signal.aborted });
       return { ok: queue };
     };
-    entry.pool = startWorkers({ 'meta-train': record('meta-train'), adapt: record('adapt') }, { connection: redis, prefix: entry.prefix, logger });
+    entry.pool = startWorkers({ 'meta-train': record('meta-train'), adapt: record('adapt'), evaluate: record('evaluate') }, { connection: redis, prefix: entry.prefix, logger });
     const train = await enqueue(entry.queues, 'meta-train', { jobId: 'job-1' }, 'job-1');
     const adapt = await enqueue(entry.queues, 'adapt', { taskId: 'task-1', adaptationId: 'ad-1' }, 'ad-1');
-    await waitFor(async () => (await train.getState()) === 'completed' && (await adapt.getState()) === 'completed');
+    const evaluate = await enqueue(entry.queues, 'evaluate', { evaluationId: 'ev-1' }, 'ev-1');
+    await waitFor(async () => (await train.getState()) === 'completed' && (await adapt.getState()) === 'completed' && (await evaluate.getState()) === 'completed');
 
-    expect(seen.map((s) => s.queue).sort()).toEqual(['adapt', 'meta-train']);
+    expect(seen.map((s) => s.queue).sort()).toEqual(['adapt', 'evaluate', 'meta-train']);
     expect(seen.find((s) => s.queue === 'adapt')).toMatchObject({ data: { taskId: 'task-1', adaptationId: 'ad-1' }, token: expect.any(String), signal: true });
     expect((await entry.queues['meta-train'].getJob('job-1'))?.returnvalue).toEqual({ ok: 'meta-train' });
   });

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from 'bullmq';
 import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
+import { claimEvaluation, createEvaluation } from '../../src/db/repositories/evaluations.js';
 import { startAttempt } from '../../src/db/repositories/training.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { Reconciler } from '../../src/jobs/reconciler.js';
@@ -42,6 +43,7 @@ afterEach(async () => {
   // Unfinished jobs of one test must not be picked up by the next one's reconciler.
   await db.prisma.metaTrainJob.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
   await db.prisma.adaptation.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'failed' } });
+  await db.prisma.evaluation.updateMany({ where: { status: { in: ['queued', 'running'] } }, data: { status: 'cancelled' } });
   await redis.flushall();
 });
 
@@ -138,6 +140,30 @@ describe('reconciler', () => {
     expect((await reconciler.reconcile()).requeued).toEqual([]);
   });
 
+  it('re-enqueues evaluations Postgres says are queued or running and BullMQ lost, on their own queue', async () => {
+    const prefix = uniquePrefix('reconcile-evaluations');
+    const queues = queuesFor(prefix);
+    const tenantId = await seedTenant(db, 'reconcile-evaluations');
+    const metaModelId = await storeMetaModel(db, { tenantId });
+    const settings = { shots: [5], steps: [1], tasks: 4, queryShots: 5, seed: 0 };
+    const queued = await createEvaluation(db, tenantId, metaModelId, settings);
+    const running = await createEvaluation(db, tenantId, metaModelId, settings);
+    const live = await createEvaluation(db, tenantId, metaModelId, settings);
+    const fresh = await createEvaluation(db, tenantId, metaModelId, settings);
+    await claimEvaluation(db, running.id);
+    const old = new Date(Date.now() - 5_000);
+    await db.prisma.evaluation.updateMany({ where: { id: { in: [queued.id, running.id, live.id] } }, data: { updatedAt: old } });
+    await enqueue(queues, 'evaluate', { evaluationId: live.id }, live.id);
+
+    const report = await new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 }).reconcile();
+    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+    expect([...report.requeuedEvaluations].sort(byId)).toEqual([{ id: queued.id, found: 'missing' }, { id: running.id, found: 'missing' }].sort(byId));
+    expect(report.requeued).toEqual([]);
+    for (const id of [queued.id, running.id, live.id]) expect(await (await queues.evaluate.getJob(id))?.getState()).toBe('waiting');
+    expect(await queues.evaluate.getJob(fresh.id)).toBeUndefined();
+    expect(await queues['meta-train'].getJob(queued.id)).toBeUndefined();
+  });
+
   it('skips a pass while another process holds the lock', async () => {
     const prefix = uniquePrefix('reconcile-lock');
     const queues = queuesFor(prefix);
@@ -145,7 +171,7 @@ describe('reconciler', () => {
     await age(jobId, 5_000);
     await redis.set(`${prefix}:reconciler:lock`, 'someone-else', 'PX', 10_000);
     const reconciler = new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000 });
-    expect(await reconciler.reconcile()).toEqual({ ran: false, checked: 0, requeued: [], requeuedAdaptations: [] });
+    expect(await reconciler.reconcile()).toEqual({ ran: false, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] });
     expect(await queues['meta-train'].getJob(jobId)).toBeUndefined();
     await redis.del(`${prefix}:reconciler:lock`);
     expect((await reconciler.reconcile()).requeued).toEqual([{ id: jobId, found: 'missing' }]);

@@ -2,6 +2,7 @@
 import { api, ApiError, session } from './api.js';
 import { refreshJobs, stopJobs } from './jobs.js';
 import { refreshModels } from './models.js';
+import { setUpEvaluations } from './evaluations.js';
 import { setUpTry } from './try.js';
 
 const REFRESH_MS = 5000;
@@ -57,5 +58,6 @@ async function signIn(event) {
 document.querySelector('#login-form').addEventListener('submit', signIn);
 document.querySelector('#sign-out').addEventListener('click', () => signOut());
 setUpTry();
+setUpEvaluations();
 if (session.key) void open();
 else show(false);

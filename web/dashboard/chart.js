@@ -24,13 +24,17 @@ function ticks([lo, hi], count = 5) {
 const fmt = (v) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
 
 /**
- * Draws `series` ([{ name, label, points: [[x, y]], kind: 'line' | 'points' }]) into `svg`,
- * replacing what was there. `logY` plots log10 of positive y (losses span decades).
+ * Draws `series` ([{ name, label, points: [[x, y]], kind: 'line' | 'points', ci?, className? }]) into
+ * `svg`, replacing what was there. `ci` (one half-width per point) adds a confidence bar at each
+ * point (moved `dodge` px sideways, so bars of several series at one x stay apart); `className`
+ * (default `name`) picks the colour. `logY` plots log10 of positive y (losses
+ * span decades); a bar reaching zero or below is cut at a tenth of its point there.
  */
 export function drawChart(svg, series, { xLabel = '', yLabel = '', logY = false } = {}) {
   svg.replaceChildren();
   const ty = (y) => (logY ? Math.log10(Math.max(y, 1e-12)) : y);
-  const all = series.flatMap((s) => s.points);
+  const low = (y, ci) => (logY && y - ci <= 0 ? y / 10 : y - ci);
+  const all = series.flatMap((s) => s.points.flatMap(([x, y], j) => (s.ci ? [[x, low(y, s.ci[j])], [x, y + s.ci[j]]] : [[x, y]])));
   if (all.length === 0) {
     el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, svg).textContent = 'no points yet';
     return;
@@ -55,16 +59,25 @@ export function drawChart(svg, series, { xLabel = '', yLabel = '', logY = false 
   el('text', { x: M.left, y: 12 }, axis).textContent = yLabel + (logY ? ' (log scale)' : '');
 
   series.forEach((s, i) => {
+    const cls = s.className ?? s.name;
+    if (s.ci) {
+      const bars = el('g', { class: `ci ${cls}`, 'data-ci': s.name }, svg);
+      s.points.forEach(([x, y], j) => {
+        const [top, bottom, cx] = [py(y + s.ci[j]), py(low(y, s.ci[j])), px(x) + (s.dodge ?? 0)];
+        el('line', { class: `series ${cls}`, x1: cx, x2: cx, y1: top, y2: bottom }, bars);
+        for (const end of [top, bottom]) el('line', { class: `series ${cls}`, x1: cx - 4, x2: cx + 4, y1: end, y2: end }, bars);
+      });
+    }
     if (s.kind === 'points') {
       const group = el('g', { 'data-series': s.name, 'data-points': s.points.length }, svg);
-      for (const [x, y] of s.points) el('circle', { class: s.name, cx: px(x), cy: py(y), r: 4 }, group);
+      for (const [x, y] of s.points) el('circle', { class: cls, cx: px(x), cy: py(y), r: 4 }, group);
     } else {
       const d = s.points.map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join('');
-      el('path', { class: `series ${s.name}`, d, 'data-series': s.name, 'data-points': s.points.length }, svg);
+      el('path', { class: `series ${cls}`, d, 'data-series': s.name, 'data-points': s.points.length }, svg);
     }
     const ly = M.top + 14 + i * 18;
-    if (s.kind === 'points') el('circle', { class: s.name, cx: W - M.right + 20, cy: ly - 4, r: 4 }, svg);
-    else el('line', { class: `series ${s.name}`, x1: W - M.right + 10, x2: W - M.right + 30, y1: ly - 4, y2: ly - 4 }, svg);
+    if (s.kind === 'points') el('circle', { class: cls, cx: W - M.right + 20, cy: ly - 4, r: 4 }, svg);
+    else el('line', { class: `series ${cls}`, x1: W - M.right + 10, x2: W - M.right + 30, y1: ly - 4, y2: ly - 4 }, svg);
     el('text', { x: W - M.right + 36, y: ly }, svg).textContent = s.label;
   });
 }

@@ -1,13 +1,21 @@
 // Meta-models with their versions and aliases; the list also feeds the task panel's choice.
 import { api } from './api.js';
+import { selectModel } from './evaluations.js';
 
 export let metaModels = [];
+let selectedId = null;
 
 export async function refreshModels() {
   ({ items: metaModels } = await api('/meta-models?limit=50'));
   const rows = metaModels.map((model) => {
     const row = document.createElement('tr');
     row.dataset.metaModelId = model.id;
+    if (model.id === selectedId) row.classList.add('selected');
+    row.addEventListener('click', () => {
+      selectedId = model.id;
+      for (const other of document.querySelectorAll('#models tbody tr')) other.classList.toggle('selected', other === row);
+      void selectModel(model);
+    });
     const aliases = document.createElement('td');
     for (const alias of model.aliases) {
       const chip = document.createElement('span');

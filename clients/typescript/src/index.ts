@@ -21,6 +21,10 @@ export type TaskFamily = Schemas['TaskFamily'];
 export type Job = Schemas['Job'];
 export type JobStatus = Job['status'];
 export type MetaModel = Schemas['MetaModel'];
+/** A meta-model against baselines on held-out tasks (POST and GET /meta-models/{id}/evaluations). */
+export type Evaluation = Schemas['Evaluation'];
+/** One method at one number of shots (and steps): mean loss (and accuracy) with its 95% confidence interval. */
+export type EvaluationRow = Schemas['EvaluationRow'];
 export type Task = Schemas['Task'];
 /** The 200 answer of POST /tasks/{id}/adapt: the new head version serves predictions. */
 export type AdaptResult = Schemas['AdaptResult'];

@@ -271,6 +271,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/meta-models/{id}/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A meta-model's evaluations, newest first */
+        get: operations["listEvaluations"];
+        put?: never;
+        /**
+         * Evaluate a meta-model against baselines on held-out tasks (answers at once; runs on the worker pool)
+         * @description Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.
+         */
+        post: operations["createEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/meta-models/{id}/evaluations/{evaluationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one evaluation: its status and, once succeeded, its rows */
+        get: operations["getEvaluation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tasks": {
         parameters: {
             query?: never;
@@ -488,6 +526,75 @@ export interface components {
             createdAt: string;
             startedAt: string | null;
             finishedAt: string | null;
+        };
+        Evaluation: {
+            /**
+             * @description Opaque id
+             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+             */
+            id: string;
+            /**
+             * @description Opaque id
+             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+             */
+            metaModelId: string;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            /** @description The request after defaults */
+            settings: {
+                shots: number[];
+                steps: number[];
+                tasks: number;
+                queryShots: number;
+                seed: number;
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                familyId?: string;
+            };
+            /** @description The meta-model behind the `multitask` rows; null when there is none */
+            multitaskMetaModelId: string | null;
+            /** @description By shots: adapted (one per steps), unadapted, scratch, multitask. Empty until it succeeded */
+            rows: components["schemas"]["EvaluationRow"][];
+            /** @description Why it failed (failed only) */
+            error: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-01-01T12:00:00.000Z
+             */
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+        };
+        EvaluationList: {
+            items: components["schemas"]["Evaluation"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        EvaluationRow: {
+            /**
+             * @description adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (100 steps); multitask: the newest multitask meta-model of the same families
+             * @enum {string}
+             */
+            method: "adapted" | "unadapted" | "scratch" | "multitask";
+            shots: number;
+            /** @description Inner steps run */
+            steps: number;
+            /** @description Query loss after adaptation (MSE, or cross-entropy) */
+            loss: {
+                mean: number;
+                /** @description Half-width of the 95% confidence interval of the mean over tasks (1.96 standard errors) */
+                ci95: number;
+            };
+            /** @description Query accuracy (classification only) */
+            accuracy?: {
+                mean: number;
+                /** @description Half-width of the 95% confidence interval of the mean over tasks (1.96 standard errors) */
+                ci95: number;
+            };
+            /** @description Tasks whose raw inner loop diverged (the guard kept an earlier step) */
+            diverged: number;
         };
         Health: {
             /** @enum {string} */
@@ -2260,7 +2367,8 @@ export interface operations {
                      *             "metaLr": 0.001,
                      *             "evalEvery": 500,
                      *             "seed": 0,
-                     *             "checkpointEvery": 100
+                     *             "checkpointEvery": 100,
+                     *             "tasks": 1000
                      *           },
                      *           "progress": {
                      *             "iteration": 5000,
@@ -2487,7 +2595,8 @@ export interface operations {
                      *         "metaLr": 0.001,
                      *         "evalEvery": 500,
                      *         "seed": 0,
-                     *         "checkpointEvery": 100
+                     *         "checkpointEvery": 100,
+                     *         "tasks": 1000
                      *       },
                      *       "progress": {
                      *         "iteration": 5000,
@@ -2546,7 +2655,8 @@ export interface operations {
                      *         "metaLr": 0.001,
                      *         "evalEvery": 500,
                      *         "seed": 0,
-                     *         "checkpointEvery": 100
+                     *         "checkpointEvery": 100,
+                     *         "tasks": 1000
                      *       },
                      *       "progress": {
                      *         "iteration": 0,
@@ -2769,7 +2879,8 @@ export interface operations {
                      *         "metaLr": 0.001,
                      *         "evalEvery": 500,
                      *         "seed": 0,
-                     *         "checkpointEvery": 100
+                     *         "checkpointEvery": 100,
+                     *         "tasks": 1000
                      *       },
                      *       "progress": {
                      *         "iteration": 5000,
@@ -2960,7 +3071,8 @@ export interface operations {
                      *         "metaLr": 0.001,
                      *         "evalEvery": 500,
                      *         "seed": 0,
-                     *         "checkpointEvery": 100
+                     *         "checkpointEvery": 100,
+                     *         "tasks": 1000
                      *       },
                      *       "progress": {
                      *         "iteration": 5000,
@@ -3972,6 +4084,717 @@ export interface operations {
                      *       "title": "Service Unavailable",
                      *       "status": 503,
                      *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/aliases/production",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listEvaluations: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-100). Default 20. */
+                limit?: number;
+                /**
+                 * @description nextCursor of the previous page
+                 * @example MjAyNi0wMS0wMVQxMjowMDowMC4wMDBafDAxOTdhNGYwLTFiMmMtN2QzZS04ZjQwLTVhNmI3YzhkOWUwMQ
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)
+                 * @example sine-maml@production
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *           "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *           "status": "succeeded",
+                     *           "settings": {
+                     *             "shots": [
+                     *               5
+                     *             ],
+                     *             "steps": [
+                     *               10
+                     *             ],
+                     *             "tasks": 100,
+                     *             "queryShots": 10,
+                     *             "seed": 0
+                     *           },
+                     *           "multitaskMetaModelId": null,
+                     *           "rows": [
+                     *             {
+                     *               "method": "adapted",
+                     *               "shots": 5,
+                     *               "steps": 10,
+                     *               "loss": {
+                     *                 "mean": 0.61,
+                     *                 "ci95": 0.12
+                     *               },
+                     *               "diverged": 0
+                     *             },
+                     *             {
+                     *               "method": "unadapted",
+                     *               "shots": 5,
+                     *               "steps": 0,
+                     *               "loss": {
+                     *                 "mean": 3.02,
+                     *                 "ci95": 0.41
+                     *               },
+                     *               "diverged": 0
+                     *             },
+                     *             {
+                     *               "method": "scratch",
+                     *               "shots": 5,
+                     *               "steps": 100,
+                     *               "loss": {
+                     *                 "mean": 2.87,
+                     *                 "ci95": 0.39
+                     *               },
+                     *               "diverged": 0
+                     *             }
+                     *           ],
+                     *           "error": null,
+                     *           "createdAt": "2026-01-01T12:00:00.000Z",
+                     *           "startedAt": "2026-01-01T12:00:00.140Z",
+                     *           "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EvaluationList"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Invalid request: /limit must be <= 100",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/limit",
+                     *           "message": "must be <= 100",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)
+                 * @example sine-maml@production
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "shots": [
+                 *         1,
+                 *         5,
+                 *         10
+                 *       ],
+                 *       "steps": [
+                 *         1,
+                 *         10
+                 *       ],
+                 *       "tasks": 100
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Support examples per task (regression) or per class (classification); one set of rows each. Default [1,5,10] */
+                    shots?: number[];
+                    /** @description Inner steps of the meta-model's adaptation; one `adapted` row each. Default: the steps it was meta-trained with */
+                    steps?: number[];
+                    /** @description Held-out tasks per number of shots, the same for every method (MAX_EVALUATION_TASKS). Default 100 */
+                    tasks?: number;
+                    /** @description Query examples per task (or per class) that each method is scored on. Default 10 */
+                    queryShots?: number;
+                    /** @description A task family of yours (e.g. an uploaded dataset) to draw the held-out tasks from, instead of the meta-model's own families; it must match the model's kind, inputDim and ways */
+                    familyId?: string;
+                    /** @description Seed of the task draws and of the scratch baseline. Default 0 */
+                    seed?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Evaluation created and queued; Location names it */
+            202: {
+                headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *       "status": "succeeded",
+                     *       "settings": {
+                     *         "shots": [
+                     *           5
+                     *         ],
+                     *         "steps": [
+                     *           10
+                     *         ],
+                     *         "tasks": 100,
+                     *         "queryShots": 10,
+                     *         "seed": 0
+                     *       },
+                     *       "multitaskMetaModelId": null,
+                     *       "rows": [
+                     *         {
+                     *           "method": "adapted",
+                     *           "shots": 5,
+                     *           "steps": 10,
+                     *           "loss": {
+                     *             "mean": 0.61,
+                     *             "ci95": 0.12
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "unadapted",
+                     *           "shots": 5,
+                     *           "steps": 0,
+                     *           "loss": {
+                     *             "mean": 3.02,
+                     *             "ci95": 0.41
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "scratch",
+                     *           "shots": 5,
+                     *           "steps": 100,
+                     *           "loss": {
+                     *             "mean": 2.87,
+                     *             "ci95": 0.39
+                     *           },
+                     *           "diverged": 0
+                     *         }
+                     *       ],
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.140Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Invalid request: /id must not have more than 300 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 300 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body larger than MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Unsupported Media Type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)
+                 * @example sine-maml@production
+                 */
+                id: string;
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                evaluationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *       "status": "succeeded",
+                     *       "settings": {
+                     *         "shots": [
+                     *           5
+                     *         ],
+                     *         "steps": [
+                     *           10
+                     *         ],
+                     *         "tasks": 100,
+                     *         "queryShots": 10,
+                     *         "seed": 0
+                     *       },
+                     *       "multitaskMetaModelId": null,
+                     *       "rows": [
+                     *         {
+                     *           "method": "adapted",
+                     *           "shots": 5,
+                     *           "steps": 10,
+                     *           "loss": {
+                     *             "mean": 0.61,
+                     *             "ci95": 0.12
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "unadapted",
+                     *           "shots": 5,
+                     *           "steps": 0,
+                     *           "loss": {
+                     *             "mean": 3.02,
+                     *             "ci95": 0.41
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "scratch",
+                     *           "shots": 5,
+                     *           "steps": 100,
+                     *           "loss": {
+                     *             "mean": 2.87,
+                     *             "ci95": 0.39
+                     *           },
+                     *           "diverged": 0
+                     *         }
+                     *       ],
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.140Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "Invalid request: /id must not have more than 300 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 300 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
                      *       "detail": "The database is unavailable; retry in a few seconds.",
                      *       "dependency": "postgres"
                      *     }

@@ -249,3 +249,9 @@ export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel
   const bytes = Object.values(params).reduce((sum, p) => sum + p.data.byteLength, 0);
   return { id, model: { algorithm: algorithm.name, spec, params, inner: { steps: row.innerSteps, lr: row.innerLr } }, bytes };
 }
+
+/** The task families meta-model `id` was meta-trained on (its job's, in the job's order); null when it does not exist. */
+export async function metaModelFamilyIds(db: Db, id: string): Promise<string[] | null> {
+  const row = await db.prisma.metaModel.findUnique({ where: { id }, select: { job: { select: { familyIds: true } } } });
+  return row?.job.familyIds ?? null;
+}

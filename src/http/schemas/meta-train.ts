@@ -22,7 +22,8 @@ const QUEUED_JOB = {
   algorithm: 'maml',
   familyIds: [EXAMPLE_IDS.family],
   model: MAML_REQUEST.model,
-  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100 },
+  // A job answers every hyper-parameter after defaults, `tasks` (multitask's pool) too.
+  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, tasks: 1000 },
   progress: { iteration: 0, iterations: 5000 },
   metrics: null,
   metaModelId: null,

@@ -1,7 +1,8 @@
 /**
  * The job name -> handler table the worker role runs. Each queue's handler lives in its own file:
- * meta-train (the engine's training loop, checkpointing on abort) and adapt (the inner loop on a
- * support set, from meta-models kept hot in this process).
+ * meta-train (the engine's training loop, checkpointing on abort), adapt (the inner loop on a
+ * support set, from meta-models kept hot in this process) and evaluate (a meta-model against
+ * baselines on held-out tasks, from the same hot meta-models).
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import type { Db } from '../../db/client.js';
 import type { CancelListener } from '../cancel.js';
 import { createMetaTrainHandler } from '../meta-train-processor.js';
 import { createAdaptHandler } from '../adapt-processor.js';
+import { createEvaluateHandler } from '../evaluate-processor.js';
 import { MetaModelCache } from '../../db/meta-model-cache.js';
 import type { HandlerTable } from '../worker.js';
 
@@ -30,8 +32,10 @@ export interface HandlerDeps {
 
 /** Builds the table; startWorkers() refuses it if any queue lacks a handler. */
 export function createHandlers(deps: HandlerDeps): HandlerTable {
+  const metaModels = deps.metaModels ?? new MetaModelCache();
   return {
     'meta-train': createMetaTrainHandler({ ...deps, prefix: deps.queuePrefix }),
-    adapt: createAdaptHandler({ db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels: deps.metaModels ?? new MetaModelCache() }),
+    adapt: createAdaptHandler({ db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels }),
+    evaluate: createEvaluateHandler({ db: deps.db, logger: deps.logger, metaModels }),
   };
 }
