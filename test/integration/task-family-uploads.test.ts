@@ -134,13 +134,18 @@ describe('regression upload', () => {
     expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).statusCode).toBe(404);
   });
 
-  it('marks a commit of unusable rows failed and says why', async () => {
+  it('refuses a commit of unusable rows, says why and changes nothing, so fixed parts can be committed', async () => {
     const family = await create({ name: 'two-tasks', kind: 'regression', inputDim: 2 });
     await put(family.id, 1, regressionCsv(2, 10));
+    const before = (await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json();
     const refused = await commit(family.id);
     expect(refused.statusCode).toBe(400);
     expect((refused.json() as { detail: string }).detail).toMatch(/2 tasks cannot be split/);
-    expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toMatchObject({ status: 'failed', error: expect.stringMatching(/cannot be split/) });
+    expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toEqual(before);
+    expect(before).toMatchObject({ status: 'uploading' });
+    // The part at fault replaced (part 1 again), the same family commits.
+    await put(family.id, 1, regressionCsv(5, 10));
+    expect((await commit(family.id)).json()).toMatchObject({ status: 'ready', taskCount: 5 });
   });
 });
 
@@ -234,7 +239,7 @@ describe('classification upload', () => {
     const refused = await commit(family.id);
     expect(refused.statusCode).toBe(400);
     expect((refused.json() as { detail: string }).detail).toMatch(/no val task has 3 classes with at least 2 examples/);
-    expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toMatchObject({ status: 'failed' });
+    expect((await api.app.inject({ method: 'GET', url: `/task-families/${family.id}`, headers })).json()).toMatchObject({ status: 'uploading' });
   });
 
   it('takes NDJSON with tasks of labelled rows', async () => {

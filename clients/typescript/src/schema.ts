@@ -107,7 +107,7 @@ export interface paths {
         put?: never;
         /**
          * Validate an uploaded family as a whole, fix its splits and make it ready
-         * @description Splits are the rows' `split` column, or a seeded 70/15/15 by task (by class for a class pool, so classes are disjoint across splits). A refused commit marks the family failed and says why.
+         * @description Splits are the rows' `split` column, or a seeded 70/15/15 by task (by class for a class pool, so classes are disjoint across splits). A refused commit says why and changes nothing: the family stays uploading, so the parts at fault can be sent again (or the family deleted) and the commit repeated.
          */
         post: operations["commitTaskFamily"];
         delete?: never;
@@ -127,7 +127,7 @@ export interface paths {
         get: operations["getTaskFamily"];
         put?: never;
         post?: never;
-        /** Delete an uploaded family that was never committed (uploading or failed) */
+        /** Delete an uploaded family that was never committed */
         delete: operations["deleteTaskFamily"];
         options?: never;
         head?: never;
@@ -873,16 +873,14 @@ export interface components {
              */
             source: "generator" | "tasks" | "upload";
             /**
-             * @description uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are); failed: its commit found the rows unusable (see error)
+             * @description uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are)
              * @enum {string}
              */
-            status: "uploading" | "ready" | "failed";
+            status: "uploading" | "ready";
             /** @description Stored tasks (0 for a generator family); for an upload, tasks or classes once committed */
             taskCount: number;
             /** @description Uploaded rows so far (0 unless uploaded) */
             rowCount: number;
-            /** @description Why the commit failed */
-            error?: string;
             /**
              * Format: date-time
              * @example 2026-01-01T12:00:00.000Z

@@ -127,7 +127,7 @@ function retryable(error: unknown): boolean {
 /**
  * Creates the family, uploads `source` in parts and commits it; resolves with the ready family.
  * @throws ProblemError for a part the server refuses (a bad row: its part, line and column) or a
- * refused commit; the family is then left uploading (or failed) for the caller to delete.
+ * refused commit; the family is then left uploading for the caller to fix or delete.
  */
 export async function uploadFamily(api: FastadaptClient, source: AsyncIterable<Uint8Array | string>, options: UploadOptions): Promise<TaskFamily> {
   const { format, partBytes = 16 * 1024 * 1024, attempts = 4, concurrency = 2 } = options;

@@ -1,11 +1,10 @@
 -- Uploaded dataset families (issue 15): rows arrive in parts as float32 chunks per task or class,
 -- and a family is usable only once committed (status ready). Existing families are all ready.
 -- CreateEnum
-CREATE TYPE "family_status" AS ENUM ('uploading', 'ready', 'failed');
+CREATE TYPE "family_status" AS ENUM ('uploading', 'ready');
 
 -- AlterTable
-ALTER TABLE "task_families" ADD COLUMN     "error" TEXT,
-ADD COLUMN     "row_count" INTEGER NOT NULL DEFAULT 0,
+ALTER TABLE "task_families" ADD COLUMN     "row_count" INTEGER NOT NULL DEFAULT 0,
 ADD COLUMN     "status" "family_status" NOT NULL DEFAULT 'ready',
 ADD COLUMN     "uploaded" BOOLEAN NOT NULL DEFAULT false;
 

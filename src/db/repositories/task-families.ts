@@ -13,7 +13,7 @@ import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
 
 export type FamilySource = 'generator' | 'tasks' | 'upload';
-export type FamilyStatus = 'uploading' | 'ready' | 'failed';
+export type FamilyStatus = 'uploading' | 'ready';
 
 /** A family as clients read it (stored tasks are not echoed back; `taskCount` says how many). */
 export interface TaskFamilyView {
@@ -29,8 +29,6 @@ export interface TaskFamilyView {
   taskCount: number;
   /** Uploaded rows so far (0 for generator and JSON-task families). */
   rowCount: number;
-  /** Why the commit failed (status failed). */
-  error?: string;
   createdAt: string;
 }
 
@@ -45,7 +43,7 @@ export interface FamilySummary {
 }
 
 const SUMMARY = { id: true, name: true, kind: true, inputDim: true, nWay: true, status: true } as const;
-const VIEW = { ...SUMMARY, generator: true, taskCount: true, uploaded: true, rowCount: true, error: true, createdAt: true, tenantId: true } as const;
+const VIEW = { ...SUMMARY, generator: true, taskCount: true, uploaded: true, rowCount: true, createdAt: true, tenantId: true } as const;
 
 interface FamilyRow {
   id: string;
@@ -58,7 +56,6 @@ interface FamilyRow {
   uploaded: boolean;
   status: FamilyStatus;
   rowCount: number;
-  error: string | null;
   createdAt: Date;
 }
 
@@ -74,7 +71,6 @@ function view(row: FamilyRow): TaskFamilyView {
     status: row.status,
     taskCount: row.taskCount,
     rowCount: row.rowCount,
-    ...(row.error === null ? {} : { error: row.error }),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -206,10 +202,10 @@ export async function createUploadFamily(db: Db, tenantId: string, input: Upload
   return view(row);
 }
 
-/** The family is not (or no longer) taking parts: it is committed or failed. */
+/** The family no longer takes parts: it was committed. */
 export class FamilyNotUploadingError extends Error {
   constructor(readonly status: FamilyStatus) {
-    super(`the family is ${status}, not uploading: ${status === 'ready' ? 'it was committed and can no longer change' : 'delete it and upload again'}`);
+    super(`the family is ${status}, not uploading: it was committed and can no longer change`);
     this.name = 'FamilyNotUploadingError';
   }
 }
@@ -222,7 +218,10 @@ export class DatasetTooLargeError extends Error {
   }
 }
 
-/** The upload cannot be committed: why, in words. The family is now `failed`. */
+/**
+ * The upload cannot be committed: why, in words. Nothing changed: the family is still uploading, so
+ * the parts at fault can be replaced (or the family deleted) and the commit asked again.
+ */
 export class CommitRefusedError extends Error {
   constructor(detail: string) {
     super(detail);
@@ -316,7 +315,7 @@ function planSplits(kind: TaskKind, groups: readonly { groupKey: string; splits:
  * Validates the whole upload and makes the family usable: fixes the splits (the rows' own, or a
  * seeded 70/15/15 by task or class), checks with the engine that every split can give an episode,
  * and sets it ready. Returns null when there is no such uploaded family.
- * @throws FamilyNotUploadingError; CommitRefusedError after marking the family failed.
+ * @throws FamilyNotUploadingError; CommitRefusedError, having changed nothing.
  */
 export async function commitUpload(db: Db, tenantId: string, id: string): Promise<TaskFamilyView | null> {
   let refused: string | null = null;
@@ -344,17 +343,14 @@ export async function commitUpload(db: Db, tenantId: string, id: string): Promis
         return true;
       }
     }
-    // A refused commit keeps no seeded split; the family is marked failed below, outside this transaction.
+    // A refused commit changes nothing: roll back the seeded split.
     throw new RefusedInTransaction();
   }).catch((error: unknown) => {
     if (error instanceof RefusedInTransaction) return true;
     throw error;
   });
   if (!found) return null;
-  if (refused !== null) {
-    await db.prisma.taskFamily.updateMany({ where: { id, tenantId, status: 'uploading' }, data: { status: 'failed', error: refused } });
-    throw new CommitRefusedError(refused);
-  }
+  if (refused !== null) throw new CommitRefusedError(refused);
   return getTaskFamily(db, tenantId, id);
 }
 
@@ -362,11 +358,11 @@ export async function commitUpload(db: Db, tenantId: string, id: string): Promis
 class RefusedInTransaction extends Error {}
 
 /**
- * Deletes an uploaded family that was never committed (uploading or failed), with its rows. Ready
+ * Deletes an uploaded family that was never committed (still uploading), with its rows. Ready
  * families stay: jobs and meta-models name them.
  */
 export async function deleteUncommittedFamily(db: Db, tenantId: string, id: string): Promise<'deleted' | 'missing' | 'ready'> {
-  const { count } = await db.prisma.taskFamily.deleteMany({ where: { id, tenantId, status: { in: ['uploading', 'failed'] } } });
+  const { count } = await db.prisma.taskFamily.deleteMany({ where: { id, tenantId, status: 'uploading' } });
   if (count > 0) return 'deleted';
   return (await db.prisma.taskFamily.count({ where: { id, tenantId } })) > 0 ? 'ready' : 'missing';
 }

@@ -162,7 +162,7 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       operationId: 'commitTaskFamily',
       summary: 'Validate an uploaded family as a whole, fix its splits and make it ready',
-      description: 'Splits are the rows\' `split` column, or a seeded 70/15/15 by task (by class for a class pool, so classes are disjoint across splits). A refused commit marks the family failed and says why.',
+      description: 'Splits are the rows\' `split` column, or a seeded 70/15/15 by task (by class for a class pool, so classes are disjoint across splits). A refused commit says why and changes nothing: the family stays uploading, so the parts at fault can be sent again (or the family deleted) and the commit repeated.',
       tags,
       params: IdParams,
       response: { 200: TaskFamily, ...problemResponses(400, 404, 409) },
@@ -172,7 +172,7 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
     try {
       family = await commitUpload(app.db, request.tenant.id, request.params.id);
     } catch (error) {
-      if (error instanceof CommitRefusedError) throw new HttpProblem(400, `The upload cannot be committed: ${error.message}; the family is now failed`);
+      if (error instanceof CommitRefusedError) throw new HttpProblem(400, `The upload cannot be committed: ${error.message}; nothing changed: replace the parts at fault and commit again`);
       uploadProblem(error);
     }
     if (!family) throw new HttpProblem(404, `No uploaded task family ${request.params.id}`);
@@ -182,7 +182,7 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
   app.delete('/task-families/:id', {
     schema: {
       operationId: 'deleteTaskFamily',
-      summary: 'Delete an uploaded family that was never committed (uploading or failed)',
+      summary: 'Delete an uploaded family that was never committed',
       tags,
       params: IdParams,
       response: { 204: Type.Null({ description: 'Deleted, with its rows' }), ...problemResponses(404, 409) },

@@ -80,12 +80,11 @@ export const TaskFamily = Type.Object({
   nWay: Type.Optional(Type.Integer()),
   generator: Type.Optional(Type.Object({ type: Type.String(), params: Type.Record(Type.String(), Type.Unknown()) })),
   source: Literals(['generator', 'tasks', 'upload'] as const, { description: 'Where its episodes come from' }),
-  status: Literals(['uploading', 'ready', 'failed'] as const, {
-    description: 'uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are); failed: its commit found the rows unusable (see error)',
+  status: Literals(['uploading', 'ready'] as const, {
+    description: 'uploading: parts are arriving; ready: usable for meta-training (generator and JSON-task families always are)',
   }),
   taskCount: Type.Integer({ description: 'Stored tasks (0 for a generator family); for an upload, tasks or classes once committed' }),
   rowCount: Type.Integer({ description: 'Uploaded rows so far (0 unless uploaded)' }),
-  error: Type.Optional(Type.String({ description: 'Why the commit failed' })),
   createdAt: Timestamp,
 }, { examples: [{ id: EXAMPLE_IDS.family, ...SINE_FAMILY, source: 'generator', status: 'ready', taskCount: 0, rowCount: 0, createdAt: EXAMPLE_TIMES.created }] });
 
