@@ -1,69 +1,43 @@
 // The migration that adds the inner loop guard must carry stored heads over: heads stored before it
 // ran unguarded, so they kept their last step; their raw loss diverged if it ended above where it
 // started; their trace was never recorded.
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listMigrations, MIGRATIONS } from '../../scripts/prisma-cli.mjs';
-import { TEST_DATABASE_URL } from './support/services.js';
+import { describe, expect, it } from 'vitest';
+import { databaseBefore, migrationNamed } from './support/migration-scratch.js';
 
-const TARGET = listMigrations().find((m) => m.name.endsWith('_adaptation_guard'))!.name;
-const sql = (name: string) => readFileSync(join(MIGRATIONS, name, 'migration.sql'), 'utf8');
+const TARGET = migrationNamed('_adaptation_guard');
 
 describe(`migration ${TARGET}`, () => {
-  const database = `fastadapt_migration_${randomUUID().slice(0, 8)}`;
-  let admin: pg.Client;
-  let client: pg.Client;
-
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${database}"`);
-    const url = new URL(TEST_DATABASE_URL);
-    url.pathname = `/${database}`;
-    client = new pg.Client({ connectionString: url.toString() });
-    await client.connect();
-    // The database as it was just before: every earlier migration, in order.
-    for (const { name } of listMigrations().filter((m) => m.name < TARGET)) await client.query(sql(name));
-  });
-
-  afterAll(async () => {
-    await client?.end();
-    await admin?.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin?.end();
-  });
+  const scratch = databaseBefore(TARGET);
 
   it('carries stored heads over: their last step kept, diverged where the loss ended above the start, no trace; adaptations default to guard best', async () => {
-    await client.query(`INSERT INTO tenants (id, name) VALUES ('t', 't')`);
-    await client.query(
+    await scratch.client().query(`INSERT INTO tenants (id, name) VALUES ('t', 't')`);
+    await scratch.client().query(
       `INSERT INTO meta_train_jobs (id, tenant_id, name, status, algorithm, family_ids, model, hyper, iterations, updated_at)
        VALUES ('j', 't', 'sine', 'succeeded', 'maml', '{}', '{}', '{}', 10, now())`,
     );
-    await client.query(
+    await scratch.client().query(
       `INSERT INTO meta_models (id, tenant_id, name, version, job_id, algorithm, kind, input_dim, model, metrics, params, inner_steps, inner_lr)
        VALUES ('m', 't', 'sine', 1, 'j', 'maml', 'regression', 1, '{}', '{}', '\\x00', 1, 0.01)`,
     );
-    await client.query(`INSERT INTO tasks (id, tenant_id, meta_model_id, kind, input_dim) VALUES ('k', 't', 'm', 'regression', 1)`);
+    await scratch.client().query(`INSERT INTO tasks (id, tenant_id, meta_model_id, kind, input_dim) VALUES ('k', 't', 'm', 'regression', 1)`);
     for (const [version, before, after] of [[1, 3.2, 0.4], [2, 1.5, 7.5]]) {
-      await client.query(
+      await scratch.client().query(
         `INSERT INTO adapted_heads (task_id, version, params, support_loss_before, support_loss_after, steps, inner_lr, duration_ms)
          VALUES ('k', $1, '\\x00', $2, $3, 10, 0.01, 1)`,
         [version, before, after],
       );
     }
-    await client.query(
+    await scratch.client().query(
       `INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, support_size, support_x, support_y) VALUES ('a', 't', 'k', 10, 0.01, 1, '\\x00', '\\x00')`,
     );
 
-    await client.query(sql(TARGET));
+    await scratch.applyTarget();
 
-    const { rows } = await client.query('SELECT version, best_step, diverged, support_loss_trace FROM adapted_heads ORDER BY version');
+    const { rows } = await scratch.client().query('SELECT version, best_step, diverged, support_loss_trace FROM adapted_heads ORDER BY version');
     expect(rows).toEqual([
       { version: 1, best_step: 10, diverged: false, support_loss_trace: [] },
       { version: 2, best_step: 10, diverged: true, support_loss_trace: [] },
     ]);
-    expect((await client.query('SELECT guard FROM adaptations')).rows).toEqual([{ guard: 'best' }]);
+    expect((await scratch.client().query('SELECT guard FROM adaptations')).rows).toEqual([{ guard: 'best' }]);
   });
 });

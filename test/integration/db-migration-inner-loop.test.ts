@@ -1,67 +1,41 @@
 // The migration that gives meta-models their inner-loop settings must carry existing rows over: each
 // meta-model gets the innerSteps/innerLr its job was trained with (the job's stored hyper), which is
 // what adaptation read before the columns existed.
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listMigrations, MIGRATIONS } from '../../scripts/prisma-cli.mjs';
-import { TEST_DATABASE_URL } from './support/services.js';
+import { describe, expect, it } from 'vitest';
+import { databaseBefore, migrationNamed } from './support/migration-scratch.js';
 
-const TARGET = listMigrations().find((m) => m.name.endsWith('_meta_model_inner_loop'))!.name;
-const sql = (name: string) => readFileSync(join(MIGRATIONS, name, 'migration.sql'), 'utf8');
+const TARGET = migrationNamed('_meta_model_inner_loop');
 
 describe(`migration ${TARGET}`, () => {
-  const database = `fastadapt_migration_${randomUUID().slice(0, 8)}`;
-  let admin: pg.Client;
-  let client: pg.Client;
-
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${database}"`);
-    const url = new URL(TEST_DATABASE_URL);
-    url.pathname = `/${database}`;
-    client = new pg.Client({ connectionString: url.toString() });
-    await client.connect();
-    // The database as it was just before: every earlier migration, in order.
-    for (const { name } of listMigrations().filter((m) => m.name < TARGET)) await client.query(sql(name));
-  });
-
-  afterAll(async () => {
-    await client?.end();
-    await admin?.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin?.end();
-  });
+  const scratch = databaseBefore(TARGET);
 
   it("backfills each meta-model's inner steps and step size from its job's hyper-parameters", async () => {
-    await client.query(`INSERT INTO tenants (id, name) VALUES ('t', 't')`);
+    await scratch.client().query(`INSERT INTO tenants (id, name) VALUES ('t', 't')`);
     const jobs = [
       { id: 'j1', hyper: { iterations: 10, innerSteps: 5, innerLr: 0.4 } },
       { id: 'j2', hyper: { iterations: 10, innerSteps: 1, innerLr: 0.01 } },
     ];
     for (const [i, job] of jobs.entries()) {
-      await client.query(
+      await scratch.client().query(
         `INSERT INTO meta_train_jobs (id, tenant_id, name, status, algorithm, family_ids, model, hyper, iterations, updated_at)
          VALUES ($1, 't', 'sine', 'succeeded', 'maml', '{}', '{}', $2, 10, now())`,
         [job.id, JSON.stringify(job.hyper)],
       );
-      await client.query(
+      await scratch.client().query(
         `INSERT INTO meta_models (id, tenant_id, name, version, job_id, algorithm, kind, input_dim, model, metrics, params)
          VALUES ($1, 't', 'sine', $2, $3, 'maml', 'regression', 1, '{}', '{}', '\\x00')`,
         [`m${i + 1}`, i + 1, job.id],
       );
     }
 
-    await client.query(sql(TARGET));
+    await scratch.applyTarget();
 
-    const { rows } = await client.query<{ id: string; inner_steps: number; inner_lr: number }>('SELECT id, inner_steps, inner_lr FROM meta_models ORDER BY id');
+    const { rows } = await scratch.client().query<{ id: string; inner_steps: number; inner_lr: number }>('SELECT id, inner_steps, inner_lr FROM meta_models ORDER BY id');
     expect(rows).toEqual([
       { id: 'm1', inner_steps: 5, inner_lr: 0.4 },
       { id: 'm2', inner_steps: 1, inner_lr: 0.01 },
     ]);
-    const { rows: columns } = await client.query<{ column_name: string; is_nullable: string }>(
+    const { rows: columns } = await scratch.client().query<{ column_name: string; is_nullable: string }>(
       `SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = 'meta_models' AND column_name LIKE 'inner_%' ORDER BY column_name`,
     );
     expect(columns).toEqual([{ column_name: 'inner_lr', is_nullable: 'NO' }, { column_name: 'inner_steps', is_nullable: 'NO' }]);
