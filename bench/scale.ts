@@ -22,7 +22,6 @@
  * --zipf S (1.0), --cache-ratio R (0.1), --miss-requests N (300), --out PATH. Uses DATABASE_URL and
  * REDIS_URL like the service; everything it creates is removed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -37,6 +36,7 @@ import { LATEST_HEAD_SQL } from '../src/db/repositories/tasks.js';
 import { adapt, encodeParams, initBackend, Rng, type MetaModel } from '../src/meta/index.js';
 import { storeMetaModel, trainSineMaml } from '../test/integration/support/adapt-fixtures.js';
 import { freePort, removePrefix } from '../test/integration/support/services.js';
+import { readyz, startProcess, stopProcess } from './support/processes.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -117,26 +117,6 @@ async function missPlan(db: Db, taskId: string, tenantId: string) {
   return { plan, indexedOnly: !/Seq Scan/.test(text) && /tasks_pkey/.test(text) && /adapted_heads_pkey/.test(text) };
 }
 
-async function startApi(env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'api'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-  const deadline = Date.now() + 60_000;
-  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
-    if (child.exitCode !== null) throw new Error(`the API exited with ${child.exitCode} during start-up`);
-    if (Date.now() > deadline) throw new Error('the API did not start within 60 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return child;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => (clearTimeout(timer), resolve()));
-    child.kill('SIGTERM');
-  });
-}
-
 /** The process's predict cache lookups so far, from /metrics (loopback needs no key). */
 async function cacheLookups(port: number): Promise<{ hit: number; miss: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -161,7 +141,7 @@ async function measureLevel(db: Db, key: { key: string; tenantId: string }, ids:
   const tasks = ids.length;
   const cacheSize = Math.max(1, Math.floor(tasks * Number(opts['cache-ratio'])));
   const port = await freePort();
-  const api = await startApi({ PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', PREDICT_CACHE_SIZE: String(cacheSize), RATE_LIMIT_MAX: '1000000000' }, port);
+  const api = await startProcess('the API', ['src/main.ts', '--role', 'api'], { PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', PREDICT_CACHE_SIZE: String(cacheSize), RATE_LIMIT_MAX: '1000000000' }, readyz(port));
   try {
     const path = (taskId: string) => `/predict?taskId=${taskId}&x=0.5`;
     // Zipf ranks over a shuffle of the tasks, so rank and insertion order differ.

@@ -38,6 +38,7 @@ import { createApiKey } from '../src/db/repositories/api-keys.js';
 import { AdaptedSubscriber, type AdaptedMessage } from '../src/jobs/adapted.js';
 import { Rng, type BackendPreference, type FamilySpec } from '../src/meta/index.js';
 import { freePort, removePrefix } from '../test/integration/support/services.js';
+import { startProcess, stopProcess } from './support/processes.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -109,27 +110,6 @@ function expectStatus(reply: Reply, status: number, what: string): unknown {
 
 /** Node flags of the service processes: a CPU profile each when asked for. */
 const nodeFlags = opts['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']] : [];
-
-/** Starts `args` under tsx and resolves once `ready` answers (start-up polling only, off the measured path). */
-async function startProcess(name: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-  const deadline = Date.now() + 60_000;
-  while (!(await ready().catch(() => false))) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} during start-up`);
-    if (Date.now() > deadline) throw new Error(`${name} did not start within 60 s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return child;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => (clearTimeout(timer), resolve()));
-    child.kill('SIGTERM');
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // The bare route: Fastify answering a fixed JSON body of the predict reply's size
@@ -229,10 +209,10 @@ async function main(): Promise<void> {
     const env = { PORT: String(apiPort), HOST: '127.0.0.1', QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', TFJS_BACKEND: backend, RECONCILE_INTERVAL_MS: '3600000', RATE_LIMIT_MAX: '1000000000', ...(opts['adapt-concurrency'] ? { ADAPT_CONCURRENCY: opts['adapt-concurrency'] } : {}) };
     const ready = async () => (await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok;
     if (topology === 'split') {
-      children.push(await startProcess('api', ['src/main.ts', '--role', 'api'], env, ready));
+      children.push(await startProcess('api', ['src/main.ts', '--role', 'api'], env, ready, nodeFlags));
       children.push(spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/main.ts', '--role', 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] }));
     } else {
-      children.push(await startProcess('service', ['src/main.ts', '--role', 'all'], env, ready));
+      children.push(await startProcess('service', ['src/main.ts', '--role', 'all'], env, ready, nodeFlags));
     }
     const call = client(apiPort, key.key, Math.max(clients, 4));
     const metaModel = await trainThroughService(call, Number(opts.iterations));
@@ -278,7 +258,7 @@ async function main(): Promise<void> {
     const predictPath = `/predict?taskId=${taskIds[0]}&x=0.5`;
     const sample = await call('GET', predictPath);
     expectStatus(sample, 200, 'predict');
-    const bare = await startProcess('bare route', ['bench/serve.ts', '--bare-server', String(barePort)], { BARE_BODY: sample.body }, async () => (await fetch(`http://127.0.0.1:${barePort}/bare`)).ok);
+    const bare = await startProcess('bare route', ['bench/serve.ts', '--bare-server', String(barePort)], { BARE_BODY: sample.body }, async () => (await fetch(`http://127.0.0.1:${barePort}/bare`)).ok, nodeFlags);
     children.push(bare);
     const bareBody = await (await fetch(`http://127.0.0.1:${barePort}/bare`)).text();
     const bareRun = await cannon(`http://127.0.0.1:${barePort}/bare`, connections, seconds);

@@ -11,7 +11,7 @@
  * apiPeakRssGrowthMiB, episodesPerSecond (and the settings). Targets (issue 15): apiVsPsql <= 2
  * (upload at least half as fast as \copy), RSS growth < 200 MiB, >= 10^4 episodes per second.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,7 @@ import { createApiKey } from '../src/db/repositories/api-keys.js';
 import { loadFamilySpec } from '../src/db/repositories/task-families.js';
 import { createFamily, Rng } from '../src/meta/index.js';
 import { freePort } from '../test/integration/support/services.js';
+import { readyz, startProcess } from './support/processes.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -68,17 +69,6 @@ function rssBytes(pid: number): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
-async function startApi(env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--role', 'api'], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) return child;
-    if (child.exitCode !== null) throw new Error(`the API exited with ${child.exitCode} during start-up`);
-    if (Date.now() > deadline) throw new Error('the API did not start within 60 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 async function main(): Promise<void> {
   const rows = Number(opts.rows);
   const features = Number(opts.features);
@@ -111,7 +101,7 @@ async function main(): Promise<void> {
     const key = await createApiKey(db, `bench-upload-${process.pid}`);
     tenantId = key.tenantId;
     const port = await freePort();
-    api = await startApi({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000', QUEUE_PREFIX: `fastadapt-bench-upload-${process.pid}` }, port);
+    api = await startProcess('the API', ['src/main.ts', '--role', 'api'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000000', QUEUE_PREFIX: `fastadapt-bench-upload-${process.pid}` }, readyz(port));
     const baseline = rssBytes(api.pid!);
     let peak = baseline;
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(api!.pid!))), 20);
