@@ -52,8 +52,13 @@ export const JOB_EVENT_TYPES: readonly JobEventType[] = ['status', 'progress', '
 /** Entries kept per job stream (XADD MAXLEN ~, so a little more may stay). Default 1000. */
 export const JOB_EVENTS_MAX_LEN = 1_000;
 
-/** How long a job's stream outlives the job's end, in seconds (a late client can still replay it). */
-export const JOB_EVENTS_TTL_AFTER_END_S = 24 * 3600;
+/**
+ * How long a job's stream outlives the job's end, in seconds. The stream is transport for live
+ * followers: one that reconnects within this time still gets the tail it missed (Last-Event-ID);
+ * anyone later gets the final status from Postgres (and GET /meta-train/:id/metrics the history), so
+ * Redis keeps no per-job key for long after the job (issue 17's soak: keys flat after warm-up).
+ */
+export const JOB_EVENTS_TTL_AFTER_END_S = 60;
 
 /** The stream key of one job's events. */
 export function jobEventsKey(prefix: string, jobId: string): string {

@@ -35,14 +35,15 @@ const HOUR = 3600;
 
 /**
  * Per-queue defaults. BullMQ keeps every finished job forever unless told otherwise; the outcome is
- * in Postgres, so Redis keeps only a recent window for debugging. Adaptation is short and a client
+ * in Postgres, so Redis keeps only a recent window for debugging (the last 100 completed meta-training
+ * jobs and evaluations, which are few and large; the last 1,000 adaptations, which are many and small). Adaptation is short and a client
  * may be waiting on it, so it retries quickly and once.
  */
 export const DEFAULT_JOB_OPTIONS: Record<QueueName, JobsOptions> = {
   'meta-train': {
     attempts: 3,
     backoff: { type: 'exponential', delay: 5_000 },
-    removeOnComplete: { age: 24 * HOUR, count: 1_000 },
+    removeOnComplete: { age: 24 * HOUR, count: 100 },
     removeOnFail: { age: 7 * 24 * HOUR, count: 5_000 },
   },
   adapt: {
@@ -55,7 +56,7 @@ export const DEFAULT_JOB_OPTIONS: Record<QueueName, JobsOptions> = {
   evaluate: {
     attempts: 3,
     backoff: { type: 'exponential', delay: 5_000 },
-    removeOnComplete: { age: 24 * HOUR, count: 1_000 },
+    removeOnComplete: { age: 24 * HOUR, count: 100 },
     removeOnFail: { age: 7 * 24 * HOUR, count: 1_000 },
   },
 };
