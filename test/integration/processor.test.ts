@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
 import { startAttempt } from '../../src/db/repositories/training.js';
 import { CancelListener, publishCancel } from '../../src/jobs/cancel.js';
-import { decodeJobEvent, jobEventsKey } from '../../src/jobs/events.js';
+import { decodeJobEvent, JOB_EVENTS_TTL_AFTER_END_S, jobEventsKey } from '../../src/jobs/events.js';
 import { createHandlers } from '../../src/jobs/handlers/index.js';
 import { runMetaTrainJob, type MetaTrainDeps, type RunOutcome } from '../../src/jobs/meta-train-processor.js';
 import { closeQueues, createQueues, enqueue } from '../../src/jobs/queues.js';
@@ -108,8 +108,10 @@ describe('meta-train processor', () => {
     expect(published.at(-1)).toMatchObject({ type: 'status', data: { status: 'succeeded', iteration: 40, metaModelId: model.id } });
     expect(published.filter((e) => e.type === 'metrics').map((e) => e.data.iteration)).toEqual([10, 20, 30, 40]);
     expect(published.filter((e) => e.type === 'progress').at(-1)?.data).toEqual({ iteration: 40, iterations: 40 });
+    // The terminal status set the stream's expiry (a stream without one has ttl -1).
     const ttl = await redis.ttl(jobEventsKey(prefix, jobId));
-    expect(ttl).toBeGreaterThan(23 * 3600);
+    expect(ttl).toBeGreaterThan(JOB_EVENTS_TTL_AFTER_END_S - 30);
+    expect(ttl).toBeLessThanOrEqual(JOB_EVENTS_TTL_AFTER_END_S);
   });
 
   it('after a shutdown mid-run, resumes from its checkpoint to the same meta-parameters as an uninterrupted run', async () => {
