@@ -23,7 +23,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +38,7 @@ import { AdaptedSubscriber, type AdaptedMessage } from '../src/jobs/adapted.js';
 import { Rng, type BackendPreference, type FamilySpec } from '../src/meta/index.js';
 import { freePort, removePrefix } from '../test/integration/support/services.js';
 import { startProcess, stopProcess } from './support/processes.js';
+import { client, type Reply } from './support/http.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -77,31 +77,6 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const load = () => loadavg().map((v) => round(v));
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-/** A keep-alive HTTP client (one socket per concurrent client), so latency is the service's. */
-function client(port: number, apiKey: string, sockets: number) {
-  const agent = new Agent({ keepAlive: true, maxSockets: sockets });
-  return (method: string, path: string, body?: unknown): Promise<Reply> =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        { host: '127.0.0.1', port, method, path, agent, headers: { authorization: `Bearer ${apiKey}`, ...(payload ? { 'content-type': 'application/json' } : {}) } },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-}
 
 function expectStatus(reply: Reply, status: number, what: string): unknown {
   if (reply.status !== status) throw new Error(`${what}: expected ${status}, got ${reply.status} ${reply.body.slice(0, 300)}`);

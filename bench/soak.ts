@@ -19,7 +19,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +29,7 @@ import { createApiKey } from '../src/db/repositories/api-keys.js';
 import { Rng } from '../src/meta/index.js';
 import { storeMetaModel, trainSineMaml } from '../test/integration/support/adapt-fixtures.js';
 import { freePort, removePrefix } from '../test/integration/support/services.js';
+import { client, type Reply } from './support/http.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -45,27 +45,6 @@ const K = 10;
 const SINE = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } };
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function client(port: number, apiKey: string) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-  return (method: string, path: string, body?: unknown): Promise<Reply> =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request({ host: '127.0.0.1', port, method, path, agent, headers: { authorization: `Bearer ${apiKey}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
-}
 
 /** Metric values by name (unlabelled series) from a Prometheus text scrape. */
 function gauges(text: string, names: string[]): Record<string, number> {
@@ -101,7 +80,7 @@ async function main(): Promise<void> {
       if (service.exitCode !== null || Date.now() > deadline) throw new Error('the service did not start');
       await sleep(200);
     }
-    const call = client(port, key.key);
+    const call = client(port, key.key, 32);
     const family = JSON.parse((await call('POST', '/task-families', SINE)).body) as { id: string };
     const taskIds: string[] = [];
     for (let i = 0; i < Number(opts.adapters) * 5; i++) taskIds.push((JSON.parse((await call('POST', '/tasks', { metaModelId: stored.metaModelId })).body) as { id: string }).id);
