@@ -75,37 +75,14 @@ export class Reconciler {
     // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
     try {
-      for (let after: string | undefined; ; ) {
-        const ids = await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after);
-        if (ids.length === 0) break;
-        after = ids[ids.length - 1];
-        for (const id of ids) {
-          const found = await this.requeueIfLost('meta-train', id, () => enqueue(queues, 'meta-train', { jobId: id }, id));
-          if (found) report.requeued.push({ id, found });
-        }
-        report.checked += ids.length;
-      }
-      for (let after: string | undefined; ; ) {
-        const rows = await listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after);
-        if (rows.length === 0) break;
-        after = rows[rows.length - 1]!.id;
-        for (const { id, taskId } of rows) {
-          // The API's priority: an adaptation is latency-bound, ahead of meta-training.
-          const found = await this.requeueIfLost('adapt', id, () => enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
-          if (found) report.requeuedAdaptations.push({ id, found });
-        }
-        report.checked += rows.length;
-      }
-      for (let after: string | undefined; ; ) {
-        const ids = await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after);
-        if (ids.length === 0) break;
-        after = ids[ids.length - 1];
-        for (const id of ids) {
-          const found = await this.requeueIfLost('evaluate', id, () => enqueueEvaluation(queues, id));
-          if (found) report.requeuedEvaluations.push({ id, found });
-        }
-        report.checked += ids.length;
-      }
+      const byId = (ids: string[]) => ids.map((id) => ({ id }));
+      await this.sweep(report, report.requeued, 'meta-train', async (after) => byId(await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
+        enqueue(queues, 'meta-train', { jobId: id }, id));
+      // The API's priority: an adaptation is latency-bound, ahead of meta-training.
+      await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after), ({ id, taskId }) =>
+        enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
+      await this.sweep(report, report.requeuedEvaluations, 'evaluate', async (after) => byId(await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
+        enqueueEvaluation(queues, id));
     } finally {
       await redis.eval(RELEASE, 1, this.lockKey, owner);
     }
@@ -113,6 +90,29 @@ export class Reconciler {
     if (report.requeued.length + report.requeuedAdaptations.length + report.requeuedEvaluations.length > 0) logger.warn(requeued, 'reconciler re-enqueued jobs Redis had lost');
     else logger.debug({ checked: report.checked }, 'reconciler: queue matches Postgres');
     return report;
+  }
+
+  /**
+   * Pages through the unfinished rows of one table (`page`, by id after the last one seen) and
+   * re-adds each row's BullMQ job that Redis lost (`add`), noting it in `requeued`.
+   */
+  private async sweep<T extends { id: string }>(
+    report: ReconcileReport,
+    requeued: ReconcileReport['requeued'],
+    queue: QueueName,
+    page: (after: string | undefined) => Promise<T[]>,
+    add: (row: T) => Promise<unknown>,
+  ): Promise<void> {
+    for (let after: string | undefined; ; ) {
+      const rows = await page(after);
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1]!.id;
+      for (const row of rows) {
+        const found = await this.requeueIfLost(queue, row.id, () => add(row));
+        if (found) requeued.push({ id: row.id, found });
+      }
+      report.checked += rows.length;
+    }
   }
 
   /**
