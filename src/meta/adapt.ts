@@ -107,7 +107,7 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps, or guard 'best'`);
     return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, supportLoss, steps: ran };
   };
-  if (chooseEngine(engine, model.algorithm) === 'fused-wasm') {
+  if (chooseEngine(engine, model.algorithm, model.spec.body) === 'fused-wasm') {
     const { x, y } = packExamples(model.spec, supports, 'support');
     return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y, guard).map((adapted) =>
       result(adapted.supportLoss.trace, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),

@@ -17,7 +17,8 @@
  */
 
 import { tf } from './backend.js';
-import { plainMatMul, type Activation, type CustomGradient } from './model.js';
+import type { Activation } from './model.js';
+import { plainMatMul, type CustomGradient } from './ops.js';
 import type { TaskKind } from './types.js';
 
 /** One dense layer's tensors on the tape: weight [in, out] or [T, in, out], bias [out] or [T, 1, out]. */

@@ -7,6 +7,7 @@
 
 import { activeBackend } from './backend.js';
 import type { AlgorithmName } from './algorithms/index.js';
+import type { BodyKind } from './model.js';
 import { fusedKernelsAvailable, fusedSupports } from './fused/index.js';
 
 /** 'auto': fused on CPU backends, tfjs on a GPU; or one of them explicitly. */
@@ -18,18 +19,20 @@ export const ENGINE_PREFERENCES: readonly EnginePreference[] = ['auto', 'fused',
 export type EngineName = 'fused-wasm' | `tfjs-${string}`;
 
 /**
- * The engine for a preference (and, when given, an algorithm). Every model is an MLP, so 'auto' takes
- * the fused path unless tfjs runs on a GPU (TFJS_BACKEND=tensorflow-gpu), where batched tensor ops
- * win, the kernels were not built (scripts/build-wasm.mjs), or the algorithm has no fused version.
- * @throws Error when 'fused' is asked for and the kernels are not built or lack the algorithm.
+ * The engine for a preference (and, when given, an algorithm and a body). 'auto' takes the fused path
+ * for an MLP unless tfjs runs on a GPU (TFJS_BACKEND=tensorflow-gpu), where batched tensor ops win,
+ * the kernels were not built (scripts/build-wasm.mjs), or the algorithm has no fused version. A conv
+ * body always runs on tfjs: the fused kernels are MLP kernels, and convolutions are large enough ops
+ * that tfjs' per-kernel dispatch, which the fused path exists to avoid, does not dominate.
+ * @throws Error when 'fused' is asked for and the kernels are not built or lack the algorithm or body.
  */
-export function chooseEngine(preference: EnginePreference = 'auto', algorithm?: AlgorithmName): EngineName {
+export function chooseEngine(preference: EnginePreference = 'auto', algorithm?: AlgorithmName, body: BodyKind = 'mlp'): EngineName {
   const tfjs = `tfjs-${activeBackend() ?? 'cpu'}` as const;
   if (preference === 'tfjs') return tfjs;
-  const supported = algorithm === undefined || fusedSupports(algorithm);
+  const supported = (algorithm === undefined || fusedSupports(algorithm)) && body === 'mlp';
   if (preference === 'fused') {
     if (!fusedKernelsAvailable()) throw new Error('the fused engine was requested but its kernels are not built: run node scripts/build-wasm.mjs');
-    if (!supported) throw new Error(`the fused engine has no version of algorithm '${algorithm}'`);
+    if (!supported) throw new Error(body === 'mlp' ? `the fused engine has no version of algorithm '${algorithm}'` : `the fused engine runs MLP bodies only, not '${body}'`);
     return 'fused-wasm';
   }
   return activeBackend() === 'tensorflow-gpu' || !fusedKernelsAvailable() || !supported ? tfjs : 'fused-wasm';

@@ -8,8 +8,9 @@
  * meta-gradient flows through them; called outside (FOMAML, Reptile, evaluation, adaptation) the same
  * code is plain gradient descent.
  *
- * The support-loss gradient is written out by hand (backprop.ts) by default; `gradient: 'autodiff'`
- * takes it with `tf.grads` instead (the reference the tests compare against).
+ * The support-loss gradient is written out by hand (backprop.ts) by default for the MLP body and for
+ * a head on fixed features; `gradient: 'autodiff'` takes it with `tf.grads` instead (the reference
+ * the tests compare against, and the only way for a conv body's own parameters).
  *
  * Evaluation and adaptation pass a `monitor`: the loop then records the support loss of every
  * iterate and applies the guard (guard.ts) task by task. Meta-gradients run without one, so the
@@ -39,7 +40,7 @@ export interface InnerLoopOptions {
   lr: InnerLr;
   /** Default 'analytic'. Both give the same adapted parameters and the same meta-gradients. */
   gradient?: InnerGradient;
-  /** Record the support loss per step and guard the result (analytic gradient only). */
+  /** Record the support loss per step and guard the result. */
   monitor?: InnerMonitor;
 }
 
@@ -54,37 +55,67 @@ export interface InnerMonitor {
 }
 
 /**
- * Runs `steps` gradient steps of `loss` from `start`. The loss must be a sum of per-task losses over
- * task-batched tensors, so each task's slice receives exactly its own task's gradient.
+ * Keeps, task by task, `candidate` where `take` [T] is true and `kept` elsewhere (either may be
+ * shared, without the leading task axis).
+ */
+function pickTasks(take: tf.Tensor, candidate: tf.Tensor, kept: tf.Tensor): tf.Tensor {
+  const shape = candidate.rank >= kept.rank ? candidate.shape : kept.shape;
+  const mask = tf.broadcastTo(tf.reshape(take, [take.shape[0] as number, ...shape.slice(1).map(() => 1)]), shape);
+  return tf.where(mask, tf.broadcastTo(candidate, shape), tf.broadcastTo(kept, shape));
+}
+
+/**
+ * Runs `steps` gradient steps from `start` on `loss`, the per-task losses [T] of task-batched
+ * tensors (their sum is differentiated, so each task's slice receives exactly its own gradient).
+ * With a monitor, each task's loss is recorded at every iterate and guard 'best' keeps each task's
+ * lowest, as the analytic loop does.
  */
 export function innerLoop(
   names: readonly string[],
   start: tf.Tensor[],
-  loss: (params: tf.Tensor[]) => tf.Scalar,
+  loss: (params: tf.Tensor[]) => tf.Tensor,
   steps: number,
   lr: InnerLr,
+  monitor?: InnerMonitor,
 ): tf.Tensor[] {
-  let params = start;
+  let step: (params: tf.Tensor[]) => tf.Tensor[];
   if (typeof lr === 'number') {
     // One step size for all: differentiate lr * loss, which saves a multiply per parameter (and
     // its share of the outer backward pass) on every step.
     const rate = tf.scalar(lr);
-    for (let step = 0; step < steps; step++) {
-      const scaled = tf.grads((...p: tf.Tensor[]) => tf.mul(loss(p), rate) as tf.Scalar)(params);
-      params = params.map((p, i) => tf.sub(p, scaled[i]));
+    step = (params) => {
+      const scaled = tf.grads((...p: tf.Tensor[]) => tf.mul(tf.sum(loss(p)), rate) as tf.Scalar)(params);
+      return params.map((p, i) => tf.sub(p, scaled[i]));
+    };
+  } else {
+    const rates = names.map((name) => {
+      const rate = lr[name];
+      if (!rate) throw new Error(`no inner learning rate for parameter '${name}'`);
+      return rate;
+    });
+    step = (params) => {
+      const grads = tf.grads((...p: tf.Tensor[]) => tf.sum(loss(p)) as tf.Scalar)(params);
+      return params.map((p, i) => tf.sub(p, tf.mul(rates[i], grads[i])));
+    };
+  }
+  let params = start;
+  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
+  let best = start;
+  let bestLoss = trace[0];
+  for (let i = 0; i < steps; i++) {
+    params = step(params);
+    if (!monitor) continue;
+    const current = loss(params);
+    trace.push(current);
+    if (monitor.guard === 'best') {
+      const better = tf.less(current, bestLoss);
+      best = params.map((p, j) => pickTasks(better, p, best[j]));
+      bestLoss = tf.where(better, current, bestLoss);
     }
-    return params;
   }
-  const rates = names.map((name) => {
-    const rate = lr[name];
-    if (!rate) throw new Error(`no inner learning rate for parameter '${name}'`);
-    return rate;
-  });
-  for (let step = 0; step < steps; step++) {
-    const grads = tf.grads((...p: tf.Tensor[]) => loss(p))(params);
-    params = params.map((p, i) => tf.sub(p, tf.mul(rates[i], grads[i])));
-  }
-  return params;
+  if (!monitor) return params;
+  monitor.trace = tf.stack(trace);
+  return monitor.guard === 'best' ? best : params;
 }
 
 /** Per-task loss [T] of task-batched parameters on a set of examples. */
@@ -109,14 +140,9 @@ function layersLoss(spec: ModelSpec, names: Array<[string, string]>, layers: Lay
   return taskLoss(spec.kind, scope === 'head' ? applyHead(params, x) : forward(spec, params, x), y);
 }
 
-/** Keeps, task by task, `candidate` where `take` [T] is true and `kept` elsewhere (either may be shared). */
+/** Keeps, task by task, `candidate` where `take` [T] is true and `kept` elsewhere. */
 function select(take: tf.Tensor, candidate: LayerTensors[], kept: LayerTensors[]): LayerTensors[] {
-  const pick = (a: tf.Tensor, b: tf.Tensor): tf.Tensor => {
-    const shape = a.rank >= b.rank ? a.shape : b.shape;
-    const mask = tf.broadcastTo(tf.reshape(take, [take.shape[0] as number, ...shape.slice(1).map(() => 1)]), shape);
-    return tf.where(mask, tf.broadcastTo(a, shape), tf.broadcastTo(b, shape));
-  };
-  return candidate.map((layer, i) => ({ weight: pick(layer.weight, kept[i].weight), bias: pick(layer.bias, kept[i].bias) }));
+  return candidate.map((layer, i) => ({ weight: pickTasks(take, layer.weight, kept[i].weight), bias: pickTasks(take, layer.bias, kept[i].bias) }));
 }
 
 /**
@@ -180,12 +206,9 @@ function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensor
  */
 export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
   const tasks = support.x.shape[0];
-  if ((options.gradient ?? 'analytic') === 'analytic' && options.steps > 0) return analyticAdapt(spec, theta, support, options);
-  if (options.monitor) {
-    if (options.steps > 0) throw new Error('the inner-loop monitor runs on the analytic gradient');
-    // No steps: the start is the only iterate.
-    options.monitor.trace = tf.expandDims(lossOn(spec, theta, support), 0);
-  }
+  // The hand-written gradient covers the MLP and, for any body, the head on fixed features.
+  const analytic = (options.gradient ?? 'analytic') === 'analytic' && (spec.body === 'mlp' || options.scope === 'head');
+  if (analytic && options.steps > 0) return analyticAdapt(spec, theta, support, options);
   const { body, head } = splitBodyHead(theta);
   if (options.scope === 'head') {
     // The body is fixed during the inner loop: embed the support set once.
@@ -194,9 +217,10 @@ export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: Ta
     const adapted = innerLoop(
       HEAD_NAMES,
       HEAD_NAMES.map((n) => start[n]),
-      ([weight, bias]) => tf.sum(taskLoss(spec.kind, applyHead({ 'head.weight': weight, 'head.bias': bias }, features), support.y)),
+      ([weight, bias]) => taskLoss(spec.kind, applyHead({ 'head.weight': weight, 'head.bias': bias }, features), support.y),
       options.steps,
       options.lr,
+      options.monitor,
     );
     return { ...body, [HEAD_NAMES[0]]: adapted[0], [HEAD_NAMES[1]]: adapted[1] };
   }
@@ -205,9 +229,10 @@ export function adaptToSupport(spec: ModelSpec, theta: NamedTensors, support: Ta
   const adapted = innerLoop(
     names,
     names.map((n) => start[n]),
-    (p) => tf.sum(lossOn(spec, Object.fromEntries(names.map((n, i) => [n, p[i]])), support)),
+    (p) => lossOn(spec, Object.fromEntries(names.map((n, i) => [n, p[i]])), support),
     options.steps,
     options.lr,
+    options.monitor,
   );
   return Object.fromEntries(names.map((n, i) => [n, adapted[i]]));
 }

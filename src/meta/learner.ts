@@ -82,7 +82,7 @@ export class MetaLearner {
     this.spec = config.spec;
     this.inner = { ...config.inner };
     this.clipNorm = config.clipNorm;
-    this.engine = chooseEngine(config.engine, config.algorithm);
+    this.engine = chooseEngine(config.engine, config.algorithm, config.spec.body);
     this.values = copyArrays(params);
     this.theta = this.upload();
     this.optimizer = new Adam({ lr: config.metaLr }, this.values, optimizerState);

@@ -11,10 +11,8 @@
  */
 
 import { tf } from './backend.js';
+import type { CustomGradient } from './ops.js';
 import type { TaskKind } from './types.js';
-
-// tfjs types the function as taking its inputs and a save callback in one rest parameter.
-type CustomGradient = Parameters<typeof tf.customGrad>[0];
 
 /**
  * Inputs a gradient needs are kept with `save`: tfjs keeps a clone that is itself on the tape, so the

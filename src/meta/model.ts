@@ -1,11 +1,12 @@
 /**
- * The model: a functional MLP whose parameters are plain named tensors, so the inner loop can take
+ * The model: a functional network whose parameters are plain named tensors, so the inner loop can take
  * gradients with respect to them and produce new tensors (adapted parameters) without mutation.
  *
- * It has two parts, as in the source idea: the body maps inputs into a common representation
- * (hidden layers `body.<i>.weight` / `body.<i>.bias`), and the head maps that representation to the
- * task's output (`head.weight` / `head.bias`: one output for regression, one logit per class for
- * N-way classification).
+ * It has two parts, as in the source idea: the body maps inputs into a common representation, and
+ * the head maps that representation to the task's output (`head.weight` / `head.bias`: one output for
+ * regression, one logit per class for N-way classification). The body is an MLP (hidden layers
+ * `body.<i>.weight` / `body.<i>.bias`) or a convolutional stack for images (conv.ts: Conv-4 by
+ * default, `body.<i>.weight` / `.bias` / `.scale` / `.offset` per block).
  *
  * The same forward pass serves one task and a whole meta-batch: with parameters of shape
  * [in, out] / [out] and inputs [n, in] it is an ordinary MLP; with parameters tiled to
@@ -13,6 +14,8 @@
  */
 
 import { tf } from './backend.js';
+import { plainMatMul } from './ops.js';
+import { convEmbed, convEmbeddingDim, convShapes, DEFAULT_CHANNELS, type ImageShape } from './conv.js';
 import type { Rng } from './rng.js';
 import type { TaskKind } from './types.js';
 
@@ -21,13 +24,27 @@ export type Activation = 'relu' | 'softplus';
 
 export const ACTIVATIONS: readonly Activation[] = ['relu', 'softplus'];
 
+/** The body's architecture: fully connected layers, or 3x3 convolution blocks over an image. */
+export type BodyKind = 'mlp' | 'conv';
+
+export const BODY_KINDS: readonly BodyKind[] = ['mlp', 'conv'];
+
 /** Architecture choices a client makes. */
 export interface ModelConfig {
-  /** Hidden layer sizes of the body. Default [128, 64] (the MAML paper uses [40, 40]). */
+  /** Default 'mlp'. */
+  body?: BodyKind;
+  /** MLP body: hidden layer sizes. Default [128, 64] (the MAML paper uses [40, 40]). */
   hidden?: number[];
+  /** Conv body: [height, width, channels] of an input; inputs stay flattened row-major (h, w, c). */
+  inputShape?: number[];
+  /** Conv body: output channels of each block. Default [64, 64, 64, 64] (Conv-4). */
+  channels?: number[];
   /** Hidden-layer nonlinearity. Default 'relu'. */
   activation?: Activation;
 }
+
+/** An architecture with its body named, as jobs and meta-models store it. */
+export type StoredModelConfig = ModelConfig & { body: BodyKind; activation: Activation };
 
 /** Everything needed to build and run the network. */
 export interface ModelSpec {
@@ -35,12 +52,20 @@ export interface ModelSpec {
   inputDim: number;
   /** 1 for regression; the number of ways (classes) for classification. */
   outputDim: number;
+  body: BodyKind;
+  /** MLP body: hidden layer sizes ([] for a conv body). */
   hidden: number[];
+  /** Conv body only. */
+  inputShape?: ImageShape;
+  /** Conv body only: output channels of each block. */
+  channels?: number[];
   activation: Activation;
 }
 
 export const DEFAULT_HIDDEN: readonly number[] = [128, 64];
 export const DEFAULT_ACTIVATION: Activation = 'relu';
+/** Most blocks of a conv body (each halves the image; more only repeat 1x1). */
+export const MAX_CONV_BLOCKS = 8;
 
 /** Parameters as tensors, by name. */
 export type NamedTensors = Record<string, tf.Tensor>;
@@ -60,23 +85,55 @@ export const HEAD_NAMES: readonly string[] = [HEAD_WEIGHT, HEAD_BIAS];
 
 /** Builds a ModelSpec from a task's shape and the client's choices, validating them. */
 export function modelSpec(kind: TaskKind, inputDim: number, config: ModelConfig = {}, ways?: number): ModelSpec {
-  const hidden = config.hidden ?? [...DEFAULT_HIDDEN];
+  const body = config.body ?? 'mlp';
   const activation = config.activation ?? DEFAULT_ACTIVATION;
+  const positiveList = (list: number[]) => list.length > 0 && list.every((h) => Number.isInteger(h) && h >= 1);
   if (!Number.isInteger(inputDim) || inputDim < 1) throw new RangeError(`inputDim must be a positive integer, got ${inputDim}`);
-  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1)) {
-    throw new RangeError(`model.hidden must be a non-empty list of positive integers, got [${hidden.join(', ')}]`);
-  }
+  if (!BODY_KINDS.includes(body)) throw new RangeError(`model.body must be one of ${BODY_KINDS.join(', ')}, got '${body}'`);
   if (!ACTIVATIONS.includes(activation)) throw new RangeError(`model.activation must be one of ${ACTIVATIONS.join(', ')}, got '${activation}'`);
   let outputDim = 1;
   if (kind === 'classification') {
     if (ways === undefined || !Number.isInteger(ways) || ways < 2) throw new RangeError(`classification needs ways >= 2, got ${ways}`);
     outputDim = ways;
   }
-  return { kind, inputDim, outputDim, hidden: [...hidden], activation };
+  if (body === 'mlp') {
+    if (config.inputShape !== undefined || config.channels !== undefined) throw new RangeError(`model.${config.inputShape ? 'inputShape' : 'channels'} applies to the conv body only (model.body: 'conv')`);
+    const hidden = config.hidden ?? [...DEFAULT_HIDDEN];
+    if (!positiveList(hidden)) throw new RangeError(`model.hidden must be a non-empty list of positive integers, got [${hidden.join(', ')}]`);
+    return { kind, inputDim, outputDim, body, hidden: [...hidden], activation };
+  }
+  if (config.hidden !== undefined) throw new RangeError("model.hidden applies to the mlp body only; a conv body takes model.channels");
+  const shape = config.inputShape;
+  if (!shape || shape.length !== 3 || !positiveList(shape)) throw new RangeError(`model.inputShape must be [height, width, channels] of positive integers for a conv body, got ${shape ? `[${shape.join(', ')}]` : 'none'}`);
+  if (shape[0] * shape[1] * shape[2] !== inputDim) throw new RangeError(`model.inputShape [${shape.join(', ')}] holds ${shape[0] * shape[1] * shape[2]} values, but the tasks' inputDim is ${inputDim}`);
+  const channels = config.channels ?? [...DEFAULT_CHANNELS];
+  if (!positiveList(channels) || channels.length > MAX_CONV_BLOCKS) throw new RangeError(`model.channels must be 1 to ${MAX_CONV_BLOCKS} positive integers, got [${channels.join(', ')}]`);
+  return { kind, inputDim, outputDim, body, hidden: [], inputShape: [shape[0], shape[1], shape[2]], channels: [...channels], activation };
+}
+
+/** The architecture as a client would ask for it again (what meta-models and jobs store). */
+export function modelConfigOf(spec: ModelSpec): StoredModelConfig {
+  if (spec.body === 'conv') return { body: 'conv', inputShape: [...spec.inputShape!], channels: [...spec.channels!], activation: spec.activation };
+  return { body: 'mlp', hidden: [...spec.hidden], activation: spec.activation };
+}
+
+/**
+ * A stored architecture as clients read it: rows written before conv bodies existed hold no `body`
+ * and are MLPs.
+ */
+export function storedModelConfig(stored: unknown): StoredModelConfig {
+  const config = stored as ModelConfig;
+  return { ...config, body: config.body ?? 'mlp', activation: config.activation ?? DEFAULT_ACTIVATION };
+}
+
+/** Width of the body's output, the common representation the head reads. */
+export function embeddingDim(spec: ModelSpec): number {
+  return spec.body === 'conv' ? convEmbeddingDim(spec.inputShape!, spec.channels!) : spec.hidden[spec.hidden.length - 1];
 }
 
 /** Names and shapes of the body's parameters, input layer first. */
 export function bodyShapes(spec: ModelSpec): Array<[string, number[]]> {
+  if (spec.body === 'conv') return convShapes(spec.inputShape!, spec.channels!);
   const shapes: Array<[string, number[]]> = [];
   let fanIn = spec.inputDim;
   spec.hidden.forEach((units, i) => {
@@ -88,7 +145,7 @@ export function bodyShapes(spec: ModelSpec): Array<[string, number[]]> {
 
 /** Names and shapes of the head's parameters. */
 export function headShapes(spec: ModelSpec): Array<[string, number[]]> {
-  const embedding = spec.hidden[spec.hidden.length - 1];
+  const embedding = embeddingDim(spec);
   return [
     [HEAD_WEIGHT, [embedding, spec.outputDim]],
     [HEAD_BIAS, [spec.outputDim]],
@@ -112,39 +169,27 @@ export function splitBodyHead<T>(params: Record<string, T>): { body: Record<stri
 }
 
 /**
- * Initial values: weights and biases uniform in +-1/sqrt(fanIn) (PyTorch's nn.Linear default, which
- * the MAML reference implementations use), drawn from `rng` in the fixed parameter order.
+ * Initial values: weights and biases uniform in +-1/sqrt(fanIn) (PyTorch's nn.Linear and nn.Conv2d
+ * default, which the MAML reference implementations use), drawn from `rng` in the fixed parameter
+ * order; a conv block's normalisation starts as the identity (scale 1, offset 0, nothing drawn).
  */
 export function initModelParams(spec: ModelSpec, rng: Rng, names?: readonly string[]): ParamArrays {
   const out: ParamArrays = {};
   let fanIn = spec.inputDim;
   for (const [name, shape] of modelShapes(spec)) {
-    // A bias shares its layer's fan-in: it follows its weight in modelShapes' order.
-    if (name.endsWith('.weight')) fanIn = shape[0];
-    const bound = 1 / Math.sqrt(fanIn);
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = rng.uniform(-bound, bound);
+    if (name.endsWith('.scale')) data.fill(1);
+    else if (!name.endsWith('.offset')) {
+      // A bias shares its layer's fan-in (every input a unit reads: [in, out] or [3, 3, in, out]):
+      // it follows its weight in modelShapes' order.
+      if (name.endsWith('.weight')) fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const bound = 1 / Math.sqrt(fanIn);
+      for (let i = 0; i < data.length; i++) data[i] = rng.uniform(-bound, bound);
+    }
     if (!names || names.includes(name)) out[name] = { shape, data };
   }
   return out;
 }
-
-// tfjs types the function as taking its inputs and a save callback in one rest parameter.
-export type CustomGradient = Parameters<typeof tf.customGrad>[0];
-
-/**
- * a @ b for 2-D a and b, with a gradient that stays on the same path. The wasm backend runs only a
- * plain [m, k] x [k, n] product on XNNPACK; a transposed or batched one falls back to a loop that
- * is 5-10x slower at these sizes, and tfjs' own matMul gradient uses the transposed forms. So
- * transposes are made explicit (cheap copies) and every product, forward or backward, is a plain one.
- */
-export const plainMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [plainMatMul(dy, tf.transpose(sb)), plainMatMul(tf.transpose(sa), dy)],
-  };
-}) as unknown as CustomGradient) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 /**
  * act(h W + b). Per-task weights [T, in, out] run as one batched matMul; a weight shared by all tasks
@@ -168,6 +213,7 @@ function dense(h: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, activation?: Ac
 
 /** The body's output (the common representation), [n, D] or [T, n, D]. */
 export function embed(spec: ModelSpec, params: NamedTensors, x: tf.Tensor): tf.Tensor {
+  if (spec.body === 'conv') return convEmbed(spec.inputShape!, spec.channels!, spec.activation, params, x);
   let h = x;
   for (let i = 0; i < spec.hidden.length; i++) {
     h = dense(h, params[`body.${i}.weight`], params[`body.${i}.bias`], spec.activation);
@@ -185,14 +231,19 @@ export function forward(spec: ModelSpec, params: NamedTensors, x: tf.Tensor): tf
   return applyHead(params, embed(spec, params, x));
 }
 
-/** Repeats shared parameters once per task: [in, out] -> [T, in, out], [out] -> [T, 1, out]. */
+/**
+ * Repeats shared parameters once per task: [out] -> [T, 1, out] (a bias, broadcast over a task's
+ * examples), any other shape s -> [T, ...s].
+ */
 export function tileParams(params: NamedTensors, tasks: number): NamedTensors {
   // Broadcasting against zeros rather than tf.tile: tile's gradient is a sum of T slices (two ops
   // per task and parameter, on every backward pass), broadcast-add's is a single reduction.
-  const zeros = tf.zeros([tasks, 1, 1]);
+  const zeros: Record<number, tf.Tensor> = {};
   const out: NamedTensors = {};
   for (const [name, p] of Object.entries(params)) {
-    out[name] = tf.add(p.rank === 1 ? tf.reshape(p, [1, 1, p.shape[0]]) : p, zeros);
+    const shape = p.rank === 1 ? [1, p.shape[0]] : p.shape;
+    zeros[shape.length] ??= tf.zeros([tasks, ...shape.map(() => 1)]);
+    out[name] = tf.add(tf.reshape(p, [1, ...shape]), zeros[shape.length]);
   }
   return out;
 }

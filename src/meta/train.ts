@@ -15,7 +15,7 @@ import { mix, packEpisodes, samplePoolBatch, type WeightedFamily } from './famil
 import type { EnginePreference } from './engine.js';
 import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
-import { modelSpec, type ModelConfig, type ParamArrays } from './model.js';
+import { embeddingDim, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
 import { Rng } from './rng.js';
 import type { EpisodeBatch, EpisodeShape, Split, TaskFamily, TaskPool, TrainingBatch } from './types.js';
 
@@ -162,9 +162,9 @@ export const MAX_POOL_HEAD_VALUES = 2 ** 24;
 function trainingPool(p: Plan, rng: Rng): TaskPool {
   if (!p.family.trainingPool) throw new TrainConfigError('families', `family '${p.family.name}' has no pool of training tasks for ${p.learner.algorithm}`);
   const pool = p.family.trainingPool(rng, p.hyper.tasks);
-  const values = pool.outputs.length * p.learner.spec.hidden[p.learner.spec.hidden.length - 1] * Math.max(...pool.outputs);
+  const values = pool.outputs.length * embeddingDim(p.learner.spec) * Math.max(...pool.outputs);
   if (values > MAX_POOL_HEAD_VALUES) {
-    throw new TrainConfigError('hyper.tasks', `the pool's heads would hold ${values} values (tasks x last hidden layer x classes), more than ${MAX_POOL_HEAD_VALUES}; use fewer tasks or a narrower last layer`);
+    throw new TrainConfigError('hyper.tasks', `the pool's heads would hold ${values} values (tasks x embedding width x classes), more than ${MAX_POOL_HEAD_VALUES}; use fewer tasks or a narrower embedding`);
   }
   return pool;
 }

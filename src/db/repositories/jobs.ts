@@ -5,7 +5,7 @@
  */
 import type { Prisma} from '../client.js';
 import { isUniqueViolation, type Db } from '../client.js';
-import { apiHyper, DEFAULT_HYPER, type Activation, type AlgorithmName, type ApiHyperParams, type HyperParams, type MetricsPoint } from '../../meta/index.js';
+import { apiHyper, DEFAULT_HYPER, type AlgorithmName, type ApiHyperParams, type HyperParams, storedModelConfig, type MetricsPoint, type StoredModelConfig } from '../../meta/index.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
 /** A job's statuses (the database enum and the job resource's `status`). */
@@ -19,7 +19,7 @@ export interface JobView {
   status: JobStatus;
   algorithm: AlgorithmName;
   familyIds: string[];
-  model: { hidden: number[]; activation: Activation };
+  model: StoredModelConfig;
   /** After defaults were applied (resolveHyper); the engine-only fields are left out. */
   hyper: ApiHyperParams;
   progress: { iteration: number; iterations: number };
@@ -63,7 +63,7 @@ export function jobView(row: JobRow): JobView {
     status: row.status,
     algorithm: row.algorithm,
     familyIds: row.familyIds,
-    model: row.model as JobView['model'],
+    model: storedModelConfig(row.model),
     // A job stored before a field was declared ran with its default (e.g. `tasks`, which only multitask reads).
     hyper: apiHyper({ ...DEFAULT_HYPER, ...(row.hyper as unknown as HyperParams) }),
     progress: { iteration: row.iteration, iterations: row.iterations },
@@ -142,7 +142,7 @@ export async function createJob(
           name: job.name,
           algorithm: job.algorithm,
           familyIds: job.familyIds,
-          model: job.model,
+          model: job.model as unknown as Prisma.InputJsonValue,
           hyper: { ...job.hyper },
           iterations: job.hyper.iterations,
           idempotencyKey: idempotency?.key ?? null,

@@ -10,13 +10,14 @@ import {
   decodeParams,
   encodeParams,
   getAlgorithm,
+  modelConfigOf,
   modelShapes,
   modelSpec,
-  type Activation,
+  storedModelConfig,
   type AlgorithmName,
   type MetaModel,
   type MetricsPoint,
-  type ModelConfig,
+  type StoredModelConfig,
   type TaskKind,
 } from '../../meta/index.js';
 import type { Db, Prisma } from '../client.js';
@@ -35,7 +36,7 @@ export interface MetaModelView {
   kind: TaskKind;
   inputDim: number;
   nWay?: number;
-  model: { hidden: number[]; activation: Activation };
+  model: StoredModelConfig;
   metrics: Record<string, unknown>;
   aliases: string[];
   createdAt: string;
@@ -95,7 +96,7 @@ function view(row: Row): MetaModelView {
     kind: row.kind,
     inputDim: row.inputDim,
     ...(row.nWay === null ? {} : { nWay: row.nWay }),
-    model: row.model as MetaModelView['model'],
+    model: storedModelConfig(row.model),
     metrics: row.metrics as MetaModelView['metrics'],
     aliases: row.aliases.map((a) => a.alias),
     createdAt: row.createdAt.toISOString(),
@@ -201,7 +202,7 @@ export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input
       kind: spec.kind,
       inputDim: spec.inputDim,
       nWay: spec.kind === 'classification' ? spec.outputDim : null,
-      model: { hidden: [...spec.hidden], activation: spec.activation },
+      model: modelConfigOf(spec) as unknown as Prisma.InputJsonValue,
       innerSteps: model.inner.steps,
       innerLr: model.inner.lr,
       metrics: metricsJson(input.metrics),
@@ -234,7 +235,7 @@ export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel
   });
   if (!row) return null;
   const algorithm = getAlgorithm(row.algorithm);
-  const spec = modelSpec(row.kind, row.inputDim, row.model as ModelConfig, row.nWay ?? undefined);
+  const spec = modelSpec(row.kind, row.inputDim, storedModelConfig(row.model), row.nWay ?? undefined);
   const params = decodeParams(row.params);
   // Meta-SGD adds its learned rates (lr.*); an algorithm without a meta-trained head (ProtoNets)
   // stores none. Every other model parameter must be there, shaped as the architecture says.

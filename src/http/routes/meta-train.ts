@@ -12,7 +12,7 @@ import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { createFamily, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, getAlgorithm, modelSpec, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
+import { createFamily, getAlgorithm, modelConfigOf, modelSpec, type StoredModelConfig, resolveHyper, Rng, TrainConfigError } from '../../meta/index.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady, ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
@@ -65,9 +65,10 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
     if (error instanceof TrainConfigError) throw invalidField(error.field, error.message.slice(error.field.length + 2));
     throw error;
   }
-  const model = { hidden: body.model?.hidden ?? [...DEFAULT_HIDDEN], activation: body.model?.activation ?? DEFAULT_ACTIVATION };
+  let model: StoredModelConfig;
   try {
-    modelSpec(first.kind, first.inputDim, model, first.nWay ?? undefined);
+    // Stored with its defaults filled in, so the job says exactly what it trains.
+    model = modelConfigOf(modelSpec(first.kind, first.inputDim, body.model ?? {}, first.nWay ?? undefined));
   } catch (error) {
     throw invalidField('/model', (error as Error).message);
   }

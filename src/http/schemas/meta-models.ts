@@ -2,7 +2,7 @@
 import { Type } from 'typebox';
 import { Id, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
-import { Activation, Algorithm } from './meta-train.js';
+import { Algorithm, ModelView } from './meta-train.js';
 import { TaskKind } from './task-families.js';
 
 /** `:id` accepts an id, `name@version` or `name@alias`. */
@@ -28,7 +28,7 @@ const META_MODEL = {
   algorithm: 'maml',
   kind: 'regression',
   inputDim: 1,
-  model: { hidden: [40, 40], activation: 'relu' },
+  model: { body: 'mlp', hidden: [40, 40], activation: 'relu' },
   metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62 },
   aliases: ['latest', 'production'],
   createdAt: EXAMPLE_TIMES.finished,
@@ -43,7 +43,7 @@ export const MetaModel = Type.Object({
   kind: TaskKind,
   inputDim: Type.Integer(),
   nWay: Type.Optional(Type.Integer()),
-  model: Type.Object({ hidden: Type.Array(Type.Integer()), activation: Activation }, { additionalProperties: true }),
+  model: ModelView,
   metrics: Type.Object(
     {
       iteration: Type.Optional(Type.Integer()),

@@ -2,7 +2,7 @@
 import { Type, type Static, type TInteger, type TNumber, type TOptional } from 'typebox';
 import type { Limits } from '../../config.js';
 import { JOB_STATUSES } from '../../db/repositories/jobs.js';
-import { ACTIVATIONS, ALGORITHM_NAMES, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField } from '../../meta/index.js';
+import { ACTIVATIONS, ALGORITHM_NAMES, BODY_KINDS, MAX_CONV_BLOCKS, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 
@@ -56,6 +56,16 @@ export const Algorithm = Literals(ALGORITHM_NAMES, {
   description: ['Meta-learning algorithm', ...KIND_RULES].join('; '),
 });
 export const Activation = Literals(ACTIVATIONS);
+export const BodyKind = Literals(BODY_KINDS);
+
+/** A model as jobs and meta-models report it: the body's architecture with its defaults filled in. */
+export const ModelView = Type.Object({
+  body: BodyKind,
+  hidden: Type.Optional(Type.Array(Type.Integer(), { description: 'MLP body: hidden layer sizes' })),
+  inputShape: Type.Optional(Type.Array(Type.Integer(), { description: 'Conv body: [height, width, channels] of an input' })),
+  channels: Type.Optional(Type.Array(Type.Integer(), { description: 'Conv body: output channels of each block' })),
+  activation: Activation,
+});
 export const JobStatus = Literals(JOB_STATUSES);
 
 /** One hyper-parameter's request schema, from its one declaration (HYPER_FIELDS): bounds, meaning, default. */
@@ -77,11 +87,26 @@ export function MetaTrainCreate(limits: Limits) {
       model: Type.Optional(
         Type.Object(
           {
+            body: Type.Optional({ ...BodyKind, description: "'mlp' (default): fully connected layers; 'conv': 3x3 convolution blocks over images (Conv-4 by default)" }),
             hidden: Type.Optional(
               Type.Array(Type.Integer({ minimum: 1, maximum: limits.maxHiddenUnits }), {
                 minItems: 1,
                 maxItems: 8,
-                description: 'Hidden layer sizes of the body. Default [128, 64]',
+                description: 'MLP body: hidden layer sizes. Default [128, 64]',
+              }),
+            ),
+            inputShape: Type.Optional(
+              Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), {
+                minItems: 3,
+                maxItems: 3,
+                description: "Conv body: [height, width, channels] of an input (flattened row-major); default the families' own",
+              }),
+            ),
+            channels: Type.Optional(
+              Type.Array(Type.Integer({ minimum: 1, maximum: limits.maxHiddenUnits }), {
+                minItems: 1,
+                maxItems: MAX_CONV_BLOCKS,
+                description: 'Conv body: output channels of each block (3x3 convolution, layer norm, activation, 2x2 max pool). Default [64, 64, 64, 64]',
               }),
             ),
             activation: Type.Optional(Activation),
@@ -113,7 +138,7 @@ export const Job = Type.Object({
   status: JobStatus,
   algorithm: Algorithm,
   familyIds: Type.Array(Id),
-  model: Type.Object({ hidden: Type.Array(Type.Integer()), activation: Activation }),
+  model: ModelView,
   // The API's hyper-parameters from their one declaration: those with a default are always there.
   hyper: Type.Object(
     Object.fromEntries(API_HYPER_NAMES.map((name) => {

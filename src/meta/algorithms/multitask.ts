@@ -13,7 +13,8 @@
 import { tf } from '../backend.js';
 import { ridgeHead, logisticHead } from '../linear-head.js';
 import { taskLoss } from '../losses.js';
-import { applyHead, bodyShapes, embed, HEAD_BIAS, HEAD_WEIGHT, initModelParams, plainMatMul, splitBodyHead, type NamedTensors, type ParamArrays } from '../model.js';
+import { applyHead, bodyShapes, embed, embeddingDim, HEAD_BIAS, HEAD_WEIGHT, initModelParams, splitBodyHead, type NamedTensors, type ParamArrays } from '../model.js';
+import { plainMatMul } from '../ops.js';
 import { encodeTargets } from '../tensors.js';
 import { TASK_KINDS } from '../types.js';
 import { POOL_PREFIX, type PoolAlgorithm } from './types.js';
@@ -40,7 +41,7 @@ export const multitask: PoolAlgorithm = {
     ),
   initPoolParams(spec, outputs, rng) {
     // nn.Linear's initialisation for every task's head, as the model's own head (initModelParams).
-    const embedding = spec.hidden[spec.hidden.length - 1];
+    const embedding = embeddingDim(spec);
     const width = Math.max(...outputs);
     const bound = 1 / Math.sqrt(embedding);
     const draw = (size: number) => Float32Array.from({ length: size }, () => rng.uniform(-bound, bound));

@@ -1,7 +1,7 @@
 /** Shared fixtures for the engine tests: small problems, plain-array maths and finite differences. */
 
 import { tf } from '../../../src/meta/backend.js';
-import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
+import { gaussianBlobs, linear, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
 import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import type { EpisodeBatch, TaskFamily, TaskPool } from '../../../src/meta/types.js';
@@ -87,4 +87,16 @@ export function download(f: () => NamedTensors): ParamArrays {
 /** Relative error with a floor so that near-zero derivatives compare absolutely. */
 export function relErr(actual: number, expected: number, floor = 1e-3): number {
   return Math.abs(actual - expected) / Math.max(Math.abs(expected), floor);
+}
+
+/** A small 3-way image problem for the conv body: blobs in 5x5x1 (odd sides: the pooling pads). */
+export function convClassificationProblem(seed: number, config: ModelConfig = { body: 'conv', inputShape: [5, 5, 1], channels: [3, 4], activation: 'softplus' }, tasks = 3) {
+  const spec: ModelSpec = modelSpec('classification', 25, config, 3);
+  return { spec, batch: sample(gaussianBlobs({ meanScale: 1.5 }, { inputDim: 25, ways: 3 }), new Rng(seed), tasks, 2, 3, 3) };
+}
+
+/** A small regression problem for the conv body: linear tasks on 4x4x2 inputs. */
+export function convRegressionProblem(seed: number, config: ModelConfig = { body: 'conv', inputShape: [4, 4, 2], channels: [3, 2], activation: 'softplus' }, tasks = 3) {
+  const spec = modelSpec('regression', 32, config);
+  return { spec, batch: sample(linear({}, { inputDim: 32 }), new Rng(seed), tasks, 4, 5) };
 }

@@ -1,0 +1,226 @@
+/**
+ * The conv body: its hand-written ops against tfjs' own (forward and gradient, on the cpu backend,
+ * which has every kernel), every algorithm's meta-gradient against finite differences on a conv body
+ * (second-order MAML differentiates each op's gradient again), and the batched meta-batch against
+ * the per-task loop.
+ */
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { initBackend, tf } from '../../../src/meta/backend.js';
+import { conv3x3, convEmbeddingDim, maxPool2x2 } from '../../../src/meta/conv.js';
+import { chooseEngine } from '../../../src/meta/engine.js';
+import { samplePoolBatch } from '../../../src/meta/families/index.js';
+import { lossOn } from '../../../src/meta/inner-loop.js';
+import { MetaLearner } from '../../../src/meta/learner.js';
+import { embed, initModelParams, modelSpec, toTensors, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { Rng } from '../../../src/meta/rng.js';
+import { batchToTensors } from '../../../src/meta/tensors.js';
+import type { EpisodeBatch, TrainingBatch } from '../../../src/meta/types.js';
+import {
+  convClassificationProblem,
+  convRegressionProblem,
+  directionalFd,
+  dot,
+  download,
+  entryFd,
+  largestEntries,
+  maxAbs,
+  maxAbsDiff,
+  relErr,
+  scalarAt,
+  unitDirection,
+} from './helpers.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+// Smaller than the MLP tests' 1e-2: a larger step crosses the max pooling's switches.
+const EPS = 1e-3;
+const TOL = 1e-2;
+
+const random = (shape: number[], seed: number, low = -1) => {
+  const rng = new Rng(seed);
+  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(low, 1)), shape);
+};
+
+const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+
+describe('conv ops agree with tfjs', () => {
+  it.each([
+    [2, 5, 5, 3, 4],
+    [3, 4, 6, 1, 2],
+  ])('conv3x3 on [%i, %i, %i, %i] -> %i channels: value and both gradients', (n, h, w, cin, cout) => {
+    tf.tidy(() => {
+      const x = random([n, h, w, cin], 1);
+      const k = random([3, 3, cin, cout], 2);
+      const dy = random([n, h, w, cout], 3);
+      const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv3x3(a, b), dy)))([x, k]);
+      const theirs = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), dy)))([x, k]);
+      expect(maxDiff(conv3x3(x, k), tf.conv2d(x as tf.Tensor4D, k as tf.Tensor4D, 1, 'same'))).toBe(0);
+      expect(maxDiff(ours[0], theirs[0])).toBeLessThan(1e-5);
+      expect(maxDiff(ours[1], theirs[1])).toBeLessThan(1e-5);
+      expect(maxAbs({ k: { shape: k.shape, data: ours[1].dataSync() as Float32Array } })).toBeGreaterThan(0.1);
+    });
+  });
+
+  it.each([
+    [4, 6],
+    [5, 7],
+    [1, 1],
+  ])('maxPool2x2 on %ix%i: tfjs maxPool with ceil, and its gradient', (h, w) => {
+    tf.tidy(() => {
+      const x = random([2, h, w, 3], 4, 0); // non-negative, as after the activation
+      const dy = random([2, Math.ceil(h / 2), Math.ceil(w / 2), 3], 5);
+      const reference = (a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'same');
+      // tfjs 'same' pads an odd edge on the far side, so it is the ceil pooling whenever sides are odd or even.
+      expect(maxDiff(maxPool2x2(x), reference(x))).toBe(0);
+      const ours = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2x2(a), dy)))(x);
+      const theirs = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(reference(a), dy)))(x);
+      expect(maxDiff(ours, theirs)).toBeLessThan(1e-6);
+    });
+  });
+
+  it('embeds [T, n, h w c] inputs with shared or per-task parameters alike', () => {
+    const { spec, batch } = convClassificationProblem(3);
+    const theta = initModelParams(spec, new Rng(1));
+    tf.tidy(() => {
+      const params = toTensors(theta);
+      const x = tf.tensor3d(batch.support.x, [batch.tasks, batch.supportSize, spec.inputDim]);
+      const shared = embed(spec, params, x);
+      const tiled = Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.stack(Array.from({ length: batch.tasks }, () => (p.rank === 1 ? tf.reshape(p, [1, -1]) : p)))]));
+      expect(shared.shape).toEqual([batch.tasks, batch.supportSize, convEmbeddingDim(spec.inputShape!, spec.channels!)]);
+      expect(maxDiff(shared, embed(spec, tiled, x))).toBeLessThan(1e-6);
+      // One example's embedding does not depend on the others of its batch (per-example normalisation).
+      const alone = embed(spec, params, tf.slice(tf.reshape(x, [-1, spec.inputDim]), [0, 0], [1, spec.inputDim]));
+      expect(maxDiff(alone, tf.slice(tf.reshape(shared, [-1, alone.shape[1] as number]), [0, 0], [1, -1]))).toBeLessThan(1e-6);
+    });
+  });
+});
+
+interface Problem {
+  spec: ModelSpec;
+  batch: EpisodeBatch;
+  inner: InnerSettings;
+}
+
+const problems: Record<string, () => Problem> = {
+  regression: () => ({ ...convRegressionProblem(11), inner: { steps: 2, lr: 0.03 } }),
+  classification: () => ({ ...convClassificationProblem(12), inner: { steps: 2, lr: 0.5 } }),
+};
+
+function analytic(name: AlgorithmName, p: Problem, theta: ParamArrays): { loss: number; grads: ParamArrays } {
+  const algorithm = ALGORITHMS[name];
+  if (algorithm.trainsOn !== 'episodes') throw new Error(`${name} has no episodic meta-gradient`);
+  let loss = NaN;
+  const grads = download(() => {
+    const g = algorithm.metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
+    loss = g.loss.dataSync()[0];
+    return g.grads;
+  });
+  return { loss, grads };
+}
+
+describe('conv-body meta-gradients match finite differences', () => {
+  const cases: Array<[AlgorithmName, string]> = [
+    ['maml', 'regression'],
+    ['maml', 'classification'],
+    ['anil', 'classification'],
+    ['metasgd', 'classification'],
+    ['protonet', 'classification'],
+  ];
+  it.each(cases)('%s on %s: d(post-adaptation query loss)/d(theta)', (name, kind) => {
+    const p = problems[kind]();
+    const theta = ALGORITHMS[name].initMetaParams(p.spec, new Rng(3), p.inner);
+    const memory = tf.memory().numTensors;
+    const { loss, grads } = analytic(name, p, theta);
+    const f = (th: ParamArrays) =>
+      scalarAt(th, (t) => {
+        const tensors = batchToTensors(p.spec, p.batch);
+        return tf.mean(lossOn(p.spec, ALGORITHMS[name].adapt(p.spec, t, tensors.support, p.inner), tensors.query));
+      });
+    expect(loss).toBeCloseTo(f(theta), 5);
+    const dir = unitDirection(theta, new Rng(5));
+    const fd = directionalFd(theta, dir, EPS, f);
+    expect(Math.abs(fd)).toBeGreaterThan(1e-3);
+    expect(relErr(dot(grads, dir), fd)).toBeLessThan(TOL);
+    for (const [param, i] of largestEntries(grads, 3)) expect(relErr(grads[param].data[i], entryFd(theta, param, i, EPS, f))).toBeLessThan(TOL);
+    // The body's own parameters receive a gradient (the check above is not all head).
+    expect(maxAbs({ w: grads['body.0.weight'] })).toBeGreaterThan(1e-4);
+    expect(tf.memory().numTensors).toBe(memory);
+  });
+
+  it('the second-order term matters on a conv body: fomaml does not pass the maml check', () => {
+    const p = problems.classification();
+    const theta = ALGORITHMS.maml.initMetaParams(p.spec, new Rng(3), p.inner);
+    const first = analytic('fomaml', p, theta).grads;
+    const second = analytic('maml', p, theta).grads;
+    const dir = unitDirection(theta, new Rng(5));
+    expect(relErr(dot(first, dir), dot(second, dir))).toBeGreaterThan(5 * TOL);
+  });
+});
+
+describe('conv body: batched meta-batch equals the per-task loop', () => {
+  const cases: Array<[AlgorithmName, string]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, string] => [a, kind]));
+  it.each(cases)('%s on %s', (name, kind) => {
+    const p = problems[kind]();
+    const algorithm = ALGORITHMS[name];
+    let params = algorithm.initMetaParams(p.spec, new Rng(9), p.inner);
+    let batch: TrainingBatch = p.batch;
+    if (algorithm.trainsOn === 'pool') {
+      const family = kind === 'regression' ? convRegressionProblem : convClassificationProblem;
+      const pool = family(1).batch;
+      const outputs = [kind === 'regression' ? 1 : 3];
+      params = { ...params, ...algorithm.initPoolParams(p.spec, outputs, new Rng(10)) };
+      batch = samplePoolBatch({ outputs, examples: (_t, _rng, n) => ({ x: pool.support.x.slice(0, n * p.spec.inputDim), y: pool.support.y.slice(0, n), n }) }, new Rng(11), 1, pool.supportSize, p.spec.inputDim);
+    }
+    const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
+    expect(learner.engine).toMatch(/^tfjs-/);
+    let batchedLoss = NaN;
+    let loopLoss = NaN;
+    const batched = download(() => {
+      const g = learner.batchedGradient(batch);
+      batchedLoss = g.loss.dataSync()[0];
+      return g.grads;
+    });
+    const loop = download(() => {
+      const g = learner.loopGradient(batch);
+      loopLoss = g.loss.dataSync()[0];
+      return g.grads;
+    });
+    expect(Math.abs(batchedLoss - loopLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(loopLoss)));
+    expect(maxAbsDiff(batched, loop)).toBeLessThan(1e-4 * maxAbs(loop));
+    expect(maxAbs(loop)).toBeGreaterThan(0);
+    learner.dispose();
+  });
+});
+
+describe('conv body specs', () => {
+  it('default to Conv-4 and take their image shape from inputShape', () => {
+    const spec = modelSpec('classification', 196, { body: 'conv', inputShape: [14, 14, 1] }, 5);
+    expect(spec.channels).toEqual([64, 64, 64, 64]);
+    expect(convEmbeddingDim(spec.inputShape!, spec.channels!)).toBe(64); // 14 -> 7 -> 4 -> 2 -> 1
+    const params = initModelParams(spec, new Rng(0));
+    expect(params['body.1.weight'].shape).toEqual([3, 3, 64, 64]);
+    expect(Array.from(params['body.0.scale'].data).every((v) => v === 1)).toBe(true);
+    expect(Array.from(params['body.0.offset'].data).every((v) => v === 0)).toBe(true);
+    expect(maxAbs({ w: params['body.1.weight'] })).toBeLessThanOrEqual(1 / Math.sqrt(9 * 64));
+  });
+
+  it.each([
+    [{ body: 'conv' }, /inputShape/],
+    [{ body: 'conv', inputShape: [14, 14, 2] }, /inputDim is 196/],
+    [{ body: 'conv', inputShape: [14, 14, 1], hidden: [8] }, /hidden applies to the mlp body/],
+    [{ inputShape: [14, 14, 1] }, /conv body only/],
+    [{ body: 'conv', inputShape: [14, 14, 1], channels: [] }, /channels/],
+    [{ body: 'resnet' }, /model.body/],
+  ])('reject %j', (config, message) => {
+    expect(() => modelSpec('classification', 196, config as never, 5)).toThrow(message);
+  });
+
+  it('run on tfjs: the fused kernels are MLP kernels', () => {
+    expect(chooseEngine('auto', 'maml', 'conv')).toMatch(/^tfjs-/);
+    expect(() => chooseEngine('fused', 'maml', 'conv')).toThrow(/MLP bodies only|not built/);
+  });
+});
