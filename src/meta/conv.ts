@@ -26,7 +26,7 @@
 
 import { tf } from './backend.js';
 import type { Activation, NamedTensors } from './model.js';
-import { plainMatMul, type CustomGradient } from './ops.js';
+import type { CustomGradient } from './ops.js';
 
 /** [height, width, channels] of one input image. */
 export type ImageShape = [number, number, number];
@@ -67,38 +67,62 @@ export function convShapes(inputShape: ImageShape, channels: readonly number[]):
   return shapes;
 }
 
+/** The 3x3 taps in reverse order: a gather of the flattened taps rotates a kernel by 180 degrees. */
+let reversedTaps: tf.Tensor | null = null;
+
 /** Kernel of the input gradient: rotated 180 degrees, input and output channels swapped. */
 function flipKernel(w: tf.Tensor): tf.Tensor {
-  return tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]);
+  const [, , cin, cout] = w.shape as [number, number, number, number];
+  // A gather of 9 rows; tf.reverse runs a slow elementwise loop on the wasm backend. The index tensor
+  // is made once and kept (outside any tidy scope) for the process.
+  reversedTaps ??= tf.keep(tf.tensor1d([8, 7, 6, 5, 4, 3, 2, 1, 0], 'int32'));
+  return tf.transpose(tf.reshape(tf.gather(tf.reshape(w, [9, cin * cout]), reversedTaps), [3, 3, cin, cout]), [0, 1, 3, 2]);
 }
 
 /**
- * dL/dw of a 3x3 'same' convolution: im2col of the input ([9 in, N h w], tap-major to match the
- * kernel's [3, 3, in, out] layout) times dy ([N h w, out]), one plain matrix product.
+ * dL/dw of a 3x3 'same' convolution, dw[a, b, i, o] = sum over n, y, x of xpad[n, y + a, x + b, i] *
+ * dy[n, y, x, o]: itself a 'valid' convolution, of the padded input with the examples as channels
+ * ([in, h + 2, w + 2, N]) by dy as an h x w kernel ([h, w, N, out]), which the backends run as one
+ * fast kernel (the wasm backend has no filter-gradient kernel). Bilinear in x and dy, so its own
+ * gradient, for the second order, is two 3x3 convolutions.
  */
-function kernelGradient(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  const [n, h, w, cin] = x.shape as [number, number, number, number];
-  const cout = dy.shape[3] as number;
-  const padded = tf.pad(tf.transpose(x, [3, 0, 1, 2]), [
-    [0, 0],
+const kernelGradient: (x: tf.Tensor, dy: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, dy: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([x, dy]);
+  const padded = tf.pad(tf.transpose(x, [3, 1, 2, 0]), [
     [0, 0],
     [1, 1],
     [1, 1],
-  ]); // [in, N, h + 2, w + 2]
-  const taps: tf.Tensor[] = [];
-  for (let dh = 0; dh < 3; dh++) for (let dw = 0; dw < 3; dw++) taps.push(tf.slice(padded, [0, 0, dh, dw], [cin, n, h, w]));
-  const columns = tf.reshape(tf.stack(taps), [9 * cin, n * h * w]);
-  return tf.reshape(plainMatMul(columns, tf.reshape(dy, [n * h * w, cout])), [3, 3, cin, cout]);
-}
+    [0, 0],
+  ]);
+  const byInput = tf.conv2d(padded as tf.Tensor4D, tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid'); // [in, 3, 3, out]
+  return {
+    value: tf.transpose(byInput, [1, 2, 0, 3]),
+    gradFunc: (g: tf.Tensor, [sx, sdy]: tf.Tensor[]) => [conv3x3(sdy, flipKernel(g)), conv3x3(sx, g)],
+  };
+}) as unknown as CustomGradient) as (x: tf.Tensor, dy: tf.Tensor) => tf.Tensor;
 
 /** 3x3 convolution, stride 1, 'same' padding, NHWC, with a gradient every backend can run and differentiate. */
-export const conv3x3: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+const conv3x3Op: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
   save([x, w]);
   return {
     value: tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'),
     gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) => [conv3x3(dy, flipKernel(sw)), kernelGradient(sx, dy)],
   };
 }) as unknown as CustomGradient) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+
+/** conv3x3 of inputs that are data, not a function of any parameter: it skips their gradient. */
+const conv3x3OfData: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([x]);
+  return {
+    value: tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'),
+    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => [tf.zerosLike(sx), kernelGradient(sx, dy)],
+  };
+}) as unknown as CustomGradient) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+
+/** 3x3 convolution, stride 1, 'same' padding, NHWC (x: [N, h, w, in], w: [3, 3, in, out]). */
+export function conv3x3(x: tf.Tensor, w: tf.Tensor, of: 'activations' | 'data' = 'activations'): tf.Tensor {
+  return of === 'data' ? conv3x3OfData(x, w) : conv3x3Op(x, w);
+}
 
 /** Per-example layer normalisation over (h, w, c) of [N, h, w, c]. */
 function layerNorm(x: tf.Tensor): tf.Tensor {
@@ -109,33 +133,15 @@ function layerNorm(x: tf.Tensor): tf.Tensor {
   return tf.mul(centered, tf.rsqrt(tf.add(variance, NORM_EPSILON)));
 }
 
-/**
- * max(a, b) elementwise. tfjs' own maximum has a gradient built on `less`, which has no gradient of
- * its own, so a second-order meta-gradient cannot pass through it; this one routes dy with a mask from
- * greaterEqual (gradient zero, as a mask's is) and its complement. Ties go to a.
- */
-const maximum: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-  save([a, b]);
-  return {
-    value: tf.maximum(a, b),
-    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => {
-      const first = tf.cast(tf.greaterEqual(sa, sb), 'float32');
-      return [tf.mul(dy, first), tf.mul(dy, tf.sub(1, first))];
-    },
-  };
-}) as unknown as CustomGradient) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+const POOL = { filterSize: 2, strides: 2, pad: 'same' } as const;
 
-/** Elementwise maximum of the two halves of axis 1 of [m, 2, k]: [m, 1, k]. */
-function maxOfPairs(x: tf.Tensor, m: number, k: number): tf.Tensor {
-  return maximum(tf.slice(x, [0, 0, 0], [m, 1, k]), tf.slice(x, [0, 1, 0], [m, 1, k]));
+/** tfjs' max-pool gradient kernel: dy routed to each window's (first) maximum of x. */
+function maxPoolGradKernel(dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, { ...POOL }) as tf.Tensor;
 }
 
-/**
- * 2x2 max pooling, stride 2, of non-negative [N, h, w, c] (after relu or softplus), ceil: an odd edge
- * is padded with zeros, which never exceed a non-negative value, so the result is the maximum of the
- * real entries as in PyTorch's ceil_mode.
- */
-export function maxPool2x2(x: tf.Tensor): tf.Tensor {
+/** Sum over each 2x2 window (stride 2, an odd edge padded with zeros) of [N, h, w, c]. */
+function sumPool2x2(x: tf.Tensor): tf.Tensor {
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const [ph, pw] = [pooledSide(h), pooledSide(w)];
   const even =
@@ -147,9 +153,36 @@ export function maxPool2x2(x: tf.Tensor): tf.Tensor {
           [0, 0],
         ])
       : x;
-  const rows = maxOfPairs(tf.reshape(even, [n * ph, 2, 2 * pw * c]), n * ph, 2 * pw * c); // [N ph, 2 pw c]
-  return tf.reshape(maxOfPairs(tf.reshape(rows, [n * ph * pw, 2, c]), n * ph * pw, c), [n, ph, pw, c]);
+  return tf.sum(tf.reshape(even, [n, ph, 2, pw, 2, c]), [2, 4]);
 }
+
+/**
+ * The max pool's gradient as an op of its own, so a second-order meta-gradient can differentiate
+ * it: linear in dy, so its gradient with respect to dy is the transpose, each window taking the
+ * cotangent at its maximum (a one-hot mask of the maxima: the same kernel routing ones; summed over
+ * the window), and zero with respect to x (the maxima only switch on a measure-zero set).
+ */
+const maxPoolBackward: (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor = tf.customGrad(((dy: tf.Tensor, x: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  const y = tf.maxPool(x as tf.Tensor4D, POOL.filterSize, POOL.strides, POOL.pad);
+  save([x, y]);
+  return {
+    value: maxPoolGradKernel(dy, x, y),
+    gradFunc: (g: tf.Tensor, [sx, sy]: tf.Tensor[]) => [sumPool2x2(tf.mul(g, maxPoolGradKernel(tf.onesLike(sy), sx, sy))), tf.zerosLike(sx)],
+  };
+}) as unknown as CustomGradient) as (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor;
+
+/**
+ * 2x2 max pooling, stride 2, 'same' (ceil: an odd edge's last row or column pools alone, as
+ * PyTorch's ceil_mode) of [N, h, w, c], on tfjs' own kernels, with a gradient that is itself
+ * differentiable (tfjs has no gradient of maxPool's gradient).
+ */
+export const maxPool2x2: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([x]);
+  return {
+    value: tf.maxPool(x as tf.Tensor4D, POOL.filterSize, POOL.strides, POOL.pad),
+    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => maxPoolBackward(dy, sx),
+  };
+}) as unknown as CustomGradient) as (x: tf.Tensor) => tf.Tensor;
 
 /** One block's parameters, each in its shared shape ([3, 3, in, out] and [out]). */
 interface Block {
@@ -162,8 +195,8 @@ interface Block {
 /** The blocks over images [N, h, w, c]: the embeddings [N, D]. */
 function runBlocks(blocks: Block[], activation: Activation, images: tf.Tensor): tf.Tensor {
   let h = images;
-  for (const { weight, bias, scale, offset } of blocks) {
-    const normed = tf.add(tf.mul(layerNorm(tf.add(conv3x3(h, weight), bias)), scale), offset);
+  for (const [i, { weight, bias, scale, offset }] of blocks.entries()) {
+    const normed = tf.add(tf.mul(layerNorm(tf.add(conv3x3(h, weight, i === 0 ? 'data' : 'activations'), bias)), scale), offset);
     h = maxPool2x2(activation === 'relu' ? tf.relu(normed) : tf.softplus(normed));
   }
   return tf.reshape(h, [h.shape[0], -1]);

@@ -1,0 +1,20 @@
+import { initBackend } from '../../src/meta/backend.js';
+import { digits, packEpisodes } from '../../src/meta/families/index.js';
+import { MetaLearner, initMetaParams } from '../../src/meta/learner.js';
+import { modelSpec } from '../../src/meta/model.js';
+import { Rng } from '../../src/meta/rng.js';
+const backend = process.argv[2] ?? 'wasm';
+const algorithm = (process.argv[3] ?? 'protonet') as 'protonet';
+const shots = Number(process.argv[4] ?? 1);
+const metaBatch = Number(process.argv[5] ?? 1);
+await initBackend(backend as never);
+const family = digits({}, { ways: 5 });
+const spec = modelSpec('classification', 196, { body: 'conv', inputShape: [14, 14, 1] }, 5);
+const config = { algorithm, spec, inner: { steps: 1, lr: 0.4 }, metaLr: 0.001 };
+const learner = new MetaLearner(config, initMetaParams(config, new Rng(0)));
+const rng = new Rng(1);
+const batch = () => packEpisodes(Array.from({ length: metaBatch }, () => family.sampleEpisode(rng, 'train', { shots, queryShots: 15, ways: 5 })));
+for (let i = 0; i < 5; i++) learner.metaStep(batch());
+const n = 30; let t = 0;
+for (let i = 0; i < n; i++) { const b = batch(); const s = performance.now(); learner.metaStep(b); t += performance.now() - s; }
+console.log(backend, algorithm, shots, metaBatch, learner.engine, (t / n).toFixed(1), 'ms/iter');

@@ -1,0 +1,28 @@
+import { initBackend, tf } from '../../src/meta/backend.js';
+await initBackend((process.argv[2] ?? 'wasm') as never);
+const time = (name: string, f: () => tf.Tensor | tf.Tensor[]) => {
+  for (let i = 0; i < 3; i++) tf.tidy(() => { const r = f(); (Array.isArray(r) ? r : [r]).forEach((t) => t.dataSync()); });
+  const n = 10; const s = performance.now();
+  for (let i = 0; i < n; i++) tf.tidy(() => { const r = f(); (Array.isArray(r) ? r : [r]).forEach((t) => t.dataSync()); });
+  console.log(name.padEnd(40), ((performance.now() - s) / n).toFixed(2), 'ms');
+};
+const N = 80;
+const x = tf.randomUniform([N, 14, 14, 64]); const y = tf.randomUniform([N, 14, 14, 64]);
+time('dataSync only 1M', () => tf.reshape(x, [-1]));
+time('add 1M', () => tf.add(x, y));
+time('mul 1M', () => tf.mul(x, y));
+time('relu 1M', () => tf.relu(x));
+time('mean axes123', () => tf.mean(x, [1, 2, 3], true));
+time('sub bcast', () => tf.sub(x, tf.mean(x, [1, 2, 3], true)));
+time('slice half', () => tf.slice(tf.reshape(x, [N * 7, 2, 14 * 64]), [0, 0, 0], [N * 7, 1, 14 * 64]));
+time('transpose 3012', () => tf.transpose(x, [3, 0, 1, 2]));
+time('pad', () => tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]));
+time('maxPool+grad', () => tf.grad((a: tf.Tensor) => tf.sum(tf.maxPool(a as tf.Tensor4D, 2, 2, 'same')))(x));
+time('maximum', () => tf.maximum(x, y));
+const dy = tf.randomUniform([N, 14, 14, 64]); const w = tf.randomUniform([3, 3, 64, 64]);
+const x7 = tf.randomUniform([N, 7, 7, 64]); const dy7 = tf.randomUniform([N, 7, 7, 64]);
+time('conv2dTranspose dx 7', () => tf.conv2dTranspose(dy7 as tf.Tensor4D, w as tf.Tensor4D, [N, 7, 7, 64], 1, 'same'));
+time('conv2d dx (flipped) 7', () => tf.conv2d(dy7 as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'));
+time('dw via conv2d trick 7', () => tf.conv2d(tf.pad(tf.transpose(x7, [3, 1, 2, 0]), [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, tf.transpose(dy7, [1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid'));
+const x1 = tf.randomUniform([N, 14, 14, 1]);
+time('dw via conv2d trick 14x1', () => tf.conv2d(tf.pad(tf.transpose(x1, [3, 1, 2, 0]), [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid'));

@@ -1,0 +1,22 @@
+import { initBackend, tf } from '../../src/meta/backend.js';
+import { digits, packEpisodes } from '../../src/meta/families/index.js';
+import { MetaLearner, initMetaParams } from '../../src/meta/learner.js';
+import { modelSpec } from '../../src/meta/model.js';
+import { Rng } from '../../src/meta/rng.js';
+const algorithm = (process.argv[2] ?? 'protonet') as 'protonet';
+const shots = Number(process.argv[3] ?? 1);
+await initBackend('wasm');
+const family = digits({}, { ways: 5 });
+const spec = modelSpec('classification', 196, { body: 'conv', inputShape: [14, 14, 1] }, 5);
+const config = { algorithm, spec, inner: { steps: 1, lr: 0.4 }, metaLr: 0.001 };
+const learner = new MetaLearner(config, initMetaParams(config, new Rng(0)));
+const rng = new Rng(1);
+const batch = () => packEpisodes(Array.from({ length: 1 }, () => family.sampleEpisode(rng, 'train', { shots, queryShots: 15, ways: 5 })));
+for (let i = 0; i < 3; i++) learner.metaStep(batch());
+const b = batch();
+const info = await tf.profile(() => { learner.metaStep(b); });
+const by: Record<string, { ms: number; n: number }> = {};
+for (const k of info.kernels) { const e = (by[k.name] ??= { ms: 0, n: 0 }); e.ms += (k.kernelTimeMs as number) || 0; e.n++; }
+const rows = Object.entries(by).sort((a, b) => b[1].ms - a[1].ms);
+console.log('kernels', info.kernels.length, 'total ms', rows.reduce((s, r) => s + r[1].ms, 0).toFixed(1));
+for (const [name, { ms, n }] of rows.slice(0, 25)) console.log(name.padEnd(28), ms.toFixed(2), n);
