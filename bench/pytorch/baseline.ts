@@ -12,7 +12,8 @@ import type { ParamArrays } from '../../src/meta/index.js';
 const BASELINE_SCRIPT = new URL('./meta_baseline.py', import.meta.url).pathname;
 const MAML_SINE_SCRIPT = new URL('./maml_sine.py', import.meta.url).pathname;
 
-function run(command: string, argv: string[]): Promise<string> {
+/** Runs a command to completion; its stdout, or an error carrying its stderr. */
+export function run(command: string, argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(command, argv, { maxBuffer: 64 << 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} ${argv.join(' ')}: ${stderr || error.message}`)) : resolve(stdout)));
   });
