@@ -39,6 +39,25 @@ export const DIGITS = {
 };
 
 /**
+ * 5-way few-shot digits with the conv body (Conv-4: 64 channels per block), ProtoNets as Snell et al.
+ * train it (one episode an iteration, 15 query examples per class), scored on 600 test episodes of 15
+ * queries per class, next to PyTorch's Conv-4 and MLP ProtoNets on the same split and episodes; MAML
+ * and ANIL on the same body with the MLP digits rows' inner settings and a meta-batch of 4.
+ */
+export const CONV_DIGITS = {
+  ways: 5,
+  inputShape: [14, 14, 1],
+  channels: [64, 64, 64, 64],
+  hidden: [128, 64],
+  metaBatchSize: 1,
+  queryShots: 15,
+  metaLr: 0.001,
+  testEpisodes: 600,
+  testQueryShots: 15,
+  adapting: { metaBatchSize: 4, queryShots: 5, innerSteps: 1, innerLr: 0.4, testSteps: 3 },
+};
+
+/**
  * Multitask's own training settings in the quality runs (tuned on validation tasks, never test ones):
  * Adam 0.003 and a pool of 1000 training tasks on sinusoids; digits pools its 24 training classes.
  */

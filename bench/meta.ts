@@ -29,19 +29,26 @@
  * quality.backend), --timing-iterations N (default 40), --warmup-ms N (each case's warm-up in each
  * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
  * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
+ * Conv section (digitsConv, see convDigitsQuality): --conv-iterations N (ProtoNets, engine and
+ * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL, default 300),
+ * --conv-test-episodes N (default 600), --skip-conv, --only-conv (run it alone and write it into the
+ * results file, keeping the other sections of the run before).
  */
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
 import { digits, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import { MetaLearner, metaTrain, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
+import { meanCi, type MeanCi } from '../src/meta/evaluation.js';
+import { MetaLearner, metaTrain, modelSpec, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
+import { sliceEpisodeBatch } from '../src/meta/tensors.js';
 import type { EpisodeBatch } from '../src/meta/types.js';
-import { DIGITS, learnerConfig, median, MULTITASK, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
+import { CONV_DIGITS, DIGITS, learnerConfig, median, MULTITASK, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
 import { findPytorch, gradientCheck, mamlSineRun, PytorchServer } from './pytorch/baseline.js';
+import { pytorchDigitsProtonet, writeDigitsData } from './pytorch/digits.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,6 +60,11 @@ const { values: args } = parseArgs({
     'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
+    'conv-iterations': { type: 'string', default: '2000' },
+    'conv-adapting-iterations': { type: 'string', default: '300' },
+    'conv-test-episodes': { type: 'string', default: String(CONV_DIGITS.testEpisodes) },
+    'skip-conv': { type: 'boolean', default: false },
+    'only-conv': { type: 'boolean', default: false },
     pytorch: { type: 'string', default: 'auto' },
     seeds: { type: 'string', default: '1' },
     out: { type: 'string', default: 'bench/results/meta.json' },
@@ -260,6 +272,7 @@ async function digitsQuality(iterations: number) {
       console.log(`    test accuracy ${(100 * result.accuracy!).toFixed(1)}% over ${DIGITS.testEpisodes} episodes`);
       rows.push({
         algorithm,
+        body: 'mlp',
         ways: DIGITS.ways,
         shots,
         accuracy: round(result.accuracy!, 4),
@@ -269,6 +282,101 @@ async function digitsQuality(iterations: number) {
         trainMsPerIteration: round(trained.msPerIteration, 2),
       });
     }
+  }
+  return rows;
+}
+
+/** Nearest class mean on raw pixels (no learning), per test episode: the floor a learned body must clear. */
+function rawPixelAccuracies(test: EpisodeBatch, ways: number): number[] {
+  const { inputDim: d, supportSize: s, querySize: q } = test;
+  return Array.from({ length: test.tasks }, (_, t) => {
+    const means = Array.from({ length: ways }, () => new Float64Array(d));
+    const counts = new Array<number>(ways).fill(0);
+    for (let i = 0; i < s; i++) {
+      const label = test.support.y[t * s + i];
+      counts[label]++;
+      for (let k = 0; k < d; k++) means[label][k] += test.support.x[(t * s + i) * d + k];
+    }
+    means.forEach((m, c) => m.forEach((v, k) => (m[k] = v / counts[c])));
+    let correct = 0;
+    for (let i = 0; i < q; i++) {
+      const row = (t * q + i) * d;
+      const distance = (m: Float64Array) => m.reduce((a, v, k) => a + (test.query.x[row + k] - v) ** 2, 0);
+      const scores = means.map(distance);
+      if (scores.indexOf(Math.min(...scores)) === test.query.y[t * q + i]) correct++;
+    }
+    return correct / q;
+  });
+}
+
+/** Test accuracy of each episode after adaptation (`steps` inner steps; ProtoNets runs none), as the service adapts. */
+function episodeAccuracies(config: LearnerConfig, params: ParamArrays, test: EpisodeBatch, steps: number): number[] {
+  const learner = new MetaLearner({ ...config, inner: { ...config.inner, steps } }, params);
+  try {
+    return Array.from({ length: test.tasks }, (_, t) => learner.evaluate(sliceEpisodeBatch(test, t)).accuracy!);
+  } finally {
+    learner.dispose();
+  }
+}
+
+const pct = (m: MeanCi) => ({ accuracy: round(m.mean, 4), ci95: round(m.ci95, 4) });
+
+/**
+ * Few-shot digits with the conv body (CONV_DIGITS): per shot count, the raw-pixel floor; ProtoNets
+ * with the conv and the MLP body, in the engine and in plain PyTorch (bench/pytorch/digits_protonet.py,
+ * one thread, the same iterations, training classes and test episodes), trained one after the other
+ * so that neither slows the other; and MAML and ANIL on the conv body. Every row scored on the same
+ * 600 test episodes, with a 95% interval over episodes.
+ */
+async function convDigitsQuality(iterations: number, adaptingIterations: number, testEpisodes: number, python: string | null) {
+  const { ways, inputShape, channels, hidden, metaBatchSize, queryShots, metaLr, testQueryShots, adapting } = CONV_DIGITS;
+  const family = digits({}, { ways });
+  const tests: Record<number, EpisodeBatch> = {};
+  for (const shots of [1, 5]) {
+    const rng = new Rng(777 + shots);
+    tests[shots] = packEpisodes(Array.from({ length: testEpisodes }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: testQueryShots, ways })));
+  }
+  const dir = python ? mkdtempSync(join(tmpdir(), 'fastadapt-digits-')) : null;
+  if (dir) writeDigitsData(dir, tests);
+  const models = { conv: { body: 'conv', inputShape, channels, activation: 'relu' }, mlp: { body: 'mlp', hidden, activation: 'relu' } } as const;
+  const rows: Record<string, unknown>[] = [];
+  const report = (row: Record<string, unknown> & { accuracy: number; ci95: number }) => {
+    rows.push(row);
+    console.log(`    ${String(row.source).padEnd(8)} ${String(row.algorithm).padEnd(9)} ${String(row.body).padEnd(5)} ${(100 * row.accuracy).toFixed(1)}% +- ${(100 * row.ci95).toFixed(1)}${row.msPerIteration ? `   ${row.msPerIteration} ms/iteration` : ''}`);
+  };
+  try {
+    for (const shots of [1, 5]) {
+      const test = tests[shots];
+      console.log(`\ndigits ${ways}-way ${shots}-shot, ${testEpisodes} test episodes:`);
+      report({ source: 'none', algorithm: 'raw-pixels', body: 'none', shots, ...pct(meanCi(rawPixelAccuracies(test, ways))) });
+      for (const body of ['conv', 'mlp'] as const) {
+        const trained = await train({
+          algorithm: 'protonet',
+          model: models[body],
+          families: family,
+          hyper: { iterations, metaBatchSize, shots, queryShots, ways, metaLr, evalEvery: iterations, checkpointEvery: iterations, seed: 0 },
+        });
+        const config: LearnerConfig = { algorithm: 'protonet', spec: modelSpec('classification', family.inputDim, models[body], ways), inner: { steps: 1, lr: adapting.innerLr }, metaLr };
+        const engine = new MetaLearner(config, trained.params).engine;
+        report({ source: 'engine', engine, algorithm: 'protonet', body, shots, iterations, ...pct(meanCi(episodeAccuracies(config, trained.params, test, 1))), msPerIteration: round(trained.msPerIteration, 1) });
+        if (!dir) continue;
+        const run = await pytorchDigitsProtonet(python!, dir, { body, shots, iterations, seed: 0, ways, queryShots, metaBatchSize, metaLr, channels, hidden });
+        report({ source: 'pytorch', algorithm: 'protonet', body, shots, iterations, accuracy: round(run.accuracy, 4), ci95: round(run.ci95, 4), msPerIteration: round(run.msPerIteration, 1), threads: run.threads, torch: run.torch });
+      }
+      for (const algorithm of ['maml', 'anil'] as const) {
+        const { innerSteps, innerLr, testSteps } = adapting;
+        const trained = await train({
+          algorithm,
+          model: models.conv,
+          families: family,
+          hyper: { iterations: adaptingIterations, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, evalEvery: adaptingIterations, checkpointEvery: adaptingIterations, seed: 0 },
+        });
+        const config: LearnerConfig = { algorithm, spec: modelSpec('classification', family.inputDim, models.conv, ways), inner: { steps: innerSteps, lr: innerLr }, metaLr };
+        report({ source: 'engine', algorithm, body: 'conv', shots, iterations: adaptingIterations, testSteps, ...pct(meanCi(episodeAccuracies(config, trained.params, test, testSteps))), msPerIteration: round(trained.msPerIteration, 1) });
+      }
+    }
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }
@@ -304,7 +412,39 @@ async function pytorchSummary(python: string, server: PytorchServer, rows: Row[]
   return summary;
 }
 
+/** The conv section (convDigitsQuality) with its setting, as the results file holds it. */
+async function convSection(python: string | null, skipped?: string) {
+  const iterations = positive('conv-iterations', args['conv-iterations']);
+  const adaptingIterations = positive('conv-adapting-iterations', args['conv-adapting-iterations']);
+  const testEpisodes = positive('conv-test-episodes', args['conv-test-episodes']);
+  const backend = await initBackend(args['quality-backend'] as BackendPreference);
+  return {
+    digitsConvSetting: {
+      ...CONV_DIGITS,
+      testEpisodes,
+      iterations,
+      adaptingIterations,
+      backend,
+      body: 'conv: per block a 3x3 convolution with bias, per-example layer norm over (h, w, c) with a per-channel scale and offset (PyTorch: GroupNorm(1, C)), relu, 2x2 max pool with ceil; 14 -> 7 -> 4 -> 2 -> 1',
+      timing: 'msPerIteration: wall time of meta-training over its iterations (episode sampling included), engine and PyTorch alike; they train one after the other',
+      pytorch: python ? 'bench/pytorch/digits_protonet.py, one thread, on the same training classes (exported) and test episodes' : skipped,
+    },
+    digitsConv: await convDigitsQuality(iterations, adaptingIterations, testEpisodes, python),
+    digitsConvDate: new Date().toISOString().slice(0, 10),
+  };
+}
+
 async function main(): Promise<void> {
+  if (args['only-conv']) {
+    // The conv section alone, into the last full run's file (its other sections keep their own run).
+    const pytorch = await findPytorch(args.pytorch);
+    const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as Record<string, unknown>) : {};
+    const result = { ...previous, ...(await convSection(pytorch.python, pytorch.reason)) };
+    mkdirSync(dirname(args.out), { recursive: true });
+    writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\nwrote the conv section into ${args.out}`);
+    return;
+  }
   const paths = args.backends.split(',').map((b) => b.trim());
   const timingIterations = positive('timing-iterations', args['timing-iterations']);
   const warmUpMs = positive('warmup-ms', args['warmup-ms']);
@@ -362,6 +502,7 @@ async function main(): Promise<void> {
     if (!args['skip-digits']) {
       result.digitsSetting = { ...DIGITS, backend: qualityBackend, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
       result.digits = await digitsQuality(digitsIterations);
+      if (!args['skip-conv']) Object.assign(result, await convSection(pytorch.python, pytorch.reason));
     }
   }
   // One file keeps the sinusoid result of every iteration count run (e.g. the default and 20,000).

@@ -26,7 +26,7 @@
 
 import { tf } from './backend.js';
 import type { Activation, NamedTensors } from './model.js';
-import type { CustomGradient } from './ops.js';
+import { plainMatMul, type CustomGradient } from './ops.js';
 
 /** [height, width, channels] of one input image. */
 export type ImageShape = [number, number, number];
@@ -67,16 +67,17 @@ export function convShapes(inputShape: ImageShape, channels: readonly number[]):
   return shapes;
 }
 
-/** The 3x3 taps in reverse order: a gather of the flattened taps rotates a kernel by 180 degrees. */
-let reversedTaps: tf.Tensor | null = null;
+/** The permutation that reverses the 9 taps of a 3x3 kernel, made once and kept for the process. */
+let reverseTaps: tf.Tensor | null = null;
 
 /** Kernel of the input gradient: rotated 180 degrees, input and output channels swapped. */
 function flipKernel(w: tf.Tensor): tf.Tensor {
   const [, , cin, cout] = w.shape as [number, number, number, number];
-  // A gather of 9 rows; tf.reverse runs a slow elementwise loop on the wasm backend. The index tensor
-  // is made once and kept (outside any tidy scope) for the process.
-  reversedTaps ??= tf.keep(tf.tensor1d([8, 7, 6, 5, 4, 3, 2, 1, 0], 'int32'));
-  return tf.transpose(tf.reshape(tf.gather(tf.reshape(w, [9, cin * cout]), reversedTaps), [3, 3, cin, cout]), [0, 1, 3, 2]);
+  // Rotating by 180 degrees reverses the flattened taps: a product with an anti-diagonal matrix, which
+  // runs on the fast matrix path and differentiates on every backend (tf.reverse is a slow loop on
+  // wasm; tf.gather's gradient needs a kernel wasm lacks).
+  reverseTaps ??= tf.keep(tf.reverse(tf.eye(9), 0));
+  return tf.transpose(tf.reshape(plainMatMul(reverseTaps, tf.reshape(w, [9, cin * cout])), [3, 3, cin, cout]), [0, 1, 3, 2]);
 }
 
 /**

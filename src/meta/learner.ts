@@ -13,7 +13,7 @@ import { slicePoolBatch } from './families/pool.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
 import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
-import { copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
+import { activationWidth, copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
 import { isPoolBatch, type EpisodeBatch, type TrainingBatch } from './types.js';
@@ -32,6 +32,9 @@ export interface LearnerConfig {
   /** Which engine computes meta-gradients and evaluations. Default 'auto' (see chooseEngine). */
   engine?: EnginePreference;
 }
+
+/** Activation values one evaluation chunk may hold (examples x activationWidth): 2^24, 64 MiB of float32. */
+const EVALUATION_ACTIVATIONS = 2 ** 24;
 
 /** A loss, gradient or optimiser step that is NaN or infinite: training stops instead of storing it. */
 export class NonFiniteError extends Error {
@@ -199,8 +202,24 @@ export class MetaLearner {
       }
       return result;
     }
+    // In chunks of tasks: a conv body's activations for hundreds of evaluation episodes at once
+    // would take gigabytes; each chunk's share of the means is weighted by its tasks.
+    const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
+    const sums = [0, 0];
+    for (let t = 0; t < batch.tasks; t += chunk) {
+      const part = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
+      const values = this.evaluateChunk(part);
+      if (!values.every(Number.isFinite)) throw new NonFiniteError(`validation loss is not finite (${values[0]})`);
+      values.forEach((v, i) => (sums[i] += v * part.tasks));
+    }
+    const [loss, accuracy] = sums.map((sum) => sum / batch.tasks);
+    return this.spec.kind === 'classification' ? { loss, accuracy } : { loss };
+  }
+
+  /** Mean query loss (and accuracy) of one chunk of `evaluate` on tfjs. */
+  private evaluateChunk(batch: EpisodeBatch): number[] {
     const theta = this.params;
-    const values = tf.tidy(() => {
+    return tf.tidy(() => {
       const tensors = batchToTensors(this.spec, batch);
       const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
       const output = forward(this.spec, adapted, tensors.query.x);
@@ -208,8 +227,6 @@ export class MetaLearner {
       if (this.spec.kind === 'regression') return [loss.dataSync()[0]];
       return Array.from(tf.stack([loss, tf.mean(accuracy(output, tensors.query.y))]).dataSync());
     });
-    if (!values.every(Number.isFinite)) throw new NonFiniteError(`validation loss is not finite (${values[0]})`);
-    return values.length === 2 ? { loss: values[0], accuracy: values[1] } : { loss: values[0] };
   }
 
   /** Everything the optimiser steps, as plain data (a copy): what a checkpoint holds. */

@@ -126,6 +126,13 @@ export function storedModelConfig(stored: unknown): StoredModelConfig {
   return { ...config, body: config.body ?? 'mlp', activation: config.activation ?? DEFAULT_ACTIVATION };
 }
 
+/** The widest layer output of the body for one example (what bounds the memory of a forward pass). */
+export function activationWidth(spec: ModelSpec): number {
+  if (spec.body === 'mlp') return Math.max(spec.inputDim, ...spec.hidden);
+  const [h, w, c] = spec.inputShape!;
+  return Math.max(h * w * c, ...spec.channels!.map((out) => h * w * out));
+}
+
 /** Width of the body's output, the common representation the head reads. */
 export function embeddingDim(spec: ModelSpec): number {
   return spec.body === 'conv' ? convEmbeddingDim(spec.inputShape!, spec.channels!) : spec.hidden[spec.hidden.length - 1];

@@ -83,14 +83,15 @@ export function packExamples(spec: ModelSpec, sets: readonly Examples[], what = 
 }
 
 /** Task `t` of a packed meta-batch as a meta-batch of one (for the per-task loop mode). */
-export function sliceEpisodeBatch(batch: EpisodeBatch, t: number): EpisodeBatch {
+export function sliceEpisodeBatch(batch: EpisodeBatch, t: number, tasks = 1): EpisodeBatch {
   const { inputDim: d, supportSize: s, querySize: q } = batch;
+  const end = t + tasks;
   return {
-    tasks: 1,
+    tasks,
     inputDim: d,
     supportSize: s,
     querySize: q,
-    support: { x: batch.support.x.subarray(t * s * d, (t + 1) * s * d), y: batch.support.y.subarray(t * s, (t + 1) * s) },
-    query: { x: batch.query.x.subarray(t * q * d, (t + 1) * q * d), y: batch.query.y.subarray(t * q, (t + 1) * q) },
+    support: { x: batch.support.x.subarray(t * s * d, end * s * d), y: batch.support.y.subarray(t * s, end * s) },
+    query: { x: batch.query.x.subarray(t * q * d, end * q * d), y: batch.query.y.subarray(t * q, end * q) },
   };
 }

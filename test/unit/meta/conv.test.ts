@@ -6,30 +6,27 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { conv3x3, convEmbeddingDim, maxPool2x2 } from '../../../src/meta/conv.js';
 import { chooseEngine } from '../../../src/meta/engine.js';
 import { samplePoolBatch } from '../../../src/meta/families/index.js';
-import { lossOn } from '../../../src/meta/inner-loop.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
-import { embed, initModelParams, modelSpec, toTensors, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { embed, initModelParams, modelSpec, toTensors } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
-import { batchToTensors } from '../../../src/meta/tensors.js';
-import type { EpisodeBatch, TrainingBatch } from '../../../src/meta/types.js';
+import type { TrainingBatch } from '../../../src/meta/types.js';
 import {
   convClassificationProblem,
   convRegressionProblem,
-  directionalFd,
   dot,
   download,
-  entryFd,
-  largestEntries,
+  expectMetaGradientMatchesFd,
   maxAbs,
   maxAbsDiff,
+  metaGradient,
   relErr,
-  scalarAt,
   unitDirection,
+  type MetaProblem,
 } from './helpers.js';
 
 beforeAll(async () => {
@@ -99,28 +96,10 @@ describe('conv ops agree with tfjs', () => {
   });
 });
 
-interface Problem {
-  spec: ModelSpec;
-  batch: EpisodeBatch;
-  inner: InnerSettings;
-}
-
-const problems: Record<string, () => Problem> = {
+const problems: Record<string, () => MetaProblem> = {
   regression: () => ({ ...convRegressionProblem(11), inner: { steps: 2, lr: 0.03 } }),
   classification: () => ({ ...convClassificationProblem(12), inner: { steps: 2, lr: 0.5 } }),
 };
-
-function analytic(name: AlgorithmName, p: Problem, theta: ParamArrays): { loss: number; grads: ParamArrays } {
-  const algorithm = ALGORITHMS[name];
-  if (algorithm.trainsOn !== 'episodes') throw new Error(`${name} has no episodic meta-gradient`);
-  let loss = NaN;
-  const grads = download(() => {
-    const g = algorithm.metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
-    loss = g.loss.dataSync()[0];
-    return g.grads;
-  });
-  return { loss, grads };
-}
 
 describe('conv-body meta-gradients match finite differences', () => {
   const cases: Array<[AlgorithmName, string]> = [
@@ -132,20 +111,8 @@ describe('conv-body meta-gradients match finite differences', () => {
   ];
   it.each(cases)('%s on %s: d(post-adaptation query loss)/d(theta)', (name, kind) => {
     const p = problems[kind]();
-    const theta = ALGORITHMS[name].initMetaParams(p.spec, new Rng(3), p.inner);
     const memory = tf.memory().numTensors;
-    const { loss, grads } = analytic(name, p, theta);
-    const f = (th: ParamArrays) =>
-      scalarAt(th, (t) => {
-        const tensors = batchToTensors(p.spec, p.batch);
-        return tf.mean(lossOn(p.spec, ALGORITHMS[name].adapt(p.spec, t, tensors.support, p.inner), tensors.query));
-      });
-    expect(loss).toBeCloseTo(f(theta), 5);
-    const dir = unitDirection(theta, new Rng(5));
-    const fd = directionalFd(theta, dir, EPS, f);
-    expect(Math.abs(fd)).toBeGreaterThan(1e-3);
-    expect(relErr(dot(grads, dir), fd)).toBeLessThan(TOL);
-    for (const [param, i] of largestEntries(grads, 3)) expect(relErr(grads[param].data[i], entryFd(theta, param, i, EPS, f))).toBeLessThan(TOL);
+    const grads = expectMetaGradientMatchesFd(name, p, EPS, TOL);
     // The body's own parameters receive a gradient (the check above is not all head).
     expect(maxAbs({ w: grads['body.0.weight'] })).toBeGreaterThan(1e-4);
     expect(tf.memory().numTensors).toBe(memory);
@@ -154,8 +121,8 @@ describe('conv-body meta-gradients match finite differences', () => {
   it('the second-order term matters on a conv body: fomaml does not pass the maml check', () => {
     const p = problems.classification();
     const theta = ALGORITHMS.maml.initMetaParams(p.spec, new Rng(3), p.inner);
-    const first = analytic('fomaml', p, theta).grads;
-    const second = analytic('maml', p, theta).grads;
+    const first = metaGradient('fomaml', p, theta).grads;
+    const second = metaGradient('maml', p, theta).grads;
     const dir = unitDirection(theta, new Rng(5));
     expect(relErr(dot(first, dir), dot(second, dir))).toBeGreaterThan(5 * TOL);
   });

@@ -1,6 +1,10 @@
 /** Shared fixtures for the engine tests: small problems, plain-array maths and finite differences. */
 
+import { expect } from 'vitest';
+import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
 import { tf } from '../../../src/meta/backend.js';
+import { lossOn } from '../../../src/meta/inner-loop.js';
+import { batchToTensors } from '../../../src/meta/tensors.js';
 import { gaussianBlobs, linear, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
 import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
@@ -99,4 +103,46 @@ export function convClassificationProblem(seed: number, config: ModelConfig = { 
 export function convRegressionProblem(seed: number, config: ModelConfig = { body: 'conv', inputShape: [4, 4, 2], channels: [3, 2], activation: 'softplus' }, tasks = 3) {
   const spec = modelSpec('regression', 32, config);
   return { spec, batch: sample(linear({}, { inputDim: 32 }), new Rng(seed), tasks, 4, 5) };
+}
+
+/** A meta-learning problem: a model, one meta-batch and the inner loop's settings. */
+export interface MetaProblem {
+  spec: ModelSpec;
+  batch: EpisodeBatch;
+  inner: InnerSettings;
+}
+
+/** An episodic algorithm's meta-gradient of `theta` on the problem, downloaded. */
+export function metaGradient(name: AlgorithmName, p: MetaProblem, theta: ParamArrays): { loss: number; grads: ParamArrays } {
+  const algorithm = ALGORITHMS[name];
+  if (algorithm.trainsOn !== 'episodes') throw new Error(`${name} has no episodic meta-gradient`);
+  let loss = NaN;
+  const grads = download(() => {
+    const g = algorithm.metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
+    loss = g.loss.dataSync()[0];
+    return g.grads;
+  });
+  return { loss, grads };
+}
+
+/**
+ * Checks an algorithm's meta-gradient at its initial meta-parameters against central differences of
+ * the post-adaptation query loss (what it claims to differentiate), along a random unit direction and
+ * at its 3 largest entries; returns the gradient.
+ */
+export function expectMetaGradientMatchesFd(name: AlgorithmName, p: MetaProblem, eps: number, tol: number): ParamArrays {
+  const theta = ALGORITHMS[name].initMetaParams(p.spec, new Rng(3), p.inner);
+  const { loss, grads } = metaGradient(name, p, theta);
+  const f = (th: ParamArrays) =>
+    scalarAt(th, (t) => {
+      const tensors = batchToTensors(p.spec, p.batch);
+      return tf.mean(lossOn(p.spec, ALGORITHMS[name].adapt(p.spec, t, tensors.support, p.inner), tensors.query));
+    });
+  expect(loss).toBeCloseTo(f(theta), 5);
+  const dir = unitDirection(theta, new Rng(5));
+  const fd = directionalFd(theta, dir, eps, f);
+  expect(Math.abs(fd)).toBeGreaterThan(1e-3); // the check must have something to compare
+  expect(relErr(dot(grads, dir), fd)).toBeLessThan(tol);
+  for (const [param, i] of largestEntries(grads, 3)) expect(relErr(grads[param].data[i], entryFd(theta, param, i, eps, f))).toBeLessThan(tol);
+  return grads;
 }

@@ -5,14 +5,14 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { lossOn } from '../../../src/meta/inner-loop.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
-import { toTensors, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
+import { toTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
-import type { EpisodeBatch, TrainingBatch } from '../../../src/meta/types.js';
+import type { TrainingBatch } from '../../../src/meta/types.js';
 import { samplePoolBatch } from '../../../src/meta/families/index.js';
 import {
   classificationProblem,
@@ -24,6 +24,8 @@ import {
   mapArrays,
   maxAbs,
   maxAbsDiff,
+  metaGradient,
+  type MetaProblem,
   poolFor,
   regressionProblem,
   relErr,
@@ -38,28 +40,12 @@ beforeAll(async () => {
 const EPS = 1e-2;
 const TOL = 1e-2;
 
-interface Problem {
-  spec: ModelSpec;
-  batch: EpisodeBatch;
-  inner: InnerSettings;
-}
+type Problem = MetaProblem;
 
 const problems: Record<string, () => Problem> = {
   regression: () => ({ ...regressionProblem(11), inner: { steps: 2, lr: 0.03 } }),
   classification: () => ({ ...classificationProblem(12), inner: { steps: 2, lr: 0.5 } }),
 };
-
-function analytic(name: AlgorithmName, p: Problem, theta: ParamArrays): { loss: number; grads: ParamArrays } {
-  const algorithm = ALGORITHMS[name];
-  if (algorithm.trainsOn !== 'episodes') throw new Error(`${name} has no episodic meta-gradient`);
-  let loss = NaN;
-  const grads = download(() => {
-    const g = algorithm.metaGradient(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch), p.inner);
-    loss = g.loss.dataSync()[0];
-    return g.grads;
-  });
-  return { loss, grads };
-}
 
 /** The post-adaptation query loss as a function of the meta-parameters (what MAML differentiates). */
 function outerObjective(name: AlgorithmName, p: Problem): (theta: ParamArrays) => number {
@@ -95,7 +81,7 @@ describe('meta-gradients match finite differences', () => {
     const p = problems[kind]();
     const theta = ALGORITHMS[name].initMetaParams(p.spec, new Rng(3), p.inner);
     const memory = tf.memory().numTensors;
-    const { loss, grads } = analytic(name, p, theta);
+    const { loss, grads } = metaGradient(name, p, theta);
     const f = outerObjective(name, p);
     expect(loss).toBeCloseTo(f(theta), 5);
     expectMatchesFd(grads, theta, f, 5);
@@ -105,13 +91,13 @@ describe('meta-gradients match finite differences', () => {
   it('maml relu network (regression)', () => {
     const p: Problem = { ...regressionProblem(21, { hidden: [8, 8], activation: 'relu' }), inner: { steps: 1, lr: 0.03 } };
     const theta = ALGORITHMS.maml.initMetaParams(p.spec, new Rng(4), p.inner);
-    expectMatchesFd(analytic('maml', p, theta).grads, theta, outerObjective('maml', p), 6);
+    expectMatchesFd(metaGradient('maml', p, theta).grads, theta, outerObjective('maml', p), 6);
   });
 
   it.each(['regression', 'classification'])('the second-order term matters here: fomaml does not pass the maml check (%s)', (kind) => {
     const p = problems[kind]();
     const theta = ALGORITHMS.maml.initMetaParams(p.spec, new Rng(3), p.inner);
-    const first = analytic('fomaml', p, theta).grads;
+    const first = metaGradient('fomaml', p, theta).grads;
     const dir = unitDirection(theta, new Rng(5));
     const fd = directionalFd(theta, dir, EPS, outerObjective('maml', p));
     expect(relErr(dot(first, dir), fd)).toBeGreaterThan(5 * TOL);
@@ -120,7 +106,7 @@ describe('meta-gradients match finite differences', () => {
   it.each(['regression', 'classification'])('fomaml on %s: query-loss gradient at the adapted parameters', (kind) => {
     const p = problems[kind]();
     const theta = ALGORITHMS.fomaml.initMetaParams(p.spec, new Rng(3), p.inner);
-    const { grads } = analytic('fomaml', p, theta);
+    const { grads } = metaGradient('fomaml', p, theta);
     // Shift every task's adapted parameters by the same delta: the derivative is the task-mean gradient.
     const adapted = download(() => ALGORITHMS.fomaml.adapt(p.spec, toTensors(theta), batchToTensors(p.spec, p.batch).support, p.inner));
     const zero = mapArrays(theta, (_n, d) => new Float32Array(d.length));
@@ -136,7 +122,7 @@ describe('meta-gradients match finite differences', () => {
     const p = problems[kind]();
     const inner = { steps: 1, lr: p.inner.lr };
     const theta = ALGORITHMS.reptile.initMetaParams(p.spec, new Rng(3), inner);
-    const { grads } = analytic('reptile', { ...p, inner }, theta);
+    const { grads } = metaGradient('reptile', { ...p, inner }, theta);
     const f = (th: ParamArrays) =>
       scalarAt(th, (t) => tf.mul(tf.mean(lossOn(p.spec, t, batchToTensors(p.spec, p.batch).support)), inner.lr));
     expectMatchesFd(grads, theta, f, 8);
