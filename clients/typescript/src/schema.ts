@@ -2365,6 +2365,7 @@ export interface operations {
                      *             "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *           ],
                      *           "model": {
+                     *             "body": "mlp",
                      *             "hidden": [
                      *               40,
                      *               40
@@ -2602,6 +2603,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -2662,6 +2664,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -2886,6 +2889,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -3078,6 +3082,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
