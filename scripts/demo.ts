@@ -169,7 +169,9 @@ const modelStep: Step<DemoContext> = {
     const curve = await orThrow(api.GET('/meta-train/{id}/metrics', { params: { path: { id: context.jobId } } }));
     return [
       `${model.name} version ${model.version} (${model.aliases.join(', ')}), id ${model.id}`,
-      `${model.algorithm}, body 1-${model.model.hidden.join('-')}-1 (${model.model.activation})`,
+      model.model.body === 'conv'
+        ? `${model.algorithm}, conv body ${model.model.channels?.join('-')} on ${model.model.inputShape?.join('x')} (${model.model.activation})`
+        : `${model.algorithm}, body 1-${model.model.hidden?.join('-')}-1 (${model.model.activation})`,
       `final held-out MSE after one inner step: ${model.metrics.valLoss?.toFixed(3)} (train ${model.metrics.trainLoss?.toFixed(3)})`,
       `learning curve: ${curve.items.map((m) => `${m.iteration}: ${m.valLoss.toFixed(2)}`).join(', ')}`,
     ];

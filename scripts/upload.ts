@@ -1,5 +1,5 @@
 /**
- * `npm run upload -- --name NAME --kind regression|classification [--n-way N] FILE.csv|FILE.ndjson`:
+ * `npm run upload -- --name NAME --kind regression|classification [--n-way N] [--input-shape HxWxC] FILE.csv|FILE.ndjson`:
  * uploads a dataset family to a running fastadapt service, streaming the file in parts with a
  * progress bar (rows, MiB/s, ETA), retrying a failed part, then committing; prints the family id on
  * stdout (everything else goes to stderr, so `ID=$(npm run -s upload -- ...)` captures it).
@@ -7,6 +7,8 @@
  *   --url URL        the service (default $FASTADAPT_URL or http://localhost:3000)
  *   --key KEY        an API key (default $FASTADAPT_API_KEY; `npm run apikey -- create --tenant NAME`)
  *   --n-way N        classification: classes per episode (default 5)
+ *   --input-shape S  rows are images, e.g. 28x28x1 (height x width x channels, flattened row-major),
+ *                    so a conv body (model.body 'conv') can take its inputShape from the family
  *   --part-mib M     part size in MiB (default 16; at most the server's MAX_PART_BYTES)
  *   --format F       csv|ndjson (default: from the file's extension)
  *
@@ -16,7 +18,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createFastadaptClient, ProblemError, uploadFamily, type UploadFormat, type UploadProgress } from '../clients/typescript/src/index.js';
 
-const USAGE = 'usage: npm run upload -- --name NAME --kind regression|classification [--n-way N] [--url URL] [--key KEY] [--part-mib M] [--format csv|ndjson] FILE';
+const USAGE = 'usage: npm run upload -- --name NAME --kind regression|classification [--n-way N] [--input-shape HxWxC] [--url URL] [--key KEY] [--part-mib M] [--format csv|ndjson] FILE';
 
 function usage(message: string): never {
   process.stderr.write(`upload: ${message}\n${USAGE}\n`);
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
       name: { type: 'string' },
       kind: { type: 'string' },
       'n-way': { type: 'string' },
+      'input-shape': { type: 'string' },
       url: { type: 'string' },
       key: { type: 'string' },
       'part-mib': { type: 'string' },
@@ -58,6 +61,9 @@ async function main(): Promise<void> {
   if (!(partMiB > 0)) usage('--part-mib must be a positive number');
   const nWay = values.kind === 'classification' ? Number(values['n-way'] ?? 5) : undefined;
   if (nWay !== undefined && !Number.isInteger(nWay)) usage('--n-way must be an integer');
+  // The service checks the shape against the rows' inputDim; here only its form.
+  const inputShape = values['input-shape']?.split('x').map(Number);
+  if (inputShape && (inputShape.length !== 3 || !inputShape.every((d) => Number.isInteger(d) && d >= 1))) usage('--input-shape must be HxWxC, e.g. 28x28x1');
   let totalBytes: number;
   try {
     totalBytes = statSync(file).size;
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
       kind: values.kind,
       format,
       nWay,
+      ...(inputShape ? { inputShape: inputShape as [number, number, number] } : {}),
       partBytes: Math.floor(partMiB * 1048576),
       onProgress: show,
       onRetry: (part, attempt, error) => process.stderr.write(`${tty ? '\n' : ''}part ${part}: attempt ${attempt} failed (${(error as Error).message}); retrying\n`),

@@ -61,10 +61,12 @@ export { Rng } from './rng.js';
 export { TASK_KINDS, type Episode, type EpisodeBatch, type EpisodeShape, type Examples, type Split, type TaskFamily, type TaskKind } from './types.js';
 export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';
 export {
+  checkInputShape,
   checkPackedTargets,
   createFamily,
   FamilyMixError,
   FamilySpecError,
+  generatorInputShape,
   MAX_PARAM_MAGNITUDE,
   GENERATOR_TYPES,
   mix,

@@ -52,6 +52,11 @@ export interface TaskFamily {
   readonly inputDim: number;
   /** Classification families: the number of classes an episode draws (N-way). */
   readonly ways?: number;
+  /**
+   * Families of images: [height, width, channels] of one input, flattened row-major (h, w, c) into
+   * its inputDim values. What a conv body convolves over; absent where inputs are not images.
+   */
+  readonly inputShape?: readonly [number, number, number];
   /** Draws one episode from the given split (held-out tasks live in 'val' and 'test'). */
   sampleEpisode(rng: Rng, split: Split, shape: EpisodeShape): Episode;
   /**

@@ -3,8 +3,9 @@
  * on a private database, headless Debian Chromium (playwright-core) opens /, signs in with an API
  * key, and sees a running job's progress advance and its loss curves drawn, live from the event
  * stream read with fetch (the key travels in the Authorization header, never in a URL); adapts a
- * task; and evaluates a meta-model against its baselines, drawn with confidence bars. Screenshots go
- * to test/artifacts/.
+ * task; evaluates a meta-model against its baselines, drawn with confidence bars; and shows each
+ * model's architecture (an MLP's widths, a conv body's channels and image shape). Screenshots go to
+ * test/artifacts/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -190,5 +191,27 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
     expect(items[0].rows).toHaveLength(6);
     expect(await page.locator('#evaluation-chart').isVisible()).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-evaluation.png'), fullPage: true });
+  });
+
+  it("names each model's architecture: an MLP's widths, a conv body's channels and the images it reads", async () => {
+    const digits = await call<{ id: string; inputShape: number[] }>('POST', '/task-families', { name: 'digits', kind: 'classification', inputDim: 196, nWay: 5, generator: { type: 'digits' } });
+    expect(digits.inputShape).toEqual([14, 14, 1]);
+    // No inputShape in the request: the conv body reads the family's 14x14x1 images.
+    const job = await call<{ id: string }>('POST', '/meta-train', {
+      name: 'digits-conv', familyIds: [digits.id], algorithm: 'protonet', model: { body: 'conv', channels: [4, 4] },
+      hyper: { iterations: 2, metaBatchSize: 2, shots: 1, queryShots: 1, evalEvery: 2, checkpointEvery: 2, seed: 1 },
+    });
+    const row = page.locator(`#jobs tr[data-job-id="${job.id}"]`);
+    await row.locator('.status.succeeded').waitFor({ timeout: 30_000 });
+    expect(await row.locator('td.architecture').textContent()).toBe('conv 4-4 on 14x14x1');
+    expect(await page.locator('#jobs td.architecture', { hasText: 'mlp 16-16' }).count()).toBe(2);
+
+    const model = page.locator('#models tbody tr', { hasText: 'digits-conv' });
+    await model.waitFor({ timeout: 15_000 });
+    expect(await model.locator('td.architecture').textContent()).toBe('conv 4-4 on 14x14x1');
+    await model.click();
+    await page.locator('#evaluation-title', { hasText: '(protonet, conv 4-4 on 14x14x1)' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#try-model option', { hasText: 'digits-conv' }).textContent()).toBe('digits-conv@1 (protonet, conv 4-4 on 14x14x1, classification)');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-architectures.png'), fullPage: true });
   });
 });

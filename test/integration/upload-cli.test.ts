@@ -49,6 +49,21 @@ describe('npm run upload', () => {
     expect(family).toMatchObject({ status: 'ready', source: 'upload', inputDim: 3, rowCount: 3000, taskCount: 30 });
   });
 
+  it('declares the rows\' image shape with --input-shape (checked by the service against inputDim)', async () => {
+    const lines = ['task,y,x1,x2,x3,x4'];
+    for (let t = 0; t < 10; t++) for (let i = 0; i < 10; i++) lines.push(`tile-${t},${t + i},${i / 10},${t / 10},${(i + t) % 3},1`);
+    const file = join(dir, 'tiles.csv');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const run = await upload(['--name', 'tiles', '--kind', 'regression', '--input-shape', '2x2x1', '--url', url, '--key', key, file]);
+    expect(run.code, run.stderr).toBe(0);
+    const family = (await api.app.inject({ method: 'GET', url: `/task-families/${run.stdout.trim()}`, headers: { authorization: `Bearer ${key}` } })).json();
+    expect(family).toMatchObject({ status: 'ready', inputDim: 4, inputShape: [2, 2, 1] });
+    const misfit = await upload(['--name', 'tiles', '--kind', 'regression', '--input-shape', '3x2x1', '--url', url, '--key', key, file]);
+    expect(misfit.code).toBe(1);
+    expect(misfit.stderr).toMatch(/inputShape.*product must be inputDim/);
+    expect((await upload(['--name', 'tiles', '--kind', 'regression', '--input-shape', '2x2', '--url', url, '--key', key, file])).code).toBe(2);
+  });
+
   it('exits 1 naming the part, line and column of a bad row; 2 without a key', async () => {
     const file = join(dir, 'bad.ndjson');
     writeFileSync(file, ['{"label":1,"x":[1,2]}', '{"label":2,"x":[1,"two"]}'].join('\n'));

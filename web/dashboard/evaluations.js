@@ -3,6 +3,7 @@
 // (the adapted meta-model per number of inner steps, and the baselines) with 95% confidence bars;
 // the form starts a new one on the worker pool and the view follows it until it ends.
 import { api } from './api.js';
+import { describeArchitecture } from './architecture.js';
 import { drawChart } from './chart.js';
 
 const POLL_MS = 1000;
@@ -77,7 +78,7 @@ async function follow(evaluation) {
 export async function selectModel(selected) {
   model = selected;
   $('#evaluation').hidden = false;
-  $('#evaluation-title').textContent = `${selected.name}@${selected.version} (${selected.algorithm})`;
+  $('#evaluation-title').textContent = `${selected.name}@${selected.version} (${selected.algorithm}, ${describeArchitecture(selected.model)})`;
   $('#evaluation-metric').disabled = selected.kind !== 'classification';
   if (selected.kind !== 'classification') $('#evaluation-metric').value = 'loss';
   const { items } = await api(`/meta-models/${selected.id}/evaluations?limit=1`);

@@ -1,6 +1,7 @@
 // Jobs: the list with live status and progress (one event stream per unfinished job), and the
 // selected job's meta-train and validation loss curves.
 import { api, followEvents } from './api.js';
+import { describeArchitecture } from './architecture.js';
 import { drawChart } from './chart.js';
 
 /** Browsers allow 6 connections per host over HTTP/1.1: leave room for the ordinary calls. */
@@ -27,6 +28,7 @@ function renderRow(job) {
   if (job.id === selected) row.classList.add('selected');
   cell(row, job.name ?? job.id.slice(0, 8));
   cell(row, job.algorithm);
+  cell(row, describeArchitecture(job.model)).className = 'architecture';
   const badge = document.createElement('span');
   badge.className = `status ${job.status}`;
   badge.textContent = job.status;
@@ -65,7 +67,7 @@ function drawCurve() {
 }
 
 function summarise(job) {
-  const parts = [`${job.algorithm}`, `status ${job.status}`, `${job.progress.iteration}/${job.progress.iterations} iterations`];
+  const parts = [`${job.algorithm}`, describeArchitecture(job.model), `status ${job.status}`, `${job.progress.iteration}/${job.progress.iterations} iterations`];
   if (job.metrics) parts.push(`val loss ${job.metrics.valLoss.toPrecision(3)}`);
   if (job.metrics?.valAccuracy !== undefined) parts.push(`val accuracy ${(100 * job.metrics.valAccuracy).toFixed(1)}%`);
   if (job.error) parts.push(`error: ${job.error}`);

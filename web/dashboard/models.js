@@ -1,5 +1,6 @@
 // Meta-models with their versions and aliases; the list also feeds the task panel's choice.
 import { api } from './api.js';
+import { describeArchitecture } from './architecture.js';
 import { selectModel } from './evaluations.js';
 
 export let metaModels = [];
@@ -23,10 +24,11 @@ export async function refreshModels() {
       chip.textContent = alias;
       aliases.appendChild(chip);
     }
-    const cells = [model.name, `v${model.version}`, model.algorithm, model.nWay ? `${model.kind} (${model.nWay}-way)` : `${model.kind} (${model.inputDim}-d)`];
-    for (const text of cells) {
+    const cells = [[model.name], [`v${model.version}`], [model.algorithm], [describeArchitecture(model.model), 'architecture'], [model.nWay ? `${model.kind} (${model.nWay}-way)` : `${model.kind} (${model.inputDim}-d)`]];
+    for (const [text, className] of cells) {
       const td = document.createElement('td');
       td.textContent = text;
+      if (className) td.className = className;
       row.appendChild(td);
     }
     row.appendChild(aliases);
@@ -44,7 +46,7 @@ export async function refreshModels() {
   select.replaceChildren(...metaModels.map((model) => {
     const option = document.createElement('option');
     option.value = model.id;
-    option.textContent = `${model.name}@${model.version} (${model.algorithm}, ${model.kind})`;
+    option.textContent = `${model.name}@${model.version} (${model.algorithm}, ${describeArchitecture(model.model)}, ${model.kind})`;
     return option;
   }));
   if (metaModels.some((m) => m.id === previous)) select.value = previous;

@@ -616,7 +616,14 @@ export interface components {
             algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
             familyIds: string[];
             model: {
-                hidden: number[];
+                /** @enum {string} */
+                body: "mlp" | "conv";
+                /** @description MLP body: hidden layer sizes */
+                hidden?: number[];
+                /** @description Conv body: [height, width, channels] of an input */
+                inputShape?: number[];
+                /** @description Conv body: output channels of each block */
+                channels?: number[];
                 /** @enum {string} */
                 activation: "relu" | "softplus";
             };
@@ -687,11 +694,16 @@ export interface components {
             inputDim: number;
             nWay?: number;
             model: {
-                hidden: number[];
+                /** @enum {string} */
+                body: "mlp" | "conv";
+                /** @description MLP body: hidden layer sizes */
+                hidden?: number[];
+                /** @description Conv body: [height, width, channels] of an input */
+                inputShape?: number[];
+                /** @description Conv body: output channels of each block */
+                channels?: number[];
                 /** @enum {string} */
                 activation: "relu" | "softplus";
-            } & {
-                [key: string]: unknown;
             };
             /** @description Final evaluation of the job that produced it */
             metrics: {
@@ -861,6 +873,8 @@ export interface components {
             kind: "regression" | "classification";
             inputDim: number;
             nWay?: number;
+            /** @description Image inputs: [height, width, channels]; absent when inputs are not images */
+            inputShape?: number[];
             generator?: {
                 type: string;
                 params: {
@@ -1339,6 +1353,8 @@ export interface operations {
                     inputDim: number;
                     /** @description Classes per episode (classification only) */
                     nWay?: number;
+                    /** @description Inputs are images: [height, width, channels], each row of inputDim numbers one image flattened row-major (h, w, c); the product must be inputDim. For stored or uploaded tasks; a generator has its own (digits: [14, 14, 1]). A conv body (POST /meta-train with model.body conv) takes its inputShape from here */
+                    inputShape?: number[];
                     /**
                      * @description Create the family empty and upload its rows in parts (PUT /task-families/{id}/parts/{n}, then POST /task-families/{id}/commit); no generator or tasks then
                      * @enum {string}
@@ -2349,6 +2365,7 @@ export interface operations {
                      *             "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *           ],
                      *           "model": {
+                     *             "body": "mlp",
                      *             "hidden": [
                      *               40,
                      *               40
@@ -2521,8 +2538,17 @@ export interface operations {
                      */
                     algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
                     model?: {
-                        /** @description Hidden layer sizes of the body. Default [128, 64] */
+                        /**
+                         * @description 'mlp' (default): fully connected layers; 'conv': 3x3 convolution blocks over images (Conv-4 by default)
+                         * @enum {string}
+                         */
+                        body?: "mlp" | "conv";
+                        /** @description MLP body: hidden layer sizes. Default [128, 64] */
                         hidden?: number[];
+                        /** @description Conv body: [height, width, channels] of an input (flattened row-major); default the families' own */
+                        inputShape?: number[];
+                        /** @description Conv body: output channels of each block (3x3 convolution, layer norm, activation, 2x2 max pool). Default [64, 64, 64, 64] */
+                        channels?: number[];
                         /** @enum {string} */
                         activation?: "relu" | "softplus";
                     };
@@ -2577,6 +2603,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -2637,6 +2664,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -2861,6 +2889,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -3053,6 +3082,7 @@ export interface operations {
                      *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
                      *       ],
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -3610,6 +3640,7 @@ export interface operations {
                      *           "kind": "regression",
                      *           "inputDim": 1,
                      *           "model": {
+                     *             "body": "mlp",
                      *             "hidden": [
                      *               40,
                      *               40
@@ -3769,6 +3800,7 @@ export interface operations {
                      *       "kind": "regression",
                      *       "inputDim": 1,
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40
@@ -3948,6 +3980,7 @@ export interface operations {
                      *       "kind": "regression",
                      *       "inputDim": 1,
                      *       "model": {
+                     *         "body": "mlp",
                      *         "hidden": [
                      *           40,
                      *           40

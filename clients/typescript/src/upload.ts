@@ -28,6 +28,8 @@ export interface UploadOptions {
   nWay?: number;
   /** Default: read from the first row (CSV: the feature columns; NDJSON: the length of `x`). */
   inputDim?: number;
+  /** Rows are images: [height, width, channels], flattened row-major; what a conv body convolves. */
+  inputShape?: [number, number, number];
   /** Largest part sent, in bytes; must not pass the server's MAX_PART_BYTES. Default 16 MiB. */
   partBytes?: number;
   /** Tries per part before giving up. Default 4. */
@@ -168,7 +170,14 @@ export async function uploadFamily(api: FastadaptClient, source: AsyncIterable<U
       const firstLine = format === 'csv' ? part.header : new TextDecoder().decode(part.body.subarray(0, part.body.indexOf(10) === -1 ? undefined : part.body.indexOf(10)));
       const inputDim = options.inputDim ?? inputDimOf(firstLine, format);
       const created = await orThrow(api.POST('/task-families', {
-        body: { name: options.name, kind: options.kind, inputDim, source: 'upload', ...(options.nWay === undefined ? {} : { nWay: options.nWay }) },
+        body: {
+          name: options.name,
+          kind: options.kind,
+          inputDim,
+          source: 'upload',
+          ...(options.nWay === undefined ? {} : { nWay: options.nWay }),
+          ...(options.inputShape === undefined ? {} : { inputShape: options.inputShape }),
+        },
       }));
       familyId = created.id;
     }

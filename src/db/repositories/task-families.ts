@@ -6,7 +6,7 @@
  * the family from {@link loadFamilySpec}.
  */
 import type pg from 'pg';
-import { checkPackedTargets, FamilySpecError, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
+import { checkPackedTargets, FamilySpecError, generatorInputShape, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
 import type { Db } from '../client.js';
 import { chunkGroups, loadPackedRows, replacePartChunks, rowsOutsidePart, setGroupSplits, type ChunkRows } from './dataset-chunks.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
@@ -22,6 +22,8 @@ export interface TaskFamilyView {
   kind: TaskKind;
   inputDim: number;
   nWay?: number;
+  /** Image inputs: [height, width, channels] (what a conv body convolves); absent when not images. */
+  inputShape?: number[];
   generator?: { type: GeneratorType; params: Record<string, unknown> };
   source: FamilySource;
   /** Only a ready family can be meta-trained on. */
@@ -39,10 +41,12 @@ export interface FamilySummary {
   kind: TaskKind;
   inputDim: number;
   nWay: number | null;
+  /** [height, width, channels] of image inputs; empty when not images. */
+  inputShape: number[];
   status: FamilyStatus;
 }
 
-const SUMMARY = { id: true, name: true, kind: true, inputDim: true, nWay: true, status: true } as const;
+const SUMMARY = { id: true, name: true, kind: true, inputDim: true, nWay: true, inputShape: true, status: true } as const;
 const VIEW = { ...SUMMARY, generator: true, taskCount: true, uploaded: true, rowCount: true, createdAt: true, tenantId: true } as const;
 
 interface FamilyRow {
@@ -51,6 +55,7 @@ interface FamilyRow {
   kind: TaskKind;
   inputDim: number;
   nWay: number | null;
+  inputShape: number[];
   generator: unknown;
   taskCount: number;
   uploaded: boolean;
@@ -66,6 +71,7 @@ function view(row: FamilyRow): TaskFamilyView {
     kind: row.kind,
     inputDim: row.inputDim,
     ...(row.nWay === null ? {} : { nWay: row.nWay }),
+    ...(row.inputShape.length === 0 ? {} : { inputShape: row.inputShape }),
     ...(row.generator === null ? {} : { generator: row.generator as TaskFamilyView['generator'] }),
     source: row.uploaded ? 'upload' : row.generator === null ? 'tasks' : 'generator',
     status: row.status,
@@ -77,10 +83,12 @@ function view(row: FamilyRow): TaskFamilyView {
 
 /**
  * Stores a family the caller has already validated with the engine's createFamily (so `spec.tasks`
- * are well-formed rows of `inputDim` numbers).
+ * are well-formed rows of `inputDim` numbers and a declared `inputShape` fits them). A generator of
+ * images (digits) stores its own shape, so readers need not know the generators.
  */
 export async function createTaskFamily(db: Db, tenantId: string, spec: FamilySpec): Promise<TaskFamilyView> {
   const tasks = spec.tasks ?? [];
+  const inputShape = spec.inputShape ?? (spec.generator ? generatorInputShape(spec.generator.type) : undefined);
   const row = await db.prisma.taskFamily.create({
     data: {
       tenantId,
@@ -88,6 +96,7 @@ export async function createTaskFamily(db: Db, tenantId: string, spec: FamilySpe
       kind: spec.kind,
       inputDim: spec.inputDim,
       nWay: spec.nWay ?? null,
+      inputShape: inputShape ? [...inputShape] : [],
       ...(spec.generator ? { generator: { type: spec.generator.type, params: spec.generator.params ?? {} } as object } : {}),
       taskCount: tasks.length,
       tasks: {
@@ -150,10 +159,12 @@ export async function loadFamilySpecs(db: Db, tenantId: string, ids: readonly st
   const out = new Map<string, FamilySpec>();
   for (const row of rows) {
     const base = { name: row.name, kind: row.kind, inputDim: row.inputDim, ...(row.nWay === null ? {} : { nWay: row.nWay }) };
+    // A stored or uploaded family's shape is what its creator declared; a generator knows its own.
+    const shape = row.inputShape.length === 0 ? {} : { inputShape: row.inputShape };
     const spec: FamilySpec = row.uploaded
-      ? { ...base, rows: await uploadedRows(db, row.id, row.kind, row.inputDim) }
+      ? { ...base, ...shape, rows: await uploadedRows(db, row.id, row.kind, row.inputDim) }
       : row.generator === null
-        ? { ...base, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
+        ? { ...base, ...shape, tasks: row.tasks.map((t) => storedTask(t.examples, row.inputDim, t.x, t.y)) }
         : { ...base, generator: row.generator as unknown as NonNullable<FamilySpec['generator']> };
     out.set(row.id, spec);
   }
@@ -192,11 +203,13 @@ export interface UploadFamilyInput {
   kind: TaskKind;
   inputDim: number;
   nWay?: number;
+  /** Checked by the caller: [height, width, channels] with product inputDim. */
+  inputShape?: number[];
 }
 
 export async function createUploadFamily(db: Db, tenantId: string, input: UploadFamilyInput): Promise<TaskFamilyView> {
   const row = await db.prisma.taskFamily.create({
-    data: { tenantId, name: input.name, kind: input.kind, inputDim: input.inputDim, nWay: input.nWay ?? null, uploaded: true, status: 'uploading' },
+    data: { tenantId, name: input.name, kind: input.kind, inputDim: input.inputDim, nWay: input.nWay ?? null, inputShape: input.inputShape ?? [], uploaded: true, status: 'uploading' },
     select: VIEW,
   });
   return view(row);

@@ -56,6 +56,10 @@ async function planEvaluation(app: FastifyInstance, tenantId: string, metaModelI
     if (family.kind !== spec.kind || family.inputDim !== spec.inputDim || (family.nWay ?? undefined) !== ways) {
       throw invalidField('/familyId', `family '${family.name}' (${family.kind}, inputDim ${family.inputDim}${family.nWay ? `, ${family.nWay}-way` : ''}) does not fit the meta-model (${spec.kind}, inputDim ${spec.inputDim}${ways ? `, ${ways}-way` : ''})`);
     }
+    // A conv body reads inputs as images of its shape: a family of other images would be misread.
+    if (spec.body === 'conv' && family.inputShape.length > 0 && family.inputShape.join('x') !== spec.inputShape!.join('x')) {
+      throw invalidField('/familyId', `family '${family.name}' holds [${family.inputShape.join(', ')}] images; the meta-model's conv body reads [${spec.inputShape!.join(', ')}]`);
+    }
     familyIds = [body.familyId];
   }
   const family = await evaluationFamily(app.db, tenantId, familyIds);

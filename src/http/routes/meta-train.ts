@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
-import { loadFamilySpec, summariseFamilies } from '../../db/repositories/task-families.js';
+import { loadFamilySpec, summariseFamilies, type FamilySummary } from '../../db/repositories/task-families.js';
 import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
@@ -29,6 +29,32 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** A family's image shape in words, for messages. */
+const shapeText = (family: FamilySummary) => (family.inputShape.length ? `[${family.inputShape.join(', ')}]` : 'none');
+
+/**
+ * The images a conv body convolves: the shape the client gives, or else the first family's. Families
+ * trained together feed one body, so every family that declares a shape must have that one; without
+ * a shape given, every family must declare the first one's.
+ */
+function convInputShape(familyIds: readonly string[], families: Map<string, FamilySummary>, given: number[] | undefined): number[] {
+  const first = families.get(familyIds[0])!;
+  if (given === undefined && first.inputShape.length === 0) {
+    throw invalidField('/model/inputShape', `is required for a conv body: family '${first.name}' declares no inputShape; give model.inputShape [height, width, channels] (product ${first.inputDim}), or create the family with its inputShape`);
+  }
+  const shape = given ?? first.inputShape;
+  familyIds.forEach((id, i) => {
+    const family = families.get(id)!;
+    if (family.inputShape.length === 0 && given !== undefined) return;
+    if (family.inputShape.join('x') !== shape.join('x')) {
+      throw invalidField(given === undefined ? `/familyIds/${i}` : '/model/inputShape', given === undefined
+        ? `family '${family.name}' has inputShape ${shapeText(family)} but '${first.name}' has ${shapeText(first)}; families trained together with a conv body must agree on inputShape`
+        : `[${given.join(', ')}] differs from the inputShape ${shapeText(family)} of family '${family.name}'; leave model.inputShape out to use the families' own`);
+    }
+  });
+  return [...shape];
 }
 
 /**
@@ -65,10 +91,13 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
     if (error instanceof TrainConfigError) throw invalidField(error.field, error.message.slice(error.field.length + 2));
     throw error;
   }
+  const asked = body.model ?? {};
+  let config = asked;
+  if (asked.body === 'conv') config = { ...asked, inputShape: convInputShape(body.familyIds, families, asked.inputShape) };
   let model: StoredModelConfig;
   try {
     // Stored with its defaults filled in, so the job says exactly what it trains.
-    model = modelConfigOf(modelSpec(first.kind, first.inputDim, body.model ?? {}, first.nWay ?? undefined));
+    model = modelConfigOf(modelSpec(first.kind, first.inputDim, config, first.nWay ?? undefined));
   } catch (error) {
     throw invalidField('/model', (error as Error).message);
   }

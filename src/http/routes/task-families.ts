@@ -18,7 +18,7 @@ import {
   listTaskFamilies,
   writeUploadPart,
 } from '../../db/repositories/task-families.js';
-import { createFamily, FamilySpecError, type FamilySpec } from '../../meta/index.js';
+import { checkInputShape, createFamily, FamilySpecError, type FamilySpec } from '../../meta/index.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } from '../schemas/common.js';
 import { PART_MEDIA_TYPES, PartBody, PartParams, PartResult, TaskFamily, TaskFamilyCreate, TaskFamilyList, TaskFamilyListQuery } from '../schemas/task-families.js';
@@ -105,6 +105,15 @@ const taskFamilies: FastifyPluginAsyncTypebox = async (app) => {
       if (spec.generator !== undefined || spec.tasks !== undefined) throw invalidField(spec.generator ? '/generator' : '/tasks', "must be absent for source 'upload' (rows come in parts)");
       if (spec.kind === 'classification' && spec.nWay === undefined) throw invalidField('/nWay', 'is required for classification families');
       if (spec.kind === 'regression' && spec.nWay !== undefined) throw invalidField('/nWay', 'applies only to classification families');
+      // Checked now, not at commit: the shape says how the rows still to come are read.
+      if (spec.inputShape !== undefined) {
+        try {
+          checkInputShape(spec.inputShape, spec.inputDim);
+        } catch (error) {
+          if (error instanceof FamilySpecError) throw invalidField(error.path, error.detail);
+          throw error;
+        }
+      }
     } else {
       validate(spec);
     }

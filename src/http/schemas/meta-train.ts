@@ -15,13 +15,23 @@ const MAML_REQUEST = {
   hyper: { iterations: 5000, metaBatchSize: 25, shots: 10, queryShots: 10, innerSteps: 1, innerLr: 0.01, metaLr: 0.001, evalEvery: 500, seed: 0 },
 };
 
+/** ProtoNets with a Conv-4 body on a family of images: the body reads the family's inputShape. */
+const CONV_REQUEST = {
+  name: 'digits-conv',
+  familyIds: [EXAMPLE_IDS.family],
+  algorithm: 'protonet',
+  model: { body: 'conv', channels: [64, 64, 64, 64] },
+  hyper: { iterations: 2000, shots: 1, queryShots: 5 },
+};
+
 const QUEUED_JOB = {
   id: EXAMPLE_IDS.job,
   name: 'sine-maml',
   status: 'queued',
   algorithm: 'maml',
   familyIds: [EXAMPLE_IDS.family],
-  model: MAML_REQUEST.model,
+  // A job answers its model with the body named and defaults filled in.
+  model: { body: 'mlp', ...MAML_REQUEST.model },
   // A job answers every hyper-parameter after defaults, `tasks` (multitask's pool) too.
   hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, tasks: 1000 },
   progress: { iteration: 0, iterations: 5000 },
@@ -120,7 +130,7 @@ export function MetaTrainCreate(limits: Limits) {
         }),
       ),
     },
-    { additionalProperties: false, examples: [MAML_REQUEST, { familyIds: [EXAMPLE_IDS.family], algorithm: 'reptile' }] },
+    { additionalProperties: false, examples: [MAML_REQUEST, CONV_REQUEST, { familyIds: [EXAMPLE_IDS.family], algorithm: 'reptile' }] },
   );
 }
 export type MetaTrainCreate = Static<ReturnType<typeof MetaTrainCreate>>;

@@ -24,6 +24,14 @@ const DATASET_FAMILY = {
 /** An empty family that receives its rows by upload (PUT .../parts/:n, then POST .../commit). */
 const UPLOAD_FAMILY = { name: 'sensor-drift', kind: 'regression', inputDim: 16, source: 'upload' };
 
+/** The digits generator: 14x14 grey images, 5-way; its inputShape is its own. */
+const DIGITS_FAMILY = { name: 'digits', kind: 'classification', inputDim: 196, nWay: 5, generator: { type: 'digits' } };
+
+/** Uploaded 28x28 grey images: declaring inputShape lets a conv body (model.body 'conv') read them. */
+const IMAGE_UPLOAD_FAMILY = { name: 'glyphs', kind: 'classification', inputDim: 784, nWay: 5, inputShape: [28, 28, 1], source: 'upload' };
+
+const InputShape = (description: string) => Type.Array(Type.Integer({ minimum: 1, maximum: MAX_INPUT_DIM }), { minItems: 3, maxItems: 3, description });
+
 export const TaskKind = Literals(TASK_KINDS);
 
 export const Generator = Type.Object(
@@ -50,6 +58,9 @@ export function TaskFamilyCreate(limits: Limits) {
       kind: TaskKind,
       inputDim: Type.Integer({ minimum: 1, maximum: MAX_INPUT_DIM }),
       nWay: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000, description: 'Classes per episode (classification only)' })),
+      inputShape: Type.Optional(InputShape(
+        'Inputs are images: [height, width, channels], each row of inputDim numbers one image flattened row-major (h, w, c); the product must be inputDim. For stored or uploaded tasks; a generator has its own (digits: [14, 14, 1]). A conv body (POST /meta-train with model.body conv) takes its inputShape from here',
+      )),
       source: Type.Optional(Type.Literal('upload', {
         description: 'Create the family empty and upload its rows in parts (PUT /task-families/{id}/parts/{n}, then POST /task-families/{id}/commit); no generator or tasks then',
       })),
@@ -67,7 +78,7 @@ export function TaskFamilyCreate(limits: Limits) {
         ),
       ),
     },
-    { additionalProperties: false, examples: [SINE_FAMILY, DATASET_FAMILY, UPLOAD_FAMILY] },
+    { additionalProperties: false, examples: [SINE_FAMILY, DATASET_FAMILY, UPLOAD_FAMILY, DIGITS_FAMILY, IMAGE_UPLOAD_FAMILY] },
   );
 }
 export type TaskFamilyCreate = Static<ReturnType<typeof TaskFamilyCreate>>;
@@ -78,6 +89,7 @@ export const TaskFamily = Type.Object({
   kind: TaskKind,
   inputDim: Type.Integer(),
   nWay: Type.Optional(Type.Integer()),
+  inputShape: Type.Optional(InputShape('Image inputs: [height, width, channels]; absent when inputs are not images')),
   generator: Type.Optional(Type.Object({ type: Type.String(), params: Type.Record(Type.String(), Type.Unknown()) })),
   source: Literals(['generator', 'tasks', 'upload'] as const, { description: 'Where its episodes come from' }),
   status: Literals(['uploading', 'ready'] as const, {

@@ -28,6 +28,8 @@ export interface DatasetOptions {
   inputDim: number;
   /** Classification: the default number of ways an episode draws. */
   ways?: number;
+  /** Inputs are images of this [height, width, channels] (already checked against inputDim). */
+  inputShape?: readonly [number, number, number];
   /** Default 'dataset'. */
   name?: string;
   /** Where the tasks sit in the caller's input, for error paths. Default 'tasks'. */
@@ -142,6 +144,7 @@ export class DatasetFamily implements TaskFamily {
   readonly name: string;
   readonly kind: TaskKind;
   readonly inputDim: number;
+  readonly inputShape?: readonly [number, number, number];
   readonly ways?: number;
   private readonly splits: Record<Split, Task[]>;
   /** Tasks able to serve a given episode size, per split: computed once per shape. */
@@ -153,6 +156,7 @@ export class DatasetFamily implements TaskFamily {
     this.name = options.name ?? 'dataset';
     this.kind = options.kind;
     this.inputDim = options.inputDim;
+    if (options.inputShape) this.inputShape = options.inputShape;
     if (options.kind === 'classification') this.ways = options.ways ?? 2;
     if (isPacked(tasks)) {
       this.splits = packedSplits(tasks, options.inputDim, options.kind, path);

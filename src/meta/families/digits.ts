@@ -12,7 +12,7 @@
 import { Rng } from '../rng.js';
 import type { Episode, EpisodeShape, Examples, Split, TaskFamily, TaskPool } from '../types.js';
 import { checkShape, classificationEpisode, resolveWays, sampleDistinct } from './episode.js';
-import { DIGIT_PIXELS, loadDigits, writeDigit } from './digits-data.js';
+import { DIGIT_PIXELS, DIGIT_SIZE, loadDigits, writeDigit } from './digits-data.js';
 import type { FamilyOptions } from './generated.js';
 import { checkNumber, readParams } from './params.js';
 
@@ -51,8 +51,10 @@ export function digitClassIds(split: Split): number[] {
 }
 
 export const DIGITS_INPUT_DIM = DIGIT_PIXELS;
+/** One grey 14x14 image an input: what a conv body over digits convolves. */
+export const DIGITS_INPUT_SHAPE: readonly [number, number, number] = [DIGIT_SIZE, DIGIT_SIZE, 1];
 
-/** The digits family: inputDim 196 (14x14 images, intensities in [0, 1]); N-way (default 5) episodes. */
+/** The digits family: inputDim 196 (14x14x1 images, intensities in [0, 1]); N-way (default 5) episodes. */
 export function digits(params: Record<string, never> = {}, options: FamilyOptions & { ways?: number } = {}): TaskFamily {
   readParams(params, options.path ?? 'params', []);
   const defaultWays = checkNumber(options.ways ?? 5, 'nWay', { min: 2, max: DIGIT_SPLITS.val.length, integer: true });
@@ -60,6 +62,7 @@ export function digits(params: Record<string, never> = {}, options: FamilyOption
     name: options.name ?? 'digits',
     kind: 'classification',
     inputDim: DIGIT_PIXELS,
+    inputShape: DIGITS_INPUT_SHAPE,
     ways: defaultWays,
     sampleEpisode(rng: Rng, split: Split, shape: EpisodeShape): Episode {
       const { shots, queryShots } = checkShape(shape);

@@ -61,8 +61,10 @@ export function mix(entries: readonly WeightedFamily[], name?: string): TaskFami
     },
   };
   if (entries.every((e) => e.family.trainingPool)) mixed.trainingPool = (rng, size) => concatPools(entries.map((e) => e.family.trainingPool!(rng, Math.max(1, Math.round((size * e.weight) / total)))));
-  if (first.ways !== undefined) return { ...mixed, ways: first.ways };
-  return mixed;
+  // Images only where every member has the same shape (an MLP may mix inputs of other shapes).
+  const shape = first.inputShape;
+  const sameShape = shape !== undefined && entries.every((e) => e.family.inputShape?.join('x') === shape.join('x'));
+  return { ...mixed, ...(first.ways === undefined ? {} : { ways: first.ways }), ...(sameShape ? { inputShape: shape } : {}) };
 }
 
 /** The members' pools one after another (a generator's share of the size follows its weight). */

@@ -6,7 +6,7 @@
 
 import type { TaskFamily, TaskKind } from '../types.js';
 import { dataset, type PackedDataset, type StoredTask } from './dataset.js';
-import { digits, DIGIT_SPLITS, DIGITS_INPUT_DIM } from './digits.js';
+import { digits, DIGIT_SPLITS, DIGITS_INPUT_DIM, DIGITS_INPUT_SHAPE } from './digits.js';
 import { gaussianBlobs } from './gaussian-blobs.js';
 import { linear } from './linear.js';
 import { checkNumber, FamilySpecError, isRecord } from './params.js';
@@ -23,6 +23,11 @@ export interface FamilySpec {
   inputDim: number;
   /** Classification only: the number of classes per episode (N-way). */
   nWay?: number;
+  /**
+   * Inputs are images: [height, width, channels], flattened row-major into inputDim values. A family
+   * of stored or uploaded tasks may declare it; a generator's is its own (digits: [14, 14, 1]).
+   */
+  inputShape?: number[];
   generator?: { type: GeneratorType; params?: Record<string, unknown> };
   tasks?: StoredTask[];
   /** An uploaded family's rows, as the worker loads them (never part of a request body). */
@@ -32,14 +37,38 @@ export interface FamilySpec {
 /** Largest accepted inputDim (a family's inputs are the model's first layer). */
 export const MAX_INPUT_DIM = 4096;
 
-/** What each generator produces; inputDim is null where the generator works in any dimension. */
-const GENERATORS: Record<GeneratorType, { kind: TaskKind; inputDim: number | null; maxWays?: number }> = {
+type ImageShape = readonly [number, number, number];
+
+/**
+ * What each generator produces; inputDim is null where the generator works in any dimension,
+ * inputShape is there for generators of images.
+ */
+const GENERATORS: Record<GeneratorType, { kind: TaskKind; inputDim: number | null; maxWays?: number; inputShape?: ImageShape }> = {
   sinusoid: { kind: 'regression', inputDim: 1 },
   linear: { kind: 'regression', inputDim: null },
   polynomial: { kind: 'regression', inputDim: 1 },
   'gaussian-blobs': { kind: 'classification', inputDim: null },
-  digits: { kind: 'classification', inputDim: DIGITS_INPUT_DIM, maxWays: DIGIT_SPLITS.val.length },
+  digits: { kind: 'classification', inputDim: DIGITS_INPUT_DIM, maxWays: DIGIT_SPLITS.val.length, inputShape: DIGITS_INPUT_SHAPE },
 };
+
+/** The image shape a generator's inputs have, or undefined where they are not images (or the type is unknown). */
+export function generatorInputShape(type: unknown): ImageShape | undefined {
+  return typeof type === 'string' && Object.hasOwn(GENERATORS, type) ? GENERATORS[type as GeneratorType].inputShape : undefined;
+}
+
+/**
+ * Checks a declared image shape: three positive integers [height, width, channels] whose product is
+ * the family's inputDim (inputs are those images flattened row-major).
+ * @throws FamilySpecError at `path`.
+ */
+export function checkInputShape(value: unknown, inputDim: number, path = 'inputShape'): ImageShape {
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_INPUT_DIM)) {
+    throw new FamilySpecError(path, 'must be [height, width, channels]: three positive integers');
+  }
+  const [h, w, c] = value as number[];
+  if (h * w * c !== inputDim) throw new FamilySpecError(path, `[${h}, ${w}, ${c}] holds ${h * w * c} values, but inputDim is ${inputDim}; their product must be inputDim`);
+  return [h, w, c];
+}
 
 function build(type: GeneratorType, params: unknown, name: string, inputDim: number, ways: number | undefined): TaskFamily {
   const options = { name, path: 'generator.params' };
@@ -76,14 +105,15 @@ export function createFamily(spec: unknown): TaskFamily {
   } else if (spec.nWay !== undefined) {
     throw new FamilySpecError('nWay', 'applies only to classification families');
   }
+  const inputShape = spec.inputShape === undefined ? undefined : checkInputShape(spec.inputShape, inputDim);
   if (spec.rows !== undefined) {
     if (generator !== undefined || tasks !== undefined) throw new FamilySpecError('rows', 'an uploaded family has neither generator nor tasks');
-    return dataset(spec.rows, { kind, inputDim, ways: nWay, name, path: 'rows' });
+    return dataset(spec.rows, { kind, inputDim, ways: nWay, name, path: 'rows', inputShape });
   }
   if ((generator === undefined) === (tasks === undefined)) {
     throw new FamilySpecError(generator === undefined ? 'generator' : 'tasks', 'exactly one of generator and tasks must be given');
   }
-  if (tasks !== undefined) return dataset(tasks, { kind, inputDim, ways: nWay, name, path: 'tasks' });
+  if (tasks !== undefined) return dataset(tasks, { kind, inputDim, ways: nWay, name, path: 'tasks', inputShape });
 
   if (!isRecord(generator)) throw new FamilySpecError('generator', 'must be an object with a type');
   for (const key of Object.keys(generator)) {
@@ -97,6 +127,12 @@ export function createFamily(spec: unknown): TaskFamily {
   if (rules.kind !== kind) throw new FamilySpecError('kind', `generator '${type}' produces ${rules.kind} tasks`);
   if (rules.inputDim !== null && rules.inputDim !== inputDim) {
     throw new FamilySpecError('inputDim', `generator '${type}' has inputDim ${rules.inputDim}`);
+  }
+  // A generator's inputs have the shape it makes: restating it is harmless, another one is wrong.
+  if (inputShape !== undefined && inputShape.join('x') !== rules.inputShape?.join('x')) {
+    throw new FamilySpecError('inputShape', rules.inputShape
+      ? `generator '${type}' makes [${rules.inputShape.join(', ')}] images; leave inputShape out`
+      : `generator '${type}' does not make images; inputShape is for digits or for stored and uploaded image tasks`);
   }
   if (rules.maxWays !== undefined && nWay !== undefined && nWay > rules.maxWays) {
     throw new FamilySpecError('nWay', `generator '${type}' supports at most ${rules.maxWays} ways`);

@@ -233,6 +233,21 @@ describe('createFamily', () => {
     expect(data.sampleEpisode(new Rng(1), 'train', { shots: 2, queryShots: 1 }).support.n).toBe(2);
   });
 
+  it('knows which families hold images: digits its own shape, stored tasks the one declared', () => {
+    const d = createFamily({ name: 'd', kind: 'classification', inputDim: 196, nWay: 5, generator: { type: 'digits' } });
+    expect(d.inputShape).toEqual([14, 14, 1]);
+    // Restating a generator's own shape is harmless.
+    expect(createFamily({ name: 'd', kind: 'classification', inputDim: 196, nWay: 5, inputShape: [14, 14, 1], generator: { type: 'digits' } }).inputShape).toEqual([14, 14, 1]);
+    expect(createFamily({ ...base, generator: { type: 'sinusoid' } }).inputShape).toBeUndefined();
+    const tasks = [{ x: [[0, 0, 0, 0], [1, 1, 1, 1]], y: [0, 1] }];
+    expect(createFamily({ ...base, inputDim: 4, inputShape: [1, 2, 2], tasks }).inputShape).toEqual([1, 2, 2]);
+    expect(createFamily({ ...base, inputDim: 4, tasks }).inputShape).toBeUndefined();
+    // A mix holds images only when every member has the same shape.
+    expect(mix([{ family: d, weight: 1 }, { family: d, weight: 2 }]).inputShape).toEqual([14, 14, 1]);
+    const blobs = createFamily({ name: 'b', kind: 'classification', inputDim: 196, nWay: 5, generator: { type: 'gaussian-blobs' } });
+    expect(mix([{ family: d, weight: 1 }, { family: blobs, weight: 1 }]).inputShape).toBeUndefined();
+  });
+
   it('rejects bad specs with the field path', () => {
     const cases: [unknown, string][] = [
       [null, ''],
@@ -254,6 +269,12 @@ describe('createFamily', () => {
       [{ name: 'd', kind: 'classification', inputDim: 10, nWay: 5, generator: { type: 'digits' } }, 'inputDim'],
       [{ ...base, tasks: [{ x: [[0], [1]], y: [0] }] }, 'tasks[0].y'],
       [{ ...base, tasks: [{ x: [[0], [1, 2]], y: [0, 1] }] }, 'tasks[0].x[1]'],
+      [{ ...base, inputDim: 4, inputShape: [2, 2], tasks: [{ x: [[0, 0, 0, 0], [1, 1, 1, 1]], y: [0, 1] }] }, 'inputShape'],
+      [{ ...base, inputDim: 4, inputShape: [2, 2, 0], tasks: [{ x: [[0, 0, 0, 0], [1, 1, 1, 1]], y: [0, 1] }] }, 'inputShape'],
+      [{ ...base, inputDim: 4, inputShape: [2, 1.5, 1], tasks: [{ x: [[0, 0, 0, 0], [1, 1, 1, 1]], y: [0, 1] }] }, 'inputShape'],
+      [{ ...base, inputDim: 4, inputShape: [2, 2, 2], tasks: [{ x: [[0, 0, 0, 0], [1, 1, 1, 1]], y: [0, 1] }] }, 'inputShape'],
+      [{ ...base, inputShape: [1, 1, 1], generator: { type: 'sinusoid' } }, 'inputShape'],
+      [{ name: 'd', kind: 'classification', inputDim: 196, nWay: 5, inputShape: [196, 1, 1], generator: { type: 'digits' } }, 'inputShape'],
     ];
     for (const [spec, path] of cases) {
       let caught: unknown;
