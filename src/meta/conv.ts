@@ -125,6 +125,32 @@ export function conv3x3(x: tf.Tensor, w: tf.Tensor, of: 'activations' | 'data' =
   return of === 'data' ? conv3x3OfData(x, w) : conv3x3Op(x, w);
 }
 
+/** Sum over every axis but the last of [..., C]: one product with a row of ones (a fast GEMV on wasm). */
+function channelSums(t: tf.Tensor): tf.Tensor {
+  const channels = t.shape[t.rank - 1] as number;
+  const rows = t.size / channels;
+  return tf.reshape(plainMatMul(tf.ones([1, rows]), tf.reshape(t, [rows, channels])), [channels]);
+}
+
+/**
+ * x * scale + offset per channel of [..., C]. tfjs reduces a broadcast operand's gradient with a
+ * transposing Sum kernel, slow at these sizes on wasm; channelSums is one GEMV, and every op of this
+ * gradient is differentiable again.
+ */
+const channelAffine: (x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+  save([x, scale]);
+  return {
+    value: tf.add(tf.mul(x, scale), offset),
+    gradFunc: (dy: tf.Tensor, [sx, sscale]: tf.Tensor[]) => [tf.mul(dy, sscale), channelSums(tf.mul(dy, sx)), channelSums(dy)],
+  };
+}) as unknown as CustomGradient) as (x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) => tf.Tensor;
+
+/** x + bias per channel of [..., C], with channelAffine's fast gradient. */
+const channelBias: (x: tf.Tensor, bias: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, bias: tf.Tensor) => ({
+  value: tf.add(x, bias),
+  gradFunc: (dy: tf.Tensor) => [dy, channelSums(dy)],
+})) as unknown as CustomGradient) as (x: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
 /** Per-example layer normalisation over (h, w, c) of [N, h, w, c]. */
 function layerNorm(x: tf.Tensor): tf.Tensor {
   // square(x - mean), not squaredDifference(x, mean): tfjs does not reduce squaredDifference's
@@ -161,16 +187,15 @@ function sumPool2x2(x: tf.Tensor): tf.Tensor {
  * The max pool's gradient as an op of its own, so a second-order meta-gradient can differentiate
  * it: linear in dy, so its gradient with respect to dy is the transpose, each window taking the
  * cotangent at its maximum (a one-hot mask of the maxima: the same kernel routing ones; summed over
- * the window), and zero with respect to x (the maxima only switch on a measure-zero set).
+ * the window), and zero with respect to x and y (the maxima only switch on a measure-zero set).
  */
-const maxPoolBackward: (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor = tf.customGrad(((dy: tf.Tensor, x: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-  const y = tf.maxPool(x as tf.Tensor4D, POOL.filterSize, POOL.strides, POOL.pad);
+const maxPoolBackward: (dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor) => tf.Tensor = tf.customGrad(((dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
   save([x, y]);
   return {
     value: maxPoolGradKernel(dy, x, y),
-    gradFunc: (g: tf.Tensor, [sx, sy]: tf.Tensor[]) => [sumPool2x2(tf.mul(g, maxPoolGradKernel(tf.onesLike(sy), sx, sy))), tf.zerosLike(sx)],
+    gradFunc: (g: tf.Tensor, [sx, sy]: tf.Tensor[]) => [sumPool2x2(tf.mul(g, maxPoolGradKernel(tf.onesLike(sy), sx, sy))), tf.zerosLike(sx), tf.zerosLike(sy)],
   };
-}) as unknown as CustomGradient) as (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor;
+}) as unknown as CustomGradient) as (dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor) => tf.Tensor;
 
 /**
  * 2x2 max pooling, stride 2, 'same' (ceil: an odd edge's last row or column pools alone, as
@@ -178,10 +203,12 @@ const maxPoolBackward: (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor = tf.customGra
  * differentiable (tfjs has no gradient of maxPool's gradient).
  */
 export const maxPool2x2: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((x: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-  save([x]);
+  const y = tf.maxPool(x as tf.Tensor4D, POOL.filterSize, POOL.strides, POOL.pad);
+  // The output is kept for the gradient kernel's routing only, never differentiated through.
+  save([x, y]);
   return {
-    value: tf.maxPool(x as tf.Tensor4D, POOL.filterSize, POOL.strides, POOL.pad),
-    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => maxPoolBackward(dy, sx),
+    value: y,
+    gradFunc: (dy: tf.Tensor, [sx, sy]: tf.Tensor[]) => maxPoolBackward(dy, sx, sy),
   };
 }) as unknown as CustomGradient) as (x: tf.Tensor) => tf.Tensor;
 
@@ -197,7 +224,7 @@ interface Block {
 function runBlocks(blocks: Block[], activation: Activation, images: tf.Tensor): tf.Tensor {
   let h = images;
   for (const [i, { weight, bias, scale, offset }] of blocks.entries()) {
-    const normed = tf.add(tf.mul(layerNorm(tf.add(conv3x3(h, weight, i === 0 ? 'data' : 'activations'), bias)), scale), offset);
+    const normed = channelAffine(layerNorm(channelBias(conv3x3(h, weight, i === 0 ? 'data' : 'activations'), bias)), scale, offset);
     h = maxPool2x2(activation === 'relu' ? tf.relu(normed) : tf.softplus(normed));
   }
   return tf.reshape(h, [h.shape[0], -1]);
