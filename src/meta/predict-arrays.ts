@@ -100,13 +100,14 @@ export type ConvServing = 'engine' | 'plain-js';
 /**
  * How serving runs a conv body on a tfjs backend (default: the active one). Measured by
  * bench/predict-conv.ts, figures in bench/results/predict-conv.json: Conv-4 (64 channels) on 14x14x1
- * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load 5-6).
- * Milliseconds per call, 1 input / 16 inputs: tfjs on the wasm backend 2.9 / 14.4 (including the
- * upload of the task's parameters on every call), plain JS 4.8 / 67, tfjs on the cpu backend 32 /
- * 448. wasm's SIMD convolutions (XNNPACK) outrun scalar JavaScript even at one input, and by ~5x at
- * 16, so a backend with compiled kernels serves conv bodies; tfjs' cpu backend is its own
- * JavaScript kernels plus dispatch, 7x slower than runConv, so on it (and before any backend is
- * initialised) plain JS serves them. The native backends (tfjs-node, -gpu) are not installed where
+ * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load ~6, so
+ * figures move by tens of percent between runs; the ratios held in every run). Milliseconds per
+ * call, 1 input / 16 inputs: tfjs on the wasm backend 3.2 / 11.0 (including the upload of the task's
+ * parameters on every call), plain JS 6.3 / 105, tfjs on the cpu backend 21 / 357. wasm's SIMD
+ * convolutions (XNNPACK) outrun scalar JavaScript twice over at one input and ~10x at 16, so a
+ * backend with compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus
+ * dispatch, 3-7x slower than runConv, so on it (and before any backend is initialised) plain JS
+ * serves them. The native backends (tfjs-node, -gpu) are not installed where
  * this was measured and are taken to be at least as fast as wasm. An MLP's few small matrix
  * products always run faster in plain JS (runMlp): dispatch dominates them.
  */
