@@ -44,11 +44,8 @@ export interface PreparedMlp {
 
 /** One conv block prepared for plain-JS serving: its parameters as the engine holds them, and its sizes. */
 interface PreparedBlock {
-  /**
-   * The kernel [3, 3, in, out] (HWIO) as a matrix [9 in, out], transposed: row-major [out, 9 in], so
-   * each output value is one contiguous dot product with the tap-major patch around its pixel.
-   */
-  readonly weightT: Float32Array;
+  /** [3, 3, in, out] row-major (HWIO), the engine's own array: for one tap and input channel the `out` weights are contiguous. */
+  readonly weight: Float32Array;
   readonly bias: Float32Array;
   readonly scale: Float32Array;
   readonly offset: Float32Array;
@@ -68,14 +65,18 @@ export interface PreparedConv {
   readonly activation: Activation;
   readonly blocks: readonly PreparedBlock[];
   readonly head: PreparedLayer;
-  /**
-   * Buffers reused by every call (runConv is synchronous, so calls never overlap): `image` holds a
-   * block's input and then its pooled output (the next block's input, finally the embedding),
-   * `conv` a block's pre-pooling activations, `patch` one pixel's 3x3 neighbourhood, `logits` the
-   * head's output.
-   */
-  readonly scratch: { readonly image: Float64Array; readonly conv: Float64Array; readonly patch: Float64Array; readonly logits: Float64Array };
+  /** Sizes of the scratch buffers it needs (see convScratch): the largest block input or pooled output, and block output. */
+  readonly imageSize: number;
+  readonly convSize: number;
 }
+
+/**
+ * Buffers every conv network shares, grown to the largest one run so far: runConv is synchronous,
+ * so calls never overlap, and a cached task holds no buffers of its own (a Conv-4 block output is
+ * 100 KB in float64). `image` holds a block's input and then its pooled output (the next block's
+ * input, finally the embedding), `conv` a block's activations before pooling, `logits` the head's output.
+ */
+const convScratch = { image: new Float64Array(0), conv: new Float64Array(0), logits: new Float64Array(0) };
 
 /**
  * A network that serving runs through the engine's tfjs `predict` (adapt.ts): its architecture and
@@ -100,14 +101,13 @@ export type ConvServing = 'engine' | 'plain-js';
 /**
  * How serving runs a conv body on a tfjs backend (default: the active one). Measured by
  * bench/predict-conv.ts, figures in bench/results/predict-conv.json: Conv-4 (64 channels) on 14x14x1
- * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load ~6, so
- * figures move by tens of percent between runs; the ratios held in every run). Milliseconds per
- * call, 1 input / 16 inputs: tfjs on the wasm backend 3.2 / 11.0 (including the upload of the task's
- * parameters on every call), plain JS 6.3 / 105, tfjs on the cpu backend 21 / 357. wasm's SIMD
- * convolutions (XNNPACK) outrun scalar JavaScript twice over at one input and ~10x at 16, so a
- * backend with compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus
- * dispatch, 3-7x slower than runConv, so on it (and before any backend is initialised) plain JS
- * serves them. The native backends (tfjs-node, -gpu) are not installed where
+ * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load 6-7, so
+ * figures move by tens of percent between runs; the order held in every run). Milliseconds per
+ * call, 1 input / 16 inputs: tfjs on the wasm backend 3.4 / 12.7 (including the upload of the task's
+ * parameters on every call), plain JS 5.1 / 88, tfjs on the cpu backend 21 / 320. wasm's SIMD
+ * convolutions (XNNPACK) outrun scalar JavaScript 1.5x at one input and ~7x at 16, so a backend
+ * with compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus dispatch,
+ * ~4x slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The native backends (tfjs-node, -gpu) are not installed where
  * this was measured and are taken to be at least as fast as wasm. An MLP's few small matrix
  * products always run faster in plain JS (runMlp): dispatch dominates them.
  */
@@ -164,8 +164,9 @@ export function prepareMlp(spec: ModelSpec, params: ParamArrays): PreparedMlp {
 }
 
 /**
- * Checks `params` (checkTaskParams) and prepares a conv spec's body and head. Kernels and the head's
- * weight are copied transposed (see PreparedBlock); biases, scales and offsets are shared.
+ * Checks `params` (checkTaskParams) and prepares a conv spec's body and head. The body's parameters
+ * are shared, not copied (the engine's HWIO layout is the one the loops want, and a cached task
+ * then shares its body with the meta-model); the head's weight is copied transposed.
  * @throws RangeError naming a missing or mis-shaped parameter, or for a spec that is not a conv body.
  */
 export function prepareConv(spec: ModelSpec, params: ParamArrays): PreparedConv {
@@ -174,10 +175,9 @@ export function prepareConv(spec: ModelSpec, params: ParamArrays): PreparedConv 
   let [height, width, channels] = spec.inputShape!;
   let imageSize = spec.inputDim;
   let convSize = 0;
-  let patchSize = 0;
   const blocks = spec.channels!.map((out, i): PreparedBlock => {
     const block = {
-      weightT: transpose(params[`body.${i}.weight`].data, 9 * channels, out),
+      weight: params[`body.${i}.weight`].data,
       bias: params[`body.${i}.bias`].data,
       scale: params[`body.${i}.scale`].data,
       offset: params[`body.${i}.offset`].data,
@@ -187,7 +187,6 @@ export function prepareConv(spec: ModelSpec, params: ParamArrays): PreparedConv 
       out,
     };
     convSize = Math.max(convSize, height * width * out);
-    patchSize = Math.max(patchSize, 9 * channels);
     [height, width, channels] = [pooledSide(height), pooledSide(width), out];
     imageSize = Math.max(imageSize, height * width * out);
     return block;
@@ -201,7 +200,8 @@ export function prepareConv(spec: ModelSpec, params: ParamArrays): PreparedConv 
     activation: spec.activation,
     blocks,
     head: headLayer(params, embedding, spec.outputDim),
-    scratch: { image: new Float64Array(imageSize), conv: new Float64Array(convSize), patch: new Float64Array(patchSize), logits: new Float64Array(spec.outputDim) },
+    imageSize,
+    convSize,
   };
 }
 
@@ -320,45 +320,33 @@ export function runMlp(mlp: PreparedMlp, x: Inputs): Prediction {
  * One block on one image, as conv.ts computes it: `image` [h, w, in] in, its pooled output
  * [ceil(h/2), ceil(w/2), out] back into `image`; `conv` [h, w, out] is scratch.
  */
-function runBlock(block: PreparedBlock, activation: Activation, image: Float64Array, conv: Float64Array, patch: Float64Array): void {
-  const { weightT, bias, scale, offset, height: h, width: w, in: cin, out: cout } = block;
+function runBlock(block: PreparedBlock, activation: Activation, image: Float64Array, conv: Float64Array): void {
+  const { weight, bias, scale, offset, height: h, width: w, in: cin, out: cout } = block;
   const size = h * w * cout;
-  // 3x3 cross-correlation, stride 1, zero padding 1, as one dot product per output value: the
-  // pixel's 3x3 x in neighbourhood is gathered once into `patch` (zeros outside the image) in the
-  // kernel's tap-major order, and output channel co reads row co of the transposed kernel.
-  const taps = 9 * cin;
-  const whole = taps - (taps % 4);
+  // 3x3 cross-correlation, stride 1, zero padding 1: taps outside the image are skipped. For each
+  // input value the `cout` weights of its tap are contiguous (HWIO), so the innermost loop streams
+  // one weight row into one output pixel's channels. (Measured as fast as gathering each pixel's
+  // patch for dot products with a transposed kernel, without a per-task copy of the kernels.)
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * cout;
+      for (let co = 0; co < cout; co++) conv[o + co] = bias[co];
       for (let ky = 0; ky < 3; ky++) {
         const yy = y + ky - 1;
+        if (yy < 0 || yy >= h) continue;
         for (let kx = 0; kx < 3; kx++) {
           const xx = x + kx - 1;
-          const p = (ky * 3 + kx) * cin;
-          if (yy < 0 || yy >= h || xx < 0 || xx >= w) {
-            for (let ci = 0; ci < cin; ci++) patch[p + ci] = 0;
-          } else {
-            const inBase = (yy * w + xx) * cin;
-            for (let ci = 0; ci < cin; ci++) patch[p + ci] = image[inBase + ci];
+          if (xx < 0 || xx >= w) continue;
+          const inBase = (yy * w + xx) * cin;
+          const tapBase = (ky * 3 + kx) * cin * cout;
+          for (let ci = 0; ci < cin; ci++) {
+            const v = image[inBase + ci];
+            // After a relu many of a block's inputs are exactly zero.
+            if (v === 0) continue;
+            const wb = tapBase + ci * cout;
+            for (let co = 0; co < cout; co++) conv[o + co] += v * weight[wb + co];
           }
         }
-      }
-      const o = (y * w + x) * cout;
-      for (let co = 0; co < cout; co++) {
-        const row = co * taps;
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
-        let i = 0;
-        for (; i < whole; i += 4) {
-          s0 += patch[i] * weightT[row + i];
-          s1 += patch[i + 1] * weightT[row + i + 1];
-          s2 += patch[i + 2] * weightT[row + i + 2];
-          s3 += patch[i + 3] * weightT[row + i + 3];
-        }
-        for (; i < taps; i++) s0 += patch[i] * weightT[row + i];
-        conv[o + co] = bias[co] + (s0 + s1 + (s2 + s3));
       }
     }
   }
@@ -399,11 +387,14 @@ function runBlock(block: PreparedBlock, activation: Activation, image: Float64Ar
  */
 export function runConv(net: PreparedConv, x: Inputs): Prediction {
   const n = rowsOf(x, net.inputDim);
-  const { image, conv, patch, logits } = net.scratch;
+  if (convScratch.image.length < net.imageSize) convScratch.image = new Float64Array(net.imageSize);
+  if (convScratch.conv.length < net.convSize) convScratch.conv = new Float64Array(net.convSize);
+  if (convScratch.logits.length < net.outputDim) convScratch.logits = new Float64Array(net.outputDim);
+  const { image, conv, logits } = convScratch;
   const answers = new Answers(net.kind, net.outputDim);
   for (let row = 0; row < n; row++) {
     for (let i = 0; i < net.inputDim; i++) image[i] = x[row * net.inputDim + i];
-    for (const block of net.blocks) runBlock(block, net.activation, image, conv, patch);
+    for (const block of net.blocks) runBlock(block, net.activation, image, conv);
     // The last pooled output is the embedding, flattened (h, w, c) as the engine's reshape does.
     denseInto(net.head, image, logits);
     answers.add(logits);

@@ -173,7 +173,7 @@ describe('predictArrays on conv bodies', () => {
     }
   });
 
-  it('serves conv bodies through the engine on compiled backends, in plain JS on the cpu backend; runConv reuses its buffers', () => {
+  it('serves conv bodies through the engine on compiled backends, in plain JS on the cpu backend; runConv reuses shared buffers', () => {
     expect(convServing('wasm')).toBe('engine');
     expect(convServing('tensorflow')).toBe('engine');
     expect(convServing('cpu')).toBe('plain-js');
@@ -186,6 +186,9 @@ describe('predictArrays on conv bodies', () => {
     const [a, b] = [inputs(spec, 3, 1, 1), inputs(spec, 5, 2, 1)];
     const first = runConv(net, a);
     runConv(net, b);
+    // A larger network in between grows the buffers every conv network shares.
+    const larger = modelSpec('regression', 300, { body: 'conv', inputShape: [10, 10, 3], channels: [8, 8] });
+    runConv(prepareConv(larger, convParams(larger, 4)), inputs(larger, 2, 3, 1));
     expect(runConv(net, a)).toEqual(first);
     expect(runConv(net, [])).toEqual({ kind: 'classification', labels: [], probabilities: [] });
   });
