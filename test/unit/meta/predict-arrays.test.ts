@@ -205,3 +205,20 @@ describe('predictArrays on conv bodies', () => {
     expect(() => runNetwork(prepareNetwork(spec, params), new Float32Array(17))).toThrow(/not a multiple of inputDim 16/);
   });
 });
+
+// Last in this file: it switches the process to the wasm backend, where serving's conv path is the
+// engine (what bench/predict-conv.ts timed).
+describe('conv serving on the wasm backend', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it.each(ACTIVATIONS)('serves through the engine and answers as plain JS does (%s, 9x7x2 images)', (activation) => {
+    const spec = modelSpec('classification', 126, { body: 'conv', inputShape: [9, 7, 2], channels: [6, 5, 4], activation }, 5);
+    const params = initModelParams(spec, new Rng(21));
+    const x = inputs(spec, 16, 8, 1);
+    const network = prepareNetwork(spec, params);
+    expect(network.body).toBe('engine');
+    expectClose(runNetwork(network, x), predictArrays(spec, params, x), 16);
+  });
+});
