@@ -101,11 +101,11 @@ export type ConvServing = 'engine' | 'plain-js';
 /**
  * How serving runs a conv body on a tfjs backend (default: the active one). Measured by
  * bench/predict-conv.ts, figures in bench/results/predict-conv.json: Conv-4 (64 channels) on 14x14x1
- * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load 6-7, so
+ * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load ~5, so
  * figures move by tens of percent between runs; the order held in every run). Milliseconds per
- * call, 1 input / 16 inputs: tfjs on the wasm backend 3.4 / 12.7 (including the upload of the task's
- * parameters on every call), plain JS 5.1 / 88, tfjs on the cpu backend 21 / 320. wasm's SIMD
- * convolutions (XNNPACK) outrun scalar JavaScript 1.5x at one input and ~7x at 16, so a backend
+ * call, 1 input / 16 inputs: tfjs on the wasm backend 2.4 / 7.1 (including the upload of the task's
+ * parameters on every call), plain JS 4.2 / 67, tfjs on the cpu backend 16 / 257. wasm's SIMD
+ * convolutions (XNNPACK) outrun scalar JavaScript 1.7x at one input and ~9x at 16, so a backend
  * with compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus dispatch,
  * ~4x slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The native backends (tfjs-node, -gpu) are not installed where
  * this was measured and are taken to be at least as fast as wasm. An MLP's few small matrix
