@@ -7,15 +7,15 @@
  * Messages can be lost while the subscriber's connection is down, so entries also expire after
  * `maxAgeMs`, and the whole cache is cleared when the subscription is re-established.
  */
-import type { PreparedMlp } from '../meta/predict-arrays.js';
+import type { PreparedNetwork } from '../meta/predict-arrays.js';
 import { Lru } from '../util/lru.js';
 
-/** A task's latest head, laid out for the plain-JS forward pass. */
+/** A task's latest head with its body, prepared for serving (plain JS, or the engine for a conv body: prepareNetwork). */
 export interface ServedHead {
   tenantId: string;
   taskId: string;
   headVersion: number;
-  mlp: PreparedMlp;
+  network: PreparedNetwork;
 }
 
 /** What serving a task finds: no such task (for this tenant), a task never adapted, or its head. */

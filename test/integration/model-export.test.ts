@@ -2,7 +2,8 @@
  * Model export: for every algorithm, every task kind it supports and every activation, a task
  * adapted by the real worker downloads as ONNX and as a TF.js LayersModel; loaded in onnxruntime-node
  * and @tensorflow/tfjs, each answers as /predict does on the same inputs (1e-5). A meta-model exports
- * as what a task adapted with zero steps predicts. Errors: 400 naming /format, 404, 409 for a task
+ * as what a task adapted with zero steps predicts. A conv body (served through the engine) exports
+ * too, its files answering as /predict does to 1e-4. Errors: 400 naming /format, 404, 409 for a task
  * never adapted and for ProtoNets' headless meta-model.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +89,23 @@ describe('GET /tasks/:id/model', () => {
     const expected = await served(taskId, kind, query);
     for (const format of EXPORT_FORMATS) {
       expectSamePrediction(await downloaded(`/tasks/${taskId}/model`, format, kind, query), expected, `${algorithm} ${kind} ${activation} ${format}`);
+    }
+  });
+
+  it.each(ACTIVATIONS)('conv body (odd image side), %s: the ONNX and TF.js files answer as /predict does', async (activation) => {
+    // 3-way blobs in 2-D, each point drawn as a 5x3x1 image (its two coordinates in the first
+    // pixels, the rest zero) so the fixtures' classification task fits a conv body.
+    const stored = await storeMetaModel(api.db, tenant.tenantId, {
+      algorithm: 'maml', kind: 'classification', activation, inputDim: 15, nWay: 3, conv: { inputShape: [5, 3, 1], channels: [4, 3] }, inner: { steps: 2, lr: 0.05 },
+    });
+    const asImage = (row: number[]) => [...row, ...new Array<number>(15 - row.length).fill(0)];
+    const task = blobsTask(61);
+    const support = { x: task.support.x.map(asImage), y: task.support.y };
+    const query = task.query.x.map(asImage);
+    const taskId = await adaptedTask(stored.metaModelId, support);
+    const expected = await served(taskId, 'classification', query);
+    for (const format of EXPORT_FORMATS) {
+      expectSamePrediction(await downloaded(`/tasks/${taskId}/model`, format, 'classification', query), expected, `conv ${activation} ${format}`, 1e-4);
     }
   });
 

@@ -9,10 +9,10 @@ import { PredictCache, type HeadLookup } from '../../src/http/predict-cache.js';
 import type { AdaptedMessage } from '../../src/jobs/adapted.js';
 import { modelSpec, Rng } from '../../src/meta/index.js';
 import { initModelParams } from '../../src/meta/model.js';
-import { prepareMlp } from '../../src/meta/predict-arrays.js';
+import { prepareNetwork } from '../../src/meta/predict-arrays.js';
 
 const spec = modelSpec('regression', 1, { hidden: [2] });
-const mlp = prepareMlp(spec, initModelParams(spec, new Rng(1)));
+const network = prepareNetwork(spec, initModelParams(spec, new Rng(1)));
 
 /** A store whose loads the test releases one by one, counting them. */
 function store(versions: Map<string, number>) {
@@ -23,7 +23,7 @@ function store(versions: Map<string, number>) {
       const version = versions.get(taskId);
       calls.push({
         taskId,
-        release: () => resolve(version === undefined ? { status: 'missing' } : version === 0 ? { status: 'not-adapted' } : { status: 'ready', head: { tenantId, taskId, headVersion: version, mlp } }),
+        release: () => resolve(version === undefined ? { status: 'missing' } : version === 0 ? { status: 'not-adapted' } : { status: 'ready', head: { tenantId, taskId, headVersion: version, network } }),
       });
     });
   return { load, calls };

@@ -916,7 +916,7 @@ export interface components {
             format: "layers-model";
             generatedBy: string;
             convertedBy: null;
-            /** @description Keras Sequential of Dense layers, as tfjs-layers serialises it */
+            /** @description Keras Sequential as tfjs-layers serialises it: Dense layers for an MLP body; Reshape, then Conv2D, LayerNormalization, Activation and MaxPooling2D per block, then Flatten and the Dense head for a conv body */
             modelTopology: {
                 [key: string]: unknown;
             };
@@ -6205,7 +6205,7 @@ export interface operations {
     exportTaskModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim]; outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
                 format: "onnx" | "tfjs";
             };
             header?: never;
@@ -6494,7 +6494,7 @@ export interface operations {
     exportMetaModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim]; outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
                 format: "onnx" | "tfjs";
             };
             header?: never;

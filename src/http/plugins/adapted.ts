@@ -14,7 +14,7 @@ import { loadLatestHead } from '../../db/repositories/tasks.js';
 import { AdaptedSubscriber } from '../../jobs/adapted.js';
 import { taskParams, type MetaModel, type ModelSpec, type ParamArrays } from '../../meta/index.js';
 import { countPredictCacheLookup } from '../../metrics/registry.js';
-import { prepareMlp } from '../../meta/predict-arrays.js';
+import { prepareNetwork } from '../../meta/predict-arrays.js';
 import { AdaptWaiters } from '../adapt-waiters.js';
 import { PredictCache, type HeadLookup } from '../predict-cache.js';
 
@@ -57,7 +57,7 @@ async function adapted(app: FastifyInstance): Promise<void> {
   const load = async (tenantId: string, taskId: string): Promise<HeadLookup> => {
     const found = await taskModel(tenantId, taskId);
     if (found.status !== 'ready') return found;
-    return { status: 'ready', head: { tenantId, taskId, headVersion: found.headVersion, mlp: prepareMlp(found.spec, found.params) } };
+    return { status: 'ready', head: { tenantId, taskId, headVersion: found.headVersion, network: prepareNetwork(found.spec, found.params) } };
   };
   const predictCache = new PredictCache({ load, maxEntries: config.predictCacheSize, onLookup: countPredictCacheLookup });
   const waiters = new AdaptWaiters();

@@ -1,11 +1,12 @@
 /**
  * GET /predict?taskId=&x=... and POST /tasks/:id/predict: answers from the task's latest adapted
  * head, held ready in this process (predict-cache.ts), so a cached task costs no Postgres or Redis
- * round trip; the forward pass is plain JavaScript (predict-arrays.ts).
+ * round trip; the forward pass is plain JavaScript for an MLP and, on a backend with compiled
+ * kernels, the engine's for a conv body (predict-arrays.ts, convServing).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Prediction } from '../../meta/index.js';
-import { runMlp } from '../../meta/predict-arrays.js';
+import { runNetwork } from '../../meta/predict-arrays.js';
 import { DECIMAL_NUMBER, isFiniteFloat32 } from '../../util/numbers.js';
 import type { HeadLookup, ServedHead } from '../predict-cache.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
@@ -85,7 +86,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const { taskId, x } = request.query;
     const found = servedHead(request.tenant.id, taskId);
     const head = found instanceof Promise ? await found : found;
-    return answer(head, runMlp(head.mlp, parseQueryInputs(x, head.mlp.inputDim)));
+    return answer(head, runNetwork(head.network, parseQueryInputs(x, head.network.inputDim)));
   });
 
   app.post('/tasks/:id/predict', {
@@ -101,7 +102,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const found = servedHead(request.tenant.id, request.params.id);
     const head = found instanceof Promise ? await found : found;
-    return answer(head, runMlp(head.mlp, readBodyInputs(request.body.x, head.mlp.inputDim)));
+    return answer(head, runNetwork(head.network, readBodyInputs(request.body.x, head.network.inputDim)));
   });
 };
 

@@ -6,7 +6,7 @@ import { Literals } from './common.js';
 export const ModelExportQuery = Type.Object(
   {
     format: Literals(EXPORT_FORMATS, {
-      description: `\`onnx\`: an ONNX model (opset ${ONNX_OPSET}), input \`x\` float32 [batch, inputDim]; outputs \`value\` [batch] for regression, \`probabilities\` [batch, ways] and \`label\` int64 [batch] for classification. ` +
+      description: `\`onnx\`: an ONNX model (opset ${ONNX_OPSET}), input \`x\` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs \`value\` [batch] for regression, \`probabilities\` [batch, ways] and \`label\` int64 [batch] for classification. ` +
         '`tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`.',
     }),
   },
@@ -21,7 +21,7 @@ export const TfjsArtefact = Type.Object(
     format: Type.Literal('layers-model'),
     generatedBy: Type.String(),
     convertedBy: Type.Null(),
-    modelTopology: Type.Object({}, { additionalProperties: true, description: 'Keras Sequential of Dense layers, as tfjs-layers serialises it' }),
+    modelTopology: Type.Object({}, { additionalProperties: true, description: 'Keras Sequential as tfjs-layers serialises it: Dense layers for an MLP body; Reshape, then Conv2D, LayerNormalization, Activation and MaxPooling2D per block, then Flatten and the Dense head for a conv body' }),
     weightsManifest: Type.Array(Type.Object({ paths: Type.Array(Type.String()), weights: Type.Array(WeightSpec) }, { additionalProperties: false }), {
       description: 'Without `weightData`, this document is a model.json whose weights.bin is the decoded `weightData`',
     }),

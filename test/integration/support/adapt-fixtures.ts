@@ -4,13 +4,14 @@
  * meta-trained MAML sinusoid model, or untrained models of any algorithm and shape.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../../../src/db/client.js';
+import type { Db, Prisma } from '../../../src/db/client.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import {
   ALGORITHMS,
   encodeParams,
   initMetaParams,
   MetaLearner,
+  modelConfigOf,
   modelSpec,
   packEpisodes,
   Rng,
@@ -27,6 +28,8 @@ export interface StoredModelOptions {
   inputDim?: number;
   nWay?: number;
   hidden?: number[];
+  /** A conv body over images of this [height, width, channels] (inputDim must match) instead of the MLP. */
+  conv?: { inputShape: number[]; channels: number[] };
   /** Hidden-layer nonlinearity. Default relu. */
   activation?: Activation;
   /** The inner loop it was "meta-trained" with: adaptation's defaults. Default 5 steps of 0.01. */
@@ -40,10 +43,10 @@ export async function storeMetaModel(db: Db, tenantId: string, options: StoredMo
   const { algorithm = 'maml', kind = 'regression', inputDim = 1, hidden = [40, 40], activation = 'relu', inner = { steps: 5, lr: 0.01 } } = options;
   const name = options.name ?? `model-${randomUUID().slice(0, 8)}`;
   const nWay = kind === 'classification' ? (options.nWay ?? 3) : undefined;
-  const spec = modelSpec(kind, inputDim, { hidden, activation }, nWay);
+  const spec = modelSpec(kind, inputDim, options.conv ? { body: 'conv', ...options.conv, activation } : { hidden, activation }, nWay);
   const params = options.params ?? ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner);
   const hyper = { iterations: 1, metaBatchSize: 4, shots: 10, queryShots: 10, innerSteps: inner.steps, innerLr: inner.lr, metaLr: 0.001, evalEvery: 1, checkpointEvery: 1, seed: 1 };
-  const model = { hidden, activation };
+  const model = modelConfigOf(spec) as unknown as Prisma.InputJsonValue;
   const job = await db.prisma.metaTrainJob.create({
     data: { tenantId, name, status: 'succeeded', algorithm, familyIds: [], model, hyper, iteration: 1, iterations: 1, finishedAt: new Date() },
   });

@@ -52,9 +52,12 @@ export async function runTfjs(document: string, x: readonly number[][], kind: Pr
   }
 }
 
-/** Asserts an exported model's answer matches /predict's: values and probabilities to 1e-5, labels exactly. */
-export function expectSamePrediction(actual: Prediction, expected: Prediction, what: string): void {
-  const close = (a: number, b: number) => expect(Math.abs(a - b), `${what}: ${a} vs ${b}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b)));
+/**
+ * Asserts an exported model's answer matches /predict's: values and probabilities to `tolerance`
+ * (relative beyond 1; default 1e-5), labels exactly.
+ */
+export function expectSamePrediction(actual: Prediction, expected: Prediction, what: string, tolerance = 1e-5): void {
+  const close = (a: number, b: number) => expect(Math.abs(a - b), `${what}: ${a} vs ${b}`).toBeLessThanOrEqual(tolerance * Math.max(1, Math.abs(b)));
   expect(actual.kind).toBe(expected.kind);
   if (actual.kind === 'regression' && expected.kind === 'regression') {
     expect(actual.values).toHaveLength(expected.values.length);

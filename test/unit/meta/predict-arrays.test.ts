@@ -1,7 +1,7 @@
 /**
  * The plain-JavaScript forward pass agrees with the engine's tfjs `predict` (regression and
- * classification, every activation, every algorithm's adapted parameters) and refuses parameters
- * that do not fit.
+ * classification, every activation, every algorithm's adapted parameters, MLP and conv bodies) and
+ * refuses parameters that do not fit; serving's prepared conv network answers as the engine does.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,9 @@ import { ALGORITHM_NAMES, ALGORITHMS } from '../../../src/meta/algorithms/index.
 import { initBackend } from '../../../src/meta/backend.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import { ACTIVATIONS, initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
-import { predictArrays, prepareMlp, runMlp } from '../../../src/meta/predict-arrays.js';
+import type { Prediction } from '../../../src/meta/adapt.js';
+import { TASK_KINDS } from '../../../src/meta/types.js';
+import { convServing, predictArrays, prepareConv, prepareMlp, prepareNetwork, runConv, runMlp, runNetwork } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
 
 beforeAll(async () => {
@@ -114,5 +116,109 @@ describe('predictArrays', () => {
     // Meta-SGD's learned rates ride along in meta-parameters and are ignored.
     const withRates = { ...params, 'lr.head.bias': { shape: [1], data: new Float32Array([0.1]) } };
     expect(predictArrays(spec, withRates, [1, 2])).toEqual(predictArrays(spec, params, [1, 2]));
+  });
+});
+
+/** Expects `got` to be `expected` to float32 rounding (relative 1e-5 for values), labels exactly. */
+function expectClose(got: Prediction, expected: Prediction, n: number): void {
+  if (expected.kind === 'regression' && got.kind === 'regression') {
+    expect(got.values).toHaveLength(n);
+    got.values.forEach((v, i) => expect(Math.abs(v - expected.values[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(expected.values[i]))));
+  } else if (expected.kind === 'classification' && got.kind === 'classification') {
+    expect(got.probabilities).toHaveLength(n);
+    expect(got.labels).toEqual(expected.labels);
+    got.probabilities.forEach((p, i) => p.forEach((v, j) => expect(Math.abs(v - expected.probabilities[i][j])).toBeLessThan(1e-5)));
+  } else {
+    throw new Error(`kinds differ: expected ${expected.kind}, got ${got.kind}`);
+  }
+}
+
+describe('predictArrays on conv bodies', () => {
+  /** Conv parameters with the normalisation away from the identity, so scale and offset are exercised. */
+  function convParams(spec: ModelSpec, seed: number): ParamArrays {
+    const params = initModelParams(spec, new Rng(seed));
+    const rng = new Rng(seed + 100);
+    for (const [name, p] of Object.entries(params)) {
+      if (name.endsWith('.scale')) p.data = p.data.map(() => rng.uniform(0.5, 2));
+      if (name.endsWith('.offset')) p.data = p.data.map(() => rng.uniform(-0.5, 0.5));
+      if (name.startsWith('head.')) p.data = p.data.map((v) => v * 3);
+    }
+    return params;
+  }
+
+  // Odd and even sides (an odd side pools with ceil), one and several input channels, one to four blocks.
+  const shapes: Array<{ inputShape: [number, number, number]; channels: number[] }> = [
+    { inputShape: [5, 5, 1], channels: [3] },
+    { inputShape: [6, 4, 2], channels: [4, 3] },
+    { inputShape: [7, 6, 3], channels: [8, 4, 2] },
+    { inputShape: [14, 14, 1], channels: [16, 16, 16, 16] },
+  ];
+  const cases = shapes.flatMap((shape) => TASK_KINDS.flatMap((kind) => ACTIVATIONS.map((activation) => ({ ...shape, kind, activation }))));
+  it.each(cases)('matches predict: $inputShape, channels $channels, $kind, $activation', ({ inputShape, channels, kind, activation }) => {
+    const inputDim = inputShape[0] * inputShape[1] * inputShape[2];
+    const spec = modelSpec(kind, inputDim, { body: 'conv', inputShape, channels, activation }, kind === 'classification' ? 4 : undefined);
+    const params = convParams(spec, 3);
+    const x = inputs(spec, 12, 5, 1);
+    const expected = predict(spec, params, x);
+    const got = predictArrays(spec, params, x);
+    expectClose(got, expected, 12);
+    // The comparison is not between constants: the answers vary across inputs.
+    const spread = got.kind === 'regression' ? got.values : got.probabilities.map((p) => p[0]);
+    expect(Math.max(...spread) - Math.min(...spread)).toBeGreaterThan(1e-3);
+    // Serving's paths answer the same: through the engine, and prepared for runConv.
+    for (const serving of ['engine', 'plain-js'] as const) {
+      const network = prepareNetwork(spec, params, serving);
+      expect(network.body).toBe(serving === 'engine' ? 'engine' : 'conv');
+      expectClose(runNetwork(network, Array.from(x)), expected, 12);
+    }
+  });
+
+  it('serves conv bodies through the engine on compiled backends, in plain JS on the cpu backend; runConv reuses shared buffers', () => {
+    expect(convServing('wasm')).toBe('engine');
+    expect(convServing('tensorflow')).toBe('engine');
+    expect(convServing('cpu')).toBe('plain-js');
+    expect(convServing(null)).toBe('plain-js');
+    const spec = modelSpec('classification', 36, { body: 'conv', inputShape: [6, 6, 1], channels: [4, 4] }, 3);
+    const params = convParams(spec, 9);
+    // This file runs on the cpu backend.
+    expect(prepareNetwork(spec, params).body).toBe('conv');
+    const net = prepareConv(spec, params);
+    const [a, b] = [inputs(spec, 3, 1, 1), inputs(spec, 5, 2, 1)];
+    const first = runConv(net, a);
+    runConv(net, b);
+    // A larger network in between grows the buffers every conv network shares.
+    const larger = modelSpec('regression', 300, { body: 'conv', inputShape: [10, 10, 3], channels: [8, 8] });
+    runConv(prepareConv(larger, convParams(larger, 4)), inputs(larger, 2, 3, 1));
+    expect(runConv(net, a)).toEqual(first);
+    expect(runConv(net, [])).toEqual({ kind: 'classification', labels: [], probabilities: [] });
+  });
+
+  it('refuses conv parameters that do not fit, and the wrong body for prepareMlp / prepareConv', () => {
+    const spec = modelSpec('regression', 16, { body: 'conv', inputShape: [4, 4, 1], channels: [2] });
+    const params = initModelParams(spec, new Rng(1));
+    const { ['body.0.scale']: _scale, ...noScale } = params;
+    expect(() => prepareConv(spec, noScale)).toThrow(/missing parameter 'body.0.scale'/);
+    expect(() => prepareNetwork(spec, noScale)).toThrow(/missing parameter 'body.0.scale'/);
+    expect(() => prepareConv(spec, { ...params, 'body.0.weight': { shape: [3, 3, 2, 2], data: new Float32Array(36) } })).toThrow(/'body.0.weight' has shape \[3,3,2,2\]/);
+    expect(() => prepareMlp(spec, params)).toThrow(/needs an MLP body/);
+    expect(() => prepareConv(modelSpec('regression', 2, { hidden: [3] }), params)).toThrow(/needs a conv body/);
+    expect(() => runNetwork(prepareNetwork(spec, params), new Float32Array(17))).toThrow(/not a multiple of inputDim 16/);
+  });
+});
+
+// Last in this file: it switches the process to the wasm backend, where serving's conv path is the
+// engine (what bench/predict-conv.ts timed).
+describe('conv serving on the wasm backend', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it.each(ACTIVATIONS)('serves through the engine and answers as plain JS does (%s, 9x7x2 images)', (activation) => {
+    const spec = modelSpec('classification', 126, { body: 'conv', inputShape: [9, 7, 2], channels: [6, 5, 4], activation }, 5);
+    const params = initModelParams(spec, new Rng(21));
+    const x = inputs(spec, 16, 8, 1);
+    const network = prepareNetwork(spec, params);
+    expect(network.body).toBe('engine');
+    expectClose(runNetwork(network, x), predictArrays(spec, params, x), 16);
   });
 });
