@@ -42,7 +42,10 @@ export const DIGITS = {
  * 5-way few-shot digits with the conv body (Conv-4: 64 channels per block), ProtoNets as Snell et al.
  * train it (one episode an iteration, 15 query examples per class), scored on 600 test episodes of 15
  * queries per class, next to PyTorch's Conv-4 and MLP ProtoNets on the same split and episodes; MAML
- * and ANIL on the same body with the MLP digits rows' inner settings and a meta-batch of 4.
+ * and ANIL on the same body, a meta-batch of 4 (5 queries per class), one inner step in training and
+ * three at test as the MLP digits rows. Their inner step sizes were chosen on the training loss of
+ * 100-iteration probes: MAML at 0.4 (the MLP rows' value) stayed at chance (loss 1.60), at 0.1 it fell
+ * to 1.44; ANIL's head-only step fell at 0.4.
  */
 export const CONV_DIGITS = {
   ways: 5,
@@ -54,7 +57,7 @@ export const CONV_DIGITS = {
   metaLr: 0.001,
   testEpisodes: 600,
   testQueryShots: 15,
-  adapting: { metaBatchSize: 4, queryShots: 5, innerSteps: 1, innerLr: 0.4, testSteps: 3 },
+  adapting: { metaBatchSize: 4, queryShots: 5, innerSteps: 1, innerLr: { maml: 0.1, anil: 0.4 }, testSteps: 3 },
 };
 
 /**

@@ -30,9 +30,10 @@
  * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
  * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
  * Conv section (digitsConv, see convDigitsQuality): --conv-iterations N (ProtoNets, engine and
- * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL, default 300),
- * --conv-test-episodes N (default 600), --skip-conv, --only-conv (run it alone and write it into the
- * results file, keeping the other sections of the run before).
+ * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL, default 600),
+ * --conv-test-episodes N (default 600), --conv-channels C1,C2,.. (default 64,64,64,64), --skip-conv,
+ * --only-conv (run it alone and write it into the results file, keeping the other sections of the
+ * run before).
  */
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,8 +62,9 @@ const { values: args } = parseArgs({
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
     'conv-iterations': { type: 'string', default: '2000' },
-    'conv-adapting-iterations': { type: 'string', default: '300' },
+    'conv-adapting-iterations': { type: 'string', default: '600' },
     'conv-test-episodes': { type: 'string', default: String(CONV_DIGITS.testEpisodes) },
+    'conv-channels': { type: 'string', default: CONV_DIGITS.channels.join(',') },
     'skip-conv': { type: 'boolean', default: false },
     'only-conv': { type: 'boolean', default: false },
     pytorch: { type: 'string', default: 'auto' },
@@ -328,8 +330,8 @@ const pct = (m: MeanCi) => ({ accuracy: round(m.mean, 4), ci95: round(m.ci95, 4)
  * so that neither slows the other; and MAML and ANIL on the conv body. Every row scored on the same
  * 600 test episodes, with a 95% interval over episodes.
  */
-async function convDigitsQuality(iterations: number, adaptingIterations: number, testEpisodes: number, python: string | null) {
-  const { ways, inputShape, channels, hidden, metaBatchSize, queryShots, metaLr, testQueryShots, adapting } = CONV_DIGITS;
+async function convDigitsQuality(iterations: number, adaptingIterations: number, testEpisodes: number, channels: number[], python: string | null) {
+  const { ways, inputShape, hidden, metaBatchSize, queryShots, metaLr, testQueryShots, adapting } = CONV_DIGITS;
   const family = digits({}, { ways });
   const tests: Record<number, EpisodeBatch> = {};
   for (const shots of [1, 5]) {
@@ -356,7 +358,8 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
           families: family,
           hyper: { iterations, metaBatchSize, shots, queryShots, ways, metaLr, evalEvery: iterations, checkpointEvery: iterations, seed: 0 },
         });
-        const config: LearnerConfig = { algorithm: 'protonet', spec: modelSpec('classification', family.inputDim, models[body], ways), inner: { steps: 1, lr: adapting.innerLr }, metaLr };
+        // ProtoNets runs no inner steps: the inner settings are unused.
+        const config: LearnerConfig = { algorithm: 'protonet', spec: modelSpec('classification', family.inputDim, models[body], ways), inner: { steps: 1, lr: 1 }, metaLr };
         const engine = new MetaLearner(config, trained.params).engine;
         report({ source: 'engine', engine, algorithm: 'protonet', body, shots, iterations, ...pct(meanCi(episodeAccuracies(config, trained.params, test, 1))), msPerIteration: round(trained.msPerIteration, 1) });
         if (!dir) continue;
@@ -364,7 +367,8 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
         report({ source: 'pytorch', algorithm: 'protonet', body, shots, iterations, accuracy: round(run.accuracy, 4), ci95: round(run.ci95, 4), msPerIteration: round(run.msPerIteration, 1), threads: run.threads, torch: run.torch });
       }
       for (const algorithm of ['maml', 'anil'] as const) {
-        const { innerSteps, innerLr, testSteps } = adapting;
+        const { innerSteps, testSteps } = adapting;
+        const innerLr = adapting.innerLr[algorithm];
         const trained = await train({
           algorithm,
           model: models.conv,
@@ -417,10 +421,12 @@ async function convSection(python: string | null, skipped?: string) {
   const iterations = positive('conv-iterations', args['conv-iterations']);
   const adaptingIterations = positive('conv-adapting-iterations', args['conv-adapting-iterations']);
   const testEpisodes = positive('conv-test-episodes', args['conv-test-episodes']);
+  const channels = args['conv-channels'].split(',').map((c) => positive('conv-channels', c.trim()));
   const backend = await initBackend(args['quality-backend'] as BackendPreference);
   return {
     digitsConvSetting: {
       ...CONV_DIGITS,
+      channels,
       testEpisodes,
       iterations,
       adaptingIterations,
@@ -429,7 +435,7 @@ async function convSection(python: string | null, skipped?: string) {
       timing: 'msPerIteration: wall time of meta-training over its iterations (episode sampling included), engine and PyTorch alike; they train one after the other',
       pytorch: python ? 'bench/pytorch/digits_protonet.py, one thread, on the same training classes (exported) and test episodes' : skipped,
     },
-    digitsConv: await convDigitsQuality(iterations, adaptingIterations, testEpisodes, python),
+    digitsConv: await convDigitsQuality(iterations, adaptingIterations, testEpisodes, channels, python),
     digitsConvDate: new Date().toISOString().slice(0, 10),
   };
 }

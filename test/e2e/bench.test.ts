@@ -42,7 +42,10 @@ const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number'
 
 describe('the benchmarks', () => {
   it('bench:meta times every algorithm against its per-task loop and PyTorch, and reports sinusoid MSE and digits accuracy', async () => {
-    const result = await bench('meta', ['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu']);
+    const result = await bench('meta', [
+      ...['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu'],
+      ...['--conv-iterations', '2', '--conv-adapting-iterations', '1', '--conv-test-episodes', '3', '--conv-channels', '4,4'],
+    ]);
     // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
     const rows = result.rows as Record<string, unknown>[];
@@ -73,7 +76,17 @@ describe('the benchmarks', () => {
     const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
     expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
       ['anil', 'maml', 'multitask', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
-    for (const d of digits) expect(d.accuracy).toEqual(probability());
+    for (const d of digits) expect(d).toMatchObject({ body: 'mlp', accuracy: probability() });
+    // The conv section: per shot count the raw-pixel floor, ProtoNets on both bodies in the engine (and
+    // in PyTorch where there is torch), MAML and ANIL on the conv body, each with a 95% interval.
+    const conv = result.digitsConv as { source: string; algorithm: string; body: string; shots: number; accuracy: number; ci95: number }[];
+    const engineRows = ['raw-pixels none', 'protonet conv', 'protonet mlp', 'maml conv', 'anil conv'];
+    const expected = [...engineRows, ...(pytorch.skipped === undefined ? ['protonet conv', 'protonet mlp'] : [])];
+    for (const shots of [1, 5]) {
+      expect(conv.filter((r) => r.shots === shots).map((r) => `${r.algorithm} ${r.body}`).sort()).toEqual(expected.sort());
+    }
+    for (const row of conv) expect(row).toMatchObject({ accuracy: probability(), ci95: expect.any(Number) });
+    expect(result.digitsConvSetting).toMatchObject({ testEpisodes: 3, iterations: 2, adaptingIterations: 1, channels: [4, 4] });
   }, 240_000);
 
   it('bench:meta says why it skips the PyTorch baselines where there is no torch', async () => {

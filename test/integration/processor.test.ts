@@ -90,7 +90,7 @@ describe('meta-train processor', () => {
 
     const model = await db.prisma.metaModel.findUniqueOrThrow({ where: { jobId }, include: { aliases: true } });
     expect(model).toMatchObject({ tenantId, name: 'sine-maml', version: 1, algorithm: 'maml', kind: 'regression', inputDim: 1, nWay: null });
-    expect(model.model).toEqual({ hidden: [16, 16], activation: 'relu' });
+    expect(model.model).toEqual({ body: 'mlp', hidden: [16, 16], activation: 'relu' });
     expect(model.metrics).toMatchObject({ iteration: 40, valLoss: metrics[3].valLoss });
     expect(model.aliases.map((a) => a.alias)).toEqual(['latest']);
     const params = decodeParams(model.params);
