@@ -6,17 +6,19 @@
  * embedding is the last block's output flattened the same way.
  *
  * Why these ops. Every algorithm runs on this body, second-order MAML included, so every op needs a
- * gradient that tfjs can differentiate again, and the meta-gradient has to be right:
+ * gradient that tfjs can differentiate again, on every backend, and the meta-gradient has to be right
+ * (finite-difference tests on cpu and wasm: test/unit/meta/conv.test.ts, conv-wasm.test.ts):
  * - the normalisation is per example (over h, w, c), like nn.GroupNorm(1, C): no running statistics
  *   to carry between tasks, and an example's prediction never depends on the other inputs of a
  *   request, which a served model needs (batch statistics would make /predict answer differently for
- *   one image than for the same image among others). Written in mean / squaredDifference / rsqrt,
- *   whose gradients tfjs differentiates correctly (finite-difference tests in test/unit/meta/conv.test.ts);
- * - tfjs has no gradient of maxPool's gradient, so pooling is two elementwise maxima of strided
- *   halves (reshape, slice, maximum), whose gradient is a mask multiply: differentiable again;
- * - the wasm backend has no kernel for the convolution's filter gradient, so conv3x3 brings its own:
- *   the input gradient is a convolution with the flipped kernel (conv3x3 again, so it differentiates
- *   the same way) and the filter gradient is an im2col matrix product on plainMatMul.
+ *   one image than for the same image among others). Written in mean / sub / square / rsqrt;
+ * - tfjs has no gradient of maxPool's gradient, so maxPool2x2's gradient is an op of its own whose
+ *   gradient sends each window's cotangent back through its maximum;
+ * - the wasm backend has no kernel for a convolution's filter gradient, so conv3x3 brings its own:
+ *   the input gradient is conv3x3 with the flipped kernel, the filter gradient one convolution over
+ *   the batch (kernelGradient), each with a gradient made of conv3x3 again;
+ * - a per-channel bias, scale or offset reduces its gradient with a product by a row of ones
+ *   (channelSums): tfjs' broadcast reduction is a slow transposing loop on wasm.
  *
  * Parameters of block i: `body.<i>.weight` [3, 3, in, out], `body.<i>.bias`, `body.<i>.scale`,
  * `body.<i>.offset` [out]. A meta-batch with per-task parameters (MAML's inner loop adapts the body:
