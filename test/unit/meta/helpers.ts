@@ -4,11 +4,12 @@ import { expect } from 'vitest';
 import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
 import { tf } from '../../../src/meta/backend.js';
 import { lossOn } from '../../../src/meta/inner-loop.js';
+import type { MetaLearner } from '../../../src/meta/learner.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
 import { gaussianBlobs, linear, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
 import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
-import type { EpisodeBatch, TaskFamily, TaskPool } from '../../../src/meta/types.js';
+import type { EpisodeBatch, TaskFamily, TaskPool, TrainingBatch } from '../../../src/meta/types.js';
 
 export function sample(family: TaskFamily, rng: Rng, tasks: number, shots: number, queryShots: number, ways?: number): EpisodeBatch {
   return packEpisodes(Array.from({ length: tasks }, () => family.sampleEpisode(rng, 'train', { shots, queryShots, ways })));
@@ -145,4 +146,26 @@ export function expectMetaGradientMatchesFd(name: AlgorithmName, p: MetaProblem,
   expect(relErr(dot(grads, dir), fd)).toBeLessThan(tol);
   for (const [param, i] of largestEntries(grads, 3)) expect(relErr(grads[param].data[i], entryFd(theta, param, i, eps, f))).toBeLessThan(tol);
   return grads;
+}
+
+/**
+ * The learner's batched meta-gradient of `batch` equals its per-task loop's (loss to 1e-5, gradient to
+ * `tolerance` relative to its largest entry), and is not zero.
+ */
+export function expectBatchedEqualsLoop(learner: MetaLearner, batch: TrainingBatch, tolerance: number): void {
+  let batchedLoss = NaN;
+  let loopLoss = NaN;
+  const batched = download(() => {
+    const g = learner.batchedGradient(batch);
+    batchedLoss = g.loss.dataSync()[0];
+    return g.grads;
+  });
+  const loop = download(() => {
+    const g = learner.loopGradient(batch);
+    loopLoss = g.loss.dataSync()[0];
+    return g.grads;
+  });
+  expect(Math.abs(batchedLoss - loopLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(loopLoss)));
+  expect(maxAbsDiff(batched, loop)).toBeLessThan(tolerance * maxAbs(loop));
+  expect(maxAbs(loop)).toBeGreaterThan(0);
 }
