@@ -10,7 +10,7 @@
  * npx tsx bench/predict-conv.ts [--rounds 7] [--ms 400]
  */
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { predict, type Prediction } from '../src/meta/adapt.js';
 import { initBackend, tf, type BackendName } from '../src/meta/backend.js';
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({ options: { rounds: { type: 'string', defaul
 const rounds = Number(args.rounds);
 const blockMs = Number(args.ms);
 const BATCHES = [1, 16];
+const LOAD_AT_START = Math.round(loadavg()[0] * 100) / 100;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -104,7 +105,8 @@ async function main(): Promise<void> {
         await initBackend('wasm');
         return tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
       })(),
-      load: 'a build machine shared with other sessions: expect a few tens of percent of noise between runs; the ratios are what decide',
+      loadAverageAtStart: LOAD_AT_START,
+      load: 'figures move with the machine\'s load (recorded at the start); the ratios are what decide',
     },
     msPerCall,
     measuredAt: new Date().toISOString(),

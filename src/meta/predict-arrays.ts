@@ -6,8 +6,9 @@
  * tfjs costs far more in kernel launches and tensor bookkeeping than the arithmetic itself, so
  * serving runs it here. A conv body's convolutions are big enough that the engine's compiled tfjs
  * kernels win (measured, see convServing), so serving runs those through `predict` unless tfjs runs
- * on its plain cpu backend; runConv is also the reference the engine and the exports are tested against. The maths is the engine's `forward` (model.ts, conv.ts), then softmax for
- * classification, accumulated in double precision, so it agrees with `predict` to float32 rounding.
+ * on its plain cpu backend; runConv is also the reference the engine and the exports are tested
+ * against. The maths is the engine's `forward` (model.ts, conv.ts), then softmax for classification,
+ * accumulated in double precision, so it agrees with `predict` to float32 rounding.
  */
 
 import { predict, type Prediction } from './adapt.js';
@@ -100,16 +101,16 @@ export type ConvServing = 'engine' | 'plain-js';
 
 /**
  * How serving runs a conv body on a tfjs backend (default: the active one). Measured by
- * bench/predict-conv.ts, figures in bench/results/predict-conv.json: Conv-4 (64 channels) on 14x14x1
- * digits, 5-way, one thread, on the 2-core build machine shared with other sessions (load ~5, so
- * figures move by tens of percent between runs; the order held in every run). Milliseconds per
- * call, 1 input / 16 inputs: tfjs on the wasm backend 2.4 / 7.1 (including the upload of the task's
- * parameters on every call), plain JS 4.2 / 67, tfjs on the cpu backend 16 / 257. wasm's SIMD
- * convolutions (XNNPACK) outrun scalar JavaScript 1.7x at one input and ~9x at 16, so a backend
- * with compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus dispatch,
- * ~4x slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The native backends (tfjs-node, -gpu) are not installed where
- * this was measured and are taken to be at least as fast as wasm. An MLP's few small matrix
- * products always run faster in plain JS (runMlp): dispatch dominates them.
+ * bench/predict-conv.ts (`npm run bench:predict-conv`), figures in bench/results/predict-conv.json:
+ * Conv-4 (64 channels) on 14x14x1 digits, 5-way, one thread, quiet 2-core machine. Milliseconds per
+ * call, 1 input / 16 inputs: tfjs on the wasm backend 1.2 / 5.7 (including the upload of the task's
+ * parameters on every call), plain JS 3.4 / 54, tfjs on the cpu backend 14 / 202. wasm's SIMD
+ * convolutions (XNNPACK) outrun scalar JavaScript 2.8x at one input and 9.5x at 16, so a backend with
+ * compiled kernels serves conv bodies; tfjs' cpu backend is JavaScript kernels plus dispatch, ~4x
+ * slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The
+ * native backends (tfjs-node, -gpu) are not installed where this was measured and are taken to be at
+ * least as fast as wasm. An MLP's few small matrix products always run faster in plain JS (runMlp):
+ * dispatch dominates them.
  */
 export function convServing(backend: BackendName | null = activeBackend()): ConvServing {
   return backend === null || backend === 'cpu' ? 'plain-js' : 'engine';
