@@ -75,7 +75,7 @@ describe('a job from queued to succeeded', () => {
 
 describe('cancel', () => {
   it('stops a running job promptly; it ends cancelled with no meta-model', async () => {
-    // Long enough (well over ten seconds even on the fused engine) that it cannot finish before the cancel lands.
+    // Long enough (about 25 s even on the fused engine) that it cannot finish before the cancel lands.
     const job = await start({ familyIds: [familyId], algorithm: 'maml', model: { hidden: [40, 40] }, hyper: { ...QUICK, iterations: 100_000, evalEvery: 1000, checkpointEvery: 1000 } });
     const running = await waitForJob<Job>(api, headers, job.id, (j) => j.status === 'running' && j.progress.iteration > 0);
     const asked = Date.now();
