@@ -6,12 +6,10 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
-import { Rng } from '../../../src/meta/rng.js';
-import type { TrainingBatch } from '../../../src/meta/types.js';
-import { convClassificationProblem, expectMetaGradientMatchesFd } from './helpers.js';
+import { convClassificationProblem, expectMetaGradientMatchesFd, trainingSetup } from './helpers.js';
 
 beforeAll(async () => {
   expect(await initBackend('wasm')).toBe('wasm');
@@ -23,20 +21,12 @@ describe('conv body on wasm', () => {
   });
 
   it.each(ALGORITHM_NAMES)('%s takes a finite meta-step and evaluates', (name) => {
-    const { spec, batch } = convClassificationProblem(4);
-    const algorithm = ALGORITHMS[name];
-    const inner = { steps: 2, lr: 0.5 };
-    let params = algorithm.initMetaParams(spec, new Rng(1), inner);
-    let training: TrainingBatch = batch;
-    if (algorithm.trainsOn === 'pool') {
-      params = { ...params, ...algorithm.initPoolParams(spec, [3], new Rng(2)) };
-      const n = batch.supportSize;
-      training = { tasks: 1, inputDim: spec.inputDim, n, taskIds: Int32Array.of(0), outputs: Int32Array.of(3), x: batch.support.x.slice(0, n * spec.inputDim), y: batch.support.y.slice(0, n) };
-    }
-    const learner = new MetaLearner({ algorithm: name, spec, inner, metaLr: 1e-3 }, params);
+    const p = { ...convClassificationProblem(4), inner: { steps: 2, lr: 0.5 } };
+    const { params, batch } = trainingSetup(name, p);
+    const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
     const memory = tf.memory().numTensors;
-    expect(Number.isFinite(learner.metaStep(training))).toBe(true);
-    expect(learner.evaluate(batch).accuracy).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(learner.metaStep(batch))).toBe(true);
+    expect(learner.evaluate(p.batch).accuracy).toBeGreaterThanOrEqual(0);
     expect(tf.memory().numTensors).toBe(memory);
     learner.dispose();
   });

@@ -6,16 +6,15 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { conv3x3, convEmbeddingDim, maxPool2x2 } from '../../../src/meta/conv.js';
 import { chooseEngine } from '../../../src/meta/engine.js';
-import { samplePoolBatch } from '../../../src/meta/families/index.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
 import { embed, initModelParams, modelSpec, toTensors } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
-import type { TrainingBatch } from '../../../src/meta/types.js';
 import {
+  ALGORITHM_KIND_CASES,
   convClassificationProblem,
   convRegressionProblem,
   dot,
@@ -24,6 +23,7 @@ import {
   maxAbs,
   metaGradient,
   relErr,
+  trainingSetup,
   unitDirection,
   type MetaProblem,
 } from './helpers.js';
@@ -128,19 +128,9 @@ describe('conv-body meta-gradients match finite differences', () => {
 });
 
 describe('conv body: batched meta-batch equals the per-task loop', () => {
-  const cases: Array<[AlgorithmName, string]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, string] => [a, kind]));
-  it.each(cases)('%s on %s', (name, kind) => {
+  it.each(ALGORITHM_KIND_CASES)('%s on %s', (name, kind) => {
     const p = problems[kind]();
-    const algorithm = ALGORITHMS[name];
-    let params = algorithm.initMetaParams(p.spec, new Rng(9), p.inner);
-    let batch: TrainingBatch = p.batch;
-    if (algorithm.trainsOn === 'pool') {
-      const family = kind === 'regression' ? convRegressionProblem : convClassificationProblem;
-      const pool = family(1).batch;
-      const outputs = [kind === 'regression' ? 1 : 3];
-      params = { ...params, ...algorithm.initPoolParams(p.spec, outputs, new Rng(10)) };
-      batch = samplePoolBatch({ outputs, examples: (_t, _rng, n) => ({ x: pool.support.x.slice(0, n * p.spec.inputDim), y: pool.support.y.slice(0, n), n }) }, new Rng(11), 1, pool.supportSize, p.spec.inputDim);
-    }
+    const { params, batch } = trainingSetup(name, p);
     const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
     expect(learner.engine).toMatch(/^tfjs-/);
     expectBatchedEqualsLoop(learner, batch, 1e-4);

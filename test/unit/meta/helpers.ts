@@ -1,15 +1,15 @@
 /** Shared fixtures for the engine tests: small problems, plain-array maths and finite differences. */
 
 import { expect } from 'vitest';
-import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
 import { tf } from '../../../src/meta/backend.js';
 import { lossOn } from '../../../src/meta/inner-loop.js';
 import type { MetaLearner } from '../../../src/meta/learner.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
-import { gaussianBlobs, linear, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
+import { gaussianBlobs, linear, packEpisodes, samplePoolBatch, sinusoid } from '../../../src/meta/families/index.js';
 import { modelSpec, toArrays, toTensors, type ModelConfig, type ModelSpec, type NamedTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
-import type { EpisodeBatch, TaskFamily, TaskPool, TrainingBatch } from '../../../src/meta/types.js';
+import type { EpisodeBatch, TaskFamily, TaskKind, TaskPool, TrainingBatch } from '../../../src/meta/types.js';
 
 export function sample(family: TaskFamily, rng: Rng, tasks: number, shots: number, queryShots: number, ways?: number): EpisodeBatch {
   return packEpisodes(Array.from({ length: tasks }, () => family.sampleEpisode(rng, 'train', { shots, queryShots, ways })));
@@ -27,9 +27,13 @@ export function classificationProblem(seed: number, config: ModelConfig = { hidd
   return { spec, batch: sample(gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 }), new Rng(seed), tasks, 2, 3, 3) };
 }
 
-/** A pool of training tasks for the small problems above (3-way blobs: 3 classes a task). */
-export function poolFor(kind: string): TaskPool {
-  return kind === 'regression' ? sinusoid().trainingPool(new Rng(5), 7) : gaussianBlobs({ meanScale: 1.5 }, { inputDim: 2, ways: 3 }).trainingPool(new Rng(5), 7);
+/**
+ * A pool of training tasks for the small problems here: sinusoids (or, in more dimensions, linear
+ * tasks) for regression; 3-way blobs (3 classes a task) for classification.
+ */
+export function poolFor(kind: string, inputDim = kind === 'regression' ? 1 : 2): TaskPool {
+  const family = kind === 'classification' ? gaussianBlobs({ meanScale: 1.5 }, { inputDim, ways: 3 }) : inputDim === 1 ? sinusoid() : linear({}, { inputDim });
+  return family.trainingPool(new Rng(5), 7);
 }
 
 /** Evaluates f on uploaded parameters, returning a number (all tensors disposed). */
@@ -168,4 +172,22 @@ export function expectBatchedEqualsLoop(learner: MetaLearner, batch: TrainingBat
   expect(Math.abs(batchedLoss - loopLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(loopLoss)));
   expect(maxAbsDiff(batched, loop)).toBeLessThan(tolerance * maxAbs(loop));
   expect(maxAbs(loop)).toBeGreaterThan(0);
+}
+
+/** Every algorithm with every task kind it can meta-learn, as [name, kind] test cases. */
+export const ALGORITHM_KIND_CASES: Array<[AlgorithmName, TaskKind]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, TaskKind] => [a, kind]));
+
+/**
+ * An algorithm's initial meta-parameters and one training batch on a problem: its meta-batch, or,
+ * for a pool algorithm, a minibatch of a pool of training tasks (with its pool parameters) in which
+ * one task is drawn twice.
+ */
+export function trainingSetup(name: AlgorithmName, p: MetaProblem): { params: ParamArrays; batch: TrainingBatch } {
+  const algorithm = ALGORITHMS[name];
+  const params = algorithm.initMetaParams(p.spec, new Rng(9), p.inner);
+  if (algorithm.trainsOn !== 'pool') return { params, batch: p.batch };
+  const pool = poolFor(p.spec.kind, p.spec.inputDim);
+  const batch = samplePoolBatch(pool, new Rng(11), 4, 6, p.spec.inputDim);
+  batch.taskIds[3] = batch.taskIds[0];
+  return { params: { ...params, ...algorithm.initPoolParams(p.spec, pool.outputs, new Rng(10)) }, batch };
 }

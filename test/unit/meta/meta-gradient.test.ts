@@ -5,16 +5,15 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHM_NAMES, ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { lossOn } from '../../../src/meta/inner-loop.js';
 import { MetaLearner } from '../../../src/meta/learner.js';
 import { toTensors, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { batchToTensors } from '../../../src/meta/tensors.js';
-import type { TrainingBatch } from '../../../src/meta/types.js';
-import { samplePoolBatch } from '../../../src/meta/families/index.js';
 import {
+  ALGORITHM_KIND_CASES,
   classificationProblem,
   directionalFd,
   dot,
@@ -25,10 +24,10 @@ import {
   mapArrays,
   metaGradient,
   type MetaProblem,
-  poolFor,
   regressionProblem,
   relErr,
   scalarAt,
+  trainingSetup,
   unitDirection,
 } from './helpers.js';
 
@@ -129,20 +128,9 @@ describe('meta-gradients match finite differences', () => {
 });
 
 describe('batched meta-batch equals the per-task loop', () => {
-  // Every algorithm on every task kind it can meta-learn.
-  const cases: Array<[AlgorithmName, string]> = ALGORITHM_NAMES.flatMap((a) => ALGORITHMS[a].kinds.map((kind): [AlgorithmName, string] => [a, kind]));
-  it.each(cases)('%s on %s', (name, kind) => {
+  it.each(ALGORITHM_KIND_CASES)('%s on %s', (name, kind) => {
     const p = problems[kind]();
-    const algorithm = ALGORITHMS[name];
-    let params = algorithm.initMetaParams(p.spec, new Rng(9), p.inner);
-    let batch: TrainingBatch = p.batch;
-    if (algorithm.trainsOn === 'pool') {
-      // A pool algorithm's batch: a minibatch of a pool of training tasks, one task drawn twice.
-      const pool = poolFor(kind);
-      params = { ...params, ...algorithm.initPoolParams(p.spec, pool.outputs, new Rng(10)) };
-      batch = samplePoolBatch(pool, new Rng(11), 4, 6, p.spec.inputDim);
-      batch.taskIds[3] = batch.taskIds[0];
-    }
+    const { params, batch } = trainingSetup(name, p);
     const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
     const memory = tf.memory().numTensors;
     expectBatchedEqualsLoop(learner, batch, 1e-5);
@@ -150,4 +138,3 @@ describe('batched meta-batch equals the per-task loop', () => {
     learner.dispose();
   });
 });
-
