@@ -65,10 +65,43 @@ function pickTasks(take: tf.Tensor, candidate: tf.Tensor, kept: tf.Tensor): tf.T
 }
 
 /**
+ * `steps` applications of `step` from `start`. With a monitor, each task's loss is recorded at every
+ * iterate and guard 'best' keeps, task by task (`select`), the iterate with the lowest (guard.ts:
+ * strictly lower, so NaN never wins and step 0 is the floor). Both gradients, hand-written and
+ * autodiff, descend through this one loop.
+ */
+function guardedDescent<P>(
+  start: P,
+  step: (params: P) => P,
+  loss: (params: P) => tf.Tensor,
+  steps: number,
+  monitor: InnerMonitor | undefined,
+  select: (take: tf.Tensor, candidate: P, kept: P) => P,
+): P {
+  let params = start;
+  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
+  let best = start;
+  let bestLoss = trace[0];
+  for (let i = 0; i < steps; i++) {
+    params = step(params);
+    if (!monitor) continue;
+    const current = loss(params);
+    trace.push(current);
+    if (monitor.guard === 'best') {
+      const better = tf.less(current, bestLoss);
+      best = select(better, params, best);
+      bestLoss = tf.where(better, current, bestLoss);
+    }
+  }
+  if (!monitor) return params;
+  monitor.trace = tf.stack(trace);
+  return monitor.guard === 'best' ? best : params;
+}
+
+/**
  * Runs `steps` gradient steps from `start` on `loss`, the per-task losses [T] of task-batched
  * tensors (their sum is differentiated, so each task's slice receives exactly its own gradient).
- * With a monitor, each task's loss is recorded at every iterate and guard 'best' keeps each task's
- * lowest, as the analytic loop does.
+ * With a monitor, the loop is guarded (guardedDescent).
  */
 export function innerLoop(
   names: readonly string[],
@@ -98,24 +131,7 @@ export function innerLoop(
       return params.map((p, i) => tf.sub(p, tf.mul(rates[i], grads[i])));
     };
   }
-  let params = start;
-  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
-  let best = start;
-  let bestLoss = trace[0];
-  for (let i = 0; i < steps; i++) {
-    params = step(params);
-    if (!monitor) continue;
-    const current = loss(params);
-    trace.push(current);
-    if (monitor.guard === 'best') {
-      const better = tf.less(current, bestLoss);
-      best = params.map((p, j) => pickTasks(better, p, best[j]));
-      bestLoss = tf.where(better, current, bestLoss);
-    }
-  }
-  if (!monitor) return params;
-  monitor.trace = tf.stack(trace);
-  return monitor.guard === 'best' ? best : params;
+  return guardedDescent(start, step, loss, steps, monitor, (take, candidate, kept) => candidate.map((p, j) => pickTasks(take, p, kept[j])));
 }
 
 /** Per-task loss [T] of task-batched parameters on a set of examples. */
@@ -148,8 +164,7 @@ function select(take: tf.Tensor, candidate: LayerTensors[], kept: LayerTensors[]
 /**
  * Gradient descent with the hand-written gradient. The first step starts from shared parameters
  * and yields per-task ones by broadcasting (theta - per-task step), so theta is never tiled.
- * With a monitor, each task's support loss is taken at every iterate and guard 'best' keeps each
- * task's lowest (guard.ts: strictly lower, so NaN never wins and step 0 is the floor).
+ * With a monitor, the loop is guarded (guardedDescent).
  */
 function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: tf.Tensor, options: InnerLoopOptions, names: Array<[string, string]>): LayerTensors[] {
   const { steps, lr, monitor } = options;
@@ -161,28 +176,14 @@ function analyticLoop(spec: ModelSpec, start: LayerTensors[], x: tf.Tensor, y: t
     });
   }
   const loss = (layers: LayerTensors[]): tf.Tensor => layersLoss(spec, names, layers, x, y, options.scope);
-  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
-  let best = start;
-  let bestLoss = trace[0];
-  let layers = start;
-  for (let step = 0; step < steps; step++) {
+  const step = (layers: LayerTensors[]): LayerTensors[] => {
     const grads = layerGradients(spec.kind, spec.activation, layers, x, y, typeof lr === 'number' ? lr : 1);
-    layers = layers.map(({ weight, bias }, i) => ({
+    return layers.map(({ weight, bias }, i) => ({
       weight: tf.sub(weight, rates ? tf.mul(rates[i].weight, grads[i].weight) : grads[i].weight),
       bias: tf.sub(bias, rates ? tf.mul(rates[i].bias, grads[i].bias) : grads[i].bias),
     }));
-    if (!monitor) continue;
-    const current = loss(layers);
-    trace.push(current);
-    if (monitor.guard === 'best') {
-      const better = tf.less(current, bestLoss);
-      best = select(better, layers, best);
-      bestLoss = tf.where(better, current, bestLoss);
-    }
-  }
-  if (!monitor) return layers;
-  monitor.trace = tf.stack(trace);
-  return monitor.guard === 'best' ? best : layers;
+  };
+  return guardedDescent(start, step, loss, steps, monitor, select);
 }
 
 function analyticAdapt(spec: ModelSpec, theta: NamedTensors, support: TaskTensors, options: InnerLoopOptions): NamedTensors {
