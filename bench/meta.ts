@@ -440,14 +440,21 @@ async function convSection(python: string | null, skipped?: string) {
   };
 }
 
+/** The results file of the run before, or nothing. */
+function previousResults(): Record<string, unknown> {
+  return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as Record<string, unknown>) : {};
+}
+
+function writeResults(result: Record<string, unknown>): void {
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
+}
+
 async function main(): Promise<void> {
   if (args['only-conv']) {
     // The conv section alone, into the last full run's file (its other sections keep their own run).
     const pytorch = await findPytorch(args.pytorch);
-    const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as Record<string, unknown>) : {};
-    const result = { ...previous, ...(await convSection(pytorch.python, pytorch.reason)) };
-    mkdirSync(dirname(args.out), { recursive: true });
-    writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
+    writeResults({ ...previousResults(), ...(await convSection(pytorch.python, pytorch.reason)) });
     console.log(`\nwrote the conv section into ${args.out}`);
     return;
   }
@@ -512,13 +519,11 @@ async function main(): Promise<void> {
     }
   }
   // One file keeps the sinusoid result of every iteration count run (e.g. the default and 20,000).
-  const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as { qualityByIterations?: Record<string, unknown> }) : {};
-  result.qualityByIterations = { ...previous.qualityByIterations };
+  result.qualityByIterations = { ...(previousResults().qualityByIterations as Record<string, unknown> | undefined) };
   const runKey = seeds === 1 ? String(iterations) : `${iterations}, seeds 0-${seeds - 1}`;
   if (result.quality) (result.qualityByIterations as Record<string, unknown>)[runKey] = { ...(result.quality as object), date: new Date().toISOString().slice(0, 10) };
   result.totalSeconds = round((performance.now() - started) / 1000, 1);
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
+  writeResults(result);
   console.log(`\nwrote ${args.out} in ${result.totalSeconds} s`);
 }
 
