@@ -38,6 +38,16 @@ export const DEFAULT_CHANNELS: readonly number[] = [64, 64, 64, 64];
 /** The layer normalisation's variance floor (PyTorch's GroupNorm default). */
 export const NORM_EPSILON = 1e-5;
 
+/**
+ * Why `value` is not the [height, width, channels] of inputs of `inputDim` values (a family's or a
+ * conv body's inputShape), or null when it is.
+ */
+export function imageShapeError(value: unknown, inputDim: number): string | null {
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => Number.isInteger(v) && v >= 1)) return 'must be [height, width, channels]: three positive integers';
+  const [h, w, c] = value as number[];
+  return h * w * c === inputDim ? null : `[${h}, ${w}, ${c}] holds ${h * w * c} values, but inputDim is ${inputDim}; their product must be inputDim`;
+}
+
 /** The image side after a 2x2 pooling with ceil. */
 export const pooledSide = (side: number): number => Math.ceil(side / 2);
 

@@ -15,7 +15,7 @@
 
 import { tf } from './backend.js';
 import { plainMatMul } from './ops.js';
-import { convEmbed, convEmbeddingDim, convShapes, DEFAULT_CHANNELS, type ImageShape } from './conv.js';
+import { convEmbed, convEmbeddingDim, convShapes, DEFAULT_CHANNELS, imageShapeError, type ImageShape } from './conv.js';
 import type { Rng } from './rng.js';
 import type { TaskKind } from './types.js';
 
@@ -104,11 +104,12 @@ export function modelSpec(kind: TaskKind, inputDim: number, config: ModelConfig 
   }
   if (config.hidden !== undefined) throw new RangeError("model.hidden applies to the mlp body only; a conv body takes model.channels");
   const shape = config.inputShape;
-  if (!shape || shape.length !== 3 || !positiveList(shape)) throw new RangeError(`model.inputShape must be [height, width, channels] of positive integers for a conv body, got ${shape ? `[${shape.join(', ')}]` : 'none'}`);
-  if (shape[0] * shape[1] * shape[2] !== inputDim) throw new RangeError(`model.inputShape [${shape.join(', ')}] holds ${shape[0] * shape[1] * shape[2]} values, but the tasks' inputDim is ${inputDim}`);
+  const shapeError = imageShapeError(shape, inputDim);
+  if (shapeError) throw new RangeError(`model.inputShape (a conv body's input image) ${shapeError}`);
   const channels = config.channels ?? [...DEFAULT_CHANNELS];
   if (!positiveList(channels) || channels.length > MAX_CONV_BLOCKS) throw new RangeError(`model.channels must be 1 to ${MAX_CONV_BLOCKS} positive integers, got [${channels.join(', ')}]`);
-  return { kind, inputDim, outputDim, body, hidden: [], inputShape: [shape[0], shape[1], shape[2]], channels: [...channels], activation };
+  const [h, w, c] = shape as number[];
+  return { kind, inputDim, outputDim, body, hidden: [], inputShape: [h, w, c], channels: [...channels], activation };
 }
 
 /** The architecture as a client would ask for it again (what meta-models and jobs store). */

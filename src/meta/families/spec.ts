@@ -4,6 +4,7 @@
  * function owns every rule about what makes a family valid.
  */
 
+import { imageShapeError } from '../conv.js';
 import type { TaskFamily, TaskKind } from '../types.js';
 import { dataset, type PackedDataset, type StoredTask } from './dataset.js';
 import { digits, DIGIT_SPLITS, DIGITS_INPUT_DIM, DIGITS_INPUT_SHAPE } from './digits.js';
@@ -62,11 +63,9 @@ export function generatorInputShape(type: unknown): ImageShape | undefined {
  * @throws FamilySpecError at `path`.
  */
 export function checkInputShape(value: unknown, inputDim: number, path = 'inputShape'): ImageShape {
-  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_INPUT_DIM)) {
-    throw new FamilySpecError(path, 'must be [height, width, channels]: three positive integers');
-  }
+  const error = imageShapeError(value, inputDim);
+  if (error) throw new FamilySpecError(path, error);
   const [h, w, c] = value as number[];
-  if (h * w * c !== inputDim) throw new FamilySpecError(path, `[${h}, ${w}, ${c}] holds ${h * w * c} values, but inputDim is ${inputDim}; their product must be inputDim`);
   return [h, w, c];
 }
 
