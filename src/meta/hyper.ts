@@ -7,8 +7,8 @@
 /** A service limit that bounds a field in requests (the names of config.limits' fields). */
 export type HyperLimit = 'maxIterations' | 'maxSupportExamples' | 'maxInnerSteps';
 
-/** How one hyper-parameter is declared. */
-export interface HyperField {
+/** How one numeric hyper-parameter is declared. */
+export interface NumericHyperField {
   /** `integer` (at least `min`) or `positive` (a finite number > 0). */
   type: 'integer' | 'positive';
   /** Least value of an integer field. */
@@ -24,6 +24,17 @@ export interface HyperField {
   description: string;
 }
 
+/** How one on/off hyper-parameter is declared (always has a default). */
+export interface SwitchHyperField {
+  type: 'boolean';
+  default: boolean;
+  otherwise?: never;
+  api?: false;
+  description: string;
+}
+
+export type HyperField = NumericHyperField | SwitchHyperField;
+
 export const HYPER_FIELDS = {
   iterations: { type: 'integer', min: 1, default: 1000, max: 'maxIterations', description: 'Outer-loop iterations (meta-batches)' },
   metaBatchSize: { type: 'integer', min: 1, default: 25, max: 1000, description: 'Tasks per meta-batch (25: the MAML paper, sinusoid)' },
@@ -37,6 +48,13 @@ export const HYPER_FIELDS = {
   checkpointEvery: { type: 'integer', min: 1, default: 100, max: 'maxIterations', description: 'Checkpoint every this many iterations (not after the last: the result follows)' },
   seed: { type: 'integer', min: 0, default: 0, max: 2 ** 31 - 1, description: 'Seeds initialisation and task sampling' },
   clipNorm: { type: 'positive', otherwise: 'no clipping', max: 1e6, description: 'Clip the meta-gradient to this global L2 norm' },
+  zeroHead: {
+    type: 'boolean',
+    default: false,
+    description:
+      "MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). " +
+      "A learned head's initialisation is tied to the training classes' label order; from zero, the first inner step makes each class's weights the mean support embedding of that class minus the mean of all, as prototypes would",
+  },
   evalTasks: { type: 'integer', min: 1, default: 32, max: 10_000, api: false, description: "Held-out 'val' tasks per evaluation" },
   tasks: {
     type: 'integer',
@@ -50,14 +68,15 @@ export const HYPER_FIELDS = {
 
 type Fields = typeof HYPER_FIELDS;
 export type HyperName = keyof Fields;
-type Defaulted = { [K in HyperName]: Fields[K] extends { default: number } ? K : never }[HyperName];
+type Defaulted = { [K in HyperName]: Fields[K] extends { default: number | boolean } ? K : never }[HyperName];
+type ValueOf<F> = F extends { type: 'boolean' } ? boolean : number;
 
 /** Meta-training hyper-parameters: every field with a default is always set (see HYPER_FIELDS). */
-export type HyperParams = { [K in Defaulted]: number } & { [K in Exclude<HyperName, Defaulted>]?: number };
+export type HyperParams = { [K in Defaulted]: ValueOf<Fields[K]> } & { [K in Exclude<HyperName, Defaulted>]?: ValueOf<Fields[K]> };
 
 /** The fields the HTTP API accepts and shows. */
 export type ApiHyperName = { [K in HyperName]: Fields[K] extends { api: false } ? never : K }[HyperName];
-export type ApiHyperParams = Pick<HyperParams, ApiHyperName & Defaulted> & { [K in Exclude<ApiHyperName, Defaulted>]?: number };
+export type ApiHyperParams = Pick<HyperParams, ApiHyperName & Defaulted> & { [K in Exclude<ApiHyperName, Defaulted>]?: ValueOf<Fields[K]> };
 
 export const HYPER_NAMES = Object.keys(HYPER_FIELDS) as HyperName[];
 export const API_HYPER_NAMES = HYPER_NAMES.filter((name): name is ApiHyperName => (HYPER_FIELDS[name] as HyperField).api !== false);

@@ -13,7 +13,7 @@ import { slicePoolBatch } from './families/pool.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
 import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
-import { activationWidth, copyArrays, forward, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
+import { activationWidth, copyArrays, forward, HEAD_NAMES, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
 import { isPoolBatch, type EpisodeBatch, type TrainingBatch } from './types.js';
@@ -29,6 +29,11 @@ export interface LearnerConfig {
   metaLr: number;
   /** Clip the meta-gradient to this global L2 norm; no clipping when absent. */
   clipNorm?: number;
+  /**
+   * Every task's head starts at zero: the learner sets the head to zero and never meta-trains it
+   * (hyper.zeroHead). Adaptation needs nothing of its own: it starts from the stored head, zero.
+   */
+  zeroHead?: boolean;
   /** Which engine computes meta-gradients and evaluations. Default 'auto' (see chooseEngine). */
   engine?: EnginePreference;
 }
@@ -68,6 +73,8 @@ export class MetaLearner {
   private theta: NamedTensors;
   private thetaStale = false;
   private readonly optimizer: Adam;
+  /** With zeroHead: the head's meta-gradient, always zero, which Adam then never moves. */
+  private readonly frozenHead?: Gradients;
 
   /**
    * @param params - initial meta-parameters (see initMetaParams; with a pool algorithm's pool
@@ -82,11 +89,18 @@ export class MetaLearner {
     if (!Number.isInteger(config.inner.steps) || config.inner.steps < 1) {
       throw new RangeError(`meta-training needs at least one inner step, got ${config.inner.steps}`);
     }
+    if (config.zeroHead && !this.algorithm.metaTrainsHead) {
+      throw new RangeError(`algorithm '${config.algorithm}' meta-learns no head to start at zero`);
+    }
     this.spec = config.spec;
     this.inner = { ...config.inner };
     this.clipNorm = config.clipNorm;
     this.engine = chooseEngine(config.engine, config.algorithm, config.spec.body);
     this.values = copyArrays(params);
+    if (config.zeroHead) {
+      for (const name of HEAD_NAMES) this.values[name].data.fill(0);
+      this.frozenHead = Object.fromEntries(HEAD_NAMES.map((n) => [n, new Float32Array(this.values[n].data.length)]));
+    }
     this.theta = this.upload();
     this.optimizer = new Adam({ lr: config.metaLr }, this.values, optimizerState);
   }
@@ -116,10 +130,11 @@ export class MetaLearner {
    * minibatch's mean training loss).
    */
   metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
-    const { loss, grads } =
+    const { loss, grads: taken } =
       mode === 'batched' && this.engine === 'fused-wasm' && !isPoolBatch(batch)
         ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
         : this.tfjsGradient(batch, mode);
+    const grads = this.frozenHead ? { ...taken, ...this.frozenHead } : taken;
     const norm = globalNorm(grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       throw new NonFiniteError(

@@ -92,22 +92,28 @@ export class TrainingAbortedError extends Error {
 }
 
 /**
- * Fills defaults and checks every declared field (HYPER_FIELDS) against its kind and lower bound;
- * upper bounds are service limits, checked by the HTTP schema.
+ * Fills defaults and checks every declared field (HYPER_FIELDS) against its kind and lower bound,
+ * and, given the algorithm, the fields that only some algorithms take; upper bounds are service
+ * limits, checked by the HTTP schema.
  * @throws TrainConfigError naming the field.
  */
-export function resolveHyper(partial: Partial<HyperParams> = {}): HyperParams {
+export function resolveHyper(partial: Partial<HyperParams> = {}, algorithm?: AlgorithmName): HyperParams {
   const hyper: HyperParams = { ...DEFAULT_HYPER, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
   for (const name of HYPER_NAMES) {
     const field: HyperField = HYPER_FIELDS[name];
     const value: unknown = hyper[name];
     if (value === undefined) continue;
-    if (field.type === 'integer') {
+    if (field.type === 'boolean') {
+      if (typeof value !== 'boolean') throw new TrainConfigError(`hyper.${name}`, `must be true or false, got ${String(value)}`);
+    } else if (field.type === 'integer') {
       const min = field.min ?? 1;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new TrainConfigError(`hyper.${name}`, `must be an integer >= ${min}, got ${String(value)}`);
     } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       throw new TrainConfigError(`hyper.${name}`, `must be a positive number, got ${String(value)}`);
     }
+  }
+  if (algorithm && hyper.zeroHead && !getAlgorithm(algorithm).metaTrainsHead) {
+    throw new TrainConfigError('hyper.zeroHead', `${algorithm} meta-learns no head (each task's is built from its support set): there is no head to start at zero`);
   }
   return hyper;
 }
@@ -127,7 +133,7 @@ interface Plan {
 }
 
 function plan(config: TrainConfig): Plan {
-  const hyper = resolveHyper(config.hyper);
+  const hyper = resolveHyper(config.hyper, config.algorithm);
   const family = taskSource(config.families);
   let ways: number | undefined;
   if (family.kind === 'classification') {
@@ -143,7 +149,15 @@ function plan(config: TrainConfig): Plan {
   return {
     family,
     hyper,
-    learner: { algorithm: config.algorithm, spec, inner: { steps: hyper.innerSteps, lr: hyper.innerLr }, metaLr: hyper.metaLr, clipNorm: hyper.clipNorm, engine: config.engine },
+    learner: {
+      algorithm: config.algorithm,
+      spec,
+      inner: { steps: hyper.innerSteps, lr: hyper.innerLr },
+      metaLr: hyper.metaLr,
+      clipNorm: hyper.clipNorm,
+      zeroHead: hyper.zeroHead,
+      engine: config.engine,
+    },
     shape: { shots: hyper.shots, queryShots: hyper.queryShots, ways },
   };
 }

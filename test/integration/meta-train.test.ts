@@ -26,7 +26,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-type Job = { id: string; status: string; name: string; hyper: Record<string, number>; model: { hidden: number[] }; progress: { iteration: number; iterations: number } };
+type Job = { id: string; status: string; name: string; hyper: Record<string, number | boolean>; model: { hidden: number[] }; progress: { iteration: number; iterations: number } };
 
 const start = (payload: object, extra: Record<string, string> = {}, h = headers) =>
   api.app.inject({ method: 'POST', url: '/meta-train', headers: { ...h, ...extra }, payload });
@@ -79,6 +79,13 @@ describe('POST /meta-train', () => {
   it('refuses protonet on regression and accepts it on classification', async () => {
     expect(problem(await start({ familyIds: [sineId], algorithm: 'protonet' }), 400).errors?.[0]).toMatchObject({ path: '/algorithm', message: expect.stringMatching(/classification/) });
     expect((await start({ familyIds: [blobsId], algorithm: 'protonet', hyper: { iterations: 10 } })).statusCode).toBe(202);
+  });
+
+  it('takes zeroHead where a head is meta-learned and refuses it where none is', async () => {
+    expect(problem(await start({ familyIds: [blobsId], algorithm: 'protonet', hyper: { zeroHead: true } }), 400).errors?.[0]).toMatchObject({ path: '/hyper/zeroHead', message: expect.stringMatching(/no head/) });
+    expect(problem(await start({ familyIds: [blobsId], algorithm: 'maml', hyper: { zeroHead: 'yes' } }), 400).errors?.[0].path).toBe('/hyper/zeroHead');
+    const job = (await start({ familyIds: [blobsId], algorithm: 'anil', hyper: { iterations: 10, zeroHead: true } })).json() as Job;
+    expect(job.hyper.zeroHead).toBe(true);
   });
 
   it('applies the configured limits and names the field', async () => {

@@ -640,6 +640,7 @@ export interface components {
                 checkpointEvery: number;
                 seed: number;
                 clipNorm?: number;
+                zeroHead: boolean;
                 tasks: number;
             };
             progress: {
@@ -2383,6 +2384,7 @@ export interface operations {
                      *             "evalEvery": 500,
                      *             "seed": 0,
                      *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
                      *             "tasks": 1000
                      *           },
                      *           "progress": {
@@ -2575,6 +2577,8 @@ export interface operations {
                         seed?: number;
                         /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
+                        /** @description MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). A learned head's initialisation is tied to the training classes' label order; from zero, the first inner step makes each class's weights the mean support embedding of that class minus the mean of all, as prototypes would. Default false */
+                        zeroHead?: boolean;
                         /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
                         tasks?: number;
                     };
@@ -2621,6 +2625,7 @@ export interface operations {
                      *         "evalEvery": 500,
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
+                     *         "zeroHead": false,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -2682,6 +2687,7 @@ export interface operations {
                      *         "evalEvery": 500,
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
+                     *         "zeroHead": false,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -2907,6 +2913,7 @@ export interface operations {
                      *         "evalEvery": 500,
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
+                     *         "zeroHead": false,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -3100,6 +3107,7 @@ export interface operations {
                      *         "evalEvery": 500,
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
+                     *         "zeroHead": false,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {

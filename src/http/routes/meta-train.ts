@@ -86,7 +86,7 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
   }
   let hyper;
   try {
-    hyper = resolveHyper(body.hyper);
+    hyper = resolveHyper(body.hyper, body.algorithm);
   } catch (error) {
     if (error instanceof TrainConfigError) throw invalidField(error.field, error.message.slice(error.field.length + 2));
     throw error;

@@ -1,8 +1,8 @@
 /** Meta-training jobs: the request that starts one, the job resource, its metrics history. */
-import { Type, type Static, type TInteger, type TNumber, type TOptional } from 'typebox';
+import { Type, type Static, type TBoolean, type TInteger, type TNumber, type TOptional } from 'typebox';
 import type { Limits } from '../../config.js';
 import { JOB_STATUSES } from '../../db/repositories/jobs.js';
-import { ACTIVATIONS, ALGORITHM_NAMES, BODY_KINDS, MAX_CONV_BLOCKS, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField } from '../../meta/index.js';
+import { ACTIVATIONS, ALGORITHM_NAMES, BODY_KINDS, MAX_CONV_BLOCKS, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField, type HyperParams } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 
@@ -33,7 +33,7 @@ const QUEUED_JOB = {
   // A job answers its model with the body named and defaults filled in.
   model: { body: 'mlp', ...MAML_REQUEST.model },
   // A job answers every hyper-parameter after defaults, `tasks` (multitask's pool) too.
-  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, tasks: 1000 },
+  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, zeroHead: false, tasks: 1000 },
   progress: { iteration: 0, iterations: 5000 },
   metrics: null,
   metaModelId: null,
@@ -79,13 +79,14 @@ export const ModelView = Type.Object({
 export const JobStatus = Literals(JOB_STATUSES);
 
 /** One hyper-parameter's request schema, from its one declaration (HYPER_FIELDS): bounds, meaning, default. */
-function hyperField(name: ApiHyperName, limits: Limits): TNumber | TInteger {
+function hyperField(name: ApiHyperName, limits: Limits): TNumber | TInteger | TBoolean {
   const field: HyperField = HYPER_FIELDS[name];
-  const maximum = typeof field.max === 'number' ? field.max : limits[field.max];
   const description = describeHyper(name);
+  if (field.type === 'boolean') return Type.Boolean({ description });
+  const maximum = typeof field.max === 'number' ? field.max : limits[field.max];
   return field.type === 'integer' ? Type.Integer({ minimum: field.min ?? 1, maximum, description }) : Type.Number({ exclusiveMinimum: 0, maximum, description });
 }
-type HyperSchemas = { [K in ApiHyperName]: TOptional<TNumber | TInteger> };
+type HyperSchemas = { [K in ApiHyperName]: TOptional<HyperParams[K] extends boolean ? TBoolean : TNumber | TInteger> };
 
 /** POST /meta-train body; bounds come from the configured limits (MAX_ITERATIONS, MAX_HIDDEN_UNITS, ...). */
 export function MetaTrainCreate(limits: Limits) {
@@ -153,9 +154,9 @@ export const Job = Type.Object({
   hyper: Type.Object(
     Object.fromEntries(API_HYPER_NAMES.map((name) => {
       const field: HyperField = HYPER_FIELDS[name];
-      const type = field.type === 'integer' ? Type.Integer() : Type.Number();
+      const type = { integer: Type.Integer, positive: Type.Number, boolean: Type.Boolean }[field.type]();
       return [name, field.default === undefined ? Type.Optional(type) : type];
-    })),
+    })) as Record<string, TNumber | TBoolean>,
     { additionalProperties: false, description: 'Hyper-parameters after defaults were applied' },
   ),
   progress: Type.Object({ iteration: Type.Integer(), iterations: Type.Integer() }),

@@ -8,6 +8,7 @@ import { API_HYPER_NAMES, apiHyper, DEFAULT_HYPER, describeHyper, HYPER_FIELDS, 
 import { resolveHyper, TrainConfigError } from '../../../src/meta/train.js';
 
 const fields = HYPER_NAMES.map((name): [string, HyperField] => [name, HYPER_FIELDS[name]]);
+const numeric = fields.filter((entry): entry is [string, Exclude<HyperField, { type: 'boolean' }>] => entry[1].type !== 'boolean');
 
 describe('hyper-parameters declared once', () => {
   it('resolveHyper applies every declared default and leaves the rest unset', () => {
@@ -16,13 +17,18 @@ describe('hyper-parameters declared once', () => {
     expect(resolved).toEqual(DEFAULT_HYPER);
   });
 
-  it.each(fields)('resolveHyper enforces the declared lower bound of %s', (name, field) => {
+  it.each(numeric)('resolveHyper enforces the declared lower bound of %s', (name, field) => {
     const below = field.type === 'integer' ? (field.min ?? 1) - 1 : 0;
     expect(() => resolveHyper({ [name]: below })).toThrow(TrainConfigError);
     expect(() => resolveHyper({ [name]: below })).toThrow(`hyper.${name}`);
     if (field.type === 'integer') expect(() => resolveHyper({ [name]: (field.min ?? 1) + 0.5 })).toThrow(TrainConfigError);
     const lowest = field.type === 'integer' ? (field.min ?? 1) : 1e-6;
     expect(resolveHyper({ [name]: lowest })[name as keyof ReturnType<typeof resolveHyper>]).toBe(lowest);
+  });
+
+  it.each(fields.filter(([, field]) => field.type === 'boolean'))('resolveHyper takes only true or false for %s', (name) => {
+    for (const value of [0, 1, 'true', null]) expect(() => resolveHyper({ [name]: value })).toThrow(`hyper.${name}`);
+    expect(resolveHyper({ [name]: true })[name as keyof ReturnType<typeof resolveHyper>]).toBe(true);
   });
 
   it('documents each default the engine applies', () => {
