@@ -344,7 +344,7 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
   const rows: Record<string, unknown>[] = [];
   const report = (row: Record<string, unknown> & { accuracy: number; ci95: number }) => {
     rows.push(row);
-    console.log(`    ${String(row.source).padEnd(8)} ${String(row.algorithm).padEnd(9)} ${String(row.body).padEnd(5)} ${(100 * row.accuracy).toFixed(1)}% +- ${(100 * row.ci95).toFixed(1)}${row.msPerIteration ? `   ${row.msPerIteration} ms/iteration` : ''}`);
+    console.log(`    ${String(row.source).padEnd(8)} ${`${row.algorithm}${row.zeroHead ? ', zero head' : ''}`.padEnd(20)} ${String(row.body).padEnd(5)} ${(100 * row.accuracy).toFixed(1)}% +- ${(100 * row.ci95).toFixed(1)}${row.msPerIteration ? `   ${row.msPerIteration} ms/iteration` : ''}`);
   };
   try {
     for (const shots of [1, 5]) {
@@ -367,16 +367,19 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
         report({ source: 'pytorch', algorithm: 'protonet', body, shots, iterations, accuracy: round(run.accuracy, 4), ci95: round(run.ci95, 4), msPerIteration: round(run.msPerIteration, 1), threads: run.threads, torch: run.torch });
       }
       for (const algorithm of ['maml', 'anil'] as const) {
-        const { innerSteps, testSteps } = adapting;
-        const innerLr = adapting.innerLr[algorithm];
-        const trained = await train({
-          algorithm,
-          model: models.conv,
-          families: family,
-          hyper: { iterations: adaptingIterations, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, evalEvery: adaptingIterations, checkpointEvery: adaptingIterations, seed: 0 },
-        });
-        const config: LearnerConfig = { algorithm, spec: modelSpec('classification', family.inputDim, models.conv, ways), inner: { steps: innerSteps, lr: innerLr }, metaLr };
-        report({ source: 'engine', algorithm, body: 'conv', shots, iterations: adaptingIterations, testSteps, ...pct(meanCi(episodeAccuracies(config, trained.params, test, testSteps))), msPerIteration: round(trained.msPerIteration, 1) });
+        for (const zeroHead of [false, true]) {
+          const { innerSteps, testSteps } = adapting;
+          const innerLr = adapting.innerLr[algorithm];
+          const trained = await train({
+            algorithm,
+            model: models.conv,
+            families: family,
+            hyper: { iterations: adaptingIterations, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, zeroHead, evalEvery: adaptingIterations, checkpointEvery: adaptingIterations, seed: 0 },
+          });
+          const config: LearnerConfig = { algorithm, spec: modelSpec('classification', family.inputDim, models.conv, ways), inner: { steps: innerSteps, lr: innerLr }, metaLr };
+          const row = { source: 'engine', algorithm, zeroHead, body: 'conv', shots, iterations: adaptingIterations, testSteps };
+          report({ ...row, ...pct(meanCi(episodeAccuracies(config, trained.params, test, testSteps))), msPerIteration: round(trained.msPerIteration, 1) });
+        }
       }
     }
   } finally {

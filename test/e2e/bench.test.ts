@@ -78,12 +78,14 @@ describe('the benchmarks', () => {
       ['anil', 'maml', 'multitask', 'protonet'].flatMap((a) => [`${a} 5-way 1-shot`, `${a} 5-way 5-shot`]));
     for (const d of digits) expect(d).toMatchObject({ body: 'mlp', accuracy: probability() });
     // The conv section: per shot count the raw-pixel floor, ProtoNets on both bodies in the engine (and
-    // in PyTorch where there is torch), MAML and ANIL on the conv body, each with a 95% interval.
-    const conv = result.digitsConv as { source: string; algorithm: string; body: string; shots: number; accuracy: number; ci95: number }[];
-    const engineRows = ['raw-pixels none', 'protonet conv', 'protonet mlp', 'maml conv', 'anil conv'];
+    // in PyTorch where there is torch), MAML and ANIL on the conv body with a learned and a zero head,
+    // each with a 95% interval.
+    const conv = result.digitsConv as { source: string; algorithm: string; zeroHead?: boolean; body: string; shots: number; accuracy: number; ci95: number }[];
+    const adapting = ['maml', 'anil'].flatMap((a) => [`${a} conv`, `${a} conv zero head`]);
+    const engineRows = ['raw-pixels none', 'protonet conv', 'protonet mlp', ...adapting];
     const expected = [...engineRows, ...(pytorch.skipped === undefined ? ['protonet conv', 'protonet mlp'] : [])];
     for (const shots of [1, 5]) {
-      expect(conv.filter((r) => r.shots === shots).map((r) => `${r.algorithm} ${r.body}`).sort()).toEqual(expected.sort());
+      expect(conv.filter((r) => r.shots === shots).map((r) => `${r.algorithm} ${r.body}${r.zeroHead ? ' zero head' : ''}`).sort()).toEqual(expected.sort());
     }
     for (const row of conv) expect(row).toMatchObject({ accuracy: probability(), ci95: expect.any(Number) });
     expect(result.digitsConvSetting).toMatchObject({ testEpisodes: 3, iterations: 2, adaptingIterations: 1, channels: [4, 4] });
