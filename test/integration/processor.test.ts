@@ -142,6 +142,20 @@ describe('meta-train processor', () => {
     expect(await curve(jobId)).toEqual(await curve(reference.jobId));
   });
 
+  it('with hyper.zeroHead stores a meta-model whose head is zero, from which a task adapts', async () => {
+    const { jobId } = await seed({ name: 'sine-maml-zero-head', hyper: { iterations: 20, zeroHead: true } });
+    expect(await run(jobId)).toMatchObject({ outcome: 'succeeded', version: 1 });
+    const row = await db.prisma.metaModel.findUniqueOrThrow({ where: { jobId } });
+    const params = decodeParams(row.params);
+    for (const name of ['head.weight', 'head.bias']) expect(params[name].data.every((v) => v === 0)).toBe(true);
+    expect(params['body.0.weight'].data.some((v) => v !== 0)).toBe(true);
+    const stored = await loadMetaModel(db, row.id);
+    const support = { x: Float32Array.from([-2, 0, 2]), y: Float32Array.from([1, 2, 1]), n: 3 };
+    const adapted = adapt(stored!.model, support, { steps: 5 });
+    expect(Math.max(...adapted.params['head.weight'].data.map(Math.abs))).toBeGreaterThan(0);
+    expect(adapted.supportLossAfter).toBeLessThan(adapted.supportLossBefore);
+  });
+
   it('mixes several families in one job', async () => {
     const families = [
       { name: 'sine', kind: 'regression' as const, inputDim: 1, generator: { type: 'sinusoid' } },

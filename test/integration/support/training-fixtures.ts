@@ -32,7 +32,7 @@ export interface SeedOptions {
   algorithm?: AlgorithmName;
   families?: FamilyRow[];
   model?: Prisma.InputJsonObject;
-  hyper?: Record<string, number>;
+  hyper?: Record<string, number | boolean>;
 }
 
 export async function seedTenant(db: Db, label: string): Promise<string> {
