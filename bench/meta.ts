@@ -369,7 +369,7 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
       for (const algorithm of ['maml', 'anil'] as const) {
         for (const zeroHead of [false, true]) {
           const { innerSteps, testSteps } = adapting;
-          const innerLr = adapting.innerLr[algorithm];
+          const innerLr = (zeroHead ? adapting.zeroHeadInnerLr : adapting.innerLr)[algorithm];
           const trained = await train({
             algorithm,
             model: models.conv,
@@ -377,7 +377,7 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
             hyper: { iterations: adaptingIterations, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, zeroHead, evalEvery: adaptingIterations, checkpointEvery: adaptingIterations, seed: 0 },
           });
           const config: LearnerConfig = { algorithm, spec: modelSpec('classification', family.inputDim, models.conv, ways), inner: { steps: innerSteps, lr: innerLr }, metaLr };
-          const row = { source: 'engine', algorithm, zeroHead, body: 'conv', shots, iterations: adaptingIterations, testSteps };
+          const row = { source: 'engine', algorithm, zeroHead, body: 'conv', shots, iterations: adaptingIterations, innerLr, testSteps };
           report({ ...row, ...pct(meanCi(episodeAccuracies(config, trained.params, test, testSteps))), msPerIteration: round(trained.msPerIteration, 1) });
         }
       }
