@@ -53,7 +53,7 @@ export const HYPER_FIELDS = {
     default: false,
     description:
       "MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). " +
-      "A learned head's initialisation is tied to the training classes' label order; from zero, the first inner step makes each class's weights the mean support embedding of that class minus the mean of all, as prototypes would",
+      "A learned head's initialisation is tied to the training classes; from zero, a classifier's first inner step makes each class's weights proportional to the mean support embedding of that class minus that of all classes: a prototype",
   },
   evalTasks: { type: 'integer', min: 1, default: 32, max: 10_000, api: false, description: "Held-out 'val' tasks per evaluation" },
   tasks: {

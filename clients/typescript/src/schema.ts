@@ -2577,7 +2577,7 @@ export interface operations {
                         seed?: number;
                         /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
                         clipNorm?: number;
-                        /** @description MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). A learned head's initialisation is tied to the training classes' label order; from zero, the first inner step makes each class's weights the mean support embedding of that class minus the mean of all, as prototypes would. Default false */
+                        /** @description MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). A learned head's initialisation is tied to the training classes; from zero, a classifier's first inner step makes each class's weights proportional to the mean support embedding of that class minus that of all classes: a prototype. Default false */
                         zeroHead?: boolean;
                         /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
                         tasks?: number;
