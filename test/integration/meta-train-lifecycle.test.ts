@@ -80,7 +80,7 @@ describe('cancel', () => {
     const running = await waitForJob<Job>(api, headers, job.id, (j) => j.status === 'running' && j.progress.iteration > 0);
     const asked = Date.now();
     const cancel = await api.app.inject({ method: 'POST', url: `/meta-train/${job.id}/cancel`, headers });
-    expect(cancel.statusCode).toBe(202);
+    expect(cancel.statusCode, cancel.body).toBe(202);
     expect(cancel.json()).toMatchObject({ cancelRequested: true });
     const done = await waitForJob<Job>(api, headers, job.id, ended, 10_000);
     expect(Date.now() - asked).toBeLessThan(5_000);
