@@ -200,10 +200,12 @@ export async function requestCancel(db: Db, tenantId: string, id: string): Promi
       data: { status: 'cancelled', cancelRequestedAt: now, finishedAt: now },
     });
     if (queued.count === 1) return { outcome: 'cancelled', job: (await getJob(db, tenantId, id))! };
-    await db.prisma.metaTrainJob.updateMany({ where: { id, tenantId, status: 'running', cancelRequestedAt: null }, data: { cancelRequestedAt: now } });
+    const requested = await db.prisma.metaTrainJob.updateMany({ where: { id, tenantId, status: 'running', cancelRequestedAt: null }, data: { cancelRequestedAt: now } });
     const job = await getJob(db, tenantId, id);
     if (!job) return { outcome: 'missing' };
-    if (job.status === 'running') return { outcome: 'requested', job };
+    // This request marked a running job: its worker may already have seen the mark and ended it
+    // `cancelled` before the read above, which is still this request's doing, not a conflict.
+    if (requested.count === 1 || job.status === 'running') return { outcome: 'requested', job };
     if (job.status !== 'queued') return { outcome: 'ended', job };
     // Running -> queued again (a recovered job) between the two updates: try once more.
   }
