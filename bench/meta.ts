@@ -30,10 +30,12 @@
  * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
  * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
  * Conv section (digitsConv, see convDigitsQuality): --conv-iterations N (ProtoNets, engine and
- * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL, default 600),
+ * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL with a learned head, default
+ * 600), --conv-zero-head-iterations N (MAML and ANIL with a zero head, default 2000),
  * --conv-test-episodes N (default 600), --conv-channels C1,C2,.. (default 64,64,64,64), --skip-conv,
  * --only-conv (run it alone and write it into the results file, keeping the other sections of the
- * run before).
+ * run before), --conv-rows R1,R2,.. (with --only-conv: re-run only these rows of the section, of
+ * CONV_ROWS, and keep the previous run's others; every row carries the date it was measured).
  */
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,6 +65,8 @@ const { values: args } = parseArgs({
     'skip-digits': { type: 'boolean', default: false },
     'conv-iterations': { type: 'string', default: '2000' },
     'conv-adapting-iterations': { type: 'string', default: '600' },
+    'conv-zero-head-iterations': { type: 'string', default: '2000' },
+    'conv-rows': { type: 'string', default: '' },
     'conv-test-episodes': { type: 'string', default: String(CONV_DIGITS.testEpisodes) },
     'conv-channels': { type: 'string', default: CONV_DIGITS.channels.join(',') },
     'skip-conv': { type: 'boolean', default: false },
@@ -323,14 +327,28 @@ function episodeAccuracies(config: LearnerConfig, params: ParamArrays, test: Epi
 
 const pct = (m: MeanCi) => ({ accuracy: round(m.mean, 4), ci95: round(m.ci95, 4) });
 
+/** The conv section's rows, in groups that `--conv-rows` names: each group runs at both shot counts. */
+const CONV_ROWS = ['raw-pixels', 'protonet', 'maml', 'maml-zero-head', 'anil', 'anil-zero-head'] as const;
+type ConvRows = (typeof CONV_ROWS)[number];
+
+/** The group a conv row belongs to: a re-run of the group replaces all its rows. */
+const convRowGroup = (row: Record<string, unknown>) => `${String(row.algorithm)}${row.zeroHead ? '-zero-head' : ''}` as ConvRows;
+
 /**
  * Few-shot digits with the conv body (CONV_DIGITS): per shot count, the raw-pixel floor; ProtoNets
  * with the conv and the MLP body, in the engine and in plain PyTorch (bench/pytorch/digits_protonet.py,
  * one thread, the same iterations, training classes and test episodes), trained one after the other
- * so that neither slows the other; and MAML and ANIL on the conv body. Every row scored on the same
- * 600 test episodes, with a 95% interval over episodes.
+ * so that neither slows the other; and MAML and ANIL on the conv body, with a learned and with a zero
+ * head. Every row scored on the same 600 test episodes, with a 95% interval over episodes. Only the
+ * groups in `only` run.
  */
-async function convDigitsQuality(iterations: number, adaptingIterations: number, testEpisodes: number, channels: number[], python: string | null) {
+async function convDigitsQuality(
+  iterations: { protonet: number; adapting: number; zeroHead: number },
+  testEpisodes: number,
+  channels: number[],
+  python: string | null,
+  only: ReadonlySet<ConvRows>,
+) {
   const { ways, inputShape, hidden, metaBatchSize, queryShots, metaLr, testQueryShots, adapting } = CONV_DIGITS;
   const family = digits({}, { ways });
   const tests: Record<number, EpisodeBatch> = {};
@@ -338,46 +356,49 @@ async function convDigitsQuality(iterations: number, adaptingIterations: number,
     const rng = new Rng(777 + shots);
     tests[shots] = packEpisodes(Array.from({ length: testEpisodes }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: testQueryShots, ways })));
   }
-  const dir = python ? mkdtempSync(join(tmpdir(), 'fastadapt-digits-')) : null;
+  const dir = python && only.has('protonet') ? mkdtempSync(join(tmpdir(), 'fastadapt-digits-')) : null;
   if (dir) writeDigitsData(dir, tests);
   const models = { conv: { body: 'conv', inputShape, channels, activation: 'relu' }, mlp: { body: 'mlp', hidden, activation: 'relu' } } as const;
   const rows: Record<string, unknown>[] = [];
+  const date = new Date().toISOString().slice(0, 10);
   const report = (row: Record<string, unknown> & { accuracy: number; ci95: number }) => {
-    rows.push(row);
+    rows.push({ ...row, date });
     console.log(`    ${String(row.source).padEnd(8)} ${`${row.algorithm}${row.zeroHead ? ', zero head' : ''}`.padEnd(20)} ${String(row.body).padEnd(5)} ${(100 * row.accuracy).toFixed(1)}% +- ${(100 * row.ci95).toFixed(1)}${row.msPerIteration ? `   ${row.msPerIteration} ms/iteration` : ''}`);
   };
   try {
     for (const shots of [1, 5]) {
       const test = tests[shots];
       console.log(`\ndigits ${ways}-way ${shots}-shot, ${testEpisodes} test episodes:`);
-      report({ source: 'none', algorithm: 'raw-pixels', body: 'none', shots, ...pct(meanCi(rawPixelAccuracies(test, ways))) });
-      for (const body of ['conv', 'mlp'] as const) {
+      if (only.has('raw-pixels')) report({ source: 'none', algorithm: 'raw-pixels', body: 'none', shots, ...pct(meanCi(rawPixelAccuracies(test, ways))) });
+      for (const body of only.has('protonet') ? (['conv', 'mlp'] as const) : []) {
         const trained = await train({
           algorithm: 'protonet',
           model: models[body],
           families: family,
-          hyper: { iterations, metaBatchSize, shots, queryShots, ways, metaLr, evalEvery: iterations, checkpointEvery: iterations, seed: 0 },
+          hyper: { iterations: iterations.protonet, metaBatchSize, shots, queryShots, ways, metaLr, evalEvery: iterations.protonet, checkpointEvery: iterations.protonet, seed: 0 },
         });
         // ProtoNets runs no inner steps: the inner settings are unused.
         const config: LearnerConfig = { algorithm: 'protonet', spec: modelSpec('classification', family.inputDim, models[body], ways), inner: { steps: 1, lr: 1 }, metaLr };
         const engine = new MetaLearner(config, trained.params).engine;
-        report({ source: 'engine', engine, algorithm: 'protonet', body, shots, iterations, ...pct(meanCi(episodeAccuracies(config, trained.params, test, 1))), msPerIteration: round(trained.msPerIteration, 1) });
+        report({ source: 'engine', engine, algorithm: 'protonet', body, shots, iterations: iterations.protonet, ...pct(meanCi(episodeAccuracies(config, trained.params, test, 1))), msPerIteration: round(trained.msPerIteration, 1) });
         if (!dir) continue;
-        const run = await pytorchDigitsProtonet(python!, dir, { body, shots, iterations, seed: 0, ways, queryShots, metaBatchSize, metaLr, channels, hidden });
-        report({ source: 'pytorch', algorithm: 'protonet', body, shots, iterations, accuracy: round(run.accuracy, 4), ci95: round(run.ci95, 4), msPerIteration: round(run.msPerIteration, 1), threads: run.threads, torch: run.torch });
+        const run = await pytorchDigitsProtonet(python!, dir, { body, shots, iterations: iterations.protonet, seed: 0, ways, queryShots, metaBatchSize, metaLr, channels, hidden });
+        report({ source: 'pytorch', algorithm: 'protonet', body, shots, iterations: iterations.protonet, accuracy: round(run.accuracy, 4), ci95: round(run.ci95, 4), msPerIteration: round(run.msPerIteration, 1), threads: run.threads, torch: run.torch });
       }
       for (const algorithm of ['maml', 'anil'] as const) {
         for (const zeroHead of [false, true]) {
+          if (!only.has(zeroHead ? `${algorithm}-zero-head` : algorithm)) continue;
           const { innerSteps, testSteps } = adapting;
           const innerLr = (zeroHead ? adapting.zeroHeadInnerLr : adapting.innerLr)[algorithm];
+          const its = zeroHead ? iterations.zeroHead : iterations.adapting;
           const trained = await train({
             algorithm,
             model: models.conv,
             families: family,
-            hyper: { iterations: adaptingIterations, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, zeroHead, evalEvery: adaptingIterations, checkpointEvery: adaptingIterations, seed: 0 },
+            hyper: { iterations: its, metaBatchSize: adapting.metaBatchSize, shots, queryShots: adapting.queryShots, ways, innerSteps, innerLr, metaLr, zeroHead, evalEvery: its, checkpointEvery: its, seed: 0 },
           });
           const config: LearnerConfig = { algorithm, spec: modelSpec('classification', family.inputDim, models.conv, ways), inner: { steps: innerSteps, lr: innerLr }, metaLr };
-          const row = { source: 'engine', algorithm, zeroHead, body: 'conv', shots, iterations: adaptingIterations, innerLr, testSteps };
+          const row = { source: 'engine', algorithm, zeroHead, body: 'conv', shots, iterations: its, innerLr, testSteps };
           report({ ...row, ...pct(meanCi(episodeAccuracies(config, trained.params, test, testSteps))), msPerIteration: round(trained.msPerIteration, 1) });
         }
       }
@@ -419,27 +440,50 @@ async function pytorchSummary(python: string, server: PytorchServer, rows: Row[]
   return summary;
 }
 
-/** The conv section (convDigitsQuality) with its setting, as the results file holds it. */
-async function convSection(python: string | null, skipped?: string) {
-  const iterations = positive('conv-iterations', args['conv-iterations']);
-  const adaptingIterations = positive('conv-adapting-iterations', args['conv-adapting-iterations']);
+/**
+ * The conv section (convDigitsQuality) with its setting, as the results file holds it. With
+ * `previous` (the last run's section) and `--conv-rows`, only those rows run and the others are kept
+ * from `previous`, each with its own date.
+ */
+async function convSection(python: string | null, skipped?: string, previous: Record<string, unknown> = {}) {
+  const iterations = {
+    protonet: positive('conv-iterations', args['conv-iterations']),
+    adapting: positive('conv-adapting-iterations', args['conv-adapting-iterations']),
+    zeroHead: positive('conv-zero-head-iterations', args['conv-zero-head-iterations']),
+  };
   const testEpisodes = positive('conv-test-episodes', args['conv-test-episodes']);
   const channels = args['conv-channels'].split(',').map((c) => positive('conv-channels', c.trim()));
+  const only = new Set<ConvRows>(CONV_ROWS);
+  if (args['conv-rows']) {
+    if (!args['only-conv']) throw new Error('--conv-rows needs --only-conv (it re-runs rows of the results file)');
+    only.clear();
+    for (const name of args['conv-rows'].split(',').map((r) => r.trim())) {
+      if (!(CONV_ROWS as readonly string[]).includes(name)) throw new Error(`--conv-rows: '${name}' is not one of ${CONV_ROWS.join(', ')}`);
+      only.add(name as ConvRows);
+    }
+  }
   const backend = await initBackend(args['quality-backend'] as BackendPreference);
+  const fresh = await convDigitsQuality(iterations, testEpisodes, channels, python, only);
+  // The groups the run left out keep the previous run's rows, and their date (a file from before
+  // rows were dated has one for the section).
+  const previousRows = (previous.digitsConv ?? []) as Record<string, unknown>[];
+  const kept = previousRows.filter((r) => !only.has(convRowGroup(r))).map((r) => ({ ...r, date: r.date ?? previous.digitsConvDate }));
+  const order = (r: Record<string, unknown>) => Number(r.shots) * CONV_ROWS.length + CONV_ROWS.indexOf(convRowGroup(r));
   return {
     digitsConvSetting: {
       ...CONV_DIGITS,
       channels,
       testEpisodes,
-      iterations,
-      adaptingIterations,
+      iterations: iterations.protonet,
+      adaptingIterations: iterations.adapting,
+      zeroHeadIterations: iterations.zeroHead,
       backend,
       body: 'conv: per block a 3x3 convolution with bias, per-example layer norm over (h, w, c) with a per-channel scale and offset (PyTorch: GroupNorm(1, C)), relu, 2x2 max pool with ceil; 14 -> 7 -> 4 -> 2 -> 1',
       timing: 'msPerIteration: wall time of meta-training over its iterations (episode sampling included), engine and PyTorch alike; they train one after the other',
       pytorch: python ? 'bench/pytorch/digits_protonet.py, one thread, on the same training classes (exported) and test episodes' : skipped,
     },
-    digitsConv: await convDigitsQuality(iterations, adaptingIterations, testEpisodes, channels, python),
-    digitsConvDate: new Date().toISOString().slice(0, 10),
+    // By shots, then group; the sort is stable, so a group's rows stay in the order they ran in.
+    digitsConv: [...kept, ...fresh].sort((a, b) => order(a) - order(b)),
   };
 }
 
@@ -457,7 +501,9 @@ async function main(): Promise<void> {
   if (args['only-conv']) {
     // The conv section alone, into the last full run's file (its other sections keep their own run).
     const pytorch = await findPytorch(args.pytorch);
-    writeResults({ ...previousResults(), ...(await convSection(pytorch.python, pytorch.reason)) });
+    const previous = previousResults();
+    const { digitsConvDate: _undated, ...rest } = previous;
+    writeResults({ ...rest, ...(await convSection(pytorch.python, pytorch.reason, previous)) });
     console.log(`\nwrote the conv section into ${args.out}`);
     return;
   }

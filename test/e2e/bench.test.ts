@@ -7,7 +7,7 @@
  * the shared test database, so it gets a private one.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,15 +28,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs a bench script to its end and returns the JSON it wrote. */
-function bench(script: string, args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const out = join(dir, `${script}.json`);
+/** Runs a bench script to its end and returns the JSON it wrote (to `out`, default `<script>.json` in the test's folder). */
+function bench(script: string, args: string[], env: Record<string, string> = {}, out = join(dir, `${script}.json`)): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, ['--import', 'tsx', `bench/${script}.ts`, ...args, '--out', out], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (error, _stdout, stderr) =>
       error ? reject(new Error(`bench/${script}.ts failed: ${error.message}\n${stderr}`)) : resolve(JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>));
   });
 }
 
+const today = () => new Date().toISOString().slice(0, 10);
 const positive = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0);
 const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && v >= 0 && v <= 1);
 
@@ -44,7 +44,7 @@ describe('the benchmarks', () => {
   it('bench:meta times every algorithm against its per-task loop and PyTorch, and reports sinusoid MSE and digits accuracy', async () => {
     const result = await bench('meta', [
       ...['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu'],
-      ...['--conv-iterations', '2', '--conv-adapting-iterations', '1', '--conv-test-episodes', '3', '--conv-channels', '4,4'],
+      ...['--conv-iterations', '2', '--conv-adapting-iterations', '1', '--conv-zero-head-iterations', '2', '--conv-test-episodes', '3', '--conv-channels', '4,4'],
     ]);
     // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
     expect(result.setting).toMatchObject({ metaBatchSize: 25, shots: 10, innerSteps: 1, innerLr: 0.01 });
@@ -87,9 +87,43 @@ describe('the benchmarks', () => {
     for (const shots of [1, 5]) {
       expect(conv.filter((r) => r.shots === shots).map((r) => `${r.algorithm} ${r.body}${r.zeroHead ? ' zero head' : ''}`).sort()).toEqual(expected.sort());
     }
-    for (const row of conv) expect(row).toMatchObject({ accuracy: probability(), ci95: expect.any(Number) });
-    expect(result.digitsConvSetting).toMatchObject({ testEpisodes: 3, iterations: 2, adaptingIterations: 1, channels: [4, 4] });
+    for (const row of conv) expect(row).toMatchObject({ accuracy: probability(), ci95: expect.any(Number), date: today() });
+    for (const row of conv.filter((r) => r.algorithm === 'maml' || r.algorithm === 'anil')) expect(row).toMatchObject({ iterations: row.zeroHead ? 2 : 1 });
+    expect(result.digitsConvSetting).toMatchObject({ testEpisodes: 3, iterations: 2, adaptingIterations: 1, zeroHeadIterations: 2, channels: [4, 4] });
   }, 240_000);
+
+  it('bench:meta --only-conv --conv-rows re-runs those rows and keeps the rest of the results file', async () => {
+    const out = join(dir, 'meta-conv-rows.json');
+    const row = (algorithm: string, shots: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ source: 'engine', algorithm, body: 'conv', shots, accuracy: 0.5, ci95: 0.01, ...extra });
+    // A file from before rows were dated: the section carries the date.
+    const previous = {
+      setting: { from: 'the full run before' },
+      digitsConvDate: '2026-01-02',
+      digitsConv: [1, 5].flatMap((shots) => [
+        row('raw-pixels', shots, { source: 'none', body: 'none' }),
+        row('protonet', shots),
+        row('protonet', shots, { source: 'pytorch' }),
+        row('anil', shots, { zeroHead: false }),
+        row('anil', shots, { zeroHead: true }),
+      ]),
+    };
+    writeFileSync(out, JSON.stringify(previous));
+    const args = ['--only-conv', '--conv-test-episodes', '3', '--conv-zero-head-iterations', '1', '--conv-channels', '4', '--quality-backend', 'cpu', '--pytorch', 'off'];
+    const result = await bench('meta', [...args, '--conv-rows', 'raw-pixels,anil-zero-head'], {}, out);
+    expect(result.setting).toEqual(previous.setting);
+    expect(result).not.toHaveProperty('digitsConvDate');
+    const conv = result.digitsConv as Record<string, unknown>[];
+    // Same rows in the same order (shots, then group); the re-run ones measured today, the others as they were.
+    expect(conv.map((r) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`)).toEqual(
+      previous.digitsConv.map((r) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`));
+    conv.forEach((r, i) => {
+      const rerun = r.algorithm === 'raw-pixels' || r.zeroHead === true;
+      if (rerun) expect(r).toMatchObject({ date: today(), accuracy: probability(), ci95: expect.any(Number) });
+      else expect(r).toEqual({ ...previous.digitsConv[i], date: '2026-01-02' });
+    });
+    expect(conv.find((r) => r.zeroHead === true)).toMatchObject({ iterations: 1 });
+    await expect(bench('meta', [...args, '--conv-rows', 'raw-pixels,reptile'], {}, out)).rejects.toThrow(/--conv-rows: 'reptile' is not one of/);
+  }, 120_000);
 
   it('bench:meta says why it skips the PyTorch baselines where there is no torch', async () => {
     const result = await bench('meta', ['--skip-quality', '--timing-iterations', '1', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', process.execPath]);
