@@ -125,6 +125,24 @@ describe('the benchmarks', () => {
     await expect(bench('meta', [...args, '--conv-rows', 'raw-pixels,reptile'], {}, out)).rejects.toThrow(/--conv-rows: 'reptile' is not one of/);
   }, 120_000);
 
+  it('bench:conv-ceiling sets the wasm floor of a Conv-4 pass against the engine and PyTorch', async () => {
+    const result = await bench('conv-ceiling', ['--rounds', '1', '--ms', '5']);
+    type Setting = { setting: string; images: number; conv: { shape: number[]; wasmMs: number; pytorchMs?: number }[]; wasmFloorMs: number; engineBodyMs: number; pytorchBodyMs?: number; floorVsPytorch?: number };
+    const settings = result.settings as Setting[];
+    expect(settings.map((s) => [s.setting, s.images])).toEqual([['1-shot', 80], ['5-shot', 100]]);
+    for (const s of settings) {
+      // Conv-4 on 14x14x1: each block convolves the map the block before it pooled.
+      expect(s.conv.map((c) => c.shape)).toEqual([[s.images, 14, 14, 1, 64], [s.images, 7, 7, 64, 64], [s.images, 4, 4, 64, 64], [s.images, 2, 2, 64, 64]]);
+      expect(s.wasmFloorMs).toBeCloseTo(3 * s.conv.reduce((a, c) => a + c.wasmMs, 0), 1);
+      expect(s).toMatchObject({ engineBodyMs: positive() });
+      if (result.pytorch === undefined) {
+        expect(s).toMatchObject({ pytorchBodyMs: positive() });
+        for (const c of s.conv) expect(c).toMatchObject({ pytorchMs: positive() });
+        expect(s.floorVsPytorch).toBeCloseTo(s.wasmFloorMs / s.pytorchBodyMs!, 1);
+      } else expect(result.pytorch).toMatch(/torch/);
+    }
+  }, 120_000);
+
   it('bench:meta says why it skips the PyTorch baselines where there is no torch', async () => {
     const result = await bench('meta', ['--skip-quality', '--timing-iterations', '1', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', process.execPath]);
     expect(result.pytorch).toEqual({ skipped: expect.stringMatching(/no Python with torch/) });
