@@ -137,11 +137,15 @@ export function conv3x3(x: tf.Tensor, w: tf.Tensor, of: 'activations' | 'data' =
   return of === 'data' ? conv3x3OfData(x, w) : conv3x3Op(x, w);
 }
 
-/** Sum over every axis but the last of [..., C]: one product with a row of ones (a fast GEMV on wasm). */
+/**
+ * Sum over every axis but the last of [..., C]: (t as [rows, C]) transposed times a column of ones.
+ * tfjs-wasm prepares (packs) a product's second operand on every call; as ones times t, that was the
+ * whole [rows, C] activation, which cost more than the product itself; a column of ones is cheap.
+ */
 function channelSums(t: tf.Tensor): tf.Tensor {
   const channels = t.shape[t.rank - 1] as number;
   const rows = t.size / channels;
-  return tf.reshape(plainMatMul(tf.ones([1, rows]), tf.reshape(t, [rows, channels])), [channels]);
+  return tf.reshape(plainMatMul(tf.transpose(tf.reshape(t, [rows, channels])), tf.ones([rows, 1])), [channels]);
 }
 
 /**
