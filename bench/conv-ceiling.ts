@@ -20,7 +20,7 @@ import { blockSides, convEmbed } from '../src/meta/conv.js';
 import { initModelParams, modelSpec } from '../src/meta/model.js';
 import { Rng } from '../src/meta/rng.js';
 import { findPytorch, run } from './pytorch/baseline.js';
-import { median, round } from './meta-timing.js';
+import { blockMsPerCall, median, round } from './meta-timing.js';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '7' }, ms: { type: 'string', default: '400' }, pytorch: { type: 'string', default: 'auto' }, out: { type: 'string', default: 'bench/results/conv-ceiling.json' } },
@@ -33,24 +33,14 @@ const CHANNELS = [64, 64, 64, 64];
 /** Images in a ProtoNets iteration: support plus 15 queries, for each of 5 classes. */
 const IMAGES = { '1-shot': 5 * (1 + 15), '5-shot': 5 * (5 + 15) };
 
-/** Median over rounds of the mean ms per call, each round calling for about `blockMs`. */
-function msPerCall(call: () => void): number {
+/** After one warm-up call, the median over rounds of the mean ms per call in a block of about `blockMs`. */
+function medianMsPerCall(call: () => void): number {
   call();
-  const per: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    let calls = 0;
-    const start = performance.now();
-    while (performance.now() - start < blockMs) {
-      call();
-      calls++;
-    }
-    per.push((performance.now() - start) / calls);
-  }
-  return median(per);
+  return median(Array.from({ length: rounds }, () => blockMsPerCall(call, blockMs)));
 }
 
 /** [n, h, w, cin, cout] of each block's convolution on n images. */
-function convShapes(n: number): number[][] {
+function blockConvolutions(n: number): number[][] {
   // A block convolves the map the block before it pooled, at full resolution.
   const sides = [[INPUT_SHAPE[0], INPUT_SHAPE[1]], ...blockSides(INPUT_SHAPE, CHANNELS.length)];
   return CHANNELS.map((cout, i) => [n, ...sides[i], i === 0 ? INPUT_SHAPE[2] : CHANNELS[i - 1], cout]);
@@ -69,30 +59,31 @@ async function main(): Promise<void> {
   const pytorch = await findPytorch(args.pytorch);
   const settings: Record<string, unknown>[] = [];
   for (const [setting, n] of Object.entries(IMAGES)) {
-    const shapes = convShapes(n);
+    const shapes = blockConvolutions(n);
     const conv = shapes.map((shape) => {
       const [, h, w, cin, cout] = shape;
       const x = tf.randomNormal([n, h, w, cin]) as tf.Tensor4D;
       const k = tf.randomNormal([3, 3, cin, cout]) as tf.Tensor4D;
-      const ms = msPerCall(() => tf.tidy(() => void tf.conv2d(x, k, 1, 'same').dataSync()));
+      const ms = medianMsPerCall(() => tf.tidy(() => void tf.conv2d(x, k, 1, 'same').dataSync()));
       tf.dispose([x, k]);
       return { shape, mflop: round(flops(shape) / 1e6, 2), wasmMs: round(ms, 3), wasmGflops: round(flops(shape) / ms / 1e6, 2) };
     });
     const images = tf.randomUniform([n, spec.inputDim]);
-    const bodyMs = msPerCall(() =>
+    const bodyMs = medianMsPerCall(() =>
       tf.tidy(() => {
         const grads = tf.grads((...p: tf.Tensor[]) => tf.sum(convEmbed(INPUT_SHAPE, CHANNELS, 'relu', Object.fromEntries(Object.keys(params).map((name, i) => [name, p[i]])), images)))(Object.values(params));
         grads.forEach((g) => g.dataSync());
       }),
     );
     images.dispose();
-    const forwardMs = conv.reduce((a, c) => a + c.wasmMs, 0);
+    // Three convolutions of each forward one's size, all at the forward kernel's rate.
+    const floorMs = 3 * conv.reduce((a, c) => a + c.wasmMs, 0);
     const row: Record<string, unknown> = {
       setting,
       images: n,
       conv,
       gflopPerPass: round((3 * shapes.reduce((a, s) => a + flops(s), 0)) / 1e9, 3),
-      wasmFloorMs: round(3 * forwardMs, 2),
+      wasmFloorMs: round(floorMs, 2),
       engineBodyMs: round(bodyMs, 2),
     };
     if (pytorch.python) {
@@ -106,7 +97,7 @@ async function main(): Promise<void> {
       Object.assign(row, {
         pytorchBodyMs: round(out.body[0].ms, 2),
         engineVsPytorch: round(bodyMs / out.body[0].ms, 2),
-        floorVsPytorch: round((3 * forwardMs) / out.body[0].ms, 2),
+        floorVsPytorch: round(floorMs / out.body[0].ms, 2),
         pytorch: { torch: out.torch, threads: out.threads },
       });
     }

@@ -86,6 +86,19 @@ export function median(xs: number[]): number {
 
 export const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
+/** Mean ms per call of `call`, called repeatedly for about `ms` milliseconds. */
+export function blockMsPerCall(call: () => unknown, ms: number): number {
+  let calls = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    call();
+    calls++;
+    now = performance.now();
+  }
+  return (now - start) / calls;
+}
+
 /** A timed setting; `name` is the same setting's name in bench/pytorch/meta_baseline.py. */
 export interface TimingSetting {
   name: 'sinusoid' | 'blobs' | 'digits';

@@ -387,7 +387,7 @@ async function convDigitsQuality(
       }
       for (const algorithm of ['maml', 'anil'] as const) {
         for (const zeroHead of [false, true]) {
-          if (!only.has(zeroHead ? `${algorithm}-zero-head` : algorithm)) continue;
+          if (!only.has(convRowGroup({ algorithm, zeroHead }))) continue;
           const { innerSteps, testSteps } = adapting;
           const innerLr = (zeroHead ? adapting.zeroHeadInnerLr : adapting.innerLr)[algorithm];
           const its = zeroHead ? iterations.zeroHead : iterations.adapting;

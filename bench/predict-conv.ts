@@ -18,30 +18,13 @@ import { digits } from '../src/meta/families/index.js';
 import { initModelParams, modelSpec } from '../src/meta/model.js';
 import { prepareConv, runConv } from '../src/meta/predict-arrays.js';
 import { Rng } from '../src/meta/rng.js';
+import { blockMsPerCall, median } from './meta-timing.js';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, ms: { type: 'string', default: '400' } } });
 const rounds = Number(args.rounds);
 const blockMs = Number(args.ms);
 const BATCHES = [1, 16];
 const LOAD_AT_START = Math.round(loadavg()[0] * 100) / 100;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-/** ms per call of `call`, run repeatedly for about `ms`. */
-function time(call: () => unknown, ms: number): number {
-  let calls = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < ms) {
-    call();
-    calls++;
-    now = performance.now();
-  }
-  return (now - start) / calls;
-}
 
 async function main(): Promise<void> {
   await initBackend('wasm');
@@ -79,13 +62,13 @@ async function main(): Promise<void> {
   }
   for (const name of Object.keys(paths)) {
     await use(name);
-    for (const n of BATCHES) time(() => paths[name](inputs[n]), blockMs);
+    for (const n of BATCHES) blockMsPerCall(() => paths[name](inputs[n]), blockMs);
   }
   const samples: Record<string, Record<number, number[]>> = Object.fromEntries(Object.keys(paths).map((name) => [name, Object.fromEntries(BATCHES.map((n) => [n, [] as number[]]))]));
   for (let r = 0; r < rounds; r++) {
     for (const name of Object.keys(paths)) {
       await use(name);
-      for (const n of BATCHES) samples[name][n].push(time(() => paths[name](inputs[n]), blockMs));
+      for (const n of BATCHES) samples[name][n].push(blockMsPerCall(() => paths[name](inputs[n]), blockMs));
     }
   }
   const msPerCall = Object.fromEntries(Object.entries(samples).map(([name, byN]) => [name, Object.fromEntries(Object.entries(byN).map(([n, xs]) => [n, Number(median(xs).toFixed(3))]))]));

@@ -118,8 +118,8 @@ describe('the benchmarks', () => {
     expect(result).not.toHaveProperty('digitsConvDate');
     const conv = result.digitsConv as Record<string, unknown>[];
     // Same rows in the same order (shots, then group); the re-run ones measured today, the others as they were.
-    expect(conv.map((r) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`)).toEqual(
-      previous.digitsConv.map((r) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`));
+    const key = (r: Record<string, unknown>) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`;
+    expect(conv.map(key)).toEqual(previous.digitsConv.map(key));
     conv.forEach((r, i) => {
       const rerun = r.algorithm === 'raw-pixels' || r.zeroHead === true;
       if (rerun) expect(r).toMatchObject({ date: dateOfRun(started), accuracy: probability(), ci95: expect.any(Number) });
