@@ -127,6 +127,8 @@ describe('the benchmarks', () => {
     });
     expect(conv.find((r) => r.zeroHead === true)).toMatchObject({ iterations: 1 });
     await expect(bench('meta', [...args, '--conv-rows', 'raw-pixels,reptile'], {}, out)).rejects.toThrow(/--conv-rows: 'reptile' is not one of/);
+    // Refused before any training: the results file is as the run before left it.
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(result);
   }, 120_000);
 
   it('bench:conv-ceiling sets the wasm floor of a Conv-4 pass against the engine and PyTorch', async () => {
