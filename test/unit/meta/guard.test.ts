@@ -2,17 +2,19 @@
  * The guarded inner loop: with a step size far too large the raw support loss explodes; guard 'best'
  * returns the best iterate (never above the start, never NaN) and says it diverged, 'none' returns
  * the raw last iterate; the fused and tfjs engines record the same trace and choose the same step.
+ * The returned parameters are the best step's, judged from outside the loop: every iterate is
+ * recomputed (guard 'none' with k steps) and scored by a plain-JS loss on its own predictions.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adaptMany, type AdaptResult, type MetaModel } from '../../../src/meta/adapt.js';
+import { adaptMany, predict, taskParams, type AdaptResult, type MetaModel } from '../../../src/meta/adapt.js';
 import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
-import { sinusoid } from '../../../src/meta/families/index.js';
+import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import { FUSED_ALGORITHMS } from '../../../src/meta/fused/index.js';
 import { readTrace } from '../../../src/meta/guard.js';
 import { NonFiniteError } from '../../../src/meta/learner.js';
-import { modelSpec } from '../../../src/meta/model.js';
+import { modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
 import type { Examples } from '../../../src/meta/types.js';
 
@@ -26,9 +28,9 @@ const STEPS = 10;
 /** Regression algorithms that run inner steps on both engines. */
 const ALGORITHMS_WITH_STEPS = FUSED_ALGORITHMS.filter((name) => ALGORITHMS[name].runsInnerSteps && ALGORITHMS[name].kinds.includes('regression'));
 
-function metaModel(algorithm: AlgorithmName, lr: number): MetaModel {
+function metaModel(algorithm: AlgorithmName, lr: number, model: ModelSpec = spec): MetaModel {
   const inner = { steps: 1, lr };
-  return { algorithm, spec, inner, params: ALGORITHMS[algorithm].initMetaParams(spec, new Rng(1), inner) };
+  return { algorithm, spec: model, inner, params: ALGORITHMS[algorithm].initMetaParams(model, new Rng(1), inner) };
 }
 
 describe('readTrace', () => {
@@ -94,5 +96,66 @@ describe('fused and tfjs guards agree', () => {
         });
       });
     }
+  });
+});
+
+/** A task's mean support loss computed outside the inner loop: MSE or cross-entropy on `predict`'s output. */
+function supportLossOf(model: MetaModel, adapted: ParamArrays, support: Examples): number {
+  const out = predict(model.spec, taskParams(model, adapted), support.x);
+  const y = Array.from(support.y);
+  if (out.kind === 'regression') return out.values.reduce((sum, v, i) => sum + (v - y[i]) ** 2, 0) / y.length;
+  return -out.probabilities.reduce((sum, p, i) => sum + Math.log(p[y[i]]), 0) / y.length;
+}
+
+/** The earliest step with the lowest loss (the guard's tie rule). */
+const argmin = (losses: number[]) => losses.reduce((best, loss, step) => (loss < losses[best] ? step : best), 0);
+
+const convSpec = modelSpec('classification', 25, { body: 'conv', inputShape: [5, 5, 1], channels: [3, 4], activation: 'softplus' }, 3);
+const convSupports = [4, 5, 6].map((seed) => gaussianBlobs({ meanScale: 1.5 }, { inputDim: 25, ways: 3 }).sampleEpisode(new Rng(seed), 'test', { shots: 3, queryShots: 1, ways: 3 }).support);
+const BEST_STEPS = 12;
+
+describe('the returned parameters are the best step\'s', () => {
+  // Step sizes at which these tasks' support losses fall and then overshoot, so the best step lies
+  // strictly inside the run for some task and is the last for others (checked below, not assumed).
+  const cases = [
+    { name: 'maml (whole network), fused', algorithm: 'maml', engine: 'fused', lr: 0.15, model: spec, sets: supports },
+    { name: 'maml (whole network), tfjs', algorithm: 'maml', engine: 'tfjs', lr: 0.15, model: spec, sets: supports },
+    { name: 'anil (head), fused', algorithm: 'anil', engine: 'fused', lr: 0.15, model: spec, sets: supports },
+    { name: 'anil (head), tfjs', algorithm: 'anil', engine: 'tfjs', lr: 0.15, model: spec, sets: supports },
+    { name: 'maml on a conv body, tfjs', algorithm: 'maml', engine: 'tfjs', lr: 0.5, model: convSpec, sets: convSupports },
+  ] as const;
+
+  it.each(cases)('$name: guard best returns the iterate with the lowest recomputed support loss, at most the meta-model\'s', ({ algorithm, engine, lr, model: modelOf, sets }) => {
+    const model = metaModel(algorithm, lr, modelOf);
+    const guarded = adaptMany(model, sets, { steps: BEST_STEPS }, engine);
+    // iterates[k][t]: task t's parameters after exactly k raw steps.
+    const iterates = Array.from({ length: BEST_STEPS + 1 }, (_, k) => adaptMany(model, sets, { steps: k, guard: 'none' }, engine));
+    const bestSteps = sets.map((support, t) => {
+      const result = guarded[t];
+      if (result instanceof Error) throw result;
+      const losses = iterates.map((run) => {
+        const iterate = run[t];
+        if (iterate instanceof Error) throw iterate;
+        return supportLossOf(model, iterate.params, support);
+      });
+      const metaModelLoss = supportLossOf(model, {}, support);
+      expect(losses[0]).toBeCloseTo(metaModelLoss, 5);
+      // The recorded trace is the recomputed one, so the guard chose on the right numbers.
+      losses.forEach((loss, k) => expect(Math.abs(result.supportLoss.trace[k] - loss), `task ${t} step ${k}`).toBeLessThanOrEqual(1e-4 * Math.max(1, loss)));
+      const best = argmin(losses);
+      expect(result.supportLoss.bestStep, `task ${t}`).toBe(best);
+      const bestIterate = iterates[best][t] as AdaptResult;
+      expect(Object.keys(result.params)).toEqual(Object.keys(bestIterate.params));
+      for (const [name, p] of Object.entries(bestIterate.params)) {
+        expect(result.params[name].shape).toEqual(p.shape);
+        expect(Array.from(result.params[name].data), `task ${t} ${name}`).toEqual(Array.from(p.data));
+      }
+      const chosen = supportLossOf(model, result.params, support);
+      expect(chosen).toBeCloseTo(losses[best], 5);
+      expect(chosen).toBeLessThanOrEqual(metaModelLoss);
+      return best;
+    });
+    // Not the trivial cases only: some task's best step is neither the start nor the last step.
+    expect(bestSteps.some((step) => step > 0 && step < BEST_STEPS), `best steps ${bestSteps.join(', ')}`).toBe(true);
   });
 });
