@@ -1,9 +1,10 @@
 /**
  * The adapt processor on the real test database and Redis (own key prefix): adaptations through
  * BullMQ store head versions 1, 2, 3 with their support losses and announce each on the adapted
- * channel; only what the algorithm adapts is stored (the head for ANIL and ProtoNets); a diverging
- * or unreadable adaptation fails with a readable reason and stores nothing; a second run of an ended
- * adaptation writes nothing; the meta-model is decoded once and then served from memory.
+ * channel; only what the algorithm adapts is stored (the head for ANIL and ProtoNets); the stored
+ * head is the guard's best step, not the last; a diverging or unreadable adaptation fails with a
+ * readable reason and stores nothing; a second run of an ended adaptation writes nothing; the
+ * meta-model is decoded once and then served from memory.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -17,7 +18,7 @@ import { MetaModelCache } from '../../src/db/meta-model-cache.js';
 import { closeQueues, createQueues, enqueue, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { startWorkers, type WorkerPool } from '../../src/jobs/worker.js';
-import { decodeParams, initBackend, predict, taskParams, tf } from '../../src/meta/index.js';
+import { adapt, decodeParams, initBackend, predict, taskParams, tf } from '../../src/meta/index.js';
 import { loadMetaModel } from '../../src/db/repositories/meta-models.js';
 import { SHARED_REDIS_URL, TEST_DATABASE_URL, removePrefix, uniquePrefix } from './support/services.js';
 import { seedTenant, waitUntil } from './support/training-fixtures.js';
@@ -145,6 +146,26 @@ describe('adapt processor', () => {
     const message = await messageFor(adaptationId);
     expect(message?.supportLoss).toMatchObject({ bestStep: 0, diverged: true, before: head.supportLossBefore, after: head.supportLossAfter });
     expect(message?.supportLoss?.trace).toEqual(head.supportLossTrace.map((loss) => (Number.isFinite(loss) ? loss : null)));
+  });
+
+  it("stores the best step's parameters when the support loss overshoots after it", async () => {
+    const tenantId = await tenant();
+    const metaModelId = await storeMetaModel(db, { tenantId });
+    const taskId = await createTask(db, tenantId, metaModelId);
+    // At this step size the loss falls for a few steps, then overshoots and never gets as low again.
+    const support = sinusoidSupport(10, 2, 1);
+    const adaptationId = await createAdaptation(db, tenantId, taskId, support, { steps: 10, innerLr: 0.1 });
+    expect(await runAdaptation(deps, adaptationId)).toMatchObject({ outcome: 'succeeded', headVersion: 1 });
+    const head = await db.prisma.adaptedHead.findUniqueOrThrow({ where: { taskId_version: { taskId, version: 1 } } });
+    expect(head.bestStep).toBeGreaterThan(0);
+    expect(head.bestStep).toBeLessThan(10);
+    expect(head.supportLossAfter).toBeLessThan(head.supportLossBefore);
+    // The stored parameters are exactly the raw iterate at the best step, run again here.
+    const { model } = (await loadMetaModel(db, metaModelId))!;
+    const examples = { n: 10, x: Float32Array.from(support.x.flat()), y: Float32Array.from(support.y) };
+    const atBest = adapt(model, examples, { steps: head.bestStep, lr: head.innerLr, guard: 'none' });
+    expect(decodeParams(head.params)).toEqual(atBest.params);
+    expect(head.supportLossAfter).toBeCloseTo(atBest.supportLossAfter, 5);
   });
 
   it("fails a diverging adaptation under guard 'none' with a readable reason and stores nothing", async () => {
