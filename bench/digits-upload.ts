@@ -1,5 +1,5 @@
 /**
- * `npm run bench:digits-upload -- [--iterations 500]`: the README's "bring your own data" claim,
+ * `npm run bench:digits-upload -- [--iterations 500]`: the "bring your own data" claim of docs/data.md,
  * checked. Writes the digits as a labelled CSV (scripts/digits-csv.ts), uploads it into a family
  * through the same code the API runs (parse a part, store it, commit, load it for sampling), then
  * meta-trains ProtoNets 5-way 1-shot with bench:meta's digits settings, same seed, on the uploaded

@@ -411,7 +411,7 @@ async function convDigitsQuality(
 
 /**
  * The PyTorch baselines' part of the results: what they are, their gradient check (batched vs
- * per-task loop), and the sinusoid MAML figures the README quotes (`mamlMsPerIteration`, the
+ * per-task loop), and the sinusoid MAML figures the docs quote (`mamlMsPerIteration`, the
  * learn2learn-style loop, and `engineSpeedup` against it, as before; the batched ones beside them).
  */
 async function pytorchSummary(python: string, server: PytorchServer, rows: Row[]): Promise<Record<string, unknown>> {

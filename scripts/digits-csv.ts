@@ -4,7 +4,7 @@
  * each quarter-turn its own class (label = turns * 10 + digit, 40 classes), one row per image:
  * `label,p0..p195,split`. The split column carries the built-in family's fixed class split (24
  * train, 8 val, 8 test classes), so an upload of this file meta-trains and evaluates on the same
- * classes as `generator: { type: "digits" }` (see the README's "Bring your own data").
+ * classes as `generator: { type: "digits" }` (see docs/data.md, "The digits, brought as a CSV").
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';

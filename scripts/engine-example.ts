@@ -1,7 +1,7 @@
 /**
  * The engine on its own, as a notebook would use it (no database, no queue, no HTTP):
  * meta-train MAML on sinusoids, then adapt to a new task from 10 examples and predict.
- * Run: `npx tsx scripts/engine-example.ts [iterations]` (README, "The engine"). Type-checked by `npm test`.
+ * Run: `npx tsx scripts/engine-example.ts [iterations]` (docs/engine.md). Type-checked by `npm test`.
  */
 import { adapt, createFamily, initBackend, metaTrain, predict, Rng, taskParams } from '../src/meta/index.js';
 
