@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHM_NAMES, getAlgorithm } from '../../src/meta/index.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL } from '../integration/support/services.js';
+import { allowMissing, requirement } from '../support/requirements.js';
 
 let dir: string;
 let database: PrivateDatabase;
@@ -73,6 +74,7 @@ describe('the benchmarks', () => {
       expect(pytorch.gradientCheck!.maxAbsDiff).toBeLessThan(1e-5);
       expect(result.quality).toMatchObject({ pytorch: { mse1Step: positive(), mse10Steps: positive() } });
     } else {
+      allowMissing(requirement('torch', pytorch.skipped)); // fails under CI=true
       expect(pytorch.skipped).toMatch(/torch/);
       for (const row of rows) expect(row).not.toHaveProperty('pytorchBatchedMsPerIteration');
     }
@@ -145,7 +147,10 @@ describe('the benchmarks', () => {
         expect(s).toMatchObject({ pytorchBodyMs: positive() });
         for (const c of s.conv) expect(c).toMatchObject({ pytorchMs: positive() });
         expect(s.floorVsPytorch).toBeCloseTo(s.wasmFloorMs / s.pytorchBodyMs!, 1);
-      } else expect(result.pytorch).toMatch(/torch/);
+      } else {
+        allowMissing(requirement('torch', String(result.pytorch)));
+        expect(result.pytorch).toMatch(/torch/);
+      }
     }
   }, 120_000);
 

@@ -3,17 +3,17 @@
  * ratios compare like with like: the batched PyTorch meta-gradient equals the per-task loop's, and
  * equals the engine's on the same parameters and meta-batch, for every algorithm on every timed
  * setting of its task kind. Runs where /usr/bin/python3 (or python3) has torch; skipped, saying why,
- * elsewhere.
+ * elsewhere, and failing under CI=true (test/support/requirements.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { learnerConfig, timingSettings } from '../../bench/meta-timing.js';
 import { findPytorch, gradientCheck, PytorchServer } from '../../bench/pytorch/baseline.js';
 import { ALGORITHM_NAMES, getAlgorithm, initBackend, initMetaParams, MetaLearner, packEpisodes, Rng, tf, type ParamArrays } from '../../src/meta/index.js';
+import { describeNeeding, requirement } from '../support/requirements.js';
 
 const pytorch = await findPytorch('auto');
-const skipped = pytorch.python ? '' : ` (skipped: ${pytorch.reason})`;
 
-describe.skipIf(!pytorch.python)(`the PyTorch baselines${skipped}`, () => {
+describeNeeding(requirement('torch', pytorch.python ? undefined : pytorch.reason), 'the PyTorch baselines', () => {
   let server: PytorchServer;
 
   beforeAll(async () => {
