@@ -1,9 +1,11 @@
 /**
  * Model export: a task's network (the engine's MLP with task parameters, see taskParams) as a file
  * another runtime loads. One table of formats, so the HTTP layer, its schema and the tests iterate
- * the same list.
+ * the same list; one rule (metaModelExportRefusal) for the meta-models that have no file to give.
  */
-import type { ModelSpec, ParamArrays } from '../meta/model.js';
+import type { MetaModel } from '../meta/adapt.js';
+import { getAlgorithm } from '../meta/algorithms/index.js';
+import { HEAD_NAMES, type ModelSpec, type ParamArrays } from '../meta/model.js';
 import { ONNX_CONTENT_TYPE, toOnnx } from './onnx.js';
 import { toTfjs, type TfjsArtefact } from './tfjs.js';
 
@@ -26,4 +28,42 @@ export function exportModel(format: ExportFormat, spec: ModelSpec, params: Param
   return format === 'onnx'
     ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, params, name) }
     : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, params, name) };
+}
+
+/**
+ * Why a meta-model exports no file: 'no-head' (ProtoNets and multitask learn none: each task's head
+ * is built from its support set) or 'zero-head' (hyper.zeroHead stores a head of zeros, which answers
+ * uniform probabilities and label 0, or 0 for regression, whatever the input).
+ */
+export const EXPORT_REFUSAL_REASONS = ['no-head', 'zero-head'] as const;
+export interface ExportRefusal {
+  reason: (typeof EXPORT_REFUSAL_REASONS)[number];
+  title: string;
+  detail: string;
+}
+
+/**
+ * Null when meta-model `model` exports as stored (its body and meta-trained head: what a task adapted
+ * with zero steps predicts); otherwise why not. Either way a task adapted from it exports its own head.
+ * `ref` names the meta-model in the detail.
+ */
+export function metaModelExportRefusal(model: MetaModel, ref: string): ExportRefusal | null {
+  const adaptTask = 'Adapt a task from it and GET /tasks/{id}/model';
+  if (!getAlgorithm(model.algorithm).metaTrainsHead) {
+    return {
+      reason: 'no-head',
+      title: 'Meta-model has no head',
+      detail: `Meta-model ${ref} (${model.algorithm}) has no head of its own: each task's head is built from its support set. ${adaptTask}`,
+    };
+  }
+  // The check is on the stored values, not on the job's settings: it is these zeros the file would carry.
+  if (HEAD_NAMES.every((name) => model.params[name].data.every((v) => v === 0))) {
+    const answer = model.spec.kind === 'classification' ? 'uniform probabilities and label 0' : '0';
+    return {
+      reason: 'zero-head',
+      title: 'Meta-model head is zero',
+      detail: `Meta-model ${ref} (${model.algorithm}, hyper.zeroHead) stores a head of zeros: every task's head starts there and is learned by adaptation, so the file would answer ${answer} for every input. ${adaptTask}`,
+    };
+  }
+  return null;
 }

@@ -4,14 +4,16 @@
  * and @tensorflow/tfjs, each answers as /predict does on the same inputs (1e-5). A meta-model exports
  * as what a task adapted with zero steps predicts. A conv body (served through the engine) exports
  * too, its files answering as /predict does to 1e-4. Errors: 400 naming /format, 404, 409 for a task
- * never adapted and for ProtoNets' headless meta-model.
+ * never adapted, and 409 with its reason for a meta-model with no head worth a file: ProtoNets' and
+ * multitask's (no head) and one meta-trained with hyper.zeroHead (a head of zeros), whose adapted
+ * tasks export.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPORT_FORMATS, type ExportFormat } from '../../src/export/index.js';
 import { ACTIVATIONS, ALGORITHM_NAMES, getAlgorithm, initBackend, Rng, type Activation, type AlgorithmName, type Prediction, type TaskKind } from '../../src/meta/index.js';
 import { expectSamePrediction, runOnnx, runTfjs } from '../unit/export/runtimes.js';
 import { blobsTask, sineTask, storeMetaModel } from './support/adapt-fixtures.js';
-import { newTenant, startApi, startWorker, type TestApi } from './support/api-app.js';
+import { newTenant, startApi, startWorker, waitForJob, type TestApi } from './support/api-app.js';
 
 let api: TestApi;
 let worker: Awaited<ReturnType<typeof startWorker>>;
@@ -155,11 +157,58 @@ describe('GET /meta-models/:id/model', () => {
     }
   });
 
-  it("answers 409 for ProtoNets (no head of its own), 404 for an unknown model", async () => {
-    const stored = await storeTiny('protonet', 'classification', 'relu');
-    const response = await api.app.inject({ method: 'GET', url: `/meta-models/${stored.metaModelId}/model?format=onnx`, headers: tenant.headers });
-    expect(response.statusCode).toBe(409);
-    expect(response.json()).toMatchObject({ title: 'Meta-model has no head', algorithm: 'protonet', metaModelId: stored.metaModelId });
+  /** GET the meta-model's file in both formats: each a 409 problem carrying `reason`; returns the ONNX one's body. */
+  async function refused(ref: string, reason: string): Promise<Record<string, unknown>> {
+    const bodies = [];
+    for (const format of EXPORT_FORMATS) {
+      const response = await api.app.inject({ method: 'GET', url: `/meta-models/${encodeURIComponent(ref)}/model?format=${format}`, headers: tenant.headers });
+      expect(response.statusCode, `${ref} ${format}: ${response.body}`).toBe(409);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.headers['content-disposition']).toBeUndefined();
+      bodies.push(response.json() as Record<string, unknown>);
+    }
+    expect(bodies[0]).toMatchObject({ status: 409, reason });
+    expect(bodies[1]).toEqual({ ...bodies[0], instance: expect.any(String) });
+    return bodies[0];
+  }
+
+  it.each([
+    ['protonet', 'classification'],
+    ['multitask', 'classification'],
+    ['multitask', 'regression'],
+  ] as const)('answers 409 no-head for %s (%s): each task builds its own head', async (algorithm, kind) => {
+    const stored = await storeTiny(algorithm, kind, 'relu');
+    expect(await refused(stored.metaModelId, 'no-head')).toMatchObject({
+      title: 'Meta-model has no head', algorithm, metaModelId: stored.metaModelId, detail: expect.stringMatching(/built from its support set/),
+    });
+  });
+
+  it('answers 409 zero-head for a meta-model trained with hyper.zeroHead; a task adapted from it exports what /predict answers', async () => {
+    // Meta-trained by the worker, so the refusal sees what the zeroHead path really stores.
+    const blobs = (await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { name: 'blobs-zero-head', kind: 'classification', inputDim: 2, nWay: 3, generator: { type: 'gaussian-blobs' } } })).json().id as string;
+    const created = await api.app.inject({
+      method: 'POST', url: '/meta-train', headers: tenant.headers,
+      payload: { name: 'anil-zero-head', familyIds: [blobs], algorithm: 'anil', model: { hidden: [12, 8] }, hyper: { iterations: 10, metaBatchSize: 4, shots: 2, queryShots: 4, innerSteps: 3, innerLr: 0.05, evalEvery: 10, checkpointEvery: 10, zeroHead: true } },
+    });
+    expect(created.statusCode, created.body).toBe(202);
+    const job = await waitForJob<{ status: string; metaModelId: string | null }>(api, tenant.headers, created.json().id as string, (j) => j.status !== 'queued' && j.status !== 'running', 60_000);
+    expect(job.status).toBe('succeeded');
+    expect(await refused('anil-zero-head@latest', 'zero-head')).toMatchObject({
+      title: 'Meta-model head is zero', algorithm: 'anil', metaModelId: job.metaModelId, detail: expect.stringMatching(/hyper\.zeroHead.*uniform probabilities and label 0/),
+    });
+    const { support, query } = taskData('classification', 71);
+    const taskId = await adaptedTask(job.metaModelId!, support);
+    const expected = await served(taskId, 'classification', query);
+    for (const format of EXPORT_FORMATS) expectSamePrediction(await downloaded(`/tasks/${taskId}/model`, format, 'classification', query), expected, `zero-head task ${format}`);
+
+    // Regression: a zero head answers 0 for every input, and is refused the same way.
+    const { params } = await storeTiny('maml', 'regression', 'relu');
+    for (const name of ['head.weight', 'head.bias']) params[name] = { shape: params[name].shape, data: new Float32Array(params[name].data.length) };
+    const zero = await storeMetaModel(api.db, tenant.tenantId, { algorithm: 'maml', kind: 'regression', hidden: [12, 8], inner: { steps: 3, lr: 0.05 }, params });
+    expect(await refused(zero.metaModelId, 'zero-head')).toMatchObject({ algorithm: 'maml', detail: expect.stringMatching(/answer 0 for every input/) });
+  });
+
+  it('answers 404 for an unknown model', async () => {
     const unknown = await api.app.inject({ method: 'GET', url: '/meta-models/nope@7/model?format=tfjs', headers: tenant.headers });
     expect(unknown.statusCode).toBe(404);
   });

@@ -439,7 +439,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download a meta-model (its body and meta-trained head) as ONNX or TF.js */
+        /**
+         * Download a meta-model (its body and meta-trained head) as ONNX or TF.js
+         * @description The meta-model as stored, the file answering what a task adapted from it with zero steps predicts. 409 (`reason` in the problem) for a meta-model with no head worth a file: `no-head` for ProtoNets and multitask, which learn no head (each task's is built from its support set); `zero-head` for one meta-trained with `hyper.zeroHead`, whose stored head is all zeros (the file would answer uniform probabilities and label 0, or 0 for regression, for every input). Adapt a task from it and export the task instead.
+         */
         get: operations["exportMetaModel"];
         put?: never;
         post?: never;
@@ -6709,7 +6712,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The meta-model has no head of its own (ProtoNets): export an adapted task */
+            /** @description The meta-model has no head worth a file (`reason`): export a task adapted from it instead */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6718,13 +6721,42 @@ export interface operations {
                     /**
                      * @example {
                      *       "type": "about:blank",
-                     *       "title": "Conflict",
+                     *       "title": "Meta-model head is zero",
                      *       "status": 409,
-                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/model",
-                     *       "detail": "The resource is in a state that does not allow this"
+                     *       "detail": "Meta-model blobs@latest (anil, hyper.zeroHead) stores a head of zeros: every task's head starts there and is learned by adaptation, so the file would answer uniform probabilities and label 0 for every input. Adapt a task from it and GET /tasks/{id}/model",
+                     *       "instance": "/meta-models/blobs@latest/model",
+                     *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *       "algorithm": "anil",
+                     *       "reason": "zero-head"
                      *     }
                      */
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": {
+                        /** @description URI of the problem type; about:blank when the status says it all */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail?: string;
+                        /** @description The request path */
+                        instance?: string;
+                        errors?: components["schemas"]["ValidationIssue"][];
+                        /**
+                         * @description Opaque id
+                         * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                         */
+                        metaModelId: string;
+                        /**
+                         * @description Meta-learning algorithm; protonet needs classification families
+                         * @enum {string}
+                         */
+                        algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                        /**
+                         * @description `no-head`: ProtoNets and multitask learn no head (each task's is built from its support set). `zero-head`: meta-trained with `hyper.zeroHead`, its stored head is all zeros, so the file would answer uniform probabilities and label 0 (regression: 0) for every input
+                         * @enum {string}
+                         */
+                        reason: "no-head" | "zero-head";
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */

@@ -3,18 +3,19 @@
  * (ONNX or a TF.js LayersModel, src/export). A task exports its latest adapted head with its body,
  * read through the same path the predict cache loads (app.taskModel), so the file answers exactly
  * what /predict answers. A meta-model exports as stored: its body and meta-trained head (what a task
- * adapted with zero steps predicts). ProtoNets' meta-model has no head (each task's is built from
- * its support set), so it answers 409: export an adapted task instead.
+ * adapted with zero steps predicts). A meta-model with no head worth a file answers 409 with the
+ * reason (metaModelExportRefusal: ProtoNets and multitask learn none, a zero-head one stores zeros):
+ * export an adapted task instead.
  */
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { getMetaModel } from '../../db/repositories/meta-models.js';
-import { exportModel, type ExportFormat } from '../../export/index.js';
-import { getAlgorithm, taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
+import { exportModel, metaModelExportRefusal, type ExportFormat } from '../../export/index.js';
+import { taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 import { MetaModelRefParams } from '../schemas/meta-models.js';
-import { ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
+import { metaModelExportRefused, ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
 
 /** Sends the network in `format` as an attachment named `<name><extension>`. */
 function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string): FastifyReply {
@@ -50,13 +51,15 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       operationId: 'exportMetaModel',
       summary: 'Download a meta-model (its body and meta-trained head) as ONNX or TF.js',
+      description:
+        "The meta-model as stored, the file answering what a task adapted from it with zero steps predicts. 409 (`reason` in the problem) for a meta-model with no head worth a file: `no-head` for ProtoNets and multitask, which learn no head (each task's is built from its support set); `zero-head` for one meta-trained with `hyper.zeroHead`, whose stored head is all zeros (the file would answer uniform probabilities and label 0, or 0 for regression, for every input). Adapt a task from it and export the task instead.",
       tags: ['meta-models'],
       params: MetaModelRefParams,
       querystring: ModelExportQuery,
       response: {
         200: modelFileResponse('The meta-model as stored: what a task adapted with zero steps predicts'),
         ...problemResponses(400, 404),
-        409: { ...problemResponses(409)[409], description: 'The meta-model has no head of its own (ProtoNets): export an adapted task' },
+        409: metaModelExportRefused,
       },
     },
   }, async (request, reply) => {
@@ -64,11 +67,9 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     const view = await getMetaModel(app.db, request.tenant.id, ref);
     const model = view && (await app.metaModel(view.id));
     if (!view || !model) throw new HttpProblem(404, `No meta-model ${ref}`);
-    if (!getAlgorithm(model.algorithm).metaTrainsHead) {
-      throw new HttpProblem(409, `Meta-model ${ref} (${model.algorithm}) has no head of its own: each task's head is built from its support set. Adapt a task and GET /tasks/{id}/model`, {
-        title: 'Meta-model has no head',
-        extensions: { metaModelId: view.id, algorithm: model.algorithm },
-      });
+    const refusal = metaModelExportRefusal(model, ref);
+    if (refusal) {
+      throw new HttpProblem(409, refusal.detail, { title: refusal.title, extensions: { metaModelId: view.id, algorithm: model.algorithm, reason: refusal.reason } });
     }
     return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`);
   });

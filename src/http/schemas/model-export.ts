@@ -1,7 +1,10 @@
-/** Model export: the `format` query and the two files a client can download (ONNX, TF.js). */
+/** Model export: the `format` query, the two files a client can download (ONNX, TF.js) and a meta-model's refusal. */
 import { Type } from 'typebox';
-import { EXPORT_FORMATS, ONNX_OPSET } from '../../export/index.js';
-import { Literals } from './common.js';
+import { EXPORT_FORMATS, EXPORT_REFUSAL_REASONS, ONNX_OPSET } from '../../export/index.js';
+import { Id, Literals } from './common.js';
+import { EXAMPLE_IDS } from './examples.js';
+import { Algorithm } from './meta-train.js';
+import { PROBLEM_CONTENT_TYPE, Problem } from './problem.js';
 
 export const ModelExportQuery = Type.Object(
   {
@@ -69,3 +72,35 @@ export function modelFileResponse(description: string) {
     },
   };
 }
+
+/** The 409 of GET /meta-models/:id/model: a problem that says why the meta-model has no file (metaModelExportRefusal). */
+export const metaModelExportRefused = {
+  description: "The meta-model has no head worth a file (`reason`): export a task adapted from it instead",
+  content: {
+    [PROBLEM_CONTENT_TYPE]: {
+      schema: Type.Object(
+        {
+          ...Problem.properties,
+          metaModelId: Id,
+          algorithm: Algorithm,
+          reason: Literals(EXPORT_REFUSAL_REASONS, {
+            description: "`no-head`: ProtoNets and multitask learn no head (each task's is built from its support set). `zero-head`: meta-trained with `hyper.zeroHead`, its stored head is all zeros, so the file would answer uniform probabilities and label 0 (regression: 0) for every input",
+          }),
+        },
+        {
+          additionalProperties: true,
+          examples: [{
+            type: 'about:blank',
+            title: 'Meta-model head is zero',
+            status: 409,
+            detail: "Meta-model blobs@latest (anil, hyper.zeroHead) stores a head of zeros: every task's head starts there and is learned by adaptation, so the file would answer uniform probabilities and label 0 for every input. Adapt a task from it and GET /tasks/{id}/model",
+            instance: '/meta-models/blobs@latest/model',
+            metaModelId: EXAMPLE_IDS.metaModel,
+            algorithm: 'anil',
+            reason: 'zero-head',
+          }],
+        },
+      ),
+    },
+  },
+};
