@@ -8,6 +8,11 @@
 // (`KEY=$(npm run -s apikey -- create ...)`), and runs one at a time per checkout (`npm start &` then
 // `npm run apikey` must not both run npm ci).
 //
+// On a Debian or Ubuntu machine with only Node.js, run as root: it installs what is missing with
+// apt-get (postgresql and redis-server, creating and starting a Postgres cluster where there is none;
+// with --test, docker-compose, chromium and python3-torch for the tests that need them). What it
+// decides is scripts/setup-plan.mjs (pure, unit-tested); this file gathers the facts and acts.
+//
 // Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/fastadapt),
 // TEST_DATABASE_URL (default: DATABASE_URL's database name + "_test"), REDIS_URL (default
 // redis://127.0.0.1:6379).
@@ -18,11 +23,11 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { clusterId, parseClusters, planService, planTool, SERVICE_HOW, TEST_TOOLS, withLocalTrust } from './setup-plan.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/fastadapt';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 const START_WAIT_MS = 30_000;
 /** How long a setup waits for another one on the same checkout (a fresh clone's npm ci included). */
 const LOCK_WAIT_MS = 10 * 60_000;
@@ -99,81 +104,117 @@ function onPath(binary) {
   return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** How to start each service on this machine, when it is local and the binaries exist. */
-const starters = {
-  postgres: () => {
-    if (!onPath('pg_ctlcluster') || !existsSync('/etc/postgresql')) return null;
-    const versions = readdirSync('/etc/postgresql').filter((v) => existsSync(`/etc/postgresql/${v}/main`));
-    if (versions.length === 0) return null;
-    const version = versions.sort((a, b) => Number(b) - Number(a))[0];
-    return () => run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
-  },
-  redis: (target) => {
-    if (!onPath('redis-server')) return null;
-    return () =>
-      run('redis-server', [
-        '--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(target.port),
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** apt-get install; where that fails (package lists stale or absent, as in a fresh container), apt-get update and once more. */
+function aptInstall(packages) {
+  const options = { stdio: ['ignore', 2, 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } };
+  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', ...packages], options).status === 0;
+  if (install()) return true;
+  spawnSync('apt-get', ['update', '-qq'], options);
+  return install();
+}
+
+/** Installed Postgres server majors (Debian's layout: /usr/lib/postgresql/<version>/bin/postgres). */
+function postgresServerVersions() {
+  if (!existsSync('/usr/lib/postgresql')) return [];
+  return readdirSync('/usr/lib/postgresql').filter((v) => existsSync(`/usr/lib/postgresql/${v}/bin/postgres`));
+}
+
+/** What planService needs to know about this machine (see scripts/setup-plan.mjs). */
+async function serviceFacts(service, target, user, createdBySetup) {
+  const facts = { service, host: target.host, port: target.port, user, answering: await answers(target), root: isRoot(), aptGet: onPath('apt-get') };
+  if (service === 'redis') return { ...facts, installed: onPath('redis-server') };
+  const serverVersions = postgresServerVersions();
+  const listed = onPath('pg_lsclusters') ? spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' }).stdout : '';
+  return { ...facts, installed: onPath('pg_ctlcluster') && serverVersions.length > 0, serverVersions, clusters: parseClusters(listed ?? ''), createdBySetup };
+}
+
+/** Carries out one step of planService's plan. */
+function carryOut(name, step) {
+  const cluster = `${step.version}/${step.name}`;
+  switch (step.kind) {
+    case 'create-cluster':
+      log(name, `no cluster: creating ${cluster} on port ${step.port}`);
+      return run('pg_createcluster', ['--port', String(step.port), step.version, step.name]);
+    case 'trust-local': {
+      const hba = `/etc/postgresql/${step.version}/${step.name}/pg_hba.conf`;
+      const before = readFileSync(hba, 'utf8');
+      const after = withLocalTrust(before, step.user);
+      if (after !== before) writeFileSync(hba, after);
+      return log(name, `${cluster} (created by setup): ${step.user} connects from this machine without a password (${hba})`);
+    }
+    case 'start-cluster':
+      log(name, `starting cluster ${cluster}`);
+      return run('pg_ctlcluster', ['--skip-systemctl-redirect', step.version, step.name, 'start']);
+    case 'reload-cluster':
+      return run('pg_ctlcluster', ['--skip-systemctl-redirect', step.version, step.name, 'reload']);
+    case 'start-redis':
+      log(name, `starting redis-server on port ${step.port}`);
+      return run('redis-server', [
+        '--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(step.port),
         '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
       ]);
-  },
-};
-
-/** (b) The service answers on its TCP port; if not and it is local, start it and wait. */
-async function ensureService(name, target) {
-  const where = `${target.host}:${target.port}`;
-  if (await answers(target)) {
-    log(name, `answers at ${where}`);
-    return;
+    default:
+      throw new SetupError(`unknown setup step ${step.kind}`);
   }
-  const start = LOCAL_HOSTS.has(target.host) ? starters[name](target) : null;
-  const how = 'start it (e.g. `docker compose up -d postgres redis`) or point DATABASE_URL / REDIS_URL at one';
-  if (!start) throw new SetupError(`${name} does not answer at ${where}: ${how}`);
-  log(name, `not answering at ${where}: starting it`);
+}
+
+/**
+ * (b) The service answers on its TCP port; if not and it is local, install it with apt-get where
+ * setup may (root), create its cluster (Postgres) where there is none, start it and wait.
+ */
+async function ensureService(name, target, user) {
+  const where = `${target.host}:${target.port}`;
+  const first = await serviceFacts(name, target, user, []);
+  let plan = planService(first);
+  if (plan.steps?.[0]?.kind === 'install') {
+    const { packages } = plan.steps[0];
+    log(name, `not answering at ${where} and not installed: apt-get install ${packages.join(' ')}`);
+    if (!aptInstall(packages)) throw new SetupError(`${name} does not answer at ${where} and apt-get could not install ${packages.join(' ')}: ${SERVICE_HOW}`);
+    // What the package's own scripts did (Debian's postgresql creates a cluster and may start it) decides what is left.
+    const before = new Set((first.clusters ?? []).map(clusterId));
+    const facts = await serviceFacts(name, target, user, []);
+    plan = planService({ ...facts, createdBySetup: (facts.clusters ?? []).map(clusterId).filter((id) => !before.has(id)) });
+    if (plan.steps?.[0]?.kind === 'install') throw new SetupError(`apt-get installed ${packages.join(' ')}, but setup still does not find ${name}'s binaries`);
+  }
+  if (plan.fail) throw new SetupError(plan.fail);
+  if (plan.steps.length === 0) return log(name, `answers at ${where}`);
   try {
-    start();
+    for (const step of plan.steps) carryOut(name, step);
   } catch (error) {
     // e.g. the local cluster is already running, but on another port than the URL's.
-    throw new SetupError(`${name} does not answer at ${where} and starting it failed (${error.message}): ${how}`);
+    throw new SetupError(`${name} does not answer at ${where} and starting it failed (${error.message}): ${SERVICE_HOW}`);
   }
   if (!(await waitUntilAnswers(target, START_WAIT_MS))) {
-    throw new SetupError(`${name} was started but does not answer at ${where} after ${START_WAIT_MS / 1000} s: ${how}`);
+    throw new SetupError(`${name} was started but does not answer at ${where} after ${START_WAIT_MS / 1000} s: ${SERVICE_HOW}`);
   }
-  log(name, `started, answers at ${where}`);
+  log(name, `answers at ${where}`);
 }
 
-/**
- * (f, --test only) Debian's `docker-compose` validates docker-compose.yml statically in the tests (no
- * Docker engine is needed for `docker-compose config`). Installed with apt where we may; otherwise
- * those checks say they were skipped and why.
- */
-function ensureComposeValidator() {
-  if (onPath('docker-compose')) return log('tools', 'docker-compose present (static compose checks)');
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !onPath('apt-get')) return log('tools', 'docker-compose missing and apt-get unavailable: compose checks will be skipped');
-  log('tools', 'installing docker-compose with apt-get (static compose checks)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'docker-compose'], { stdio: 'inherit', env }).status === 0;
-  if (!install()) {
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    if (!install()) log('tools', 'apt-get could not install docker-compose: compose checks will be skipped');
-  }
-}
+/** How setup tells whether a test tool is here: as the tests that need it look for it. */
+const toolPresent = {
+  'docker-compose': () => onPath('docker-compose'),
+  chromium: () => existsSync('/usr/bin/chromium'),
+  // As bench/pytorch/baseline.ts's findPytorch('auto') looks: /usr/bin/python3, then python3 on PATH.
+  torch: () => ['/usr/bin/python3', 'python3'].some((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0),
+};
 
 /**
- * (g, --test only) Debian's Chromium for the dashboard's browser test (playwright-core drives
- * /usr/bin/chromium; it downloads no browser of its own). Installed with apt where we may; otherwise
- * that test says it was skipped.
+ * (f, --test only) The tools some tests need (scripts/setup-plan.mjs's TEST_TOOLS): Debian's
+ * docker-compose validates docker-compose.yml statically (`docker-compose config`, no Docker engine),
+ * Debian's Chromium runs the dashboard's browser test (playwright-core drives /usr/bin/chromium and
+ * downloads no browser), python3-torch runs the PyTorch parity tests. Installed with apt-get where
+ * setup may; otherwise it says why, and those tests skip saying why (fail under CI=true).
  */
-function ensureChromium() {
-  if (existsSync('/usr/bin/chromium')) return log('tools', 'chromium present (dashboard browser test)');
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !onPath('apt-get')) return log('tools', 'chromium missing and apt-get unavailable: the dashboard browser test will be skipped');
-  log('tools', 'installing chromium with apt-get (dashboard browser test)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env }).status === 0;
-  if (!install()) {
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    if (!install()) log('tools', 'apt-get could not install chromium: the dashboard browser test will be skipped');
+function ensureTestTool(tool) {
+  const { what, neededBy } = TEST_TOOLS[tool];
+  const plan = planTool(tool, { present: toolPresent[tool](), root: isRoot(), aptGet: onPath('apt-get') });
+  if (plan.missing) return log('tools', plan.missing);
+  if (!plan.install) return log('tools', `${what} present (${neededBy})`);
+  log('tools', `installing ${plan.install} with apt-get (${neededBy})`);
+  if (!aptInstall([plan.install]) || !toolPresent[tool]()) {
+    log('tools', `apt-get could not install ${plan.install}: ${neededBy} will be skipped (and fail under CI=true)`);
   }
 }
 
@@ -235,7 +276,7 @@ async function main(argv) {
 
   ensureDependencies();
   await ensureKernels();
-  await ensureService('postgres', endpoint(databaseUrl, 5432));
+  await ensureService('postgres', endpoint(databaseUrl, 5432), decodeURIComponent(new URL(databaseUrl).username) || 'postgres');
   await ensureService('redis', endpoint(process.env.REDIS_URL || DEFAULT_REDIS_URL, 6379));
 
   // Installed by now: load them from the checkout.
@@ -258,8 +299,7 @@ async function main(argv) {
     prismaCli.deployMigrations(url);
     log('migrate', `${name}: applied ${pending.join(', ')}`);
   }
-  if (forTests) ensureComposeValidator();
-  if (forTests) ensureChromium();
+  if (forTests) for (const tool of Object.keys(TEST_TOOLS)) ensureTestTool(tool);
   log('ready', `in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
