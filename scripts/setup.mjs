@@ -122,12 +122,12 @@ function postgresServerVersions() {
 }
 
 /** What planService needs to know about this machine (see scripts/setup-plan.mjs). */
-async function serviceFacts(service, target, user, createdBySetup) {
+async function serviceFacts(service, target, user) {
   const facts = { service, host: target.host, port: target.port, user, answering: await answers(target), root: isRoot(), aptGet: onPath('apt-get') };
   if (service === 'redis') return { ...facts, installed: onPath('redis-server') };
   const serverVersions = postgresServerVersions();
   const listed = onPath('pg_lsclusters') ? spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' }).stdout : '';
-  return { ...facts, installed: onPath('pg_ctlcluster') && serverVersions.length > 0, serverVersions, clusters: parseClusters(listed ?? ''), createdBySetup };
+  return { ...facts, installed: onPath('pg_ctlcluster') && serverVersions.length > 0, serverVersions, clusters: parseClusters(listed ?? '') };
 }
 
 /** Carries out one step of planService's plan. */
@@ -166,7 +166,7 @@ function carryOut(name, step) {
  */
 async function ensureService(name, target, user) {
   const where = `${target.host}:${target.port}`;
-  const first = await serviceFacts(name, target, user, []);
+  const first = await serviceFacts(name, target, user);
   let plan = planService(first);
   if (plan.steps?.[0]?.kind === 'install') {
     const { packages } = plan.steps[0];
@@ -174,7 +174,7 @@ async function ensureService(name, target, user) {
     if (!aptInstall(packages)) throw new SetupError(`${name} does not answer at ${where} and apt-get could not install ${packages.join(' ')}: ${SERVICE_HOW}`);
     // What the package's own scripts did (Debian's postgresql creates a cluster and may start it) decides what is left.
     const before = new Set((first.clusters ?? []).map(clusterId));
-    const facts = await serviceFacts(name, target, user, []);
+    const facts = await serviceFacts(name, target, user);
     plan = planService({ ...facts, createdBySetup: (facts.clusters ?? []).map(clusterId).filter((id) => !before.has(id)) });
     if (plan.steps?.[0]?.kind === 'install') throw new SetupError(`apt-get installed ${packages.join(' ')}, but setup still does not find ${name}'s binaries`);
   }
@@ -183,7 +183,7 @@ async function ensureService(name, target, user) {
   try {
     for (const step of plan.steps) carryOut(name, step);
   } catch (error) {
-    // e.g. the local cluster is already running, but on another port than the URL's.
+    // e.g. pg_ctlcluster run by a user who does not own the cluster.
     throw new SetupError(`${name} does not answer at ${where} and starting it failed (${error.message}): ${SERVICE_HOW}`);
   }
   if (!(await waitUntilAnswers(target, START_WAIT_MS))) {
