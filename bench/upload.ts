@@ -10,11 +10,14 @@
  * Writes bench/results/upload.json: rows, bytes, apiSeconds, psqlCopySeconds, apiVsPsql,
  * apiPeakRssGrowthMiB, episodesPerSecond (and the settings). Targets (issue 15): apiVsPsql <= 2
  * (upload at least half as fast as \copy), RSS growth < 200 MiB, >= 10^4 episodes per second.
+ * The ratio depends on the machine being quiet (the client, the API and Postgres share its cores),
+ * so `machine` records the load average (1, 5, 15 min) when the run starts, after the \copy, and at
+ * the end: a 1-minute figure near the core count or above says it was not.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createFastadaptClient, uploadFamily } from '../clients/typescript/src/index.js';
@@ -81,6 +84,8 @@ async function main(): Promise<void> {
   let api: ChildProcess | undefined;
   let tenantId: string | undefined;
   const table = `bench_upload_copy_${process.pid}`;
+  const load = () => loadavg().map((v) => round(v));
+  const loadAverageAtStart = load();
   try {
     const bytes = await writeCsv(file, rows, features, taskRows);
     console.log(`generated ${rows.toLocaleString('en-US')} rows x ${features} features (${(bytes / MiB).toFixed(1)} MiB)`);
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
     psql(`\\copy ${table} FROM '${file}' WITH (FORMAT csv, HEADER true)`);
     const psqlCopySeconds = (performance.now() - copyStarted) / 1000;
     psql(`DROP TABLE ${table}`);
+    const loadAverageAfterCopy = load();
     console.log(`psql \\copy: ${psqlCopySeconds.toFixed(2)} s`);
 
     const key = await createApiKey(db, `bench-upload-${process.pid}`);
@@ -157,7 +163,7 @@ async function main(): Promise<void> {
       episodesPerSecond: Math.round(episodesPerSecond),
       episodeShape: { tasksPerMetaBatch: 25, rowsPerTask: 20 },
       targets: { apiVsPsqlAtMost: 2, apiPeakRssGrowthMiBBelow: 200, episodesPerSecondAtLeast: 10_000 },
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+      machine: { cpus: cpus().length, node: process.version, loadAverageAtStart, loadAverageAfterCopy, loadAverageAtEnd: load() },
       at: new Date().toISOString(),
     };
     mkdirSync(dirname(opts.out), { recursive: true });
