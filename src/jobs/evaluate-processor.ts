@@ -3,7 +3,7 @@
  * the process's hot cache), rebuilds the families it draws held-out tasks from (the one the request
  * named, else the meta-model's own, mixed with equal weights as in meta-training), looks up the newest
  * `multitask` meta-model of the same tenant and families as a baseline (unless the evaluated model is
- * one), and writes the engine's rows.
+ * one or the request's `baselines` leave it out), and writes the engine's rows.
  *
  * The engine runs one number of shots at a time and the processor yields to the event loop between
  * them, so BullMQ keeps renewing the job's lock through a long evaluation. Splitting by shots changes
@@ -22,7 +22,7 @@ import type { MetaModelCache } from '../db/meta-model-cache.js';
 import * as evaluations from '../db/repositories/evaluations.js';
 import { loadMetaModel } from '../db/repositories/meta-models.js';
 import { loadFamilySpecs } from '../db/repositories/task-families.js';
-import { CodecError, createFamily, evaluateMetaModel, FamilyMixError, FamilySpecError, mix, NonFiniteError, type EvaluationRow, type MetaModel, type TaskFamily } from '../meta/index.js';
+import { CodecError, createFamily, evaluateMetaModel, evaluationBaselines, FamilyMixError, FamilySpecError, mix, NonFiniteError, type EvaluationRow, type MetaModel, type TaskFamily } from '../meta/index.js';
 import { EpisodeShapeError } from '../meta/families/index.js';
 import { errorMessage } from '../util/error-reason.js';
 import type { JobHandler } from './worker.js';
@@ -85,8 +85,9 @@ export async function runEvaluation(deps: EvaluateDeps, evaluationId: string, op
     const family = await evaluationFamily(db, claimed.tenantId, claimed.familyIds);
     if (!family) throw new EvaluationFailure(`a task family of ${claimed.familyIds.join(', ')} is gone or not ready`);
     // The baseline was meta-trained on the same families as the model (whatever family is evaluated);
-    // a multitask model is not its own baseline.
-    const multitaskId = claimed.algorithm === 'multitask' ? null : await evaluations.findMultitaskBaseline(db, claimed.tenantId, claimed.modelFamilyIds);
+    // a multitask model is not its own baseline, and none is looked for when the request left it out.
+    const wantsMultitask = claimed.algorithm !== 'multitask' && evaluationBaselines(claimed.settings).includes('multitask');
+    const multitaskId = wantsMultitask ? await evaluations.findMultitaskBaseline(db, claimed.tenantId, claimed.modelFamilyIds) : null;
     const multitask = multitaskId === null ? undefined : await modelOf(deps, multitaskId);
     const { familyId: _familyId, ...settings } = claimed.settings;
     const rows: EvaluationRow[] = [];

@@ -7,6 +7,7 @@
  *   same guarded inner loop (plain gradient descent on every layer at the meta-model's inner lr) for
  *   SCRATCH_STEPS steps;
  * - `multitask`: a meta-model of algorithm 'multitask' on the same families, when one is given.
+ * `baselines` picks a subset (default all); the meta-model's own `adapted` rows always come.
  * Every figure is a mean over tasks with its 95% confidence interval (normal approximation).
  */
 
@@ -19,6 +20,10 @@ import type { Examples, TaskFamily } from './types.js';
 /** Gradient steps the `scratch` baseline takes on each support set (from a fresh initialisation). */
 export const SCRATCH_STEPS = 100;
 
+/** The methods an evaluation compares the adapted meta-model with, in the order of their rows. */
+export const EVALUATION_BASELINES = ['unadapted', 'scratch', 'multitask'] as const;
+export type EvaluationBaseline = (typeof EVALUATION_BASELINES)[number];
+
 /** What an evaluation measures: held-out tasks per grid cell, and the grid. */
 export interface EvaluationSettings {
   /** Support examples per task (regression) or per class (classification), one row each. */
@@ -30,9 +35,16 @@ export interface EvaluationSettings {
   /** Query examples per task (or per class). */
   queryShots: number;
   seed: number;
+  /** The baselines to run beside the adapted rows. Default (absent, as in evaluations stored before it existed): all. */
+  baselines?: EvaluationBaseline[];
 }
 
-export type EvaluationMethod = 'adapted' | 'unadapted' | 'scratch' | 'multitask';
+export type EvaluationMethod = 'adapted' | EvaluationBaseline;
+
+/** The baselines `settings` asks for (all when it names none). */
+export function evaluationBaselines(settings: Pick<EvaluationSettings, 'baselines'>): readonly EvaluationBaseline[] {
+  return settings.baselines ?? EVALUATION_BASELINES;
+}
 
 /** A mean over tasks and the half-width of its 95% confidence interval. */
 export interface MeanCi {
@@ -100,8 +112,9 @@ function scoreMethod(method: EvaluationMethod, model: MetaModel, shots: number, 
 
 /**
  * Evaluates `model` on `family`'s held-out tasks (its 'test' split) over the grid, with the
- * baselines; `multitask` adds that model's rows. Rows come shots by shots: adapted (one per step
- * count), unadapted, scratch, multitask.
+ * baselines settings.baselines names; `multitask` adds that model's rows (when that baseline is
+ * asked for). Rows come shots by shots: adapted (one per step count), then unadapted, scratch,
+ * multitask, each when asked for.
  * @throws RangeError for a grid or a family that does not fit the model.
  * @throws NonFiniteError when a meta-model is not finite on a support set.
  */
@@ -110,6 +123,7 @@ export function evaluateMetaModel(model: MetaModel, family: TaskFamily, settings
   if (family.inputDim !== model.spec.inputDim) throw new RangeError(`the family's inputDim ${family.inputDim} does not fit the model's ${model.spec.inputDim}`);
   if (family.kind !== model.spec.kind) throw new RangeError(`the family's tasks are ${family.kind}, the model's ${model.spec.kind}`);
   const ways = model.spec.kind === 'classification' ? model.spec.outputDim : undefined;
+  const baselines = new Set(evaluationBaselines(settings));
   const rows: EvaluationRow[] = [];
   for (const shots of settings.shots) {
     // One draw of tasks per number of shots, shared by every method and step count.
@@ -118,11 +132,13 @@ export function evaluateMetaModel(model: MetaModel, family: TaskFamily, settings
     const supports = episodes.map((e) => e.support);
     const queries = episodes.map((e) => e.query);
     for (const steps of settings.steps) rows.push(scoreMethod('adapted', model, shots, steps, supports, queries, engine));
-    rows.push(scoreMethod('unadapted', model, shots, 0, supports, queries, engine));
-    // Plain gradient descent on every layer: MAML's inner loop from a fresh initialisation.
-    const scratch: MetaModel = { algorithm: 'maml', spec: model.spec, inner: model.inner, params: initModelParams(model.spec, new Rng(settings.seed + 7919 * shots)) };
-    rows.push(scoreMethod('scratch', scratch, shots, SCRATCH_STEPS, supports, queries, engine));
-    if (options.multitask) rows.push(scoreMethod('multitask', options.multitask, shots, options.multitask.inner.steps, supports, queries, engine));
+    if (baselines.has('unadapted')) rows.push(scoreMethod('unadapted', model, shots, 0, supports, queries, engine));
+    if (baselines.has('scratch')) {
+      // Plain gradient descent on every layer: MAML's inner loop from a fresh initialisation.
+      const scratch: MetaModel = { algorithm: 'maml', spec: model.spec, inner: model.inner, params: initModelParams(model.spec, new Rng(settings.seed + 7919 * shots)) };
+      rows.push(scoreMethod('scratch', scratch, shots, SCRATCH_STEPS, supports, queries, engine));
+    }
+    if (options.multitask && baselines.has('multitask')) rows.push(scoreMethod('multitask', options.multitask, shots, options.multitask.inner.steps, supports, queries, engine));
   }
   return rows;
 }

@@ -8,7 +8,7 @@ export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailabl
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
 export { chooseEngine, ENGINE_PREFERENCES, type EngineName, type EnginePreference } from './engine.js';
-export { evaluateMetaModel, meanCi, SCRATCH_STEPS, type EvaluationMethod, type EvaluationRow, type EvaluationSettings, type MeanCi } from './evaluation.js';
+export { EVALUATION_BASELINES, evaluateMetaModel, evaluationBaselines, meanCi, SCRATCH_STEPS, type EvaluationBaseline, type EvaluationMethod, type EvaluationRow, type EvaluationSettings, type MeanCi } from './evaluation.js';
 export { DEFAULT_GUARD, GUARD_POLICIES, type GuardPolicy, type SupportLossTrace } from './guard.js';
 export { adapt, adaptMany, MAX_ADAPT_STEPS, predict, taskParams, type AdaptOptions, type AdaptResult, type MetaModel, type Prediction } from './adapt.js';
 export { initMetaParams, MetaLearner, metaStep, NonFiniteError, type Evaluation, type LearnerConfig, type MetaStepMode } from './learner.js';

@@ -283,7 +283,7 @@ export interface paths {
         put?: never;
         /**
          * Evaluate a meta-model against baselines on held-out tasks (answers at once; runs on the worker pool)
-         * @description Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.
+         * @description Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.
          */
         post: operations["createEvaluation"];
         delete?: never;
@@ -550,6 +550,8 @@ export interface components {
                 tasks: number;
                 queryShots: number;
                 seed: number;
+                /** @description The baselines run (absent on evaluations created before the field existed: all) */
+                baselines?: ("unadapted" | "scratch" | "multitask")[];
                 /**
                  * @description Opaque id
                  * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
@@ -558,7 +560,7 @@ export interface components {
             };
             /** @description The meta-model behind the `multitask` rows; null when there is none */
             multitaskMetaModelId: string | null;
-            /** @description By shots: adapted (one per steps), unadapted, scratch, multitask. Empty until it succeeded */
+            /** @description By shots: adapted (one per steps), then those of unadapted, scratch, multitask that `settings.baselines` names. Empty until it succeeded */
             rows: components["schemas"]["EvaluationRow"][];
             /** @description Why it failed (failed only) */
             error: string | null;
@@ -4180,7 +4182,12 @@ export interface operations {
                      *             ],
                      *             "tasks": 100,
                      *             "queryShots": 10,
-                     *             "seed": 0
+                     *             "seed": 0,
+                     *             "baselines": [
+                     *               "unadapted",
+                     *               "scratch",
+                     *               "multitask"
+                     *             ]
                      *           },
                      *           "multitaskMetaModelId": null,
                      *           "rows": [
@@ -4375,7 +4382,11 @@ export interface operations {
                  *         1,
                  *         10
                  *       ],
-                 *       "tasks": 100
+                 *       "tasks": 100,
+                 *       "baselines": [
+                 *         "unadapted",
+                 *         "scratch"
+                 *       ]
                  *     }
                  */
                 "application/json": {
@@ -4391,6 +4402,8 @@ export interface operations {
                     familyId?: string;
                     /** @description Seed of the task draws and of the scratch baseline. Default 0 */
                     seed?: number;
+                    /** @description The baselines to run beside the meta-model's adapted rows, each at most once (empty: none, only the adapted rows). Default all: ["unadapted","scratch","multitask"] */
+                    baselines?: ("unadapted" | "scratch" | "multitask")[];
                 };
             };
         };
@@ -4420,7 +4433,12 @@ export interface operations {
                      *         ],
                      *         "tasks": 100,
                      *         "queryShots": 10,
-                     *         "seed": 0
+                     *         "seed": 0,
+                     *         "baselines": [
+                     *           "unadapted",
+                     *           "scratch",
+                     *           "multitask"
+                     *         ]
                      *       },
                      *       "multitaskMetaModelId": null,
                      *       "rows": [
@@ -4680,7 +4698,12 @@ export interface operations {
                      *         ],
                      *         "tasks": 100,
                      *         "queryShots": 10,
-                     *         "seed": 0
+                     *         "seed": 0,
+                     *         "baselines": [
+                     *           "unadapted",
+                     *           "scratch",
+                     *           "multitask"
+                     *         ]
                      *       },
                      *       "multitaskMetaModelId": null,
                      *       "rows": [

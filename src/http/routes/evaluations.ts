@@ -14,7 +14,7 @@ import { summariseFamilies } from '../../db/repositories/task-families.js';
 import { evaluationFamily } from '../../jobs/evaluate-processor.js';
 import { enqueueEvaluation } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
-import { getAlgorithm, Rng, type MetaModel } from '../../meta/index.js';
+import { EVALUATION_BASELINES, getAlgorithm, Rng, type MetaModel } from '../../meta/index.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
@@ -42,6 +42,7 @@ async function planEvaluation(app: FastifyInstance, tenantId: string, metaModelI
     tasks: body.tasks ?? DEFAULT_EVALUATION_TASKS,
     queryShots: body.queryShots ?? DEFAULT_QUERY_SHOTS,
     seed: body.seed ?? 0,
+    baselines: body.baselines ?? [...EVALUATION_BASELINES],
     ...(body.familyId === undefined ? {} : { familyId: body.familyId }),
   };
   const { spec } = model;
@@ -81,7 +82,7 @@ const evaluations: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'createEvaluation',
       summary: 'Evaluate a meta-model against baselines on held-out tasks (answers at once; runs on the worker pool)',
       description:
-        "Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.",
+        "Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.",
       tags,
       params: MetaModelRefParams,
       body: EvaluationCreate(app.config.limits),

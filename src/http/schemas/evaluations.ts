@@ -1,7 +1,7 @@
 /** Evaluations of a meta-model against baselines on held-out tasks: the request, the rows, the list. */
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
-import { SCRATCH_STEPS } from '../../meta/index.js';
+import { EVALUATION_BASELINES, SCRATCH_STEPS } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 import { JobStatus } from './meta-train.js';
@@ -16,7 +16,9 @@ export const DEFAULT_QUERY_SHOTS = 10;
 /** Most entries in the `shots` and `steps` grids (each cell is a full pass over the tasks). */
 export const MAX_GRID = 10;
 
-const EVALUATION_METHODS = ['adapted', 'unadapted', 'scratch', 'multitask'] as const;
+const EVALUATION_METHODS = ['adapted', ...EVALUATION_BASELINES] as const;
+
+const Baselines = (description: string) => Type.Array(Literals(EVALUATION_BASELINES), { uniqueItems: true, maxItems: EVALUATION_BASELINES.length, description });
 
 /** POST /meta-models/:id/evaluations body: every field optional. */
 export function EvaluationCreate(limits: Limits) {
@@ -35,8 +37,9 @@ export function EvaluationCreate(limits: Limits) {
       queryShots: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.maxSupportExamples, description: `Query examples per task (or per class) that each method is scored on. Default ${DEFAULT_QUERY_SHOTS}` })),
       familyId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "A task family of yours (e.g. an uploaded dataset) to draw the held-out tasks from, instead of the meta-model's own families; it must match the model's kind, inputDim and ways" })),
       seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'Seed of the task draws and of the scratch baseline. Default 0' })),
+      baselines: Type.Optional(Baselines(`The baselines to run beside the meta-model's adapted rows, each at most once (empty: none, only the adapted rows). Default all: ${JSON.stringify(EVALUATION_BASELINES)}`)),
     },
-    { additionalProperties: false, examples: [{ shots: [1, 5, 10], steps: [1, 10], tasks: 100 }] },
+    { additionalProperties: false, examples: [{ shots: [1, 5, 10], steps: [1, 10], tasks: 100, baselines: ['unadapted', 'scratch'] }] },
   );
 }
 
@@ -59,7 +62,7 @@ const EXAMPLE_EVALUATION = {
   id: '0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d',
   metaModelId: EXAMPLE_IDS.metaModel,
   status: 'succeeded',
-  settings: { shots: [5], steps: [10], tasks: 100, queryShots: 10, seed: 0 },
+  settings: { shots: [5], steps: [10], tasks: 100, queryShots: 10, seed: 0, baselines: [...EVALUATION_BASELINES] },
   multitaskMetaModelId: null,
   rows: [
     { method: 'adapted', shots: 5, steps: 10, loss: { mean: 0.61, ci95: 0.12 }, diverged: 0 },
@@ -84,12 +87,13 @@ export const Evaluation = Type.Object(
         tasks: Type.Integer(),
         queryShots: Type.Integer(),
         seed: Type.Integer(),
+        baselines: Type.Optional(Baselines('The baselines run (absent on evaluations created before the field existed: all)')),
         familyId: Type.Optional(Id),
       },
       { description: 'The request after defaults' },
     ),
     multitaskMetaModelId: Type.Union([Id, Type.Null()], { description: 'The meta-model behind the `multitask` rows; null when there is none' }),
-    rows: Type.Array(EvaluationRow, { description: 'By shots: adapted (one per steps), unadapted, scratch, multitask. Empty until it succeeded' }),
+    rows: Type.Array(EvaluationRow, { description: 'By shots: adapted (one per steps), then those of unadapted, scratch, multitask that `settings.baselines` names. Empty until it succeeded' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'Why it failed (failed only)' }),
     createdAt: Timestamp,
     startedAt: Type.Union([Timestamp, Type.Null()]),
