@@ -90,7 +90,9 @@ describeNeeding(requirement('torch', pytorch.python ? undefined : pytorch.reason
       expect(run).toMatchObject({ body, shots, ways: WAYS, queryShots: 5, iterations: 8, metaBatch: 2, testEpisodes: TEST_EPISODES, testQueryShots: TEST_QUERY_SHOTS, threads: 1 });
       // Conv-4: four 3x3 convolutions with biases and four norms (a weight and a bias per channel).
       expect(run.parameters).toBe(body === 'conv' ? 9 * 64 + 64 + 3 * (9 * 64 * 64 + 64) + 4 * 2 * 64 : 196 * 128 + 128 + 128 * 64 + 64);
-      expect(run.accuracy).toBeGreaterThanOrEqual(0);
+      // Well above chance (1 in 5) after 8 iterations: 0.585-0.620 (conv, 1 shot) and 0.607-0.667
+      // (MLP, 5 shots) over seeds 1-6, so a margin of 0.2 leaves room for other torch builds.
+      expect(run.accuracy).toBeGreaterThan(1 / WAYS + 0.2);
       expect(run.accuracy).toBeLessThanOrEqual(1);
       expect(run.ci95).toBeGreaterThan(0);
       expect(run.ci95).toBeLessThan(0.5);
