@@ -1,9 +1,11 @@
 /**
  * bench:meta's speed rows: ms per meta-iteration of every engine path on every timed setting, next to
  * the engine's own per-task loop and the PyTorch baselines (bench/pytorch/meta_baseline.py: the whole
- * meta-batch batched, and learn2learn's per-task loop), all measured in interleaved rounds of one run.
+ * meta-batch batched, functorch's vmap of grad, and learn2learn's per-task loop), all measured in
+ * interleaved rounds, over several runs (see TIMING).
  */
 
+import { loadavg } from 'node:os';
 import { BackendUnavailableError, initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
 import { digits, gaussianBlobs, packEpisodes, samplePoolBatch, sinusoid } from '../src/meta/families/index.js';
 import { fusedSupports } from '../src/meta/fused/index.js';
@@ -193,15 +195,33 @@ export const ENGINE_PATHS: Record<string, EnginePath> = {
  * How the speed rows are measured. A fresh process needs ~100-200 MAML iterations (2-3 s) before a
  * step reaches its steady cost: V8 optimises tfjs's JS and tiers the wasm kernels up from its
  * baseline compiler only once they are hot. With a fixed 30-iteration warm-up, whichever algorithm
- * was timed first (MAML) was measured mid-warm-up, at 2-3x its cost. So: every case warms up in both
- * modes, on the engine and in PyTorch, for a fixed time before any timing; then timing runs in rounds,
+ * was timed first (MAML) was measured mid-warm-up, at 2-3x its cost. So: every case warms up in every
+ * mode, on the engine and in PyTorch, for a fixed time before any timing; then timing runs in rounds,
  * each round timing, for every case in turn, one block each of the engine batched, the engine's
- * per-task loop, PyTorch batched and PyTorch's per-task loop, so load changes on a shared machine hit
- * all of them alike; a row is the median over rounds. PyTorch's blocks run while the engine waits.
+ * per-task loop and every PyTorch form, so load changes on a shared machine hit all of them alike.
+ * A block lasts at least `blockMs` on every side (5-iteration blocks, 3.5 ms of engine time, let
+ * scheduling favour one side): it runs meta-steps until that much time has passed, on batches
+ * sampled before its timer starts. A round's ratio is the fastest PyTorch form of that round over the
+ * engine batched of that round; a row is the median over rounds (with the interquartile range), and
+ * a run repeats the whole timing with fresh learners and fresh PyTorch cases, so the headline is the
+ * median over runs, quoted with its range. PyTorch's blocks run while the engine waits.
  */
-export const TIMING = { rounds: 9, warmUpMinIterations: 10 };
+export const TIMING = { rounds: 9, warmUpMinIterations: 10, blockMs: 200, runs: 3 };
+
+/** The timing options bench:meta passes (see TIMING for the defaults). */
+export interface TimingOptions {
+  /** The shortest a timed block may be, on every side. */
+  blockMs: number;
+  /** Each case's warm-up in each mode, engine and PyTorch, before its first round. */
+  warmUpMs: number;
+  runs: number;
+}
 
 const MODES = ['batched', 'loop'] as const;
+
+/** bench/pytorch/algorithms.py's forms of each algorithm (its META_GRADIENT): each round's ratio is against the fastest. */
+export const PYTORCH_FORMS = ['batched', 'functorch', 'loop'] as const;
+export type PytorchForm = (typeof PYTORCH_FORMS)[number];
 
 /** One case being timed on one engine path: its learner, its own task stream and its block times. */
 interface Timed {
@@ -213,21 +233,33 @@ interface Timed {
   next: () => TrainingBatch;
   /** Whether bench/pytorch implements the algorithm (the episodic ones). */
   hasPytorch: boolean;
+  /** ms per meta-iteration of each block, by round. */
   engine: Record<MetaStepMode, number[]>;
-  pytorch: Record<MetaStepMode, number[]>;
+  pytorch: Record<PytorchForm, number[]>;
+  /** ms per meta-iteration last measured (warm-up, then the last block): how many batches a block samples. */
+  rate: Record<string, number>;
 }
 
-/** Runs `iterations` meta-steps and returns ms per step; batches are sampled before the timer starts. */
-function timeBlock(t: Timed, mode: MetaStepMode, iterations: number): number {
-  const batches = Array.from({ length: iterations }, t.next);
-  const start = performance.now();
-  for (const batch of batches) t.learner.metaStep(batch, mode);
-  return (performance.now() - start) / iterations;
+/** Batches a block of `blockMs` at `msPerIteration` needs, with a margin (a block reuses them in turn if it needs more). */
+function batchesFor(blockMs: number, msPerIteration: number): number {
+  return Math.max(1, Math.ceil((1.2 * blockMs) / msPerIteration));
 }
 
-function warmUp(t: Timed, mode: MetaStepMode, ms: number): void {
+/** One timed block of meta-steps lasting at least `blockMs`; ms per step. Batches are sampled before the timer starts. */
+function timeBlock(t: Timed, mode: MetaStepMode, blockMs: number): number {
+  const batches = Array.from({ length: batchesFor(blockMs, t.rate[mode]) }, t.next);
+  let i = 0;
+  const ms = blockMsPerCall(() => t.learner.metaStep(batches[i++ % batches.length], mode), blockMs);
+  t.rate[mode] = ms;
+  return ms;
+}
+
+/** Warms a case up in one mode; its ms per meta-step, sampling included (an upper bound of the timed cost). */
+function warmUp(t: Timed, mode: MetaStepMode, ms: number): number {
   const start = performance.now();
-  for (let i = 0; i < TIMING.warmUpMinIterations || performance.now() - start < ms; i++) t.learner.metaStep(t.next(), mode);
+  let i = 0;
+  for (; i < TIMING.warmUpMinIterations || performance.now() - start < ms; i++) t.learner.metaStep(t.next(), mode);
+  return (performance.now() - start) / i;
 }
 
 /** Refuses to compare against a PyTorch setting that is not the engine's (the two are declared apart). */
@@ -250,50 +282,96 @@ function checkSameSetting(t: Timed, theirs: PytorchSetting): void {
   }
 }
 
+/** The first and third quartiles (linear interpolation between order statistics). */
+export function quartiles(xs: number[]): [number, number] {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => {
+    const i = q * (s.length - 1);
+    const lo = Math.floor(i);
+    return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo);
+  };
+  return [at(0.25), at(0.75)];
+}
+
+type Range = [number, number];
+const rounded = ([a, b]: Range, digits = 3): Range => [round(a, digits), round(b, digits)];
+const byForm = <T>(f: (form: PytorchForm) => T) => Object.fromEntries(PYTORCH_FORMS.map((form) => [form, f(form)])) as Record<PytorchForm, T>;
+
+/** One run's row: medians over its rounds, with interquartile ranges ([q1, q3]). */
 export interface Row {
   algorithm: AlgorithmName;
   backend: string;
   task: string;
+  /** The engine batched (its mode). */
   msPerIteration: number;
+  msPerIterationIqr: Range;
   naiveLoopMsPerIteration: number;
+  naiveLoopMsPerIterationIqr: Range;
+  /** naiveLoopMsPerIteration / msPerIteration. */
   speedup: number;
-  /** The rest only where PyTorch ran. */
-  pytorchBatchedMsPerIteration?: number;
-  pytorchLoopMsPerIteration?: number;
-  speedupVsPytorchBatched?: number;
-  speedupVsPytorchLoop?: number;
+  /** The rest only where PyTorch ran: each form's median and IQR. */
+  pytorchMsPerIteration?: Record<PytorchForm, number>;
+  pytorchMsPerIterationIqr?: Record<PytorchForm, Range>;
+  /** The PyTorch form fastest in most rounds, and in how many rounds each form was the fastest. */
+  pytorchFastestForm?: PytorchForm;
+  pytorchFastestRounds?: Record<PytorchForm, number>;
+  /** Median over rounds of (the round's fastest PyTorch form's ms / the round's engine batched ms), and its IQR. */
+  speedupVsPytorch?: number;
+  speedupVsPytorchIqr?: Range;
+  /** Every block's ms per meta-iteration, by round: what the figures above are computed from. */
+  roundsMs: { engine: Record<MetaStepMode, number[]>; pytorch?: Record<PytorchForm, number[]> };
+}
+
+/** The form fastest in most rounds (ties: the earlier form in PYTORCH_FORMS). */
+function mostRounds(counts: Record<PytorchForm, number>): PytorchForm {
+  return PYTORCH_FORMS.reduce((a, b) => (counts[b] > counts[a] ? b : a));
 }
 
 function toRow(t: Timed, backend: string): Row {
-  const [batched, loop] = MODES.map((m) => median(t.engine[m]));
-  const row: Row = { algorithm: t.algorithm, backend, task: t.setting.task, msPerIteration: round(batched), naiveLoopMsPerIteration: round(loop), speedup: round(loop / batched, 2) };
-  const spread = `${Math.min(...t.engine.batched).toFixed(2)}-${Math.max(...t.engine.batched).toFixed(2)}`;
-  let line = `  ${backend.padEnd(6)} ${t.algorithm.padEnd(9)} ${t.setting.name.padEnd(8)} ${batched.toFixed(2).padStart(8)} ms (rounds ${spread})  loop ${loop.toFixed(2).padStart(8)} ms`;
+  const batched = median(t.engine.batched);
+  const loop = median(t.engine.loop);
+  const row: Row = {
+    algorithm: t.algorithm,
+    backend,
+    task: t.setting.task,
+    msPerIteration: round(batched),
+    msPerIterationIqr: rounded(quartiles(t.engine.batched)),
+    naiveLoopMsPerIteration: round(loop),
+    naiveLoopMsPerIterationIqr: rounded(quartiles(t.engine.loop)),
+    speedup: round(loop / batched, 2),
+    roundsMs: { engine: { batched: t.engine.batched.map((v) => round(v, 4)), loop: t.engine.loop.map((v) => round(v, 4)) } },
+  };
+  let line = `  ${backend.padEnd(6)} ${t.algorithm.padEnd(9)} ${t.setting.name.padEnd(8)} ${batched.toFixed(2).padStart(8)} ms (IQR ${row.msPerIterationIqr.map((v) => v.toFixed(2)).join('-')})  loop ${loop.toFixed(2).padStart(8)} ms`;
   if (t.pytorch.batched.length > 0) {
-    const [pytorchBatched, pytorchLoop] = MODES.map((m) => median(t.pytorch[m]));
+    const fastest = t.engine.batched.map((_, r) => PYTORCH_FORMS.reduce((a, b) => (t.pytorch[b][r] < t.pytorch[a][r] ? b : a)));
+    const ratios = fastest.map((form, r) => t.pytorch[form][r] / t.engine.batched[r]);
+    const counts = byForm((form) => fastest.filter((f) => f === form).length);
     Object.assign(row, {
-      pytorchBatchedMsPerIteration: round(pytorchBatched),
-      pytorchLoopMsPerIteration: round(pytorchLoop),
-      speedupVsPytorchBatched: round(pytorchBatched / batched, 2),
-      speedupVsPytorchLoop: round(pytorchLoop / batched, 2),
+      pytorchMsPerIteration: byForm((form) => round(median(t.pytorch[form]))),
+      pytorchMsPerIterationIqr: byForm((form) => rounded(quartiles(t.pytorch[form]))),
+      pytorchFastestForm: mostRounds(counts),
+      pytorchFastestRounds: counts,
+      speedupVsPytorch: round(median(ratios), 2),
+      speedupVsPytorchIqr: rounded(quartiles(ratios), 2),
+      roundsMs: { ...row.roundsMs, pytorch: byForm((form) => t.pytorch[form].map((v) => round(v, 4))) },
     });
-    line += `  PyTorch batched ${pytorchBatched.toFixed(2).padStart(7)} ms (engine x${(pytorchBatched / batched).toFixed(2)})  loop ${pytorchLoop.toFixed(2).padStart(7)} ms`;
+    const forms = PYTORCH_FORMS.map((form) => `${form} ${row.pytorchMsPerIteration![form].toFixed(2)}`).join(', ');
+    line += `  PyTorch ${forms} ms; fastest ${row.pytorchFastestForm}: engine x${row.speedupVsPytorch!.toFixed(2)} (IQR ${row.speedupVsPytorchIqr!.map((v) => v.toFixed(2)).join('-')})`;
   }
   console.log(line);
   return row;
 }
 
 /**
- * Times every case on every engine path named in `paths` (skipping, with why, one that cannot start
- * here), interleaved with PyTorch's blocks when `pytorch` is given.
+ * One run: times every case on every engine path named in `paths` (skipping, with why, one that
+ * cannot start here), interleaved with PyTorch's blocks when `pytorch` is given.
  */
-export async function timing(paths: string[], iterations: number, warmUpMs: number, pytorch: PytorchServer | null): Promise<Row[]> {
+export async function timing(paths: string[], options: TimingOptions, pytorch: PytorchServer | null, run = 1): Promise<Row[]> {
   const unknown = paths.filter((p) => !(p in ENGINE_PATHS));
   if (unknown.length > 0) throw new Error(`unknown engine path ${unknown.join(', ')}; expected some of ${Object.keys(ENGINE_PATHS).join(', ')}`);
+  const { blockMs, warmUpMs } = options;
   const settings = timingSettings();
   const rows: Row[] = [];
-  // Per round: a quarter as many per-task-loop iterations (each costs ~5-10x a batched one).
-  const perBlock: Record<MetaStepMode, number> = { batched: Math.max(1, Math.ceil(iterations / TIMING.rounds)), loop: Math.max(1, Math.ceil(iterations / 4 / TIMING.rounds)) };
   for (const name of paths) {
     const path = ENGINE_PATHS[name];
     let backend: string;
@@ -310,25 +388,32 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
     const timed: Timed[] = cases.map(({ algorithm, setting: settingName }) => {
       const setting = settings[settingName];
       const config = learnerConfig(algorithm, setting.family, setting.hidden, setting.innerSteps, setting.innerLr, setting.metaLr);
-      const rng = new Rng(1);
+      const rng = new Rng(run);
       const { params, next } = trainingData(config, setting, rng);
       const learner = new MetaLearner({ ...config, ...path.learner }, params);
-      const hasPytorch = getAlgorithm(algorithm).trainsOn === 'episodes';
-      return { id: `${algorithm}/${settingName}`, algorithm, setting, config, learner, next, hasPytorch, engine: { batched: [], loop: [] }, pytorch: { batched: [], loop: [] } };
+      const hasPytorch = pytorch !== null && getAlgorithm(algorithm).trainsOn === 'episodes';
+      return { id: `${algorithm}/${settingName}`, algorithm, setting, config, learner, next, hasPytorch, engine: { batched: [], loop: [] }, pytorch: byForm(() => []), rate: {} };
     });
     const before = tf.memory().numTensors;
     for (const t of timed) {
-      if (pytorch && t.hasPytorch) checkSameSetting(t, (await pytorch.request<{ setting: PytorchSetting }>({ op: 'setup', case: t.id, algorithm: t.algorithm, setting: t.setting.name, seed: 1 })).setting);
-      for (const mode of MODES) {
-        warmUp(t, mode, warmUpMs);
-        if (t.hasPytorch) await pytorch?.request({ op: 'warmup', case: t.id, mode, ms: warmUpMs, minIterations: TIMING.warmUpMinIterations });
+      if (t.hasPytorch) checkSameSetting(t, (await pytorch!.request<{ setting: PytorchSetting }>({ op: 'setup', case: t.id, algorithm: t.algorithm, setting: t.setting.name, seed: run })).setting);
+      for (const mode of MODES) t.rate[mode] = warmUp(t, mode, warmUpMs);
+      if (!t.hasPytorch) continue;
+      for (const form of PYTORCH_FORMS) {
+        t.rate[`pytorch ${form}`] = (await pytorch!.request<{ ms: number }>({ op: 'warmup', case: t.id, mode: form, ms: warmUpMs, minIterations: TIMING.warmUpMinIterations })).ms;
       }
     }
     for (let round = 0; round < TIMING.rounds; round++) {
       for (const t of timed) {
-        for (const mode of MODES) t.engine[mode].push(timeBlock(t, mode, perBlock[mode]));
-        if (!pytorch || !t.hasPytorch) continue;
-        for (const mode of MODES) t.pytorch[mode].push((await pytorch.request<{ ms: number }>({ op: 'time', case: t.id, mode, iterations: perBlock[mode] })).ms);
+        for (const mode of MODES) t.engine[mode].push(timeBlock(t, mode, blockMs));
+        if (!t.hasPytorch) continue;
+        for (const form of PYTORCH_FORMS) {
+          const key = `pytorch ${form}`;
+          const block = await pytorch!.request<{ ms: number; blockMs: number }>({ op: 'time', case: t.id, mode: form, ms: blockMs, iterations: batchesFor(blockMs, t.rate[key]) });
+          if (block.blockMs < blockMs) throw new Error(`PyTorch's ${form} block of ${t.id} lasted ${block.blockMs} ms, under the ${blockMs} ms asked for`);
+          t.rate[key] = block.ms;
+          t.pytorch[form].push(block.ms);
+        }
       }
     }
     if (tf.memory().numTensors !== before) throw new Error(`timing on ${backend} leaked ${tf.memory().numTensors - before} tensors`);
@@ -338,14 +423,109 @@ export async function timing(paths: string[], iterations: number, warmUpMs: numb
   return rows;
 }
 
-export function printTable(rows: Row[]): void {
-  const x = (v?: number) => (v === undefined ? '-' : `x${v.toFixed(2)}`).padStart(8);
-  const ms = (v?: number) => (v === undefined ? '-' : v.toFixed(2)).padStart(9);
-  console.log('\nms per meta-iteration: engine batched, engine per-task loop, PyTorch batched (the headline ratio), PyTorch per-task loop');
-  console.log('algorithm  backend     engine  eng.loop  speed-up   PyTorch  engine x  PT.loop  engine x  task');
+/** os.loadavg() (1, 5 and 15 minutes), rounded. */
+export const loadAverage = () => loadavg().map((v) => round(v, 2));
+
+/** The load average at the start and at the end of a section of the results file. */
+export interface LoadSpan {
+  start: number[];
+  end: number[];
+}
+
+/** Runs `section` and returns its result with the load average at its start and end. */
+export async function withLoad<T>(section: () => Promise<T>): Promise<{ result: T; load: LoadSpan }> {
+  const start = loadAverage();
+  const result = await section();
+  return { result, load: { start, end: loadAverage() } };
+}
+
+/** A row over runs: the median over runs of each run's figure, with [min, max] over runs. */
+export interface SummaryRow {
+  algorithm: AlgorithmName;
+  backend: string;
+  task: string;
+  runs: number;
+  msPerIteration: number;
+  msPerIterationRange: Range;
+  naiveLoopMsPerIteration: number;
+  naiveLoopMsPerIterationRange: Range;
+  speedup: number;
+  pytorchMsPerIteration?: Record<PytorchForm, number>;
+  pytorchMsPerIterationRange?: Record<PytorchForm, Range>;
+  /** The form fastest in most rounds of all runs, and the rounds each form was fastest in. */
+  pytorchFastestForm?: PytorchForm;
+  pytorchFastestRounds?: Record<PytorchForm, number>;
+  /** The headline: the median over runs of each run's speedupVsPytorch, and their range. */
+  speedupVsPytorch?: number;
+  speedupVsPytorchRange?: Range;
+}
+
+export interface TimingRun {
+  run: number;
+  loadAverage: LoadSpan;
+  rows: Row[];
+}
+
+/** Each row's figures over `runs` (its own key: algorithm, backend, task). */
+export function summarise(runs: TimingRun[]): SummaryRow[] {
+  const key = (r: Row) => `${r.algorithm}|${r.backend}|${r.task}`;
+  const groups = new Map<string, Row[]>();
+  for (const r of runs.flatMap((run) => run.rows)) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  const over = (rs: Row[], pick: (r: Row) => number, digits = 3) => ({ median: round(median(rs.map(pick)), digits), range: [round(Math.min(...rs.map(pick)), digits), round(Math.max(...rs.map(pick)), digits)] as Range });
+  return [...groups.values()].map((rs) => {
+    const ms = over(rs, (r) => r.msPerIteration);
+    const loop = over(rs, (r) => r.naiveLoopMsPerIteration);
+    const row: SummaryRow = {
+      algorithm: rs[0].algorithm,
+      backend: rs[0].backend,
+      task: rs[0].task,
+      runs: rs.length,
+      msPerIteration: ms.median,
+      msPerIterationRange: ms.range,
+      naiveLoopMsPerIteration: loop.median,
+      naiveLoopMsPerIterationRange: loop.range,
+      speedup: over(rs, (r) => r.speedup, 2).median,
+    };
+    if (rs.every((r) => r.pytorchMsPerIteration)) {
+      const forms = byForm((form) => over(rs, (r) => r.pytorchMsPerIteration![form]));
+      const counts = byForm((form) => rs.reduce((n, r) => n + r.pytorchFastestRounds![form], 0));
+      const ratio = over(rs, (r) => r.speedupVsPytorch!, 2);
+      Object.assign(row, {
+        pytorchMsPerIteration: byForm((form) => forms[form].median),
+        pytorchMsPerIterationRange: byForm((form) => forms[form].range),
+        pytorchFastestForm: mostRounds(counts),
+        pytorchFastestRounds: counts,
+        speedupVsPytorch: ratio.median,
+        speedupVsPytorchRange: ratio.range,
+      });
+    }
+    return row;
+  });
+}
+
+/** `options.runs` runs of `timing`, each with its load average, and the rows over them. */
+export async function timingRuns(paths: string[], options: TimingOptions, pytorch: PytorchServer | null): Promise<{ runs: TimingRun[]; rows: SummaryRow[] }> {
+  const runs: TimingRun[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    console.log(`\ntiming run ${run} of ${options.runs} (load average ${loadAverage().join(', ')})`);
+    const { result: rows, load } = await withLoad(() => timing(paths, options, pytorch, run));
+    runs.push({ run, loadAverage: load, rows });
+  }
+  return { runs, rows: summarise(runs) };
+}
+
+export function printTable(rows: SummaryRow[]): void {
+  const x = (v?: number, range?: Range) => (v === undefined ? '-' : `x${v.toFixed(2)}${range ? ` [${range.map((r) => r.toFixed(2)).join('-')}]` : ''}`).padStart(18);
+  const ms = (v?: number, range?: Range) => (v === undefined ? '-' : `${v.toFixed(2)}${range ? ` [${range.map((r) => r.toFixed(2)).join('-')}]` : ''}`).padStart(19);
+  const runs = rows[0]?.runs ?? 0;
+  console.log(`\nms per meta-iteration, median over ${runs} run(s) [min-max over runs]: engine batched, engine per-task loop, each PyTorch form; ` +
+    'engine x: per round the fastest PyTorch form over the engine batched, median over rounds, then over runs (the headline ratio)');
+  console.log(`algorithm  backend   ${'engine'.padStart(19)} ${'eng.loop'.padStart(8)} ${'PT batched'.padStart(9)} ${'functorch'.padStart(9)} ${'PT loop'.padStart(9)}  fastest    ${'engine x'.padStart(18)}  task`);
+  const f = (v?: number) => (v === undefined ? '-' : v.toFixed(2)).padStart(9);
   for (const r of rows) {
+    const p = r.pytorchMsPerIteration;
     console.log(
-      `${r.algorithm.padEnd(10)} ${r.backend.padEnd(8)}${ms(r.msPerIteration)} ${ms(r.naiveLoopMsPerIteration)} ${x(r.speedup)} ${ms(r.pytorchBatchedMsPerIteration)} ${x(r.speedupVsPytorchBatched)}${ms(r.pytorchLoopMsPerIteration)} ${x(r.speedupVsPytorchLoop)}  ${r.task}`,
+      `${r.algorithm.padEnd(10)} ${r.backend.padEnd(8)}${ms(r.msPerIteration, r.msPerIterationRange)} ${r.naiveLoopMsPerIteration.toFixed(2).padStart(8)}${f(p?.batched)} ${f(p?.functorch)} ${f(p?.loop)}  ${(r.pytorchFastestForm ?? '-').padEnd(9)} ${x(r.speedupVsPytorch, r.speedupVsPytorchRange)}  ${r.task}`,
     );
   }
 }

@@ -7,9 +7,13 @@
  * 10 + 10 examples per task), and of MAML and ProtoNets at digits size (196-128-64-5, 5-way 1-shot,
  * meta-batch 8, 1 inner step), per engine path (--backends), batched (the engine's mode) and as a
  * naive per-task loop. Next to each row, where a Python with PyTorch is found (Debian: `apt-get
- * install python3-torch`), the same algorithm and setting in plain PyTorch, one thread
- * (bench/pytorch/meta_baseline.py): the whole meta-batch batched (the headline ratio) and task by task
- * as learn2learn runs it, timed by a long-lived Python child in rounds interleaved with the engine's.
+ * install python3-torch`), the same algorithm and setting in plain PyTorch, one thread, Adam with
+ * foreach=True (bench/pytorch/meta_baseline.py), in three forms: the whole meta-batch batched,
+ * functorch's vmap of grad, and task by task as learn2learn runs it, timed by a long-lived Python
+ * child in rounds interleaved with the engine's. Every timed block lasts at least --block-ms on every
+ * side; a round's ratio is the fastest PyTorch form of that round over the engine batched; a run's
+ * row is the median over its 9 rounds (with interquartile ranges), and the headline is the median
+ * over --runs runs (default 3) with its [min, max] (see TIMING in meta-timing.ts).
  * Quality: MAML meta-trained on sinusoids, then post-adaptation MSE on 2000 held-out sinusoid tasks
  * after 1 and 10 steps (with its standard error), next to the same MAML meta-trained in PyTorch for the
  * same iterations (bench/pytorch/maml_sine.py) and scored on the same tasks by the same code;
@@ -18,16 +22,22 @@
  * maml, anil, protonet and multitask. Multitask's speed row times its iteration: one Adam step on a
  * minibatch of 25 pool tasks x 20 points (no PyTorch counterpart: bench/pytorch is episodic).
  *
- * Output: bench/results/meta.json holds the last run (setting, options, machine, rows, pytorch,
- * quality, digits) and `qualityByIterations`, the sinusoid result of every iteration count (and
- * number of seeds) run so far.
+ * Output: bench/results/meta.json holds the last run: the timing section (timingSetting, machine,
+ * rows: each row over runs, timingRuns: every run's rows with its load average, pytorch), then
+ * setting, options, quality, digits, the conv section, loadAverage (1, 5, 15 min at the start and
+ * end of each section: timing, quality, digits, conv) and `qualityByIterations`, the sinusoid result
+ * of every iteration count (and number of seeds) run so far.
  *
  * Options: --iterations N (sinusoid MAML meta-training, default 8000), --seeds N (train the sinusoid
  * model, and the baseline, with seeds 0..N-1 and report the means; default 1), --digits-iterations N
  * (default 500), --backends fused,wasm,cpu (the engine paths to time, see ENGINE_PATHS), --quality-backend B
  * (the backend meta-training for quality runs on: default TFJS_BACKEND, else auto; recorded as
- * quality.backend), --timing-iterations N (default 40), --warmup-ms N (each case's warm-up in each
- * mode, engine and PyTorch, before timing, default 1500), --skip-quality, --skip-digits,
+ * quality.backend), --runs N (timing runs, default 3; each starts fresh learners and PyTorch cases),
+ * --block-ms N (the shortest timed block, default 200; it replaces --timing-iterations: a block runs
+ * meta-steps until that time has passed, so its iteration count follows each side's speed),
+ * --warmup-ms N (each case's warm-up in each mode, engine and PyTorch, before timing in each run,
+ * default 1500), --only-timing (run the timing section alone and write it into the results file,
+ * keeping the other sections of the run before, as --only-conv does), --skip-quality, --skip-digits,
  * --pytorch auto|off|PYTHON (default auto: /usr/bin/python3 or python3 if it has torch), --out PATH.
  * Conv section (digitsConv, see convDigitsQuality): --conv-iterations N (ProtoNets, engine and
  * PyTorch, default 2000), --conv-adapting-iterations N (MAML and ANIL with a learned head, default
@@ -39,7 +49,7 @@
  */
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
@@ -49,7 +59,24 @@ import { MetaLearner, metaTrain, modelSpec, type LearnerConfig, type ParamArrays
 import { Rng } from '../src/meta/rng.js';
 import { sliceEpisodeBatch } from '../src/meta/tensors.js';
 import type { EpisodeBatch } from '../src/meta/types.js';
-import { CONV_DIGITS, DIGITS, learnerConfig, median, MULTITASK, printTable, round, SETTING, timing, TIMING, type Row } from './meta-timing.js';
+import {
+  CONV_DIGITS,
+  DIGITS,
+  learnerConfig,
+  loadAverage,
+  median,
+  MULTITASK,
+  printTable,
+  PYTORCH_FORMS,
+  round,
+  SETTING,
+  TIMING,
+  timingRuns,
+  withLoad,
+  type LoadSpan,
+  type SummaryRow,
+  type TimingOptions,
+} from './meta-timing.js';
 import { findPytorch, gradientCheck, mamlSineRun, PytorchServer } from './pytorch/baseline.js';
 import { pytorchDigitsProtonet, writeDigitsData } from './pytorch/digits.js';
 
@@ -59,7 +86,9 @@ const { values: args } = parseArgs({
     'digits-iterations': { type: 'string', default: '500' },
     backends: { type: 'string', default: 'fused,wasm,cpu' },
     'quality-backend': { type: 'string', default: process.env.TFJS_BACKEND ?? 'auto' },
-    'timing-iterations': { type: 'string', default: '40' },
+    runs: { type: 'string', default: String(TIMING.runs) },
+    'block-ms': { type: 'string', default: String(TIMING.blockMs) },
+    'only-timing': { type: 'boolean', default: false },
     'warmup-ms': { type: 'string', default: '1500' },
     'skip-quality': { type: 'boolean', default: false },
     'skip-digits': { type: 'boolean', default: false },
@@ -410,32 +439,41 @@ async function convDigitsQuality(
 }
 
 /**
- * The PyTorch baselines' part of the results: what they are, their gradient check (batched vs
- * per-task loop), and the sinusoid MAML figures the docs quote (`mamlMsPerIteration`, the
- * learn2learn-style loop, and `engineSpeedup` against it, as before; the batched ones beside them).
+ * The PyTorch baselines' part of the results: what they are, their gradient check (the batched and
+ * functorch forms against the per-task loop), and the sinusoid MAML figures the README quotes, per
+ * engine path (the same as its row: median over runs, with their range).
  */
-async function pytorchSummary(python: string, server: PytorchServer, rows: Row[]): Promise<Record<string, unknown>> {
+async function pytorchSummary(python: string, server: PytorchServer, rows: SummaryRow[]): Promise<Record<string, unknown>> {
   const check = await gradientCheck(python);
   const worst = check.checks.reduce((a, b) => (b.maxAbsDiff > a.maxAbsDiff ? b : a));
-  const maml = rows.filter((r) => r.algorithm === 'maml' && r.task === 'sinusoid');
-  const byBackend = (pick: (r: Row) => number | undefined) => Object.fromEntries(maml.map((r) => [r.backend, pick(r)]));
+  const maml = rows.filter((r) => r.algorithm === 'maml' && r.task === 'sinusoid' && r.pytorchMsPerIteration);
   const summary = {
     python,
     torch: server.torch,
     threads: server.threads,
-    batched:
-      'bench/pytorch/meta_baseline.py, batched: the whole meta-batch at once: parameters expanded to per-task copies ([T, in, out]), torch.baddbmm, ' +
-      'one torch.autograd.grad(create_graph=True) over the sum of the per-task support losses, mean query loss, Adam',
-    loop: "the same algorithms one task at a time, learn2learn's way (per task: adapt, query loss; averaged; Adam)",
-    gradientCheck: { dtype: check.dtype, maxAbsDiff: worst.maxAbsDiff, worst: `${worst.algorithm} on ${worst.setting} (largest gradient entry ${round(worst.maxAbsGradient, 4)})`, checks: check.checks.length },
-    mamlMsPerIteration: maml[0]?.pytorchLoopMsPerIteration,
-    engineSpeedup: byBackend((r) => r.speedupVsPytorchLoop),
-    mamlBatchedMsPerIteration: maml[0]?.pytorchBatchedMsPerIteration,
-    engineSpeedupVsBatched: byBackend((r) => r.speedupVsPytorchBatched),
+    forms: {
+      batched:
+        'the whole meta-batch at once: parameters expanded to per-task copies ([T, in, out]), torch.baddbmm, ' +
+        'one torch.autograd.grad(create_graph=True) over the sum of the per-task support losses, mean query loss',
+      functorch: "functorch's vmap over the tasks of one task's meta-loss, its inner steps taken with functorch.grad nested in grad_and_value (second order where the algorithm is)",
+      loop: "the same algorithms one task at a time, learn2learn's way (per task: adapt, query loss; averaged)",
+    },
+    code: 'bench/pytorch/meta_baseline.py and algorithms.py; every form steps torch.optim.Adam(foreach=True)',
+    gradientCheck: {
+      dtype: check.dtype,
+      maxAbsDiff: worst.maxAbsDiff,
+      worst: `${worst.form} ${worst.algorithm} on ${worst.setting} (largest gradient entry ${round(worst.maxAbsGradient, 4)})`,
+      checks: check.checks.length,
+      forms: [...new Set(check.checks.map((c) => c.form))],
+    },
+    mamlSinusoid: Object.fromEntries(
+      maml.map((r) => [r.backend, { engineMsPerIteration: r.msPerIteration, pytorchMsPerIteration: r.pytorchMsPerIteration, pytorchFastestForm: r.pytorchFastestForm, speedupVsPytorch: r.speedupVsPytorch, speedupVsPytorchRange: r.speedupVsPytorchRange, runs: r.runs }]),
+    ),
   };
+  const forms = maml[0] ? PYTORCH_FORMS.map((f) => `${f} ${maml[0].pytorchMsPerIteration![f]}`).join(', ') : '-';
   console.log(
-    `\nplain PyTorch ${server.torch} (${server.threads} thread), sinusoid MAML: batched ${summary.mamlBatchedMsPerIteration} ms, per-task loop ${summary.mamlMsPerIteration} ms per iteration; ` +
-      `batched vs loop meta-gradient: max abs difference ${worst.maxAbsDiff.toExponential(1)} over ${check.checks.length} checks`,
+    `\nplain PyTorch ${server.torch} (${server.threads} thread), sinusoid MAML ms per iteration (beside ${maml[0]?.backend ?? '-'}): ${forms}; ` +
+      `meta-gradient against the per-task loop's: max abs difference ${worst.maxAbsDiff.toExponential(1)} over ${check.checks.length} checks (${summary.gradientCheck.forms.join(', ')})`,
   );
   return summary;
 }
@@ -487,6 +525,77 @@ async function convSection(python: string | null, skipped?: string, previous: Re
   };
 }
 
+/**
+ * The timing section: `--runs` runs of every case on every engine path (meta-timing.ts) beside the
+ * PyTorch forms, the rows over runs, and the PyTorch summary; the keys it owns in the results file.
+ */
+async function timingSection(pytorch: { python: string | null; reason?: string }): Promise<Record<string, unknown>> {
+  const paths = args.backends.split(',').map((b) => b.trim());
+  const options: TimingOptions = { blockMs: positive('block-ms', args['block-ms']), warmUpMs: positive('warmup-ms', args['warmup-ms']), runs: positive('runs', args.runs) };
+  console.log(`timing on ${paths.join(', ')}, ${options.runs} run(s) (load average ${loadAverage().join(', ')} on ${cpus().length} cores)`);
+  if (options.runs < 3) console.log(`only ${options.runs} run(s): the headline ratio is the median over at least 3`);
+  if (!pytorch.python) console.log(`PyTorch baselines skipped: ${pytorch.reason}`);
+  const started = performance.now();
+  const server = pytorch.python ? await PytorchServer.start(pytorch.python) : null;
+  let timed: Awaited<ReturnType<typeof timingRuns>>;
+  try {
+    timed = await timingRuns(paths, options, server);
+  } finally {
+    await server?.close();
+  }
+  printTable(timed.rows);
+  return {
+    timingSetting: {
+      ...options,
+      rounds: TIMING.rounds,
+      backends: paths,
+      iterationIncludes: 'the meta-step: upload of the meta-batch, forward and backward passes, one gradient download, the Adam update (the meta-batch is sampled and packed before the timer starts)',
+      timing:
+        `per run, every case warmed up for ${options.warmUpMs} ms in each mode, engine and PyTorch, first; then ${TIMING.rounds} rounds, each timing, for every case in turn, ` +
+        `one block each of the engine batched, the engine per-task loop and every PyTorch form (batched, functorch, loop), each block at least ${options.blockMs} ms ` +
+        '(meta-steps until that time has passed; PyTorch runs while the engine waits); every run starts fresh learners and fresh PyTorch cases',
+      ratio:
+        "speedupVsPytorch: per round, the fastest PyTorch form's ms over the engine batched ms of that round; a run's row (timingRuns) keeps the median over rounds and " +
+        'the interquartile range of every figure; rows hold the median over runs with [min, max] over runs (the headline: never one run\'s figure)',
+      protonet: 'ProtoNets classify only: timed on 5-way Gaussian blobs in 1 dimension, 2 support + 2 query per class (10 + 10 per task), same 1-40-40 body',
+      digitsSize: "MAML and ProtoNets also timed at the digits quality run's size: 196-128-64-5 relu, 5-way 1-shot with 5 query examples per class, meta-batch 8, 1 inner step at lr 0.4 (rows whose task names it)",
+      naiveLoop: "the same algorithm, one task of the meta-batch at a time ('loop' mode), measured in the same rounds",
+      seconds: round((performance.now() - started) / 1000, 1),
+    },
+    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, tfjs: tf.version.tfjs },
+    rows: timed.rows,
+    timingRuns: timed.runs,
+    pytorch: server ? await pytorchSummary(pytorch.python!, server, timed.rows) : { skipped: pytorch.reason },
+  };
+}
+
+/** Sections of the results file, each with its load average at start and end (loadAverage.<section>). */
+type Section = 'timing' | 'quality' | 'digits' | 'conv';
+
+/**
+ * `base` with the keys of freshly run sections in place of its own and their load averages beside
+ * its others': a full run (base: what it keeps of the run before) and --only-timing / --only-conv
+ * (base: the file of the run before) write their results through this one merge.
+ */
+function withSections(base: Record<string, unknown>, fresh: Record<string, unknown>, loads: Partial<Record<Section, LoadSpan>>): Record<string, unknown> {
+  return { ...base, ...fresh, loadAverage: { ...(base.loadAverage as object | undefined), ...loads } };
+}
+
+/**
+ * The file of the run before without what a file from before the timing section existed said about
+ * timing elsewhere (it would describe the old timing beside the new): its timing descriptions in
+ * `setting`, timing options in `options`, the start load in `machine`.
+ */
+function withoutOldTiming(previous: Record<string, unknown>): Record<string, unknown> {
+  const drop = (value: unknown, keys: string[]) => (value && typeof value === 'object' ? Object.fromEntries(Object.entries(value).filter(([k]) => !keys.includes(k))) : value);
+  const { setting, options, ...rest } = previous;
+  return {
+    ...rest,
+    ...(setting === undefined ? {} : { setting: drop(setting, ['iterationIncludes', 'timing', 'protonet', 'digitsSize', 'naiveLoop']) }),
+    ...(options === undefined ? {} : { options: drop(options, ['timingIterations', 'warmUpMs', 'backends']) }),
+  };
+}
+
 /** The results file of the run before, or nothing. */
 function previousResults(): Record<string, unknown> {
   return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as Record<string, unknown>) : {};
@@ -498,49 +607,40 @@ function writeResults(result: Record<string, unknown>): void {
 }
 
 async function main(): Promise<void> {
+  if (args['only-conv'] && args['only-timing']) throw new Error('--only-conv and --only-timing each re-run one section; run them one after the other');
   if (args['only-conv']) {
     // The conv section alone, into the last full run's file (its other sections keep their own run).
     const pytorch = await findPytorch(args.pytorch);
     const previous = previousResults();
     const { digitsConvDate: _undated, ...rest } = previous;
-    writeResults({ ...rest, ...(await convSection(pytorch.python, pytorch.reason, previous)) });
+    const { result: conv, load } = await withLoad(() => convSection(pytorch.python, pytorch.reason, previous));
+    writeResults(withSections(rest, conv, { conv: load }));
     console.log(`\nwrote the conv section into ${args.out}`);
     return;
   }
-  const paths = args.backends.split(',').map((b) => b.trim());
-  const timingIterations = positive('timing-iterations', args['timing-iterations']);
-  const warmUpMs = positive('warmup-ms', args['warmup-ms']);
+  if (args['only-timing']) {
+    // The timing section alone, into the last full run's file (quality, digits and conv take hours).
+    const pytorch = await findPytorch(args.pytorch);
+    const { result: timed, load } = await withLoad(() => timingSection(pytorch));
+    writeResults(withSections(withoutOldTiming(previousResults()), timed, { timing: load }));
+    console.log(`\nwrote the timing section into ${args.out}`);
+    return;
+  }
   const iterations = positive('iterations', args.iterations);
   const digitsIterations = positive('digits-iterations', args['digits-iterations']);
   const seeds = positive('seeds', args.seeds);
   const started = performance.now();
   // Chosen first, as the service would choose it; timing then switches between the timed backends.
   const qualityBackend = await initBackend(args['quality-backend'] as BackendPreference);
-  const load = loadavg()[0];
-  console.log(`timing on ${paths.join(', ')} (load average ${load.toFixed(2)} on ${cpus().length} cores)`);
   const pytorch = await findPytorch(args.pytorch);
-  if (!pytorch.python) console.log(`PyTorch baselines skipped: ${pytorch.reason}`);
-  const server = pytorch.python ? await PytorchServer.start(pytorch.python) : null;
-  let rows: Row[];
-  try {
-    rows = await timing(paths, timingIterations, warmUpMs, server);
-  } finally {
-    await server?.close();
-  }
-  printTable(rows);
-  const baseline = server ? await pytorchSummary(pytorch.python!, server, rows) : { skipped: pytorch.reason };
+  const loads: Partial<Record<Section, LoadSpan>> = {};
+  const timed = await withLoad(() => timingSection(pytorch));
+  loads.timing = timed.load;
 
   const result: Record<string, unknown> = {
     setting: {
       ...SETTING,
       architecture: '1-40-40-1',
-      iterationIncludes: 'the meta-step: upload of the meta-batch, forward and backward passes, one gradient download, the Adam update (the meta-batch is sampled and packed before the timer starts)',
-      timing:
-        `every case warmed up for ${warmUpMs} ms in each mode, engine and PyTorch, first; then ${TIMING.rounds} rounds, each timing, for every case in turn, ` +
-        'one block each of the engine batched, the engine per-task loop, PyTorch batched and PyTorch per-task loop (PyTorch runs while the engine waits); a row is the median over rounds',
-      protonet: 'ProtoNets classify only: timed on 5-way Gaussian blobs in 1 dimension, 2 support + 2 query per class (10 + 10 per task), same 1-40-40 body',
-      digitsSize: 'MAML and ProtoNets also timed at the digits quality run\'s size: 196-128-64-5 relu, 5-way 1-shot with 5 query examples per class, meta-batch 8, 1 inner step at lr 0.4 (rows whose task names it)',
-      naiveLoop: "the same algorithm, one task of the meta-batch at a time ('loop' mode), measured in the same run",
       sinusoidTest:
         'as learn2learn / the MAML paper: 1-40-40-1 relu, nn.Linear init (weights and biases U(+-1/sqrt(fan_in))), per-task mean MSE averaged over 25 tasks, ' +
         'Adam 0.001, inner lr 0.01 (1 step in training; 1 and 10 steps at test), A~U[0.1,5], phase~U[0,pi], x~U[-5,5], K=10 at test; ' +
@@ -548,31 +648,37 @@ async function main(): Promise<void> {
         'with several seeds, mse1Step / mse10Steps are means over seeds and standardError the spread between seeds; the PyTorch baseline is scored on the same tasks by the same code',
       reference: 'quoted, not measured here: PyTorch 1.13 CPU, 1 thread: 13.5 ms per MAML meta-iteration (learn2learn 17.5-20); learn2learn MSE 0.37 (1 step) / 0.08 (10 steps) after 20,000 iterations',
     },
-    options: { iterations, seeds, digitsIterations, timingIterations, warmUpMs, backends: paths },
-    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverageAtStart: round(load, 2), tfjs: tf.version.tfjs },
-    rows,
-    pytorch: baseline,
+    options: { iterations, seeds, digitsIterations },
+    ...timed.result,
   };
   if (!args['skip-quality']) {
     // The backend picked before timing switched between the timed ones (a later 'auto' keeps the active one).
     await initBackend(qualityBackend);
-    const quality = await sinusoidQuality(iterations, seeds, pytorch.python);
+    const { result: quality, load } = await withLoad(() => sinusoidQuality(iterations, seeds, pytorch.python));
+    loads.quality = load;
     result.quality = { ...quality, backend: qualityBackend };
     const line = (q: { mse1Step: number; mse10Steps: number }) => `1 step ${q.mse1Step}, 10 steps ${q.mse10Steps}`;
     console.log(`\nsinusoid MSE on ${SINE_TEST.tasks} held-out test tasks: ${line(quality as never)}`);
     if (quality.pytorch) console.log(`  plain PyTorch, same tasks, same scoring: ${line(quality.pytorch as never)}`);
     if (!args['skip-digits']) {
       result.digitsSetting = { ...DIGITS, backend: qualityBackend, classes: 'test classes disjoint from meta-training classes (24/8/8 split of 10 digits x 4 rotations)' };
-      result.digits = await digitsQuality(digitsIterations);
-      if (!args['skip-conv']) Object.assign(result, await convSection(pytorch.python, pytorch.reason));
+      const digitsRun = await withLoad(() => digitsQuality(digitsIterations));
+      loads.digits = digitsRun.load;
+      result.digits = digitsRun.result;
+      if (!args['skip-conv']) {
+        const conv = await withLoad(() => convSection(pytorch.python, pytorch.reason));
+        loads.conv = conv.load;
+        Object.assign(result, conv.result);
+      }
     }
   }
   // One file keeps the sinusoid result of every iteration count run (e.g. the default and 20,000).
-  result.qualityByIterations = { ...(previousResults().qualityByIterations as Record<string, unknown> | undefined) };
+  const qualityByIterations = { ...(previousResults().qualityByIterations as Record<string, unknown> | undefined) };
   const runKey = seeds === 1 ? String(iterations) : `${iterations}, seeds 0-${seeds - 1}`;
-  if (result.quality) (result.qualityByIterations as Record<string, unknown>)[runKey] = { ...(result.quality as object), date: new Date().toISOString().slice(0, 10) };
+  if (result.quality) qualityByIterations[runKey] = { ...(result.quality as object), date: new Date().toISOString().slice(0, 10) };
+  result.qualityByIterations = qualityByIterations;
   result.totalSeconds = round((performance.now() - started) / 1000, 1);
-  writeResults(result);
+  writeResults(withSections({}, result, loads));
   console.log(`\nwrote ${args.out} in ${result.totalSeconds} s`);
 }
 

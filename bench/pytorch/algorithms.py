@@ -1,16 +1,21 @@
 """
-The six meta-learning algorithms of the engine (src/meta/algorithms/*) in plain PyTorch, each two
+The six meta-learning algorithms of the engine (src/meta/algorithms/*) in plain PyTorch, each three
 ways, for bench:meta's PyTorch baselines:
 
 - batched ("vmap-style"): the whole meta-batch at once. The shared parameters are expanded to
   per-task copies ([T, in, out] weights, [T, 1, out] biases; views, no copy), every layer is one
   `torch.baddbmm`, and the inner step is ONE `torch.autograd.grad(create_graph=...)` of the SUM of
   the per-task support losses with respect to the expanded copies: task t's loss depends only on
-  slice t, so slice t of that gradient is exactly task t's own gradient. This is the strongest
-  plain-PyTorch form of these algorithms at small sizes.
+  slice t, so slice t of that gradient is exactly task t's own gradient.
+- functorch: PyTorch's own idiom for per-task gradients (torch 1.13 ships functorch): one task's
+  meta-loss written as a function of the shared parameters, its inner steps taken with
+  `functorch.grad` (nested in the outer `grad_and_value`, so the meta-gradient is second order for
+  MAML, Meta-SGD and ANIL; FOMAML and Reptile differentiate the query loss at the adapted
+  parameters only), and `functorch.vmap` over the tasks of the meta-batch.
 - loop: one task at a time, as learn2learn runs them (clone, adapt, query loss, accumulate).
 
-Both give the same meta-gradient (meta_baseline.py --check measures it). The semantics are the
+All three give the same meta-gradient (meta_baseline.py --check measures it); which is fastest
+depends on the setting, so bench:meta times all three and compares the engine with the fastest. The semantics are the
 engine's: an MLP with relu hidden layers ("body") and a linear "head", weights laid out [in, out];
 per-task losses are means over examples (MSE over outputs too; cross-entropy of one-hot targets),
 inner losses are summed over tasks, the outer objective is the mean over tasks of the post-adaptation
@@ -24,6 +29,7 @@ with theta: a list of (name, tensor) pairs.
 """
 import torch
 import torch.nn.functional as F
+from functorch import grad, grad_and_value, vmap
 
 ALGORITHMS = ('maml', 'fomaml', 'reptile', 'anil', 'metasgd', 'protonet')
 LR_PREFIX = 'lr.'
@@ -153,4 +159,47 @@ def loop_meta_gradient(algorithm, theta, batch, s):
     return loss / tasks, [g / tasks for g in grads]
 
 
-META_GRADIENT = {'batched': batched_meta_gradient, 'loop': loop_meta_gradient}
+def functorch_meta_gradient(algorithm, theta, batch, s):
+    """The whole meta-batch with functorch: vmap over tasks of one task's (gradient, loss)."""
+    (xs, ys), (xq, yq) = batch
+    kind, steps, names = s['kind'], s['steps'], [n for n, _ in theta]
+    # functorch differentiates the arguments it is given: plain tensors, not the optimiser's leaves.
+    tensors = [p.detach() for _, p in theta]
+    tasks = (0, 0, 0, 0)
+
+    def adapt_one(ts, x, y):
+        """One task's adapted parameters (body then head), each inner step a functorch.grad."""
+        params, rates = split(list(zip(names, ts)))
+        start, fixed, features = params, [], x
+        if algorithm == 'anil':
+            fixed, start = params[:-2], params[-2:]
+            features = embed(layers_of(fixed), x)
+        lr = rates if algorithm == 'metasgd' else [s['inner_lr']] * len(start)
+        adapted = list(start)
+        for _ in range(steps):
+            g = grad(lambda ps: task_loss(kind, forward(layers_of(ps), features), y))(adapted)
+            adapted = [p - r * gi for p, r, gi in zip(adapted, lr, g)]
+        return fixed + adapted
+
+    def query_loss(params, x, y):
+        return task_loss(kind, forward(layers_of(params), x), y)
+
+    if algorithm in ('maml', 'anil', 'metasgd', 'protonet'):
+        def meta_loss(ts, x, y, x_query, y_query):
+            if algorithm == 'protonet':
+                return task_loss(kind, prototype_logits(ts, x, y, x_query), y_query)
+            return query_loss(adapt_one(ts, x, y), x_query, y_query)
+        grads, losses = vmap(grad_and_value(meta_loss), in_dims=(None, *tasks))(tensors, xs, ys, xq, yq)
+        return losses.mean(), [g.mean(0) for g in grads]
+
+    def first_order(ts, x, y, x_query, y_query):
+        adapted = adapt_one(ts, x, y)
+        g, loss = grad_and_value(query_loss)(adapted, x_query, y_query)
+        return g, loss, adapted
+    grads, losses, adapted = vmap(first_order, in_dims=(None, *tasks))(tensors, xs, ys, xq, yq)
+    if algorithm == 'reptile':
+        return losses.mean(), [p - a.mean(0) for p, a in zip(tensors, adapted)]
+    return losses.mean(), [g.mean(0) for g in grads]
+
+
+META_GRADIENT = {'batched': batched_meta_gradient, 'functorch': functorch_meta_gradient, 'loop': loop_meta_gradient}

@@ -1,7 +1,7 @@
 /**
  * bench:meta's side of the PyTorch baselines in this folder: finding a Python with torch, the
- * long-lived timing server (meta_baseline.py --serve) whose blocks bench:meta interleaves with the
- * engine's, its gradient check (--check), and the MAML meta-training run of the quality comparison
+ * long-lived timing server (meta_baseline.py --serve, every PyTorch form) whose blocks bench:meta
+ * interleaves with the engine's, its gradient check (--check), and the MAML meta-training run of the quality comparison
  * (maml_sine.py).
  */
 
@@ -52,12 +52,14 @@ export interface PytorchSetting {
 export interface GradientCheck {
   algorithm: string;
   setting: string;
+  /** The form compared with the per-task loop: 'batched' or 'functorch'. */
+  form: string;
   maxAbsDiff: number;
   maxAbsGradient: number;
   lossDiff: number;
 }
 
-/** meta_baseline.py --check: batched vs per-task-loop meta-gradient of every algorithm and setting. */
+/** meta_baseline.py --check: the batched and the functorch meta-gradient against the per-task loop's, of every algorithm and setting. */
 export async function gradientCheck(python: string, dtype: 'float32' | 'float64' = 'float32'): Promise<{ torch: string; dtype: string; checks: GradientCheck[] }> {
   return JSON.parse(await run(python, [BASELINE_SCRIPT, '--check', '--dtype', dtype])) as { torch: string; dtype: string; checks: GradientCheck[] };
 }

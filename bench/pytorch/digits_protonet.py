@@ -167,7 +167,7 @@ def embed_episodes(body, support_x, query_x):
 def train(body, train_data, args):
     """Meta-trains the body; returns (wall seconds, seconds in forward/backward/Adam, last losses)."""
     rng = random.Random(args.seed)
-    optimiser = torch.optim.Adam(body.parameters(), lr=args.meta_lr)
+    optimiser = torch.optim.Adam(body.parameters(), lr=args.meta_lr, foreach=True)
     losses, step_seconds = [], 0.0
     start = time.perf_counter()
     for _ in range(args.iterations):

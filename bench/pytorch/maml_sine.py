@@ -69,7 +69,7 @@ def main():
     model = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1))
     leaves = [(p.detach().t() if p.dim() == 2 else p.detach()).contiguous().requires_grad_() for p in model.parameters()]
     theta = list(zip(NAMES, leaves))
-    optimiser = torch.optim.Adam(leaves, lr=SETTING['meta_lr'])
+    optimiser = torch.optim.Adam(leaves, lr=SETTING['meta_lr'], foreach=True)
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'form': 'batched'}
 
     start = time.perf_counter()

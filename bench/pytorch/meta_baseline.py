@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """
 bench:meta's PyTorch baselines (algorithms.py): every algorithm on every setting the bench times,
-batched across the meta-batch and as a per-task loop, one thread.
+in three forms (batched across the meta-batch, functorch's vmap of grad, and a per-task loop), one
+thread, Adam with foreach=True.
 
-  --check   prints, as JSON, how far the batched meta-gradient is from the per-task loop's on the same
-            batch and parameters, for every algorithm on every setting of its task kind.
+  --check   prints, as JSON, how far the batched and the functorch meta-gradients are from the
+            per-task loop's on the same batch and parameters, for every algorithm on every setting
+            of its task kind (one row per form).
   --serve   a long-lived timing server for bench:meta, one JSON request per stdin line, one JSON reply
             per stdout line, so that bench:meta can interleave PyTorch's timing blocks with the
-            engine's (rounds alternate engine / batched / loop and a load change hits all alike):
+            engine's (rounds alternate the engine's blocks and PyTorch's, and a load change hits all alike):
               {"op": "setup", "case": ID, "algorithm": A, "setting": S, "seed": N} -> {"setting": {...}}
-              {"op": "warmup", "case": ID, "mode": "batched"|"loop", "ms": N, "minIterations": N} -> {"iterations": N}
-              {"op": "time", "case": ID, "mode": M, "iterations": N} -> {"ms": ms per meta-iteration}
+              {"op": "warmup", "case": ID, "mode": "batched"|"functorch"|"loop", "ms": N, "minIterations": N}
+                  -> {"iterations": N, "ms": ms per meta-iteration, sampling included}
+              {"op": "time", "case": ID, "mode": M, "ms": N, "iterations": N}
+                  -> {"ms": ms per meta-iteration, "iterations": N, "blockMs": ms} (a block of at
+                     least "ms" milliseconds, on "iterations" batches sampled before its timer starts)
               {"op": "gradient", "algorithm": A, "setting": S, "params": {name: [..]}, "batch": {..}}
                   -> {"loss": .., "grads": {name: [..]}} (the batched meta-gradient of given data)
             A failed request answers {"error": message}.
@@ -32,6 +37,8 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 from algorithms import ALGORITHMS, LR_PREFIX, META_GRADIENT  # noqa: E402
+
+FORMS = tuple(META_GRADIENT)  # batched, functorch, loop
 
 # The settings bench:meta times (bench/meta.ts sends their names and checks these values against its own).
 SETTINGS = {
@@ -82,21 +89,27 @@ def sample_batch(setting, dtype=torch.float32):
 
 
 def check(dtype):
-    """Batched vs loop meta-gradient of every algorithm on every setting of its kind."""
+    """The batched and the functorch meta-gradient against the per-task loop's, of every algorithm on
+    every setting of its kind: one row per form."""
     rows = []
     for setting, s in SETTINGS.items():
         for algorithm in KINDS[s['kind']]:
             torch.manual_seed(0)
             theta = init_theta(algorithm, s, dtype)
             batch = sample_batch(setting, dtype)
-            (batched_loss, batched), (loop_loss, loop) = (META_GRADIENT[m](algorithm, theta, batch, s) for m in ('batched', 'loop'))
-            rows.append({
-                'algorithm': algorithm,
-                'setting': setting,
-                'maxAbsDiff': max((b - l).abs().max().item() for b, l in zip(batched, loop)),
-                'maxAbsGradient': max(g.abs().max().item() for g in loop),
-                'lossDiff': abs(batched_loss.item() - loop_loss.item()),
-            })
+            loop_loss, loop = META_GRADIENT['loop'](algorithm, theta, batch, s)
+            for form in FORMS:
+                if form == 'loop':
+                    continue
+                loss, grads = META_GRADIENT[form](algorithm, theta, batch, s)
+                rows.append({
+                    'algorithm': algorithm,
+                    'setting': setting,
+                    'form': form,
+                    'maxAbsDiff': max((g - l).abs().max().item() for g, l in zip(grads, loop)),
+                    'maxAbsGradient': max(g.abs().max().item() for g in loop),
+                    'lossDiff': abs(loss.item() - loop_loss.item()),
+                })
     return rows
 
 
@@ -107,7 +120,8 @@ class Case:
         torch.manual_seed(seed)
         self.algorithm, self.setting, self.s = algorithm, setting, SETTINGS[setting]
         self.theta = init_theta(algorithm, self.s)
-        self.optimiser = torch.optim.Adam([p for _, p in self.theta], lr=self.s['meta_lr'])
+        # foreach: one multi-tensor update over all parameters (1.13's default is a Python loop over them).
+        self.optimiser = torch.optim.Adam([p for _, p in self.theta], lr=self.s['meta_lr'], foreach=True)
 
     def step(self, batch, mode):
         loss, grads = META_GRADIENT[mode](self.algorithm, self.theta, batch, self.s)
@@ -116,19 +130,26 @@ class Case:
         self.optimiser.step()
         return loss
 
-    def time(self, mode, iterations):
+    def time(self, mode, ms, iterations):
+        """A timed block: meta-steps until `ms` have passed, on `iterations` batches sampled before the
+        timer starts (the expected count; reused in turn if the block needs more). Returns the block's
+        ms per meta-iteration, its iterations and its length in ms."""
         batches = [sample_batch(self.setting) for _ in range(iterations)]
-        start = time.perf_counter()
-        for batch in batches:
-            self.step(batch, mode)
-        return (time.perf_counter() - start) * 1000 / iterations
+        done, start = 0, time.perf_counter()
+        while True:
+            self.step(batches[done % iterations], mode)
+            done += 1
+            elapsed = (time.perf_counter() - start) * 1000
+            if elapsed >= ms:
+                return {'ms': elapsed / done, 'iterations': done, 'blockMs': elapsed}
 
     def warmup(self, mode, ms, min_iterations):
+        """Meta-steps for `ms` (at least `min_iterations`); their mean ms per iteration, sampling included."""
         start, done = time.perf_counter(), 0
         while done < min_iterations or (time.perf_counter() - start) * 1000 < ms:
             self.step(sample_batch(self.setting), mode)
             done += 1
-        return done
+        return {'iterations': done, 'ms': (time.perf_counter() - start) * 1000 / done}
 
 
 def gradient(request):
@@ -155,9 +176,9 @@ def serve():
                 cases[request['case']] = Case(request['algorithm'], request['setting'], request.get('seed', 0))
                 reply = {'setting': SETTINGS[request['setting']]}
             elif op == 'warmup':
-                reply = {'iterations': cases[request['case']].warmup(request['mode'], request['ms'], request['minIterations'])}
+                reply = cases[request['case']].warmup(request['mode'], request['ms'], request['minIterations'])
             elif op == 'time':
-                reply = {'ms': cases[request['case']].time(request['mode'], request['iterations'])}
+                reply = cases[request['case']].time(request['mode'], request['ms'], request['iterations'])
             elif op == 'gradient':
                 reply = gradient(request)
             else:

@@ -42,12 +42,82 @@ const today = () => new Date().toISOString().slice(0, 10);
 const dateOfRun = (started: string) => expect.toSatisfy((d: unknown) => d === started || d === today());
 const positive = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0);
 const probability = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && v >= 0 && v <= 1);
+const positiveOrZero = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
+/** os.loadavg() at a section's start and end: 1, 5 and 15 minutes. */
+const loadSpan = () => ({ start: [positiveOrZero(), positiveOrZero(), positiveOrZero()], end: [positiveOrZero(), positiveOrZero(), positiveOrZero()] });
+const FORMS = ['batched', 'functorch', 'loop'] as const;
+const medianOf = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+type RunRow = {
+  algorithm: string;
+  backend: string;
+  task: string;
+  msPerIteration: number;
+  msPerIterationIqr: [number, number];
+  speedupVsPytorch?: number;
+  speedupVsPytorchIqr?: [number, number];
+  pytorchMsPerIteration?: Record<string, number>;
+  pytorchFastestForm?: string;
+  pytorchFastestRounds?: Record<string, number>;
+  roundsMs: { engine: Record<'batched' | 'loop', number[]>; pytorch?: Record<(typeof FORMS)[number], number[]> };
+};
+
+/**
+ * A timing section as bench:meta writes it: every run's rows computed from their own rounds (each
+ * round's ratio against the fastest PyTorch form of that round), the rows over runs their median and
+ * range, and the load average of every run.
+ */
+function expectTimingSection(result: Record<string, unknown>, runs: number, withPytorch: boolean) {
+  const timingRuns = result.timingRuns as { run: number; loadAverage: unknown; rows: RunRow[] }[];
+  expect(timingRuns.map((r) => r.run)).toEqual(Array.from({ length: runs }, (_, i) => i + 1));
+  for (const run of timingRuns) {
+    expect(run.loadAverage).toEqual(loadSpan());
+    for (const row of run.rows) {
+      const { batched } = row.roundsMs.engine;
+      expect(batched).toHaveLength(9);
+      expect(row.msPerIteration).toBeCloseTo(medianOf(batched), 2);
+      expect(row.msPerIterationIqr[0]).toBeLessThanOrEqual(row.msPerIteration);
+      expect(row.msPerIterationIqr[1]).toBeGreaterThanOrEqual(row.msPerIteration);
+      if (!withPytorch || !row.roundsMs.pytorch) continue;
+      const pt = row.roundsMs.pytorch;
+      const fastest = batched.map((_, r) => FORMS.reduce((a, b) => (pt[b][r] < pt[a][r] ? b : a)));
+      expect(row.speedupVsPytorch).toBeCloseTo(medianOf(fastest.map((f, r) => pt[f][r] / batched[r])), 1);
+      expect(row.pytorchFastestRounds).toEqual(Object.fromEntries(FORMS.map((f) => [f, fastest.filter((x) => x === f).length])));
+      for (const f of FORMS) expect(row.pytorchMsPerIteration![f]).toBeCloseTo(medianOf(pt[f]), 2);
+      expect(row.speedupVsPytorchIqr![0]).toBeLessThanOrEqual(row.speedupVsPytorch!);
+      expect(row.speedupVsPytorchIqr![1]).toBeGreaterThanOrEqual(row.speedupVsPytorch!);
+    }
+  }
+  const key = (r: { algorithm: string; backend: string; task: string }) => `${r.algorithm}|${r.backend}|${r.task}`;
+  const rows = result.rows as (RunRow & { runs: number; msPerIterationRange: [number, number]; speedupVsPytorchRange?: [number, number] })[];
+  expect(rows.map(key).sort()).toEqual(timingRuns[0].rows.map(key).sort());
+  for (const row of rows) {
+    const perRun = timingRuns.map((run) => run.rows.find((r) => key(r) === key(row))!);
+    expect(row.runs).toBe(runs);
+    expect(row.msPerIteration).toBeCloseTo(medianOf(perRun.map((r) => r.msPerIteration)), 2);
+    expect(row.msPerIterationRange).toEqual([Math.min(...perRun.map((r) => r.msPerIteration)), Math.max(...perRun.map((r) => r.msPerIteration))]);
+    if (!withPytorch || row.speedupVsPytorch === undefined) {
+      expect(row).not.toHaveProperty('pytorchMsPerIteration');
+      continue;
+    }
+    expect(row.speedupVsPytorch).toBeCloseTo(medianOf(perRun.map((r) => r.speedupVsPytorch!)), 1);
+    expect(row.speedupVsPytorchRange).toEqual([Math.min(...perRun.map((r) => r.speedupVsPytorch!)), Math.max(...perRun.map((r) => r.speedupVsPytorch!))]);
+    // The form fastest in most rounds over all runs.
+    const counts = Object.fromEntries(FORMS.map((f) => [f, perRun.reduce((n, r) => n + r.pytorchFastestRounds![f], 0)]));
+    expect(row.pytorchFastestRounds).toEqual(counts);
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(9 * runs);
+    expect(counts[row.pytorchFastestForm!]).toBe(Math.max(...Object.values(counts)));
+  }
+}
 
 describe('the benchmarks', () => {
   it('bench:meta times every algorithm against its per-task loop and PyTorch, and reports sinusoid MSE and digits accuracy', async () => {
     const started = today();
     const result = await bench('meta', [
-      ...['--iterations', '20', '--digits-iterations', '2', '--timing-iterations', '2', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu'],
+      ...['--iterations', '20', '--digits-iterations', '2', '--runs', '2', '--block-ms', '5', '--warmup-ms', '100', '--backends', 'wasm', '--quality-backend', 'cpu'],
       ...['--conv-iterations', '2', '--conv-adapting-iterations', '1', '--conv-zero-head-iterations', '2', '--conv-test-episodes', '3', '--conv-channels', '4,4'],
     ]);
     // Quality runs on the backend asked for (default TFJS_BACKEND, else auto), not on one the bench picks, and says which.
@@ -59,24 +129,34 @@ describe('the benchmarks', () => {
     const sinusoidRows = ALGORITHM_NAMES.map((a) => `${a} ${getAlgorithm(a).kinds.includes('regression') ? 'sinusoid' : 'gaussian-blobs'}`);
     expect(rows.map((r) => `${String(r.algorithm)} ${setting(r.task)}`).sort()).toEqual([...sinusoidRows, 'maml digits', 'protonet digits'].sort());
     for (const row of rows) expect(row).toMatchObject({ backend: 'wasm', msPerIteration: positive(), naiveLoopMsPerIteration: positive(), speedup: positive() });
+    expect(result.timingSetting).toMatchObject({ runs: 2, rounds: 9, blockMs: 5, warmUpMs: 100, backends: ['wasm'] });
+    // Every section's load average, at its start and its end.
+    expect(result.loadAverage).toEqual({ timing: loadSpan(), quality: loadSpan(), digits: loadSpan(), conv: loadSpan() });
     expect(result.quality).toMatchObject({ iterations: 20, mse1Step: positive(), mse10Steps: positive(), backend: 'cpu' });
     expect(result.quality).toMatchObject({ multitask: { iterations: 20, mse5Shots: positive(), mse10Shots: positive() } });
     expect(result.digitsSetting).toMatchObject({ backend: 'cpu' });
     // The PyTorch baselines run where a Python with torch is found and say why not elsewhere.
     const pytorch = result.pytorch as { skipped?: string; gradientCheck?: { maxAbsDiff: number } };
+    expectTimingSection(result, 2, pytorch.skipped === undefined);
     if (pytorch.skipped === undefined) {
-      // bench/pytorch implements the episodic algorithms only (not multitask's pool minibatches).
-      for (const row of rows.filter((r) => getAlgorithm(String(r.algorithm)).trainsOn === 'episodes')) {
-        expect(row).toMatchObject({ pytorchBatchedMsPerIteration: positive(), pytorchLoopMsPerIteration: positive(), speedupVsPytorchBatched: positive(), speedupVsPytorchLoop: positive() });
-        expect(row.speedupVsPytorchBatched).toBeCloseTo((row.pytorchBatchedMsPerIteration as number) / (row.msPerIteration as number), 1);
+      // bench/pytorch implements the episodic algorithms only (not multitask's pool minibatches), each in every form.
+      for (const row of rows) {
+        const episodic = getAlgorithm(String(row.algorithm)).trainsOn === 'episodes';
+        if (!episodic) expect(row).not.toHaveProperty('pytorchMsPerIteration');
+        else expect(row).toMatchObject({ pytorchMsPerIteration: { batched: positive(), functorch: positive(), loop: positive() }, pytorchFastestForm: expect.toBeOneOf([...FORMS]), speedupVsPytorch: positive() });
       }
-      expect(pytorch).toMatchObject({ threads: 1, mamlMsPerIteration: positive(), engineSpeedup: { wasm: positive() }, mamlBatchedMsPerIteration: positive(), engineSpeedupVsBatched: { wasm: positive() } });
+      const maml = rows.find((r) => r.algorithm === 'maml' && r.task === 'sinusoid')!;
+      expect(pytorch).toMatchObject({
+        threads: 1,
+        mamlSinusoid: { wasm: { speedupVsPytorch: maml.speedupVsPytorch, speedupVsPytorchRange: maml.speedupVsPytorchRange, pytorchFastestForm: maml.pytorchFastestForm, runs: 2 } },
+        gradientCheck: { checks: 34, forms: ['batched', 'functorch'] },
+      });
       expect(pytorch.gradientCheck!.maxAbsDiff).toBeLessThan(1e-5);
       expect(result.quality).toMatchObject({ pytorch: { mse1Step: positive(), mse10Steps: positive() } });
     } else {
       allowMissing(requirement('torch', pytorch.skipped)); // fails under CI=true
       expect(pytorch.skipped).toMatch(/torch/);
-      for (const row of rows) expect(row).not.toHaveProperty('pytorchBatchedMsPerIteration');
+      for (const row of rows) expect(row).not.toHaveProperty('pytorchMsPerIteration');
     }
     const digits = result.digits as { algorithm: string; ways: number; shots: number; accuracy: number }[];
     expect(digits.map((d) => `${d.algorithm} ${d.ways}-way ${d.shots}-shot`).sort()).toEqual(
@@ -118,6 +198,7 @@ describe('the benchmarks', () => {
     const result = await bench('meta', [...args, '--conv-rows', 'raw-pixels,anil-zero-head'], {}, out);
     expect(result.setting).toEqual(previous.setting);
     expect(result).not.toHaveProperty('digitsConvDate');
+    expect(result.loadAverage).toEqual({ conv: loadSpan() });
     const conv = result.digitsConv as Record<string, unknown>[];
     // Same rows in the same order (shots, then group); the re-run ones measured today, the others as they were.
     const key = (r: Record<string, unknown>) => `${String(r.source)} ${String(r.algorithm)}${r.zeroHead ? ' zero head' : ''} ${String(r.shots)}`;
@@ -131,6 +212,35 @@ describe('the benchmarks', () => {
     await expect(bench('meta', [...args, '--conv-rows', 'raw-pixels,reptile'], {}, out)).rejects.toThrow(/--conv-rows: 'reptile' is not one of/);
     // Refused before any training: the results file is as the run before left it.
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(result);
+  }, 120_000);
+
+  it('bench:meta --only-timing re-runs the timing section and keeps the other sections of the results file', async () => {
+    const out = join(dir, 'meta-only-timing.json');
+    // A file from before the timing section: its timing was described in setting and options.
+    const previous = {
+      setting: { metaBatchSize: 25, sinusoidTest: 'as the MAML paper', timing: 'the old timing', naiveLoop: 'the old loop' },
+      options: { iterations: 8000, seeds: 1, digitsIterations: 500, timingIterations: 40, warmUpMs: 1500, backends: ['fused'] },
+      machine: { cpus: 2, loadAverageAtStart: 2.56 },
+      rows: [{ algorithm: 'maml', backend: 'fused-wasm', task: 'sinusoid', msPerIteration: 0.7 }],
+      pytorch: { mamlMsPerIteration: 13.5 },
+      quality: { iterations: 8000, mse1Step: 0.5 },
+      digits: [{ algorithm: 'maml', accuracy: 0.6 }],
+      digitsConv: [{ source: 'engine', algorithm: 'protonet', shots: 1, accuracy: 0.8, date: '2026-01-02' }],
+      qualityByIterations: { 8000: { mse1Step: 0.5 } },
+      loadAverage: { quality: { start: [1, 1, 1], end: [2, 2, 2] } },
+    };
+    writeFileSync(out, JSON.stringify(previous));
+    const result = await bench('meta', ['--only-timing', '--runs', '1', '--block-ms', '2', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', 'off'], {}, out);
+    for (const kept of ['quality', 'digits', 'digitsConv', 'qualityByIterations'] as const) expect(result[kept]).toEqual(previous[kept]);
+    // What described the old timing is gone; the rest of setting and options stays.
+    expect(result.setting).toEqual({ metaBatchSize: 25, sinusoidTest: 'as the MAML paper' });
+    expect(result.options).toEqual({ iterations: 8000, seeds: 1, digitsIterations: 500 });
+    expect(result.loadAverage).toEqual({ quality: previous.loadAverage.quality, timing: loadSpan() });
+    expect(result.timingSetting).toMatchObject({ runs: 1, rounds: 9, blockMs: 2, backends: ['wasm'] });
+    expect(result.machine).not.toHaveProperty('loadAverageAtStart');
+    expect(result.pytorch).toEqual({ skipped: '--pytorch off' });
+    expectTimingSection(result, 1, false);
+    expect((result.rows as Record<string, unknown>[]).every((r) => r.backend === 'wasm')).toBe(true);
   }, 120_000);
 
   it('bench:conv-ceiling sets the wasm floor of a Conv-4 pass against the engine and PyTorch', async () => {
@@ -155,11 +265,11 @@ describe('the benchmarks', () => {
   }, 120_000);
 
   it('bench:meta says why it skips the PyTorch baselines where there is no torch', async () => {
-    const result = await bench('meta', ['--skip-quality', '--timing-iterations', '1', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', process.execPath]);
+    const result = await bench('meta', ['--skip-quality', '--runs', '1', '--block-ms', '1', '--warmup-ms', '1', '--backends', 'wasm', '--pytorch', process.execPath]);
     expect(result.pytorch).toEqual({ skipped: expect.stringMatching(/no Python with torch/) });
     for (const row of result.rows as Record<string, unknown>[]) {
       expect(row).toMatchObject({ msPerIteration: positive() });
-      expect(row).not.toHaveProperty('pytorchBatchedMsPerIteration');
+      expect(row).not.toHaveProperty('pytorchMsPerIteration');
     }
   }, 120_000);
 

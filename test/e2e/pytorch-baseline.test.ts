@@ -1,7 +1,7 @@
 /**
  * bench:meta's PyTorch baselines (bench/pytorch/) compute what the engine computes, so that its speed
- * ratios compare like with like: the batched PyTorch meta-gradient equals the per-task loop's, and
- * equals the engine's on the same parameters and meta-batch, for every algorithm on every timed
+ * ratios compare like with like: the batched and the functorch PyTorch meta-gradients equal the
+ * per-task loop's, and the batched one equals the engine's on the same parameters and meta-batch, for every algorithm on every timed
  * setting of its task kind. Runs where /usr/bin/python3 (or python3) has torch; skipped, saying why,
  * elsewhere, and failing under CI=true (test/support/requirements.ts).
  */
@@ -25,16 +25,19 @@ describeNeeding(requirement('torch', pytorch.python ? undefined : pytorch.reason
     await server?.close();
   });
 
-  it('give the per-task loop\'s meta-gradient when batched (--check), in float64 exactly and in float32 to rounding', async () => {
+  it('give the per-task loop\'s meta-gradient batched and with functorch (--check), in float64 exactly and in float32 to rounding', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       const { checks } = await gradientCheck(pytorch.python!, dtype);
-      // Every algorithm on every setting of its kind: 5 regression + 6 + 6 classification.
-      expect(checks).toHaveLength(17);
+      // Every algorithm on every setting of its kind (5 regression + 6 + 6 classification), in each form.
+      const batched = checks.filter((c) => c.form === 'batched');
+      expect(batched).toHaveLength(17);
+      expect(checks.map((c) => `${c.form} ${c.algorithm} ${c.setting}`).sort()).toEqual(['batched', 'functorch'].flatMap((form) => batched.map((c) => `${form} ${c.algorithm} ${c.setting}`)).sort());
       const tolerance = dtype === 'float64' ? 1e-12 : 2e-6;
       for (const c of checks) {
-        expect(c.maxAbsGradient, `${c.algorithm} on ${c.setting}`).toBeGreaterThan(1e-4);
-        expect(c.maxAbsDiff, `${c.algorithm} on ${c.setting} in ${dtype}`).toBeLessThanOrEqual(tolerance * Math.max(1, c.maxAbsGradient));
-        expect(c.lossDiff, `${c.algorithm} on ${c.setting} in ${dtype}`).toBeLessThanOrEqual(tolerance * 10);
+        const what = `${c.form} ${c.algorithm} on ${c.setting} in ${dtype}`;
+        expect(c.maxAbsGradient, what).toBeGreaterThan(1e-4);
+        expect(c.maxAbsDiff, what).toBeLessThanOrEqual(tolerance * Math.max(1, c.maxAbsGradient));
+        expect(c.lossDiff, what).toBeLessThanOrEqual(tolerance * 10);
       }
     }
   });
