@@ -59,24 +59,8 @@ import { MetaLearner, metaTrain, modelSpec, type LearnerConfig, type ParamArrays
 import { Rng } from '../src/meta/rng.js';
 import { sliceEpisodeBatch } from '../src/meta/tensors.js';
 import type { EpisodeBatch } from '../src/meta/types.js';
-import {
-  CONV_DIGITS,
-  DIGITS,
-  learnerConfig,
-  loadAverage,
-  median,
-  MULTITASK,
-  printTable,
-  PYTORCH_FORMS,
-  round,
-  SETTING,
-  TIMING,
-  timingRuns,
-  withLoad,
-  type LoadSpan,
-  type SummaryRow,
-  type TimingOptions,
-} from './meta-timing.js';
+import { loadAverage, printTable, timingRuns, withLoad, type LoadSpan, type SummaryRow } from './meta-runs.js';
+import { CONV_DIGITS, DIGITS, learnerConfig, median, MULTITASK, PYTORCH_FORMS, round, SETTING, TIMING, type TimingOptions } from './meta-timing.js';
 import { findPytorch, gradientCheck, mamlSineRun, PytorchServer } from './pytorch/baseline.js';
 import { pytorchDigitsProtonet, writeDigitsData } from './pytorch/digits.js';
 

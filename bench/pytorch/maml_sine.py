@@ -14,8 +14,8 @@ amplitude ~ U[0.1, 5], phase ~ U[0, pi], x ~ U[-5, 5], y = A sin(x - phase).
 
 It prints one JSON object: the PyTorch version and threads, the training time and the meta-trained
 parameters, named and laid out as the engine's (weights [in, out]), so that bench:meta scores them on
-exactly the test tasks it scores its own model on. (bench:meta times every algorithm, batched and
-per task, with meta_baseline.py.)
+exactly the test tasks it scores its own model on. (bench:meta times every algorithm, in every form,
+with meta_baseline.py.)
 
 Usage: python3 bench/pytorch/maml_sine.py --iterations N [--seed S]
 """
