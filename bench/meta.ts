@@ -518,6 +518,7 @@ async function timingSection(pytorch: { python: string | null; reason?: string }
   const options: TimingOptions = { blockMs: positive('block-ms', args['block-ms']), warmUpMs: positive('warmup-ms', args['warmup-ms']), runs: positive('runs', args.runs) };
   console.log(`timing on ${paths.join(', ')}, ${options.runs} run(s) (load average ${loadAverage().join(', ')} on ${cpus().length} cores)`);
   if (options.runs < 3) console.log(`only ${options.runs} run(s): the headline ratio is the median over at least 3`);
+  if (options.blockMs < TIMING.blockMs) console.log(`blocks of ${options.blockMs} ms: shorter than the ${TIMING.blockMs} ms the quoted figures are timed with`);
   if (!pytorch.python) console.log(`PyTorch baselines skipped: ${pytorch.reason}`);
   const started = performance.now();
   const server = pytorch.python ? await PytorchServer.start(pytorch.python) : null;
