@@ -7,7 +7,7 @@
  * adaptations of the meta-model made in this process by the engine, a few hundred distinct ones
  * reused), starts a fresh API process (`--role api`) with PREDICT_CACHE_SIZE the same fraction of
  * the task count at every level (`--cache-ratio`), and measures GET /predict through HTTP. The
- * predict cache is an LRU, so which request hits is decided by construction: a hot set of half the
+ * predict cache is an LRU, so which request hits is decided by construction: a hot set of a quarter of the
  * cache's size is requested round-robin, and every other request takes the next task of a cycle
  * over all the other tasks, longer than the cache, so it always misses. Each level, in its own
  * fresh process:
