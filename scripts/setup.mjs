@@ -189,15 +189,20 @@ async function ensureService(name, target, user) {
   if (!(await waitUntilAnswers(target, START_WAIT_MS))) {
     throw new SetupError(`${name} was started but does not answer at ${where} after ${START_WAIT_MS / 1000} s: ${SERVICE_HOW}`);
   }
-  log(name, `answers at ${where}`);
+  log(name, `started, answers at ${where}`);
 }
 
 /** How setup tells whether a test tool is here: as the tests that need it look for it. */
 const toolPresent = {
   'docker-compose': () => onPath('docker-compose'),
   chromium: () => existsSync('/usr/bin/chromium'),
-  // As bench/pytorch/baseline.ts's findPytorch('auto') looks: /usr/bin/python3, then python3 on PATH.
-  torch: () => ['/usr/bin/python3', 'python3'].some((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0),
+  // Where bench/pytorch/baseline.ts's findPytorch('auto') looks: /usr/bin/python3, then python3 on
+  // PATH. find_spec locates the package without importing it: `import torch` takes 1.5 s, and a
+  // second setup run should take about a second (the tests import it, and say so if it fails).
+  torch: () =>
+    ['/usr/bin/python3', 'python3'].some(
+      (python) => spawnSync(python, ['-c', "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"], { stdio: 'ignore' }).status === 0,
+    ),
 };
 
 /**
