@@ -54,7 +54,8 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf, type BackendPreference } from '../src/meta/backend.js';
 import { digits, packEpisodes, sinusoid } from '../src/meta/families/index.js';
-import { meanCi, type MeanCi } from '../src/meta/evaluation.js';
+import { meanCi, queryScores, type MeanCi } from '../src/meta/evaluation.js';
+import { nearestMeanPredict } from '../src/meta/raw-baseline.js';
 import { MetaLearner, metaTrain, modelSpec, type LearnerConfig, type ParamArrays, type TrainEvent } from '../src/meta/index.js';
 import { Rng } from '../src/meta/rng.js';
 import { sliceEpisodeBatch } from '../src/meta/tensors.js';
@@ -305,26 +306,16 @@ async function digitsQuality(iterations: number) {
   return rows;
 }
 
-/** Nearest class mean on raw pixels (no learning), per test episode: the floor a learned body must clear. */
+/**
+ * Nearest class mean on raw pixels (no learning), per test episode: the floor a learned body must
+ * clear, and the service's `raw` evaluation baseline (the same function).
+ */
 function rawPixelAccuracies(test: EpisodeBatch, ways: number): number[] {
-  const { inputDim: d, supportSize: s, querySize: q } = test;
   return Array.from({ length: test.tasks }, (_, t) => {
-    const means = Array.from({ length: ways }, () => new Float64Array(d));
-    const counts = new Array<number>(ways).fill(0);
-    for (let i = 0; i < s; i++) {
-      const label = test.support.y[t * s + i];
-      counts[label]++;
-      for (let k = 0; k < d; k++) means[label][k] += test.support.x[(t * s + i) * d + k];
-    }
-    means.forEach((m, c) => m.forEach((v, k) => (m[k] = v / counts[c])));
-    let correct = 0;
-    for (let i = 0; i < q; i++) {
-      const row = (t * q + i) * d;
-      const distance = (m: Float64Array) => m.reduce((a, v, k) => a + (test.query.x[row + k] - v) ** 2, 0);
-      const scores = means.map(distance);
-      if (scores.indexOf(Math.min(...scores)) === test.query.y[t * q + i]) correct++;
-    }
-    return correct / q;
+    const episode = sliceEpisodeBatch(test, t);
+    const support = { ...episode.support, n: test.supportSize };
+    const query = { ...episode.query, n: test.querySize };
+    return queryScores(nearestMeanPredict(support, query.x, test.inputDim, ways), query).accuracy!;
   });
 }
 

@@ -6,14 +6,17 @@
  * - `scratch`: a freshly initialised model of the same shape trained on the support set alone, by the
  *   same guarded inner loop (plain gradient descent on every layer at the meta-model's inner lr) for
  *   SCRATCH_STEPS steps;
- * - `multitask`: a meta-model of algorithm 'multitask' on the same families, when one is given.
+ * - `multitask`: a meta-model of algorithm 'multitask' on the same families, when one is given;
+ * - `raw`: no model at all, only the support set's raw inputs (raw-baseline.ts): nearest class mean,
+ *   or ridge regression. The floor any learned model must clear.
  * `baselines` picks a subset (default all); the meta-model's own `adapted` rows always come.
  * Every figure is a mean over tasks with its 95% confidence interval (normal approximation).
  */
 
-import { adaptMany, predict, taskParams, type MetaModel } from './adapt.js';
+import { adaptMany, predict, taskParams, type MetaModel, type Prediction } from './adapt.js';
 import type { EnginePreference } from './engine.js';
 import { initModelParams } from './model.js';
+import { rawPredict } from './raw-baseline.js';
 import { Rng } from './rng.js';
 import type { Examples, TaskFamily } from './types.js';
 
@@ -21,7 +24,7 @@ import type { Examples, TaskFamily } from './types.js';
 export const SCRATCH_STEPS = 100;
 
 /** The methods an evaluation compares the adapted meta-model with, in the order of their rows. */
-export const EVALUATION_BASELINES = ['unadapted', 'scratch', 'multitask'] as const;
+export const EVALUATION_BASELINES = ['unadapted', 'scratch', 'multitask', 'raw'] as const;
 export type EvaluationBaseline = (typeof EVALUATION_BASELINES)[number];
 
 /** What an evaluation measures: held-out tasks per grid cell, and the grid. */
@@ -56,7 +59,7 @@ export interface MeanCi {
 export interface EvaluationRow {
   method: EvaluationMethod;
   shots: number;
-  /** Inner steps run ('unadapted': 0, 'scratch': SCRATCH_STEPS, 'multitask': its own). */
+  /** Inner steps run ('unadapted' and 'raw': 0, 'scratch': SCRATCH_STEPS, 'multitask': its own). */
   steps: number;
   /** Post-adaptation query loss (MSE, or cross-entropy). */
   loss: MeanCi;
@@ -75,9 +78,8 @@ export function meanCi(values: readonly number[]): MeanCi {
   return { mean, ci95: 1.96 * Math.sqrt(variance / n) };
 }
 
-/** Query loss and (classification) accuracy of task parameters on one query set. */
-function queryScores(model: MetaModel, adapted: MetaModel['params'], query: Examples): { loss: number; accuracy?: number } {
-  const prediction = predict(model.spec, taskParams(model, adapted), query.x);
+/** Query loss (MSE, or cross-entropy) and (classification) accuracy of a prediction of one query set's inputs. */
+export function queryScores(prediction: Prediction, query: Examples): { loss: number; accuracy?: number } {
   if (prediction.kind === 'regression') {
     return { loss: prediction.values.reduce((a, p, i) => a + (p - query.y[i]) ** 2, 0) / query.n };
   }
@@ -92,29 +94,37 @@ function queryScores(model: MetaModel, adapted: MetaModel['params'], query: Exam
   return { loss: loss / query.n, accuracy: correct / query.n };
 }
 
+/** One row from the per-task scores of a method. */
+function rowOf(method: EvaluationMethod, shots: number, steps: number, scores: { loss: number; accuracy?: number }[], diverged: number): EvaluationRow {
+  const row: EvaluationRow = { method, shots, steps, loss: meanCi(scores.map((s) => s.loss)), diverged };
+  const accuracies = scores.flatMap((s) => (s.accuracy === undefined ? [] : [s.accuracy]));
+  if (accuracies.length > 0) row.accuracy = meanCi(accuracies);
+  return row;
+}
+
 /** Adapts `model` to every task and scores its query set; one row. */
 function scoreMethod(method: EvaluationMethod, model: MetaModel, shots: number, steps: number, supports: Examples[], queries: Examples[], engine: EnginePreference): EvaluationRow {
   const results = adaptMany(model, supports, { steps }, engine);
-  const losses: number[] = [];
-  const accuracies: number[] = [];
   let diverged = 0;
-  results.forEach((result, t) => {
+  const scores = results.map((result, t) => {
     if (result instanceof Error) throw result;
     if (result.supportLoss.diverged) diverged++;
-    const scores = queryScores(model, result.params, queries[t]);
-    losses.push(scores.loss);
-    if (scores.accuracy !== undefined) accuracies.push(scores.accuracy);
+    return queryScores(predict(model.spec, taskParams(model, result.params), queries[t].x), queries[t]);
   });
-  const row: EvaluationRow = { method, shots, steps: results[0] instanceof Error ? steps : results[0].steps, loss: meanCi(losses), diverged };
-  if (accuracies.length > 0) row.accuracy = meanCi(accuracies);
-  return row;
+  return rowOf(method, shots, results[0] instanceof Error ? steps : results[0].steps, scores, diverged);
+}
+
+/** The `raw` baseline (no model, no steps) fitted to every support set and scored on its query set; one row. */
+function scoreRaw(family: TaskFamily, ways: number | undefined, shots: number, supports: Examples[], queries: Examples[]): EvaluationRow {
+  const scores = supports.map((support, t) => queryScores(rawPredict(family.kind, support, queries[t].x, family.inputDim, ways), queries[t]));
+  return rowOf('raw', shots, 0, scores, 0);
 }
 
 /**
  * Evaluates `model` on `family`'s held-out tasks (its 'test' split) over the grid, with the
  * baselines settings.baselines names; `multitask` adds that model's rows (when that baseline is
  * asked for). Rows come shots by shots: adapted (one per step count), then unadapted, scratch,
- * multitask, each when asked for.
+ * multitask, raw, each when asked for.
  * @throws RangeError for a grid or a family that does not fit the model.
  * @throws NonFiniteError when a meta-model is not finite on a support set.
  */
@@ -139,6 +149,7 @@ export function evaluateMetaModel(model: MetaModel, family: TaskFamily, settings
       rows.push(scoreMethod('scratch', scratch, shots, SCRATCH_STEPS, supports, queries, engine));
     }
     if (options.multitask && baselines.has('multitask')) rows.push(scoreMethod('multitask', options.multitask, shots, options.multitask.inner.steps, supports, queries, engine));
+    if (baselines.has('raw')) rows.push(scoreRaw(family, ways, shots, supports, queries));
   }
   return rows;
 }

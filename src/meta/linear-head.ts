@@ -147,6 +147,75 @@ export function ridgeHead(features: ArrayLike<number>, y: ArrayLike<number>, n: 
   return { weight: fromBasis(basis, r, dim, solution.subarray(0, r), 1), bias: Float64Array.of(solution[r]) };
 }
 
+/**
+ * The ridges ridgeLambdaByGcv chooses among, as multiples of the inputs' mean squared distance from
+ * their mean: 1e-6 (nearly least squares) to 100 (nearly the mean of y), every half decade. Relative
+ * to the data because a fixed ridge means a different amount of shrinkage at every input scale.
+ */
+export const GCV_RIDGE_MULTIPLES: readonly number[] = Array.from({ length: 17 }, (_, k) => 10 ** (k / 2 - 6));
+
+/**
+ * The ridge (ridgeHead's lambda) of the lowest generalised cross-validation score (Golub, Heath and
+ * Wahba 1979) on the data itself, among `multiples` (GCV_RIDGE_MULTIPLES) of the inputs' mean squared
+ * distance from their mean: GCV = n |y - H y|^2 / (n - tr H)^2, with H the hat matrix of the fit and
+ * tr H its degrees of freedom (1 for the free bias). GCV is leave-one-out cross-validation with every
+ * point's leverage replaced by the average, so it needs no held-out data, and it stays defined where
+ * leave-one-out is not (a point of leverage 1). Ties go to the stronger ridge. Inputs that do not vary
+ * (one example, or all alike) leave only the bias to fit, and any ridge fits it: 1 is returned.
+ */
+export function ridgeLambdaByGcv(features: ArrayLike<number>, y: ArrayLike<number>, n: number, dim: number, multiples: readonly number[] = GCV_RIDGE_MULTIPLES): number {
+  // Centring removes the free bias (it fits the mean exactly); the rest is ridge on the centred
+  // inputs in an orthonormal basis of their span, as in ridgeHead.
+  const mean = new Float64Array(dim);
+  let yMean = 0;
+  for (let i = 0; i < n; i++) {
+    for (let d = 0; d < dim; d++) mean[d] += features[i * dim + d] / n;
+    yMean += y[i] / n;
+  }
+  const centred = new Float64Array(n * dim);
+  let scale = 0;
+  for (let i = 0; i < n; i++) {
+    for (let d = 0; d < dim; d++) scale += (centred[i * dim + d] = features[i * dim + d] - mean[d]) ** 2 / n;
+  }
+  const { coords: z, rank: r } = spanBasis(centred, n, dim);
+  if (r === 0 || !(scale > 0)) return 1;
+  const yc = Float64Array.from({ length: n }, (_, i) => y[i] - yMean);
+  // Z'Z and Z'y: the normal equations of mean((z.v - y)^2) + lambda |v|^2 are (Z'Z + n lambda I) v = Z'y.
+  const gram = new Float64Array(r * r);
+  const zy = new Float64Array(r);
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < r; p++) {
+      for (let q = 0; q < r; q++) gram[p * r + q] += z[i * r + p] * z[i * r + q];
+      zy[p] += z[i * r + p] * yc[i];
+    }
+  }
+  let best = { lambda: 1, gcv: Infinity };
+  for (const multiple of [...multiples].sort((a, b) => b - a)) {
+    const lambda = multiple * scale;
+    const a = gram.map((g, j) => (j % (r + 1) === 0 ? g + n * lambda : g));
+    // One solve for the weights (column 0) and for (Z'Z + n lambda I)^-1 Z'Z, whose trace is tr H less the bias.
+    const rhs = new Float64Array(r * (r + 1));
+    for (let p = 0; p < r; p++) {
+      rhs[p * (r + 1)] = zy[p];
+      rhs.set(gram.subarray(p * r, (p + 1) * r), p * (r + 1) + 1);
+    }
+    const solution = solveSpd(a, r, rhs, r + 1);
+    let freedom = 1;
+    for (let p = 0; p < r; p++) freedom += solution[p * (r + 1) + 1 + p];
+    // A fit that interpolates (tr H = n, up to rounding) leaves GCV 0 / 0: no evidence either way.
+    if (!(n - freedom > 1e-9 * n)) continue;
+    let rss = 0;
+    for (let i = 0; i < n; i++) {
+      let fit = 0;
+      for (let p = 0; p < r; p++) fit += z[i * r + p] * solution[p * (r + 1)];
+      rss += (yc[i] - fit) ** 2;
+    }
+    const gcv = (n * rss) / (n - freedom) ** 2;
+    if (gcv < best.gcv) best = { lambda, gcv };
+  }
+  return best.lambda;
+}
+
 /** Row-wise softmax of logits [n, C] in place. */
 function softmaxRows(s: Float64Array, n: number, classes: number): void {
   for (let i = 0; i < n; i++) {

@@ -179,8 +179,8 @@ describeNeeding(requirement('chromium', existsSync(CHROMIUM) ? undefined : `${CH
     await page.fill('#evaluation-tasks', '10');
     await page.click('#evaluation-form button[type=submit]');
     await page.locator('#evaluation-status', { hasText: 'Evaluation succeeded: 10 held-out tasks' }).waitFor({ timeout: 60_000 });
-    // MAML meta-trained with one inner step: the adapted line at 1 step, and the two baselines.
-    for (const series of ['adapted-1', 'unadapted', 'scratch']) {
+    // MAML meta-trained with one inner step: the adapted line at 1 step, and the three baselines (no multitask model here).
+    for (const series of ['adapted-1', 'unadapted', 'scratch', 'raw']) {
       expect(await page.locator(`#evaluation-chart path[data-series="${series}"]`).getAttribute('data-points')).toBe('2');
       // A bar per point: its vertical line and two caps.
       expect(await page.locator(`#evaluation-chart g[data-ci="${series}"] line`).count()).toBe(6);
@@ -190,7 +190,7 @@ describeNeeding(requirement('chromium', existsSync(CHROMIUM) ? undefined : `${CH
     // The chart draws what the API holds: its newest evaluation of this model, two rows per method.
     const modelId = await page.locator('#models tbody tr').first().getAttribute('data-meta-model-id');
     const { items } = await call<{ items: { rows: unknown[] }[] }>('GET', `/meta-models/${modelId}/evaluations`);
-    expect(items[0].rows).toHaveLength(6);
+    expect(items[0].rows).toHaveLength(8);
     expect(await page.locator('#evaluation-chart').isVisible()).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-evaluation.png'), fullPage: true });
   });

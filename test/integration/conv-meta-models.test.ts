@@ -28,9 +28,10 @@ const CHANCE = 1 / 5;
 /**
  * How far above chance each method must score on 10 held-out 1-shot tasks (15 queries each): below
  * what this file's settings gave over training seeds 1-5 and evaluation seeds 2-4 (ProtoNets
- * 0.367-0.520, MAML after one step 0.300-0.460, scratch 0.473-0.522; seeds 5 and 2 here).
+ * 0.367-0.520, MAML after one step 0.300-0.460, scratch 0.473-0.522; seeds 5 and 2 here). `raw`
+ * (nearest class mean of the pixels, no training) gave 0.513-0.593 over evaluation seeds 0-6.
  */
-const MARGIN: Record<string, number> = { protonet: 0.1, maml: 0.05, scratch: 0.1 };
+const MARGIN: Record<string, number> = { protonet: 0.1, maml: 0.05, scratch: 0.1, raw: 0.2 };
 
 type Job = { id: string; status: string; error: string | null; metaModelId: string | null; model: Record<string, unknown> };
 type Problem = { status: number; detail: string; errors?: { path: string; message: string }[] };
@@ -177,14 +178,14 @@ describe.each(['protonet', 'maml'])('a %s conv meta-model', (algorithm) => {
       return ['queued', 'running'].includes(row.status) ? undefined : row;
     }, 'the evaluation to end', 60_000, 50);
     expect(done, done.error ?? '').toMatchObject({ status: 'succeeded', error: null });
-    expect(done.rows.map((r) => r.method)).toEqual(expect.arrayContaining(['adapted', 'unadapted', 'scratch']));
+    expect(done.rows.map((r) => r.method)).toEqual(expect.arrayContaining(['adapted', 'unadapted', 'scratch', 'raw']));
     for (const row of done.rows) {
       expect(Number.isFinite(row.loss.mean)).toBe(true);
       expect(row.accuracy!.mean).toBeLessThanOrEqual(1);
       // A zero head answers uniform probabilities, so label 0: exactly one query in five is right.
       if (algorithm === 'maml' && row.method === 'unadapted') expect(row.accuracy!.mean, 'maml unadapted').toBeCloseTo(CHANCE, 9);
       // ProtoNets builds its prototype head with or without steps: unadapted is adapted.
-      else expect(row.accuracy!.mean, `${algorithm} ${row.method}`).toBeGreaterThan(CHANCE + MARGIN[row.method === 'scratch' ? 'scratch' : algorithm]);
+      else expect(row.accuracy!.mean, `${algorithm} ${row.method}`).toBeGreaterThan(CHANCE + MARGIN[row.method === 'scratch' || row.method === 'raw' ? row.method : algorithm]);
     }
   });
 });

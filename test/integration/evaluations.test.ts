@@ -2,9 +2,11 @@
  * Evaluations through the API and a real worker (issue 13 item 3): a sinusoid MAML model meta-trained
  * here by the worker (the fused engine on CPU) is evaluated on held-out sines, and at 5 and 10 shots
  * its post-adaptation MSE is below both the unadapted meta-model's and a model trained from scratch
- * on the same support sets (confidence intervals apart); the newest multitask meta-model of the same
- * family is found and scored as a baseline. `baselines` runs only the baselines it names (default all).
- * A classification model's accuracy clears chance by a margin. Then the refusals (each naming its
+ * on the same support sets (confidence intervals apart), and below ridge regression on the raw inputs
+ * (`raw`: a line cannot follow a sine); the newest multitask meta-model of the same family is found
+ * and scored as a baseline. `baselines` runs only the baselines it names (default all, `raw`
+ * included). A classification model's accuracy, and nearest class mean's on raw inputs, clear chance
+ * by a margin. Then the refusals (each naming its
  * field, nothing stored), another tenant's 404s, and the list's pages.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('POST /meta-models/:id/evaluations', () => {
-  it('sinusoid MAML beats unadapted and scratch at 5 and 10 shots; the multitask model of the same family is the third baseline', async () => {
+  it('sinusoid MAML beats unadapted, scratch and raw at 5 and 10 shots; the multitask model of the same family is the third baseline', async () => {
     const settings = { shots: [5, 10], steps: [1, 10], tasks: 100, queryShots: 20, seed: 31 };
     const created = await post('sine-maml@latest', settings);
     expect(created.statusCode).toBe(202);
@@ -71,13 +73,13 @@ describe('POST /meta-models/:id/evaluations', () => {
     const evaluation = await finished(location);
     expect(evaluation).toMatchObject({ status: 'succeeded', error: null, multitaskMetaModelId: multitaskId });
     expect(evaluation.rows.map((r) => `${r.method}/${r.shots}/${r.steps}`)).toEqual([
-      'adapted/5/1', 'adapted/5/10', 'unadapted/5/0', `scratch/5/${SCRATCH_STEPS}`, 'multitask/5/0',
-      'adapted/10/1', 'adapted/10/10', 'unadapted/10/0', `scratch/10/${SCRATCH_STEPS}`, 'multitask/10/0',
+      'adapted/5/1', 'adapted/5/10', 'unadapted/5/0', `scratch/5/${SCRATCH_STEPS}`, 'multitask/5/0', 'raw/5/0',
+      'adapted/10/1', 'adapted/10/10', 'unadapted/10/0', `scratch/10/${SCRATCH_STEPS}`, 'multitask/10/0', 'raw/10/0',
     ]);
     for (const shots of [5, 10]) {
       const row = (method: string, steps?: number) => evaluation.rows.find((r) => r.method === method && r.shots === shots && (steps === undefined || r.steps === steps))!.loss;
       const adapted = row('adapted', 10);
-      for (const baseline of ['unadapted', 'scratch']) {
+      for (const baseline of ['unadapted', 'scratch', 'raw']) {
         const other = row(baseline);
         expect(adapted.mean + adapted.ci95, `${baseline} at ${shots} shots`).toBeLessThan(other.mean - other.ci95);
       }
@@ -92,16 +94,18 @@ describe('POST /meta-models/:id/evaluations', () => {
   it('fills defaults (shots 1, 5, 10; the steps the model was trained with, 0 for one that runs none; every baseline); a multitask model has no multitask baseline', async () => {
     const created = await post(multitaskId, { tasks: 4, queryShots: 5 });
     expect(created.statusCode).toBe(202);
-    expect((created.json() as EvaluationView).settings).toEqual({ shots: [1, 5, 10], steps: [0], tasks: 4, queryShots: 5, seed: 0, baselines: ['unadapted', 'scratch', 'multitask'] });
+    expect((created.json() as EvaluationView).settings).toEqual({ shots: [1, 5, 10], steps: [0], tasks: 4, queryShots: 5, seed: 0, baselines: ['unadapted', 'scratch', 'multitask', 'raw'] });
     const evaluation = await finished(created.headers.location as string);
     expect(evaluation).toMatchObject({ status: 'succeeded', multitaskMetaModelId: null });
-    expect(evaluation.rows.map((r) => r.method)).toEqual(['adapted', 'unadapted', 'scratch', 'adapted', 'unadapted', 'scratch', 'adapted', 'unadapted', 'scratch']);
+    expect(evaluation.rows.map((r) => `${r.method}/${r.shots}`)).toEqual([1, 5, 10].flatMap((shots) => ['adapted', 'unadapted', 'scratch', 'raw'].map((method) => `${method}/${shots}`)));
   }, 60_000);
 
   it.each([
     [['scratch'], ['adapted/5/1', `scratch/5/${SCRATCH_STEPS}`], false],
     // Rows keep their usual order whatever the request's order.
     [['multitask', 'unadapted'], ['adapted/5/1', 'unadapted/5/0', 'multitask/5/0'], true],
+    [['raw'], ['adapted/5/1', 'raw/5/0'], false],
+    [['raw', 'scratch'], ['adapted/5/1', `scratch/5/${SCRATCH_STEPS}`, 'raw/5/0'], false],
     [[], ['adapted/5/1'], false],
   ])('baselines %j runs only those', async (baselines, expected, withMultitask) => {
     const created = await post(mamlId, { shots: [5], steps: [1], tasks: 4, queryShots: 5, baselines });
@@ -121,7 +125,7 @@ describe('POST /meta-models/:id/evaluations', () => {
     const evaluation = await finished(created.headers.location as string);
     // MAML's default steps: the one inner step it was meta-trained with.
     expect(evaluation).toMatchObject({ status: 'succeeded', settings: { familyId: other, steps: [1] } });
-    expect(evaluation.rows).toHaveLength(4);
+    expect(evaluation.rows).toHaveLength(5);
   }, 60_000);
 
   it('scores a classification model by accuracy too', async () => {
@@ -134,10 +138,11 @@ describe('POST /meta-models/:id/evaluations', () => {
     expect(evaluation.status).toBe('succeeded');
     // ProtoNets runs no inner steps: one adapted row (steps 0) per number of shots, then the baselines.
     expect(evaluation.rows.map((r) => `${r.method}/${r.shots}/${r.steps}`)).toEqual([
-      'adapted/1/0', 'unadapted/1/0', `scratch/1/${SCRATCH_STEPS}`, 'adapted/3/0', 'unadapted/3/0', `scratch/3/${SCRATCH_STEPS}`,
+      'adapted/1/0', 'unadapted/1/0', `scratch/1/${SCRATCH_STEPS}`, 'raw/1/0', 'adapted/3/0', 'unadapted/3/0', `scratch/3/${SCRATCH_STEPS}`, 'raw/3/0',
     ]);
     // Well clear of chance (1/3): over 4 training seeds x 8 evaluation seeds at these settings the
-    // lowest mean accuracy was 0.74 (scratch, 1 shot) and 0.79 (ProtoNets, 1 shot), so chance + 0.25
+    // lowest mean accuracy was 0.74 (scratch, 1 shot) and 0.79 (ProtoNets, 1 shot; raw too, over
+    // evaluation seeds 0-7: 0.80 at 1 shot, 0.85 at 3), so chance + 0.25
     // (0.58) leaves room while a model that guessed (or always answered one label) fails.
     const chance = 1 / 3;
     for (const r of evaluation.rows) {
@@ -164,6 +169,8 @@ describe('POST /meta-models/:id/evaluations', () => {
       [{ baselines: ['pretrained'] }, '/baselines/0'],
       [{ baselines: ['scratch', 'adapted'] }, '/baselines/1'],
       [{ baselines: ['scratch', 'scratch'] }, '/baselines'],
+      [{ baselines: ['raw', 'raw'] }, '/baselines'],
+      [{ baselines: ['raw', 'pixels'] }, '/baselines/1'],
       [{ baselines: 'scratch' }, '/baselines'],
     ];
     for (const [payload, path] of cases) {

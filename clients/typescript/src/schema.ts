@@ -283,7 +283,7 @@ export interface paths {
         put?: never;
         /**
          * Evaluate a meta-model against baselines on held-out tasks (answers at once; runs on the worker pool)
-         * @description Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.
+         * @description Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone), `multitask` (the newest multitask meta-model of the same families, when there is one) and `raw` (no model: nearest class mean of the raw inputs, or ridge regression on them); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.
          */
         post: operations["createEvaluation"];
         delete?: never;
@@ -550,8 +550,8 @@ export interface components {
                 tasks: number;
                 queryShots: number;
                 seed: number;
-                /** @description The baselines run (absent on evaluations created before the field existed: all) */
-                baselines?: ("unadapted" | "scratch" | "multitask")[];
+                /** @description The baselines run (absent on evaluations created before the field existed, which ran every baseline there was then) */
+                baselines?: ("unadapted" | "scratch" | "multitask" | "raw")[];
                 /**
                  * @description Opaque id
                  * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
@@ -560,7 +560,7 @@ export interface components {
             };
             /** @description The meta-model behind the `multitask` rows; null when there is none */
             multitaskMetaModelId: string | null;
-            /** @description By shots: adapted (one per steps), then those of unadapted, scratch, multitask that `settings.baselines` names. Empty until it succeeded */
+            /** @description By shots: adapted (one per steps), then those of unadapted, scratch, multitask, raw that `settings.baselines` names. Empty until it succeeded */
             rows: components["schemas"]["EvaluationRow"][];
             /** @description Why it failed (failed only) */
             error: string | null;
@@ -579,10 +579,10 @@ export interface components {
         };
         EvaluationRow: {
             /**
-             * @description adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (100 steps); multitask: the newest multitask meta-model of the same families
+             * @description adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (100 steps); multitask: the newest multitask meta-model of the same families; raw: no model, the support set's raw inputs (nearest class mean for classification, ridge regression with its ridge chosen by generalised cross-validation on the support set for regression)
              * @enum {string}
              */
-            method: "adapted" | "unadapted" | "scratch" | "multitask";
+            method: "adapted" | "unadapted" | "scratch" | "multitask" | "raw";
             shots: number;
             /** @description Inner steps run */
             steps: number;
@@ -4186,7 +4186,8 @@ export interface operations {
                      *             "baselines": [
                      *               "unadapted",
                      *               "scratch",
-                     *               "multitask"
+                     *               "multitask",
+                     *               "raw"
                      *             ]
                      *           },
                      *           "multitaskMetaModelId": null,
@@ -4218,6 +4219,16 @@ export interface operations {
                      *               "loss": {
                      *                 "mean": 2.87,
                      *                 "ci95": 0.39
+                     *               },
+                     *               "diverged": 0
+                     *             },
+                     *             {
+                     *               "method": "raw",
+                     *               "shots": 5,
+                     *               "steps": 0,
+                     *               "loss": {
+                     *                 "mean": 3.55,
+                     *                 "ci95": 0.47
                      *               },
                      *               "diverged": 0
                      *             }
@@ -4402,8 +4413,8 @@ export interface operations {
                     familyId?: string;
                     /** @description Seed of the task draws and of the scratch baseline. Default 0 */
                     seed?: number;
-                    /** @description The baselines to run beside the meta-model's adapted rows, each at most once (empty: none, only the adapted rows). Default all: ["unadapted","scratch","multitask"] */
-                    baselines?: ("unadapted" | "scratch" | "multitask")[];
+                    /** @description The baselines to run beside the meta-model's adapted rows, each at most once (empty: none, only the adapted rows). Default all: ["unadapted","scratch","multitask","raw"] */
+                    baselines?: ("unadapted" | "scratch" | "multitask" | "raw")[];
                 };
             };
         };
@@ -4437,7 +4448,8 @@ export interface operations {
                      *         "baselines": [
                      *           "unadapted",
                      *           "scratch",
-                     *           "multitask"
+                     *           "multitask",
+                     *           "raw"
                      *         ]
                      *       },
                      *       "multitaskMetaModelId": null,
@@ -4469,6 +4481,16 @@ export interface operations {
                      *           "loss": {
                      *             "mean": 2.87,
                      *             "ci95": 0.39
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "raw",
+                     *           "shots": 5,
+                     *           "steps": 0,
+                     *           "loss": {
+                     *             "mean": 3.55,
+                     *             "ci95": 0.47
                      *           },
                      *           "diverged": 0
                      *         }
@@ -4702,7 +4724,8 @@ export interface operations {
                      *         "baselines": [
                      *           "unadapted",
                      *           "scratch",
-                     *           "multitask"
+                     *           "multitask",
+                     *           "raw"
                      *         ]
                      *       },
                      *       "multitaskMetaModelId": null,
@@ -4734,6 +4757,16 @@ export interface operations {
                      *           "loss": {
                      *             "mean": 2.87,
                      *             "ci95": 0.39
+                     *           },
+                     *           "diverged": 0
+                     *         },
+                     *         {
+                     *           "method": "raw",
+                     *           "shots": 5,
+                     *           "steps": 0,
+                     *           "loss": {
+                     *             "mean": 3.55,
+                     *             "ci95": 0.47
                      *           },
                      *           "diverged": 0
                      *         }

@@ -26,7 +26,7 @@ export interface EvaluationView {
   settings: EvaluationRequest;
   /** The meta-model whose rows are the `multitask` baseline; null when there was none (or not yet run). */
   multitaskMetaModelId: string | null;
-  /** Shots by shots: adapted (one per step count), unadapted, scratch, multitask; empty until it succeeded. */
+  /** Shots by shots: adapted (one per step count), unadapted, scratch, multitask, raw; empty until it succeeded. */
   rows: EvaluationRow[];
   error: string | null;
   createdAt: string;

@@ -29,7 +29,7 @@ export const TAGS = [
   { name: 'task-families', description: 'What meta-training learns from: a built-in task generator (sinusoid, linear, polynomial, gaussian-blobs) or uploaded dataset tasks.' },
   { name: 'meta-train', description: 'Meta-training jobs: queued at once, run on the worker pool, followed by polling, by the metrics history or live over Server-Sent Events.' },
   { name: 'meta-models', description: 'The registry of learned meta-parameters: a version per finished job, counted per name, with movable aliases (`latest`, `production`).' },
-  { name: 'evaluations', description: 'Does meta-learning help on your tasks, and from how many examples? A meta-model against baselines (unadapted, trained from scratch, multitask) on held-out tasks, with 95% confidence intervals.' },
+  { name: 'evaluations', description: 'Does meta-learning help on your tasks, and from how many examples? A meta-model against baselines (unadapted, trained from scratch, multitask, raw inputs) on held-out tasks, with 95% confidence intervals.' },
   { name: 'tasks', description: 'New tasks bound to a meta-model: adapt one from a few labelled examples (its support set) in milliseconds, then predict with its latest adapted head.' },
   { name: 'operations', description: 'Liveness and readiness probes (no key needed) and Prometheus metrics (an operator key).' },
 ];

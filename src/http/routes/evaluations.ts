@@ -82,7 +82,7 @@ const evaluations: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'createEvaluation',
       summary: 'Evaluate a meta-model against baselines on held-out tasks (answers at once; runs on the worker pool)',
       description:
-        "Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone) and `multitask` (the newest multitask meta-model of the same families, when there is one); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.",
+        "Adapts the meta-model to held-out tasks (its families' test split, or the family `familyId` names) for every number of `shots` and of inner `steps`, and scores each query set, next to the baselines on the same tasks and support sets: `unadapted` (the meta-model as is), `scratch` (a fresh model of the same shape trained on the support set alone), `multitask` (the newest multitask meta-model of the same families, when there is one) and `raw` (no model: nearest class mean of the raw inputs, or ridge regression on them); `baselines` picks a subset (default all). Each row is a mean over tasks with its 95% confidence interval. Poll the Location until `status` is `succeeded`.",
       tags,
       params: MetaModelRefParams,
       body: EvaluationCreate(app.config.limits),

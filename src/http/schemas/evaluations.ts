@@ -49,7 +49,7 @@ const MeanCi = Type.Object(
 
 export const EvaluationRow = Type.Object({
   method: Literals(EVALUATION_METHODS, {
-    description: `adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (${SCRATCH_STEPS} steps); multitask: the newest multitask meta-model of the same families`,
+    description: `adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (${SCRATCH_STEPS} steps); multitask: the newest multitask meta-model of the same families; raw: no model, the support set's raw inputs (nearest class mean for classification, ridge regression with its ridge chosen by generalised cross-validation on the support set for regression)`,
   }),
   shots: Type.Integer({ minimum: 1 }),
   steps: Type.Integer({ minimum: 0, description: 'Inner steps run' }),
@@ -68,6 +68,7 @@ const EXAMPLE_EVALUATION = {
     { method: 'adapted', shots: 5, steps: 10, loss: { mean: 0.61, ci95: 0.12 }, diverged: 0 },
     { method: 'unadapted', shots: 5, steps: 0, loss: { mean: 3.02, ci95: 0.41 }, diverged: 0 },
     { method: 'scratch', shots: 5, steps: SCRATCH_STEPS, loss: { mean: 2.87, ci95: 0.39 }, diverged: 0 },
+    { method: 'raw', shots: 5, steps: 0, loss: { mean: 3.55, ci95: 0.47 }, diverged: 0 },
   ],
   error: null,
   createdAt: EXAMPLE_TIMES.created,
@@ -87,13 +88,13 @@ export const Evaluation = Type.Object(
         tasks: Type.Integer(),
         queryShots: Type.Integer(),
         seed: Type.Integer(),
-        baselines: Type.Optional(Baselines('The baselines run (absent on evaluations created before the field existed: all)')),
+        baselines: Type.Optional(Baselines('The baselines run (absent on evaluations created before the field existed, which ran every baseline there was then)')),
         familyId: Type.Optional(Id),
       },
       { description: 'The request after defaults' },
     ),
     multitaskMetaModelId: Type.Union([Id, Type.Null()], { description: 'The meta-model behind the `multitask` rows; null when there is none' }),
-    rows: Type.Array(EvaluationRow, { description: 'By shots: adapted (one per steps), then those of unadapted, scratch, multitask that `settings.baselines` names. Empty until it succeeded' }),
+    rows: Type.Array(EvaluationRow, { description: 'By shots: adapted (one per steps), then those of unadapted, scratch, multitask, raw that `settings.baselines` names. Empty until it succeeded' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'Why it failed (failed only)' }),
     createdAt: Timestamp,
     startedAt: Type.Union([Timestamp, Type.Null()]),

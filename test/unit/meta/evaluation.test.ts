@@ -3,7 +3,7 @@
  * support sets for every method, and the question an evaluation answers: briefly meta-trained sinusoid
  * MAML adapts to new sines from 5 and 10 points better than the unadapted meta-model and than a model
  * trained from scratch on the support set (checked on 5 training seeds while writing it; the test
- * keeps one, with non-overlapping confidence intervals).
+ * keeps one, with non-overlapping confidence intervals), and than ridge regression on the raw inputs.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { ALGORITHMS } from '../../../src/meta/algorithms/index.js';
 import { initBackend } from '../../../src/meta/backend.js';
 import { evaluateMetaModel, meanCi, SCRATCH_STEPS, type EvaluationRow } from '../../../src/meta/evaluation.js';
 import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
+import { rawPredict } from '../../../src/meta/raw-baseline.js';
 import { initMetaParams, MetaLearner, type LearnerConfig } from '../../../src/meta/learner.js';
 import { modelSpec } from '../../../src/meta/model.js';
 import { Rng } from '../../../src/meta/rng.js';
@@ -48,16 +49,16 @@ describe('meanCi', () => {
 });
 
 describe('evaluateMetaModel', () => {
-  it('sinusoid MAML beats both unadapted and scratch at 5 and 10 shots', () => {
+  it('sinusoid MAML beats unadapted, scratch and raw (ridge on x) at 5 and 10 shots', () => {
     const model = trainSineMaml(1000);
     const rows = evaluateMetaModel(model, family, { shots: [5, 10], steps: [1, 10], tasks: 100, queryShots: 20, seed: 31 });
     expect(rows.map((r) => `${r.method}/${r.shots}/${r.steps}`)).toEqual([
-      'adapted/5/1', 'adapted/5/10', 'unadapted/5/0', `scratch/5/${SCRATCH_STEPS}`,
-      'adapted/10/1', 'adapted/10/10', 'unadapted/10/0', `scratch/10/${SCRATCH_STEPS}`,
+      'adapted/5/1', 'adapted/5/10', 'unadapted/5/0', `scratch/5/${SCRATCH_STEPS}`, 'raw/5/0',
+      'adapted/10/1', 'adapted/10/10', 'unadapted/10/0', `scratch/10/${SCRATCH_STEPS}`, 'raw/10/0',
     ]);
     for (const shots of [5, 10]) {
       const adapted = find(rows, 'adapted', shots, 10).loss;
-      for (const baseline of ['unadapted', 'scratch']) {
+      for (const baseline of ['unadapted', 'scratch', 'raw']) {
         const other = find(rows, baseline, shots).loss;
         expect(adapted.mean + adapted.ci95, `${baseline} at ${shots} shots`).toBeLessThan(other.mean - other.ci95);
       }
@@ -66,7 +67,7 @@ describe('evaluateMetaModel', () => {
 
   it('scores every method on the same support sets: the unadapted row is the steps-0 adaptation of those tasks', () => {
     const model = trainSineMaml(20);
-    const settings = { shots: [5], steps: [0], tasks: 8, queryShots: 10, seed: 4 };
+    const settings = { shots: [5], steps: [0], tasks: 8, queryShots: 10, seed: 4, baselines: ['unadapted' as const, 'scratch' as const, 'multitask' as const] };
     const rows = evaluateMetaModel(model, family, settings);
     // steps 0 through 'adapted' and 'unadapted' are one computation on the same tasks.
     expect(find(rows, 'adapted', 5, 0).loss).toEqual(find(rows, 'unadapted', 5).loss);
@@ -87,6 +88,23 @@ describe('evaluateMetaModel', () => {
     expect(multitask.loss.mean).toBeCloseTo(meanCi(direct).mean, 10);
   });
 
+  it('the raw row is ridge regression fitted to the same support sets, scored on their query sets; `baselines` names the rows run', () => {
+    const model = trainSineMaml(20);
+    const settings = { shots: [5], steps: [1], tasks: 8, queryShots: 10, seed: 4 };
+    const all = evaluateMetaModel(model, family, settings);
+    expect(all.map((r) => r.method)).toEqual(['adapted', 'unadapted', 'scratch', 'raw']);
+    const only = evaluateMetaModel(model, family, { ...settings, baselines: ['raw'] });
+    expect(only.map((r) => r.method)).toEqual(['adapted', 'raw']);
+    expect(only[1]).toEqual(find(all, 'raw', 5));
+    const rng = new Rng(settings.seed + 5);
+    const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'test', { shots: 5, queryShots: settings.queryShots }));
+    const direct = episodes.map(({ support, query }) => {
+      const { values } = rawPredict('regression', support, query.x, 1) as { values: number[] };
+      return values.reduce((a, v, i) => a + (v - query.y[i]) ** 2, 0) / query.n;
+    });
+    expect(find(all, 'raw', 5)).toEqual({ method: 'raw', shots: 5, steps: 0, loss: meanCi(direct), diverged: 0 });
+  });
+
   it('classification rows carry accuracy; a family that does not fit the model is refused', () => {
     const spec = modelSpec('classification', 2, { hidden: [8] }, 3);
     const inner = { steps: 3, lr: 0.1 };
@@ -97,6 +115,8 @@ describe('evaluateMetaModel', () => {
       expect(row.accuracy?.mean).toBeGreaterThanOrEqual(0);
       expect(row.accuracy?.mean).toBeLessThanOrEqual(1);
     }
+    // Nearest class mean on the raw inputs: blobs are what it solves, far above chance (1/3) from one shot.
+    expect(find(rows, 'raw', 1).accuracy!.mean).toBeGreaterThan(0.6);
     expect(() => evaluateMetaModel(model, family, { shots: [1], steps: [1], tasks: 2, queryShots: 2, seed: 1 })).toThrow(RangeError);
   });
 });
