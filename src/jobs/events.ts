@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { JobStatus } from '../db/repositories/jobs.js';
-import type { MetricsPoint } from '../meta/index.js';
+import type { MetricsPoint, Validation } from '../meta/index.js';
 
 
 /** A job in one of these statuses will publish nothing more: the SSE stream closes after it. */
@@ -36,8 +36,11 @@ export interface ProgressEventData {
   iterations: number;
 }
 
-/** `metrics`: one evaluation point, as stored in the job's metrics history. */
-export type MetricsEventData = MetricsPoint;
+/**
+ * `metrics`: one evaluation point, as stored in the job's metrics history, and the best evaluation
+ * so far (this one or an earlier one) as the job resource names it.
+ */
+export type MetricsEventData = MetricsPoint & { bestIteration: number; bestValidation: Validation | null };
 
 /** Event type -> its data. */
 export interface JobEventMap {

@@ -34,6 +34,7 @@ import {
   type ModelConfig,
   type TrainConfig,
   type TrainEvent,
+  validationOf,
 } from '../meta/index.js';
 import { countMetaTrainIterations } from '../metrics/worker.js';
 import { errorMessage } from '../util/error-reason.js';
@@ -190,10 +191,10 @@ class Run {
         return undefined;
       }
       case 'metrics': {
-        const { type: _type, ...point } = event;
-        await this.guard(`iteration ${event.iteration}: the evaluation`, () => training.recordMetrics(db, this.fence, point));
+        const { type: _type, best, ...point } = event;
+        await this.guard(`iteration ${event.iteration}: the evaluation`, () => training.recordMetrics(db, this.fence, point, best));
         this.lastMetrics = point;
-        this.publish('metrics', point);
+        this.publish('metrics', { ...point, bestIteration: best.iteration, bestValidation: validationOf(best) });
         return undefined;
       }
       case 'checkpoint':
@@ -205,12 +206,12 @@ class Run {
   }
 
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
-    const metrics = this.lastMetrics;
-    if (metrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
+    if (this.lastMetrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
+    const { model, evaluation, last, best, keptBest } = result;
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
-      training.finishSucceeded(this.deps.db, this.fence, { model: result.model, metrics }),
+      training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}) }),
     );
-    this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss }, 'meta-train run succeeded');
+    this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss, bestIteration: best.iteration, keptBest }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });
     return { outcome: 'succeeded', metaModelId: stored.id, version: stored.version };
   }

@@ -51,12 +51,13 @@ export {
   resolveHyper,
   TrainConfigError,
   TrainingAbortedError,
+  type BestEvaluation,
   type Checkpoint,
-  type MetricsPoint,
   type TrainConfig,
   type TrainEvent,
   type TrainOptions,
 } from './train.js';
+export { improves, VALIDATION_METRICS, validationMetric, validationOf, type MetricsPoint, type Validation, type ValidationMetric } from './selection.js';
 export { Rng } from './rng.js';
 export { TASK_KINDS, type Episode, type EpisodeBatch, type EpisodeShape, type Examples, type Split, type TaskFamily, type TaskKind } from './types.js';
 export { CodecError, checkParamsMatch, decodeParams, encodeParams } from './codec.js';

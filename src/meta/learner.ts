@@ -51,9 +51,14 @@ export class NonFiniteError extends Error {
 
 /** Post-adaptation quality on a meta-batch of held-out tasks. */
 export interface Evaluation {
+  /** Mean query loss over the tasks. */
   loss: number;
-  /** Classification only. */
+  /** Mean query accuracy over the tasks (classification only). */
   accuracy?: number;
+  /** Each task's query loss, in the batch's order: the spread behind the mean (its confidence interval). */
+  taskLosses: number[];
+  /** Each task's query accuracy (classification only). */
+  taskAccuracies?: number[];
 }
 
 export class MetaLearner {
@@ -210,38 +215,41 @@ export class MetaLearner {
 
   /** Adapts to every task's support set, guarded as /adapt is (guard.ts), and measures the query set (no meta-update). */
   evaluate(batch: EpisodeBatch): Evaluation {
+    let taskLosses: number[];
+    let taskAccuracies: number[] | undefined;
     if (this.engine === 'fused-wasm') {
-      const result = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD);
-      if (!Number.isFinite(result.loss) || (result.accuracy !== undefined && !Number.isFinite(result.accuracy))) {
-        throw new NonFiniteError(`validation loss is not finite (${result.loss})`);
+      ({ taskLosses, taskAccuracies } = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD));
+    } else {
+      // In chunks of tasks: a conv body's activations for hundreds of evaluation episodes at once
+      // would take gigabytes.
+      const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
+      taskLosses = [];
+      taskAccuracies = this.spec.kind === 'classification' ? [] : undefined;
+      for (let t = 0; t < batch.tasks; t += chunk) {
+        const part = this.evaluateChunk(sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t)));
+        taskLosses.push(...part.losses);
+        taskAccuracies?.push(...(part.accuracies ?? []));
       }
-      return result;
     }
-    // In chunks of tasks: a conv body's activations for hundreds of evaluation episodes at once
-    // would take gigabytes; each chunk's share of the means is weighted by its tasks.
-    const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
-    const sums = [0, 0];
-    for (let t = 0; t < batch.tasks; t += chunk) {
-      const part = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
-      const values = this.evaluateChunk(part);
-      if (!values.every(Number.isFinite)) throw new NonFiniteError(`validation loss is not finite (${values[0]})`);
-      values.forEach((v, i) => (sums[i] += v * part.tasks));
-    }
-    const [loss, accuracy] = sums.map((sum) => sum / batch.tasks);
-    return this.spec.kind === 'classification' ? { loss, accuracy } : { loss };
+    const bad = [...taskLosses, ...(taskAccuracies ?? [])].find((value) => !Number.isFinite(value));
+    if (bad !== undefined) throw new NonFiniteError(`validation loss is not finite (${bad})`);
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    return taskAccuracies === undefined ? { loss: mean(taskLosses), taskLosses } : { loss: mean(taskLosses), accuracy: mean(taskAccuracies), taskLosses, taskAccuracies };
   }
 
-  /** Mean query loss (and accuracy) of one chunk of `evaluate` on tfjs. */
-  private evaluateChunk(batch: EpisodeBatch): number[] {
+  /** Each task's query loss (and accuracy) of one chunk of `evaluate` on tfjs. */
+  private evaluateChunk(batch: EpisodeBatch): { losses: number[]; accuracies?: number[] } {
     const theta = this.params;
-    return tf.tidy(() => {
+    const values = tf.tidy(() => {
       const tensors = batchToTensors(this.spec, batch);
       const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
       const output = forward(this.spec, adapted, tensors.query.x);
-      const loss = tf.mean(taskLoss(this.spec.kind, output, tensors.query.y));
-      if (this.spec.kind === 'regression') return [loss.dataSync()[0]];
-      return Array.from(tf.stack([loss, tf.mean(accuracy(output, tensors.query.y))]).dataSync());
+      const losses = taskLoss(this.spec.kind, output, tensors.query.y);
+      if (this.spec.kind === 'regression') return losses.dataSync();
+      return tf.concat([losses, accuracy(output, tensors.query.y)]).dataSync();
     });
+    const losses = Array.from(values.subarray(0, batch.tasks));
+    return this.spec.kind === 'regression' ? { losses } : { losses, accuracies: Array.from(values.subarray(batch.tasks)) };
   }
 
   /** Everything the optimiser steps, as plain data (a copy): what a checkpoint holds. */

@@ -1,22 +1,25 @@
 /**
  * Meta-training as an interruptible async generator. Each outer-loop iteration draws a meta-batch of
  * training episodes (an algorithm that trains on a task pool: a minibatch of `metaBatchSize` pool
- * tasks), takes one meta-step, and yields progress; every `evalEvery` iterations it
- * measures post-adaptation loss on held-out 'val' tasks, and every `checkpointEvery` iterations it
- * yields a checkpoint (parameters, Adam state, rng state) from which a resumed run continues exactly
- * as the uninterrupted one would have. It yields to the event loop after every iteration so a
- * BullMQ worker keeps renewing its lock.
+ * tasks), takes one meta-step, and yields progress; every `evalEvery` iterations (and after the
+ * last) it measures post-adaptation loss (and accuracy) on held-out 'val' tasks, the same tasks each
+ * time, and keeps the best evaluation's meta-parameters (selection.ts), which the result holds with
+ * `keepBest`; every `checkpointEvery` iterations it yields a checkpoint (parameters, Adam state, rng
+ * state, the best so far) from which a resumed run continues exactly as the uninterrupted one would
+ * have. It yields to the event loop after every iteration so a BullMQ worker keeps renewing its lock.
  */
 
-import { getAlgorithm, type AlgorithmName } from './algorithms/index.js';
+import { getAlgorithm, POOL_PREFIX, type AlgorithmName } from './algorithms/index.js';
 import type { AdamState } from './adam.js';
 import type { MetaModel } from './adapt.js';
 import { mix, packEpisodes, samplePoolBatch, type WeightedFamily } from './families/index.js';
 import type { EnginePreference } from './engine.js';
+import { meanCi } from './evaluation.js';
 import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
-import { embeddingDim, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
+import { copyArrays, embeddingDim, modelSpec, type ModelConfig, type ParamArrays } from './model.js';
 import { Rng } from './rng.js';
+import { improves, type MetricsPoint } from './selection.js';
 import type { EpisodeBatch, EpisodeShape, Split, TaskFamily, TaskPool, TrainingBatch } from './types.js';
 
 export interface TrainConfig {
@@ -40,6 +43,15 @@ export interface Checkpoint {
   rngState: number;
   /** Training loss accumulated since the last evaluation (so metrics match an uninterrupted run). */
   pendingLoss: { sum: number; count: number };
+  /** The best validation evaluation so far and its meta-parameters (absent before the first evaluation). */
+  best?: BestEvaluation;
+}
+
+/** The best validation evaluation of a run so far (selection.ts) and the meta-parameters it measured. */
+export interface BestEvaluation {
+  point: MetricsPoint;
+  /** The meta-parameters alone (what a meta-model holds), as they were at `point.iteration`. */
+  params: ParamArrays;
 }
 
 export interface TrainOptions {
@@ -49,20 +61,30 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
-/** One evaluation: mean training loss since the previous one and post-adaptation loss on held-out tasks. */
-export interface MetricsPoint {
-  iteration: number;
-  trainLoss: number;
-  valLoss: number;
-  /** Classification only. */
-  valAccuracy?: number;
-}
+export type { MetricsPoint } from './selection.js';
 
 export type TrainEvent =
   | { type: 'progress'; iteration: number; iterations: number }
-  | ({ type: 'metrics' } & MetricsPoint)
+  /** One evaluation, and the best one so far (this one, or an earlier one). */
+  | ({ type: 'metrics'; best: MetricsPoint } & MetricsPoint)
   | { type: 'checkpoint'; checkpoint: Checkpoint }
-  | { type: 'result'; iteration: number; model: MetaModel; valLoss: number; valAccuracy?: number };
+  | {
+      type: 'result';
+      /** Iterations run (all of them). */
+      iteration: number;
+      /** The best evaluation's meta-parameters with keepBest, else the last iteration's. */
+      model: MetaModel;
+      /** The evaluation of `model`'s parameters: the best one with keepBest, else the last. */
+      evaluation: MetricsPoint;
+      /** The run's last evaluation (after its last iteration). */
+      last: MetricsPoint;
+      /** The run's best evaluation, whether or not `model` holds it. */
+      best: MetricsPoint;
+      /** `model` holds the best evaluation's parameters (keepBest). */
+      keptBest: boolean;
+      valLoss: number;
+      valAccuracy?: number;
+    };
 
 /** A configuration field is invalid; `field` is its path (e.g. `hyper.metaBatchSize`). */
 export class TrainConfigError extends RangeError {
@@ -220,14 +242,24 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
   const resume = options.resumeFrom;
   let start = 0;
   let pending = { sum: 0, count: 0 };
+  let best: BestEvaluation | undefined;
   let learner: MetaLearner;
   if (resume) {
-    if (!Number.isInteger(resume.iteration) || resume.iteration < 0 || resume.iteration > hyper.iterations) {
-      throw new TrainConfigError('resumeFrom.iteration', `must be an integer in [0, ${hyper.iterations}], got ${resume.iteration}`);
+    // A checkpoint comes before the last iteration (after it, the result follows instead).
+    if (!Number.isInteger(resume.iteration) || resume.iteration < 0 || resume.iteration >= hyper.iterations) {
+      throw new TrainConfigError('resumeFrom.iteration', `must be an integer in [0, ${hyper.iterations - 1}], got ${resume.iteration}`);
     }
     const expected = initAll(new Rng(0));
     for (const [name, { data }] of Object.entries(expected)) {
       if (resume.params[name]?.data.length !== data.length) throw new TrainConfigError('resumeFrom.params', `parameter '${name}' is missing or has the wrong size for this configuration`);
+    }
+    if (resume.best) {
+      const bestParams = resume.best.params;
+      const metaNames = Object.keys(expected).filter((name) => !name.startsWith(POOL_PREFIX));
+      if (Object.keys(bestParams).length !== metaNames.length || metaNames.some((name) => bestParams[name]?.data.length !== expected[name].data.length)) {
+        throw new TrainConfigError('resumeFrom.best.params', "the best evaluation's meta-parameters do not fit this configuration");
+      }
+      best = { point: { ...resume.best.point }, params: copyArrays(bestParams) };
     }
     learner = new MetaLearner(p.learner, resume.params, resume.optimizer);
     rng = Rng.fromState(resume.rngState);
@@ -243,9 +275,10 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
     optimizer: learner.exportOptimizer(),
     rngState: rng.getState(),
     pendingLoss: { ...pending },
+    ...(best ? { best: { point: { ...best.point }, params: copyArrays(best.params) } } : {}),
   });
   try {
-    let last: Evaluation | undefined;
+    let last: MetricsPoint | undefined;
     for (let iteration = start + 1; iteration <= hyper.iterations; iteration++) {
       if (options.signal?.aborted) {
         const completed = iteration - 1;
@@ -263,17 +296,44 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
       pending.count += 1;
       yield { type: 'progress', iteration, iterations: hyper.iterations };
       if (iteration % hyper.evalEvery === 0 || iteration === hyper.iterations) {
-        last = learner.evaluate(valBatch);
-        yield { type: 'metrics', iteration, trainLoss: pending.sum / pending.count, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
+        last = metricsPoint(iteration, pending.sum / pending.count, learner.evaluate(valBatch));
+        // The first evaluation always improves on none (evaluate refuses non-finite scores), so `best` is set from here on.
+        if (!best || improves(last, best.point, p.family.kind)) best = { point: last, params: learner.exportMetaParams() };
+        yield { type: 'metrics', ...last, best: best.point };
         pending = { sum: 0, count: 0 };
       }
       if (iteration % hyper.checkpointEvery === 0 && iteration < hyper.iterations) yield { type: 'checkpoint', checkpoint: checkpointAt(iteration) };
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    last ??= learner.evaluate(valBatch);
-    const model: MetaModel = { algorithm: p.learner.algorithm, spec: p.learner.spec, params: learner.exportMetaParams(), inner: { ...p.learner.inner } };
-    yield { type: 'result', iteration: hyper.iterations, model, valLoss: last.loss, ...(last.accuracy === undefined ? {} : { valAccuracy: last.accuracy }) };
+    // The last iteration always evaluates (and a resumed run runs at least it), so `last` and `best` are set.
+    if (!last || !best) throw new Error('meta-training ended without an evaluation at its last iteration');
+    const kept = hyper.keepBest ? best : { point: last, params: learner.exportMetaParams() };
+    const model: MetaModel = { algorithm: p.learner.algorithm, spec: p.learner.spec, params: kept.params, inner: { ...p.learner.inner } };
+    const { valLoss, valAccuracy } = kept.point;
+    yield {
+      type: 'result',
+      iteration: hyper.iterations,
+      model,
+      evaluation: kept.point,
+      last,
+      best: best.point,
+      keptBest: hyper.keepBest,
+      valLoss,
+      ...(valAccuracy === undefined ? {} : { valAccuracy }),
+    };
   } finally {
     learner.dispose();
   }
+}
+
+/** An evaluation as a metrics point: the means over the validation tasks with their 95% intervals. */
+function metricsPoint(iteration: number, trainLoss: number, evaluation: Evaluation): MetricsPoint {
+  const loss = meanCi(evaluation.taskLosses);
+  const point: MetricsPoint = { iteration, trainLoss, valLoss: loss.mean, valLossCi95: loss.ci95 };
+  if (evaluation.taskAccuracies) {
+    const accuracy = meanCi(evaluation.taskAccuracies);
+    point.valAccuracy = accuracy.mean;
+    point.valAccuracyCi95 = accuracy.ci95;
+  }
+  return point;
 }

@@ -1,7 +1,8 @@
 /**
  * The worker-side training repository on the real test database: fencing (a stale run writes
  * nothing), checkpoints round trip exactly through the codec, versions count up per name with the
- * `latest` alias moved (also when two jobs of one name finish at once), NaN is never stored.
+ * `latest` alias moved (also when two jobs of one name finish at once), NaN is never stored; the
+ * best evaluation so far (keepBest) rides on metrics, checkpoints and the stored meta-model.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import {
   type Fence,
   type TrainedModel,
 } from '../../src/db/repositories/training.js';
+import { getJob } from '../../src/db/repositories/jobs.js';
 import { loadMetaModel } from '../../src/db/repositories/meta-models.js';
 import { modelSpec, type Checkpoint } from '../../src/meta/index.js';
 import { TEST_DATABASE_URL } from './support/services.js';
@@ -194,6 +196,37 @@ describe('during a run', () => {
     expect(await loadLatestCheckpoint(db, job.id)).toEqual(checkpointAt(20, 0.2));
   });
 
+  it('records each evaluation with its intervals and copies the best so far to the job, as bestValidation', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    const first = { iteration: 10, trainLoss: 2, valLoss: 1.5, valLossCi95: 0.2, valAccuracy: 0.6, valAccuracyCi95: 0.05 };
+    const second = { iteration: 20, trainLoss: 1, valLoss: 1.75, valLossCi95: 0.25, valAccuracy: 0.55, valAccuracyCi95: 0.04 };
+    await recordMetrics(db, fence, first, first);
+    await recordMetrics(db, fence, second, first);
+    const rows = await db.prisma.jobMetric.findMany({ where: { jobId: job.id }, orderBy: { iteration: 'asc' } });
+    expect(rows.map(({ iteration, valLossCi95, valAccuracyCi95 }) => ({ iteration, valLossCi95, valAccuracyCi95 }))).toEqual([
+      { iteration: 10, valLossCi95: 0.2, valAccuracyCi95: 0.05 },
+      { iteration: 20, valLossCi95: 0.25, valAccuracyCi95: 0.04 },
+    ]);
+    const row = await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(row).toMatchObject({ bestIteration: 10, bestMetrics: first, lastMetrics: second });
+    expect(await getJob(db, row.tenantId, job.id)).toMatchObject({ bestIteration: 10, bestValidation: { metric: 'accuracy', mean: 0.6, ci95: 0.05, iteration: 10 } });
+    await expect(recordMetrics(db, fence, second, { ...first, valAccuracy: Number.NaN })).rejects.toThrow(NonFiniteValueError);
+  });
+
+  it("round-trips a checkpoint's best evaluation and its meta-parameters; refuses NaN in them", async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    const withBest: Checkpoint = { ...checkpointAt(20, 0.2), best: { point: { iteration: 10, trainLoss: 2, valLoss: 1.5, valLossCi95: 0.2 }, params: checkpointAt(10, 0.1).params } };
+    await saveCheckpoint(db, fence, withBest);
+    expect(await loadLatestCheckpoint(db, job.id)).toEqual(withBest);
+    const bad = structuredClone(withBest);
+    bad.best!.params['head.bias'].data[0] = Number.NaN;
+    await expect(saveCheckpoint(db, fence, { ...bad, iteration: 30 })).rejects.toThrow(/non-finite/);
+    await expect(saveCheckpoint(db, fence, { ...withBest, iteration: 30, best: { ...withBest.best!, point: { ...withBest.best!.point, valLoss: Number.NaN } } })).rejects.toThrow(NonFiniteValueError);
+    expect(await loadLatestCheckpoint(db, job.id)).toEqual(withBest);
+  });
+
   it('refuses a checkpoint holding NaN', async () => {
     const job = await newJob(await newTenant());
     const fence = await started(job.id);
@@ -227,6 +260,21 @@ describe('ending a run', () => {
     expect(byId.get(ids[0])?.aliases).toEqual([]);
     expect(byId.get(ids[1])?.aliases.map((a) => a.alias)).toEqual(['latest']);
     expect(byId.get(ids[1])).toMatchObject({ kind: 'regression', inputDim: 1, nWay: null, model: { hidden: [8], activation: 'relu' }, innerSteps: 3, innerLr: 0.05, metrics: { valLoss: 0.5 } });
+  });
+
+  it('stores the kept evaluation and bestIteration on the meta-model, the last and the best on the job', async () => {
+    const job = await newJob(await newTenant());
+    const fence = await started(job.id);
+    const best = { iteration: 30, trainLoss: 1, valLoss: 0.25, valLossCi95: 0.05 };
+    const last = { iteration: 50, trainLoss: 0.5, valLoss: 0.75, valLossCi95: 0.1 };
+    const { id } = await finishSucceeded(db, fence, { ...trained(30), metrics: best, bestIteration: 30, last, best });
+    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ iteration: 50, lastMetrics: last, bestIteration: 30, bestMetrics: best });
+    expect(await db.prisma.metaModel.findUniqueOrThrow({ where: { id } })).toMatchObject({ bestIteration: 30, metrics: best });
+    // Without keepBest: the last is stored and the meta-model names no best.
+    const other = await newJob(await newTenant());
+    const kept = await finishSucceeded(db, await started(other.id), { ...trained(50), metrics: last, last, best });
+    expect(await db.prisma.metaModel.findUniqueOrThrow({ where: { id: kept.id } })).toMatchObject({ bestIteration: null, metrics: last });
+    expect(await db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: other.id } })).toMatchObject({ iteration: 50, bestIteration: 30 });
   });
 
   it('stores the inner loop with the meta-model, so loading it reads nothing of its job', async () => {

@@ -1,5 +1,6 @@
 // Jobs: the list with live status and progress (one event stream per unfinished job), and the
-// selected job's meta-train and validation loss curves.
+// selected job's meta-train and validation loss curves, validation with its 95% intervals and the
+// best evaluation (the one hyper.keepBest stores) marked.
 import { api, followEvents } from './api.js';
 import { describeArchitecture } from './architecture.js';
 import { drawChart } from './chart.js';
@@ -60,16 +61,25 @@ function render() {
 }
 
 function drawCurve() {
-  drawChart(document.querySelector('#loss-chart'), [
-    { name: 'trainLoss', label: 'meta-train loss', points: curve.map((m) => [m.iteration, m.trainLoss]) },
-    { name: 'valLoss', label: 'validation loss', points: curve.map((m) => [m.iteration, m.valLoss]) },
-  ], { xLabel: 'iteration', yLabel: 'loss', logY: true });
+  const val = { name: 'valLoss', label: 'validation loss', points: curve.map((m) => [m.iteration, m.valLoss]) };
+  // Points recorded before intervals were have none: bars only when every point has one.
+  if (curve.length > 0 && curve.every((m) => m.valLossCi95 !== undefined)) val.ci = curve.map((m) => m.valLossCi95);
+  const series = [{ name: 'trainLoss', label: 'meta-train loss', points: curve.map((m) => [m.iteration, m.trainLoss]) }, val];
+  const best = curve.find((m) => m.iteration === jobs.get(selected)?.bestIteration);
+  if (best) series.push({ name: 'best', label: `best (iteration ${best.iteration})`, kind: 'points', points: [[best.iteration, best.valLoss]] });
+  drawChart(document.querySelector('#loss-chart'), series, { xLabel: 'iteration', yLabel: 'loss', logY: true });
+}
+
+/** `mean ± ci95` of the validation metric runs are selected on (accuracy in percent). */
+function describeValidation({ metric, mean, ci95 }) {
+  return metric === 'accuracy' ? `val accuracy ${(100 * mean).toFixed(1)}% ± ${(100 * ci95).toFixed(1)}` : `val loss ${mean.toPrecision(3)} ± ${ci95.toPrecision(2)}`;
 }
 
 function summarise(job) {
   const parts = [`${job.algorithm}`, describeArchitecture(job.model), `status ${job.status}`, `${job.progress.iteration}/${job.progress.iterations} iterations`];
   if (job.metrics) parts.push(`val loss ${job.metrics.valLoss.toPrecision(3)}`);
   if (job.metrics?.valAccuracy !== undefined) parts.push(`val accuracy ${(100 * job.metrics.valAccuracy).toFixed(1)}%`);
+  if (job.bestValidation) parts.push(`best at iteration ${job.bestValidation.iteration}: ${describeValidation(job.bestValidation)}${job.hyper?.keepBest === false ? ' (keepBest off: the last is stored)' : ''}`);
   if (job.error) parts.push(`error: ${job.error}`);
   document.querySelector('#job-summary').textContent = parts.join(' · ');
 }
@@ -98,9 +108,10 @@ function onEvent(id, { event, data }) {
     if (data.error) job.error = data.error;
   }
   if (event === 'metrics') {
-    job.metrics = data;
-    if (id === selected && !curve.some((m) => m.iteration === data.iteration)) {
-      curve.push({ ...data, jobId: id });
+    const { bestIteration, bestValidation, ...point } = data;
+    Object.assign(job, { metrics: point, bestIteration, bestValidation });
+    if (id === selected) {
+      if (!curve.some((m) => m.iteration === point.iteration)) curve.push({ ...point, jobId: id });
       drawCurve();
     }
   }

@@ -646,6 +646,7 @@ export interface components {
                 seed: number;
                 clipNorm?: number;
                 zeroHead: boolean;
+                keepBest: boolean;
                 tasks: number;
             };
             progress: {
@@ -655,9 +656,32 @@ export interface components {
             /** @description The latest evaluation */
             metrics: {
                 iteration: number;
+                /** @description Mean meta-training loss since the previous evaluation */
                 trainLoss: number;
+                /** @description Mean post-adaptation query loss over the job's validation tasks (the same tasks at every evaluation) */
                 valLoss: number;
+                /** @description Half-width of the 95% confidence interval of the mean over the validation tasks (1.96 standard errors; absent in points recorded before it was) */
+                valLossCi95?: number;
+                /** @description Mean post-adaptation query accuracy over the validation tasks (classification) */
                 valAccuracy?: number;
+                /** @description Half-width of the 95% confidence interval of the mean over the validation tasks (1.96 standard errors; absent in points recorded before it was) */
+                valAccuracyCi95?: number;
+            } | null;
+            /** @description The iteration of the best validation evaluation so far: the meta-model stored with hyper.keepBest (default true) holds its meta-parameters. Null before the first evaluation */
+            bestIteration: number | null;
+            /** @description That evaluation on the metric runs are selected on, with its interval; null before the first evaluation */
+            bestValidation: {
+                /**
+                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                 * @enum {string}
+                 */
+                metric: "accuracy" | "loss";
+                /** @description Mean over the validation tasks */
+                mean: number;
+                /** @description Half-width of its 95% confidence interval (1.96 standard errors) */
+                ci95: number;
+                /** @description The evaluation it was measured at */
+                iteration: number;
             } | null;
             metaModelId: string | null;
             error: string | null;
@@ -711,15 +735,19 @@ export interface components {
                 /** @enum {string} */
                 activation: "relu" | "softplus";
             };
-            /** @description Final evaluation of the job that produced it */
+            /** @description The job's evaluation of these meta-parameters (as in its metrics history): its best (bestIteration), or its last */
             metrics: {
                 iteration?: number;
                 trainLoss?: number;
                 valLoss?: number;
+                valLossCi95?: number;
                 valAccuracy?: number;
+                valAccuracyCi95?: number;
             } & {
                 [key: string]: unknown;
             };
+            /** @description The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed) */
+            bestIteration: number | null;
             /** @description Aliases pointing at this version, e.g. latest, production */
             aliases: string[];
             /**
@@ -736,9 +764,16 @@ export interface components {
         MetricsHistory: {
             items: {
                 iteration: number;
+                /** @description Mean meta-training loss since the previous evaluation */
                 trainLoss: number;
+                /** @description Mean post-adaptation query loss over the job's validation tasks (the same tasks at every evaluation) */
                 valLoss: number;
+                /** @description Half-width of the 95% confidence interval of the mean over the validation tasks (1.96 standard errors; absent in points recorded before it was) */
+                valLossCi95?: number;
+                /** @description Mean post-adaptation query accuracy over the validation tasks (classification) */
                 valAccuracy?: number;
+                /** @description Half-width of the 95% confidence interval of the mean over the validation tasks (1.96 standard errors; absent in points recorded before it was) */
+                valAccuracyCi95?: number;
                 /**
                  * Format: date-time
                  * @example 2026-01-01T12:00:00.000Z
@@ -2390,6 +2425,7 @@ export interface operations {
                      *             "seed": 0,
                      *             "checkpointEvery": 100,
                      *             "zeroHead": false,
+                     *             "keepBest": true,
                      *             "tasks": 1000
                      *           },
                      *           "progress": {
@@ -2399,7 +2435,15 @@ export interface operations {
                      *           "metrics": {
                      *             "iteration": 5000,
                      *             "trainLoss": 0.58,
-                     *             "valLoss": 0.62
+                     *             "valLoss": 0.62,
+                     *             "valLossCi95": 0.09
+                     *           },
+                     *           "bestIteration": 4500,
+                     *           "bestValidation": {
+                     *             "metric": "loss",
+                     *             "mean": 0.6,
+                     *             "ci95": 0.09,
+                     *             "iteration": 4500
                      *           },
                      *           "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *           "error": null,
@@ -2584,6 +2628,8 @@ export interface operations {
                         clipNorm?: number;
                         /** @description MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). A learned head's initialisation is tied to the training classes; from zero, a classifier's first inner step makes each class's weights proportional to the mean support embedding of that class minus that of all classes: a prototype. Default false */
                         zeroHead?: boolean;
+                        /** @description Store the meta-parameters of the best validation evaluation (every evalEvery iterations and after the last) instead of the last iteration's: the highest mean validation accuracy for classification (ties: the lower loss), the lowest mean validation loss for regression; the job and the meta-model name its bestIteration. Default true */
+                        keepBest?: boolean;
                         /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
                         tasks?: number;
                     };
@@ -2631,6 +2677,7 @@ export interface operations {
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
                      *         "zeroHead": false,
+                     *         "keepBest": true,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -2640,7 +2687,15 @@ export interface operations {
                      *       "metrics": {
                      *         "iteration": 5000,
                      *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
+                     *         "valLoss": 0.62,
+                     *         "valLossCi95": 0.09
+                     *       },
+                     *       "bestIteration": 4500,
+                     *       "bestValidation": {
+                     *         "metric": "loss",
+                     *         "mean": 0.6,
+                     *         "ci95": 0.09,
+                     *         "iteration": 4500
                      *       },
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
@@ -2693,6 +2748,7 @@ export interface operations {
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
                      *         "zeroHead": false,
+                     *         "keepBest": true,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -2700,6 +2756,8 @@ export interface operations {
                      *         "iterations": 5000
                      *       },
                      *       "metrics": null,
+                     *       "bestIteration": null,
+                     *       "bestValidation": null,
                      *       "metaModelId": null,
                      *       "error": null,
                      *       "cancelRequested": false,
@@ -2919,6 +2977,7 @@ export interface operations {
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
                      *         "zeroHead": false,
+                     *         "keepBest": true,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -2928,7 +2987,15 @@ export interface operations {
                      *       "metrics": {
                      *         "iteration": 5000,
                      *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
+                     *         "valLoss": 0.62,
+                     *         "valLossCi95": 0.09
+                     *       },
+                     *       "bestIteration": 4500,
+                     *       "bestValidation": {
+                     *         "metric": "loss",
+                     *         "mean": 0.6,
+                     *         "ci95": 0.09,
+                     *         "iteration": 4500
                      *       },
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
@@ -3113,6 +3180,7 @@ export interface operations {
                      *         "seed": 0,
                      *         "checkpointEvery": 100,
                      *         "zeroHead": false,
+                     *         "keepBest": true,
                      *         "tasks": 1000
                      *       },
                      *       "progress": {
@@ -3122,7 +3190,15 @@ export interface operations {
                      *       "metrics": {
                      *         "iteration": 5000,
                      *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
+                     *         "valLoss": 0.62,
+                     *         "valLossCi95": 0.09
+                     *       },
+                     *       "bestIteration": 4500,
+                     *       "bestValidation": {
+                     *         "metric": "loss",
+                     *         "mean": 0.6,
+                     *         "ci95": 0.09,
+                     *         "iteration": 4500
                      *       },
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
@@ -3300,21 +3376,24 @@ export interface operations {
                      * @example {
                      *       "items": [
                      *         {
-                     *           "iteration": 0,
+                     *           "iteration": 500,
                      *           "trainLoss": 2.31,
                      *           "valLoss": 2.22,
+                     *           "valLossCi95": 0.41,
                      *           "at": "2026-01-01T12:00:00.140Z"
                      *         },
                      *         {
                      *           "iteration": 2500,
                      *           "trainLoss": 0.74,
                      *           "valLoss": 0.79,
+                     *           "valLossCi95": 0.12,
                      *           "at": "2026-01-01T12:00:11.300Z"
                      *         },
                      *         {
                      *           "iteration": 5000,
                      *           "trainLoss": 0.58,
                      *           "valLoss": 0.62,
+                     *           "valLossCi95": 0.09,
                      *           "at": "2026-01-01T12:00:22.480Z"
                      *         }
                      *       ]
@@ -3482,7 +3561,7 @@ export interface operations {
                      *
                      *     id: 1767268800411-0
                      *     event: metrics
-                     *     data: {"iteration":500,"trainLoss":1.12,"valLoss":1.20}
+                     *     data: {"iteration":500,"trainLoss":1.12,"valLoss":1.20,"valLossCi95":0.31,"bestIteration":500,"bestValidation":{"metric":"loss","mean":1.20,"ci95":0.31,"iteration":500}}
                      *
                      *     id: 1767268822480-0
                      *     event: status
@@ -3661,10 +3740,12 @@ export interface operations {
                      *             "activation": "relu"
                      *           },
                      *           "metrics": {
-                     *             "iteration": 5000,
-                     *             "trainLoss": 0.58,
-                     *             "valLoss": 0.62
+                     *             "iteration": 4500,
+                     *             "trainLoss": 0.6,
+                     *             "valLoss": 0.6,
+                     *             "valLossCi95": 0.09
                      *           },
+                     *           "bestIteration": 4500,
                      *           "aliases": [
                      *             "latest",
                      *             "production"
@@ -3821,10 +3902,12 @@ export interface operations {
                      *         "activation": "relu"
                      *       },
                      *       "metrics": {
-                     *         "iteration": 5000,
-                     *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
+                     *         "iteration": 4500,
+                     *         "trainLoss": 0.6,
+                     *         "valLoss": 0.6,
+                     *         "valLossCi95": 0.09
                      *       },
+                     *       "bestIteration": 4500,
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4001,10 +4084,12 @@ export interface operations {
                      *         "activation": "relu"
                      *       },
                      *       "metrics": {
-                     *         "iteration": 5000,
-                     *         "trainLoss": 0.58,
-                     *         "valLoss": 0.62
+                     *         "iteration": 4500,
+                     *         "trainLoss": 0.6,
+                     *         "valLoss": 0.6,
+                     *         "valLossCi95": 0.09
                      *       },
+                     *       "bestIteration": 4500,
                      *       "aliases": [
                      *         "latest",
                      *         "production"

@@ -5,7 +5,7 @@
  */
 import type { Prisma} from '../client.js';
 import { isUniqueViolation, type Db } from '../client.js';
-import { apiHyper, DEFAULT_HYPER, type AlgorithmName, type ApiHyperParams, type HyperParams, storedModelConfig, type MetricsPoint, type StoredModelConfig } from '../../meta/index.js';
+import { apiHyper, DEFAULT_HYPER, type AlgorithmName, type ApiHyperParams, type HyperParams, storedModelConfig, type MetricsPoint, type StoredModelConfig, type Validation, validationOf } from '../../meta/index.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
 /** A job's statuses (the database enum and the job resource's `status`). */
@@ -25,6 +25,10 @@ export interface JobView {
   progress: { iteration: number; iterations: number };
   /** The latest evaluation. */
   metrics: MetricsPoint | null;
+  /** The iteration of the best validation evaluation so far (what keepBest stores); null before the first. */
+  bestIteration: number | null;
+  /** The best evaluation's selected metric with its interval (what a study ranks by); null before the first. */
+  bestValidation: Validation | null;
   metaModelId: string | null;
   error: string | null;
   cancelRequested: boolean;
@@ -68,6 +72,8 @@ export function jobView(row: JobRow): JobView {
     hyper: apiHyper({ ...DEFAULT_HYPER, ...(row.hyper as unknown as HyperParams) }),
     progress: { iteration: row.iteration, iterations: row.iterations },
     metrics: (row.lastMetrics as JobView['metrics']) ?? null,
+    bestIteration: row.bestIteration,
+    bestValidation: row.bestMetrics === null ? null : validationOf(row.bestMetrics as unknown as MetricsPoint),
     metaModelId: row.metaModel?.id ?? null,
     error: row.error,
     cancelRequested: row.cancelRequestedAt !== null,
@@ -221,7 +227,9 @@ export async function listJobMetrics(db: Db, tenantId: string, id: string) {
     iteration: row.iteration,
     trainLoss: row.trainLoss,
     valLoss: row.valLoss,
+    ...(row.valLossCi95 === null ? {} : { valLossCi95: row.valLossCi95 }),
     ...(row.valAccuracy === null ? {} : { valAccuracy: row.valAccuracy }),
+    ...(row.valAccuracyCi95 === null ? {} : { valAccuracyCi95: row.valAccuracyCi95 }),
     at: row.at.toISOString(),
   }));
 }

@@ -38,6 +38,8 @@ export interface MetaModelView {
   nWay?: number;
   model: StoredModelConfig;
   metrics: Record<string, unknown>;
+  /** The iteration of the best validation evaluation it holds (keepBest); null: the last iteration's. */
+  bestIteration: number | null;
   aliases: string[];
   createdAt: string;
 }
@@ -67,6 +69,7 @@ const SELECT = {
   nWay: true,
   model: true,
   metrics: true,
+  bestIteration: true,
   createdAt: true,
   aliases: { select: { alias: true }, orderBy: { alias: 'asc' as const } },
 } as const;
@@ -82,6 +85,7 @@ interface Row {
   nWay: number | null;
   model: unknown;
   metrics: unknown;
+  bestIteration: number | null;
   createdAt: Date;
   aliases: { alias: string }[];
 }
@@ -98,6 +102,7 @@ function view(row: Row): MetaModelView {
     ...(row.nWay === null ? {} : { nWay: row.nWay }),
     model: storedModelConfig(row.model),
     metrics: row.metrics as MetaModelView['metrics'],
+    bestIteration: row.bestIteration,
     aliases: row.aliases.map((a) => a.alias),
     createdAt: row.createdAt.toISOString(),
   };
@@ -173,12 +178,16 @@ export interface NewMetaModel {
   jobId: string;
   /** Architecture, meta-parameters and the inner-loop settings it was meta-trained with. */
   model: MetaModel;
+  /** The evaluation of `model`'s parameters. */
   metrics: MetricsPoint;
+  /** Set when `model` holds the best validation evaluation's parameters (keepBest): its iteration. */
+  bestIteration?: number;
 }
 
-/** The JSON a metrics point is stored as (valAccuracy only when there is one). */
+/** The JSON a metrics point is stored as (each optional field only when there is one). */
 export function metricsJson(m: MetricsPoint): Prisma.InputJsonObject {
-  return { iteration: m.iteration, trainLoss: m.trainLoss, valLoss: m.valLoss, ...(m.valAccuracy === undefined ? {} : { valAccuracy: m.valAccuracy }) };
+  const optional = { valLossCi95: m.valLossCi95, valAccuracy: m.valAccuracy, valAccuracyCi95: m.valAccuracyCi95 };
+  return { iteration: m.iteration, trainLoss: m.trainLoss, valLoss: m.valLoss, ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) };
 }
 
 /**
@@ -206,6 +215,7 @@ export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input
       innerSteps: model.inner.steps,
       innerLr: model.inner.lr,
       metrics: metricsJson(input.metrics),
+      bestIteration: input.bestIteration ?? null,
       params: new Uint8Array(encodeParams(model.params)),
     },
     select: { id: true, version: true },

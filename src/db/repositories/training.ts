@@ -11,7 +11,7 @@
  * writing anything.
  */
 import { decodeParams, encodeParams, type Checkpoint, type FamilySpec, type MetaModel, type MetricsPoint, type ParamArrays } from '../../meta/index.js';
-import { isUniqueViolation, type Db, type Prisma } from '../client.js';
+import { isUniqueViolation, Prisma, type Db } from '../client.js';
 import { insertMetaModelVersion, metricsJson } from './meta-models.js';
 import { loadFamilySpecs } from './task-families.js';
 import { truncateReason } from '../../util/error-reason.js';
@@ -131,15 +131,27 @@ function checkFiniteMetrics(metrics: MetricsPoint): void {
   }
 }
 
+/** The job's copy of its best evaluation so far (both columns, always together). */
+const bestColumns = (best: MetricsPoint) => ({ bestIteration: best.iteration, bestMetrics: metricsJson(best) });
+
 /**
- * Appends a metrics row and copies it to the job. A resumed run recomputes the iterations after its
- * checkpoint, so a row for the same iteration is replaced, not duplicated.
+ * Appends a metrics row and copies it to the job, with the run's best evaluation so far (`best`,
+ * which may be this one). A resumed run recomputes the iterations after its checkpoint, so a row
+ * for the same iteration is replaced, not duplicated, and the best is the engine's again.
  */
-export async function recordMetrics(db: Db, fence: Fence, metrics: MetricsPoint): Promise<void> {
+export async function recordMetrics(db: Db, fence: Fence, metrics: MetricsPoint, best?: MetricsPoint): Promise<void> {
   checkFiniteMetrics(metrics);
-  const row = { trainLoss: metrics.trainLoss, valLoss: metrics.valLoss, valAccuracy: metrics.valAccuracy ?? null, at: new Date() };
+  if (best) checkFiniteMetrics(best);
+  const row = {
+    trainLoss: metrics.trainLoss,
+    valLoss: metrics.valLoss,
+    valLossCi95: metrics.valLossCi95 ?? null,
+    valAccuracy: metrics.valAccuracy ?? null,
+    valAccuracyCi95: metrics.valAccuracyCi95 ?? null,
+    at: new Date(),
+  };
   await db.prisma.$transaction(async (tx) => {
-    await fenced(tx, fence, { lastMetrics: metricsJson(metrics) });
+    await fenced(tx, fence, { lastMetrics: metricsJson(metrics), ...(best ? bestColumns(best) : {}) });
     await tx.jobMetric.upsert({
       where: { jobId_iteration: { jobId: fence.jobId, iteration: metrics.iteration } },
       create: { jobId: fence.jobId, iteration: metrics.iteration, ...row },
@@ -177,8 +189,8 @@ function decodeOptimizer(bytes: Uint8Array, step: number): Checkpoint['optimizer
 }
 
 /**
- * Stores a checkpoint (parameters and Adam moments through the params codec, which refuses NaN) and
- * drops the older ones: the latest is all a resume needs.
+ * Stores a checkpoint (parameters, Adam moments and the best evaluation's meta-parameters through
+ * the params codec, which refuses NaN) and drops the older ones: the latest is all a resume needs.
  */
 export async function saveCheckpoint(db: Db, fence: Fence, checkpoint: Checkpoint): Promise<void> {
   const params = encodeParams(checkpoint.params);
@@ -187,7 +199,16 @@ export async function saveCheckpoint(db: Db, fence: Fence, checkpoint: Checkpoin
   if (![state.rng, state.adamStep, state.pendingLoss.sum, state.pendingLoss.count].every(Number.isFinite)) {
     throw new NonFiniteValueError(`checkpoint at iteration ${checkpoint.iteration} holds a non-finite training state`);
   }
-  const data = { params: new Uint8Array(params), optimizerState: new Uint8Array(optimizerState), rngState: { ...state }, createdAt: new Date() };
+  const { best } = checkpoint;
+  if (best) checkFiniteMetrics(best.point);
+  const data = {
+    params: new Uint8Array(params),
+    optimizerState: new Uint8Array(optimizerState),
+    rngState: { ...state },
+    bestMetrics: best ? metricsJson(best.point) : Prisma.DbNull,
+    bestParams: best ? new Uint8Array(encodeParams(best.params)) : null,
+    createdAt: new Date(),
+  };
   await db.prisma.$transaction(async (tx) => {
     await fenced(tx, fence);
     await tx.checkpoint.upsert({
@@ -207,22 +228,32 @@ export async function loadLatestCheckpoint(db: Db, jobId: string): Promise<Check
   const row = await db.prisma.checkpoint.findFirst({ where: { jobId }, orderBy: { iteration: 'desc' } });
   if (!row) return null;
   const state = row.rngState as unknown as ResumeState;
-  return {
+  const checkpoint: Checkpoint = {
     iteration: row.iteration,
     params: decodeParams(row.params),
     optimizer: decodeOptimizer(row.optimizerState, state.adamStep),
     rngState: state.rng,
     pendingLoss: { sum: state.pendingLoss.sum, count: state.pendingLoss.count },
   };
+  // Both or neither are written; a checkpoint from before keepBest has neither (the run's best starts again from its resume).
+  if (row.bestParams !== null && row.bestMetrics !== null) checkpoint.best = { point: row.bestMetrics as unknown as MetricsPoint, params: decodeParams(row.bestParams) };
+  return checkpoint;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Ending a run
 
-/** What a successful run stores as a meta-model version: the engine's result and its final evaluation. */
+/** What a successful run stores as a meta-model version: the engine's result and its evaluations. */
 export interface TrainedModel {
   model: MetaModel;
+  /** The evaluation of `model`'s parameters (the meta-model's metrics): the best one (keepBest) or the last. */
   metrics: MetricsPoint;
+  /** Set when `model` holds the best evaluation's parameters (keepBest): its iteration, the meta-model's bestIteration. */
+  bestIteration?: number;
+  /** The run's last evaluation (the job's metrics). Default `metrics`. */
+  last?: MetricsPoint;
+  /** The run's best evaluation (the job's best). Default: the job's is left as it is. */
+  best?: MetricsPoint;
 }
 
 /** Attempts at the version insert when another job of the same name takes the number first. */
@@ -235,13 +266,15 @@ const VERSION_RETRIES = 5;
  * @returns the new meta-model's id and version.
  */
 export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedModel): Promise<{ id: string; version: number }> {
-  checkFiniteMetrics(trained.metrics);
+  const { model, metrics, bestIteration, best } = trained;
+  const last = trained.last ?? metrics;
+  for (const point of [metrics, last, ...(best ? [best] : [])]) checkFiniteMetrics(point);
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.prisma.$transaction(async (tx) => {
-        await fenced(tx, fence, { status: 'succeeded', iteration: trained.metrics.iteration, lastMetrics: metricsJson(trained.metrics), finishedAt: new Date() });
+        await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), finishedAt: new Date() });
         const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
-        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, ...trained });
+        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration });
         await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;
       });

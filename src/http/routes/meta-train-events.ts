@@ -39,7 +39,7 @@ const LEASE_HEARTBEATS = 3;
 const EVENTS_EXAMPLE = [
   'event: status\ndata: {"status":"running","iteration":0,"iterations":5000}\n',
   'id: 1767268800123-0\nevent: progress\ndata: {"iteration":250,"iterations":5000}\n',
-  'id: 1767268800411-0\nevent: metrics\ndata: {"iteration":500,"trainLoss":1.12,"valLoss":1.20}\n',
+  'id: 1767268800411-0\nevent: metrics\ndata: {"iteration":500,"trainLoss":1.12,"valLoss":1.20,"valLossCi95":0.31,"bestIteration":500,"bestValidation":{"metric":"loss","mean":1.20,"ci95":0.31,"iteration":500}}\n',
   'id: 1767268822480-0\nevent: status\ndata: {"status":"succeeded","iteration":5000,"iterations":5000,"metaModelId":"0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912"}\n\n',
 ].join('\n');
 

@@ -29,7 +29,8 @@ const META_MODEL = {
   kind: 'regression',
   inputDim: 1,
   model: { body: 'mlp', hidden: [40, 40], activation: 'relu' },
-  metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62 },
+  metrics: { iteration: 4500, trainLoss: 0.6, valLoss: 0.6, valLossCi95: 0.09 },
+  bestIteration: 4500,
   aliases: ['latest', 'production'],
   createdAt: EXAMPLE_TIMES.finished,
 };
@@ -49,10 +50,15 @@ export const MetaModel = Type.Object({
       iteration: Type.Optional(Type.Integer()),
       trainLoss: Type.Optional(Type.Number()),
       valLoss: Type.Optional(Type.Number()),
+      valLossCi95: Type.Optional(Type.Number()),
       valAccuracy: Type.Optional(Type.Number()),
+      valAccuracyCi95: Type.Optional(Type.Number()),
     },
-    { additionalProperties: true, description: 'Final evaluation of the job that produced it' },
+    { additionalProperties: true, description: "The job's evaluation of these meta-parameters (as in its metrics history): its best (bestIteration), or its last" },
   ),
+  bestIteration: Type.Union([Type.Integer(), Type.Null()], {
+    description: "The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed)",
+  }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version, e.g. latest, production' }),
   createdAt: Timestamp,
 }, { examples: [META_MODEL] });

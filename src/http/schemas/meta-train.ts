@@ -2,7 +2,7 @@
 import { Type, type Static, type TBoolean, type TInteger, type TNumber, type TOptional } from 'typebox';
 import type { Limits } from '../../config.js';
 import { JOB_STATUSES } from '../../db/repositories/jobs.js';
-import { ACTIVATIONS, ALGORITHM_NAMES, BODY_KINDS, MAX_CONV_BLOCKS, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, type ApiHyperName, type HyperField, type HyperParams } from '../../meta/index.js';
+import { ACTIVATIONS, ALGORITHM_NAMES, BODY_KINDS, MAX_CONV_BLOCKS, API_HYPER_NAMES, getAlgorithm, TASK_KINDS, describeHyper, HYPER_FIELDS, VALIDATION_METRICS, type ApiHyperName, type HyperField, type HyperParams } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 
@@ -33,9 +33,11 @@ const QUEUED_JOB = {
   // A job answers its model with the body named and defaults filled in.
   model: { body: 'mlp', ...MAML_REQUEST.model },
   // A job answers every hyper-parameter after defaults, `tasks` (multitask's pool) too.
-  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, zeroHead: false, tasks: 1000 },
+  hyper: { ...MAML_REQUEST.hyper, checkpointEvery: 100, zeroHead: false, keepBest: true, tasks: 1000 },
   progress: { iteration: 0, iterations: 5000 },
   metrics: null,
+  bestIteration: null,
+  bestValidation: null,
   metaModelId: null,
   error: null,
   cancelRequested: false,
@@ -48,7 +50,9 @@ const SUCCEEDED_JOB = {
   ...QUEUED_JOB,
   status: 'succeeded',
   progress: { iteration: 5000, iterations: 5000 },
-  metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62 },
+  metrics: { iteration: 5000, trainLoss: 0.58, valLoss: 0.62, valLossCi95: 0.09 },
+  bestIteration: 4500,
+  bestValidation: { metric: 'loss', mean: 0.6, ci95: 0.09, iteration: 4500 },
   metaModelId: EXAMPLE_IDS.metaModel,
   startedAt: EXAMPLE_TIMES.started,
   finishedAt: EXAMPLE_TIMES.finished,
@@ -136,12 +140,27 @@ export function MetaTrainCreate(limits: Limits) {
 }
 export type MetaTrainCreate = Static<ReturnType<typeof MetaTrainCreate>>;
 
+const CI95 = 'Half-width of the 95% confidence interval of the mean over the validation tasks (1.96 standard errors; absent in points recorded before it was)';
+
 export const JobMetrics = Type.Object({
   iteration: Type.Integer(),
-  trainLoss: Type.Number(),
-  valLoss: Type.Number(),
-  valAccuracy: Type.Optional(Type.Number()),
+  trainLoss: Type.Number({ description: 'Mean meta-training loss since the previous evaluation' }),
+  valLoss: Type.Number({ description: "Mean post-adaptation query loss over the job's validation tasks (the same tasks at every evaluation)" }),
+  valLossCi95: Type.Optional(Type.Number({ minimum: 0, description: CI95 })),
+  valAccuracy: Type.Optional(Type.Number({ description: 'Mean post-adaptation query accuracy over the validation tasks (classification)' })),
+  valAccuracyCi95: Type.Optional(Type.Number({ minimum: 0, description: CI95 })),
 });
+
+/** A run's standing on validation: the metric it is selected on at one evaluation (src/meta/selection.ts). */
+export const Validation = Type.Object(
+  {
+    metric: Literals(VALIDATION_METRICS, { description: 'accuracy (higher is better) for classification, loss (MSE, lower is better) for regression' }),
+    mean: Type.Number({ description: 'Mean over the validation tasks' }),
+    ci95: Type.Number({ minimum: 0, description: 'Half-width of its 95% confidence interval (1.96 standard errors)' }),
+    iteration: Type.Integer({ description: 'The evaluation it was measured at' }),
+  },
+  { additionalProperties: false },
+);
 
 export const Job = Type.Object({
   id: Id,
@@ -161,6 +180,10 @@ export const Job = Type.Object({
   ),
   progress: Type.Object({ iteration: Type.Integer(), iterations: Type.Integer() }),
   metrics: Type.Union([JobMetrics, Type.Null()], { description: 'The latest evaluation' }),
+  bestIteration: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The iteration of the best validation evaluation so far: the meta-model stored with hyper.keepBest (default true) holds its meta-parameters. Null before the first evaluation',
+  }),
+  bestValidation: Type.Union([Validation, Type.Null()], { description: 'That evaluation on the metric runs are selected on, with its interval; null before the first evaluation' }),
   metaModelId: Type.Union([Id, Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   cancelRequested: Type.Boolean({ description: 'A cancel was asked for; a running job ends `cancelled` within one iteration' }),
@@ -182,9 +205,9 @@ export const MetricsHistory = Type.Object({
 }, {
   examples: [{
     items: [
-      { iteration: 0, trainLoss: 2.31, valLoss: 2.22, at: EXAMPLE_TIMES.started },
-      { iteration: 2500, trainLoss: 0.74, valLoss: 0.79, at: '2026-01-01T12:00:11.300Z' },
-      { iteration: 5000, trainLoss: 0.58, valLoss: 0.62, at: EXAMPLE_TIMES.finished },
+      { iteration: 500, trainLoss: 2.31, valLoss: 2.22, valLossCi95: 0.41, at: EXAMPLE_TIMES.started },
+      { iteration: 2500, trainLoss: 0.74, valLoss: 0.79, valLossCi95: 0.12, at: '2026-01-01T12:00:11.300Z' },
+      { iteration: 5000, trainLoss: 0.58, valLoss: 0.62, valLossCi95: 0.09, at: EXAMPLE_TIMES.finished },
     ],
   }],
 });

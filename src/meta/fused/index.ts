@@ -241,21 +241,32 @@ export function fusedMetaGradient(algorithm: AlgorithmName, spec: ModelSpec, inn
   return { loss: loss / batch.tasks, grads };
 }
 
-/** Post-adaptation loss (and accuracy, classification) of held-out tasks on the fused path, guarded as adaptation is. */
-export function fusedEvaluate(algorithm: AlgorithmName, spec: ModelSpec, inner: InnerSettings, params: ParamArrays, batch: EpisodeBatch, guard: GuardPolicy = 'best'): { loss: number; accuracy?: number } {
+/**
+ * Post-adaptation loss (and accuracy, classification) of held-out tasks on the fused path, guarded as
+ * adaptation is: the means, and each task's value in the batch's order (their spread gives a mean's interval).
+ */
+export function fusedEvaluate(
+  algorithm: AlgorithmName,
+  spec: ModelSpec,
+  inner: InnerSettings,
+  params: ParamArrays,
+  batch: EpisodeBatch,
+  guard: GuardPolicy = 'best',
+): { loss: number; accuracy?: number; taskLosses: number[]; taskAccuracies?: number[] } {
   const m = fusedModel(spec, Math.max(batch.supportSize, batch.querySize));
   const support = upload(m, spec, 'support', batch.tasks, batch.supportSize, batch.support.x, batch.support.y);
   const query = upload(m, spec, 'query', batch.tasks, batch.querySize, batch.query.x, batch.query.y);
   const start = uploadParams(m, algorithm, params);
-  let loss = 0;
-  let correct = 0;
+  const taskLosses: number[] = [];
+  const taskAccuracies: number[] = [];
   for (let t = 0; t < batch.tasks; t++) {
     const adapted = adaptTask(m, algorithm, start, support, t, inner, false, { policy: guard, trace: [] });
-    loss += m.kernels.lossOnly(adapted, query.x + t * query.xStride, query.y + t * query.yStride, query.n, 0);
-    correct += m.kernels.lastCorrect();
+    taskLosses.push(m.kernels.lossOnly(adapted, query.x + t * query.xStride, query.y + t * query.yStride, query.n, 0));
+    taskAccuracies.push(m.kernels.lastCorrect() / batch.querySize);
   }
-  loss /= batch.tasks;
-  return spec.kind === 'regression' ? { loss } : { loss, accuracy: correct / (batch.tasks * batch.querySize) };
+  const loss = taskLosses.reduce((a, b) => a + b, 0) / batch.tasks;
+  if (spec.kind === 'regression') return { loss, taskLosses };
+  return { loss, accuracy: taskAccuracies.reduce((a, b) => a + b, 0) / batch.tasks, taskLosses, taskAccuracies };
 }
 
 /** One task's adaptation on the fused path: its adapted model vector and its support loss per step. */
