@@ -99,6 +99,11 @@ export interface Config {
    * Redis has lost (it also runs at worker start). Default 60000.
    */
   readonly reconcileIntervalMs: number;
+  /**
+   * STUDY_INTERVAL_MS: how often a worker's study scheduler looks at running studies (starts waiting
+   * trials, decides finished rungs, judges the winner's evaluation). Default 2000.
+   */
+  readonly studyIntervalMs: number;
   /** PROGRESS_INTERVAL_MS: least time between two progress writes of a running job. Default 250. */
   readonly progressIntervalMs: number;
   /**
@@ -270,6 +275,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     stalledIntervalMs: read.int('STALLED_INTERVAL_MS', 15_000, 100, 3_600_000),
     maxStalledCount: read.int('MAX_STALLED_COUNT', 10, 1, 1_000),
     reconcileIntervalMs: read.int('RECONCILE_INTERVAL_MS', 60_000, 100, 86_400_000),
+    studyIntervalMs: read.int('STUDY_INTERVAL_MS', 2_000, 50, 3_600_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
     adaptWaitMs: read.int('ADAPT_WAIT_MS', 10_000, 0, 600_000),
     idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1_000, 365 * 86_400_000),

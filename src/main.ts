@@ -11,6 +11,7 @@ import { CancelListener } from './jobs/cancel.js';
 import { createHandlers } from './jobs/handlers/index.js';
 import { closeQueues, createQueues } from './jobs/queues.js';
 import { Reconciler } from './jobs/reconciler.js';
+import { StudyScheduler } from './jobs/study-scheduler.js';
 import { createProbeRedis, createRedis } from './jobs/redis.js';
 import { Shutdown } from './jobs/shutdown.js';
 import { startWorkers } from './jobs/worker.js';
@@ -70,12 +71,14 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
       logger,
     });
     const reconciler = new Reconciler({ db, queues, redis, prefix: config.queuePrefix, logger, intervalMs: config.reconcileIntervalMs }).start();
+    const studies = new StudyScheduler({ db, queues, logger, maxActiveJobsPerTenant: config.limits.maxConcurrentJobsPerTenant, intervalMs: config.studyIntervalMs }).start();
     // One step: stop re-enqueueing, let running jobs finish or hand back, then stop listening for cancels.
     // Worker metrics reach the API's /metrics through Redis (see metrics/snapshots.ts).
     instrumentWorkers(pool.workers);
     const metrics = new WorkerMetricsPublisher({ redis, prefix: config.queuePrefix, intervalMs: config.workerMetricsIntervalMs, backend: activeBackend, logger }).start();
     shutdown.add('workers', async () => {
       await reconciler.stop();
+      await studies.stop();
       await pool.close();
       await metrics.close();
       await cancels.close();

@@ -30,6 +30,8 @@ import metaTrainEvents from './routes/meta-train-events.js';
 import metaTrain from './routes/meta-train.js';
 import modelExport from './routes/model-export.js';
 import predict from './routes/predict.js';
+import studies from './routes/studies.js';
+import studyEvents from './routes/study-events.js';
 import tasks from './routes/tasks.js';
 import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
@@ -105,6 +107,8 @@ export async function buildApp(deps: AppDeps) {
     await api.register(metaTrainEvents, { redis: jobsRedis, reader: eventReader });
     await api.register(metaModels);
     await api.register(evaluations);
+    await api.register(studies, { redis: jobsRedis });
+    await api.register(studyEvents, { redis: jobsRedis });
     await api.register(tasks);
     await api.register(adapt);
     await api.register(predict);

@@ -130,6 +130,8 @@ class Run {
   private iteration: number;
   private lastMetrics: MetricsPoint | undefined;
   private lastProgressAt = 0;
+  /** The job is a study's trial (set with its configuration). */
+  private studyTrial = false;
 
   constructor(
     private readonly deps: MetaTrainDeps,
@@ -154,7 +156,8 @@ class Run {
     this.log.info({ resumeFrom: resumeFrom?.iteration ?? null, iterations: this.iterations }, 'meta-train run started');
     this.publish('status', { status: 'running', iteration: resumeFrom?.iteration ?? this.iteration, iterations: this.iterations });
 
-    const events = metaTrain(config, { resumeFrom: resumeFrom ?? undefined, signal: AbortSignal.any([shutdown, tracked.signal]) });
+    // A study's trial keeps its final state: a promotion to the next rung resumes it from there.
+    const events = metaTrain(config, { resumeFrom: resumeFrom ?? undefined, signal: AbortSignal.any([shutdown, tracked.signal]), checkpointAtEnd: this.studyTrial });
     try {
       for (;;) {
         let step: IteratorResult<TrainEvent>;
@@ -209,7 +212,7 @@ class Run {
     if (this.lastMetrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
     const { model, evaluation, last, best, keptBest } = result;
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
-      training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}) }),
+      training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}), checkpoint: result.checkpoint }),
     );
     this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss, bestIteration: best.iteration, keptBest }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });
@@ -247,6 +250,7 @@ class Run {
   private async trainConfig(): Promise<TrainConfig> {
     const inputs = await training.loadRunInputs(this.deps.db, this.fence.jobId);
     if (!inputs) throw new JobFailure('the job row disappeared');
+    this.studyTrial = inputs.studyId !== null;
     const missing = inputs.familyIds.filter((id) => !inputs.families.some((family) => family.id === id));
     if (missing.length > 0) throw new JobFailure(`task famil${missing.length > 1 ? 'ies' : 'y'} ${missing.join(', ')} no longer exist${missing.length > 1 ? '' : 's'}`);
     try {

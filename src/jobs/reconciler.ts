@@ -17,6 +17,7 @@ import type { Db } from '../db/client.js';
 import { listUnfinishedAdaptations } from '../db/repositories/adaptations.js';
 import { listUnfinishedEvaluationIds } from '../db/repositories/evaluations.js';
 import { listUnfinishedJobIds } from '../db/repositories/training.js';
+import { PeriodicPass } from './periodic.js';
 import { enqueue, enqueueEvaluation, type QueueName, type Queues } from './queues.js';
 
 /** Jobs read from Postgres per page. */
@@ -54,11 +55,11 @@ export interface ReconcileReport {
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 export class Reconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private pass: Promise<unknown> = Promise.resolve();
-  private stopped = false;
+  private readonly periodic: PeriodicPass;
 
-  constructor(private readonly options: ReconcilerOptions) {}
+  constructor(private readonly options: ReconcilerOptions) {
+    this.periodic = new PeriodicPass(() => this.reconcile(), options.intervalMs ?? 60_000, (err) => options.logger.warn({ err }, 'reconciler pass failed'));
+  }
 
   private get lockKey(): string {
     return `${this.options.prefix}:reconciler:lock`;
@@ -132,22 +133,12 @@ export class Reconciler {
 
   /** Runs a pass now and then every interval until stop(); a failed pass is logged and retried next time. */
   start(): this {
-    const { intervalMs = 60_000, logger } = this.options;
-    const tick = () => {
-      this.pass = this.reconcile()
-        .catch((err: unknown) => logger.warn({ err }, 'reconciler pass failed'))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
-        });
-    };
-    tick();
+    this.periodic.start();
     return this;
   }
 
   /** Stops the timer and waits for a pass in progress. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.pass;
+    await this.periodic.stop();
   }
 }

@@ -59,6 +59,11 @@ export interface TrainOptions {
   resumeFrom?: Checkpoint;
   /** Aborting stops training with a TrainingAbortedError before the next iteration. */
   signal?: AbortSignal;
+  /**
+   * Hand over the state after the last iteration with the result (`result.checkpoint`): a study's
+   * trial keeps it, so that promoting the trial resumes this run for more iterations.
+   */
+  checkpointAtEnd?: boolean;
 }
 
 export type { MetricsPoint } from './selection.js';
@@ -82,6 +87,8 @@ export type TrainEvent =
       best: MetricsPoint;
       /** `model` holds the best evaluation's parameters (keepBest). */
       keptBest: boolean;
+      /** The state after the last iteration (only with `checkpointAtEnd`), to resume from with more iterations. */
+      checkpoint?: Checkpoint;
       valLoss: number;
       valAccuracy?: number;
     };
@@ -318,6 +325,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
       last,
       best: best.point,
       keptBest: hyper.keepBest,
+      ...(options.checkpointAtEnd ? { checkpoint: checkpointAt(hyper.iterations) } : {}),
       valLoss,
       ...(valAccuracy === undefined ? {} : { valAccuracy }),
     };

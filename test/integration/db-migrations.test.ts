@@ -88,6 +88,8 @@ describe('the test database', () => {
       'meta_model_aliases',
       'meta_models',
       'meta_train_jobs',
+      'studies',
+      'study_trials',
       'task_families',
       'tasks',
       'tenants',

@@ -141,7 +141,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List meta-training jobs, newest first, optionally by status */
+        /** List meta-training jobs, newest first, optionally by status or a study's trials */
         get: operations["listMetaTrainJobs"];
         put?: never;
         /** Start a meta-training job (answers at once; the job runs on the worker pool) */
@@ -301,6 +301,78 @@ export interface paths {
         };
         /** Get one evaluation: its status and, once succeeded, its rows */
         get: operations["getEvaluation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List studies, newest first */
+        get: operations["listStudies"];
+        put?: never;
+        /**
+         * Start a study: which algorithm and inner loop suit these families (answers at once; trials run on the worker pool)
+         * @description Meta-trains every candidate (the default search space, or `candidates`) as an ordinary meta-train job with `studyId`, under successive halving: each rung ranks its trials by validation (the job's best evaluation) and the best 1/eta resume from their checkpoints for more iterations, the others stop. The winner is evaluated on the test split against every baseline; with `promote`, the alias moves to it only if it beats each baseline beyond the 95% intervals. Trials count against the tenant's concurrent jobs (MAX_CONCURRENT_JOBS_PER_TENANT): those without a free slot wait; with no free slot at all the study is refused (429).
+         */
+        post: operations["createStudy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studies/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one study: its trials by rung, winner, evaluation and decision */
+        get: operations["getStudy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studies/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a study and its running trials (their jobs end cancelled; finished trials keep their records) */
+        post: operations["cancelStudy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studies/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A study live (Server-Sent Events): the whole study each time it changes, until it ends */
+        get: operations["streamStudyEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -687,6 +759,8 @@ export interface components {
             error: string | null;
             /** @description A cancel was asked for; a running job ends `cancelled` within one iteration */
             cancelRequested: boolean;
+            /** @description The study this job is a trial of (POST /studies), or null */
+            studyId: string | null;
             /**
              * Format: date-time
              * @example 2026-01-01T12:00:00.000Z
@@ -2374,6 +2448,11 @@ export interface operations {
         parameters: {
             query?: {
                 status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                /**
+                 * @description Only this study's trials
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                studyId?: string;
                 /** @description Items per page (1-100). Default 20. */
                 limit?: number;
                 /**
@@ -2448,6 +2527,7 @@ export interface operations {
                      *           "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *           "error": null,
                      *           "cancelRequested": false,
+                     *           "studyId": null,
                      *           "createdAt": "2026-01-01T12:00:00.000Z",
                      *           "startedAt": "2026-01-01T12:00:00.140Z",
                      *           "finishedAt": "2026-01-01T12:00:22.480Z"
@@ -2700,6 +2780,7 @@ export interface operations {
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
+                     *       "studyId": null,
                      *       "createdAt": "2026-01-01T12:00:00.000Z",
                      *       "startedAt": "2026-01-01T12:00:00.140Z",
                      *       "finishedAt": "2026-01-01T12:00:22.480Z"
@@ -2761,6 +2842,7 @@ export interface operations {
                      *       "metaModelId": null,
                      *       "error": null,
                      *       "cancelRequested": false,
+                     *       "studyId": null,
                      *       "createdAt": "2026-01-01T12:00:00.000Z",
                      *       "startedAt": null,
                      *       "finishedAt": null
@@ -3000,6 +3082,7 @@ export interface operations {
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
+                     *       "studyId": null,
                      *       "createdAt": "2026-01-01T12:00:00.000Z",
                      *       "startedAt": "2026-01-01T12:00:00.140Z",
                      *       "finishedAt": "2026-01-01T12:00:22.480Z"
@@ -3203,6 +3286,7 @@ export interface operations {
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
+                     *       "studyId": null,
                      *       "createdAt": "2026-01-01T12:00:00.000Z",
                      *       "startedAt": "2026-01-01T12:00:00.140Z",
                      *       "finishedAt": "2026-01-01T12:00:22.480Z"
@@ -4978,6 +5062,2857 @@ export interface operations {
                      *       "title": "Service Unavailable",
                      *       "status": 503,
                      *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/evaluations/evaluationId",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listStudies: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-100). Default 20. */
+                limit?: number;
+                /**
+                 * @description nextCursor of the previous page
+                 * @example MjAyNi0wMS0wMVQxMjowMDowMC4wMDBafDAxOTdhNGYwLTFiMmMtN2QzZS04ZjQwLTVhNmI3YzhkOWUwMQ
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f",
+                     *           "name": "blobs",
+                     *           "status": "succeeded",
+                     *           "familyIds": [
+                     *             "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                     *           ],
+                     *           "settings": {
+                     *             "kind": "classification",
+                     *             "model": {
+                     *               "body": "mlp",
+                     *               "hidden": [
+                     *                 128,
+                     *                 64
+                     *               ],
+                     *               "activation": "relu"
+                     *             },
+                     *             "shots": 10,
+                     *             "eta": 3,
+                     *             "budget": {
+                     *               "iterations": 120,
+                     *               "trials": 3
+                     *             },
+                     *             "rungs": [
+                     *               {
+                     *                 "trials": 3,
+                     *                 "iterations": 24
+                     *               },
+                     *               {
+                     *                 "trials": 1,
+                     *                 "iterations": 72
+                     *               }
+                     *             ],
+                     *             "cost": 120,
+                     *             "candidates": [
+                     *               {
+                     *                 "algorithm": "protonet",
+                     *                 "hyper": {
+                     *                   "iterations": 72,
+                     *                   "metaBatchSize": 25,
+                     *                   "shots": 10,
+                     *                   "queryShots": 10,
+                     *                   "innerSteps": 1,
+                     *                   "innerLr": 0.01,
+                     *                   "metaLr": 0.001,
+                     *                   "evalEvery": 500,
+                     *                   "seed": 0,
+                     *                   "checkpointEvery": 100,
+                     *                   "zeroHead": false,
+                     *                   "keepBest": true,
+                     *                   "tasks": 1000
+                     *                 }
+                     *               },
+                     *               {
+                     *                 "algorithm": "maml",
+                     *                 "hyper": {
+                     *                   "iterations": 72,
+                     *                   "metaBatchSize": 25,
+                     *                   "shots": 10,
+                     *                   "queryShots": 10,
+                     *                   "innerSteps": 1,
+                     *                   "innerLr": 0.01,
+                     *                   "metaLr": 0.001,
+                     *                   "evalEvery": 500,
+                     *                   "seed": 0,
+                     *                   "checkpointEvery": 100,
+                     *                   "zeroHead": false,
+                     *                   "keepBest": true,
+                     *                   "tasks": 1000
+                     *                 }
+                     *               },
+                     *               {
+                     *                 "algorithm": "multitask",
+                     *                 "hyper": {
+                     *                   "iterations": 72,
+                     *                   "metaBatchSize": 25,
+                     *                   "shots": 10,
+                     *                   "queryShots": 10,
+                     *                   "innerSteps": 1,
+                     *                   "innerLr": 0.01,
+                     *                   "metaLr": 0.001,
+                     *                   "evalEvery": 500,
+                     *                   "seed": 0,
+                     *                   "checkpointEvery": 100,
+                     *                   "zeroHead": false,
+                     *                   "keepBest": true,
+                     *                   "tasks": 1000
+                     *                 }
+                     *               }
+                     *             ],
+                     *             "promote": "production",
+                     *             "evaluation": {
+                     *               "tasks": 100,
+                     *               "queryShots": 10,
+                     *               "seed": 0
+                     *             }
+                     *           },
+                     *           "rung": 1,
+                     *           "trials": [
+                     *             {
+                     *               "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *               "candidate": 0,
+                     *               "algorithm": "protonet",
+                     *               "hyper": {
+                     *                 "iterations": 24,
+                     *                 "metaBatchSize": 25,
+                     *                 "shots": 10,
+                     *                 "queryShots": 10,
+                     *                 "innerSteps": 1,
+                     *                 "innerLr": 0.01,
+                     *                 "metaLr": 0.001,
+                     *                 "evalEvery": 500,
+                     *                 "seed": 0,
+                     *                 "checkpointEvery": 100,
+                     *                 "zeroHead": false,
+                     *                 "keepBest": true,
+                     *                 "tasks": 1000
+                     *               },
+                     *               "rung": 0,
+                     *               "iterations": 24,
+                     *               "validation": {
+                     *                 "metric": "accuracy",
+                     *                 "mean": 0.97,
+                     *                 "ci95": 0.02,
+                     *                 "iteration": 24
+                     *               },
+                     *               "status": "promoted"
+                     *             },
+                     *             {
+                     *               "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *               "candidate": 0,
+                     *               "algorithm": "protonet",
+                     *               "hyper": {
+                     *                 "iterations": 72,
+                     *                 "metaBatchSize": 25,
+                     *                 "shots": 10,
+                     *                 "queryShots": 10,
+                     *                 "innerSteps": 1,
+                     *                 "innerLr": 0.01,
+                     *                 "metaLr": 0.001,
+                     *                 "evalEvery": 500,
+                     *                 "seed": 0,
+                     *                 "checkpointEvery": 100,
+                     *                 "zeroHead": false,
+                     *                 "keepBest": true,
+                     *                 "tasks": 1000
+                     *               },
+                     *               "rung": 1,
+                     *               "iterations": 72,
+                     *               "validation": {
+                     *                 "metric": "accuracy",
+                     *                 "mean": 0.99,
+                     *                 "ci95": 0.01,
+                     *                 "iteration": 72
+                     *               },
+                     *               "status": "winner"
+                     *             }
+                     *           ],
+                     *           "winner": {
+                     *             "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *             "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *             "algorithm": "protonet",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           "evaluationId": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *           "decision": {
+                     *             "promoted": true,
+                     *             "alias": "production",
+                     *             "reason": "production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals",
+                     *             "metric": "accuracy",
+                     *             "winner": {
+                     *               "mean": 0.99,
+                     *               "ci95": 0.01
+                     *             },
+                     *             "baselines": [
+                     *               {
+                     *                 "method": "scratch",
+                     *                 "mean": 0.61,
+                     *                 "ci95": 0.03,
+                     *                 "outcome": "beaten"
+                     *               }
+                     *             ]
+                     *           },
+                     *           "error": null,
+                     *           "createdAt": "2026-01-01T12:00:00.000Z",
+                     *           "startedAt": "2026-01-01T12:00:00.000Z",
+                     *           "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            id: string;
+                            name: string;
+                            /** @enum {string} */
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            familyIds: string[];
+                            settings: {
+                                /** @enum {string} */
+                                kind: "regression" | "classification";
+                                model: {
+                                    /** @enum {string} */
+                                    body: "mlp" | "conv";
+                                    /** @description MLP body: hidden layer sizes */
+                                    hidden?: number[];
+                                    /** @description Conv body: [height, width, channels] of an input */
+                                    inputShape?: number[];
+                                    /** @description Conv body: output channels of each block */
+                                    channels?: number[];
+                                    /** @enum {string} */
+                                    activation: "relu" | "softplus";
+                                };
+                                shots: number;
+                                /** @description Reduction factor: each rung promotes the best 1/eta */
+                                eta: number;
+                                budget: {
+                                    iterations: number;
+                                    trials: number;
+                                };
+                                /** @description Successive halving, fixed up front: trials and the iteration each rung trains them to */
+                                rungs: {
+                                    trials: number;
+                                    iterations: number;
+                                }[];
+                                /** @description Meta-iterations the schedule runs, all trials and rungs together (at most budget.iterations) */
+                                cost: number;
+                                candidates: {
+                                    /**
+                                     * @description Meta-learning algorithm; protonet needs classification families
+                                     * @enum {string}
+                                     */
+                                    algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                    /** @description Hyper-parameters after defaults were applied */
+                                    hyper: {
+                                        iterations: number;
+                                        metaBatchSize: number;
+                                        shots: number;
+                                        queryShots: number;
+                                        innerSteps: number;
+                                        innerLr: number;
+                                        metaLr: number;
+                                        evalEvery: number;
+                                        checkpointEvery: number;
+                                        seed: number;
+                                        clipNorm?: number;
+                                        zeroHead: boolean;
+                                        keepBest: boolean;
+                                        tasks: number;
+                                    };
+                                }[];
+                                promote: string | null;
+                                evaluation: {
+                                    tasks: number;
+                                    queryShots: number;
+                                    seed: number;
+                                };
+                            };
+                            /** @description The rung being trained (the last one once the winner is evaluated) */
+                            rung: number;
+                            /** @description Every candidate at every rung it reached, by rung */
+                            trials: {
+                                /** @description Its meta-train job (null while it waits for a free job slot of the tenant) */
+                                jobId: string | null;
+                                /** @description Index in settings.candidates */
+                                candidate: number;
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                                rung: number;
+                                /** @description Iterations it has run when its rung ends (a promoted trial resumes from there) */
+                                iterations: number;
+                                validation: {
+                                    /**
+                                     * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                     * @enum {string}
+                                     */
+                                    metric: "accuracy" | "loss";
+                                    mean: number;
+                                    /** @description Half-width of the 95% confidence interval of the mean */
+                                    ci95: number;
+                                    /** @description The evaluation it is from (the best so far) */
+                                    iteration: number;
+                                } | null;
+                                /**
+                                 * @description pending: waiting for a job slot; queued..cancelled: its job; after its rung: promoted (goes on), dropped (stopped), pruned (failed, diverged or was cancelled), winner
+                                 * @enum {string}
+                                 */
+                                status: "pending" | "queued" | "running" | "succeeded" | "failed" | "cancelled" | "promoted" | "dropped" | "pruned" | "winner";
+                            }[];
+                            winner: {
+                                /**
+                                 * @description Opaque id
+                                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                                 */
+                                jobId: string;
+                                /**
+                                 * @description Opaque id
+                                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                                 */
+                                metaModelId: string;
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                            } | null;
+                            /** @description The winner's evaluation on the test split against every baseline (GET /meta-models/:id/evaluations/:evaluationId) */
+                            evaluationId: string | null;
+                            decision: {
+                                /** @description The alias was moved to the winner */
+                                promoted: boolean;
+                                alias: string | null;
+                                /** @description Which baselines the winner beat, and which tied or won otherwise */
+                                reason: string;
+                                /**
+                                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                 * @enum {string}
+                                 */
+                                metric: "accuracy" | "loss";
+                                /** @description The winner's test metric */
+                                winner: {
+                                    mean: number;
+                                    /** @description Half-width of the 95% confidence interval of the mean */
+                                    ci95: number;
+                                };
+                                baselines: {
+                                    method: string;
+                                    mean: number;
+                                    /** @description Half-width of the 95% confidence interval of the mean */
+                                    ci95: number;
+                                    /** @enum {string} */
+                                    outcome: "beaten" | "tied" | "won";
+                                }[];
+                            } | null;
+                            error: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-01T12:00:00.000Z
+                             */
+                            createdAt: string;
+                            startedAt: string | null;
+                            finishedAt: string | null;
+                        }[];
+                        /** @description Pass as `cursor` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/studies",
+                     *       "detail": "Invalid request: /limit must be <= 100",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/limit",
+                     *           "message": "must be <= 100",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/studies",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/studies",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/studies",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/studies",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createStudy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Same key and body: the same job (200); same key, other body: 422
+                 * @example sine-maml-2026-01-01
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The study's name, and the meta-model name of every trial (so `promote` moves `<name>@<alias>`) */
+                    name: string;
+                    /** @description Several families = multi-task meta-training */
+                    familyIds: string[];
+                    model?: {
+                        /**
+                         * @description 'mlp' (default): fully connected layers; 'conv': 3x3 convolution blocks over images (Conv-4 by default)
+                         * @enum {string}
+                         */
+                        body?: "mlp" | "conv";
+                        /** @description MLP body: hidden layer sizes. Default [128, 64] */
+                        hidden?: number[];
+                        /** @description Conv body: [height, width, channels] of an input (flattened row-major); default the families' own */
+                        inputShape?: number[];
+                        /** @description Conv body: output channels of each block (3x3 convolution, layer norm, activation, 2x2 max pool). Default [64, 64, 64, 64] */
+                        channels?: number[];
+                        /** @enum {string} */
+                        activation?: "relu" | "softplus";
+                    };
+                    /** @description The learners to try. Default: the search space for the families' kind (every algorithm that suits it, with inner step sizes 0.01, 0.1, 0.4, 1 or 5 inner steps, and a zero head on and off where the algorithm meta-learns a head) */
+                    candidates?: {
+                        /**
+                         * @description Meta-learning algorithm; protonet needs classification families
+                         * @enum {string}
+                         */
+                        algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                        /** @description Hyper-parameters of this candidate; `iterations` and `shots` are the study's (budget, shots) */
+                        hyper?: {
+                            /** @description Outer-loop iterations (meta-batches). Default 1000 */
+                            iterations?: number;
+                            /** @description Tasks per meta-batch (25: the MAML paper, sinusoid). Default 25 */
+                            metaBatchSize?: number;
+                            /** @description Support examples per task (regression) or per class (classification). Default 10 */
+                            shots?: number;
+                            /** @description Query examples per task or per class. Default 10 */
+                            queryShots?: number;
+                            /** @description Inner-loop gradient steps. Default 1 */
+                            innerSteps?: number;
+                            /** @description Inner-loop step size (Meta-SGD: the initial per-parameter rates). Default 0.01 */
+                            innerLr?: number;
+                            /** @description Adam step size of the outer loop. Default 0.001 */
+                            metaLr?: number;
+                            /** @description Evaluate on held-out tasks every this many iterations (and after the last). Default 100 */
+                            evalEvery?: number;
+                            /** @description Checkpoint every this many iterations (not after the last: the result follows). Default 100 */
+                            checkpointEvery?: number;
+                            /** @description Seeds initialisation and task sampling. Default 0 */
+                            seed?: number;
+                            /** @description Clip the meta-gradient to this global L2 norm. Default: no clipping */
+                            clipNorm?: number;
+                            /** @description MAML, FOMAML, Reptile, ANIL and Meta-SGD: every task's head starts at zero instead of at a meta-learned initialisation, and only the body (and Meta-SGD's rates) is meta-learned (the zeroing trick, Kao et al., 2022). A learned head's initialisation is tied to the training classes; from zero, a classifier's first inner step makes each class's weights proportional to the mean support embedding of that class minus that of all classes: a prototype. Default false */
+                            zeroHead?: boolean;
+                            /** @description Store the meta-parameters of the best validation evaluation (every evalEvery iterations and after the last) instead of the last iteration's: the highest mean validation accuracy for classification (ties: the lower loss), the lowest mean validation loss for regression; the job and the meta-model name its bestIteration. Default true */
+                            keepBest?: boolean;
+                            /** @description multitask only: training tasks a generator family draws for the fixed pool the body and the pool's heads train on (a dataset family pools its stored training tasks; digits its 24 training classes as one task). Default 1000 */
+                            tasks?: number;
+                        };
+                    }[];
+                    budget?: {
+                        /** @description Meta-iterations over all trials and rungs together (a promoted trial resumes, so only its increments count). Default 4000: four default training runs */
+                        iterations?: number;
+                        /** @description Candidates that start in the first rung (the first ones of the list, which the default space orders round robin over algorithms). Default all */
+                        trials?: number;
+                    };
+                    /** @description Support examples per task (or class) each trial meta-trains with and the winner is evaluated at. Default 10 */
+                    shots?: number;
+                    /** @description Alias to move to the winner (e.g. `production`) only if it beats every baseline beyond the 95% intervals on the test split; not `latest` */
+                    promote?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Idempotent replay: the study this Idempotency-Key and body created before */
+            200: {
+                headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f",
+                     *       "name": "blobs",
+                     *       "status": "succeeded",
+                     *       "familyIds": [
+                     *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                     *       ],
+                     *       "settings": {
+                     *         "kind": "classification",
+                     *         "model": {
+                     *           "body": "mlp",
+                     *           "hidden": [
+                     *             128,
+                     *             64
+                     *           ],
+                     *           "activation": "relu"
+                     *         },
+                     *         "shots": 10,
+                     *         "eta": 3,
+                     *         "budget": {
+                     *           "iterations": 120,
+                     *           "trials": 3
+                     *         },
+                     *         "rungs": [
+                     *           {
+                     *             "trials": 3,
+                     *             "iterations": 24
+                     *           },
+                     *           {
+                     *             "trials": 1,
+                     *             "iterations": 72
+                     *           }
+                     *         ],
+                     *         "cost": 120,
+                     *         "candidates": [
+                     *           {
+                     *             "algorithm": "protonet",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "maml",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "multitask",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           }
+                     *         ],
+                     *         "promote": "production",
+                     *         "evaluation": {
+                     *           "tasks": 100,
+                     *           "queryShots": 10,
+                     *           "seed": 0
+                     *         }
+                     *       },
+                     *       "rung": 1,
+                     *       "trials": [
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 24,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 0,
+                     *           "iterations": 24,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.97,
+                     *             "ci95": 0.02,
+                     *             "iteration": 24
+                     *           },
+                     *           "status": "promoted"
+                     *         },
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 72,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 1,
+                     *           "iterations": 72,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.99,
+                     *             "ci95": 0.01,
+                     *             "iteration": 72
+                     *           },
+                     *           "status": "winner"
+                     *         }
+                     *       ],
+                     *       "winner": {
+                     *         "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *         "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *         "algorithm": "protonet",
+                     *         "hyper": {
+                     *           "iterations": 72,
+                     *           "metaBatchSize": 25,
+                     *           "shots": 10,
+                     *           "queryShots": 10,
+                     *           "innerSteps": 1,
+                     *           "innerLr": 0.01,
+                     *           "metaLr": 0.001,
+                     *           "evalEvery": 500,
+                     *           "seed": 0,
+                     *           "checkpointEvery": 100,
+                     *           "zeroHead": false,
+                     *           "keepBest": true,
+                     *           "tasks": 1000
+                     *         }
+                     *       },
+                     *       "evaluationId": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "decision": {
+                     *         "promoted": true,
+                     *         "alias": "production",
+                     *         "reason": "production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals",
+                     *         "metric": "accuracy",
+                     *         "winner": {
+                     *           "mean": 0.99,
+                     *           "ci95": 0.01
+                     *         },
+                     *         "baselines": [
+                     *           {
+                     *             "method": "scratch",
+                     *             "mean": 0.61,
+                     *             "ci95": 0.03,
+                     *             "outcome": "beaten"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.000Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description Opaque id
+                         * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                         */
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        familyIds: string[];
+                        settings: {
+                            /** @enum {string} */
+                            kind: "regression" | "classification";
+                            model: {
+                                /** @enum {string} */
+                                body: "mlp" | "conv";
+                                /** @description MLP body: hidden layer sizes */
+                                hidden?: number[];
+                                /** @description Conv body: [height, width, channels] of an input */
+                                inputShape?: number[];
+                                /** @description Conv body: output channels of each block */
+                                channels?: number[];
+                                /** @enum {string} */
+                                activation: "relu" | "softplus";
+                            };
+                            shots: number;
+                            /** @description Reduction factor: each rung promotes the best 1/eta */
+                            eta: number;
+                            budget: {
+                                iterations: number;
+                                trials: number;
+                            };
+                            /** @description Successive halving, fixed up front: trials and the iteration each rung trains them to */
+                            rungs: {
+                                trials: number;
+                                iterations: number;
+                            }[];
+                            /** @description Meta-iterations the schedule runs, all trials and rungs together (at most budget.iterations) */
+                            cost: number;
+                            candidates: {
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                            }[];
+                            promote: string | null;
+                            evaluation: {
+                                tasks: number;
+                                queryShots: number;
+                                seed: number;
+                            };
+                        };
+                        /** @description The rung being trained (the last one once the winner is evaluated) */
+                        rung: number;
+                        /** @description Every candidate at every rung it reached, by rung */
+                        trials: {
+                            /** @description Its meta-train job (null while it waits for a free job slot of the tenant) */
+                            jobId: string | null;
+                            /** @description Index in settings.candidates */
+                            candidate: number;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                            rung: number;
+                            /** @description Iterations it has run when its rung ends (a promoted trial resumes from there) */
+                            iterations: number;
+                            validation: {
+                                /**
+                                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                 * @enum {string}
+                                 */
+                                metric: "accuracy" | "loss";
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @description The evaluation it is from (the best so far) */
+                                iteration: number;
+                            } | null;
+                            /**
+                             * @description pending: waiting for a job slot; queued..cancelled: its job; after its rung: promoted (goes on), dropped (stopped), pruned (failed, diverged or was cancelled), winner
+                             * @enum {string}
+                             */
+                            status: "pending" | "queued" | "running" | "succeeded" | "failed" | "cancelled" | "promoted" | "dropped" | "pruned" | "winner";
+                        }[];
+                        winner: {
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            jobId: string;
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            metaModelId: string;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                        } | null;
+                        /** @description The winner's evaluation on the test split against every baseline (GET /meta-models/:id/evaluations/:evaluationId) */
+                        evaluationId: string | null;
+                        decision: {
+                            /** @description The alias was moved to the winner */
+                            promoted: boolean;
+                            alias: string | null;
+                            /** @description Which baselines the winner beat, and which tied or won otherwise */
+                            reason: string;
+                            /**
+                             * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                             * @enum {string}
+                             */
+                            metric: "accuracy" | "loss";
+                            /** @description The winner's test metric */
+                            winner: {
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                            };
+                            baselines: {
+                                method: string;
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @enum {string} */
+                                outcome: "beaten" | "tied" | "won";
+                            }[];
+                        } | null;
+                        error: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-01T12:00:00.000Z
+                         */
+                        createdAt: string;
+                        startedAt: string | null;
+                        finishedAt: string | null;
+                    };
+                };
+            };
+            /** @description Study created; its first trials are queued; Location names it */
+            202: {
+                headers: {
+                    /**
+                     * @description Path of the resource this answer names; GET it to follow up
+                     * @example /meta-train/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                     */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f",
+                     *       "name": "blobs",
+                     *       "status": "succeeded",
+                     *       "familyIds": [
+                     *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                     *       ],
+                     *       "settings": {
+                     *         "kind": "classification",
+                     *         "model": {
+                     *           "body": "mlp",
+                     *           "hidden": [
+                     *             128,
+                     *             64
+                     *           ],
+                     *           "activation": "relu"
+                     *         },
+                     *         "shots": 10,
+                     *         "eta": 3,
+                     *         "budget": {
+                     *           "iterations": 120,
+                     *           "trials": 3
+                     *         },
+                     *         "rungs": [
+                     *           {
+                     *             "trials": 3,
+                     *             "iterations": 24
+                     *           },
+                     *           {
+                     *             "trials": 1,
+                     *             "iterations": 72
+                     *           }
+                     *         ],
+                     *         "cost": 120,
+                     *         "candidates": [
+                     *           {
+                     *             "algorithm": "protonet",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "maml",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "multitask",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           }
+                     *         ],
+                     *         "promote": "production",
+                     *         "evaluation": {
+                     *           "tasks": 100,
+                     *           "queryShots": 10,
+                     *           "seed": 0
+                     *         }
+                     *       },
+                     *       "rung": 1,
+                     *       "trials": [
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 24,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 0,
+                     *           "iterations": 24,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.97,
+                     *             "ci95": 0.02,
+                     *             "iteration": 24
+                     *           },
+                     *           "status": "promoted"
+                     *         },
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 72,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 1,
+                     *           "iterations": 72,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.99,
+                     *             "ci95": 0.01,
+                     *             "iteration": 72
+                     *           },
+                     *           "status": "winner"
+                     *         }
+                     *       ],
+                     *       "winner": {
+                     *         "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *         "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *         "algorithm": "protonet",
+                     *         "hyper": {
+                     *           "iterations": 72,
+                     *           "metaBatchSize": 25,
+                     *           "shots": 10,
+                     *           "queryShots": 10,
+                     *           "innerSteps": 1,
+                     *           "innerLr": 0.01,
+                     *           "metaLr": 0.001,
+                     *           "evalEvery": 500,
+                     *           "seed": 0,
+                     *           "checkpointEvery": 100,
+                     *           "zeroHead": false,
+                     *           "keepBest": true,
+                     *           "tasks": 1000
+                     *         }
+                     *       },
+                     *       "evaluationId": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "decision": {
+                     *         "promoted": true,
+                     *         "alias": "production",
+                     *         "reason": "production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals",
+                     *         "metric": "accuracy",
+                     *         "winner": {
+                     *           "mean": 0.99,
+                     *           "ci95": 0.01
+                     *         },
+                     *         "baselines": [
+                     *           {
+                     *             "method": "scratch",
+                     *             "mean": 0.61,
+                     *             "ci95": 0.03,
+                     *             "outcome": "beaten"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.000Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description Opaque id
+                         * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                         */
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        familyIds: string[];
+                        settings: {
+                            /** @enum {string} */
+                            kind: "regression" | "classification";
+                            model: {
+                                /** @enum {string} */
+                                body: "mlp" | "conv";
+                                /** @description MLP body: hidden layer sizes */
+                                hidden?: number[];
+                                /** @description Conv body: [height, width, channels] of an input */
+                                inputShape?: number[];
+                                /** @description Conv body: output channels of each block */
+                                channels?: number[];
+                                /** @enum {string} */
+                                activation: "relu" | "softplus";
+                            };
+                            shots: number;
+                            /** @description Reduction factor: each rung promotes the best 1/eta */
+                            eta: number;
+                            budget: {
+                                iterations: number;
+                                trials: number;
+                            };
+                            /** @description Successive halving, fixed up front: trials and the iteration each rung trains them to */
+                            rungs: {
+                                trials: number;
+                                iterations: number;
+                            }[];
+                            /** @description Meta-iterations the schedule runs, all trials and rungs together (at most budget.iterations) */
+                            cost: number;
+                            candidates: {
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                            }[];
+                            promote: string | null;
+                            evaluation: {
+                                tasks: number;
+                                queryShots: number;
+                                seed: number;
+                            };
+                        };
+                        /** @description The rung being trained (the last one once the winner is evaluated) */
+                        rung: number;
+                        /** @description Every candidate at every rung it reached, by rung */
+                        trials: {
+                            /** @description Its meta-train job (null while it waits for a free job slot of the tenant) */
+                            jobId: string | null;
+                            /** @description Index in settings.candidates */
+                            candidate: number;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                            rung: number;
+                            /** @description Iterations it has run when its rung ends (a promoted trial resumes from there) */
+                            iterations: number;
+                            validation: {
+                                /**
+                                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                 * @enum {string}
+                                 */
+                                metric: "accuracy" | "loss";
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @description The evaluation it is from (the best so far) */
+                                iteration: number;
+                            } | null;
+                            /**
+                             * @description pending: waiting for a job slot; queued..cancelled: its job; after its rung: promoted (goes on), dropped (stopped), pruned (failed, diverged or was cancelled), winner
+                             * @enum {string}
+                             */
+                            status: "pending" | "queued" | "running" | "succeeded" | "failed" | "cancelled" | "promoted" | "dropped" | "pruned" | "winner";
+                        }[];
+                        winner: {
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            jobId: string;
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            metaModelId: string;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                        } | null;
+                        /** @description The winner's evaluation on the test split against every baseline (GET /meta-models/:id/evaluations/:evaluationId) */
+                        evaluationId: string | null;
+                        decision: {
+                            /** @description The alias was moved to the winner */
+                            promoted: boolean;
+                            alias: string | null;
+                            /** @description Which baselines the winner beat, and which tied or won otherwise */
+                            reason: string;
+                            /**
+                             * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                             * @enum {string}
+                             */
+                            metric: "accuracy" | "loss";
+                            /** @description The winner's test metric */
+                            winner: {
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                            };
+                            baselines: {
+                                method: string;
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @enum {string} */
+                                outcome: "beaten" | "tied" | "won";
+                            }[];
+                        } | null;
+                        error: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-01T12:00:00.000Z
+                         */
+                        createdAt: string;
+                        startedAt: string | null;
+                        finishedAt: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/studies",
+                     *       "detail": "Invalid request: /name is required",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/name",
+                     *           "message": "is required",
+                     *           "in": "body"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/studies",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body larger than MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "instance": "/studies",
+                     *       "detail": "Request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "instance": "/studies",
+                     *       "detail": "Unsupported Media Type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
+                     *       "instance": "/studies",
+                     *       "detail": "Idempotency-Key reused with a different request body"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/studies",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/studies",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/studies",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getStudy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f",
+                     *       "name": "blobs",
+                     *       "status": "succeeded",
+                     *       "familyIds": [
+                     *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                     *       ],
+                     *       "settings": {
+                     *         "kind": "classification",
+                     *         "model": {
+                     *           "body": "mlp",
+                     *           "hidden": [
+                     *             128,
+                     *             64
+                     *           ],
+                     *           "activation": "relu"
+                     *         },
+                     *         "shots": 10,
+                     *         "eta": 3,
+                     *         "budget": {
+                     *           "iterations": 120,
+                     *           "trials": 3
+                     *         },
+                     *         "rungs": [
+                     *           {
+                     *             "trials": 3,
+                     *             "iterations": 24
+                     *           },
+                     *           {
+                     *             "trials": 1,
+                     *             "iterations": 72
+                     *           }
+                     *         ],
+                     *         "cost": 120,
+                     *         "candidates": [
+                     *           {
+                     *             "algorithm": "protonet",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "maml",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "multitask",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           }
+                     *         ],
+                     *         "promote": "production",
+                     *         "evaluation": {
+                     *           "tasks": 100,
+                     *           "queryShots": 10,
+                     *           "seed": 0
+                     *         }
+                     *       },
+                     *       "rung": 1,
+                     *       "trials": [
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 24,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 0,
+                     *           "iterations": 24,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.97,
+                     *             "ci95": 0.02,
+                     *             "iteration": 24
+                     *           },
+                     *           "status": "promoted"
+                     *         },
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 72,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 1,
+                     *           "iterations": 72,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.99,
+                     *             "ci95": 0.01,
+                     *             "iteration": 72
+                     *           },
+                     *           "status": "winner"
+                     *         }
+                     *       ],
+                     *       "winner": {
+                     *         "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *         "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *         "algorithm": "protonet",
+                     *         "hyper": {
+                     *           "iterations": 72,
+                     *           "metaBatchSize": 25,
+                     *           "shots": 10,
+                     *           "queryShots": 10,
+                     *           "innerSteps": 1,
+                     *           "innerLr": 0.01,
+                     *           "metaLr": 0.001,
+                     *           "evalEvery": 500,
+                     *           "seed": 0,
+                     *           "checkpointEvery": 100,
+                     *           "zeroHead": false,
+                     *           "keepBest": true,
+                     *           "tasks": 1000
+                     *         }
+                     *       },
+                     *       "evaluationId": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "decision": {
+                     *         "promoted": true,
+                     *         "alias": "production",
+                     *         "reason": "production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals",
+                     *         "metric": "accuracy",
+                     *         "winner": {
+                     *           "mean": 0.99,
+                     *           "ci95": 0.01
+                     *         },
+                     *         "baselines": [
+                     *           {
+                     *             "method": "scratch",
+                     *             "mean": 0.61,
+                     *             "ci95": 0.03,
+                     *             "outcome": "beaten"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.000Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description Opaque id
+                         * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                         */
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        familyIds: string[];
+                        settings: {
+                            /** @enum {string} */
+                            kind: "regression" | "classification";
+                            model: {
+                                /** @enum {string} */
+                                body: "mlp" | "conv";
+                                /** @description MLP body: hidden layer sizes */
+                                hidden?: number[];
+                                /** @description Conv body: [height, width, channels] of an input */
+                                inputShape?: number[];
+                                /** @description Conv body: output channels of each block */
+                                channels?: number[];
+                                /** @enum {string} */
+                                activation: "relu" | "softplus";
+                            };
+                            shots: number;
+                            /** @description Reduction factor: each rung promotes the best 1/eta */
+                            eta: number;
+                            budget: {
+                                iterations: number;
+                                trials: number;
+                            };
+                            /** @description Successive halving, fixed up front: trials and the iteration each rung trains them to */
+                            rungs: {
+                                trials: number;
+                                iterations: number;
+                            }[];
+                            /** @description Meta-iterations the schedule runs, all trials and rungs together (at most budget.iterations) */
+                            cost: number;
+                            candidates: {
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                            }[];
+                            promote: string | null;
+                            evaluation: {
+                                tasks: number;
+                                queryShots: number;
+                                seed: number;
+                            };
+                        };
+                        /** @description The rung being trained (the last one once the winner is evaluated) */
+                        rung: number;
+                        /** @description Every candidate at every rung it reached, by rung */
+                        trials: {
+                            /** @description Its meta-train job (null while it waits for a free job slot of the tenant) */
+                            jobId: string | null;
+                            /** @description Index in settings.candidates */
+                            candidate: number;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                            rung: number;
+                            /** @description Iterations it has run when its rung ends (a promoted trial resumes from there) */
+                            iterations: number;
+                            validation: {
+                                /**
+                                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                 * @enum {string}
+                                 */
+                                metric: "accuracy" | "loss";
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @description The evaluation it is from (the best so far) */
+                                iteration: number;
+                            } | null;
+                            /**
+                             * @description pending: waiting for a job slot; queued..cancelled: its job; after its rung: promoted (goes on), dropped (stopped), pruned (failed, diverged or was cancelled), winner
+                             * @enum {string}
+                             */
+                            status: "pending" | "queued" | "running" | "succeeded" | "failed" | "cancelled" | "promoted" | "dropped" | "pruned" | "winner";
+                        }[];
+                        winner: {
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            jobId: string;
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            metaModelId: string;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                        } | null;
+                        /** @description The winner's evaluation on the test split against every baseline (GET /meta-models/:id/evaluations/:evaluationId) */
+                        evaluationId: string | null;
+                        decision: {
+                            /** @description The alias was moved to the winner */
+                            promoted: boolean;
+                            alias: string | null;
+                            /** @description Which baselines the winner beat, and which tied or won otherwise */
+                            reason: string;
+                            /**
+                             * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                             * @enum {string}
+                             */
+                            metric: "accuracy" | "loss";
+                            /** @description The winner's test metric */
+                            winner: {
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                            };
+                            baselines: {
+                                method: string;
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @enum {string} */
+                                outcome: "beaten" | "tied" | "won";
+                            }[];
+                        } | null;
+                        error: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-01T12:00:00.000Z
+                         */
+                        createdAt: string;
+                        startedAt: string | null;
+                        finishedAt: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelStudy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f",
+                     *       "name": "blobs",
+                     *       "status": "succeeded",
+                     *       "familyIds": [
+                     *         "0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                     *       ],
+                     *       "settings": {
+                     *         "kind": "classification",
+                     *         "model": {
+                     *           "body": "mlp",
+                     *           "hidden": [
+                     *             128,
+                     *             64
+                     *           ],
+                     *           "activation": "relu"
+                     *         },
+                     *         "shots": 10,
+                     *         "eta": 3,
+                     *         "budget": {
+                     *           "iterations": 120,
+                     *           "trials": 3
+                     *         },
+                     *         "rungs": [
+                     *           {
+                     *             "trials": 3,
+                     *             "iterations": 24
+                     *           },
+                     *           {
+                     *             "trials": 1,
+                     *             "iterations": 72
+                     *           }
+                     *         ],
+                     *         "cost": 120,
+                     *         "candidates": [
+                     *           {
+                     *             "algorithm": "protonet",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "maml",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           },
+                     *           {
+                     *             "algorithm": "multitask",
+                     *             "hyper": {
+                     *               "iterations": 72,
+                     *               "metaBatchSize": 25,
+                     *               "shots": 10,
+                     *               "queryShots": 10,
+                     *               "innerSteps": 1,
+                     *               "innerLr": 0.01,
+                     *               "metaLr": 0.001,
+                     *               "evalEvery": 500,
+                     *               "seed": 0,
+                     *               "checkpointEvery": 100,
+                     *               "zeroHead": false,
+                     *               "keepBest": true,
+                     *               "tasks": 1000
+                     *             }
+                     *           }
+                     *         ],
+                     *         "promote": "production",
+                     *         "evaluation": {
+                     *           "tasks": 100,
+                     *           "queryShots": 10,
+                     *           "seed": 0
+                     *         }
+                     *       },
+                     *       "rung": 1,
+                     *       "trials": [
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 24,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 0,
+                     *           "iterations": 24,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.97,
+                     *             "ci95": 0.02,
+                     *             "iteration": 24
+                     *           },
+                     *           "status": "promoted"
+                     *         },
+                     *         {
+                     *           "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *           "candidate": 0,
+                     *           "algorithm": "protonet",
+                     *           "hyper": {
+                     *             "iterations": 72,
+                     *             "metaBatchSize": 25,
+                     *             "shots": 10,
+                     *             "queryShots": 10,
+                     *             "innerSteps": 1,
+                     *             "innerLr": 0.01,
+                     *             "metaLr": 0.001,
+                     *             "evalEvery": 500,
+                     *             "seed": 0,
+                     *             "checkpointEvery": 100,
+                     *             "zeroHead": false,
+                     *             "keepBest": true,
+                     *             "tasks": 1000
+                     *           },
+                     *           "rung": 1,
+                     *           "iterations": 72,
+                     *           "validation": {
+                     *             "metric": "accuracy",
+                     *             "mean": 0.99,
+                     *             "ci95": 0.01,
+                     *             "iteration": 72
+                     *           },
+                     *           "status": "winner"
+                     *         }
+                     *       ],
+                     *       "winner": {
+                     *         "jobId": "0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *         "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
+                     *         "algorithm": "protonet",
+                     *         "hyper": {
+                     *           "iterations": 72,
+                     *           "metaBatchSize": 25,
+                     *           "shots": 10,
+                     *           "queryShots": 10,
+                     *           "innerSteps": 1,
+                     *           "innerLr": 0.01,
+                     *           "metaLr": 0.001,
+                     *           "evalEvery": 500,
+                     *           "seed": 0,
+                     *           "checkpointEvery": 100,
+                     *           "zeroHead": false,
+                     *           "keepBest": true,
+                     *           "tasks": 1000
+                     *         }
+                     *       },
+                     *       "evaluationId": "0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d",
+                     *       "decision": {
+                     *         "promoted": true,
+                     *         "alias": "production",
+                     *         "reason": "production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals",
+                     *         "metric": "accuracy",
+                     *         "winner": {
+                     *           "mean": 0.99,
+                     *           "ci95": 0.01
+                     *         },
+                     *         "baselines": [
+                     *           {
+                     *             "method": "scratch",
+                     *             "mean": 0.61,
+                     *             "ci95": 0.03,
+                     *             "outcome": "beaten"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "error": null,
+                     *       "createdAt": "2026-01-01T12:00:00.000Z",
+                     *       "startedAt": "2026-01-01T12:00:00.000Z",
+                     *       "finishedAt": "2026-01-01T12:00:22.480Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description Opaque id
+                         * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                         */
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        familyIds: string[];
+                        settings: {
+                            /** @enum {string} */
+                            kind: "regression" | "classification";
+                            model: {
+                                /** @enum {string} */
+                                body: "mlp" | "conv";
+                                /** @description MLP body: hidden layer sizes */
+                                hidden?: number[];
+                                /** @description Conv body: [height, width, channels] of an input */
+                                inputShape?: number[];
+                                /** @description Conv body: output channels of each block */
+                                channels?: number[];
+                                /** @enum {string} */
+                                activation: "relu" | "softplus";
+                            };
+                            shots: number;
+                            /** @description Reduction factor: each rung promotes the best 1/eta */
+                            eta: number;
+                            budget: {
+                                iterations: number;
+                                trials: number;
+                            };
+                            /** @description Successive halving, fixed up front: trials and the iteration each rung trains them to */
+                            rungs: {
+                                trials: number;
+                                iterations: number;
+                            }[];
+                            /** @description Meta-iterations the schedule runs, all trials and rungs together (at most budget.iterations) */
+                            cost: number;
+                            candidates: {
+                                /**
+                                 * @description Meta-learning algorithm; protonet needs classification families
+                                 * @enum {string}
+                                 */
+                                algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                                /** @description Hyper-parameters after defaults were applied */
+                                hyper: {
+                                    iterations: number;
+                                    metaBatchSize: number;
+                                    shots: number;
+                                    queryShots: number;
+                                    innerSteps: number;
+                                    innerLr: number;
+                                    metaLr: number;
+                                    evalEvery: number;
+                                    checkpointEvery: number;
+                                    seed: number;
+                                    clipNorm?: number;
+                                    zeroHead: boolean;
+                                    keepBest: boolean;
+                                    tasks: number;
+                                };
+                            }[];
+                            promote: string | null;
+                            evaluation: {
+                                tasks: number;
+                                queryShots: number;
+                                seed: number;
+                            };
+                        };
+                        /** @description The rung being trained (the last one once the winner is evaluated) */
+                        rung: number;
+                        /** @description Every candidate at every rung it reached, by rung */
+                        trials: {
+                            /** @description Its meta-train job (null while it waits for a free job slot of the tenant) */
+                            jobId: string | null;
+                            /** @description Index in settings.candidates */
+                            candidate: number;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                            rung: number;
+                            /** @description Iterations it has run when its rung ends (a promoted trial resumes from there) */
+                            iterations: number;
+                            validation: {
+                                /**
+                                 * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                                 * @enum {string}
+                                 */
+                                metric: "accuracy" | "loss";
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @description The evaluation it is from (the best so far) */
+                                iteration: number;
+                            } | null;
+                            /**
+                             * @description pending: waiting for a job slot; queued..cancelled: its job; after its rung: promoted (goes on), dropped (stopped), pruned (failed, diverged or was cancelled), winner
+                             * @enum {string}
+                             */
+                            status: "pending" | "queued" | "running" | "succeeded" | "failed" | "cancelled" | "promoted" | "dropped" | "pruned" | "winner";
+                        }[];
+                        winner: {
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            jobId: string;
+                            /**
+                             * @description Opaque id
+                             * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                             */
+                            metaModelId: string;
+                            /**
+                             * @description Meta-learning algorithm; protonet needs classification families
+                             * @enum {string}
+                             */
+                            algorithm: "maml" | "fomaml" | "reptile" | "anil" | "metasgd" | "protonet" | "multitask";
+                            /** @description Hyper-parameters after defaults were applied */
+                            hyper: {
+                                iterations: number;
+                                metaBatchSize: number;
+                                shots: number;
+                                queryShots: number;
+                                innerSteps: number;
+                                innerLr: number;
+                                metaLr: number;
+                                evalEvery: number;
+                                checkpointEvery: number;
+                                seed: number;
+                                clipNorm?: number;
+                                zeroHead: boolean;
+                                keepBest: boolean;
+                                tasks: number;
+                            };
+                        } | null;
+                        /** @description The winner's evaluation on the test split against every baseline (GET /meta-models/:id/evaluations/:evaluationId) */
+                        evaluationId: string | null;
+                        decision: {
+                            /** @description The alias was moved to the winner */
+                            promoted: boolean;
+                            alias: string | null;
+                            /** @description Which baselines the winner beat, and which tied or won otherwise */
+                            reason: string;
+                            /**
+                             * @description accuracy (higher is better) for classification, loss (MSE, lower is better) for regression
+                             * @enum {string}
+                             */
+                            metric: "accuracy" | "loss";
+                            /** @description The winner's test metric */
+                            winner: {
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                            };
+                            baselines: {
+                                method: string;
+                                mean: number;
+                                /** @description Half-width of the 95% confidence interval of the mean */
+                                ci95: number;
+                                /** @enum {string} */
+                                outcome: "beaten" | "tied" | "won";
+                            }[];
+                        } | null;
+                        error: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-01T12:00:00.000Z
+                         */
+                        createdAt: string;
+                        startedAt: string | null;
+                        finishedAt: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "The resource is in a state that does not allow this"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/cancel",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamStudyEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream; each event is `event: study` with the study resource as JSON `data` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example event: study
+                     *     data: {"id":"0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f","name":"blobs","status":"running","familyIds":["0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"],"settings":{"kind":"classification","model":{"body":"mlp","hidden":[128,64],"activation":"relu"},"shots":10,"eta":3,"budget":{"iterations":120,"trials":3},"rungs":[{"trials":3,"iterations":24},{"trials":1,"iterations":72}],"cost":120,"candidates":[{"algorithm":"protonet","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}},{"algorithm":"maml","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}},{"algorithm":"multitask","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}}],"promote":"production","evaluation":{"tasks":100,"queryShots":10,"seed":0}},"rung":1,"trials":[],"winner":null,"evaluationId":null,"decision":null,"error":null,"createdAt":"2026-01-01T12:00:00.000Z","startedAt":"2026-01-01T12:00:00.000Z","finishedAt":null}
+                     *
+                     *     event: study
+                     *     data: {"id":"0197a4f6-2b3c-7d4e-9f50-6a7b8c9d0e1f","name":"blobs","status":"succeeded","familyIds":["0197a4f0-1b2c-7d3e-8f40-5a6b7c8d9e01"],"settings":{"kind":"classification","model":{"body":"mlp","hidden":[128,64],"activation":"relu"},"shots":10,"eta":3,"budget":{"iterations":120,"trials":3},"rungs":[{"trials":3,"iterations":24},{"trials":1,"iterations":72}],"cost":120,"candidates":[{"algorithm":"protonet","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}},{"algorithm":"maml","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}},{"algorithm":"multitask","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}}],"promote":"production","evaluation":{"tasks":100,"queryShots":10,"seed":0}},"rung":1,"trials":[{"jobId":"0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70","candidate":0,"algorithm":"protonet","hyper":{"iterations":24,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000},"rung":0,"iterations":24,"validation":{"metric":"accuracy","mean":0.97,"ci95":0.02,"iteration":24},"status":"promoted"},{"jobId":"0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70","candidate":0,"algorithm":"protonet","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000},"rung":1,"iterations":72,"validation":{"metric":"accuracy","mean":0.99,"ci95":0.01,"iteration":72},"status":"winner"}],"winner":{"jobId":"0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70","metaModelId":"0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912","algorithm":"protonet","hyper":{"iterations":72,"metaBatchSize":25,"shots":10,"queryShots":10,"innerSteps":1,"innerLr":0.01,"metaLr":0.001,"evalEvery":500,"seed":0,"checkpointEvery":100,"zeroHead":false,"keepBest":true,"tasks":1000}},"evaluationId":"0197a4f5-3e1a-7c42-9b0d-6e5f4a3b2c1d","decision":{"promoted":true,"alias":"production","reason":"production moved to the winner: the winner's test accuracy 0.990 ± 0.010 beats every baseline beyond the 95% intervals","metric":"accuracy","winner":{"mean":0.99,"ci95":0.01},"baselines":[{"method":"scratch","mean":0.61,"ci95":0.03,"outcome":"beaten"}]},"error":null,"createdAt":"2026-01-01T12:00:00.000Z","startedAt":"2026-01-01T12:00:00.000Z","finishedAt":"2026-01-01T12:00:22.480Z"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/studies/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/events",
                      *       "detail": "The database is unavailable; retry in a few seconds.",
                      *       "dependency": "postgres"
                      *     }

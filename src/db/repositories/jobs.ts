@@ -32,6 +32,8 @@ export interface JobView {
   metaModelId: string | null;
   error: string | null;
   cancelRequested: boolean;
+  /** The study this job is a trial of, or null. */
+  studyId: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -77,6 +79,7 @@ export function jobView(row: JobRow): JobView {
     metaModelId: row.metaModel?.id ?? null,
     error: row.error,
     cancelRequested: row.cancelRequestedAt !== null,
+    studyId: row.studyId,
     createdAt: row.createdAt.toISOString(),
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
@@ -92,19 +95,32 @@ export interface Idempotency {
 }
 
 async function replay(db: Db, tenantId: string, idempotency: Idempotency): Promise<JobView | null> {
-  const row = await db.prisma.metaTrainJob.findUnique({
-    where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: idempotency.key } },
-    include: WITH_MODEL,
+  const row = await keyedRow(idempotency, {
+    find: () => db.prisma.metaTrainJob.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: idempotency.key } }, include: WITH_MODEL }),
+    release: (id) => db.prisma.metaTrainJob.updateMany({ where: { id, idempotencyKey: idempotency.key }, data: { idempotencyKey: null, requestHash: null } }),
+    conflict: (id) => new IdempotencyConflictError(id),
   });
+  return row && jobView(row);
+}
+
+/**
+ * The row an Idempotency-Key made, or null when the key is free. An expired key is released first:
+ * the old row keeps everything but the key, which a new one may take (two requests racing here are
+ * settled like any other, by the unique constraint on the insert).
+ * @throws what `conflict` makes, for the same key with a different request body.
+ */
+export async function keyedRow<R extends { id: string; createdAt: Date; requestHash: string | null }>(
+  idempotency: Idempotency,
+  rows: { find: () => Promise<R | null>; release: (id: string) => Promise<unknown>; conflict: (id: string) => Error },
+): Promise<R | null> {
+  const row = await rows.find();
   if (!row) return null;
   if (Date.now() - row.createdAt.getTime() > idempotency.ttlMs) {
-    // Expired: the old job keeps everything but the key, which a new job may take. (Two requests
-    // racing here are settled like any other: by the unique constraint on the insert.)
-    await db.prisma.metaTrainJob.updateMany({ where: { id: row.id, idempotencyKey: idempotency.key }, data: { idempotencyKey: null, requestHash: null } });
+    await rows.release(row.id);
     return null;
   }
-  if (row.requestHash !== idempotency.requestHash) throw new IdempotencyConflictError(row.id);
-  return jobView(row);
+  if (row.requestHash !== idempotency.requestHash) throw rows.conflict(row.id);
+  return row;
 }
 
 /** The tenant already has `limit` jobs queued or running (MAX_CONCURRENT_JOBS_PER_TENANT). */
@@ -113,6 +129,30 @@ export class ActiveJobLimitError extends Error {
     super(`This tenant already has ${active} meta-training jobs queued or running (limit ${limit}); wait for one to end or cancel one`);
     this.name = 'ActiveJobLimitError';
   }
+}
+
+/**
+ * Takes the tenant's job-quota lock (released with the transaction) and counts its queued and running
+ * jobs: every writer of jobs (a request, a study's scheduler) counts under it, so together they
+ * cannot pass MAX_CONCURRENT_JOBS_PER_TENANT.
+ */
+export async function lockActiveJobs(tx: Prisma.TransactionClient, tenantId: string): Promise<number> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`active-jobs:${tenantId}`}, 0))`;
+  return tx.metaTrainJob.count({ where: { tenantId, status: { in: ['queued', 'running'] } } });
+}
+
+/** The columns of a new queued job row. */
+export function newJobRow(tenantId: string, job: NewJob, studyId: string | null = null) {
+  return {
+    tenantId,
+    name: job.name,
+    algorithm: job.algorithm,
+    familyIds: job.familyIds,
+    model: job.model as unknown as Prisma.InputJsonValue,
+    hyper: { ...job.hyper },
+    iterations: job.hyper.iterations,
+    studyId,
+  };
 }
 
 /**
@@ -138,19 +178,12 @@ export async function createJob(
   try {
     const row = await db.prisma.$transaction(async (tx) => {
       if (options.maxActive !== undefined) {
-        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`active-jobs:${tenantId}`}, 0))`;
-        const active = await tx.metaTrainJob.count({ where: { tenantId, status: { in: ['queued', 'running'] } } });
+        const active = await lockActiveJobs(tx, tenantId);
         if (active >= options.maxActive) throw new ActiveJobLimitError(options.maxActive, active);
       }
       return tx.metaTrainJob.create({
         data: {
-          tenantId,
-          name: job.name,
-          algorithm: job.algorithm,
-          familyIds: job.familyIds,
-          model: job.model as unknown as Prisma.InputJsonValue,
-          hyper: { ...job.hyper },
-          iterations: job.hyper.iterations,
+          ...newJobRow(tenantId, job),
           idempotencyKey: idempotency?.key ?? null,
           requestHash: idempotency?.requestHash ?? null,
         },
@@ -173,11 +206,11 @@ export async function getJob(db: Db, tenantId: string, id: string): Promise<JobV
   return row ? jobView(row) : null;
 }
 
-/** The tenant's jobs, newest first, optionally with one status. @throws InvalidCursorError */
-export async function listJobs(db: Db, tenantId: string, page: PageRequest & { status?: JobStatus }): Promise<Page<JobView>> {
+/** The tenant's jobs, newest first, optionally with one status or of one study. @throws InvalidCursorError */
+export async function listJobs(db: Db, tenantId: string, page: PageRequest & { status?: JobStatus; studyId?: string }): Promise<Page<JobView>> {
   const { after, orderBy } = keyset(page.cursor);
   const rows = await db.prisma.metaTrainJob.findMany({
-    where: { tenantId, ...(page.status ? { status: page.status } : {}), ...after },
+    where: { tenantId, ...(page.status ? { status: page.status } : {}), ...(page.studyId === undefined ? {} : { studyId: page.studyId }), ...after },
     orderBy,
     take: page.limit + 1,
     include: WITH_MODEL,

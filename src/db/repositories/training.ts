@@ -88,13 +88,15 @@ export interface RunInputs {
   hyper: Prisma.JsonValue;
   familyIds: string[];
   families: StoredFamily[];
+  /** The study the job is a trial of, or null. */
+  studyId: string | null;
 }
 
 /** Loads what the run trains on; null when the job is gone. Families belong to the job's tenant. */
 export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | null> {
   const job = await db.prisma.metaTrainJob.findUnique({
     where: { id: jobId },
-    select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true },
+    select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true, studyId: true },
   });
   if (!job) return null;
   const specs = await loadFamilySpecs(db, job.tenantId, job.familyIds);
@@ -193,6 +195,21 @@ function decodeOptimizer(bytes: Uint8Array, step: number): Checkpoint['optimizer
  * the params codec, which refuses NaN) and drops the older ones: the latest is all a resume needs.
  */
 export async function saveCheckpoint(db: Db, fence: Fence, checkpoint: Checkpoint): Promise<void> {
+  const data = checkpointRow(checkpoint);
+  await db.prisma.$transaction(async (tx) => {
+    await fenced(tx, fence);
+    await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, data);
+  });
+}
+
+/** Replaces the job's checkpoints with this one. */
+async function keepOnlyCheckpoint(tx: Tx, jobId: string, iteration: number, data: ReturnType<typeof checkpointRow>): Promise<void> {
+  await tx.checkpoint.upsert({ where: { jobId_iteration: { jobId, iteration } }, create: { jobId, iteration, ...data }, update: data });
+  await tx.checkpoint.deleteMany({ where: { jobId, iteration: { not: iteration } } });
+}
+
+/** A checkpoint's columns. @throws NonFiniteValueError (or CodecError) for a non-finite state. */
+function checkpointRow(checkpoint: Checkpoint) {
   const params = encodeParams(checkpoint.params);
   const optimizerState = encodeOptimizer(checkpoint.optimizer);
   const state: ResumeState = { rng: checkpoint.rngState, adamStep: checkpoint.optimizer.t, pendingLoss: checkpoint.pendingLoss };
@@ -209,15 +226,7 @@ export async function saveCheckpoint(db: Db, fence: Fence, checkpoint: Checkpoin
     bestParams: best ? new Uint8Array(encodeParams(best.params)) : null,
     createdAt: new Date(),
   };
-  await db.prisma.$transaction(async (tx) => {
-    await fenced(tx, fence);
-    await tx.checkpoint.upsert({
-      where: { jobId_iteration: { jobId: fence.jobId, iteration: checkpoint.iteration } },
-      create: { jobId: fence.jobId, iteration: checkpoint.iteration, ...data },
-      update: data,
-    });
-    await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId, iteration: { not: checkpoint.iteration } } });
-  });
+  return data;
 }
 
 /**
@@ -254,6 +263,8 @@ export interface TrainedModel {
   last?: MetricsPoint;
   /** The run's best evaluation (the job's best). Default: the job's is left as it is. */
   best?: MetricsPoint;
+  /** The state after the last iteration, kept instead of dropped (a study's trial: a promotion resumes from it). */
+  checkpoint?: Checkpoint;
 }
 
 /** Attempts at the version insert when another job of the same name takes the number first. */
@@ -261,21 +272,24 @@ const VERSION_RETRIES = 5;
 
 /**
  * Ends the job `succeeded` and stores its meta-model in one transaction: the next version of the
- * job's name in its tenant, alias `latest` moved to it, checkpoints dropped. Retries when a
+ * job's name in its tenant, alias `latest` moved to it, checkpoints dropped (or replaced by
+ * `trained.checkpoint`, a study trial's final state). Retries when a
  * concurrent job of the same name took the version number.
  * @returns the new meta-model's id and version.
  */
 export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedModel): Promise<{ id: string; version: number }> {
-  const { model, metrics, bestIteration, best } = trained;
+  const { model, metrics, bestIteration, best, checkpoint } = trained;
   const last = trained.last ?? metrics;
   for (const point of [metrics, last, ...(best ? [best] : [])]) checkFiniteMetrics(point);
+  const kept = checkpoint ? checkpointRow(checkpoint) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.prisma.$transaction(async (tx) => {
         await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), finishedAt: new Date() });
         const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
         const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration });
-        await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
+        if (checkpoint) await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, kept!);
+        else await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;
       });
     } catch (error) {

@@ -30,6 +30,7 @@ export const TAGS = [
   { name: 'meta-train', description: 'Meta-training jobs: queued at once, run on the worker pool, followed by polling, by the metrics history or live over Server-Sent Events.' },
   { name: 'meta-models', description: 'The registry of learned meta-parameters: a version per finished job, counted per name, with movable aliases (`latest`, `production`).' },
   { name: 'evaluations', description: 'Does meta-learning help on your tasks, and from how many examples? A meta-model against baselines (unadapted, trained from scratch, multitask, raw inputs) on held-out tasks, with 95% confidence intervals.' },
+  { name: 'studies', description: 'Which algorithm and inner loop suit your tasks? A study meta-trains candidate learners as ordinary jobs under successive halving on validation, evaluates the winner on the test split against every baseline, and moves an alias to it only when it beats them all beyond the intervals.' },
   { name: 'tasks', description: 'New tasks bound to a meta-model: adapt one from a few labelled examples (its support set) in milliseconds, then predict with its latest adapted head.' },
   { name: 'operations', description: 'Liveness and readiness probes (no key needed) and Prometheus metrics (an operator key).' },
 ];

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type NewJob } from '../../db/repositories/jobs.js';
+import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type CancelOutcome, type NewJob } from '../../db/repositories/jobs.js';
 import { loadFamilySpec, summariseFamilies, type FamilySummary } from '../../db/repositories/task-families.js';
 import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
@@ -22,7 +22,7 @@ import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrain
 const tags = ['meta-train'];
 
 /** Key order and spacing do not make two requests different. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -60,9 +60,10 @@ function convInputShape(familyIds: readonly string[], families: Map<string, Fami
 /**
  * Turns a request into a job: its families must exist for this tenant and agree on what a model sees
  * (kind, inputDim, ways); the algorithm must suit them; the engine fills and checks the
- * hyper-parameters and model; and each family must be able to draw an episode of the asked shape.
+ * hyper-parameters and model; and each family must be able to draw an episode of the asked shape
+ * (unless `checkEpisodes` is false: a study checks that once for all its candidates, which share it).
  */
-async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCreate): Promise<NewJob> {
+export async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCreate, options: { checkEpisodes?: boolean } = {}): Promise<NewJob> {
   const families = await summariseFamilies(app.db, tenantId, body.familyIds);
   body.familyIds.forEach((id, i) => {
     const family = families.get(id);
@@ -102,7 +103,7 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
     throw invalidField('/model', (error as Error).message);
   }
   const shape = { shots: hyper.shots, queryShots: hyper.queryShots, ways: first.nWay ?? undefined };
-  for (const [i, id] of body.familyIds.entries()) {
+  for (const [i, id] of options.checkEpisodes === false ? [] : body.familyIds.entries()) {
     const family = createFamily((await loadFamilySpec(app.db, tenantId, id))!);
     try {
       for (const split of ['train', 'val'] as const) family.sampleEpisode(new Rng(0), split, shape);
@@ -113,6 +114,25 @@ async function planJob(app: FastifyInstance, tenantId: string, body: MetaTrainCr
   }
   const name = body.name ?? `${first.name}-${body.algorithm}`;
   return { name, algorithm: body.algorithm, familyIds: body.familyIds, model, hyper };
+}
+
+/**
+ * Cancels job `id` of the tenant: a queued one is taken off the queue (a worker that already fetched
+ * it finds the row cancelled and stops) and any event-stream reader is told it ended; a running
+ * one's worker, in whichever process, is told through Redis (a lost message is covered by the worker
+ * reading cancelRequestedAt when it writes progress).
+ */
+export async function cancelJob(app: FastifyInstance, redis: Redis, tenantId: string, id: string): Promise<CancelOutcome> {
+  const result = await requestCancel(app.db, tenantId, id);
+  if (result.outcome === 'cancelled') {
+    await app.queues['meta-train'].remove(id).catch(() => 0);
+    await publishJobEvent(redis, app.config.queuePrefix, id, 'status', { status: 'cancelled', ...result.job.progress })
+      .catch((err: unknown) => app.log.warn({ err, jobId: id }, 'could not publish the cancelled event'));
+  } else if (result.outcome === 'requested') {
+    await publishCancel(redis, app.config.queuePrefix, id)
+      .catch((err: unknown) => app.log.warn({ err, jobId: id }, 'could not publish the cancel request'));
+  }
+  return result;
 }
 
 export interface MetaTrainRouteOptions {
@@ -165,14 +185,14 @@ const metaTrain: FastifyPluginAsyncTypebox<MetaTrainRouteOptions> = async (app, 
   app.get('/meta-train', {
     schema: {
       operationId: 'listMetaTrainJobs',
-      summary: 'List meta-training jobs, newest first, optionally by status',
+      summary: "List meta-training jobs, newest first, optionally by status or a study's trials",
       tags,
       querystring: JobListQuery,
       response: { 200: JobList, ...problemResponses(400) },
     },
   }, async (request) => {
-    const { status, limit = 20, cursor } = request.query;
-    return withCursor(() => listJobs(app.db, request.tenant.id, { status, limit, cursor }));
+    const { status, studyId, limit = 20, cursor } = request.query;
+    return withCursor(() => listJobs(app.db, request.tenant.id, { status, studyId, limit, cursor }));
   });
 
   app.get('/meta-train/:id', {
@@ -195,22 +215,10 @@ const metaTrain: FastifyPluginAsyncTypebox<MetaTrainRouteOptions> = async (app, 
     const { id } = request.params;
     // A cancel takes a queued job off the queue and tells the running one's worker: both need Redis.
     await assertRedisReady(app.queues);
-    const result = await requestCancel(app.db, request.tenant.id, id);
+    const result = await cancelJob(app, redis, request.tenant.id, id);
     if (result.outcome === 'missing') throw new HttpProblem(404, `No meta-training job ${id}`);
     const { job } = result;
     if (result.outcome === 'ended') throw new HttpProblem(409, `Job ${id} already ended (${job.status})`, { extensions: { status: job.status } });
-    if (result.outcome === 'cancelled') {
-      // Never started: take it off the queue (a worker that already fetched it finds the row cancelled
-      // and stops) and tell any event-stream reader it ended.
-      await app.queues['meta-train'].remove(id).catch(() => 0);
-      await publishJobEvent(redis, app.config.queuePrefix, id, 'status', { status: 'cancelled', ...job.progress })
-        .catch((err: unknown) => request.log.warn({ err, jobId: id }, 'could not publish the cancelled event'));
-    } else {
-      // The worker running it may be in any process: every worker listens on this channel. A lost
-      // message is covered by the worker reading cancelRequestedAt when it writes progress.
-      await publishCancel(redis, app.config.queuePrefix, id)
-        .catch((err: unknown) => request.log.warn({ err, jobId: id }, 'could not publish the cancel request'));
-    }
     return reply.code(202).send(job);
   });
 

@@ -41,6 +41,7 @@ const QUEUED_JOB = {
   metaModelId: null,
   error: null,
   cancelRequested: false,
+  studyId: null,
   createdAt: EXAMPLE_TIMES.created,
   startedAt: null,
   finishedAt: null,
@@ -187,6 +188,7 @@ export const Job = Type.Object({
   metaModelId: Type.Union([Id, Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   cancelRequested: Type.Boolean({ description: 'A cancel was asked for; a running job ends `cancelled` within one iteration' }),
+  studyId: Type.Union([Id, Type.Null()], { description: 'The study this job is a trial of (POST /studies), or null' }),
   createdAt: Timestamp,
   startedAt: Type.Union([Timestamp, Type.Null()]),
   finishedAt: Type.Union([Timestamp, Type.Null()]),
@@ -196,7 +198,7 @@ export type Job = Static<typeof Job>;
 export const JobList = Page(Job, { examples: [{ items: [SUCCEEDED_JOB], nextCursor: null }] });
 
 export const JobListQuery = Type.Object(
-  { status: Type.Optional(JobStatus), ...PageQuery },
+  { status: Type.Optional(JobStatus), studyId: Type.Optional({ ...Id, description: "Only this study's trials" }), ...PageQuery },
   { additionalProperties: false },
 );
 

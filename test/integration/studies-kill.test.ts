@@ -1,0 +1,89 @@
+/**
+ * A study survives its worker (issue 23 item 3): worker processes (`--role worker`, which run the
+ * study scheduler) on a private redis-server and database. The worker is SIGKILLed while a trial of
+ * the first rung is running; a second worker recovers the stalled trial from its checkpoint and its
+ * scheduler, reading only Postgres, decides the rung, resumes the promoted trial and finishes the study.
+ */
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import type { StudyView } from '../../src/db/repositories/studies.js';
+import { newTenant, SINE, startApi, type TestApi } from './support/api-app.js';
+import { createPrivateDatabase, type PrivateDatabase } from './support/private-database.js';
+import { freePort, PrivateRedis } from './support/services.js';
+import { waitUntil } from './support/training-fixtures.js';
+import { WorkerProcess } from './support/worker-process.js';
+
+let redisServer: PrivateRedis;
+let database: PrivateDatabase;
+let api: TestApi;
+const workers: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  redisServer = new PrivateRedis(await freePort());
+  await redisServer.start();
+  database = await createPrivateDatabase('studykill');
+  api = await startApi('studykill', { DATABASE_URL: database.url }, redisServer.url);
+}, 60_000);
+
+afterEach(async () => {
+  for (const worker of workers.splice(0)) {
+    worker.kill('SIGKILL');
+    await worker.exited;
+  }
+});
+
+afterAll(async () => {
+  await api?.close();
+  await redisServer?.stop();
+  await database?.drop();
+});
+
+function startWorker(): WorkerProcess {
+  const worker = new WorkerProcess({
+    DATABASE_URL: database.url,
+    REDIS_URL: redisServer.url,
+    QUEUE_PREFIX: api.prefix,
+    LOCK_DURATION_MS: '2000',
+    STALLED_INTERVAL_MS: '1000',
+    RECONCILE_INTERVAL_MS: '600000',
+    PROGRESS_INTERVAL_MS: '100',
+    STUDY_INTERVAL_MS: '200',
+  });
+  workers.push(worker);
+  return worker;
+}
+
+it('a worker SIGKILLed mid-trial: the next worker resumes the trial and its scheduler finishes the study', async () => {
+  const tenant = await newTenant(api.db);
+  const family = await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: SINE });
+  const hyper = { metaBatchSize: 4, evalEvery: 250, checkpointEvery: 50 };
+  const created = await api.app.inject({
+    method: 'POST', url: '/studies', headers: tenant.headers,
+    payload: { name: 'survivor', familyIds: [(family.json() as { id: string }).id], model: { hidden: [16, 16] }, candidates: [{ algorithm: 'maml', hyper }, { algorithm: 'reptile', hyper }], budget: { iterations: 3000 } },
+  });
+  expect(created.statusCode, created.body).toBe(202);
+  const study = created.json() as StudyView;
+  expect(study.settings.rungs).toEqual([{ trials: 2, iterations: 750 }, { trials: 1, iterations: 2250 }]);
+
+  const first = startWorker();
+  // Killed once the first trial has a checkpoint, far from its end (750 iterations; one checkpoint every 50).
+  const trialJob = study.trials[0].jobId!;
+  await waitUntil(() => api.db.prisma.checkpoint.findFirst({ where: { jobId: trialJob } }).then((c) => c ?? undefined), 'a checkpoint of the first trial', 60_000, 20);
+  first.kill('SIGKILL');
+  expect((await first.exited).signal).toBe('SIGKILL');
+  expect(await api.db.prisma.metaTrainJob.findUniqueOrThrow({ where: { id: trialJob } })).toMatchObject({ status: 'running' });
+
+  const second = startWorker();
+  const done = await waitUntil(async () => {
+    const row = await api.db.prisma.study.findUniqueOrThrow({ where: { id: study.id } });
+    return row.status === 'running' ? undefined : row;
+  }, 'the study to end', 120_000, 200);
+  expect(done, second.output()).toMatchObject({ status: 'succeeded', error: null });
+  const view = (await api.app.inject({ method: 'GET', url: `/studies/${study.id}`, headers: tenant.headers })).json() as StudyView;
+  expect(view.trials.map((t) => `${t.rung}:${t.status}`).sort()).toEqual(['0:dropped', '0:promoted', '1:winner']);
+  // The killed trial was resumed, not restarted: its second run started from a checkpoint.
+  expect(second.logs('meta-train run started').find((l) => l.jobId === trialJob)?.resumeFrom).toBeGreaterThan(0);
+  // The second worker's scheduler decided the rung and judged the winner.
+  expect(second.logs('study rung decided; next rung started').map((l) => l.studyId)).toContain(study.id);
+  expect(second.logs('study ended').map((l) => l.studyId)).toContain(study.id);
+  expect(await api.db.prisma.metaTrainJob.count({ where: { studyId: study.id } })).toBe(3);
+}, 180_000);
