@@ -125,6 +125,10 @@ describeNeeding(requirement('chromium', existsSync(CHROMIUM) ? undefined : `${CH
     await expect.poll(async () => Number(await valLoss.getAttribute('data-points', { timeout: 1_000 }).catch(() => 0)), { timeout: 30_000, interval: 200 }).toBeGreaterThanOrEqual(3);
     const path = await page.locator('#loss-chart path[data-series="trainLoss"]').getAttribute('d');
     expect(path).toMatch(/^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){2,}/);
+    // The best evaluation so far (what hyper.keepBest stores) is marked, and validation has its intervals.
+    await expect.poll(() => page.locator('#loss-chart g[data-series="best"] circle').count(), { timeout: 10_000, interval: 200 }).toBe(1);
+    expect(await page.locator('#loss-chart g[data-ci="valLoss"] line').count()).toBeGreaterThanOrEqual(9);
+    await expect.poll(() => page.locator('#job-summary').textContent(), { timeout: 10_000, interval: 200 }).toMatch(/best at iteration \d+: val loss [\d.]+ ± [\d.]+/);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });

@@ -66,7 +66,7 @@ function drawCurve() {
   if (curve.length > 0 && curve.every((m) => m.valLossCi95 !== undefined)) val.ci = curve.map((m) => m.valLossCi95);
   const series = [{ name: 'trainLoss', label: 'meta-train loss', points: curve.map((m) => [m.iteration, m.trainLoss]) }, val];
   const best = curve.find((m) => m.iteration === jobs.get(selected)?.bestIteration);
-  if (best) series.push({ name: 'best', label: `best (iteration ${best.iteration})`, kind: 'points', points: [[best.iteration, best.valLoss]] });
+  if (best) series.push({ name: 'best', label: 'best', kind: 'points', points: [[best.iteration, best.valLoss]] });
   drawChart(document.querySelector('#loss-chart'), series, { xLabel: 'iteration', yLabel: 'loss', logY: true });
 }
 
