@@ -1,8 +1,11 @@
 /**
- * A study survives its worker (issue 23 item 3): worker processes (`--role worker`, which run the
- * study scheduler) on a private redis-server and database. The worker is SIGKILLed while a trial of
- * the first rung is running; a second worker recovers the stalled trial from its checkpoint and its
- * scheduler, reading only Postgres, decides the rung, resumes the promoted trial and finishes the study.
+ * A study survives its worker and its Redis (issue 23 item 3): worker processes (`--role worker`,
+ * which run the study scheduler) on a private redis-server and database.
+ * - The worker is SIGKILLed while a trial of the first rung is running; a second worker recovers the
+ *   stalled trial from its checkpoint and its scheduler, reading only Postgres, decides the rung,
+ *   resumes the promoted trial and finishes the study.
+ * - Redis is wiped (FLUSHALL) while a trial runs and another waits in the queue: the reconciler
+ *   re-enqueues what Postgres says is queued, and the study finishes.
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { StudyView } from '../../src/db/repositories/studies.js';
@@ -37,7 +40,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-function startWorker(): WorkerProcess {
+function startWorker(env: Record<string, string> = {}): WorkerProcess {
   const worker = new WorkerProcess({
     DATABASE_URL: database.url,
     REDIS_URL: redisServer.url,
@@ -47,10 +50,42 @@ function startWorker(): WorkerProcess {
     RECONCILE_INTERVAL_MS: '600000',
     PROGRESS_INTERVAL_MS: '100',
     STUDY_INTERVAL_MS: '200',
+    ...env,
   });
   workers.push(worker);
   return worker;
 }
+
+async function postStudy(name: string) {
+  const tenant = await newTenant(api.db);
+  const family = await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: SINE });
+  const hyper = { metaBatchSize: 4, evalEvery: 250, checkpointEvery: 50 };
+  const created = await api.app.inject({
+    method: 'POST', url: '/studies', headers: tenant.headers,
+    payload: { name, familyIds: [(family.json() as { id: string }).id], model: { hidden: [16, 16] }, candidates: [{ algorithm: 'maml', hyper }, { algorithm: 'reptile', hyper }], budget: { iterations: 3000 } },
+  });
+  expect(created.statusCode, created.body).toBe(202);
+  return { tenant, study: created.json() as StudyView };
+}
+
+const studyEnded = (id: string) => waitUntil(async () => {
+  const row = await api.db.prisma.study.findUniqueOrThrow({ where: { id } });
+  return row.status === 'running' ? undefined : row;
+}, 'the study to end', 120_000, 200);
+
+it('Redis wiped mid-study: the reconciler re-enqueues the lost trial from Postgres and the study finishes', async () => {
+  const { tenant, study } = await postStudy('flushed');
+  const worker = startWorker({ RECONCILE_INTERVAL_MS: '1000' });
+  const [running, waiting] = study.trials.map((t) => t.jobId!);
+  await waitUntil(() => api.db.prisma.checkpoint.findFirst({ where: { jobId: running } }).then((c) => c ?? undefined), 'a checkpoint of the first trial', 60_000, 20);
+  await api.redis.flushall();
+  expect(await api.queues['meta-train'].getJob(waiting)).toBeUndefined();
+  const done = await studyEnded(study.id);
+  expect(done, worker.output()).toMatchObject({ status: 'succeeded', error: null });
+  const view = (await api.app.inject({ method: 'GET', url: `/studies/${study.id}`, headers: tenant.headers })).json() as StudyView;
+  expect(view.trials.map((t) => `${t.rung}:${t.status}`).sort()).toEqual(['0:dropped', '0:promoted', '1:winner']);
+  expect(worker.logs('reconciler re-enqueued jobs Redis had lost').flatMap((l) => (l.requeued as { id: string }[]).map((r) => r.id))).toContain(waiting);
+}, 180_000);
 
 it('a worker SIGKILLed mid-trial: the next worker resumes the trial and its scheduler finishes the study', async () => {
   const tenant = await newTenant(api.db);

@@ -6,15 +6,13 @@
  * tenant holds at most MAX_EVENT_STREAMS_PER_TENANT streams at once, over all API processes.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { Redis } from 'ioredis';
 import type { ServerResponse } from 'node:http';
 import { getJob, type JobView } from '../../db/repositories/jobs.js';
 import type { JobEventReader, StreamEntry } from '../../jobs/event-reader.js';
 import { decodeJobEvent, isTerminalStatus, jobEventsKey, type StatusEventData } from '../../jobs/events.js';
-import { StreamLeases } from '../../jobs/stream-leases.js';
-import { DependencyUnavailableError } from '../dependency-errors.js';
+import { eventStreams, openEventStream } from '../event-streams.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 
@@ -33,8 +31,6 @@ export interface EventsRouteOptions {
  */
 export const MAX_UNSENT_BYTES = 256 * 1024;
 
-/** A lease outlives this many missed heartbeats (a dead process's streams free their places after it). */
-const LEASE_HEARTBEATS = 3;
 /** What a client reads while a job runs to the end (shown in the OpenAPI document). */
 const EVENTS_EXAMPLE = [
   'event: status\ndata: {"status":"running","iteration":0,"iterations":5000}\n',
@@ -78,13 +74,7 @@ async function readRest(redis: Redis, key: string, lastId: string): Promise<Stre
 }
 
 const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (app, { redis, reader, heartbeatMs = 15_000 }) => {
-  const leases = new StreamLeases(redis, app.config.queuePrefix, heartbeatMs * LEASE_HEARTBEATS);
-  const limit = app.config.limits.maxEventStreamsPerTenant;
-  // The streams open in this process, ended when the app closes (their timers and sockets with them).
-  const openStreams = new Set<() => void>();
-  app.addHook('onClose', async () => {
-    for (const finish of [...openStreams]) finish();
-  });
+  const streams = eventStreams(app, redis, heartbeatMs);
 
   app.get('/meta-train/:id/events', {
     schema: {
@@ -115,29 +105,22 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
       // Ended already: replay what the stream still holds after Last-Event-ID and close. Short, so
       // it takes no place under the cap.
       const rest = await readRest(redis, key, fromId);
-      const res = open(reply);
+      const res = openEventStream(reply);
       res.write(frame('status', statusOf(job)));
       writeEntries(res, rest);
       res.end();
       return;
     }
 
-    // The command connection waits through reconnects: during an outage answer 503 now instead.
-    if (redis.status !== 'ready') throw new DependencyUnavailableError('redis', `connection is ${redis.status}`);
-    const place = await leases.acquire(tenantId, limit);
-    if (!place.admitted) {
-      throw new HttpProblem(429, `At most ${limit} event streams may be open at once for a tenant; close one first`, { extensions: { limit, open: place.open } });
-    }
-    const { lease } = place;
-
-    const res = open(reply);
+    const lease = await streams.admit(tenantId);
+    const res = openEventStream(reply);
     res.write(frame('status', statusOf(job)));
     let closed = false;
     let checking = false;
     const finish = () => {
       if (closed) return;
       closed = true;
-      openStreams.delete(finish);
+      untrack();
       clearInterval(heartbeat);
       watch.close();
       lease.release().catch((err: unknown) => request.log.warn({ err }, 'could not release an event stream lease'));
@@ -145,7 +128,7 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
     };
     // The client went away (or the socket failed): free the reader's watch and the tenant's place.
     res.on('close', finish);
-    openStreams.add(finish);
+    const untrack = streams.track(finish);
 
     const watch = reader.watch(key, fromId, (entries) => {
       if (closed) return;
@@ -176,20 +159,6 @@ const metaTrainEvents: FastifyPluginAsyncTypebox<EventsRouteOptions> = async (ap
       });
     }, heartbeatMs);
   });
-
-  /** Takes the response over from Fastify and sends the SSE head. */
-  function open(reply: FastifyReply): ServerResponse {
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    return res;
-  }
 };
 
 export default metaTrainEvents;

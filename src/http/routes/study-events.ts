@@ -15,8 +15,7 @@ import type { Redis } from 'ioredis';
 import { Type } from 'typebox';
 import { getStudy, type StudyView } from '../../db/repositories/studies.js';
 import { isTerminalStatus } from '../../jobs/events.js';
-import { StreamLeases } from '../../jobs/stream-leases.js';
-import { DependencyUnavailableError } from '../dependency-errors.js';
+import { eventStreams, openEventStream } from '../event-streams.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 import { STUDY_EVENTS_EXAMPLE } from '../schemas/studies.js';
@@ -33,12 +32,7 @@ export interface StudyEventsRouteOptions {
 const frame = (study: StudyView) => `event: study\ndata: ${JSON.stringify(study)}\n\n`;
 
 const studyEvents: FastifyPluginAsyncTypebox<StudyEventsRouteOptions> = async (app, { redis, pollMs = 1_000, heartbeatMs = 15_000 }) => {
-  const leases = new StreamLeases(redis, app.config.queuePrefix, heartbeatMs * 3);
-  const limit = app.config.limits.maxEventStreamsPerTenant;
-  const openStreams = new Set<() => void>();
-  app.addHook('onClose', async () => {
-    for (const finish of [...openStreams]) finish();
-  });
+  const streams = eventStreams(app, redis, heartbeatMs);
 
   app.get('/studies/:id/events', {
     schema: {
@@ -56,27 +50,13 @@ const studyEvents: FastifyPluginAsyncTypebox<StudyEventsRouteOptions> = async (a
     const { id } = request.params;
     const study = await getStudy(app.db, tenantId, id);
     if (!study) throw new HttpProblem(404, `No study ${id}`);
-    const open = () => {
-      reply.hijack();
-      reply.raw.writeHead(200, {
-        ...(reply.getHeaders() as Record<string, string>),
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      return reply.raw;
-    };
     if (isTerminalStatus(study.status)) {
       // Ended already: its final state, and close; it takes no place under the cap.
-      open().end(frame(study));
+      openEventStream(reply).end(frame(study));
       return;
     }
-    if (redis.status !== 'ready') throw new DependencyUnavailableError('redis', `connection is ${redis.status}`);
-    const place = await leases.acquire(tenantId, limit);
-    if (!place.admitted) throw new HttpProblem(429, `At most ${limit} event streams may be open at once for a tenant; close one first`, { extensions: { limit, open: place.open } });
-    const { lease } = place;
-    const res = open();
+    const lease = await streams.admit(tenantId);
+    const res = openEventStream(reply);
     let last = frame(study);
     res.write(last);
     let closed = false;
@@ -85,13 +65,13 @@ const studyEvents: FastifyPluginAsyncTypebox<StudyEventsRouteOptions> = async (a
     const finish = () => {
       if (closed) return;
       closed = true;
-      openStreams.delete(finish);
+      untrack();
       clearInterval(timer);
       lease.release().catch((err: unknown) => request.log.warn({ err }, 'could not release an event stream lease'));
       res.end();
     };
     res.on('close', finish);
-    openStreams.add(finish);
+    const untrack = streams.track(finish);
     const timer = setInterval(() => {
       if (closed || reading) return;
       reading = true;
