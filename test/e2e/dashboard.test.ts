@@ -4,7 +4,8 @@
  * key, and sees a running job's progress advance and its loss curves drawn, live from the event
  * stream read with fetch (the key travels in the Authorization header, never in a URL); adapts a
  * task; evaluates a meta-model against its baselines, drawn with confidence bars; and shows each
- * model's architecture (an MLP's widths, a conv body's channels and image shape). Screenshots go to
+ * model's architecture (an MLP's widths, a conv body's channels and image shape); and follows a study
+ * live to its leaderboard (trials by rung with validation intervals, the winner, the decision). Screenshots go to
  * test/artifacts/. Without /usr/bin/chromium it is skipped saying why, and fails under CI=true
  * (test/support/requirements.ts).
  */
@@ -16,6 +17,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client.js';
 import { createApiKey } from '../../src/db/repositories/api-keys.js';
+import type { StudyView } from '../../src/db/repositories/studies.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { freePort, removePrefix, SHARED_REDIS_URL, uniquePrefix } from '../integration/support/services.js';
 import { describeNeeding, requirement } from '../support/requirements.js';
@@ -71,6 +73,8 @@ beforeAll(async () => {
     env: {
       ...process.env, DATABASE_URL: database.url, REDIS_URL: SHARED_REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port),
       HOST: '127.0.0.1', TFJS_BACKEND: 'cpu', LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0',
+      // The study scheduler moves a study on after each rung: a short pass keeps the study test short.
+      STUDY_INTERVAL_MS: '200',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -219,5 +223,78 @@ describeNeeding(requirement('chromium', existsSync(CHROMIUM) ? undefined : `${CH
     await page.locator('#evaluation-title', { hasText: '(protonet, conv 4-4 on 14x14x1)' }).waitFor({ timeout: 10_000 });
     expect(await page.locator('#try-model option', { hasText: 'digits-conv' }).textContent()).toBe('digits-conv@1 (protonet, conv 4-4 on 14x14x1, classification)');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-architectures.png'), fullPage: true });
+  });
+
+  it("follows a study live to its leaderboard: trials by rung with validation intervals, the winner and the decision", async () => {
+    const blobs = await call<{ id: string }>('POST', '/task-families', { name: 'blobs', kind: 'classification', inputDim: 2, nWay: 3, generator: { type: 'gaussian-blobs' } });
+    const quick = { metaBatchSize: 4, queryShots: 4, evalEvery: 8 };
+    // The service's one worker runs one job at a time: a long job ahead holds the study's trials
+    // queued until the browser follows the study, so that the rest of it can only arrive live.
+    const blocker = await call<{ id: string }>('POST', '/meta-train', {
+      name: 'blocker', familyIds: [blobs.id], algorithm: 'protonet', model: { hidden: [16] }, hyper: { ...quick, iterations: 100_000, shots: 5, evalEvery: 5_000, checkpointEvery: 5_000 },
+    });
+    const created = await call<StudyView>('POST', '/studies', {
+      name: 'blobs-study', familyIds: [blobs.id], model: { hidden: [16] }, shots: 5, promote: 'production', budget: { iterations: 96 },
+      candidates: [{ algorithm: 'protonet', hyper: quick }, { algorithm: 'maml', hyper: { ...quick, innerLr: 0.4 } }],
+    });
+    const requests: { url: string; authorization?: string }[] = [];
+    page.on('request', (request) => requests.push({ url: request.url(), authorization: request.headers().authorization }));
+    // The list refreshes every 5 s; the study is selected while it runs, so what follows comes from its stream.
+    const row = page.locator(`#studies tr[data-study-id="${created.id}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    await row.click();
+    await page.locator('#study-title', { hasText: 'blobs-study' }).waitFor({ timeout: 5_000 });
+    expect(await page.locator('#study-rungs table[data-rung="0"] tr[data-status="queued"]').count()).toBe(2);
+    expect(await page.locator('#study-decision').textContent()).toContain('No decision yet');
+    await expect.poll(() => requests.some((r) => r.url.endsWith(`/studies/${created.id}/events`)), { timeout: 5_000, interval: 100 }).toBe(true);
+    await call('POST', `/meta-train/${blocker.id}/cancel`);
+    await page.locator('#study-decision .verdict').waitFor({ timeout: 60_000 });
+    const study = await call<StudyView>('GET', `/studies/${created.id}`);
+    expect(study.status).toBe('succeeded');
+    const decision = study.decision!;
+
+    // Every trial in its rung's table, with its status and its validation accuracy's mean ± ci95 in percent.
+    expect(new Set(study.trials.map((t) => t.rung)).size).toBe(study.settings.rungs.length);
+    for (const trial of study.trials) {
+      const tr = page.locator(`#study-rungs table[data-rung="${trial.rung}"] tr[data-candidate="${trial.candidate}"]`);
+      expect(await tr.getAttribute('data-status')).toBe(trial.status);
+      const text = (await tr.locator('td.validation').textContent())!;
+      const [, mean, ci95] = /^([\d.]+)% ± ([\d.]+)$/.exec(text) ?? [];
+      expect(Number(mean), text).toBeCloseTo(100 * trial.validation!.mean, 1);
+      expect(Number(ci95), text).toBeCloseTo(100 * trial.validation!.ci95, 1);
+      expect(await tr.locator('td').nth(1).textContent()).toBe(trial.algorithm);
+    }
+    for (const [rung, plan] of study.settings.rungs.entries()) {
+      expect(await page.locator(`#study-rungs table[data-rung="${rung}"] caption`).textContent()).toContain(`to ${plan.iterations} iterations`);
+    }
+    // The winner: one highlighted row, in the top rung, the study's winner.
+    const top = study.settings.rungs.length - 1;
+    const winner = page.locator('#study-rungs tr.winner');
+    expect(await winner.count()).toBe(1);
+    const winning = study.trials.find((t) => t.status === 'winner')!;
+    expect(winning).toMatchObject({ rung: top, jobId: study.winner!.jobId });
+    expect(await page.locator(`#study-rungs table[data-rung="${top}"] tr.winner`).getAttribute('data-candidate')).toBe(String(winning.candidate));
+
+    // The decision: promoted or not, its reason (naming any baseline that tied or won), each baseline's outcome.
+    const verdict = (await page.locator('#study-decision .verdict').textContent())!;
+    expect(verdict).toContain(decision.promoted ? `Promoted: blobs-study@production` : 'Not promoted.');
+    expect(verdict).toContain(decision.reason);
+    for (const b of decision.baselines.filter((b) => b.outcome !== 'beaten')) expect(verdict).toContain(b.method);
+    expect(await page.locator('#study-decision tr[data-outcome]').evaluateAll((rows) => rows.map((r) => [r.children[0].textContent, r.getAttribute('data-outcome')])))
+      .toEqual(decision.baselines.map((b) => [b.method, b.outcome]));
+    expect(await row.locator('td').nth(6).textContent()).toBe(decision.promoted ? 'promoted to production' : 'not promoted');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-study.png'), fullPage: true });
+
+    // Live: the study's stream was read with the key in the Authorization header, never in a URL.
+    const stream = requests.filter((r) => r.url.endsWith(`/studies/${created.id}/events`));
+    expect(stream.length).toBeGreaterThan(0);
+    expect(stream.every((r) => r.authorization === `Bearer ${key}`)).toBe(true);
+    expect(requests.some((r) => r.url.includes(key))).toBe(false);
+
+    // The winner's evaluation (the study's, on the test split) opens in the evaluation panel, raw baseline included.
+    await page.locator('#study-decision button').click();
+    await page.locator('#evaluation-title', { hasText: 'blobs-study@' }).waitFor({ timeout: 10_000 });
+    await page.locator('#evaluation-status', { hasText: 'Evaluation succeeded: 100 held-out tasks' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#evaluation-chart path[data-series="raw"]').getAttribute('data-points')).toBe('1');
   });
 });

@@ -62,16 +62,16 @@ function parseFrame(frame) {
 }
 
 /**
- * Follows a job's Server-Sent Events with fetch and a stream reader: EventSource cannot send an
- * Authorization header, and a key must not travel in a URL. Reconnects with Last-Event-ID until a
- * terminal status arrives or `signal` aborts.
+ * Follows the Server-Sent Events at `path` with fetch and a stream reader: EventSource cannot send an
+ * Authorization header, and a key must not travel in a URL. Reconnects (with Last-Event-ID where the
+ * stream gives ids) until `isEnd(event)` says the stream's subject ended or `signal` aborts.
  */
-export async function followEvents(jobId, onEvent, signal) {
+async function followStream(path, isEnd, onEvent, signal) {
   let lastId;
   let ended = false;
   while (!ended && !signal.aborted) {
     try {
-      const response = await fetch(`/meta-train/${encodeURIComponent(jobId)}/events`, {
+      const response = await fetch(path, {
         headers: headers({ accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) }),
         signal,
       });
@@ -88,14 +88,28 @@ export async function followEvents(jobId, onEvent, signal) {
           const event = parseFrame(frame);
           if (!event) continue;
           if (event.id) lastId = event.id;
-          if (event.event === 'status' && ['succeeded', 'failed', 'cancelled'].includes(event.data.status)) ended = true;
+          if (isEnd(event)) ended = true;
           onEvent(event);
         }
       }
-      // The server closes the stream after a terminal status; any other close is a dropped connection.
+      // The server closes the stream after the end; any other close is a dropped connection.
     } catch (error) {
       if (signal.aborted || (error instanceof ApiError && error.status < 500)) return;
     }
     if (!ended && !signal.aborted) await new Promise((resolve) => setTimeout(resolve, 1000));
   }
+}
+
+export const TERMINAL = ['succeeded', 'failed', 'cancelled'];
+
+/** A job's events (status, progress, metrics) until a terminal status. */
+export function followEvents(jobId, onEvent, signal) {
+  const isEnd = (event) => event.event === 'status' && TERMINAL.includes(event.data.status);
+  return followStream(`/meta-train/${encodeURIComponent(jobId)}/events`, isEnd, onEvent, signal);
+}
+
+/** A study's events: the whole study at each change, until it ends (a reconnect starts from its state now). */
+export function followStudy(studyId, onEvent, signal) {
+  const isEnd = (event) => event.event === 'study' && TERMINAL.includes(event.data.status);
+  return followStream(`/studies/${encodeURIComponent(studyId)}/events`, isEnd, onEvent, signal);
 }

@@ -1,7 +1,8 @@
-// Entry: sign in with an API key (kept in sessionStorage), then the board: jobs, curves, models, task.
+// Entry: sign in with an API key (kept in sessionStorage), then the board: jobs, curves, studies, models, task.
 import { api, ApiError, session } from './api.js';
 import { refreshJobs, stopJobs } from './jobs.js';
 import { refreshModels } from './models.js';
+import { refreshStudies, stopStudies } from './studies.js';
 import { setUpEvaluations } from './evaluations.js';
 import { setUpTry } from './try.js';
 
@@ -16,7 +17,7 @@ function show(signedIn) {
 
 async function refresh() {
   try {
-    await Promise.all([refreshJobs(), refreshModels()]);
+    await Promise.all([refreshJobs(), refreshStudies(), refreshModels()]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) signOut('The key was refused (revoked?). Enter another.');
   }
@@ -33,6 +34,7 @@ async function open() {
 function signOut(message = '') {
   clearInterval(timer);
   stopJobs();
+  stopStudies();
   session.clear();
   document.querySelector('#whoami').textContent = '';
   document.querySelector('#login-error').textContent = message;

@@ -1,13 +1,12 @@
 // Jobs: the list with live status and progress (one event stream per unfinished job), and the
 // selected job's meta-train and validation loss curves, validation with its 95% intervals and the
 // best evaluation (the one hyper.keepBest stores) marked.
-import { api, followEvents } from './api.js';
+import { api, followEvents, TERMINAL } from './api.js';
 import { describeArchitecture } from './architecture.js';
 import { drawChart } from './chart.js';
 
-/** Browsers allow 6 connections per host over HTTP/1.1: leave room for the ordinary calls. */
-const MAX_STREAMS = 4;
-const TERMINAL = ['succeeded', 'failed', 'cancelled'];
+/** Browsers allow 6 connections per host over HTTP/1.1: leave room for a study's stream and the ordinary calls. */
+const MAX_STREAMS = 3;
 
 const jobs = new Map();
 const streams = new Map();
@@ -70,10 +69,13 @@ function drawCurve() {
   drawChart(document.querySelector('#loss-chart'), series, { xLabel: 'iteration', yLabel: 'loss', logY: true });
 }
 
-/** `mean ± ci95` of the validation metric runs are selected on (accuracy in percent). */
-function describeValidation({ metric, mean, ci95 }) {
-  return metric === 'accuracy' ? `val accuracy ${(100 * mean).toFixed(1)}% ± ${(100 * ci95).toFixed(1)}` : `val loss ${mean.toPrecision(3)} ± ${ci95.toPrecision(2)}`;
+/** `mean ± ci95` of an accuracy (in percent) or a loss. */
+export function formatInterval(metric, { mean, ci95 }) {
+  return metric === 'accuracy' ? `${(100 * mean).toFixed(1)}% ± ${(100 * ci95).toFixed(1)}` : `${mean.toPrecision(3)} ± ${ci95.toPrecision(2)}`;
 }
+
+/** The validation metric runs are selected on, with its interval. */
+const describeValidation = (validation) => `val ${validation.metric} ${formatInterval(validation.metric, validation)}`;
 
 function summarise(job) {
   const parts = [`${job.algorithm}`, describeArchitecture(job.model), `status ${job.status}`, `${job.progress.iteration}/${job.progress.iterations} iterations`];
