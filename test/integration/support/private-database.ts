@@ -33,12 +33,15 @@ export interface PrivateDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates `fastadapt_t_<label>_<random>` on the test server and applies every migration. */
-export async function createPrivateDatabase(label: string): Promise<PrivateDatabase> {
+/**
+ * Creates `fastadapt_t_<label>_<random>` on the test server (or the server of `serverUrl`: a
+ * benchmark's DATABASE_URL) and applies every migration.
+ */
+export async function createPrivateDatabase(label: string, serverUrl = TEST_DATABASE_URL): Promise<PrivateDatabase> {
   const name = `fastadapt_t_${label.replace(/[^a-z0-9]/gi, '_')}_${randomUUID().slice(0, 8)}`;
-  const maintenance = withDatabase(TEST_DATABASE_URL, 'postgres');
+  const maintenance = withDatabase(serverUrl, 'postgres');
   await onServer(maintenance, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const url = withDatabase(TEST_DATABASE_URL, name);
+  const url = withDatabase(serverUrl, name);
   const migrations = readdirSync(MIGRATIONS, { withFileTypes: true })
     .filter((entry) => entry.isDirectory())
     .map((entry) => entry.name)
