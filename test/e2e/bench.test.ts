@@ -281,4 +281,36 @@ describe('the benchmarks', () => {
     const adapt = result.adapt as { p50Ms: number; p99Ms: number };
     expect(adapt.p99Ms).toBeGreaterThanOrEqual(adapt.p50Ms);
   }, 240_000);
+
+  it('bench:studies runs a study with one and two worker processes beside every single algorithm, and judges the targets from its rows', async () => {
+    // Two regression families (a built-in one and the CSV the bench uploads), three candidates, a few iterations.
+    const result = (await bench('studies', ['--families', 'sinusoid,csv', '--budget', '12', '--trials', '3', '--tasks', '10'], { DATABASE_URL: database.url, REDIS_URL: SHARED_REDIS_URL })) as {
+      families: { family: string; metric: string; winner: { algorithm: string; test: { mean: number; ci95: number } }; raw: { mean: number; ci95: number }; singles: { algorithm: string; test: { mean: number; ci95: number } | null }[]; bestSingle: { test: { mean: number; ci95: number } }; metaIterations: { cost: number; ran: number; budget: { iterations: number; trials: number } }; runs: { workers: number; wallSeconds: number }[]; decision: { promoted: boolean; baselines: { outcome: string }[] } }[];
+      targets: Record<string, { met: boolean; measured: unknown } | null>;
+    };
+    const regression = ALGORITHM_NAMES.filter((name) => getAlgorithm(name).kinds.includes('regression'));
+    expect(result.families.map((r) => r.family)).toEqual(['sinusoid', 'csv (uploaded)']);
+    for (const row of result.families) {
+      expect(row.metric).toBe('loss');
+      expect(row.winner.test).toMatchObject({ mean: positive(), ci95: positiveOrZero() });
+      expect(row.raw).toMatchObject({ mean: positive(), ci95: positiveOrZero() });
+      expect(row.singles.map((s) => s.algorithm)).toEqual(regression);
+      for (const single of row.singles) expect(single.test).toMatchObject({ mean: positive(), ci95: positiveOrZero() });
+      // The best single row is the lowest loss among them.
+      expect(row.bestSingle.test.mean).toBe(Math.min(...row.singles.map((s) => s.test!.mean)));
+      // Three candidates, 12 meta-iterations: what the trial jobs ran is the schedule's cost, within the budget.
+      expect(row.metaIterations.budget).toEqual({ iterations: 12, trials: 3 });
+      expect(row.metaIterations.ran).toBe(row.metaIterations.cost);
+      expect(row.metaIterations.cost).toBeLessThanOrEqual(12);
+      expect(row.runs.map((r) => r.workers)).toEqual([1, 2]);
+      for (const run of row.runs) expect(run.wallSeconds).toSatisfy((v: number) => v > 0);
+      if (row.decision.promoted) expect(row.decision.baselines.every((b) => b.outcome === 'beaten')).toBe(true);
+    }
+    // Each target's verdict follows from its measured values.
+    const wall = result.targets.wallTwoWorkersOverOne as { met: boolean; measured: number };
+    expect(wall.met).toBe(wall.measured <= 0.65);
+    const within = result.families.map((r) => r.winner.test.mean <= r.bestSingle.test.mean + r.bestSingle.test.ci95);
+    expect(result.targets.winnerWithinBestSingleInterval!.met).toBe(within.every(Boolean));
+    expect(result.targets.studyMetaIterationsOverOneDefaultRun).toMatchObject({ defaultStudy: false, met: true });
+  }, 240_000);
 });
