@@ -79,23 +79,45 @@ function guardedDescent<P>(
   select: (take: tf.Tensor, candidate: P, kept: P) => P,
 ): P {
   let params = start;
-  const trace: tf.Tensor[] = monitor ? [loss(start)] : [];
+  if (!monitor) {
+    for (let i = 0; i < steps; i++) params = step(params);
+    return params;
+  }
+  // With a monitor (evaluation and adaptation, never under an outer tf.grads) each step runs in a
+  // tidy of its own and the iterates it replaces are freed: only the current iterate, the best so far
+  // and the trace outlive a step. In the caller's one tidy, every step's intermediates (a conv body's
+  // activations, for each task) would live until the end: the `scratch` baseline's 100 steps over
+  // an evaluation's 100 tasks exhausted tfjs-wasm's memory and left its runtime broken.
+  const trace: tf.Tensor[] = [loss(start)];
   let best = start;
   let bestLoss = trace[0];
   for (let i = 0; i < steps; i++) {
-    params = step(params);
-    if (!monitor) continue;
-    const current = loss(params);
-    trace.push(current);
-    if (monitor.guard === 'best') {
+    const replaced = [params, best, bestLoss];
+    // tidy keeps the tensors it returns, found through nested arrays and objects (an iterate's layout).
+    const next = tf.tidy(() => {
+      const iterate = step(params);
+      const current = loss(iterate);
+      if (monitor.guard !== 'best') return { iterate, current, best: iterate, bestLoss: current } as unknown as tf.TensorContainer;
       const better = tf.less(current, bestLoss);
-      best = select(better, params, best);
-      bestLoss = tf.where(better, current, bestLoss);
-    }
+      return { iterate, current, best: select(better, iterate, best), bestLoss: tf.where(better, current, bestLoss) } as unknown as tf.TensorContainer;
+    }) as unknown as { iterate: P; current: tf.Tensor; best: P; bestLoss: tf.Tensor };
+    params = next.iterate;
+    best = next.best;
+    bestLoss = next.bestLoss;
+    trace.push(next.current);
+    const live = new Set(tensorsIn([start, params, best, bestLoss, trace]));
+    for (const t of tensorsIn(replaced)) if (!live.has(t)) t.dispose();
   }
-  if (!monitor) return params;
   monitor.trace = tf.stack(trace);
   return monitor.guard === 'best' ? best : params;
+}
+
+/** The tensors in a structure of arrays and objects of tensors (an iterate, whatever its layout). */
+function tensorsIn(value: unknown): tf.Tensor[] {
+  if (value instanceof tf.Tensor) return [value];
+  if (Array.isArray(value)) return value.flatMap(tensorsIn);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(tensorsIn);
+  return [];
 }
 
 /**
