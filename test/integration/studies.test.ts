@@ -152,6 +152,10 @@ describe('a study', () => {
     // The winner's evaluation on the test split, and a decision that agrees with its intervals.
     const evaluation = (await get(`/meta-models/${study.winner!.metaModelId}/evaluations/${study.evaluationId}`)).json() as EvaluationView;
     expect(evaluation).toMatchObject({ status: 'succeeded', settings: { shots: [5] } });
+    // The study's own multitask trial (cut short at its rung) is not the multitask baseline; the
+    // tenant has no other multitask model of these families, so there is none.
+    expect(evaluation.multitaskMetaModelId ?? null).toBeNull();
+    expect(evaluation.rows.some((r) => r.method === 'multitask')).toBe(false);
     const decision = study.decision!;
     expect(decision.baselines.length).toBeGreaterThan(0);
     const adapted = evaluation.rows.find((r) => r.method === 'adapted')!.accuracy!;

@@ -129,11 +129,13 @@ export async function claimEvaluation(db: Db, id: string): Promise<ClaimedEvalua
 
 /**
  * The newest `multitask` meta-model of the tenant meta-trained on exactly the families `familyIds`
- * name (in any order), or null.
+ * name (in any order), or null. A study's trials are left out: a trial stops at its rung, so a
+ * multitask candidate dropped after a few iterations would stand in for multitask and make the
+ * study's winner look better than it is.
  */
 export async function findMultitaskBaseline(db: Db, tenantId: string, familyIds: readonly string[]): Promise<string | null> {
   const candidates = await db.prisma.metaModel.findMany({
-    where: { tenantId, algorithm: 'multitask', job: { familyIds: { hasEvery: [...familyIds] } } },
+    where: { tenantId, algorithm: 'multitask', job: { familyIds: { hasEvery: [...familyIds] }, studyId: null } },
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
     select: { id: true, job: { select: { familyIds: true } } },
     take: 50,
