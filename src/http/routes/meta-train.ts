@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type CancelOutcome, type NewJob } from '../../db/repositories/jobs.js';
+import { ActiveJobLimitError, createJob, getJob, IdempotencyConflictError, listJobMetrics, listJobs, requestCancel, type CancelOutcome, type Idempotency, type NewJob } from '../../db/repositories/jobs.js';
 import { loadFamilySpec, summariseFamilies, type FamilySummary } from '../../db/repositories/task-families.js';
 import { publishCancel } from '../../jobs/cancel.js';
 import { publishJobEvent } from '../../jobs/events.js';
@@ -22,13 +22,22 @@ import { IdempotencyHeaders, Job, JOB_EXAMPLES, JobList, JobListQuery, MetaTrain
 const tags = ['meta-train'];
 
 /** Key order and spacing do not make two requests different. */
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/**
+ * A create request's Idempotency-Key with the hash of its body (a replay must send the same body,
+ * key order aside), or undefined without a key. POST /meta-train and POST /studies.
+ */
+export function requestIdempotency(key: string | undefined, body: unknown, ttlMs: number): Idempotency | undefined {
+  if (key === undefined) return undefined;
+  return { key, requestHash: createHash('sha256').update(canonicalJson(body)).digest('hex'), ttlMs };
 }
 
 /** A family's image shape in words, for messages. */
@@ -163,8 +172,7 @@ const metaTrain: FastifyPluginAsyncTypebox<MetaTrainRouteOptions> = async (app, 
     const plan = await planJob(app, tenantId, request.body);
     let result;
     try {
-      const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
-      result = await createJob(app.db, tenantId, plan, key === undefined ? undefined : { key, requestHash, ttlMs: app.config.idempotencyTtlMs }, {
+      result = await createJob(app.db, tenantId, plan, requestIdempotency(key, request.body, app.config.idempotencyTtlMs), {
         maxActive: app.config.limits.maxConcurrentJobsPerTenant,
       });
     } catch (error) {

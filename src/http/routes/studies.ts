@@ -4,7 +4,6 @@
  * get, cancel. The scheduler in the workers moves a study on (jobs/study-scheduler.ts); the live
  * stream is in study-events.ts.
  */
-import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -23,7 +22,7 @@ import { IdParams, invalidField, LocationHeader, problemResponses, withCursor } 
 import { DEFAULT_EVALUATION_TASKS, DEFAULT_QUERY_SHOTS } from '../schemas/evaluations.js';
 import { IdempotencyHeaders, type MetaTrainCreate } from '../schemas/meta-train.js';
 import { Study, StudyCreate, StudyList, StudyListQuery } from '../schemas/studies.js';
-import { canonicalJson, cancelJob, planJob } from './meta-train.js';
+import { cancelJob, planJob, requestIdempotency } from './meta-train.js';
 
 const tags = ['studies'];
 
@@ -130,11 +129,8 @@ const studies: FastifyPluginAsyncTypebox<StudyRouteOptions> = async (app, { redi
     const plan = await planStudy(app, tenantId, request.body);
     let result;
     try {
-      const requestHash = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
-      result = await createStudy(app.db, tenantId, plan, {
-        maxActive: app.config.limits.maxConcurrentJobsPerTenant,
-        ...(key === undefined ? {} : { idempotency: { key, requestHash, ttlMs: app.config.idempotencyTtlMs } }),
-      });
+      const idempotency = requestIdempotency(key, request.body, app.config.idempotencyTtlMs);
+      result = await createStudy(app.db, tenantId, plan, { maxActive: app.config.limits.maxConcurrentJobsPerTenant, ...(idempotency ? { idempotency } : {}) });
     } catch (error) {
       if (error instanceof StudyIdempotencyConflictError) throw new HttpProblem(422, error.message, { extensions: { studyId: error.studyId } });
       if (error instanceof ActiveJobLimitError) throw new HttpProblem(429, `${error.message}; a study's trials count as jobs`, { extensions: { limit: error.limit, active: error.active } });
