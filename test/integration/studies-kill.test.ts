@@ -119,6 +119,7 @@ it('a worker SIGKILLed mid-trial: the next worker resumes the trial and its sche
   expect(second.logs('meta-train run started').find((l) => l.jobId === trialJob)?.resumeFrom).toBeGreaterThan(0);
   // The second worker's scheduler decided the rung and judged the winner.
   expect(second.logs('study rung decided; next rung started').map((l) => l.studyId)).toContain(study.id);
-  expect(second.logs('study ended').map((l) => l.studyId)).toContain(study.id);
+  // Logged just after the row is written, so it may not be read yet when the row says the study ended.
+  await second.waitForLog('study ended', (l) => l.studyId === study.id, 10_000);
   expect(await api.db.prisma.metaTrainJob.count({ where: { studyId: study.id } })).toBe(3);
 }, 180_000);
