@@ -87,6 +87,8 @@ interface Evaluation {
   error: string | null;
   settings: { shots: number[]; steps: number[]; tasks: number; queryShots: number; seed: number };
   rows: EvaluationRow[];
+  startedAt: string | null;
+  finishedAt: string | null;
 }
 interface StudyView {
   id: string;
@@ -106,6 +108,8 @@ interface Job {
   error: string | null;
   metaModelId: string | null;
   progress: { iteration: number; iterations: number };
+  startedAt: string | null;
+  finishedAt: string | null;
 }
 
 function expectStatus(reply: Reply, status: number, what: string): unknown {
@@ -229,6 +233,13 @@ async function runStudy(call: Call, c: FamilyCase, familyId: string, name: strin
     return sum + (job ? job.progress.iteration - (t.rung === 0 ? 0 : rungs[t.rung - 1].iterations) : 0);
   }, 0);
   if (jobs.length < study.trials.filter((t) => t.jobId).length) throw new Error(`study ${name}: ${jobs.length} trial jobs listed for ${study.trials.length} trials`);
+  // Where the wall time went: each rung's span and busy seconds (the sum of its jobs' run times), the
+  // final evaluation's span, and the workers' utilisation (busy seconds over workers x wall).
+  const at = (iso: string | null) => (iso ? (Date.parse(iso) - Date.parse(study.createdAt)) / 1000 : NaN);
+  const timeline = rungs.map((_, rung) => {
+    const inRung = study.trials.filter((t) => t.rung === rung).map((t) => jobs.find((j) => j.id === t.jobId)).filter((j): j is Job => j !== undefined && j.startedAt !== null && j.finishedAt !== null);
+    return { rung, from: round(Math.min(...inRung.map((j) => at(j.startedAt))), 1), to: round(Math.max(...inRung.map((j) => at(j.finishedAt))), 1), busySeconds: round(inRung.reduce((sum, j) => sum + at(j.finishedAt) - at(j.startedAt), 0), 1) };
+  });
   const studyEvaluation = expectStatus(await call('GET', `/meta-models/${study.winner.metaModelId}/evaluations/${study.evaluationId}`), 200, 'study evaluation') as Evaluation;
   const evaluation = evalTasks === undefined || evalTasks === studyEvaluation.settings.tasks ? studyEvaluation : await evaluate(call, study.winner.metaModelId, { shots: c.shots, tasks: evalTasks, queryShots: studyEvaluation.settings.queryShots, seed: studyEvaluation.settings.seed }, ['raw']);
   const rows = evaluation.rows.filter((r) => r.shots === c.shots);
@@ -245,7 +256,13 @@ async function runStudy(call: Call, c: FamilyCase, familyId: string, name: strin
     cost: study.settings.cost,
     iterationsRan: ran,
     trials: study.trials.length,
+    timeline: { rungs: timeline, evaluation: { from: round(at(studyEvaluation.startedAt), 1), to: round(at(studyEvaluation.finishedAt), 1) } },
     topValidation: study.trials.filter((t) => t.status === 'winner').map((t) => t.validation)[0] ?? null,
+    // Who reached the later rungs, and with what validation: why the winner won (or a late bloomer lost).
+    finalists: study.trials
+      .filter((t) => t.rung >= rungs.length - 3)
+      .map((t) => ({ rung: t.rung, status: t.status, algorithm: t.algorithm, innerLr: t.hyper.innerLr, innerSteps: t.hyper.innerSteps, zeroHead: t.hyper.zeroHead, validation: t.validation && round(t.validation.mean) }))
+      .sort((a, b) => b.rung - a.rung),
   };
 }
 type StudyRun = Awaited<ReturnType<typeof runStudy>>;
@@ -355,7 +372,7 @@ async function main(): Promise<void> {
         decision: main.decision,
         metaIterations: { cost: main.cost, ran: main.iterationsRan, budget: main.budget, oneDefaultRun: DEFAULT_HYPER.iterations, topRung: main.rungs.at(-1)!.iterations, rungs: main.rungs, trials: main.trials },
         wallSeconds: Object.fromEntries([...byWorkers].map(([n, r]) => [`${n}worker${n === 1 ? '' : 's'}`, r.wallSeconds])),
-        runs: [...byWorkers].map(([workers, r]) => ({ workers, studyId: r.id, wallSeconds: r.wallSeconds, winner: r.winner, test: r.test, raw: r.raw, promoted: r.decision?.promoted ?? null, iterationsRan: r.iterationsRan })),
+        runs: [...byWorkers].map(([workers, r]) => ({ workers, studyId: r.id, wallSeconds: r.wallSeconds, winner: r.winner, test: r.test, raw: r.raw, promoted: r.decision?.promoted ?? null, iterationsRan: r.iterationsRan, timeline: r.timeline, finalists: r.finalists })),
         checks: {
           winnerWithinBestSingle: best ? (metric === 'accuracy' ? winner.mean >= best.test.mean - best.test.ci95 : winner.mean <= best.test.mean + best.test.ci95) : null,
           winnerAboveRawWhereAnyIs: anyAboveRaw ? better(metric, winner.mean, raw.mean) : null,

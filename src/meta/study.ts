@@ -79,11 +79,38 @@ export class StudyBudgetError extends RangeError {
   }
 }
 
-/** Trials per rung: all candidates, then the best 1/eta of the previous rung (at least one), until one is left. */
-export function rungTrials(candidates: number, eta = STUDY_ETA): number[] {
+/**
+ * The top rung trains this many finalists to the end and the winner is the best of them by validation
+ * there. Classical successive halving picks one of the last two at a third of the top iterations: a
+ * learner that starts slower and ends higher (multitask against ProtoNets on digits) loses there, and
+ * the top rung, a third of a study's iterations, runs one trial on one worker while the others idle.
+ */
+export const STUDY_FINALISTS = 2;
+
+/** One rung of the plan: its trials, and its milestone as top / eta^depth iterations. */
+interface PlannedRung {
+  trials: number;
+  depth: number;
+}
+
+/**
+ * Successive halving's rungs for `candidates` trials: all of them, then the best 1/eta of the
+ * previous rung (at least one) until one is left, at milestones growing eta-fold up to the top; then
+ * the last rung keeps {@link STUDY_FINALISTS} trials instead of one (where there are that many), and
+ * a rung that would promote every one of its trials is left out (its milestone would only be a pause).
+ */
+function planRungs(candidates: number, eta: number): PlannedRung[] {
   const trials = [candidates];
   while (trials[trials.length - 1] > 1) trials.push(Math.max(1, Math.floor(trials[trials.length - 1] / eta)));
-  return trials;
+  trials[trials.length - 1] = Math.min(candidates, STUDY_FINALISTS);
+  return trials
+    .map((n, k) => ({ trials: n, depth: trials.length - 1 - k }))
+    .filter((rung, k) => k === trials.length - 1 || rung.trials !== trials[k + 1]);
+}
+
+/** Trials per rung: all candidates, the best 1/eta of the previous rung, ..., and the finalists at the top. */
+export function rungTrials(candidates: number, eta = STUDY_ETA): number[] {
+  return planRungs(candidates, eta).map((rung) => rung.trials);
 }
 
 /** Meta-iterations `rungs` cost: each rung's trials run from the previous rung's milestone to its own. */
@@ -93,31 +120,31 @@ export function scheduleCost(rungs: readonly Rung[]): number {
 
 /**
  * The successive-halving schedule of `candidates` trials within `budget` meta-iterations: rung k
- * runs to top / eta^(K-1-k) iterations, with the top rung (the winner's total) as long as the budget
- * allows, and at most `maxIterations`.
+ * runs to top / eta^depth iterations ({@link planRungs}), with the top rung (the winner's total) as
+ * long as the budget allows, and at most `maxIterations`.
  * @throws StudyBudgetError when the budget is too small for even one iteration more per rung.
  */
 export function studySchedule(candidates: number, budget: number, options: { eta?: number; maxIterations?: number } = {}): StudySchedule {
   const { eta = STUDY_ETA, maxIterations = Number.MAX_SAFE_INTEGER } = options;
   if (!Number.isInteger(candidates) || candidates < 1) throw new RangeError(`a study needs at least one candidate, got ${candidates}`);
-  const trials = rungTrials(candidates, eta);
+  const plan = planRungs(candidates, eta);
   const rungsAt = (top: number): Rung[] => {
     const rungs: Rung[] = [];
-    trials.forEach((n, k) => {
+    plan.forEach(({ trials, depth }, k) => {
       const previous = k === 0 ? 0 : rungs[k - 1].iterations;
-      rungs.push({ trials: n, iterations: Math.max(previous + 1, Math.round(top / eta ** (trials.length - 1 - k))) });
+      rungs.push({ trials, iterations: Math.max(previous + 1, Math.round(top / eta ** depth)) });
     });
     return rungs;
   };
   // The cost grows with the top rung's iterations: start from the continuous solution and step down.
-  const perTop = trials.reduce((sum, n, k) => sum + n * (eta ** -(trials.length - 1 - k) - (k === 0 ? 0 : eta ** -(trials.length - k))), 0);
-  for (let top = Math.min(maxIterations, Math.floor(budget / perTop) + 1); top >= trials.length; top--) {
+  const perTop = plan.reduce((sum, { trials, depth }, k) => sum + trials * (eta ** -depth - (k === 0 ? 0 : eta ** -plan[k - 1].depth)), 0);
+  for (let top = Math.min(maxIterations, Math.floor(budget / perTop) + 1); top >= plan.length; top--) {
     const rungs = rungsAt(top);
     const cost = scheduleCost(rungs);
     if (cost <= budget && rungs[rungs.length - 1].iterations <= maxIterations) return { rungs, cost };
   }
-  const least = scheduleCost(rungsAt(trials.length));
-  throw new StudyBudgetError(`${budget} meta-iterations cannot train ${candidates} candidates over ${trials.length} rungs (at least ${least} needed)`);
+  const least = scheduleCost(rungsAt(plan.length));
+  throw new StudyBudgetError(`${budget} meta-iterations cannot train ${candidates} candidates over ${plan.length} rungs (at least ${least} needed)`);
 }
 
 /** A trial's standing at the end of its rung (null: it failed or diverged, and is pruned). */

@@ -112,7 +112,7 @@ const studies: FastifyPluginAsyncTypebox<StudyRouteOptions> = async (app, { redi
       operationId: 'createStudy',
       summary: 'Start a study: which algorithm and inner loop suit these families (answers at once; trials run on the worker pool)',
       description:
-        "Meta-trains every candidate (the default search space, or `candidates`) as an ordinary meta-train job with `studyId`, under successive halving: each rung ranks its trials by validation (the job's best evaluation) and the best 1/eta resume from their checkpoints for more iterations, the others stop. The winner is evaluated on the test split against every baseline; with `promote`, the alias moves to it only if it beats each baseline beyond the 95% intervals. Trials count against the tenant's concurrent jobs (MAX_CONCURRENT_JOBS_PER_TENANT): those without a free slot wait; with no free slot at all the study is refused (429).",
+        "Meta-trains every candidate (the default search space, or `candidates`) as an ordinary meta-train job with `studyId`, under successive halving: each rung ranks its trials by validation (the job's best evaluation) and the best 1/eta resume from their checkpoints for more iterations, the others stop; the last two (the finalists) both train to the top rung's iterations and the better there by validation wins. The winner is evaluated on the test split against every baseline; with `promote`, the alias moves to it only if it beats each baseline beyond the 95% intervals. Trials count against the tenant's concurrent jobs (MAX_CONCURRENT_JOBS_PER_TENANT): those without a free slot wait; with no free slot at all the study is refused (429).",
       tags,
       headers: IdempotencyHeaders,
       body: StudyCreate(app.config.limits),

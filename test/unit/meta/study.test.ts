@@ -18,6 +18,7 @@ import {
   judgeEvaluation,
   promoted,
   rungTrials,
+  STUDY_FINALISTS,
   scheduleCost,
   STUDY_INNER_LRS,
   STUDY_INNER_STEPS,
@@ -48,10 +49,23 @@ describe('defaultSearchSpace', () => {
 });
 
 describe('studySchedule', () => {
-  it('rung sizes shrink by eta to one', () => {
-    expect(rungTrials(42, 3)).toEqual([42, 14, 4, 1]);
-    expect(rungTrials(3, 3)).toEqual([3, 1]);
+  it('rung sizes shrink by eta to the two finalists, leaving out a rung that would promote all its trials', () => {
+    expect(rungTrials(42, 3)).toEqual([42, 14, 4, 2]);
+    expect(rungTrials(62, 3)).toEqual([62, 20, 6, 2]);
+    expect(rungTrials(6, 3)).toEqual([6, 2]);
+    expect(rungTrials(3, 3)).toEqual([3, 2]);
+    expect(rungTrials(2, 3)).toEqual([2]);
     expect(rungTrials(1, 3)).toEqual([1]);
+  });
+
+  it('milestones grow eta-fold, and the finalists train from where successive halving would have picked them to the top', () => {
+    // Classical: 62@top/81, 20@top/27, 6@top/9, 2@top/3, 1@top. Here the 2@top/3 rung is left out and both finalists reach the top.
+    const { rungs } = studySchedule(62, 81 * 100);
+    const top = rungs[rungs.length - 1].iterations;
+    expect(rungs.map((r) => r.trials)).toEqual([62, 20, 6, 2]);
+    expect(rungs.map((r) => r.iterations)).toEqual([top / 81, top / 27, top / 9, top].map(Math.round));
+    // Two candidates: no halving at all, both train to the top on half the budget each.
+    expect(studySchedule(2, 3000).rungs).toEqual([{ trials: 2, iterations: 1500 }]);
   });
 
   it('cost counts only increments: a brute-force sum over trials', () => {
@@ -83,7 +97,9 @@ describe('studySchedule', () => {
     for (const kind of ['regression', 'classification'] as const) {
       const { cost, rungs } = studySchedule(defaultSearchSpace(kind).length, DEFAULT_STUDY_ITERATIONS);
       expect(cost).toBeLessThanOrEqual(4 * DEFAULT_HYPER.iterations);
-      expect(rungs[rungs.length - 1].trials).toBe(1);
+      expect(rungs[rungs.length - 1].trials).toBe(STUDY_FINALISTS);
+      // The finalists still train longer than one default run.
+      expect(rungs[rungs.length - 1].iterations).toBeGreaterThan(DEFAULT_HYPER.iterations);
     }
   });
 
