@@ -68,6 +68,8 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: config.maxStalledCount,
+      // A broken runtime computes nothing more here: exit 1, for the supervisor to start a fresh process.
+      onRuntimeAborted: () => void shutdown.run('the WebAssembly runtime aborted', 1),
       logger,
     });
     const reconciler = new Reconciler({ db, queues, redis, prefix: config.queuePrefix, logger, intervalMs: config.reconcileIntervalMs }).start();

@@ -26,6 +26,7 @@ import {
   CodecError,
   createFamily,
   metaTrain,
+  runtimeAborted,
   TrainingAbortedError,
   type AlgorithmName,
   type Checkpoint,
@@ -165,6 +166,8 @@ class Run {
           step = await events.next();
         } catch (error) {
           if (error instanceof TrainingAbortedError) return await this.aborted(error, shutdown, tracked);
+          // This process's runtime broke, not the job: a retry elsewhere resumes it.
+          if (runtimeAborted(error)) throw error;
           // The engine refused the configuration or diverged: deterministic, so a retry would too.
           throw new JobFailure(errorMessage(error));
         }

@@ -4,6 +4,7 @@
  */
 import { WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
+import { runtimeAborted } from '../meta/index.js';
 import { QUEUE_NAMES, type JobData, type QueueName } from './queues.js';
 
 /**
@@ -55,6 +56,12 @@ export interface WorkerPoolOptions {
   stalledInterval?: number;
   /** Recoveries from a dead worker before a job fails (config.maxStalledCount). Default 10. */
   maxStalledCount?: number;
+  /**
+   * A handler's WebAssembly runtime aborted ({@link runtimeAborted}): its job failed this attempt
+   * and this process must stop computing (main.ts shuts it down with exit code 1, for its supervisor
+   * to start a fresh one). Default: nothing more.
+   */
+  onRuntimeAborted?: (error: unknown) => void;
   logger: Logger;
 }
 
@@ -67,7 +74,7 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
-function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, logger: Logger, stopping: () => boolean) {
+function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, logger: Logger, stopping: () => boolean, onRuntimeAborted: (error: unknown) => void) {
   // Stopped because this process is leaving, not because the job failed: hand the job back
   // (attempts unchanged) so another worker runs or resumes it from its checkpoint.
   const handBack = async (job: Job<JobData<Q>, unknown, Q>, token: string): Promise<never> => {
@@ -84,6 +91,13 @@ function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, log
       return await handler(job, token, signal);
     } catch (error) {
       if (signal.aborted && signal.reason === SHUTDOWN) return handBack(job, token);
+      // The process's fault more than the job's: the job fails this attempt (a retry runs elsewhere,
+      // a meta-train job from its checkpoint; the last attempt is recorded failed, so a job that
+      // aborts every runtime cannot take down worker after worker), and this process stops.
+      if (runtimeAborted(error)) {
+        logger.fatal({ queue, jobId: job.id, err: error }, 'the WebAssembly runtime aborted: this process stops computing');
+        onRuntimeAborted(error);
+      }
       throw error;
     }
   };
@@ -95,11 +109,11 @@ function processorFor<Q extends QueueName>(queue: Q, handler: JobHandler<Q>, log
  */
 export function startWorkers(table: HandlerTable, options: WorkerPoolOptions): WorkerPool {
   assertHandlerTable(table as unknown as Readonly<Record<string, unknown>>);
-  const { connection, prefix, concurrency = 1, adaptConcurrency = 4, lockDuration = 30_000, stalledInterval = 15_000, maxStalledCount = 10, logger } = options;
+  const { connection, prefix, concurrency = 1, adaptConcurrency = 4, lockDuration = 30_000, stalledInterval = 15_000, maxStalledCount = 10, logger, onRuntimeAborted = () => undefined } = options;
   let stopping = false;
 
   const open = <Q extends QueueName>(queue: Q): Worker => {
-    const worker = new Worker<JobData<Q>, unknown, Q>(queue, processorFor(queue, table[queue], logger, () => stopping), {
+    const worker = new Worker<JobData<Q>, unknown, Q>(queue, processorFor(queue, table[queue], logger, () => stopping, onRuntimeAborted), {
       connection,
       prefix,
       concurrency: queue === 'adapt' ? adaptConcurrency : concurrency,

@@ -175,3 +175,17 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
 export function activeBackend(): BackendName | null {
   return active;
 }
+
+/**
+ * The WebAssembly runtime (tfjs-wasm's, or the fused kernels') trapped or aborted: out of memory,
+ * an out-of-bounds access, `Aborted(...)`. Its memory is then in an unknown state and every later
+ * computation in this process may fail or, worse, be wrong (a worker whose runtime aborted failed
+ * its next jobs with 'memory access out of bounds' and 'divide by zero'), so the process must not
+ * compute again: the worker hands its job back and exits (see src/jobs/worker.ts).
+ */
+export function runtimeAborted(error: unknown): boolean {
+  return error instanceof WASM_RUNTIME_ERROR;
+}
+
+// The project compiles without the DOM library, where TypeScript declares WebAssembly's values.
+const WASM_RUNTIME_ERROR = (globalThis as unknown as { WebAssembly: { RuntimeError: abstract new () => Error } }).WebAssembly.RuntimeError;

@@ -4,7 +4,7 @@
  * numbers run in fused WebAssembly kernels, on a GPU in tfjs (see chooseEngine).
  */
 
-export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, tf, type BackendName, type BackendPreference } from './backend.js';
+export { activeBackend, assertGpuBackend, BACKEND_PREFERENCES, BackendUnavailableError, initBackend, runtimeAborted, tf, type BackendName, type BackendPreference } from './backend.js';
 export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from './algorithms/index.js';
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
 export { chooseEngine, ENGINE_PREFERENCES, type EngineName, type EnginePreference } from './engine.js';

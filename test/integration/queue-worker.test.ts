@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { DEFAULT_JOB_OPTIONS, JobDataError, closeQueues, createQueues, enqueue, type JobData, type Queues } from '../../src/jobs/queues.js';
 import { createRedis } from '../../src/jobs/redis.js';
 import { HandlerTableError, SHUTDOWN, startWorkers, type HandlerTable, type WorkerPool } from '../../src/jobs/worker.js';
+import { runtimeAborted } from '../../src/meta/index.js';
 import { SHARED_REDIS_URL, uniquePrefix } from './support/services.js';
 
 const logger = pino({ level: 'silent' });
@@ -145,10 +146,25 @@ describe('workers', () => {
 
   it('fails a job whose handler throws for its own reasons', async () => {
     const entry = setUp('fail');
-    entry.pool = startWorkers({ ...idle, adapt: async () => { throw new Error('support set has NaN'); } }, { connection: redis, prefix: entry.prefix, logger });
+    const aborted: unknown[] = [];
+    entry.pool = startWorkers({ ...idle, adapt: async () => { throw new Error('support set has NaN'); } }, { connection: redis, prefix: entry.prefix, logger, onRuntimeAborted: (e) => aborted.push(e) });
     const job = await enqueue(entry.queues, 'adapt', { taskId: 't', adaptationId: 'bad' }, 'bad', { attempts: 1 });
     await waitFor(async () => (await job.getState()) === 'failed');
     expect((await entry.queues.adapt.getJob('bad'))?.failedReason).toBe('support set has NaN');
+    expect(aborted).toEqual([]);
+  });
+
+  it('a trapped WebAssembly runtime fails the attempt (the retry stays queued) and tells the process to stop', async () => {
+    const entry = setUp('trap');
+    const aborted: unknown[] = [];
+    entry.pool = startWorkers({ ...idle, 'meta-train': async () => trap() }, { connection: redis, prefix: entry.prefix, logger, onRuntimeAborted: (e) => aborted.push(e) });
+    const job = await enqueue(entry.queues, 'meta-train', { jobId: 'trapped' }, 'trapped', { attempts: 2, backoff: { type: 'fixed', delay: 60_000 } });
+    await waitFor(async () => aborted.length > 0);
+    // The retry waits (delayed) for a worker: this process was told to stop, so it is another's to take.
+    await waitFor(async () => (await job.getState()) === 'delayed');
+    expect(aborted).toHaveLength(1);
+    expect(runtimeAborted(aborted[0])).toBe(true);
+    expect((await entry.queues['meta-train'].getJob('trapped'))).toMatchObject({ attemptsMade: 1, failedReason: 'unreachable' });
   });
 });
 
@@ -158,4 +174,13 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): P
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Runs WebAssembly's `unreachable`: a real trap, as tfjs-wasm's abort or an out-of-bounds access raises. */
+function trap(): never {
+  // (module (func (export "f") unreachable))
+  const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 5, 1, 3, 0, 0, 11]);
+  const wasm = (globalThis as unknown as { WebAssembly: { Instance: new (m: unknown) => { exports: { f: () => void } }; Module: new (b: Uint8Array) => unknown } }).WebAssembly;
+  new wasm.Instance(new wasm.Module(bytes)).exports.f();
+  throw new Error('the trap did not trap');
 }
