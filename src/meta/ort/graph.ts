@@ -1,0 +1,274 @@
+/**
+ * The conv body (conv.ts) as ONNX graphs with its parameters as graph inputs (onnxruntime's training
+ * graphs do the same: parameters are inputs shared across sessions, gradients are outputs named
+ * `<param>_grad` in the parameters' order), built for one batch size so every shape is static.
+ *
+ * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
+ *   scale, offset [out]) to `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts
+ *   computes: Conv (kernel transposed in the graph to [out, in, 3, 3], pads 1, bias), the
+ *   per-example layer norm (mean, centred, biased variance, reciprocal square root of var + eps),
+ *   the per-channel scale and offset, the activation and the 2x2 max pool with ceil (as conv.ts'
+ *   'same' pool: an odd edge's window holds its real entries only).
+ * - training forward: the same graph, also answering what the backward pass reads of each block
+ *   (its normalised activations, their reciprocal standard deviation, the pre-activation, the max
+ *   pool's indices and the block's input), so the backward graph never recomputes the forward one.
+ * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
+ *   chain rule written out in standard operators: the max pool's gradient scattered back to each
+ *   window's maximum through MaxPool's Indices (ScatterElements), the activation's derivative, the
+ *   affine's and the layer norm's gradients (dz = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat))),
+ *   the filter gradient as one Conv over the batch (the block input with examples as channels, by
+ *   dz as an h x w kernel), and the input gradient as ConvTranspose with the same kernel.
+ */
+
+import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
+import type { Activation } from '../model.js';
+import { FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+
+/** ReduceSum takes its axes as an input from opset 13; ScatterElements, MaxPool indices, ConvTranspose all exist there. */
+const OPSET = 13;
+
+/** A conv body's architecture and the batch size a graph is built for. */
+export interface ConvGraphShape {
+  inputShape: ImageShape;
+  channels: readonly number[];
+  activation: Activation;
+  batch: number;
+}
+
+/** The graph's parameter inputs, first block first (convShapes' order). */
+export function paramNames(channels: readonly number[]): string[] {
+  return channels.flatMap((_, i) => ['weight', 'bias', 'scale', 'offset'].map((p) => `body.${i}.${p}`));
+}
+
+export const gradName = (param: string): string => `${param}_grad`;
+
+/** What the training forward answers per block and the backward graph takes back, by block. */
+export function savedNames(blocks: number): string[] {
+  return Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(i > 0 ? [`b${i - 1}.pool`] : [])]).flat();
+}
+
+interface BlockDims {
+  cin: number;
+  cout: number;
+  /** Its input side (and the convolution's output side). */
+  h: number;
+  w: number;
+  /** After pooling. */
+  ph: number;
+  pw: number;
+}
+
+function blockDims(shape: ConvGraphShape): BlockDims[] {
+  const sides = blockSides(shape.inputShape, shape.channels.length);
+  let [h, w, cin] = shape.inputShape;
+  return shape.channels.map((cout, i) => {
+    const dims = { cin, cout, h, w, ph: sides[i][0], pw: sides[i][1] };
+    [h, w, cin] = [sides[i][0], sides[i][1], cout];
+    return dims;
+  });
+}
+
+const LAYER_AXES = { axes: [1, 2, 3], keepdims: 1 };
+
+function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
+  const [h, w, c] = shape.inputShape;
+  return [
+    valueInfo(11, 'x', FLOAT, [shape.batch, h * w * c]),
+    ...dims.flatMap(({ cin, cout }, i) => [
+      valueInfo(11, `body.${i}.weight`, FLOAT, [3, 3, cin, cout]),
+      ...['bias', 'scale', 'offset'].map((p) => valueInfo(11, `body.${i}.${p}`, FLOAT, [cout])),
+    ]),
+  ];
+}
+
+/**
+ * Each pooled value back over its 2x2 window: [N, C, ph, pw] to [N, C, h, w] (nearest-neighbour
+ * Resize by 2, and for an odd side a slice dropping the padded row or column).
+ */
+function spread(src: string, dst: string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  const odd = h !== 2 * ph || w !== 2 * pw;
+  if (!initializers.some((f) => f === SPREAD_SCALES)) initializers.push(SPREAD_SCALES);
+  nodes.push(node('Resize', [src, '', 'spread.scales'], [odd ? `${dst}.even` : dst], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }));
+  if (odd) {
+    initializers.push(int64Vector(`${dst}.starts`, [0, 0]), int64Vector(`${dst}.ends`, [h, w]), int64Vector(`${dst}.axes`, [2, 3]));
+    nodes.push(node('Slice', [`${dst}.even`, `${dst}.starts`, `${dst}.ends`, `${dst}.axes`], [dst]));
+  }
+}
+
+/** Resize's scales for spread (one initializer per graph). */
+const SPREAD_SCALES = floatTensor('spread.scales', { shape: [4], data: Float32Array.of(1, 1, 2, 2) });
+
+/**
+ * What carries a block's pooled-output gradient back to its pre-activation, computed in the forward
+ * pass: 1 at each window's maximum (the activation equal to its window's max), times the activation's
+ * slope (relu: 1 where positive; softplus: sigmoid). A window whose entries tie is all zeros after a
+ * relu, where the slope is 0 anyway; ties among positive values (or softplus outputs) have measure
+ * zero. Cheaper than MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
+ */
+function routeNodes(activation: Activation, b: (part: string) => string, dims: BlockDims, nodes: Field[], initializers: Field[]): void {
+  spread(b('pool'), b('pool.spread'), dims, nodes, initializers);
+  nodes.push(node('Equal', [b('act'), b('pool.spread')], [b('is_max')]));
+  if (activation === 'relu') {
+    initializers.push(floatTensor(b('zero'), { shape: [], data: Float32Array.of(0) }));
+    nodes.push(node('Greater', [b('shifted'), b('zero')], [b('active')]), node('And', [b('is_max'), b('active')], [b('routes')]), node('Cast', [b('routes')], [b('route')], { to: FLOAT }));
+  } else {
+    nodes.push(node('Cast', [b('is_max')], [b('max_mask')], { to: FLOAT }), node('Sigmoid', [b('shifted')], [b('slope')]), node('Mul', [b('max_mask'), b('slope')], [b('route')]));
+  }
+}
+
+/** The forward nodes; with `train`, MaxPool also answers its indices. */
+function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean): { nodes: Field[]; initializers: Field[] } {
+  const { batch: n, inputShape } = shape;
+  const initializers = [
+    int64Vector('image.shape', [n, ...inputShape]),
+    int64Vector('channel.shape', [1, -1, 1, 1]),
+    floatTensor('norm.epsilon', { shape: [], data: Float32Array.of(NORM_EPSILON) }),
+  ];
+  const nodes = [node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] })];
+  let h = 'b0.input';
+  dims.forEach((_, i) => {
+    const b = (part: string) => `b${i}.${part}`;
+    const p = (part: string) => `body.${i}.${part}`;
+    nodes.push(
+      node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
+      node('Conv', [h, b('kernel'), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+      node('ReduceMean', [b('conv')], [b('mean')], LAYER_AXES),
+      node('Sub', [b('conv'), b('mean')], [b('centered')]),
+      node('Mul', [b('centered'), b('centered')], [b('squared')]),
+      node('ReduceMean', [b('squared')], [b('variance')], LAYER_AXES),
+      node('Add', [b('variance'), 'norm.epsilon'], [b('variance_eps')]),
+      node('Sqrt', [b('variance_eps')], [b('std')]),
+      node('Reciprocal', [b('std')], [b('rstd')]),
+      node('Mul', [b('centered'), b('rstd')], [b('xhat')]),
+      node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
+      node('Reshape', [p('offset'), 'channel.shape'], [b('offset')]),
+      node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
+      node('Add', [b('scaled'), b('offset')], [b('shifted')]),
+      node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
+      node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
+    );
+    if (train) routeNodes(shape.activation, b, dims[i], nodes, initializers);
+    h = b('pool');
+  });
+  const last = dims[dims.length - 1];
+  initializers.push(int64Vector('embedding.shape', [n, last.ph * last.pw * last.cout]));
+  nodes.push(node('Transpose', [h], ['body.nhwc'], { perm: [0, 2, 3, 1] }), node('Reshape', ['body.nhwc', 'embedding.shape'], ['embedding']));
+  return { nodes, initializers };
+}
+
+/** The dims of each saved tensor, for the graph outputs (training forward) and inputs (backward). */
+function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Field[] {
+  const n = shape.batch;
+  return dims.flatMap(({ cout, h, w }, i) => [
+    valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
+    valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
+    valueInfo(field, `b${i}.route`, FLOAT, [n, cout, h, w]),
+    ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
+  ]);
+}
+
+function embeddingInfo(field: 11 | 12, name: string, shape: ConvGraphShape, dims: BlockDims[]): Field {
+  const last = dims[dims.length - 1];
+  return valueInfo(field, name, FLOAT, [shape.batch, last.ph * last.pw * last.cout]);
+}
+
+/** The forward graph: `embedding` only (prediction, adaptation, evaluation), or with what the backward graph reads (`train`). */
+export function forwardGraph(shape: ConvGraphShape, train = false): Uint8Array {
+  const dims = blockDims(shape);
+  const { nodes, initializers } = forwardNodes(shape, dims, train);
+  const outputs = [embeddingInfo(12, 'embedding', shape, dims), ...(train ? savedInfo(12, shape, dims) : [])];
+  return onnxModel({ name: train ? 'conv-body-train' : 'conv-body', nodes, initializers, inputs: inputs(shape, dims), outputs }, OPSET);
+}
+
+/** The backward graph: saved tensors, `x`, the parameters and `embedding_grad` in, each parameter's `<param>_grad` out. */
+export function backwardGraph(shape: ConvGraphShape): Uint8Array {
+  const dims = blockDims(shape);
+  const n = shape.batch;
+  const last = dims[dims.length - 1];
+  const initializers = [
+    int64Vector('image.shape', [n, ...shape.inputShape]),
+    int64Vector('channel.shape', [1, -1, 1, 1]),
+    int64Vector('channel.axes', [0, 2, 3]),
+    int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
+  ];
+  const nodes = [
+    node('Reshape', ['x', 'image.shape'], ['image']),
+    node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] }),
+    node('Reshape', ['embedding_grad', 'pooled.nhwc'], ['embedding_grad.nhwc']),
+    node('Transpose', ['embedding_grad.nhwc'], [`b${dims.length - 1}.pool_grad`], { perm: [0, 3, 1, 2] }),
+  ];
+  for (let i = dims.length - 1; i >= 0; i--) {
+    const b = (part: string) => `b${i}.${part}`;
+    const p = (part: string) => `body.${i}.${part}`;
+    const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
+    // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
+    spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
+    nodes.push(
+      node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]),
+      node('Mul', [b('shifted_grad'), b('xhat')], [b('scale_grad.full')]),
+      node('ReduceSum', [b('scale_grad.full'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
+      node('ReduceSum', [b('shifted_grad'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
+      node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
+      node('Mul', [b('shifted_grad'), b('scale')], [b('xhat_grad')]),
+      // Layer norm over (c, h, w) of each example.
+      node('ReduceMean', [b('xhat_grad')], [b('xhat_grad.mean')], LAYER_AXES),
+      node('Mul', [b('xhat_grad'), b('xhat')], [b('xhat_grad.xhat')]),
+      node('ReduceMean', [b('xhat_grad.xhat')], [b('xhat_grad.xhat.mean')], LAYER_AXES),
+      node('Sub', [b('xhat_grad'), b('xhat_grad.mean')], [b('ln.a')]),
+      node('Mul', [b('xhat'), b('xhat_grad.xhat.mean')], [b('ln.b')]),
+      node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
+      node('Mul', [b('ln.c'), b('rstd')], [b('conv_grad')]),
+      node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
+    );
+    kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
+    if (i > 0) {
+      nodes.push(
+        node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
+        node('ConvTranspose', [b('conv_grad'), b('kernel')], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+      );
+    }
+  }
+  const outputs = dims.flatMap(({ cin, cout }, i) => [
+    valueInfo(12, gradName(`body.${i}.weight`), FLOAT, [3, 3, cin, cout]),
+    ...['bias', 'scale', 'offset'].map((part) => valueInfo(12, gradName(`body.${i}.${part}`), FLOAT, [cout])),
+  ]);
+  const graphInputs = [...inputs(shape, dims), ...savedInfo(11, shape, dims), embeddingInfo(11, 'embedding_grad', shape, dims)];
+  // The offsets are not read by the backward pass; onnxruntime accepts unused graph inputs, and the
+  // forward's input list lets one set of feeds serve both graphs.
+  return onnxModel({ name: 'conv-body-backward', nodes, initializers, inputs: graphInputs, outputs }, OPSET);
+}
+
+/**
+ * The filter gradient dw[a, b, i, o] = sum over n, y, x of xpad[n, i, y + a, x + b] dz[n, o, y, x] as
+ * one matrix product: the nine shifted windows of the zero-padded input, channels first
+ * ([9 in, N h w], tap-major, so the product is already [3, 3, in, out]), times dz as [N h w, out].
+ * onnxruntime's Conv over the batch (examples as channels, dz as an h x w kernel) computes the same
+ * but runs twice as long as the forward convolution.
+ */
+function kernelGradNodes(input: string, b: (part: string) => string, output: string, n: number, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  initializers.push(
+    int64Vector(b('pads'), [0, 0, 1, 1, 0, 0, 1, 1]),
+    int64Vector(b('patches.shape'), [9 * cin, n * h * w]),
+    int64Vector(b('conv_grad.rows'), [n * h * w, cout]),
+    int64Vector(b('kernel.shape'), [3, 3, cin, cout]),
+    int64Vector(b('tap.axes'), [2, 3]),
+  );
+  nodes.push(node('Transpose', [input], [b('input.cnhw')], { perm: [1, 0, 2, 3] }), node('Pad', [b('input.cnhw'), b('pads')], [b('input.padded')]));
+  const taps: string[] = [];
+  for (let a = 0; a < 3; a++) {
+    for (let c = 0; c < 3; c++) {
+      const tap = b(`tap${a}${c}`);
+      initializers.push(int64Vector(`${tap}.starts`, [a, c]), int64Vector(`${tap}.ends`, [a + h, c + w]));
+      nodes.push(node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [tap]));
+      taps.push(tap);
+    }
+  }
+  nodes.push(
+    node('Concat', taps, [b('patches.cnhw')], { axis: 0 }),
+    node('Reshape', [b('patches.cnhw'), b('patches.shape')], [b('patches')]),
+    node('Transpose', [b('conv_grad')], [b('conv_grad.nhwc')], { perm: [0, 2, 3, 1] }),
+    node('Reshape', [b('conv_grad.nhwc'), b('conv_grad.rows')], [b('conv_grad.matrix')]),
+    node('MatMul', [b('patches'), b('conv_grad.matrix')], [b('kernel_grad.matrix')]),
+    node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [output]),
+  );
+}
