@@ -890,8 +890,13 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
-            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            /** @description What runs meta-training and adaptation of MLP bodies in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
+            /** @description The engine per body, for algorithms that need only first-order derivatives of the body: mlp as `engine`; conv 'onnxruntime' (ONNX Runtime, when onnxruntime-node loads, on CPU backends) or 'tfjs-<backend>'. Second-order MAML and Meta-SGD through a conv body run on tfjs. Null before a backend is initialised */
+            engines?: {
+                mlp: string;
+                conv: string;
+            } | null;
         };
         Predictions: {
             /**
@@ -951,8 +956,13 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
-            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            /** @description What runs meta-training and adaptation of MLP bodies in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
+            /** @description The engine per body, for algorithms that need only first-order derivatives of the body: mlp as `engine`; conv 'onnxruntime' (ONNX Runtime, when onnxruntime-node loads, on CPU backends) or 'tfjs-<backend>'. Second-order MAML and Meta-SGD through a conv body run on tfjs. Null before a backend is initialised */
+            engines?: {
+                mlp: string;
+                conv: string;
+            } | null;
         };
         Task: {
             /**
@@ -1228,7 +1238,11 @@ export interface operations {
                      *         }
                      *       },
                      *       "backend": "wasm",
-                     *       "engine": "fused-wasm"
+                     *       "engine": "fused-wasm",
+                     *       "engines": {
+                     *         "mlp": "fused-wasm",
+                     *         "conv": "onnxruntime"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Ready"];
@@ -1283,7 +1297,11 @@ export interface operations {
                      *         }
                      *       },
                      *       "backend": "wasm",
-                     *       "engine": "fused-wasm"
+                     *       "engine": "fused-wasm",
+                     *       "engines": {
+                     *         "mlp": "fused-wasm",
+                     *         "conv": "onnxruntime"
+                     *       }
                      *     }
                      */
                     "application/problem+json": components["schemas"]["NotReady"];
