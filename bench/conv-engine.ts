@@ -45,7 +45,6 @@ const TFJS_ITERATIONS = Number(args['tfjs-iterations']);
 const ROUNDS = Number(args.rounds);
 const BLOCK_MS = Number(args.ms);
 const ENGINES = { onnxruntime: 'ort', 'tfjs-wasm': 'tfjs' } as const;
-const PROTONET_ONLY = process.argv.includes('--protonet-only');
 type Engine = keyof typeof ENGINES;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const load = () => loadavg().map(round2);

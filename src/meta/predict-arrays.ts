@@ -14,6 +14,7 @@
 import { predict, type Prediction } from './adapt.js';
 import { activeBackend, type BackendName } from './backend.js';
 import { NORM_EPSILON, pooledSide } from './conv.js';
+import { ortAvailable } from './ort/index.js';
 import { HEAD_BIAS, HEAD_WEIGHT, modelShapes, type Activation, type ModelSpec, type ParamArrays } from './model.js';
 
 /** One dense layer prepared for plain-JS serving, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
@@ -110,9 +111,12 @@ export type ConvServing = 'engine' | 'plain-js';
  * slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The
  * native backends (tfjs-node, -gpu) are not installed where this was measured and are taken to be at
  * least as fast as wasm. An MLP's few small matrix products always run faster in plain JS (runMlp):
- * dispatch dominates them.
+ * dispatch dominates them. Where onnxruntime-node loads, `predict` runs the conv body on ONNX Runtime
+ * instead (chooseEngine), faster than tfjs-wasm (bench/results/conv-engine.json), so the engine route serves.
  */
 export function convServing(backend: BackendName | null = activeBackend()): ConvServing {
+  // ONNX Runtime, when it loads, serves conv bodies through `predict` on any backend (bench:conv-engine).
+  if (backend !== null && backend !== 'tensorflow-gpu' && ortAvailable()) return 'engine';
   return backend === null || backend === 'cpu' ? 'plain-js' : 'engine';
 }
 

@@ -6,7 +6,7 @@
  * writer, two uses: the field numbers live here only.
  */
 import { float32Bytes } from './float32.js';
-import { bytesField, intField, message, messageField, stringField, type Field } from './protobuf.js';
+import { bytesField, floatField, intField, message, messageField, stringField, type Field } from './protobuf.js';
 
 export type { Field };
 
@@ -16,7 +16,8 @@ const IR_VERSION = 7;
 /** TensorProto.DataType values. */
 export const FLOAT = 1;
 export const INT64 = 7;
-/** AttributeProto.AttributeType INT, STRING and INTS. */
+/** AttributeProto.AttributeType FLOAT, INT, STRING and INTS. */
+const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
 const ATTRIBUTE_STRING = 3;
 const ATTRIBUTE_INTS = 7;
@@ -47,12 +48,18 @@ export function valueInfo(field: 11 | 12, name: string, elemType: number, dims: 
   return messageField(field, [stringField(1, name), messageField(2, [tensorType])]);
 }
 
+/** A float attribute's value (a plain number is an integer attribute). */
+export interface FloatAttribute {
+  float: number;
+}
+
 /**
  * A node: `op` on `inputs` producing `outputs` (an input named '' is an omitted optional one), with
- * integer, integer-list (non-negative) or string attributes.
+ * integer, integer-list (non-negative), float or string attributes.
  */
-export function node(op: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, number | string | readonly number[]> = {}): Field {
+export function node(op: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, number | string | FloatAttribute | readonly number[]> = {}): Field {
   const attrs = Object.entries(attributes).map(([name, value]) => {
+    if (typeof value === 'object' && 'float' in value) return messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_FLOAT), floatField(2, value.float)]);
     if (typeof value === 'number') return messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_INT), intField(3, value)]);
     if (typeof value === 'string') return messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_STRING), stringField(4, value)]);
     return messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_INTS), ...value.map((v) => intField(8, v))]);

@@ -6,26 +6,27 @@
  * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
  *   scale, offset [out]) to `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts
  *   computes: Conv (kernel transposed in the graph to [out, in, 3, 3], pads 1, bias), the
- *   per-example layer norm (mean, centred, biased variance, reciprocal square root of var + eps),
- *   the per-channel scale and offset, the activation and the 2x2 max pool with ceil (as conv.ts'
- *   'same' pool: an odd edge's window holds its real entries only).
+ *   per-example layer norm over (c, h, w) (LayerNormalization, axis 1: biased variance, epsilon
+ *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
+ *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
  * - training forward: the same graph, also answering what the backward pass reads of each block
- *   (its normalised activations, their reciprocal standard deviation, the pre-activation, the max
- *   pool's indices and the block's input), so the backward graph never recomputes the forward one.
+ *   (the normalised activations, their reciprocal standard deviation, the route of the pooled
+ *   gradient back to the pre-activation, and the block's input), so the backward graph never
+ *   recomputes the forward one.
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
- *   chain rule written out in standard operators: the max pool's gradient scattered back to each
- *   window's maximum through MaxPool's Indices (ScatterElements), the activation's derivative, the
- *   affine's and the layer norm's gradients (dz = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat))),
- *   the filter gradient as one Conv over the batch (the block input with examples as channels, by
- *   dz as an h x w kernel), and the input gradient as ConvTranspose with the same kernel.
+ *   chain rule written out in standard operators: the pooled gradient spread over each window
+ *   (Resize) and kept at its maximum times the activation's slope (the route), the affine's and the
+ *   layer norm's gradients from per-(example, channel) sums, the filter gradient as one matrix
+ *   product of the input's shifted windows by the output gradient, and the input gradient as a
+ *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
  */
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
 import type { Activation } from '../model.js';
 import { FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
 
-/** ReduceSum takes its axes as an input from opset 13; ScatterElements, MaxPool indices, ConvTranspose all exist there. */
-const OPSET = 13;
+/** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
+const OPSET = 17;
 
 /** A conv body's architecture and the batch size a graph is built for. */
 export interface ConvGraphShape {
@@ -67,8 +68,6 @@ function blockDims(shape: ConvGraphShape): BlockDims[] {
     return dims;
   });
 }
-
-const LAYER_AXES = { axes: [1, 2, 3], keepdims: 1 };
 
 function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   const [h, w, c] = shape.inputShape;
@@ -121,8 +120,7 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
   const { batch: n, inputShape } = shape;
   const initializers = [
     int64Vector('image.shape', [n, ...inputShape]),
-    int64Vector('channel.shape', [1, -1, 1, 1]),
-    floatTensor('norm.epsilon', { shape: [], data: Float32Array.of(NORM_EPSILON) }),
+    int64Vector('channel.shape.3', [-1, 1, 1]),
   ];
   const nodes = [node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] })];
   let h = 'b0.input';
@@ -132,18 +130,28 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
     nodes.push(
       node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
       node('Conv', [h, b('kernel'), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
-      node('ReduceMean', [b('conv')], [b('mean')], LAYER_AXES),
-      node('Sub', [b('conv'), b('mean')], [b('centered')]),
-      node('Mul', [b('centered'), b('centered')], [b('squared')]),
-      node('ReduceMean', [b('squared')], [b('variance')], LAYER_AXES),
-      node('Add', [b('variance'), 'norm.epsilon'], [b('variance_eps')]),
-      node('Sqrt', [b('variance_eps')], [b('std')]),
-      node('Reciprocal', [b('std')], [b('rstd')]),
-      node('Mul', [b('centered'), b('rstd')], [b('xhat')]),
-      node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
-      node('Reshape', [p('offset'), 'channel.shape'], [b('offset')]),
-      node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
-      node('Add', [b('scaled'), b('offset')], [b('shifted')]),
+    );
+    const { cout, h: height, w: width } = dims[i];
+    nodes.push(node('Reshape', [p('scale'), 'channel.shape.3'], [b('scale')]), node('Reshape', [p('offset'), 'channel.shape.3'], [b('offset')]));
+    if (train) {
+      // The normalised activations and their reciprocal standard deviation are what the backward pass reads.
+      initializers.push(floatTensor(b('ones'), { shape: [cout, height, width], data: new Float32Array(cout * height * width).fill(1) }));
+      initializers.push(floatTensor(b('zeros'), { shape: [cout, height, width], data: new Float32Array(cout * height * width) }));
+      nodes.push(
+        node('LayerNormalization', [b('conv'), b('ones'), b('zeros')], [b('xhat'), b('mean'), b('rstd')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+        node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
+        node('Add', [b('scaled'), b('offset')], [b('shifted')]),
+      );
+    } else {
+      // Prediction: the per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel.
+      initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
+      nodes.push(
+        node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
+        node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
+        node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+      );
+    }
+    nodes.push(
       node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
       node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
     );
@@ -189,6 +197,12 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     int64Vector('image.shape', [n, ...shape.inputShape]),
     int64Vector('channel.shape', [1, -1, 1, 1]),
     int64Vector('channel.axes', [0, 2, 3]),
+    int64Vector('spatial.axes', [2, 3]),
+    int64Vector('feature.axes', [1, 2, 3]),
+    int64Vector('flip.starts', [-1, -1]),
+    int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]),
+    int64Vector('flip.axes', [0, 1]),
+    int64Vector('flip.steps', [-1, -1]),
     int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
   ];
   const nodes = [
@@ -198,33 +212,49 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     node('Transpose', ['embedding_grad.nhwc'], [`b${dims.length - 1}.pool_grad`], { perm: [0, 3, 1, 2] }),
   ];
   for (let i = dims.length - 1; i >= 0; i--) {
+    const { cout, h, w } = dims[i];
     const b = (part: string) => `b${i}.${part}`;
     const p = (part: string) => `body.${i}.${part}`;
     const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
     // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
     spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
+    // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
+    // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
+    //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
+    //   m1[n] = sum_c scale S / chw, m2[n] = sum_c scale P / chw;
+    //   dz = rstd (g scale - m1 - xhat m2) = g (rstd scale) - xhat (rstd m2) - rstd m1.
+    initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
     nodes.push(
       node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]),
-      node('Mul', [b('shifted_grad'), b('xhat')], [b('scale_grad.full')]),
-      node('ReduceSum', [b('scale_grad.full'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
-      node('ReduceSum', [b('shifted_grad'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
+      node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
+      node('Mul', [b('shifted_grad'), b('xhat')], [b('shifted_grad.xhat')]),
+      node('ReduceSum', [b('shifted_grad.xhat'), 'spatial.axes'], [b('P')], { keepdims: 1 }),
+      node('ReduceSum', [b('S'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
+      node('ReduceSum', [b('P'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
       node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
-      node('Mul', [b('shifted_grad'), b('scale')], [b('xhat_grad')]),
-      // Layer norm over (c, h, w) of each example.
-      node('ReduceMean', [b('xhat_grad')], [b('xhat_grad.mean')], LAYER_AXES),
-      node('Mul', [b('xhat_grad'), b('xhat')], [b('xhat_grad.xhat')]),
-      node('ReduceMean', [b('xhat_grad.xhat')], [b('xhat_grad.xhat.mean')], LAYER_AXES),
-      node('Sub', [b('xhat_grad'), b('xhat_grad.mean')], [b('ln.a')]),
-      node('Mul', [b('xhat'), b('xhat_grad.xhat.mean')], [b('ln.b')]),
+      node('Mul', [b('S'), b('scale')], [b('S.scaled')]),
+      node('Mul', [b('P'), b('scale')], [b('P.scaled')]),
+      node('ReduceSum', [b('S.scaled'), 'feature.axes'], [b('S.sum')], { keepdims: 1 }),
+      node('ReduceSum', [b('P.scaled'), 'feature.axes'], [b('P.sum')], { keepdims: 1 }),
+      node('Mul', [b('S.sum'), b('per_value')], [b('m1')]),
+      node('Mul', [b('P.sum'), b('per_value')], [b('m2')]),
+      node('Mul', [b('rstd'), b('scale')], [b('rstd.scale')]),
+      node('Mul', [b('rstd'), b('m2')], [b('rstd.m2')]),
+      node('Mul', [b('rstd'), b('m1')], [b('rstd.m1')]),
+      node('Mul', [b('shifted_grad'), b('rstd.scale')], [b('ln.a')]),
+      node('Mul', [b('xhat'), b('rstd.m2')], [b('ln.b')]),
       node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
-      node('Mul', [b('ln.c'), b('rstd')], [b('conv_grad')]),
+      node('Sub', [b('ln.c'), b('rstd.m1')], [b('conv_grad')]),
       node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
     );
     kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
     if (i > 0) {
+      // The input gradient: a 'same' convolution of conv_grad with the kernel rotated 180 degrees, in
+      // and out swapped ([in, out, 3, 3]); onnxruntime runs Conv in its blocked layout, faster than ConvTranspose.
       nodes.push(
-        node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
-        node('ConvTranspose', [b('conv_grad'), b('kernel')], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+        node('Slice', [p('weight'), 'flip.starts', 'flip.ends', 'flip.axes', 'flip.steps'], [b('weight.flipped')]),
+        node('Transpose', [b('weight.flipped')], [b('kernel.flipped')], { perm: [2, 3, 0, 1] }),
+        node('Conv', [b('conv_grad'), b('kernel.flipped')], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
       );
     }
   }
