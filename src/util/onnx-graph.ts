@@ -16,6 +16,7 @@ const IR_VERSION = 7;
 /** TensorProto.DataType values. */
 export const FLOAT = 1;
 export const INT64 = 7;
+export const BOOL = 9;
 /** AttributeProto.AttributeType FLOAT, INT, STRING and INTS. */
 const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;

@@ -23,7 +23,7 @@
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
 import type { Activation } from '../model.js';
-import { FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+import { BOOL, FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
 
 /** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
 const OPSET = 17;
@@ -45,7 +45,8 @@ export const gradName = (param: string): string => `${param}_grad`;
 
 /** What the training forward answers per block and the backward graph takes back, by block. */
 export function savedNames(blocks: number): string[] {
-  return Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(i > 0 ? [`b${i - 1}.pool`] : [])]).flat();
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+  return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
 interface BlockDims {
@@ -99,19 +100,23 @@ const SPREAD_SCALES = floatTensor('spread.scales', { shape: [4], data: Float32Ar
 
 /**
  * What carries a block's pooled-output gradient back to its pre-activation, computed in the forward
- * pass: 1 at each window's maximum (the activation equal to its window's max), times the activation's
- * slope (relu: 1 where positive; softplus: sigmoid). A window whose entries tie is all zeros after a
- * relu, where the slope is 0 anyway; ties among positive values (or softplus outputs) have measure
+ * pass from each window's maximum (the activations equal to their window's max). Relu: that mask
+ * itself, as booleans (a quarter of the bytes); the slope is 1 at a positive maximum, and a window
+ * whose maximum is 0 (all its entries 0, slope 0) has its gradient zeroed at the pooled size in the
+ * backward pass. Softplus: the mask times the slope, sigmoid. Ties among positive values have measure
  * zero. Cheaper than MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
  */
 function routeNodes(activation: Activation, b: (part: string) => string, dims: BlockDims, nodes: Field[], initializers: Field[]): void {
   spread(b('pool'), b('pool.spread'), dims, nodes, initializers);
-  nodes.push(node('Equal', [b('act'), b('pool.spread')], [b('is_max')]));
   if (activation === 'relu') {
-    initializers.push(floatTensor(b('zero'), { shape: [], data: Float32Array.of(0) }));
-    nodes.push(node('Greater', [b('shifted'), b('zero')], [b('active')]), node('And', [b('is_max'), b('active')], [b('routes')]), node('Cast', [b('routes')], [b('route')], { to: FLOAT }));
+    nodes.push(node('Equal', [b('act'), b('pool.spread')], [b('route')]));
   } else {
-    nodes.push(node('Cast', [b('is_max')], [b('max_mask')], { to: FLOAT }), node('Sigmoid', [b('shifted')], [b('slope')]), node('Mul', [b('max_mask'), b('slope')], [b('route')]));
+    nodes.push(
+      node('Equal', [b('act'), b('pool.spread')], [b('is_max')]),
+      node('Cast', [b('is_max')], [b('max_mask')], { to: FLOAT }),
+      node('Sigmoid', [b('shifted')], [b('slope')]),
+      node('Mul', [b('max_mask'), b('slope')], [b('route')]),
+    );
   }
 }
 
@@ -167,12 +172,16 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
 /** The dims of each saved tensor, for the graph outputs (training forward) and inputs (backward). */
 function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   const n = shape.batch;
-  return dims.flatMap(({ cout, h, w }, i) => [
-    valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
-    valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
-    valueInfo(field, `b${i}.route`, FLOAT, [n, cout, h, w]),
-    ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
-  ]);
+  const last = dims[dims.length - 1];
+  return [
+    ...dims.flatMap(({ cout, h, w }, i) => [
+      valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
+      valueInfo(field, `b${i}.route`, shape.activation === 'relu' ? BOOL : FLOAT, [n, cout, h, w]),
+      ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
+    ]),
+    valueInfo(field, `b${dims.length - 1}.pool`, FLOAT, [n, last.cout, last.ph, last.pw]),
+  ];
 }
 
 function embeddingInfo(field: 11 | 12, name: string, shape: ConvGraphShape, dims: BlockDims[]): Field {
@@ -198,6 +207,7 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     int64Vector('channel.shape', [1, -1, 1, 1]),
     int64Vector('channel.axes', [0, 2, 3]),
     int64Vector('spatial.axes', [2, 3]),
+    ...(shape.activation === 'relu' ? [floatTensor('zero', { shape: [], data: Float32Array.of(0) })] : []),
     int64Vector('feature.axes', [1, 2, 3]),
     int64Vector('flip.starts', [-1, -1]),
     int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]),
@@ -217,7 +227,14 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     const p = (part: string) => `body.${i}.${part}`;
     const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
     // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
-    spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
+    if (shape.activation === 'relu') {
+      nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Where', [b('pool.positive'), b('pool_grad'), 'zero'], [b('pool_grad.live')]));
+      spread(b('pool_grad.live'), b('pool_grad.spread'), dims[i], nodes, initializers);
+      nodes.push(node('Where', [b('route'), b('pool_grad.spread'), 'zero'], [b('shifted_grad')]));
+    } else {
+      spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
+      nodes.push(node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]));
+    }
     // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
     // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
     //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
@@ -225,7 +242,6 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     //   dz = rstd (g scale - m1 - xhat m2) = g (rstd scale) - xhat (rstd m2) - rstd m1.
     initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
     nodes.push(
-      node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]),
       node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
       node('Mul', [b('shifted_grad'), b('xhat')], [b('shifted_grad.xhat')]),
       node('ReduceSum', [b('shifted_grad.xhat'), 'spatial.axes'], [b('P')], { keepdims: 1 }),
