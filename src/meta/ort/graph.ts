@@ -230,7 +230,8 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     if (shape.activation === 'relu') {
       nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Where', [b('pool.positive'), b('pool_grad'), 'zero'], [b('pool_grad.live')]));
       spread(b('pool_grad.live'), b('pool_grad.spread'), dims[i], nodes, initializers);
-      nodes.push(node('Where', [b('route'), b('pool_grad.spread'), 'zero'], [b('shifted_grad')]));
+      // Cast and Mul: onnxruntime's Where with a broadcast scalar is a slow generic loop.
+      nodes.push(node('Cast', [b('route')], [b('route.float')], { to: FLOAT }), node('Mul', [b('pool_grad.spread'), b('route.float')], [b('shifted_grad')]));
     } else {
       spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
       nodes.push(node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]));
@@ -285,36 +286,38 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
 }
 
 /**
- * The filter gradient dw[a, b, i, o] = sum over n, y, x of xpad[n, i, y + a, x + b] dz[n, o, y, x] as
- * one matrix product: the nine shifted windows of the zero-padded input, channels first
- * ([9 in, N h w], tap-major, so the product is already [3, 3, in, out]), times dz as [N h w, out].
- * onnxruntime's Conv over the batch (examples as channels, dz as an h x w kernel) computes the same
- * but runs twice as long as the forward convolution.
+ * The filter gradient dw[a, b, i, o] = sum over n, y, x of xpad[n, y + a, x + b, i] dz[n, y, x, o]:
+ * per tap (a, b), one product of the zero-padded input's shifted window ([N h w, in], channels last,
+ * so each window is whole rows) transposed, by dz as [N h w, out]; the nine [in, out] products,
+ * tap-major, are already [3, 3, in, out]. onnxruntime's Conv over the batch (examples as channels,
+ * dz as an h x w kernel) computes the same but runs twice as long as the forward convolution.
  */
 function kernelGradNodes(input: string, b: (part: string) => string, output: string, n: number, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
   initializers.push(
-    int64Vector(b('pads'), [0, 0, 1, 1, 0, 0, 1, 1]),
-    int64Vector(b('patches.shape'), [9 * cin, n * h * w]),
+    int64Vector(b('pads'), [0, 1, 1, 0, 0, 1, 1, 0]),
+    int64Vector(b('window.rows'), [n * h * w, cin]),
     int64Vector(b('conv_grad.rows'), [n * h * w, cout]),
     int64Vector(b('kernel.shape'), [3, 3, cin, cout]),
-    int64Vector(b('tap.axes'), [2, 3]),
+    int64Vector(b('tap.axes'), [1, 2]),
   );
-  nodes.push(node('Transpose', [input], [b('input.cnhw')], { perm: [1, 0, 2, 3] }), node('Pad', [b('input.cnhw'), b('pads')], [b('input.padded')]));
+  nodes.push(
+    node('Transpose', [input], [b('input.nhwc')], { perm: [0, 2, 3, 1] }),
+    node('Pad', [b('input.nhwc'), b('pads')], [b('input.padded')]),
+    node('Transpose', [b('conv_grad')], [b('conv_grad.nhwc')], { perm: [0, 2, 3, 1] }),
+    node('Reshape', [b('conv_grad.nhwc'), b('conv_grad.rows')], [b('conv_grad.matrix')]),
+  );
   const taps: string[] = [];
   for (let a = 0; a < 3; a++) {
     for (let c = 0; c < 3; c++) {
       const tap = b(`tap${a}${c}`);
       initializers.push(int64Vector(`${tap}.starts`, [a, c]), int64Vector(`${tap}.ends`, [a + h, c + w]));
-      nodes.push(node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [tap]));
-      taps.push(tap);
+      nodes.push(
+        node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [`${tap}.window`]),
+        node('Reshape', [`${tap}.window`, b('window.rows')], [`${tap}.rows`]),
+        node('Gemm', [`${tap}.rows`, b('conv_grad.matrix')], [`${tap}.grad`], { transA: 1 }),
+      );
+      taps.push(`${tap}.grad`);
     }
   }
-  nodes.push(
-    node('Concat', taps, [b('patches.cnhw')], { axis: 0 }),
-    node('Reshape', [b('patches.cnhw'), b('patches.shape')], [b('patches')]),
-    node('Transpose', [b('conv_grad')], [b('conv_grad.nhwc')], { perm: [0, 2, 3, 1] }),
-    node('Reshape', [b('conv_grad.nhwc'), b('conv_grad.rows')], [b('conv_grad.matrix')]),
-    node('MatMul', [b('patches'), b('conv_grad.matrix')], [b('kernel_grad.matrix')]),
-    node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [output]),
-  );
+  nodes.push(node('Concat', taps, [b('kernel_grad.matrix')], { axis: 0 }), node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [output]));
 }
