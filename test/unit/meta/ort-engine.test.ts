@@ -16,6 +16,8 @@ import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelCon
 import { ortBodyPass, ortEmbed } from '../../../src/meta/ort/body.js';
 import { ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
 import { Rng } from '../../../src/meta/rng.js';
+import { gaussianBlobs } from '../../../src/meta/families/index.js';
+import { metaTrain, type TrainEvent } from '../../../src/meta/train.js';
 import { convClassificationProblem, convRegressionProblem, directionalFd, dot, entryFd, largestEntries, maxAbs, maxAbsDiff, metaGradient, relErr, unitDirection, type MetaProblem } from './helpers.js';
 
 beforeAll(async () => {
@@ -162,6 +164,19 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
       expect(pa.labels).toEqual(pb.labels);
       pa.probabilities.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - pb.probabilities[i][j])).toBeLessThan(1e-5)));
     });
+  });
+});
+
+describe('meta-training names its engine', () => {
+  it('a conv ProtoNets run reports onnxruntime, the same run on tfjs reports tfjs', async () => {
+    const family = gaussianBlobs({ meanScale: 1.5 }, { inputDim: 25, ways: 3 });
+    const run = async (engine: 'auto' | 'tfjs') => {
+      const config = { algorithm: 'protonet' as const, model: { body: 'conv' as const, inputShape: [5, 5, 1], channels: [3, 4] }, families: family, engine, hyper: { iterations: 2, metaBatchSize: 2, shots: 2, queryShots: 2, ways: 3, evalEvery: 2, checkpointEvery: 2, seed: 1 } };
+      for await (const event of metaTrain(config) as AsyncGenerator<TrainEvent>) if (event.type === 'result') return event.engine;
+      throw new Error('no result');
+    };
+    expect(await run('auto')).toBe('onnxruntime');
+    expect(await run('tfjs')).toBe('tfjs-cpu');
   });
 });
 
