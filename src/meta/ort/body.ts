@@ -45,7 +45,7 @@ export interface BodyPass {
 /** The training forward pass of images `x` [batch, inputDim]; keeps what its backward pass reads. */
 export function ortBodyPass(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): BodyPass {
   const shape = graphShape(spec, batch);
-  const saved = savedNames(spec.channels!.length);
+  const saved = savedNames(spec.channels!.length, spec.activation);
   const input = feeds(spec, params, x, batch);
   const forward = cachedGraph(keyOf('train', shape), () => forwardGraph(shape, true)).run(input, ['embedding', ...saved]);
   const embeddings = forward.embedding.data as Float32Array;

@@ -14,8 +14,8 @@
  *   gradient back to the pre-activation, and the block's input), so the backward graph never
  *   recomputes the forward one.
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
- *   chain rule written out in standard operators: the pooled gradient spread over each window
- *   (Resize) and kept at its maximum times the activation's slope (the route), the affine's and the
+ *   chain rule written out in standard operators: the pooled gradient put at each window's first
+ *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
  *   layer norm's gradients from per-(example, channel) sums, the filter gradient as one matrix
  *   product of the input's shifted windows by the output gradient, and the input gradient as a
  *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
@@ -44,8 +44,8 @@ export function paramNames(channels: readonly number[]): string[] {
 export const gradName = (param: string): string => `${param}_grad`;
 
 /** What the training forward answers per block and the backward graph takes back, by block. */
-export function savedNames(blocks: number): string[] {
-  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+export function savedNames(blocks: number, activation: Activation): string[] {
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
@@ -81,43 +81,73 @@ function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   ];
 }
 
+/** Offsets (row, column) of a 2x2 window's entries in tfjs' scan order, whose first maximum takes the gradient. */
+const WINDOW = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+] as const;
+
 /**
- * Each pooled value back over its 2x2 window: [N, C, ph, pw] to [N, C, h, w] (nearest-neighbour
- * Resize by 2, and for an odd side a slice dropping the padded row or column).
+ * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
+ * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
+ * plain background), as booleans [N, 4 C, ph, pw], window entry major (DepthToSpace's DCR order, so
+ * the backward pass puts them back in place with one op). An odd side is padded with -1 first: the
+ * activations (relu, softplus) are never below 0, so padding is never a maximum. Softplus also keeps
+ * its slope, sigmoid, at every activation (`slope`); relu's is 1 at a positive maximum, and a window
+ * whose maximum is 0 gets no gradient (zeroed at the pooled size in the backward pass). Cheaper than
+ * MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
  */
-function spread(src: string, dst: string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
-  const odd = h !== 2 * ph || w !== 2 * pw;
-  if (!initializers.some((f) => f === SPREAD_SCALES)) initializers.push(SPREAD_SCALES);
-  nodes.push(node('Resize', [src, '', 'spread.scales'], [odd ? `${dst}.even` : dst], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }));
-  if (odd) {
-    initializers.push(int64Vector(`${dst}.starts`, [0, 0]), int64Vector(`${dst}.ends`, [h, w]), int64Vector(`${dst}.axes`, [2, 3]));
-    nodes.push(node('Slice', [`${dst}.even`, `${dst}.starts`, `${dst}.ends`, `${dst}.axes`], [dst]));
+function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  let act = b('act');
+  if (h % 2 || w % 2) {
+    initializers.push(int64Vector(b('act.pads'), [0, 0, 0, 0, 0, 0, h % 2, w % 2]), floatTensor(b('act.pad_value'), { shape: [], data: Float32Array.of(-1) }));
+    nodes.push(node('Pad', [act, b('act.pads'), b('act.pad_value')], [b('act.even')]));
+    act = b('act.even');
   }
+  initializers.push(int64Vector(b('window.ends'), [2 ** 31, 2 ** 31]), int64Vector(b('window.axes'), [2, 3]), int64Vector(b('window.steps'), [2, 2]));
+  let taken = '';
+  const firsts = WINDOW.map(([y, x], k) => {
+    const at = (part: string) => b(`w${y}${x}.${part}`);
+    initializers.push(int64Vector(at('starts'), [y, x]));
+    nodes.push(node('Slice', [act, at('starts'), b('window.ends'), b('window.axes'), b('window.steps')], [at('value')]), node('Equal', [at('value'), b('pool')], [at('is_max')]));
+    if (k === 0) {
+      taken = at('is_max');
+      return at('is_max');
+    }
+    nodes.push(node('Not', [taken], [at('free')]), node('And', [at('is_max'), at('free')], [at('first')]));
+    if (k < WINDOW.length - 1) nodes.push(node('Or', [taken, at('first')], [at('taken')]));
+    taken = at('taken');
+    return at('first');
+  });
+  nodes.push(node('Concat', firsts, [b('route')], { axis: 1 }));
+  if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
 }
 
-/** Resize's scales for spread (one initializer per graph). */
-const SPREAD_SCALES = floatTensor('spread.scales', { shape: [4], data: Float32Array.of(1, 1, 2, 2) });
-
 /**
- * What carries a block's pooled-output gradient back to its pre-activation, computed in the forward
- * pass from each window's maximum (the activations equal to their window's max). Relu: that mask
- * itself, as booleans (a quarter of the bytes); the slope is 1 at a positive maximum, and a window
- * whose maximum is 0 (all its entries 0, slope 0) has its gradient zeroed at the pooled size in the
- * backward pass. Softplus: the mask times the slope, sigmoid. Ties among positive values have measure
- * zero. Cheaper than MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
+ * The backward of the max pool and the activation: the pooled gradient `g` [N, C, ph, pw] to each
+ * window's first maximum (route), [N, C, h, w], times the activation's slope.
  */
-function routeNodes(activation: Activation, b: (part: string) => string, dims: BlockDims, nodes: Field[], initializers: Field[]): void {
-  spread(b('pool'), b('pool.spread'), dims, nodes, initializers);
+function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  let g = b('pool_grad');
   if (activation === 'relu') {
-    nodes.push(node('Equal', [b('act'), b('pool.spread')], [b('route')]));
-  } else {
-    nodes.push(
-      node('Equal', [b('act'), b('pool.spread')], [b('is_max')]),
-      node('Cast', [b('is_max')], [b('max_mask')], { to: FLOAT }),
-      node('Sigmoid', [b('shifted')], [b('slope')]),
-      node('Mul', [b('max_mask'), b('slope')], [b('route')]),
-    );
+    nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Cast', [b('pool.positive')], [b('pool.slope')], { to: FLOAT }), node('Mul', [g, b('pool.slope')], [b('pool_grad.live')]));
+    g = b('pool_grad.live');
   }
+  const odd = h !== 2 * ph || w !== 2 * pw;
+  const unpooled = activation === 'relu' && !odd ? b('shifted_grad') : b('act_grad');
+  nodes.push(
+    node('Concat', [g, g, g, g], [b('pool_grad.windows')], { axis: 1 }),
+    node('Cast', [b('route')], [b('route.float')], { to: FLOAT }),
+    node('Mul', [b('pool_grad.windows'), b('route.float')], [b('pool_grad.routed')]),
+    node('DepthToSpace', [b('pool_grad.routed')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'DCR' }),
+  );
+  if (odd) {
+    initializers.push(int64Vector(b('act_grad.starts'), [0, 0]), int64Vector(b('act_grad.ends'), [h, w]), int64Vector(b('act_grad.axes'), [2, 3]));
+    nodes.push(node('Slice', [b('act_grad.even'), b('act_grad.starts'), b('act_grad.ends'), b('act_grad.axes')], [activation === 'relu' ? b('shifted_grad') : b('act_grad')]));
+  }
+  if (activation === 'softplus') nodes.push(node('Mul', [b('act_grad'), b('slope')], [b('shifted_grad')]));
 }
 
 /** The forward nodes; with `train`, MaxPool also answers its indices. */
@@ -174,10 +204,11 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
   const n = shape.batch;
   const last = dims[dims.length - 1];
   return [
-    ...dims.flatMap(({ cout, h, w }, i) => [
+    ...dims.flatMap(({ cout, h, w, ph, pw }, i) => [
       valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
       valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
-      valueInfo(field, `b${i}.route`, shape.activation === 'relu' ? BOOL : FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.route`, BOOL, [n, 4 * cout, ph, pw]),
+      ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
       ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
     ]),
     valueInfo(field, `b${dims.length - 1}.pool`, FLOAT, [n, last.cout, last.ph, last.pw]),
@@ -227,15 +258,7 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     const p = (part: string) => `body.${i}.${part}`;
     const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
     // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
-    if (shape.activation === 'relu') {
-      nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Where', [b('pool.positive'), b('pool_grad'), 'zero'], [b('pool_grad.live')]));
-      spread(b('pool_grad.live'), b('pool_grad.spread'), dims[i], nodes, initializers);
-      // Cast and Mul: onnxruntime's Where with a broadcast scalar is a slow generic loop.
-      nodes.push(node('Cast', [b('route')], [b('route.float')], { to: FLOAT }), node('Mul', [b('pool_grad.spread'), b('route.float')], [b('shifted_grad')]));
-    } else {
-      spread(b('pool_grad'), b('pool_grad.spread'), dims[i], nodes, initializers);
-      nodes.push(node('Mul', [b('pool_grad.spread'), b('route')], [b('shifted_grad')]));
-    }
+    unpoolNodes(shape.activation, b, dims[i], nodes, initializers);
     // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
     // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
     //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
