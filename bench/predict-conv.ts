@@ -37,8 +37,9 @@ async function main(): Promise<void> {
   const net = prepareConv(spec, params);
   const paths: Record<string, (x: Float32Array) => Prediction> = {
     'plain-js': (x) => runConv(net, x),
-    'tfjs-wasm': (x) => predict(spec, params, x),
-    'tfjs-cpu': (x) => predict(spec, params, x),
+    // The tfjs engine explicitly: 'auto' now runs conv bodies on ONNX Runtime (bench:conv-engine compares the two).
+    'tfjs-wasm': (x) => predict(spec, params, x, 'tfjs'),
+    'tfjs-cpu': (x) => predict(spec, params, x, 'tfjs'),
   };
   /** The tfjs backend a path runs on (plain JS runs on none; the active one stays). */
   const backendOf = (name: string): BackendName | null => (name === 'plain-js' ? null : (name.slice('tfjs-'.length) as BackendName));

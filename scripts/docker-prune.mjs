@@ -8,9 +8,12 @@
 // the tfjs native binding each runtime needs. Walking the lockfile keeps exactly what the service can
 // load, at the locked versions.
 //
+// It also removes, in every package kept, prebuilt binaries for other platforms and architectures
+// (bin/napi-v<N>/<platform>/<arch>: onnxruntime-node's layout).
+//
 // Usage: node scripts/docker-prune.mjs [optional-package ...]   e.g. @tensorflow/tfjs-node
 // Plain Node, no dependencies.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
 const lock = JSON.parse(readFileSync('package-lock.json', 'utf8'));
 const packages = lock.packages;
@@ -68,4 +71,25 @@ for (const path of Object.keys(packages)) {
   rmSync(path, { recursive: true, force: true });
   removed++;
 }
-console.log(`docker-prune: kept ${keep.size} packages, removed ${removed}`);
+// Prebuilt native binaries for other platforms: onnxruntime-node ships every platform's
+// (bin/napi-v<N>/<platform>/<arch>/, 290 MB in 1.30.0, 45 MB of it linux x64) and loads only its own.
+let platforms = 0;
+for (const path of keep) {
+  const bin = `${path}/bin`;
+  if (!existsSync(bin)) continue;
+  for (const napi of readdirSync(bin).filter((name) => /^napi-v\d+$/.test(name))) {
+    for (const platform of readdirSync(`${bin}/${napi}`)) {
+      const dir = `${bin}/${napi}/${platform}`;
+      if (platform !== process.platform) {
+        rmSync(dir, { recursive: true, force: true });
+        platforms++;
+        continue;
+      }
+      for (const arch of readdirSync(dir).filter((name) => name !== process.arch)) {
+        rmSync(`${dir}/${arch}`, { recursive: true, force: true });
+        platforms++;
+      }
+    }
+  }
+}
+console.log(`docker-prune: kept ${keep.size} packages, removed ${removed}; removed ${platforms} other platforms' native binaries`);

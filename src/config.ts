@@ -70,6 +70,11 @@ export interface Config {
   readonly adaptConcurrency: number;
   /** TFJS_BACKEND. Default auto (tensorflow-gpu > tensorflow > wasm > cpu). */
   readonly tfjsBackend: BackendPreference;
+  /**
+   * ORT_THREADS: intra-op threads of each ONNX Runtime session (the conv engine). Default 1: a worker
+   * is one process per core. Checked here at start-up; the engine reads it itself (ortThreads).
+   */
+  readonly ortThreads: number;
   /** LOG_LEVEL (pino). Default info. */
   readonly logLevel: LogLevel;
   /** QUEUE_PREFIX: Redis key prefix of the BullMQ queues. Default fastadapt. */
@@ -267,6 +272,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     workerConcurrency: read.int('WORKER_CONCURRENCY', 1, 1, 64),
     adaptConcurrency: read.int('ADAPT_CONCURRENCY', 4, 1, 256),
     tfjsBackend: read.oneOf<BackendPreference>('TFJS_BACKEND', 'auto', BACKEND_PREFERENCES),
+    ortThreads: read.int('ORT_THREADS', 1, 1, 64),
     logLevel: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
     queuePrefix: read.string('QUEUE_PREFIX', 'fastadapt'),
     readyTimeoutMs: read.int('READY_TIMEOUT_MS', 1000, 50, 60_000),

@@ -159,6 +159,8 @@ export interface DigitsProtonetRun {
   msPerIteration: number;
   /** Forward, backward and Adam per iteration (no sampling). */
   stepMsPerIteration: number;
+  /** The process's CPU time per training iteration (sampling included). */
+  cpuMsPerIteration: number;
   trainSeconds: number;
   /** Mean training loss over the last tenth of the iterations; null after 0 iterations. */
   finalTrainLoss: number | null;

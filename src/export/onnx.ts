@@ -19,9 +19,8 @@
  * of onnx/onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto).
  */
 import type { ModelSpec, ParamArray, ParamArrays } from '../meta/model.js';
-import { float32Bytes } from '../util/float32.js';
 import { networkLayers, NORM_EPSILON, type ConvBlock, type ConvBody } from './layers.js';
-import { bytesField, intField, message, messageField, stringField, type Field } from './protobuf.js';
+import { FLOAT, floatTensor, INT64, int64Vector, node, onnxModel, valueInfo, type Field } from '../util/onnx-graph.js';
 
 /**
  * The operator set the graph is written against: Gemm, Relu, Softplus, Softmax, ArgMax, Reshape, and
@@ -29,47 +28,8 @@ import { bytesField, intField, message, messageField, stringField, type Field } 
  * Sqrt, Div, MaxPool (ceil_mode) and Flatten.
  */
 export const ONNX_OPSET = 13;
-/** IR version 7 is the one released with opset 13 (ONNX 1.8); every runtime since reads it. */
-const IR_VERSION = 7;
 /** The media type the export is served as: ONNX has no registered one. */
 export const ONNX_CONTENT_TYPE = 'application/octet-stream';
-
-/** TensorProto.DataType values. */
-const FLOAT = 1;
-const INT64 = 7;
-/** AttributeProto.AttributeType INT and INTS. */
-const ATTRIBUTE_INT = 2;
-const ATTRIBUTE_INTS = 7;
-
-/** An initializer: a named float32 tensor. */
-function floatTensor(name: string, p: ParamArray): Field {
-  return messageField(5, [...p.shape.map((d) => intField(1, d)), intField(2, FLOAT), stringField(8, name), bytesField(9, float32Bytes(p.data))]);
-}
-
-/** An initializer: a named int64 vector (little-endian raw data, so negative values need no varint). */
-function int64Vector(name: string, values: readonly number[]): Field {
-  const bytes = new Uint8Array(values.length * 8);
-  const view = new DataView(bytes.buffer);
-  values.forEach((v, i) => view.setBigInt64(i * 8, BigInt(v), true));
-  return messageField(5, [intField(1, values.length), intField(2, INT64), stringField(8, name), bytesField(9, bytes)]);
-}
-
-/** A graph input or output: a tensor of `elemType` whose dimensions are numbers or named (e.g. 'batch'). */
-function valueInfo(field: 11 | 12, name: string, elemType: number, dims: readonly (number | string)[]): Field {
-  const shape = dims.map((d) => messageField(1, [typeof d === 'number' ? intField(1, d) : stringField(2, d)]));
-  const tensorType = messageField(1, [intField(1, elemType), messageField(2, shape)]);
-  return messageField(field, [stringField(1, name), messageField(2, [tensorType])]);
-}
-
-/** A node: `op` on `inputs` producing `outputs`, with integer or integer-list attributes (non-negative). */
-function node(op: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, number | readonly number[]> = {}): Field {
-  const attrs = Object.entries(attributes).map(([name, value]) =>
-    typeof value === 'number'
-      ? messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_INT), intField(3, value)])
-      : messageField(5, [stringField(1, name), intField(20, ATTRIBUTE_INTS), ...value.map((v) => intField(8, v))]),
-  );
-  return messageField(1, [...inputs.map((i) => stringField(1, i)), ...outputs.map((o) => stringField(2, o)), stringField(3, outputs[0]), stringField(4, op), ...attrs]);
-}
 
 const ACTIVATION_OPS = { relu: 'Relu', softplus: 'Softplus' } as const;
 
@@ -160,11 +120,5 @@ export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     nodes.push(node('Softmax', [h], ['probabilities'], { axis: 1 }), node('ArgMax', [h], ['label'], { axis: 1, keepdims: 0 }));
     outputs.push(valueInfo(12, 'probabilities', FLOAT, ['batch', spec.outputDim]), valueInfo(12, 'label', INT64, ['batch']));
   }
-  const graph = [...nodes, stringField(2, name), ...initializers, valueInfo(11, 'x', FLOAT, ['batch', spec.inputDim]), ...outputs];
-  return message([
-    intField(1, IR_VERSION),
-    stringField(2, 'fastadapt'),
-    messageField(7, graph),
-    messageField(8, [stringField(1, ''), intField(2, ONNX_OPSET)]),
-  ]);
+  return onnxModel({ name, nodes, initializers, inputs: [valueInfo(11, 'x', FLOAT, ['batch', spec.inputDim])], outputs }, ONNX_OPSET);
 }

@@ -213,11 +213,11 @@ class Run {
 
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
     if (this.lastMetrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
-    const { model, evaluation, last, best, keptBest } = result;
+    const { model, evaluation, last, best, keptBest, engine } = result;
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
-      training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}), checkpoint: result.checkpoint }),
+      training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}), checkpoint: result.checkpoint, engine }),
     );
-    this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss, bestIteration: best.iteration, keptBest }, 'meta-train run succeeded');
+    this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss, bestIteration: best.iteration, keptBest, engine }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });
     return { outcome: 'succeeded', metaModelId: stored.id, version: stored.version };
   }

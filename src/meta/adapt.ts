@@ -8,6 +8,7 @@ import { tf } from './backend.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
 import { chooseEngine, type EnginePreference } from './engine.js';
 import { fusedAdaptMany } from './fused/index.js';
+import { headSpec, ortEmbed, withoutBody } from './ort/index.js';
 import { NonFiniteError } from './learner.js';
 import { DEFAULT_GUARD, GUARD_POLICIES, readTrace, type GuardPolicy, type SupportLossTrace } from './guard.js';
 import type { InnerMonitor } from './inner-loop.js';
@@ -107,7 +108,10 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     if (!finite) return new NonFiniteError(`adaptation diverged (support loss ${lossAfter}); use a smaller lr or fewer steps, or guard 'best'`);
     return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, supportLoss, steps: ran };
   };
-  if (chooseEngine(engine, model.algorithm, model.spec.body) === 'fused-wasm') {
+  // An adaptation that leaves the body fixed can run it on ONNX Runtime whichever algorithm trained it.
+  const chosen = chooseEngine(engine, algorithm.adaptsBody || model.spec.body !== 'conv' ? model.algorithm : undefined, model.spec.body);
+  if (chosen === 'onnxruntime') return adaptMany(...onEmbeddings(model, supports), options, 'tfjs');
+  if (chosen === 'fused-wasm') {
     const { x, y } = packExamples(model.spec, supports, 'support');
     return fusedAdaptMany(model.algorithm, model.spec, { steps, lr }, model.params, tasks, n, x, y, guard).map((adapted) =>
       result(adapted.supportLoss.trace, Object.fromEntries(shapes.map(([name]) => [name, adapted.params[name]]))),
@@ -140,6 +144,26 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
   });
 }
 
+/**
+ * The meta-model as the head on its body's embeddings, and the support sets' embeddings (one ONNX
+ * Runtime run over all their images): adaptation of an algorithm that keeps the body fixed is the
+ * same on these (see ort/index.ts).
+ */
+function onEmbeddings(model: MetaModel, supports: readonly Examples[]): [MetaModel, Examples[]] {
+  const { x } = packExamples(model.spec, supports, 'support');
+  const rows = supports.length * supports[0].n;
+  const embeddings = ortEmbed(model.spec, splitBodyHead(model.params).body, x, rows);
+  const width = embeddings.length / rows;
+  const spec = headSpec(model.spec, width);
+  let row = 0;
+  const embedded = supports.map((s) => {
+    const part = { n: s.n, y: s.y, x: embeddings.subarray(row * width, (row + s.n) * width) };
+    row += s.n;
+    return part;
+  });
+  return [{ ...model, spec, params: withoutBody(model.params) }, embedded];
+}
+
 /** A task's full parameters: the meta-model's body and head, overridden by what adaptation changed. */
 export function taskParams(model: MetaModel, adapted: ParamArrays): ParamArrays {
   const { body, head } = splitBodyHead(model.params);
@@ -151,9 +175,10 @@ export type Prediction = { kind: 'regression'; values: number[] } | { kind: 'cla
 
 /**
  * Runs task parameters (see taskParams) on inputs: `x` is row-major [n, inputDim] or a list of rows.
+ * A conv body runs on ONNX Runtime when chooseEngine takes it for `engine` (default 'auto'), the head on tfjs.
  * @throws RangeError when an input row has the wrong width or a non-finite value.
  */
-export function predict(spec: ModelSpec, params: ParamArrays, x: Float32Array | number[][]): Prediction {
+export function predict(spec: ModelSpec, params: ParamArrays, x: Float32Array | number[][], engine: EnginePreference = 'auto'): Prediction {
   const flat = x instanceof Float32Array ? x : Float32Array.from(x.flatMap((row, i) => {
     if (row.length !== spec.inputDim) throw new RangeError(`x[${i}] has ${row.length} values, expected inputDim ${spec.inputDim}`);
     return row;
@@ -162,8 +187,12 @@ export function predict(spec: ModelSpec, params: ParamArrays, x: Float32Array | 
   if (!flat.every(Number.isFinite)) throw new RangeError('x values must be finite numbers');
   const n = flat.length / spec.inputDim;
   if (n === 0) return spec.kind === 'regression' ? { kind: 'regression', values: [] } : { kind: 'classification', labels: [], probabilities: [] };
+  const ort = spec.body === 'conv' && chooseEngine(engine, undefined, spec.body) === 'onnxruntime';
+  const embeddings = ort ? ortEmbed(spec, splitBodyHead(params).body, flat, n) : null;
   const out = tf.tidy(() => {
-    const output = forward(spec, toTensors(params), tf.tensor2d(flat, [n, spec.inputDim]));
+    const output = embeddings
+      ? forward(headSpec(spec, embeddings.length / n), toTensors(withoutBody(params)), tf.tensor2d(embeddings, [n, embeddings.length / n]))
+      : forward(spec, toTensors(params), tf.tensor2d(flat, [n, spec.inputDim]));
     return (spec.kind === 'regression' ? output : softmax(output)).dataSync();
   });
   if (spec.kind === 'regression') return { kind: 'regression', values: Array.from(out) };

@@ -109,7 +109,7 @@ function scoreMethod(method: EvaluationMethod, model: MetaModel, shots: number, 
   const scores = results.map((result, t) => {
     if (result instanceof Error) throw result;
     if (result.supportLoss.diverged) diverged++;
-    return queryScores(predict(model.spec, taskParams(model, result.params), queries[t].x), queries[t]);
+    return queryScores(predict(model.spec, taskParams(model, result.params), queries[t].x, engine), queries[t]);
   });
   return rowOf(method, shots, results[0] instanceof Error ? steps : results[0].steps, scores, diverged);
 }

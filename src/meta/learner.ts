@@ -11,6 +11,7 @@ import { getAlgorithm, POOL_PREFIX, type AlgorithmName, type InnerSettings, type
 import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
 import { slicePoolBatch } from './families/pool.js';
 import { fusedEvaluate, fusedMetaGradient } from './fused/index.js';
+import { embedBatch, ortMetaGradient, withoutBody } from './ort/index.js';
 import { DEFAULT_GUARD } from './guard.js';
 import { accuracy, taskLoss } from './losses.js';
 import { activationWidth, copyArrays, forward, HEAD_NAMES, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
@@ -66,7 +67,7 @@ export class MetaLearner {
   readonly spec: ModelSpec;
   readonly inner: InnerSettings;
   readonly clipNorm?: number;
-  /** The engine that runs this learner ('fused-wasm' or 'tfjs-<backend>'). */
+  /** The engine that runs this learner ('fused-wasm', 'onnxruntime' or 'tfjs-<backend>'). */
   readonly engine: EngineName;
   /**
    * The meta-parameters (and a pool algorithm's pool parameters): the master copy the optimiser
@@ -135,10 +136,13 @@ export class MetaLearner {
    * minibatch's mean training loss).
    */
   metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
+    const native = mode === 'batched' && !isPoolBatch(batch);
     const { loss, grads: taken } =
-      mode === 'batched' && this.engine === 'fused-wasm' && !isPoolBatch(batch)
+      native && this.engine === 'fused-wasm'
         ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
-        : this.tfjsGradient(batch, mode);
+        : native && this.engine === 'onnxruntime'
+          ? ortMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
+          : this.tfjsGradient(batch, mode);
     const grads = this.frozenHead ? { ...taken, ...this.frozenHead } : taken;
     const norm = globalNorm(grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
@@ -153,8 +157,8 @@ export class MetaLearner {
           'lower innerLr or metaLr, or set clipNorm',
       );
     }
-    // tfjs reads the upload on its next step: refresh it now; the fused engine only when asked for it.
-    if (this.engine === 'fused-wasm') this.thetaStale = true;
+    // tfjs reads the upload on its next step: refresh it now; the fused and ONNX Runtime engines only when asked for it.
+    if (this.engine === 'fused-wasm' || this.engine === 'onnxruntime') this.thetaStale = true;
     else this.refresh();
     return loss;
   }
@@ -226,7 +230,9 @@ export class MetaLearner {
       taskLosses = [];
       taskAccuracies = this.spec.kind === 'classification' ? [] : undefined;
       for (let t = 0; t < batch.tasks; t += chunk) {
-        const part = this.evaluateChunk(sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t)));
+        const slice = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
+        // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings.
+        const part = this.engine === 'onnxruntime' ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
         taskLosses.push(...part.losses);
         taskAccuracies?.push(...(part.accuracies ?? []));
       }
@@ -237,19 +243,23 @@ export class MetaLearner {
     return taskAccuracies === undefined ? { loss: mean(taskLosses), taskLosses } : { loss: mean(taskLosses), accuracy: mean(taskAccuracies), taskLosses, taskAccuracies };
   }
 
-  /** Each task's query loss (and accuracy) of one chunk of `evaluate` on tfjs. */
-  private evaluateChunk(batch: EpisodeBatch): { losses: number[]; accuracies?: number[] } {
-    const theta = this.params;
+  /**
+   * Each task's query loss (and accuracy) of one chunk of `evaluate` on tfjs: of the whole model, or
+   * (ONNX Runtime) of the head on the chunk's embeddings, with the meta-parameters other than the body.
+   */
+  private evaluateChunk({ spec, batch }: { spec: ModelSpec; batch: EpisodeBatch }): { losses: number[]; accuracies?: number[] } {
+    const onEmbeddings = spec !== this.spec;
     const values = tf.tidy(() => {
-      const tensors = batchToTensors(this.spec, batch);
-      const adapted = this.algorithm.adapt(this.spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
-      const output = forward(this.spec, adapted, tensors.query.x);
-      const losses = taskLoss(this.spec.kind, output, tensors.query.y);
-      if (this.spec.kind === 'regression') return losses.dataSync();
+      const theta = onEmbeddings ? toTensors(withoutBody(this.values)) : this.params;
+      const tensors = batchToTensors(spec, batch);
+      const adapted = this.algorithm.adapt(spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
+      const output = forward(spec, adapted, tensors.query.x);
+      const losses = taskLoss(spec.kind, output, tensors.query.y);
+      if (spec.kind === 'regression') return losses.dataSync();
       return tf.concat([losses, accuracy(output, tensors.query.y)]).dataSync();
     });
     const losses = Array.from(values.subarray(0, batch.tasks));
-    return this.spec.kind === 'regression' ? { losses } : { losses, accuracies: Array.from(values.subarray(batch.tasks)) };
+    return spec.kind === 'regression' ? { losses } : { losses, accuracies: Array.from(values.subarray(batch.tasks)) };
   }
 
   /** Everything the optimiser steps, as plain data (a copy): what a checkpoint holds. */

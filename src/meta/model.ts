@@ -134,9 +134,13 @@ export function activationWidth(spec: ModelSpec): number {
   return Math.max(h * w * c, ...spec.channels!.map((out) => h * w * out));
 }
 
-/** Width of the body's output, the common representation the head reads. */
+/**
+ * Width of the body's output, the common representation the head reads. An MLP without hidden
+ * layers (the head on precomputed embeddings: the ONNX Runtime engine, ort/index.ts) reads its inputs.
+ */
 export function embeddingDim(spec: ModelSpec): number {
-  return spec.body === 'conv' ? convEmbeddingDim(spec.inputShape!, spec.channels!) : spec.hidden[spec.hidden.length - 1];
+  if (spec.body === 'conv') return convEmbeddingDim(spec.inputShape!, spec.channels!);
+  return spec.hidden.length === 0 ? spec.inputDim : spec.hidden[spec.hidden.length - 1];
 }
 
 /** Names and shapes of the body's parameters, input layer first. */

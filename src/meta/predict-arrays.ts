@@ -14,7 +14,9 @@
 import { predict, type Prediction } from './adapt.js';
 import { activeBackend, type BackendName } from './backend.js';
 import { NORM_EPSILON, pooledSide } from './conv.js';
-import { HEAD_BIAS, HEAD_WEIGHT, modelShapes, type Activation, type ModelSpec, type ParamArrays } from './model.js';
+import { chooseEngine } from './engine.js';
+import { headSpec, ortAvailable, ortEmbed, withoutBody } from './ort/index.js';
+import { embeddingDim, HEAD_BIAS, HEAD_WEIGHT, modelShapes, type Activation, type ModelSpec, type ParamArrays } from './model.js';
 
 /** One dense layer prepared for plain-JS serving, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
 interface PreparedLayer {
@@ -91,6 +93,11 @@ export interface EngineServed {
   readonly outputDim: number;
   readonly spec: ModelSpec;
   readonly params: ParamArrays;
+  /**
+   * Where the engine runs conv bodies on ONNX Runtime: the head, prepared for runMlp on the body's
+   * embeddings (a few hundred multiply-adds, which tfjs would spend more on dispatching).
+   */
+  readonly head?: PreparedMlp;
 }
 
 /** A task's whole network prepared for serving: what the predict cache holds. */
@@ -110,9 +117,12 @@ export type ConvServing = 'engine' | 'plain-js';
  * slower than runConv, so on it (and before any backend is initialised) plain JS serves them. The
  * native backends (tfjs-node, -gpu) are not installed where this was measured and are taken to be at
  * least as fast as wasm. An MLP's few small matrix products always run faster in plain JS (runMlp):
- * dispatch dominates them.
+ * dispatch dominates them. Where onnxruntime-node loads, `predict` runs the conv body on ONNX Runtime
+ * instead (chooseEngine), faster than tfjs-wasm (bench/results/conv-engine.json), so the engine route serves.
  */
 export function convServing(backend: BackendName | null = activeBackend()): ConvServing {
+  // ONNX Runtime, when it loads, serves conv bodies through `predict` on any backend (bench:conv-engine).
+  if (backend !== null && backend !== 'tensorflow-gpu' && ortAvailable()) return 'engine';
   return backend === null || backend === 'cpu' ? 'plain-js' : 'engine';
 }
 
@@ -215,7 +225,8 @@ export function prepareNetwork(spec: ModelSpec, params: ParamArrays, conv: ConvS
   if (spec.body !== 'conv') return prepareMlp(spec, params);
   if (conv === 'plain-js') return prepareConv(spec, params);
   checkTaskParams(spec, params);
-  return { body: 'engine', kind: spec.kind, inputDim: spec.inputDim, outputDim: spec.outputDim, spec, params };
+  const head = chooseEngine('auto', undefined, 'conv') === 'onnxruntime' ? prepareMlp(headSpec(spec, embeddingDim(spec)), withoutBody(params)) : undefined;
+  return { body: 'engine', kind: spec.kind, inputDim: spec.inputDim, outputDim: spec.outputDim, spec, params, head };
 }
 
 function activate(value: number, activation: Activation): number {
@@ -411,8 +422,10 @@ export function runConv(net: PreparedConv, x: Inputs): Prediction {
 export function runNetwork(net: PreparedNetwork, x: Inputs): Prediction {
   if (net.body === 'mlp') return runMlp(net, x);
   if (net.body === 'conv') return runConv(net, x);
-  rowsOf(x, net.inputDim);
-  return predict(net.spec, net.params, x instanceof Float32Array ? x : Float32Array.from(x));
+  const n = rowsOf(x, net.inputDim);
+  const rows = x instanceof Float32Array ? x : Float32Array.from(x);
+  if (net.head) return runMlp(net.head, n === 0 ? new Float32Array(0) : ortEmbed(net.spec, net.params, rows, n));
+  return predict(net.spec, net.params, rows);
 }
 
 /**

@@ -13,7 +13,7 @@ import { getAlgorithm, POOL_PREFIX, type AlgorithmName } from './algorithms/inde
 import type { AdamState } from './adam.js';
 import type { MetaModel } from './adapt.js';
 import { mix, packEpisodes, samplePoolBatch, type WeightedFamily } from './families/index.js';
-import type { EnginePreference } from './engine.js';
+import type { EngineName, EnginePreference } from './engine.js';
 import { meanCi } from './evaluation.js';
 import { DEFAULT_HYPER, HYPER_FIELDS, HYPER_NAMES, type HyperField, type HyperParams } from './hyper.js';
 import { initMetaParams, MetaLearner, NonFiniteError, type Evaluation, type LearnerConfig } from './learner.js';
@@ -89,6 +89,8 @@ export type TrainEvent =
       keptBest: boolean;
       /** The state after the last iteration (only with `checkpointAtEnd`), to resume from with more iterations. */
       checkpoint?: Checkpoint;
+      /** The engine the meta-steps and evaluations ran on (chooseEngine). */
+      engine: EngineName;
       valLoss: number;
       valAccuracy?: number;
     };
@@ -325,6 +327,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
       last,
       best: best.point,
       keptBest: hyper.keepBest,
+      engine: learner.engine,
       ...(options.checkpointAtEnd ? { checkpoint: checkpointAt(hyper.iterations) } : {}),
       valLoss,
       ...(valAccuracy === undefined ? {} : { valAccuracy }),

@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       role: 'all',
       workerConcurrency: 1,
       tfjsBackend: 'auto',
+      ortThreads: 1,
       logLevel: 'info',
       queuePrefix: 'fastadapt',
       limits: { maxBodyBytes: 1024 * 1024 },
@@ -57,6 +58,7 @@ describe('loadConfig', () => {
     expect(problemsOf({ PORT: '70000' })).toEqual(['PORT must be an integer 1-65535, got "70000"']);
     expect(problemsOf({ WORKER_CONCURRENCY: '1.5' })).toEqual(['WORKER_CONCURRENCY must be an integer 1-64, got "1.5"']);
     expect(problemsOf({ TFJS_BACKEND: 'cuda' })).toEqual(['TFJS_BACKEND must be one of auto|tensorflow-gpu|tensorflow|wasm|cpu, got "cuda"']);
+    expect(problemsOf({ ORT_THREADS: '0' })).toEqual(['ORT_THREADS must be an integer 1-64, got "0"']);
     expect(problemsOf({}, ['--role', 'both'])).toEqual(['--role must be one of api|worker|all, got "both"']);
     expect(problemsOf({}, ['--rol', 'api'])[0]).toMatch(/unknown argument "--rol"/);
   });

@@ -18,6 +18,7 @@ interface Readiness {
   detail?: string;
   backend: string | null;
   engine: string | null;
+  engines?: { mlp: string; conv: string } | null;
   checks: Record<'postgres' | 'redis' | 'tfjs', { status: string; error?: string }>;
 }
 
@@ -70,7 +71,7 @@ describe('readiness follows Redis', () => {
     expect(up.statusCode).toBe(200);
     expect(up.body.checks.redis.status).toBe('up');
     // A CPU backend: meta-training and adaptation run on the fused kernels, and /readyz says so.
-    expect(up.body).toMatchObject({ backend: 'cpu', engine: 'fused-wasm' });
+    expect(up.body).toMatchObject({ backend: 'cpu', engine: 'fused-wasm', engines: { mlp: 'fused-wasm', conv: 'onnxruntime' } });
 
     await redisServer.stop();
     const down = await eventually(app, 503);
@@ -110,6 +111,7 @@ describe('readiness names an unreachable Postgres and a missing backend', () => 
       expect(body.checks.postgres.error).not.toContain('\n');
       expect(body.checks.tfjs).toMatchObject({ status: 'down', error: 'no TensorFlow.js backend initialised' });
       expect(body.engine).toBeNull();
+      expect(body.engines).toBeNull();
       expect(body.detail).toMatch(/postgres \(.+\).*tfjs/);
     } finally {
       await app.close();

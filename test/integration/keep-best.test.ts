@@ -34,6 +34,7 @@ interface Job {
   metrics: Point | null;
   bestIteration: number | null;
   bestValidation: Validation | null;
+  engine: string | null;
   metaModelId: string | null;
 }
 
@@ -90,11 +91,15 @@ describe('keepBest through POST /meta-train', () => {
     expect(job.bestIteration).toBe(best.iteration);
     expect(job.bestValidation).toEqual({ metric: 'loss', mean: best.valLoss, ci95: best.valLossCi95, iteration: best.iteration });
 
-    const model = await get<{ bestIteration: number | null; metrics: Point }>(`/meta-models/${job.metaModelId}`);
+    const model = await get<{ bestIteration: number | null; metrics: Point; engine: string | null }>(`/meta-models/${job.metaModelId}`);
     expect(model.bestIteration).toBe(best.iteration);
     expect(model.metrics).toMatchObject({ iteration: best.iteration, valLoss: best.valLoss, valLossCi95: best.valLossCi95 });
     const { result } = await engineRun(job.id);
     expect(result.best.iteration).toBe(best.iteration);
+    // Job and meta-model name the engine that ran, as the engine's own run reports it.
+    expect(result.engine).toMatch(/^(fused-wasm|tfjs-)/);
+    expect(job.engine).toBe(result.engine);
+    expect(model.engine).toBe(result.engine);
     expect(bytes(await storedParams(job.metaModelId!))).toEqual(bytes(result.model.params));
   });
 

@@ -37,6 +37,10 @@ const PACKAGES: Record<string, Entry> = {
   'node_modules/gpu-only': { optional: true },
 };
 
+/** Every platform's binaries, this machine's among them. */
+const HERE = `${process.platform}/${process.arch}`;
+const BINARIES = [...new Set([HERE, 'linux/x64', 'linux/arm64', 'darwin/arm64', 'win32/x64'])];
+
 let dir: string | undefined;
 afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -51,6 +55,11 @@ function prune(args: string[], missing: string[] = []) {
     if (path === '' || missing.includes(path)) continue;
     mkdirSync(join(dir, path), { recursive: true });
     writeFileSync(join(dir, path, 'package.json'), '{}');
+  }
+  // `app` ships prebuilt binaries the way onnxruntime-node does: bin/napi-v6/<platform>/<arch>/.
+  for (const target of BINARIES) {
+    mkdirSync(join(dir, 'node_modules/app/bin/napi-v6', target), { recursive: true });
+    writeFileSync(join(dir, 'node_modules/app/bin/napi-v6', target, 'binding.node'), '');
   }
   const result = spawnSync(process.execPath, [SCRIPT, ...args], { cwd: dir, encoding: 'utf8' });
   const present = Object.keys(PACKAGES).filter((path) => path !== '' && existsSync(join(dir!, path)));
@@ -72,6 +81,15 @@ describe('docker-prune', () => {
       ].sort(),
     );
     expect(stdout).toMatch(/kept 6 packages, removed 6/);
+  });
+
+  it("keeps only this platform's and architecture's prebuilt binaries of a kept package", () => {
+    const { status, stdout } = prune(['bind-cpu']);
+    expect(status).toBe(0);
+    const left = BINARIES.filter((target) => existsSync(join(dir!, 'node_modules/app/bin/napi-v6', target)));
+    expect(left).toEqual([HERE]);
+    expect(existsSync(join(dir!, 'node_modules/app/bin/napi-v6', HERE, 'binding.node'))).toBe(true);
+    expect(stdout).toMatch(new RegExp(`removed ${BINARIES.length - 1} other platforms`));
   });
 
   it('keeps the GPU binding instead when asked', () => {

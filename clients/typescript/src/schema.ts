@@ -755,6 +755,8 @@ export interface components {
                 /** @description The evaluation it was measured at */
                 iteration: number;
             } | null;
+            /** @description The engine meta-training ran on: 'fused-wasm' (MLP bodies on a CPU), 'onnxruntime' (conv bodies on a CPU, algorithms that need only first-order derivatives of the body) or 'tfjs-<backend>'; null until the job succeeds */
+            engine: string | null;
             metaModelId: string | null;
             error: string | null;
             /** @description A cancel was asked for; a running job ends `cancelled` within one iteration */
@@ -822,6 +824,8 @@ export interface components {
             };
             /** @description The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed) */
             bestIteration: number | null;
+            /** @description The engine that meta-trained it (as its job's): 'fused-wasm', 'onnxruntime' or 'tfjs-<backend>'; null for versions stored before engines were recorded */
+            engine: string | null;
             /** @description Aliases pointing at this version, e.g. latest, production */
             aliases: string[];
             /**
@@ -890,8 +894,13 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
-            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            /** @description What runs meta-training and adaptation of MLP bodies in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
+            /** @description The engine per body, for algorithms that need only first-order derivatives of the body: mlp as `engine`; conv 'onnxruntime' (ONNX Runtime, when onnxruntime-node loads, on CPU backends) or 'tfjs-<backend>'. Second-order MAML and Meta-SGD through a conv body run on tfjs. Null before a backend is initialised */
+            engines?: {
+                mlp: string;
+                conv: string;
+            } | null;
         };
         Predictions: {
             /**
@@ -951,8 +960,13 @@ export interface components {
             };
             /** @description The active TensorFlow.js backend: tensorflow-gpu (TensorFlow on a GPU it found), tensorflow, wasm or cpu */
             backend: string | null;
-            /** @description What runs meta-training and adaptation in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
+            /** @description What runs meta-training and adaptation of MLP bodies in this process: 'fused-wasm' (the fused WebAssembly SIMD kernels, on CPU backends) or 'tfjs-<backend>'; null before a backend is initialised */
             engine: string | null;
+            /** @description The engine per body, for algorithms that need only first-order derivatives of the body: mlp as `engine`; conv 'onnxruntime' (ONNX Runtime, when onnxruntime-node loads, on CPU backends) or 'tfjs-<backend>'. Second-order MAML and Meta-SGD through a conv body run on tfjs. Null before a backend is initialised */
+            engines?: {
+                mlp: string;
+                conv: string;
+            } | null;
         };
         Task: {
             /**
@@ -1228,7 +1242,11 @@ export interface operations {
                      *         }
                      *       },
                      *       "backend": "wasm",
-                     *       "engine": "fused-wasm"
+                     *       "engine": "fused-wasm",
+                     *       "engines": {
+                     *         "mlp": "fused-wasm",
+                     *         "conv": "onnxruntime"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Ready"];
@@ -1283,7 +1301,11 @@ export interface operations {
                      *         }
                      *       },
                      *       "backend": "wasm",
-                     *       "engine": "fused-wasm"
+                     *       "engine": "fused-wasm",
+                     *       "engines": {
+                     *         "mlp": "fused-wasm",
+                     *         "conv": "onnxruntime"
+                     *       }
                      *     }
                      */
                     "application/problem+json": components["schemas"]["NotReady"];
@@ -2524,6 +2546,7 @@ export interface operations {
                      *             "ci95": 0.09,
                      *             "iteration": 4500
                      *           },
+                     *           "engine": "fused-wasm",
                      *           "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *           "error": null,
                      *           "cancelRequested": false,
@@ -2777,6 +2800,7 @@ export interface operations {
                      *         "ci95": 0.09,
                      *         "iteration": 4500
                      *       },
+                     *       "engine": "fused-wasm",
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
@@ -2839,6 +2863,7 @@ export interface operations {
                      *       "metrics": null,
                      *       "bestIteration": null,
                      *       "bestValidation": null,
+                     *       "engine": null,
                      *       "metaModelId": null,
                      *       "error": null,
                      *       "cancelRequested": false,
@@ -3079,6 +3104,7 @@ export interface operations {
                      *         "ci95": 0.09,
                      *         "iteration": 4500
                      *       },
+                     *       "engine": "fused-wasm",
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
@@ -3283,6 +3309,7 @@ export interface operations {
                      *         "ci95": 0.09,
                      *         "iteration": 4500
                      *       },
+                     *       "engine": "fused-wasm",
                      *       "metaModelId": "0197a4f3-0d9e-7f21-a3b4-c5d6e7f80912",
                      *       "error": null,
                      *       "cancelRequested": false,
@@ -3830,6 +3857,7 @@ export interface operations {
                      *             "valLossCi95": 0.09
                      *           },
                      *           "bestIteration": 4500,
+                     *           "engine": "fused-wasm",
                      *           "aliases": [
                      *             "latest",
                      *             "production"
@@ -3992,6 +4020,7 @@ export interface operations {
                      *         "valLossCi95": 0.09
                      *       },
                      *       "bestIteration": 4500,
+                     *       "engine": "fused-wasm",
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4174,6 +4203,7 @@ export interface operations {
                      *         "valLossCi95": 0.09
                      *       },
                      *       "bestIteration": 4500,
+                     *       "engine": "fused-wasm",
                      *       "aliases": [
                      *         "latest",
                      *         "production"

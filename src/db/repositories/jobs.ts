@@ -29,6 +29,8 @@ export interface JobView {
   bestIteration: number | null;
   /** The best evaluation's selected metric with its interval (what a study ranks by); null before the first. */
   bestValidation: Validation | null;
+  /** The engine meta-training ran on ('fused-wasm', 'onnxruntime' or 'tfjs-<backend>'); null until it succeeds. */
+  engine: string | null;
   metaModelId: string | null;
   error: string | null;
   cancelRequested: boolean;
@@ -76,6 +78,7 @@ export function jobView(row: JobRow): JobView {
     metrics: (row.lastMetrics as JobView['metrics']) ?? null,
     bestIteration: row.bestIteration,
     bestValidation: row.bestMetrics === null ? null : validationOf(row.bestMetrics as unknown as MetricsPoint),
+    engine: row.engine,
     metaModelId: row.metaModel?.id ?? null,
     error: row.error,
     cancelRequested: row.cancelRequestedAt !== null,

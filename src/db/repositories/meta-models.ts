@@ -40,6 +40,8 @@ export interface MetaModelView {
   metrics: Record<string, unknown>;
   /** The iteration of the best validation evaluation it holds (keepBest); null: the last iteration's. */
   bestIteration: number | null;
+  /** The engine that meta-trained it; null for versions stored before engines were recorded. */
+  engine: string | null;
   aliases: string[];
   createdAt: string;
 }
@@ -70,6 +72,7 @@ const SELECT = {
   model: true,
   metrics: true,
   bestIteration: true,
+  engine: true,
   createdAt: true,
   aliases: { select: { alias: true }, orderBy: { alias: 'asc' as const } },
 } as const;
@@ -86,6 +89,7 @@ interface Row {
   model: unknown;
   metrics: unknown;
   bestIteration: number | null;
+  engine: string | null;
   createdAt: Date;
   aliases: { alias: string }[];
 }
@@ -103,6 +107,7 @@ function view(row: Row): MetaModelView {
     model: storedModelConfig(row.model),
     metrics: row.metrics as MetaModelView['metrics'],
     bestIteration: row.bestIteration,
+    engine: row.engine,
     aliases: row.aliases.map((a) => a.alias),
     createdAt: row.createdAt.toISOString(),
   };
@@ -182,6 +187,8 @@ export interface NewMetaModel {
   metrics: MetricsPoint;
   /** Set when `model` holds the best validation evaluation's parameters (keepBest): its iteration. */
   bestIteration?: number;
+  /** The engine that meta-trained it. */
+  engine?: string;
 }
 
 /** The JSON a metrics point is stored as (each optional field only when there is one). */
@@ -216,6 +223,7 @@ export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input
       innerLr: model.inner.lr,
       metrics: metricsJson(input.metrics),
       bestIteration: input.bestIteration ?? null,
+      engine: input.engine ?? null,
       params: new Uint8Array(encodeParams(model.params)),
     },
     select: { id: true, version: true },

@@ -265,6 +265,8 @@ export interface TrainedModel {
   best?: MetricsPoint;
   /** The state after the last iteration, kept instead of dropped (a study's trial: a promotion resumes from it). */
   checkpoint?: Checkpoint;
+  /** The engine that ran the training (job and meta-model name it). */
+  engine?: string;
 }
 
 /** Attempts at the version insert when another job of the same name takes the number first. */
@@ -278,16 +280,16 @@ const VERSION_RETRIES = 5;
  * @returns the new meta-model's id and version.
  */
 export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedModel): Promise<{ id: string; version: number }> {
-  const { model, metrics, bestIteration, best, checkpoint } = trained;
+  const { model, metrics, bestIteration, best, checkpoint, engine } = trained;
   const last = trained.last ?? metrics;
   for (const point of [metrics, last, ...(best ? [best] : [])]) checkFiniteMetrics(point);
   const kept = checkpoint ? checkpointRow(checkpoint) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.prisma.$transaction(async (tx) => {
-        await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), finishedAt: new Date() });
+        await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), ...(engine ? { engine } : {}), finishedAt: new Date() });
         const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
-        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration });
+        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration, engine });
         if (checkpoint) await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, kept!);
         else await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;

@@ -43,13 +43,14 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { pro
   }, async (request, reply) => {
     const backend = probes.backend();
     const engine = backend === null ? null : chooseEngine();
+    const engines = backend === null ? null : { mlp: chooseEngine('auto', undefined, 'mlp'), conv: chooseEngine('auto', undefined, 'conv') };
     const [postgres, redis] = await Promise.all([check(probes.postgres, timeoutMs), check(probes.redis, timeoutMs)]);
     const tfjs: DependencyCheck = backend
       ? { status: 'up', latencyMs: 0 }
       : { status: 'down', latencyMs: 0, error: 'no TensorFlow.js backend initialised' };
     const checks = { postgres, redis, tfjs };
     const down = Object.entries(checks).filter(([, c]) => c.status === 'down');
-    if (down.length === 0) return { status: 'ready' as const, checks, backend, engine };
+    if (down.length === 0) return { status: 'ready' as const, checks, backend, engine, engines };
 
     request.log.warn({ checks }, 'not ready');
     return reply.code(503).type(PROBLEM_CONTENT_TYPE).send({
@@ -61,6 +62,7 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { pro
       checks,
       backend,
       engine,
+      engines,
     });
   });
 };

@@ -31,6 +31,7 @@ const META_MODEL = {
   model: { body: 'mlp', hidden: [40, 40], activation: 'relu' },
   metrics: { iteration: 4500, trainLoss: 0.6, valLoss: 0.6, valLossCi95: 0.09 },
   bestIteration: 4500,
+  engine: 'fused-wasm',
   aliases: ['latest', 'production'],
   createdAt: EXAMPLE_TIMES.finished,
 };
@@ -59,6 +60,7 @@ export const MetaModel = Type.Object({
   bestIteration: Type.Union([Type.Integer(), Type.Null()], {
     description: "The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed)",
   }),
+  engine: Type.Union([Type.String(), Type.Null()], { description: "The engine that meta-trained it (as its job's): 'fused-wasm', 'onnxruntime' or 'tfjs-<backend>'; null for versions stored before engines were recorded" }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version, e.g. latest, production' }),
   createdAt: Timestamp,
 }, { examples: [META_MODEL] });

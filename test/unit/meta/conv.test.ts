@@ -131,7 +131,8 @@ describe('conv body: batched meta-batch equals the per-task loop', () => {
   it.each(ALGORITHM_KIND_CASES)('%s on %s', (name, kind) => {
     const p = problems[kind]();
     const { params, batch } = trainingSetup(name, p);
-    const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3 }, params);
+    // The tfjs engine's two modes (the ONNX Runtime engine is checked against it in ort-engine.test.ts).
+    const learner = new MetaLearner({ algorithm: name, spec: p.spec, inner: p.inner, metaLr: 1e-3, engine: 'tfjs' }, params);
     expect(learner.engine).toMatch(/^tfjs-/);
     expectBatchedEqualsLoop(learner, batch, 1e-4);
     learner.dispose();
@@ -161,7 +162,7 @@ describe('conv body specs', () => {
     expect(() => modelSpec('classification', 196, config as never, 5)).toThrow(message);
   });
 
-  it('run on tfjs: the fused kernels are MLP kernels', () => {
+  it('run second-order MAML on tfjs: the fused kernels are MLP kernels, ONNX Runtime runs first-order bodies only', () => {
     expect(chooseEngine('auto', 'maml', 'conv')).toMatch(/^tfjs-/);
     expect(() => chooseEngine('fused', 'maml', 'conv')).toThrow(/MLP bodies only|not built/);
   });

@@ -12,6 +12,7 @@ import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import { ACTIVATIONS, initModelParams, modelSpec, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import type { Prediction } from '../../../src/meta/adapt.js';
 import { TASK_KINDS } from '../../../src/meta/types.js';
+import { ortAvailable } from '../../../src/meta/ort/index.js';
 import { convServing, predictArrays, prepareConv, prepareMlp, prepareNetwork, runConv, runMlp, runNetwork } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
 
@@ -173,15 +174,17 @@ describe('predictArrays on conv bodies', () => {
     }
   });
 
-  it('serves conv bodies through the engine on compiled backends, in plain JS on the cpu backend; runConv reuses shared buffers', () => {
+  it('serves conv bodies through the engine on compiled backends or ONNX Runtime, else in plain JS on the cpu backend; runConv reuses shared buffers', () => {
     expect(convServing('wasm')).toBe('engine');
     expect(convServing('tensorflow')).toBe('engine');
-    expect(convServing('cpu')).toBe('plain-js');
+    // The engine runs conv bodies on ONNX Runtime wherever onnxruntime-node loads (it does here).
+    expect(ortAvailable()).toBe(true);
+    expect(convServing('cpu')).toBe('engine');
     expect(convServing(null)).toBe('plain-js');
     const spec = modelSpec('classification', 36, { body: 'conv', inputShape: [6, 6, 1], channels: [4, 4] }, 3);
     const params = convParams(spec, 9);
     // This file runs on the cpu backend.
-    expect(prepareNetwork(spec, params).body).toBe('conv');
+    expect(prepareNetwork(spec, params).body).toBe('engine');
     const net = prepareConv(spec, params);
     const [a, b] = [inputs(spec, 3, 1, 1), inputs(spec, 5, 2, 1)];
     const first = runConv(net, a);

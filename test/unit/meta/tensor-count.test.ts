@@ -14,6 +14,7 @@ import { adapt, adaptMany, ALGORITHM_NAMES, ALGORITHMS, initBackend, MetaLearner
 import { conv3x3 } from '../../../src/meta/conv.js';
 import { gaussianBlobs, samplePoolBatch, sinusoid } from '../../../src/meta/families/index.js';
 import { fusedKernelsAvailable, fusedSupports } from '../../../src/meta/fused/index.js';
+import { ortAvailable } from '../../../src/meta/ort/index.js';
 import type { BodyKind, ModelSpec, ParamArrays } from '../../../src/meta/model.js';
 import type { TrainingBatch } from '../../../src/meta/types.js';
 import { classificationProblem, convClassificationProblem, poolFor, regressionProblem } from './helpers.js';
@@ -57,6 +58,7 @@ function episodes(spec: ModelSpec, seed: number, count: number) {
 
 /** The engine that should run: named here, not asked of chooseEngine, so a wrong choice fails. */
 function expectedEngine(algorithm: AlgorithmName, body: BodyKind, engine: EnginePreference): string {
+  if (engine === 'auto' && body === 'conv' && ortAvailable() && ['protonet', 'anil'].includes(algorithm)) return 'onnxruntime';
   return engine === 'auto' && body === 'mlp' && fusedKernelsAvailable() && fusedSupports(algorithm) ? 'fused-wasm' : 'tfjs-cpu';
 }
 

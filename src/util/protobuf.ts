@@ -11,6 +11,7 @@ export type Field = Uint8Array;
 
 const VARINT = 0;
 const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
 
 const utf8 = new TextEncoder();
 
@@ -34,6 +35,15 @@ function key(field: number, wireType: number): number[] {
 /** An integer field (int32, int64 or enum) holding a non-negative value. */
 export function intField(field: number, value: number): Field {
   return Uint8Array.from([...key(field, VARINT), ...varint(value)]);
+}
+
+/** A float field (fixed32, little-endian IEEE 754 single precision). */
+export function floatField(field: number, value: number): Field {
+  const head = key(field, FIXED32);
+  const out = new Uint8Array(head.length + 4);
+  out.set(head);
+  new DataView(out.buffer).setFloat32(head.length, value, true);
+  return out;
 }
 
 /** A bytes field. */

@@ -1,0 +1,64 @@
+/**
+ * The conv body on ONNX Runtime: embeddings of a batch of images, and for training the
+ * vector-Jacobian product of the body (dL/d embedding to dL/d body parameters), on sessions cached
+ * per (architecture, batch size). Parameters are plain data (the learner's master copy), fed as graph
+ * inputs, so one session serves every iteration.
+ */
+
+import type { Gradients } from '../adam.js';
+import type { ModelSpec, ParamArrays } from '../model.js';
+import { backwardGraph, forwardGraph, gradName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
+import { cachedGraph, floatInput, type OrtTensor } from './runtime.js';
+
+function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
+  if (spec.body !== 'conv') throw new RangeError(`the ONNX Runtime engine runs conv bodies only, not '${spec.body}'`);
+  return { inputShape: spec.inputShape!, channels: spec.channels!, activation: spec.activation, batch };
+}
+
+const keyOf = (kind: string, shape: ConvGraphShape) => `${kind}:${shape.inputShape.join('x')}:${shape.channels.join(',')}:${shape.activation}:${shape.batch}`;
+
+function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Record<string, OrtTensor> {
+  if (x.length !== batch * spec.inputDim) throw new RangeError(`x has ${x.length} values, expected ${batch} x ${spec.inputDim}`);
+  const out: Record<string, OrtTensor> = { x: floatInput(x, [batch, spec.inputDim]) };
+  for (const name of paramNames(spec.channels!)) {
+    const p = params[name];
+    if (!p) throw new RangeError(`the conv body has no parameter '${name}'`);
+    out[name] = floatInput(p.data, p.shape);
+  }
+  return out;
+}
+
+/** The body's embeddings [batch, D] of images `x` [batch, inputDim] (row-major, (h, w, c) per row). */
+export function ortEmbed(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
+  const shape = graphShape(spec, batch);
+  const graph = cachedGraph(keyOf('forward', shape), () => forwardGraph(shape));
+  return graph.run(feeds(spec, params, x, batch), ['embedding']).embedding.data as Float32Array;
+}
+
+/** A training forward pass: the embeddings, and the body's backward pass from their gradient. */
+export interface BodyPass {
+  embeddings: Float32Array;
+  /** dL/d body parameters from dL/d embeddings [batch, D] (callable once or more). */
+  backward(embeddingGrad: Float32Array): Gradients;
+}
+
+/** The training forward pass of images `x` [batch, inputDim]; keeps what its backward pass reads. */
+export function ortBodyPass(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): BodyPass {
+  const shape = graphShape(spec, batch);
+  const saved = savedNames(spec.channels!.length, spec.activation);
+  const input = feeds(spec, params, x, batch);
+  const forward = cachedGraph(keyOf('train', shape), () => forwardGraph(shape, true)).run(input, ['embedding', ...saved]);
+  const embeddings = forward.embedding.data as Float32Array;
+  return {
+    embeddings,
+    backward(embeddingGrad) {
+      if (embeddingGrad.length !== embeddings.length) throw new RangeError(`embedding gradient has ${embeddingGrad.length} values, expected ${embeddings.length}`);
+      const names = paramNames(spec.channels!);
+      const backward = cachedGraph(keyOf('backward', shape), () => backwardGraph(shape));
+      const all: Record<string, OrtTensor> = { ...input, embedding_grad: floatInput(embeddingGrad, forward.embedding.dims) };
+      for (const name of saved) all[name] = forward[name];
+      const out = backward.run(all, names.map(gradName));
+      return Object.fromEntries(names.map((name) => [name, out[gradName(name)].data as Float32Array]));
+    },
+  };
+}

@@ -1,0 +1,346 @@
+/**
+ * The conv body (conv.ts) as ONNX graphs with its parameters as graph inputs (onnxruntime's training
+ * graphs do the same: parameters are inputs shared across sessions, gradients are outputs named
+ * `<param>_grad` in the parameters' order), built for one batch size so every shape is static.
+ *
+ * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
+ *   scale, offset [out]) to `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts
+ *   computes: Conv (kernel transposed in the graph to [out, in, 3, 3], pads 1, bias), the
+ *   per-example layer norm over (c, h, w) (LayerNormalization, axis 1: biased variance, epsilon
+ *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
+ *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
+ * - training forward: the same graph, also answering what the backward pass reads of each block
+ *   (the normalised activations, their reciprocal standard deviation, the route of the pooled
+ *   gradient back to the pre-activation, and the block's input), so the backward graph never
+ *   recomputes the forward one.
+ * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
+ *   chain rule written out in standard operators: the pooled gradient put at each window's first
+ *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
+ *   layer norm's gradients from per-(example, channel) sums, the filter gradient as one matrix
+ *   product of the input's shifted windows by the output gradient, and the input gradient as a
+ *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
+ */
+
+import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
+import type { Activation } from '../model.js';
+import { BOOL, FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+
+/** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
+const OPSET = 17;
+
+/** A conv body's architecture and the batch size a graph is built for. */
+export interface ConvGraphShape {
+  inputShape: ImageShape;
+  channels: readonly number[];
+  activation: Activation;
+  batch: number;
+}
+
+/** The graph's parameter inputs, first block first (convShapes' order). */
+export function paramNames(channels: readonly number[]): string[] {
+  return channels.flatMap((_, i) => ['weight', 'bias', 'scale', 'offset'].map((p) => `body.${i}.${p}`));
+}
+
+export const gradName = (param: string): string => `${param}_grad`;
+
+/** What the training forward answers per block and the backward graph takes back, by block. */
+export function savedNames(blocks: number, activation: Activation): string[] {
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+  return [...perBlock.flat(), `b${blocks - 1}.pool`];
+}
+
+interface BlockDims {
+  cin: number;
+  cout: number;
+  /** Its input side (and the convolution's output side). */
+  h: number;
+  w: number;
+  /** After pooling. */
+  ph: number;
+  pw: number;
+}
+
+function blockDims(shape: ConvGraphShape): BlockDims[] {
+  const sides = blockSides(shape.inputShape, shape.channels.length);
+  let [h, w, cin] = shape.inputShape;
+  return shape.channels.map((cout, i) => {
+    const dims = { cin, cout, h, w, ph: sides[i][0], pw: sides[i][1] };
+    [h, w, cin] = [sides[i][0], sides[i][1], cout];
+    return dims;
+  });
+}
+
+function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
+  const [h, w, c] = shape.inputShape;
+  return [
+    valueInfo(11, 'x', FLOAT, [shape.batch, h * w * c]),
+    ...dims.flatMap(({ cin, cout }, i) => [
+      valueInfo(11, `body.${i}.weight`, FLOAT, [3, 3, cin, cout]),
+      ...['bias', 'scale', 'offset'].map((p) => valueInfo(11, `body.${i}.${p}`, FLOAT, [cout])),
+    ]),
+  ];
+}
+
+/** Offsets (row, column) of a 2x2 window's entries in tfjs' scan order, whose first maximum takes the gradient. */
+const WINDOW = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+] as const;
+
+/**
+ * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
+ * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
+ * plain background), as booleans [N, 4 C, ph, pw], window entry major (DepthToSpace's DCR order, so
+ * the backward pass puts them back in place with one op). An odd side is padded with -1 first: the
+ * activations (relu, softplus) are never below 0, so padding is never a maximum. Softplus also keeps
+ * its slope, sigmoid, at every activation (`slope`); relu's is 1 at a positive maximum, and a window
+ * whose maximum is 0 gets no gradient (zeroed at the pooled size in the backward pass). Cheaper than
+ * MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
+ */
+function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  let act = b('act');
+  if (h % 2 || w % 2) {
+    initializers.push(int64Vector(b('act.pads'), [0, 0, 0, 0, 0, 0, h % 2, w % 2]), floatTensor(b('act.pad_value'), { shape: [], data: Float32Array.of(-1) }));
+    nodes.push(node('Pad', [act, b('act.pads'), b('act.pad_value')], [b('act.even')]));
+    act = b('act.even');
+  }
+  initializers.push(int64Vector(b('window.ends'), [2 ** 31, 2 ** 31]), int64Vector(b('window.axes'), [2, 3]), int64Vector(b('window.steps'), [2, 2]));
+  let taken = '';
+  const firsts = WINDOW.map(([y, x], k) => {
+    const at = (part: string) => b(`w${y}${x}.${part}`);
+    initializers.push(int64Vector(at('starts'), [y, x]));
+    nodes.push(node('Slice', [act, at('starts'), b('window.ends'), b('window.axes'), b('window.steps')], [at('value')]), node('Equal', [at('value'), b('pool')], [at('is_max')]));
+    if (k === 0) {
+      taken = at('is_max');
+      return at('is_max');
+    }
+    nodes.push(node('Not', [taken], [at('free')]), node('And', [at('is_max'), at('free')], [at('first')]));
+    if (k < WINDOW.length - 1) nodes.push(node('Or', [taken, at('first')], [at('taken')]));
+    taken = at('taken');
+    return at('first');
+  });
+  nodes.push(node('Concat', firsts, [b('route')], { axis: 1 }));
+  if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
+}
+
+/**
+ * The backward of the max pool and the activation: the pooled gradient `g` [N, C, ph, pw] to each
+ * window's first maximum (route), [N, C, h, w], times the activation's slope.
+ */
+function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  let g = b('pool_grad');
+  if (activation === 'relu') {
+    nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Cast', [b('pool.positive')], [b('pool.slope')], { to: FLOAT }), node('Mul', [g, b('pool.slope')], [b('pool_grad.live')]));
+    g = b('pool_grad.live');
+  }
+  const odd = h !== 2 * ph || w !== 2 * pw;
+  const unpooled = activation === 'relu' && !odd ? b('shifted_grad') : b('act_grad');
+  nodes.push(
+    node('Concat', [g, g, g, g], [b('pool_grad.windows')], { axis: 1 }),
+    node('Cast', [b('route')], [b('route.float')], { to: FLOAT }),
+    node('Mul', [b('pool_grad.windows'), b('route.float')], [b('pool_grad.routed')]),
+    node('DepthToSpace', [b('pool_grad.routed')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'DCR' }),
+  );
+  if (odd) {
+    initializers.push(int64Vector(b('act_grad.starts'), [0, 0]), int64Vector(b('act_grad.ends'), [h, w]), int64Vector(b('act_grad.axes'), [2, 3]));
+    nodes.push(node('Slice', [b('act_grad.even'), b('act_grad.starts'), b('act_grad.ends'), b('act_grad.axes')], [activation === 'relu' ? b('shifted_grad') : b('act_grad')]));
+  }
+  if (activation === 'softplus') nodes.push(node('Mul', [b('act_grad'), b('slope')], [b('shifted_grad')]));
+}
+
+/** The forward nodes; with `train`, MaxPool also answers its indices. */
+function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean): { nodes: Field[]; initializers: Field[] } {
+  const { batch: n, inputShape } = shape;
+  const initializers = [
+    int64Vector('image.shape', [n, ...inputShape]),
+    int64Vector('channel.shape.3', [-1, 1, 1]),
+  ];
+  const nodes = [node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] })];
+  let h = 'b0.input';
+  dims.forEach((_, i) => {
+    const b = (part: string) => `b${i}.${part}`;
+    const p = (part: string) => `body.${i}.${part}`;
+    nodes.push(
+      node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
+      node('Conv', [h, b('kernel'), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+    );
+    const { cout, h: height, w: width } = dims[i];
+    nodes.push(node('Reshape', [p('scale'), 'channel.shape.3'], [b('scale')]), node('Reshape', [p('offset'), 'channel.shape.3'], [b('offset')]));
+    if (train) {
+      // The normalised activations and their reciprocal standard deviation are what the backward pass reads.
+      initializers.push(floatTensor(b('ones'), { shape: [cout, height, width], data: new Float32Array(cout * height * width).fill(1) }));
+      initializers.push(floatTensor(b('zeros'), { shape: [cout, height, width], data: new Float32Array(cout * height * width) }));
+      nodes.push(
+        node('LayerNormalization', [b('conv'), b('ones'), b('zeros')], [b('xhat'), b('mean'), b('rstd')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+        node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
+        node('Add', [b('scaled'), b('offset')], [b('shifted')]),
+      );
+    } else {
+      // Prediction: the per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel.
+      initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
+      nodes.push(
+        node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
+        node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
+        node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+      );
+    }
+    nodes.push(
+      node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
+      node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
+    );
+    if (train) routeNodes(shape.activation, b, dims[i], nodes, initializers);
+    h = b('pool');
+  });
+  const last = dims[dims.length - 1];
+  initializers.push(int64Vector('embedding.shape', [n, last.ph * last.pw * last.cout]));
+  nodes.push(node('Transpose', [h], ['body.nhwc'], { perm: [0, 2, 3, 1] }), node('Reshape', ['body.nhwc', 'embedding.shape'], ['embedding']));
+  return { nodes, initializers };
+}
+
+/** The dims of each saved tensor, for the graph outputs (training forward) and inputs (backward). */
+function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Field[] {
+  const n = shape.batch;
+  const last = dims[dims.length - 1];
+  return [
+    ...dims.flatMap(({ cout, h, w, ph, pw }, i) => [
+      valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
+      valueInfo(field, `b${i}.route`, BOOL, [n, 4 * cout, ph, pw]),
+      ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
+      ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
+    ]),
+    valueInfo(field, `b${dims.length - 1}.pool`, FLOAT, [n, last.cout, last.ph, last.pw]),
+  ];
+}
+
+function embeddingInfo(field: 11 | 12, name: string, shape: ConvGraphShape, dims: BlockDims[]): Field {
+  const last = dims[dims.length - 1];
+  return valueInfo(field, name, FLOAT, [shape.batch, last.ph * last.pw * last.cout]);
+}
+
+/** The forward graph: `embedding` only (prediction, adaptation, evaluation), or with what the backward graph reads (`train`). */
+export function forwardGraph(shape: ConvGraphShape, train = false): Uint8Array {
+  const dims = blockDims(shape);
+  const { nodes, initializers } = forwardNodes(shape, dims, train);
+  const outputs = [embeddingInfo(12, 'embedding', shape, dims), ...(train ? savedInfo(12, shape, dims) : [])];
+  return onnxModel({ name: train ? 'conv-body-train' : 'conv-body', nodes, initializers, inputs: inputs(shape, dims), outputs }, OPSET);
+}
+
+/** The backward graph: saved tensors, `x`, the parameters and `embedding_grad` in, each parameter's `<param>_grad` out. */
+export function backwardGraph(shape: ConvGraphShape): Uint8Array {
+  const dims = blockDims(shape);
+  const n = shape.batch;
+  const last = dims[dims.length - 1];
+  const initializers = [
+    int64Vector('image.shape', [n, ...shape.inputShape]),
+    int64Vector('channel.shape', [1, -1, 1, 1]),
+    int64Vector('channel.axes', [0, 2, 3]),
+    int64Vector('spatial.axes', [2, 3]),
+    ...(shape.activation === 'relu' ? [floatTensor('zero', { shape: [], data: Float32Array.of(0) })] : []),
+    int64Vector('feature.axes', [1, 2, 3]),
+    int64Vector('flip.starts', [-1, -1]),
+    int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]),
+    int64Vector('flip.axes', [0, 1]),
+    int64Vector('flip.steps', [-1, -1]),
+    int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
+  ];
+  const nodes = [
+    node('Reshape', ['x', 'image.shape'], ['image']),
+    node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] }),
+    node('Reshape', ['embedding_grad', 'pooled.nhwc'], ['embedding_grad.nhwc']),
+    node('Transpose', ['embedding_grad.nhwc'], [`b${dims.length - 1}.pool_grad`], { perm: [0, 3, 1, 2] }),
+  ];
+  for (let i = dims.length - 1; i >= 0; i--) {
+    const { cout, h, w } = dims[i];
+    const b = (part: string) => `b${i}.${part}`;
+    const p = (part: string) => `body.${i}.${part}`;
+    const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
+    // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
+    unpoolNodes(shape.activation, b, dims[i], nodes, initializers);
+    // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
+    // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
+    //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
+    //   m1[n] = sum_c scale S / chw, m2[n] = sum_c scale P / chw;
+    //   dz = rstd (g scale - m1 - xhat m2) = g (rstd scale) - xhat (rstd m2) - rstd m1.
+    initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
+    nodes.push(
+      node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
+      node('Mul', [b('shifted_grad'), b('xhat')], [b('shifted_grad.xhat')]),
+      node('ReduceSum', [b('shifted_grad.xhat'), 'spatial.axes'], [b('P')], { keepdims: 1 }),
+      node('ReduceSum', [b('S'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
+      node('ReduceSum', [b('P'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
+      node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
+      node('Mul', [b('S'), b('scale')], [b('S.scaled')]),
+      node('Mul', [b('P'), b('scale')], [b('P.scaled')]),
+      node('ReduceSum', [b('S.scaled'), 'feature.axes'], [b('S.sum')], { keepdims: 1 }),
+      node('ReduceSum', [b('P.scaled'), 'feature.axes'], [b('P.sum')], { keepdims: 1 }),
+      node('Mul', [b('S.sum'), b('per_value')], [b('m1')]),
+      node('Mul', [b('P.sum'), b('per_value')], [b('m2')]),
+      node('Mul', [b('rstd'), b('scale')], [b('rstd.scale')]),
+      node('Mul', [b('rstd'), b('m2')], [b('rstd.m2')]),
+      node('Mul', [b('rstd'), b('m1')], [b('rstd.m1')]),
+      node('Mul', [b('shifted_grad'), b('rstd.scale')], [b('ln.a')]),
+      node('Mul', [b('xhat'), b('rstd.m2')], [b('ln.b')]),
+      node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
+      node('Sub', [b('ln.c'), b('rstd.m1')], [b('conv_grad')]),
+      node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
+    );
+    kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
+    if (i > 0) {
+      // The input gradient: a 'same' convolution of conv_grad with the kernel rotated 180 degrees, in
+      // and out swapped ([in, out, 3, 3]); onnxruntime runs Conv in its blocked layout, faster than ConvTranspose.
+      nodes.push(
+        node('Slice', [p('weight'), 'flip.starts', 'flip.ends', 'flip.axes', 'flip.steps'], [b('weight.flipped')]),
+        node('Transpose', [b('weight.flipped')], [b('kernel.flipped')], { perm: [2, 3, 0, 1] }),
+        node('Conv', [b('conv_grad'), b('kernel.flipped')], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+      );
+    }
+  }
+  const outputs = dims.flatMap(({ cin, cout }, i) => [
+    valueInfo(12, gradName(`body.${i}.weight`), FLOAT, [3, 3, cin, cout]),
+    ...['bias', 'scale', 'offset'].map((part) => valueInfo(12, gradName(`body.${i}.${part}`), FLOAT, [cout])),
+  ]);
+  const graphInputs = [...inputs(shape, dims), ...savedInfo(11, shape, dims), embeddingInfo(11, 'embedding_grad', shape, dims)];
+  // The offsets are not read by the backward pass; onnxruntime accepts unused graph inputs, and the
+  // forward's input list lets one set of feeds serve both graphs.
+  return onnxModel({ name: 'conv-body-backward', nodes, initializers, inputs: graphInputs, outputs }, OPSET);
+}
+
+/**
+ * The filter gradient dw[a, b, i, o] = sum over n, y, x of xpad[n, y + a, x + b, i] dz[n, y, x, o]:
+ * per tap (a, b), one product of the zero-padded input's shifted window ([N h w, in], channels last,
+ * so each window is whole rows) transposed, by dz as [N h w, out]; the nine [in, out] products,
+ * tap-major, are already [3, 3, in, out]. onnxruntime's Conv over the batch (examples as channels,
+ * dz as an h x w kernel) computes the same but runs twice as long as the forward convolution.
+ */
+function kernelGradNodes(input: string, b: (part: string) => string, output: string, n: number, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  initializers.push(
+    int64Vector(b('pads'), [0, 1, 1, 0, 0, 1, 1, 0]),
+    int64Vector(b('window.rows'), [n * h * w, cin]),
+    int64Vector(b('conv_grad.rows'), [n * h * w, cout]),
+    int64Vector(b('kernel.shape'), [3, 3, cin, cout]),
+    int64Vector(b('tap.axes'), [1, 2]),
+  );
+  nodes.push(
+    node('Transpose', [input], [b('input.nhwc')], { perm: [0, 2, 3, 1] }),
+    node('Pad', [b('input.nhwc'), b('pads')], [b('input.padded')]),
+    node('Transpose', [b('conv_grad')], [b('conv_grad.nhwc')], { perm: [0, 2, 3, 1] }),
+    node('Reshape', [b('conv_grad.nhwc'), b('conv_grad.rows')], [b('conv_grad.matrix')]),
+  );
+  const taps: string[] = [];
+  for (let a = 0; a < 3; a++) {
+    for (let c = 0; c < 3; c++) {
+      const tap = b(`tap${a}${c}`);
+      initializers.push(int64Vector(`${tap}.starts`, [a, c]), int64Vector(`${tap}.ends`, [a + h, c + w]));
+      nodes.push(
+        node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [`${tap}.window`]),
+        node('Reshape', [`${tap}.window`, b('window.rows')], [`${tap}.rows`]),
+        node('Gemm', [`${tap}.rows`, b('conv_grad.matrix')], [`${tap}.grad`], { transA: 1 }),
+      );
+      taps.push(`${tap}.grad`);
+    }
+  }
+  nodes.push(node('Concat', taps, [b('kernel_grad.matrix')], { axis: 0 }), node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [output]));
+}
