@@ -178,25 +178,36 @@ export function calibrateShots(kind: TaskKind, shots: number, tasks: readonly Sc
   return { shots, score: 'absolute', n: absolute.length, temperature: 1, quantiles: quantilesOf(absolute), novelty };
 }
 
+/** Validation tasks a meta-model is calibrated on per number of shots, at the end of meta-training. */
+export const CALIBRATION_TASKS = 100;
+/** Shots every meta-model is calibrated for, besides the shots it was trained with. */
+export const CALIBRATION_SHOTS: readonly number[] = [1, 5, 10];
+
+/** What meta-training's end calibrates: CALIBRATION_SHOTS and the trained shots, on CALIBRATION_TASKS tasks. */
+export function calibrationSettingsFor(hyper: { shots: number; queryShots: number; seed: number }): CalibrationSettings {
+  return { shots: [...new Set([...CALIBRATION_SHOTS, hyper.shots])].sort((a, b) => a - b), trainedShots: hyper.shots, tasks: CALIBRATION_TASKS, queryShots: hyper.queryShots, seed: hyper.seed };
+}
+
 /**
- * Fits a calibration on `family`'s validation tasks (see the module comment).
+ * Calibrates one number of shots on `family`'s validation tasks (one step of fitCalibration, so a
+ * caller can yield between them). Each number of shots draws its own tasks from the seed.
  * @throws RangeError for settings that do not fit; NonFiniteError when adaptation is not finite.
  */
-export function fitCalibration(model: MetaModel, family: TaskFamily, settings: CalibrationSettings): Calibration {
+export function fitShots(model: MetaModel, family: TaskFamily, settings: CalibrationSettings, shots: number): { calibration: ShotsCalibration; inTask: number[] } {
+  if (!Number.isInteger(shots) || shots < 1) throw new RangeError(`calibration shots must be positive integers, got ${shots}`);
   const kind = model.spec.kind;
   const ways = kind === 'classification' ? model.spec.outputDim : undefined;
-  const shotsList = [...new Set(settings.shots)].sort((a, b) => a - b);
-  if (shotsList.length === 0 || shotsList.some((s) => !Number.isInteger(s) || s < 1)) throw new RangeError('calibration shots must be positive integers');
-  const byShots: ShotsCalibration[] = [];
-  const inTask: number[] = [];
-  for (const shots of shotsList) {
-    const rng = new Rng(settings.seed + 104_729 * shots);
-    const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'val', { shots, queryShots: settings.queryShots, ways }));
-    const scored = scoreTasks(model, episodes, settings.engine);
-    const calibration = calibrateShots(kind, shots, scored);
-    byShots.push(calibration);
-    for (const t of scored) for (const d of t.distances) inTask.push(standardNovelty(d, calibration));
-  }
+  const rng = new Rng(settings.seed + 104_729 * shots);
+  const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'val', { shots, queryShots: settings.queryShots, ways }));
+  const scored = scoreTasks(model, episodes, settings.engine);
+  const calibration = calibrateShots(kind, shots, scored);
+  return { calibration, inTask: scored.flatMap((t) => t.distances.map((d) => standardNovelty(d, calibration))) };
+}
+
+/** The calibration of several numbers of shots (fitShots' results, in ascending shots). */
+export function assembleCalibration(kind: TaskKind, settings: CalibrationSettings, fitted: readonly { calibration: ShotsCalibration; inTask: number[] }[]): Calibration {
+  const byShots = fitted.map((f) => f.calibration).sort((a, b) => a.shots - b.shots);
+  const inTask = fitted.flatMap((f) => f.inTask);
   const trained = byShots.find((c) => c.shots === settings.trainedShots) ?? byShots[0];
   const threshold = conformalQuantile(sortScores(inTask), 1 - NOVELTY_FALSE_ABSTAIN);
   return {
@@ -208,6 +219,16 @@ export function fitCalibration(model: MetaModel, family: TaskFamily, settings: C
     queryShots: settings.queryShots,
     byShots,
   };
+}
+
+/**
+ * Fits a calibration on `family`'s validation tasks (see the module comment).
+ * @throws RangeError for settings that do not fit; NonFiniteError when adaptation is not finite.
+ */
+export function fitCalibration(model: MetaModel, family: TaskFamily, settings: CalibrationSettings): Calibration {
+  const shotsList = [...new Set(settings.shots)].sort((a, b) => a - b);
+  if (shotsList.length === 0) throw new RangeError('calibration needs at least one number of shots');
+  return assembleCalibration(model.spec.kind, settings, shotsList.map((shots) => fitShots(model, family, settings, shots)));
 }
 
 /** A distance to the support set standardised by the validation tasks of that many shots. */

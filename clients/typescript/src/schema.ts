@@ -672,6 +672,19 @@ export interface components {
             };
             /** @description Tasks whose raw inner loop diverged (the guard kept an earlier step) */
             diverged: number;
+            /** @description Calibrated meta-model, 'adapted' at its own inner steps: share of query examples inside their interval or set at nominal coverage 0.9 */
+            coverage?: number;
+            /** @description Regression: mean interval width at that coverage */
+            width?: number;
+            /** @description Classification: mean prediction-set size at that coverage */
+            setSize?: number;
+            /** @description Classification: expected calibration error (15 bins) of the probabilities as served and after the temperature */
+            ece?: {
+                before: number;
+                after: number;
+            };
+            /** @description AUROC of novelty: inputs outside the task (classes it does not have; for regression, beyond the family's input range) against its own queries */
+            noveltyAuroc?: number;
         };
         Health: {
             /** @enum {string} */
@@ -822,6 +835,40 @@ export interface components {
             };
             /** @description The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed) */
             bestIteration: number | null;
+            /** @description Fitted on validation tasks at the end of meta-training (what `coverage` and `novelty` in predict use); null for a meta-model without one */
+            calibration: {
+                /** @enum {string} */
+                kind: "regression" | "classification";
+                /** @description The temperature at the shots the meta-model was trained with (exports bake it into their probabilities) */
+                temperature: number;
+                /** @description Coverage levels with stored quantiles; a request is rounded up to one */
+                levels: number[];
+                /** @description Standardised novelty above which a prediction abstains */
+                noveltyThreshold: number;
+                /** @description Validation tasks drawn per number of shots */
+                tasks: number;
+                queryShots: number;
+                byShots: {
+                    /** @description Support examples (per class) of the heads this entry serves: the most calibrated shots not above a head's */
+                    shots: number;
+                    /**
+                     * @description Nonconformity score: absolute residual, residual over the task's support-target standard deviation (plus scaleFloor), or 1 - p(true class) at the temperature
+                     * @enum {string}
+                     */
+                    score: "absolute" | "normalised" | "lac";
+                    /** @description Validation query examples behind the quantiles */
+                    n: number;
+                    /** @description Temperature of these shots' probabilities (1 for regression) */
+                    temperature: number;
+                    scaleFloor?: number;
+                    /** @description The conformal quantile at each of `levels` (null: too few scores, unbounded) */
+                    quantiles: (number | null)[];
+                    novelty: {
+                        mean: number;
+                        std: number;
+                    };
+                }[];
+            } | null;
             /** @description Aliases pointing at this version, e.g. latest, production */
             aliases: string[];
             /**
@@ -907,6 +954,14 @@ export interface components {
                 /** @description One probability per class, summing to 1 */
                 probabilities: number[];
             }[];
+            /** @description Regression with `coverage`: [lo, hi] per input */
+            intervals?: number[][];
+            /** @description Classification with `coverage`: the labels of each input's prediction set (always holding the predicted label) */
+            sets?: number[][];
+            /** @description With `novelty`: per input, its distance to the support set standardised on validation tasks (0: typical of a task's own inputs) */
+            novelty?: number[];
+            /** @description With `novelty`: per input, whether its novelty passes the meta-model's threshold (about 5% of a task's own inputs do) */
+            abstain?: boolean[];
         };
         Problem: {
             /** @description URI of the problem type; about:blank when the status says it all */
@@ -3830,6 +3885,7 @@ export interface operations {
                      *             "valLossCi95": 0.09
                      *           },
                      *           "bestIteration": 4500,
+                     *           "calibration": null,
                      *           "aliases": [
                      *             "latest",
                      *             "production"
@@ -3992,6 +4048,7 @@ export interface operations {
                      *         "valLossCi95": 0.09
                      *       },
                      *       "bestIteration": 4500,
+                     *       "calibration": null,
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4174,6 +4231,7 @@ export interface operations {
                      *         "valLossCi95": 0.09
                      *       },
                      *       "bestIteration": 4500,
+                     *       "calibration": null,
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4369,7 +4427,10 @@ export interface operations {
                      *                 "mean": 0.61,
                      *                 "ci95": 0.12
                      *               },
-                     *               "diverged": 0
+                     *               "diverged": 0,
+                     *               "coverage": 0.904,
+                     *               "width": 2.31,
+                     *               "noveltyAuroc": 0.97
                      *             },
                      *             {
                      *               "method": "unadapted",
@@ -4631,7 +4692,10 @@ export interface operations {
                      *             "mean": 0.61,
                      *             "ci95": 0.12
                      *           },
-                     *           "diverged": 0
+                     *           "diverged": 0,
+                     *           "coverage": 0.904,
+                     *           "width": 2.31,
+                     *           "noveltyAuroc": 0.97
                      *         },
                      *         {
                      *           "method": "unadapted",
@@ -4907,7 +4971,10 @@ export interface operations {
                      *             "mean": 0.61,
                      *             "ci95": 0.12
                      *           },
-                     *           "diverged": 0
+                     *           "diverged": 0,
+                     *           "coverage": 0.904,
+                     *           "width": 2.31,
+                     *           "noveltyAuroc": 0.97
                      *         },
                      *         {
                      *           "method": "unadapted",
@@ -8914,6 +8981,16 @@ export interface operations {
                  *     ]
                  */
                 x: string[];
+                /**
+                 * @description Nominal coverage (0.5 to 0.99; rounded up to a hundredth): adds `intervals` (regression) or `sets` (classification), split conformal on the meta-model's validation tasks
+                 * @example 0.9
+                 */
+                coverage?: number;
+                /**
+                 * @description Adds `novelty` (standardised distance of each input to the support set in the body's embedding) and `abstain` (novelty above the meta-model's threshold)
+                 * @example true
+                 */
+                novelty?: boolean;
             };
             header?: never;
             path?: never;
@@ -8991,7 +9068,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The task was never adapted */
+            /** @description The task was never adapted; or, with coverage or novelty, its meta-model has no calibration or its head no stored support set */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9100,6 +9177,16 @@ export interface operations {
                 "application/json": {
                     /** @description Inputs, one row of inputDim numbers each */
                     x: number[][];
+                    /**
+                     * @description Nominal coverage (0.5 to 0.99; rounded up to a hundredth): adds `intervals` (regression) or `sets` (classification), split conformal on the meta-model's validation tasks
+                     * @example 0.9
+                     */
+                    coverage?: number;
+                    /**
+                     * @description Adds `novelty` (standardised distance of each input to the support set in the body's embedding) and `abstain` (novelty above the meta-model's threshold)
+                     * @example true
+                     */
+                    novelty?: boolean;
                 };
             };
         };
@@ -9174,7 +9261,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The task was never adapted */
+            /** @description The task was never adapted; or, with coverage or novelty, its meta-model has no calibration or its head no stored support set */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,6 @@
 /** The meta-model registry: learned meta-parameters, versioned per name, with movable aliases. */
 import { Type } from 'typebox';
+import { CalibrationSchema } from '../../db/calibration-json.js';
 import { Id, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 import { Algorithm, ModelView } from './meta-train.js';
@@ -31,6 +32,7 @@ const META_MODEL = {
   model: { body: 'mlp', hidden: [40, 40], activation: 'relu' },
   metrics: { iteration: 4500, trainLoss: 0.6, valLoss: 0.6, valLossCi95: 0.09 },
   bestIteration: 4500,
+  calibration: null,
   aliases: ['latest', 'production'],
   createdAt: EXAMPLE_TIMES.finished,
 };
@@ -58,6 +60,9 @@ export const MetaModel = Type.Object({
   ),
   bestIteration: Type.Union([Type.Integer(), Type.Null()], {
     description: "The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed)",
+  }),
+  calibration: Type.Union([CalibrationSchema, Type.Null()], {
+    description: 'Fitted on validation tasks at the end of meta-training (what `coverage` and `novelty` in predict use); null for a meta-model without one',
   }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version, e.g. latest, production' }),
   createdAt: Timestamp,
