@@ -135,7 +135,7 @@ function convBody(body: ConvBody, nodes: Field[], initializers: Field[]): string
  * The ONNX model of the network `spec` with task parameters `params` (see taskParams).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt'): Uint8Array {
+export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Record<string, string> = {}): Uint8Array {
   const nodes: Field[] = [];
   const initializers: Field[] = [];
   const network = networkLayers(spec, params);
@@ -166,5 +166,7 @@ export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     stringField(2, 'fastadapt'),
     messageField(7, graph),
     messageField(8, [stringField(1, ''), intField(2, ONNX_OPSET)]),
+    // ModelProto.metadata_props: StringStringEntryProto { key = 1, value = 2 }.
+    ...Object.entries(metadata).map(([key, value]) => messageField(14, [stringField(1, key), stringField(2, value)])),
   ]);
 }

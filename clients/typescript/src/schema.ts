@@ -1108,6 +1108,43 @@ export interface components {
             }[];
             /** @description Little-endian float32 weights in `weightSpecs` order, base64 */
             weightData: string;
+            /** @description The meta-model's calibration, when it has one (a classifier's probabilities are then already divided by its temperature) */
+            userDefinedMetadata?: {
+                /** @description Fitted on validation tasks at the end of meta-training: temperature, split conformal quantiles by shots, novelty standardisation */
+                calibration: {
+                    /** @enum {string} */
+                    kind: "regression" | "classification";
+                    /** @description The temperature at the shots the meta-model was trained with (exports bake it into their probabilities) */
+                    temperature: number;
+                    /** @description Coverage levels with stored quantiles; a request is rounded up to one */
+                    levels: number[];
+                    /** @description Standardised novelty above which a prediction abstains */
+                    noveltyThreshold: number;
+                    /** @description Validation tasks drawn per number of shots */
+                    tasks: number;
+                    queryShots: number;
+                    byShots: {
+                        /** @description Support examples (per class) of the heads this entry serves: the most calibrated shots not above a head's */
+                        shots: number;
+                        /**
+                         * @description Nonconformity score: absolute residual, residual over the task's support-target standard deviation (plus scaleFloor), or 1 - p(true class) at the temperature
+                         * @enum {string}
+                         */
+                        score: "absolute" | "normalised" | "lac";
+                        /** @description Validation query examples behind the quantiles */
+                        n: number;
+                        /** @description Temperature of these shots' probabilities (1 for regression) */
+                        temperature: number;
+                        scaleFloor?: number;
+                        /** @description The conformal quantile at each of `levels` (null: too few scores, unbounded) */
+                        quantiles: (number | null)[];
+                        novelty: {
+                            mean: number;
+                            std: number;
+                        };
+                    }[];
+                };
+            };
         };
         ValidationIssue: {
             /**
@@ -9379,7 +9416,7 @@ export interface operations {
     exportTaskModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. A calibrated meta-model's file answers temperature-scaled probabilities and carries the calibration (ONNX metadata `fastadapt.calibration`, TF.js `userDefinedMetadata.calibration`). */
                 format: "onnx" | "tfjs";
             };
             header?: never;
@@ -9668,7 +9705,7 @@ export interface operations {
     exportMetaModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. A calibrated meta-model's file answers temperature-scaled probabilities and carries the calibration (ONNX metadata `fastadapt.calibration`, TF.js `userDefinedMetadata.calibration`). */
                 format: "onnx" | "tfjs";
             };
             header?: never;
