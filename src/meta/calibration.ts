@@ -179,7 +179,7 @@ export function calibrateShots(kind: TaskKind, shots: number, tasks: readonly Sc
 }
 
 /** Validation tasks a meta-model is calibrated on per number of shots, at the end of meta-training. */
-export const CALIBRATION_TASKS = 100;
+export const CALIBRATION_TASKS = 300;
 /** Shots every meta-model is calibrated for, besides the shots it was trained with. */
 export const CALIBRATION_SHOTS: readonly number[] = [1, 5, 10];
 

@@ -56,11 +56,11 @@ describe('a meta-trained sinusoid model', () => {
   it('carries a calibration fitted on validation tasks: quantiles by shots (1, 5, 10 and its own 5), a novelty threshold', async () => {
     const model = (await inject('GET', `/meta-models/${metaModelId}`)).json();
     calibration = model.calibration;
-    expect(calibration).toMatchObject({ kind: 'regression', temperature: 1, tasks: 100, queryShots: 10 });
+    expect(calibration).toMatchObject({ kind: 'regression', temperature: 1, tasks: 300, queryShots: 10 });
     expect(calibration.byShots.map((c) => c.shots)).toEqual([1, 5, 10]);
     expect(calibration.levels).toHaveLength(50);
     for (const c of calibration.byShots) {
-      expect(c.n).toBe(1000);
+      expect(c.n).toBe(3000);
       expect(['absolute', 'normalised']).toContain(c.score);
       expect(c.quantiles.every((q) => typeof q === 'number' && q >= 0)).toBe(true);
     }
