@@ -1,6 +1,7 @@
 /**
  * Knowing when not to answer (issue 25): `npm run bench:calibration [-- options]` writes
- * bench/results/calibration.json and bench/results/calibration.svg.
+ * bench/results/calibration.json, and the figures bench/results/calibration-sinusoid.svg (a 10-shot
+ * sinusoid task's 90% band) and calibration-digits.svg (a 5-way 5-shot digits task's 90% sets).
  *
  * Per row: meta-train a model with the engine (no service), calibrate it exactly as the end of
  * meta-training does (calibrationSettingsFor: CALIBRATION_TASKS validation tasks per number of
@@ -23,7 +24,7 @@ import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, type BackendPreference } from '../src/meta/backend.js';
-import { conformalQuantile, sortScores } from '../src/meta/conformal.js';
+import { conformalQuantile, predictionSet, sortScores, temperatureScale } from '../src/meta/conformal.js';
 import { digits, linear, sinusoid } from '../src/meta/families/index.js';
 import {
   adapt,
@@ -53,8 +54,8 @@ const { values: opts } = parseArgs({
     backend: { type: 'string', default: 'wasm' },
     'iterations-sinusoid': { type: 'string', default: '3000' },
     'iterations-linear': { type: 'string', default: '3000' },
-    'iterations-digits-mlp': { type: 'string', default: '400' },
-    'iterations-digits-conv': { type: 'string', default: '60' },
+    'iterations-digits-mlp': { type: 'string', default: '2000' },
+    'iterations-digits-conv': { type: 'string', default: '500' },
     out: { type: 'string', default: 'bench/results/calibration.json' },
   },
 });
@@ -79,7 +80,7 @@ const PLANS: Record<string, RowPlan> = {
   sinusoid: { family: sinusoid({ heldOutTasks: HELD_OUT_TASKS }), algorithm: 'maml', model: { hidden: [40, 40] }, hyper: { shots: 10, queryShots: 10, metaBatchSize: 8, innerSteps: 1, innerLr: 0.01, metaLr: 0.003 }, evaluate: [5, 10], describe: 'MAML 1-40-40-1 relu, one inner step of 0.01, trained at 10 shots' },
   linear: { family: linear({ heldOutTasks: HELD_OUT_TASKS }), algorithm: 'maml', model: { hidden: [40, 40] }, hyper: { shots: 10, queryShots: 10, metaBatchSize: 8, innerSteps: 1, innerLr: 0.01, metaLr: 0.003 }, evaluate: [5, 10], describe: 'MAML 1-40-40-1 relu, one inner step of 0.01, trained at 10 shots' },
   'digits-mlp': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { hidden: [128, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 4, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets 196-128-64 relu, 5-way, trained at 1 shot' },
-  'digits-conv': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { body: 'conv', channels: [64, 64, 64, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 2, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets Conv-4 (64 channels) on 14x14x1, 5-way, trained at 1 shot' },
+  'digits-conv': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { body: 'conv', inputShape: [14, 14, 1], channels: [64, 64, 64, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 2, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets Conv-4 (64 channels) on 14x14x1, 5-way, trained at 1 shot' },
 };
 
 const round = (x: number, digits = 4) => Number(x.toFixed(digits));
@@ -161,7 +162,7 @@ function sinusoidFigure(model: MetaModel, seed: number): string {
   const h = halfWidth(c, quantileFor(model.calibration!, c, 0.9), examples.y);
   const [W, H] = [640, 320];
   const sx = (x: number) => ((x + 5) / 10) * (W - 40) + 20;
-  const sy = (y: number) => H / 2 - (y / 7) * (H / 2 - 20);
+  const sy = (y: number) => H / 2 + 10 - (y / 6) * (H / 2 - 30);
   const line = (ys: number[]) => grid.map((x, i) => `${i === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join(' ');
   const upper = prediction.values.map((v) => v + h);
   const lower = prediction.values.map((v) => v - h);
@@ -173,9 +174,50 @@ function sinusoidFigure(model: MetaModel, seed: number): string {
     `<path d="${line(grid.map((x) => amplitude * Math.sin(x - phase)))}" fill="none" stroke="#333" stroke-dasharray="4 3"/>`,
     `<path d="${line(prediction.values)}" fill="none" stroke="#08519c" stroke-width="2"/>`,
     ...support.map((x, i) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(examples.y[i]).toFixed(1)}" r="4" fill="#d94801"/>`),
-    `<text x="20" y="16">Sinusoid, 10 shots: adapted curve (blue), true curve (dashed), support set (orange), 90% conformal band (${c.score}, half-width ${h.toFixed(2)})</text>`,
+    `<text x="20" y="16">Sinusoid task, 10 shots: adapted curve (blue), true curve (dashed), support set (orange)</text>`,
+    `<text x="20" y="32">90% conformal band from the validation tasks (${c.score} residual, half-width ${h.toFixed(2)})</text>`,
     '</svg>',
   ].join('\n');
+}
+
+/**
+ * A 5-way 5-shot digits test task (SVG): each query image with its 90% prediction set (the task's
+ * classes numbered 0-4, shown by their first support image) and its true class, from the calibrated
+ * digits model.
+ */
+function digitsFigure(model: MetaModel, family: TaskFamily, seed: number): string {
+  const episode = family.sampleEpisode(new Rng(seed + 99), 'test', { shots: 5, queryShots: 2, ways: 5 });
+  const adapted = adapt(model, episode.support);
+  const prediction = predict(model.spec, taskParams(model, adapted.params), episode.query.x);
+  if (prediction.kind !== 'classification') throw new Error('not classification');
+  const c = calibrationForShots(model.calibration!, 5);
+  const q = quantileFor(model.calibration!, c, 0.9);
+  const sets = prediction.probabilities.map((p) => predictionSet(temperatureScale(p, c.temperature), q));
+  const side = 14;
+  const cell = 3;
+  const image = (x: Float32Array, row: number, left: number, top: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < side * side; i++) {
+      const v = x[row * side * side + i];
+      if (v > 0.05) out.push(`<rect x="${left + (i % side) * cell}" y="${top + Math.floor(i / side) * cell}" width="${cell}" height="${cell}" fill="rgb(0,0,0)" fill-opacity="${v.toFixed(2)}"/>`);
+    }
+    return out.join('');
+  };
+  const parts: string[] = [];
+  // The classes: the first support image of each (support rows are class-major: 5 per class).
+  parts.push('<text x="10" y="16">classes of the task (one support image each)</text>');
+  for (let k = 0; k < 5; k++) {
+    parts.push(image(episode.support.x, k * 5, 10 + k * 60, 26), `<text x="${10 + k * 60 + 46}" y="${26 + 30}">${k}</text>`);
+  }
+  parts.push('<text x="10" y="98">query images: 90% prediction set {labels}, true label after the bar (red: not covered)</text>');
+  for (let i = 0; i < episode.query.n; i++) {
+    const [col, row] = [i % 5, Math.floor(i / 5)];
+    const [left, top] = [10 + col * 120, 108 + row * 62];
+    const truth = episode.query.y[i];
+    const covered = sets[i].includes(truth);
+    parts.push(image(episode.query.x, i, left, top), `<text x="${left + 46}" y="${top + 26}" fill="${covered ? '#08519c' : '#cb181d'}">{${sets[i].join(',')}} | ${truth}</text>`);
+  }
+  return [`<svg xmlns="http://www.w3.org/2000/svg" width="620" height="240" viewBox="0 0 620 240" font-family="sans-serif" font-size="12">`, '<rect width="620" height="240" fill="white"/>', ...parts, '</svg>'].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -186,12 +228,14 @@ async function main(): Promise<void> {
   const existing = existsSync(opts.out!) ? (JSON.parse(readFileSync(opts.out!, 'utf8')) as { rows?: Record<string, unknown> }).rows ?? {} : {};
   const rows: Record<string, unknown> = { ...existing };
   let figure: string | undefined;
+  let digitsSvg: string | undefined;
   for (const name of opts.rows!.split(',')) {
     const plan = PLANS[name];
     if (!plan) throw new Error(`unknown row ${name}; rows: ${Object.keys(PLANS).join(', ')}`);
     const { row, model } = await runRow(name, plan, Number(opts[`iterations-${name}` as keyof typeof opts]), tasks, seed);
     rows[name] = { ...row, backend, loadAverage: loadavg().map((v) => round(v, 2)), date: new Date().toISOString() };
     if (name === 'sinusoid') figure = sinusoidFigure(model, seed);
+    if (name === 'digits-mlp') digitsSvg = digitsFigure(model, plan.family, seed);
   }
   const result = {
     setting: {
@@ -208,6 +252,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(opts.out!), { recursive: true });
   writeFileSync(opts.out!, `${JSON.stringify(result, null, 2)}\n`);
   if (figure) writeFileSync(opts.out!.replace(/\.json$/, '-sinusoid.svg'), `${figure}\n`);
+  if (digitsSvg) writeFileSync(opts.out!.replace(/\.json$/, '-digits.svg'), `${digitsSvg}\n`);
   console.log(`wrote ${opts.out}; mean coverage ${round(mean(Object.values(rows).flatMap((r) => (r as { byShots: { coverage: number }[] }).byShots.map((b) => b.coverage))))}`);
 }
 
