@@ -10,11 +10,12 @@ import type { MetaModel } from '../../../src/meta/adapt.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { calibrationForShots, COVERAGE_LEVELS, fitCalibration, quantileFor, type Calibration } from '../../../src/meta/calibration.js';
 import { evaluateMetaModel } from '../../../src/meta/evaluation.js';
-import { gaussianBlobs, packEpisodes, sinusoid } from '../../../src/meta/families/index.js';
-import { initMetaParams, MetaLearner, type LearnerConfig } from '../../../src/meta/learner.js';
+import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
+import { initMetaParams } from '../../../src/meta/learner.js';
 import { embed, initModelParams, modelSpec, toTensors, type ModelSpec } from '../../../src/meta/model.js';
 import { embedNetwork, prepareNetwork } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
+import { trainSine } from '../../integration/support/adapt-fixtures.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -39,17 +40,9 @@ describe('embedNetwork', () => {
   });
 });
 
+/** MAML 1-40-40-1 on sinusoids (one inner step of 0.01), meta-trained briefly by the shared fixture. */
 function trainSineMaml(iterations: number): MetaModel {
-  const family = sinusoid();
-  const config: LearnerConfig = { algorithm: 'maml', spec: modelSpec('regression', 1, { hidden: [40, 40] }), inner: { steps: 1, lr: 0.01 }, metaLr: 0.003 };
-  const learner = new MetaLearner(config, initMetaParams(config, new Rng(1)));
-  const rng = new Rng(101);
-  try {
-    for (let i = 0; i < iterations; i++) learner.metaStep(packEpisodes(Array.from({ length: 8 }, () => family.sampleEpisode(rng, 'train', { shots: 10, queryShots: 10 }))));
-    return { algorithm: 'maml', spec: config.spec, params: learner.exportParams(), inner: config.inner };
-  } finally {
-    learner.dispose();
-  }
+  return { algorithm: 'maml', spec: modelSpec('regression', 1, { hidden: [40, 40] }), params: trainSine('maml', iterations, { metaLr: 0.003, metaBatchSize: 8 }), inner: { steps: 1, lr: 0.01 } };
 }
 
 describe('fitCalibration', () => {
