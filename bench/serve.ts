@@ -11,7 +11,10 @@
  *   time went, and the CPU time of each service process per adaptation shows what it costs;
  * - prediction: GET /predict at 64 connections with autocannon, next to a bare Fastify route (in a
  *   process of its own) answering a JSON body of the same size, in the same run.
- * Targets: adapt p50 <= 15 ms and p99 <= 40 ms; predict throughput >= half of the bare route's.
+ *   GET /predict with `coverage=0.9&novelty=true` (issue 25) against plain GET /predict: three
+ *   alternating rounds after a warm-up, medians compared.
+ * Targets: adapt p50 <= 15 ms and p99 <= 40 ms; predict throughput >= half of the bare route's;
+ * predict with coverage and novelty >= 0.65 of plain predict's.
  *
  * Options: --adapts N (measured adaptations, default 2000), --warmup N (unmeasured adaptations per
  * client first, default 100: a fresh process needs a few hundred to reach steady speed), --clients N (8), --connections N (64),
@@ -238,6 +241,21 @@ async function main(): Promise<void> {
     const bareBody = await (await fetch(`http://127.0.0.1:${barePort}/bare`)).text();
     const bareRun = await cannon(`http://127.0.0.1:${barePort}/bare`, connections, seconds);
     const predictRun = await cannon(`http://127.0.0.1:${apiPort}${predictPath}`, connections, seconds, { authorization: `Bearer ${key.key}` });
+    // The same request with coverage and novelty (issue 25), against plain predict: both warmed up,
+    // then three alternating rounds, medians compared, so a drift of the shared machine's load
+    // favours neither.
+    const uncertainPath = `${predictPath}&coverage=0.9&novelty=true`;
+    expectStatus(await call('GET', uncertainPath), 200, 'predict with coverage and novelty');
+    const auth = { authorization: `Bearer ${key.key}` };
+    for (const path of [predictPath, uncertainPath]) await cannon(`http://127.0.0.1:${apiPort}${path}`, connections, 2, auth);
+    const rounds: { plain: number; uncertain: number }[] = [];
+    for (let round = 0; round < 3; round++) {
+      const plain = await cannon(`http://127.0.0.1:${apiPort}${predictPath}`, connections, seconds, auth);
+      const uncertain = await cannon(`http://127.0.0.1:${apiPort}${uncertainPath}`, connections, seconds, auth);
+      rounds.push({ plain: plain.perSecond, uncertain: uncertain.perSecond });
+    }
+    const plainMedian = median(rounds.map((r) => r.plain));
+    const uncertainMedian = median(rounds.map((r) => r.uncertain));
 
     const results = {
       adapt: {
@@ -262,7 +280,13 @@ async function main(): Promise<void> {
         ratioToBare: round(predictRun.perSecond / bareRun.perSecond, 3),
         bodyBytes: { predict: Buffer.byteLength(sample.body), bare: Buffer.byteLength(bareBody) },
       },
-      targets: { adaptP50Ms: 15, adaptP99Ms: 40, predictRatioToBare: 0.5 },
+      predictWithCoverageAndNovelty: {
+        perSecond: round(uncertainMedian),
+        plainPerSecond: round(plainMedian),
+        ratioToPlain: round(uncertainMedian / plainMedian, 3),
+        rounds: rounds.map((r) => ({ plain: round(r.plain), uncertain: round(r.uncertain) })),
+      },
+      targets: { adaptP50Ms: 15, adaptP99Ms: 40, predictRatioToBare: 0.5, coverageNoveltyRatioToPlain: 0.65 },
       settings: {
         topology,
         backend,

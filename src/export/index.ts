@@ -4,6 +4,7 @@
  * the same list; one rule (metaModelExportRefusal) for the meta-models that have no file to give.
  */
 import type { MetaModel } from '../meta/adapt.js';
+import type { Calibration } from '../meta/calibration.js';
 import { getAlgorithm } from '../meta/algorithms/index.js';
 import { HEAD_NAMES, type ModelSpec, type ParamArrays } from '../meta/model.js';
 import { ONNX_CONTENT_TYPE, toOnnx } from './onnx.js';
@@ -22,12 +23,28 @@ export type ExportedModel =
 
 /**
  * The network `spec` with task parameters `params` in `format`; `name` names the graph or model.
+ * With the meta-model's `calibration`, a classifier's probabilities are the calibrated ones (its head
+ * divided by the temperature: softmax(logits / T), the same labels) and the calibration travels in
+ * the file's metadata (ONNX `metadata_props` key `fastadapt.calibration`, TF.js
+ * `userDefinedMetadata.calibration`) for a runtime that computes intervals or sets itself.
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string): ExportedModel {
+export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string, calibration?: Calibration): ExportedModel {
+  const tempered = calibration ? temperedHead(spec, params, calibration.temperature) : params;
+  const metadata = calibration ? { [CALIBRATION_METADATA_KEY]: JSON.stringify(calibration) } : undefined;
   return format === 'onnx'
-    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, params, name) }
-    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, params, name) };
+    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, tempered, name, metadata) }
+    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, tempered, name, calibration) };
+}
+
+/** The ONNX metadata key the calibration is stored under (JSON). */
+export const CALIBRATION_METADATA_KEY = 'fastadapt.calibration';
+
+/** A classifier's parameters with its head's weight and bias divided by `temperature` (others shared). */
+export function temperedHead(spec: ModelSpec, params: ParamArrays, temperature: number): ParamArrays {
+  if (spec.kind !== 'classification' || temperature === 1) return params;
+  const scale = (name: string) => ({ shape: params[name].shape, data: params[name].data.map((v) => v / temperature) });
+  return { ...params, ...Object.fromEntries(HEAD_NAMES.filter((name) => Object.hasOwn(params, name)).map((name) => [name, scale(name)])) };
 }
 
 /**

@@ -95,7 +95,7 @@ function convBody(body: ConvBody, nodes: Field[], initializers: Field[]): string
  * The ONNX model of the network `spec` with task parameters `params` (see taskParams).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt'): Uint8Array {
+export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Record<string, string> = {}): Uint8Array {
   const nodes: Field[] = [];
   const initializers: Field[] = [];
   const network = networkLayers(spec, params);
@@ -120,5 +120,5 @@ export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     nodes.push(node('Softmax', [h], ['probabilities'], { axis: 1 }), node('ArgMax', [h], ['label'], { axis: 1, keepdims: 0 }));
     outputs.push(valueInfo(12, 'probabilities', FLOAT, ['batch', spec.outputDim]), valueInfo(12, 'label', INT64, ['batch']));
   }
-  return onnxModel({ name, nodes, initializers, inputs: [valueInfo(11, 'x', FLOAT, ['batch', spec.inputDim])], outputs }, ONNX_OPSET);
+  return onnxModel({ name, nodes, initializers, inputs: [valueInfo(11, 'x', FLOAT, ['batch', spec.inputDim])], outputs }, ONNX_OPSET, metadata);
 }

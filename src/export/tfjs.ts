@@ -15,6 +15,7 @@
  * - `weightsManifest`, so that the document without `weightData` is a valid model.json whose
  *   `weights.bin` is the decoded `weightData`: a file:// or http:// URL loads that pair too.
  */
+import type { Calibration } from '../meta/calibration.js';
 import type { ModelSpec, ParamArray, ParamArrays } from '../meta/model.js';
 import { float32Bytes } from '../util/float32.js';
 import { networkLayers, NORM_EPSILON, type ConvBlock, type ConvBody, type DenseLayer } from './layers.js';
@@ -64,6 +65,8 @@ export interface TfjsArtefact {
   weightSpecs: TfjsWeightSpec[];
   /** Base64 of the float32 weights (little-endian), in `weightSpecs` order. */
   weightData: string;
+  /** The meta-model's calibration, when it has one (ModelArtifacts.userDefinedMetadata, which tf.io.fromMemory keeps). */
+  userDefinedMetadata?: { calibration: Calibration };
 }
 
 /** Named weights in the order they are written. */
@@ -117,7 +120,7 @@ function denseLayer(layer: DenseLayer, activation: string, first: boolean, input
  * The TF.js artefact of the network `spec` with task parameters `params` (see taskParams).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt'): TfjsArtefact {
+export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', calibration?: Calibration): TfjsArtefact {
   const network = networkLayers(spec, params);
   const topology: LayerJson[] = [];
   const weights: Weights = [];
@@ -142,5 +145,6 @@ export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     weightsManifest: [{ paths: ['weights.bin'], weights: weightSpecs }],
     weightSpecs,
     weightData: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
+    ...(calibration ? { userDefinedMetadata: { calibration } } : {}),
   };
 }

@@ -14,6 +14,8 @@ import { Lru } from '../util/lru.js';
 export interface ServedHead {
   tenantId: string;
   taskId: string;
+  /** The meta-model it was adapted from (its calibration answers coverage and novelty). */
+  metaModelId: string;
   headVersion: number;
   network: PreparedNetwork;
 }

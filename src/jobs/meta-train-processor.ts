@@ -26,11 +26,14 @@ import {
   CodecError,
   createFamily,
   metaTrain,
+  resolveHyper,
   runtimeAborted,
+  taskSource,
   TrainingAbortedError,
   type AlgorithmName,
   type Checkpoint,
   type HyperParams,
+  type MetaModel,
   type MetricsPoint,
   type ModelConfig,
   type TrainConfig,
@@ -39,6 +42,7 @@ import {
 } from '../meta/index.js';
 import { countMetaTrainIterations } from '../metrics/worker.js';
 import { errorMessage } from '../util/error-reason.js';
+import { calibrateMetaModel } from './calibrate.js';
 import { CANCEL, type CancelListener, type TrackedRun } from './cancel.js';
 import { publishJobEvent, type JobEventMap, type JobEventType } from './events.js';
 import type { JobHandler } from './worker.js';
@@ -133,6 +137,8 @@ class Run {
   private lastProgressAt = 0;
   /** The job is a study's trial (set with its configuration). */
   private studyTrial = false;
+  /** The job's configuration (set when the run starts): what calibration draws validation tasks from. */
+  private config: TrainConfig | undefined;
 
   constructor(
     private readonly deps: MetaTrainDeps,
@@ -153,6 +159,7 @@ class Run {
       throw new JobFailure(`the job was started ${MAX_RUNS_PER_JOB} times without finishing (its workers keep dying); giving up`);
     }
     const config = await this.trainConfig();
+    this.config = config;
     const resumeFrom = await this.resumeState();
     this.log.info({ resumeFrom: resumeFrom?.iteration ?? null, iterations: this.iterations }, 'meta-train run started');
     this.publish('status', { status: 'running', iteration: resumeFrom?.iteration ?? this.iteration, iterations: this.iterations });
@@ -213,13 +220,22 @@ class Run {
 
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
     if (this.lastMetrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
-    const { model, evaluation, last, best, keptBest, engine } = result;
+    const { evaluation, last, best, keptBest, engine } = result;
+    const model = await this.calibrated(result.model);
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
       training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}), checkpoint: result.checkpoint, engine }),
     );
     this.log.info({ metaModelId: stored.id, version: stored.version, valLoss: result.valLoss, bestIteration: best.iteration, keptBest, engine }, 'meta-train run succeeded');
     this.publish('status', { status: 'succeeded', iteration: result.iteration, iterations: this.iterations, metaModelId: stored.id });
     return { outcome: 'succeeded', metaModelId: stored.id, version: stored.version };
+  }
+
+  /** The meta-model with its calibration on the job's families' validation tasks (calibrate.ts), when one can be fitted. */
+  private async calibrated(model: MetaModel): Promise<MetaModel> {
+    const config = this.config!;
+    const hyper = resolveHyper(config.hyper, config.algorithm);
+    const calibration = await calibrateMetaModel(model, taskSource(config.families), hyper, this.log);
+    return calibration ? { ...model, calibration } : model;
   }
 
   /** The generator stopped on the signal: a cancel ends the job, a shutdown hands it back. */

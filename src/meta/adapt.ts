@@ -15,6 +15,7 @@ import type { InnerMonitor } from './inner-loop.js';
 import { softmax, taskLoss } from './losses.js';
 import { forward, modelShapes, splitBodyHead, toTensors, type ModelSpec, type ParamArrays } from './model.js';
 import { examplesToTensors, packExamples } from './tensors.js';
+import type { Calibration } from './calibration.js';
 import type { Examples } from './types.js';
 
 /** A meta-trained model: what meta-training produces and adaptation starts from. */
@@ -25,6 +26,8 @@ export interface MetaModel {
   params: ParamArrays;
   /** The inner-loop settings it was meta-trained with (adaptation's defaults). */
   inner: InnerSettings;
+  /** Fitted on validation tasks at the end of meta-training (calibration.ts); absent for models stored before it. */
+  calibration?: Calibration;
 }
 
 export interface AdaptOptions {

@@ -14,11 +14,14 @@
  */
 
 import { adaptMany, predict, taskParams, type MetaModel, type Prediction } from './adapt.js';
+import { getAlgorithm } from './algorithms/index.js';
+import { coverageMetrics, noveltyAuroc } from './calibration-eval.js';
+import { scoreTasks } from './calibration.js';
 import type { EnginePreference } from './engine.js';
 import { initModelParams } from './model.js';
 import { rawPredict } from './raw-baseline.js';
 import { Rng } from './rng.js';
-import type { Examples, TaskFamily } from './types.js';
+import type { Episode, Examples, TaskFamily } from './types.js';
 
 /** Gradient steps the `scratch` baseline takes on each support set (from a fresh initialisation). */
 export const SCRATCH_STEPS = 100;
@@ -67,6 +70,16 @@ export interface EvaluationRow {
   accuracy?: MeanCi;
   /** Tasks whose raw inner loop diverged (the guard kept an earlier step). */
   diverged: number;
+  /**
+   * 'adapted' rows at the meta-model's own inner steps, for a calibrated meta-model: coverage of its
+   * intervals or sets at EVALUATION_COVERAGE, their width or size, ECE before and after the
+   * temperature, novelty AUROC (calibration-eval.ts).
+   */
+  coverage?: number;
+  width?: number;
+  setSize?: number;
+  ece?: { before: number; after: number };
+  noveltyAuroc?: number;
 }
 
 /** Mean and 95% confidence half-width (1.96 standard errors) of per-task values. */
@@ -114,6 +127,14 @@ function scoreMethod(method: EvaluationMethod, model: MetaModel, shots: number, 
   return rowOf(method, shots, results[0] instanceof Error ? steps : results[0].steps, scores, diverged);
 }
 
+/** Calibration measures of `model` on the episodes of one number of shots (its own inner steps). */
+function calibrationOf(model: MetaModel, family: TaskFamily, shots: number, episodes: Episode[], settings: EvaluationSettings, engine: EnginePreference): Partial<EvaluationRow> {
+  const calibration = model.calibration!;
+  const scored = scoreTasks(model, episodes, engine);
+  const auroc = noveltyAuroc(model, family, calibration, shots, { scored, rng: new Rng(settings.seed + 31 * shots + 1), queryShots: settings.queryShots, engine });
+  return { ...coverageMetrics(calibration, shots, scored), ...(auroc === undefined || Number.isNaN(auroc) ? {} : { noveltyAuroc: auroc }) };
+}
+
 /** The `raw` baseline (no model, no steps) fitted to every support set and scored on its query set; one row. */
 function scoreRaw(family: TaskFamily, ways: number | undefined, shots: number, supports: Examples[], queries: Examples[]): EvaluationRow {
   const scores = supports.map((support, t) => queryScores(rawPredict(family.kind, support, queries[t].x, family.inputDim, ways), queries[t]));
@@ -141,7 +162,13 @@ export function evaluateMetaModel(model: MetaModel, family: TaskFamily, settings
     const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: settings.queryShots, ways }));
     const supports = episodes.map((e) => e.support);
     const queries = episodes.map((e) => e.query);
-    for (const steps of settings.steps) rows.push(scoreMethod('adapted', model, shots, steps, supports, queries, engine));
+    // Calibration holds for the meta-model's own inner loop: its steps (any, when it runs none).
+    const ownSteps = getAlgorithm(model.algorithm).runsInnerSteps ? model.inner.steps : settings.steps[0];
+    for (const steps of settings.steps) {
+      const row = scoreMethod('adapted', model, shots, steps, supports, queries, engine);
+      if (model.calibration && steps === ownSteps) Object.assign(row, calibrationOf(model, family, shots, episodes, settings, engine));
+      rows.push(row);
+    }
     if (baselines.has('unadapted')) rows.push(scoreMethod('unadapted', model, shots, 0, supports, queries, engine));
     if (baselines.has('scratch')) {
       // Plain gradient descent on every layer: MAML's inner loop from a fresh initialisation.

@@ -12,11 +12,11 @@
  */
 
 import { predict, type Prediction } from './adapt.js';
-import { activeBackend, type BackendName } from './backend.js';
+import { activeBackend, tf, type BackendName } from './backend.js';
 import { NORM_EPSILON, pooledSide } from './conv.js';
 import { chooseEngine } from './engine.js';
 import { headSpec, ortAvailable, ortEmbed, withoutBody } from './ort/index.js';
-import { embeddingDim, HEAD_BIAS, HEAD_WEIGHT, modelShapes, type Activation, type ModelSpec, type ParamArrays } from './model.js';
+import { embed, embeddingDim, HEAD_BIAS, HEAD_WEIGHT, modelShapes, toTensors, type Activation, type ModelSpec, type ParamArrays } from './model.js';
 
 /** One dense layer prepared for plain-JS serving, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
 interface PreparedLayer {
@@ -434,4 +434,47 @@ export function runNetwork(net: PreparedNetwork, x: Inputs): Prediction {
  */
 export function predictArrays(spec: ModelSpec, params: ParamArrays, x: Float32Array | readonly number[]): Prediction {
   return spec.body === 'conv' ? runConv(prepareConv(spec, params), x) : runMlp(prepareMlp(spec, params), x);
+}
+
+/**
+ * The body's output (the common representation the head reads) for each input of `x`, row-major
+ * [n, dim]: what novelty measures distances in (calibration.ts). The same forward pass as
+ * runNetwork, stopped before the head.
+ * @throws RangeError when `x` is not a whole number of rows.
+ */
+export function embedNetwork(net: PreparedNetwork, x: Inputs): { dim: number; values: Float64Array } {
+  const n = rowsOf(x, net.inputDim);
+  if (net.body === 'engine') {
+    const flat = x instanceof Float32Array ? x : Float32Array.from(x);
+    const dim = embeddingDim(net.spec);
+    if (n === 0) return { dim, values: new Float64Array(0) };
+    const out = tf.tidy(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])).dataSync());
+    return { dim, values: Float64Array.from(out) };
+  }
+  if (net.body === 'mlp') {
+    const body = net.layers.slice(0, -1);
+    const dim = body.length === 0 ? net.inputDim : body[body.length - 1].fanOut;
+    const values = new Float64Array(n * dim);
+    for (let row = 0; row < n; row++) {
+      let [input, output] = net.scratch;
+      for (let i = 0; i < net.inputDim; i++) input[i] = x[row * net.inputDim + i];
+      for (const layer of body) {
+        denseInto(layer, input, output);
+        [input, output] = [output, input];
+      }
+      values.set(input.subarray(0, dim), row * dim);
+    }
+    return { dim, values };
+  }
+  if (convScratch.image.length < net.imageSize) convScratch.image = new Float64Array(net.imageSize);
+  if (convScratch.conv.length < net.convSize) convScratch.conv = new Float64Array(net.convSize);
+  const { image, conv } = convScratch;
+  const dim = net.head.fanIn;
+  const values = new Float64Array(n * dim);
+  for (let row = 0; row < n; row++) {
+    for (let i = 0; i < net.inputDim; i++) image[i] = x[row * net.inputDim + i];
+    for (const block of net.blocks) runBlock(block, net.activation, image, conv);
+    values.set(image.subarray(0, dim), row * dim);
+  }
+  return { dim, values };
 }

@@ -149,7 +149,8 @@ export function resolveHyper(partial: Partial<HyperParams> = {}, algorithm?: Alg
   return hyper;
 }
 
-function taskSource(families: TrainConfig['families']): TaskFamily {
+/** The one family a configuration's families make (several mixed by their weights), as meta-training draws from it. */
+export function taskSource(families: TrainConfig['families']): TaskFamily {
   if (!Array.isArray(families)) return families as TaskFamily;
   if (families.length === 0) throw new TrainConfigError('families', 'at least one family is required');
   return families.length === 1 ? families[0].family : mix(families);

@@ -77,8 +77,15 @@ export interface GraphParts {
   outputs: readonly Field[];
 }
 
-/** The ModelProto of one graph against the default operator set `opset`. */
-export function onnxModel(graph: GraphParts, opset: number): Uint8Array {
+/** The ModelProto of one graph against the default operator set `opset`, with `metadata` as its metadata_props. */
+export function onnxModel(graph: GraphParts, opset: number, metadata: Record<string, string> = {}): Uint8Array {
   const body = [...graph.nodes, stringField(2, graph.name), ...graph.initializers, ...graph.inputs, ...graph.outputs];
-  return message([intField(1, IR_VERSION), stringField(2, 'fastadapt'), messageField(7, body), messageField(8, [stringField(1, ''), intField(2, opset)])]);
+  return message([
+    intField(1, IR_VERSION),
+    stringField(2, 'fastadapt'),
+    messageField(7, body),
+    messageField(8, [stringField(1, ''), intField(2, opset)]),
+    // ModelProto.metadata_props: StringStringEntryProto { key = 1, value = 2 }.
+    ...Object.entries(metadata).map(([key, value]) => messageField(14, [stringField(1, key), stringField(2, value)])),
+  ]);
 }

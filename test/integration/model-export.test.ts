@@ -6,10 +6,11 @@
  * too, its files answering as /predict does to 1e-4. Errors: 400 naming /format, 404, 409 for a task
  * never adapted, and 409 with its reason for a meta-model with no head worth a file: ProtoNets' and
  * multitask's (no head) and one meta-trained with hyper.zeroHead (a head of zeros), whose adapted
- * tasks export.
+ * tasks export. A calibrated meta-model's files answer /predict's probabilities at its temperature.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPORT_FORMATS, type ExportFormat } from '../../src/export/index.js';
+import { temperatureScale } from '../../src/meta/conformal.js';
 import { ACTIVATIONS, ALGORITHM_NAMES, getAlgorithm, initBackend, Rng, type Activation, type AlgorithmName, type Prediction, type TaskKind } from '../../src/meta/index.js';
 import { expectSamePrediction, runOnnx, runTfjs } from '../unit/export/runtimes.js';
 import { blobsTask, sineTask, storeMetaModel } from './support/adapt-fixtures.js';
@@ -183,7 +184,7 @@ describe('GET /meta-models/:id/model', () => {
     });
   });
 
-  it('answers 409 zero-head for a meta-model trained with hyper.zeroHead; a task adapted from it exports what /predict answers', async () => {
+  it('answers 409 zero-head for a meta-model trained with hyper.zeroHead; a task adapted from it exports what /predict answers (probabilities at its calibrated temperature)', async () => {
     // Meta-trained by the worker, so the refusal sees what the zeroHead path really stores.
     const blobs = (await api.app.inject({ method: 'POST', url: '/task-families', headers: tenant.headers, payload: { name: 'blobs-zero-head', kind: 'classification', inputDim: 2, nWay: 3, generator: { type: 'gaussian-blobs' } } })).json().id as string;
     const created = await api.app.inject({
@@ -198,7 +199,11 @@ describe('GET /meta-models/:id/model', () => {
     });
     const { support, query } = taskData('classification', 71);
     const taskId = await adaptedTask(job.metaModelId!, support);
-    const expected = await served(taskId, 'classification', query);
+    // Meta-training calibrated it: the file's probabilities are /predict's at the calibration's temperature.
+    const { temperature } = (await api.app.inject({ method: 'GET', url: `/meta-models/${job.metaModelId}`, headers: tenant.headers })).json().calibration as { temperature: number };
+    const answered = await served(taskId, 'classification', query);
+    if (answered.kind !== 'classification') throw new Error('wrong kind');
+    const expected = { ...answered, probabilities: answered.probabilities.map((p) => temperatureScale(p, temperature)) };
     for (const format of EXPORT_FORMATS) expectSamePrediction(await downloaded(`/tasks/${taskId}/model`, format, 'classification', query), expected, `zero-head task ${format}`);
 
     // Regression: a zero head answers 0 for every input, and is refused the same way.

@@ -23,7 +23,7 @@ function store(versions: Map<string, number>) {
       const version = versions.get(taskId);
       calls.push({
         taskId,
-        release: () => resolve(version === undefined ? { status: 'missing' } : version === 0 ? { status: 'not-adapted' } : { status: 'ready', head: { tenantId, taskId, headVersion: version, network } }),
+        release: () => resolve(version === undefined ? { status: 'missing' } : version === 0 ? { status: 'not-adapted' } : { status: 'ready', head: { tenantId, taskId, metaModelId: 'm', headVersion: version, network } }),
       });
     });
   return { load, calls };

@@ -672,6 +672,19 @@ export interface components {
             };
             /** @description Tasks whose raw inner loop diverged (the guard kept an earlier step) */
             diverged: number;
+            /** @description Calibrated meta-model, 'adapted' at its own inner steps: share of query examples inside their interval or set at nominal coverage 0.9 */
+            coverage?: number;
+            /** @description Regression: mean interval width at that coverage */
+            width?: number;
+            /** @description Classification: mean prediction-set size at that coverage */
+            setSize?: number;
+            /** @description Classification: expected calibration error (15 bins) of the probabilities as served and after the temperature */
+            ece?: {
+                before: number;
+                after: number;
+            };
+            /** @description AUROC of novelty: inputs outside the task (classes it does not have; for regression, beyond the family's input range) against its own queries */
+            noveltyAuroc?: number;
         };
         Health: {
             /** @enum {string} */
@@ -826,6 +839,40 @@ export interface components {
             bestIteration: number | null;
             /** @description The engine that meta-trained it (as its job's): 'fused-wasm', 'onnxruntime' or 'tfjs-<backend>'; null for versions stored before engines were recorded */
             engine: string | null;
+            /** @description Fitted on validation tasks at the end of meta-training (what `coverage` and `novelty` in predict use); null for a meta-model without one */
+            calibration: {
+                /** @enum {string} */
+                kind: "regression" | "classification";
+                /** @description The temperature at the shots the meta-model was trained with (exports bake it into their probabilities) */
+                temperature: number;
+                /** @description Coverage levels with stored quantiles; a request is rounded up to one */
+                levels: number[];
+                /** @description Standardised novelty above which a prediction abstains */
+                noveltyThreshold: number;
+                /** @description Validation tasks drawn per number of shots */
+                tasks: number;
+                queryShots: number;
+                byShots: {
+                    /** @description Support examples (per class) of the heads this entry serves: the most calibrated shots not above a head's */
+                    shots: number;
+                    /**
+                     * @description Nonconformity score: absolute residual, residual over the task's support-target standard deviation (plus scaleFloor), or 1 - p(true class) at the temperature
+                     * @enum {string}
+                     */
+                    score: "absolute" | "normalised" | "lac";
+                    /** @description Validation query examples behind the quantiles */
+                    n: number;
+                    /** @description Temperature of these shots' probabilities (1 for regression) */
+                    temperature: number;
+                    scaleFloor?: number;
+                    /** @description The conformal quantile at each of `levels` (null: too few scores, unbounded) */
+                    quantiles: (number | null)[];
+                    novelty: {
+                        mean: number;
+                        std: number;
+                    };
+                }[];
+            } | null;
             /** @description Aliases pointing at this version, e.g. latest, production */
             aliases: string[];
             /**
@@ -916,6 +963,14 @@ export interface components {
                 /** @description One probability per class, summing to 1 */
                 probabilities: number[];
             }[];
+            /** @description Regression with `coverage`: [lo, hi] per input */
+            intervals?: number[][];
+            /** @description Classification with `coverage`: the labels of each input's prediction set (always holding the predicted label) */
+            sets?: number[][];
+            /** @description With `novelty`: per input, its distance to the support set standardised on validation tasks (0: typical of a task's own inputs) */
+            novelty?: number[];
+            /** @description With `novelty`: per input, whether its novelty passes the meta-model's threshold (about 5% of a task's own inputs do) */
+            abstain?: boolean[];
         };
         Problem: {
             /** @description URI of the problem type; about:blank when the status says it all */
@@ -1067,6 +1122,43 @@ export interface components {
             }[];
             /** @description Little-endian float32 weights in `weightSpecs` order, base64 */
             weightData: string;
+            /** @description The meta-model's calibration, when it has one (a classifier's probabilities are then already divided by its temperature) */
+            userDefinedMetadata?: {
+                /** @description Fitted on validation tasks at the end of meta-training: temperature, split conformal quantiles by shots, novelty standardisation */
+                calibration: {
+                    /** @enum {string} */
+                    kind: "regression" | "classification";
+                    /** @description The temperature at the shots the meta-model was trained with (exports bake it into their probabilities) */
+                    temperature: number;
+                    /** @description Coverage levels with stored quantiles; a request is rounded up to one */
+                    levels: number[];
+                    /** @description Standardised novelty above which a prediction abstains */
+                    noveltyThreshold: number;
+                    /** @description Validation tasks drawn per number of shots */
+                    tasks: number;
+                    queryShots: number;
+                    byShots: {
+                        /** @description Support examples (per class) of the heads this entry serves: the most calibrated shots not above a head's */
+                        shots: number;
+                        /**
+                         * @description Nonconformity score: absolute residual, residual over the task's support-target standard deviation (plus scaleFloor), or 1 - p(true class) at the temperature
+                         * @enum {string}
+                         */
+                        score: "absolute" | "normalised" | "lac";
+                        /** @description Validation query examples behind the quantiles */
+                        n: number;
+                        /** @description Temperature of these shots' probabilities (1 for regression) */
+                        temperature: number;
+                        scaleFloor?: number;
+                        /** @description The conformal quantile at each of `levels` (null: too few scores, unbounded) */
+                        quantiles: (number | null)[];
+                        novelty: {
+                            mean: number;
+                            std: number;
+                        };
+                    }[];
+                };
+            };
         };
         ValidationIssue: {
             /**
@@ -3858,6 +3950,7 @@ export interface operations {
                      *           },
                      *           "bestIteration": 4500,
                      *           "engine": "fused-wasm",
+                     *           "calibration": null,
                      *           "aliases": [
                      *             "latest",
                      *             "production"
@@ -4021,6 +4114,7 @@ export interface operations {
                      *       },
                      *       "bestIteration": 4500,
                      *       "engine": "fused-wasm",
+                     *       "calibration": null,
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4204,6 +4298,7 @@ export interface operations {
                      *       },
                      *       "bestIteration": 4500,
                      *       "engine": "fused-wasm",
+                     *       "calibration": null,
                      *       "aliases": [
                      *         "latest",
                      *         "production"
@@ -4399,7 +4494,10 @@ export interface operations {
                      *                 "mean": 0.61,
                      *                 "ci95": 0.12
                      *               },
-                     *               "diverged": 0
+                     *               "diverged": 0,
+                     *               "coverage": 0.904,
+                     *               "width": 2.31,
+                     *               "noveltyAuroc": 0.97
                      *             },
                      *             {
                      *               "method": "unadapted",
@@ -4661,7 +4759,10 @@ export interface operations {
                      *             "mean": 0.61,
                      *             "ci95": 0.12
                      *           },
-                     *           "diverged": 0
+                     *           "diverged": 0,
+                     *           "coverage": 0.904,
+                     *           "width": 2.31,
+                     *           "noveltyAuroc": 0.97
                      *         },
                      *         {
                      *           "method": "unadapted",
@@ -4937,7 +5038,10 @@ export interface operations {
                      *             "mean": 0.61,
                      *             "ci95": 0.12
                      *           },
-                     *           "diverged": 0
+                     *           "diverged": 0,
+                     *           "coverage": 0.904,
+                     *           "width": 2.31,
+                     *           "noveltyAuroc": 0.97
                      *         },
                      *         {
                      *           "method": "unadapted",
@@ -8944,6 +9048,16 @@ export interface operations {
                  *     ]
                  */
                 x: string[];
+                /**
+                 * @description Nominal coverage (0.5 to 0.99; rounded up to a hundredth): adds `intervals` (regression) or `sets` (classification), split conformal on the meta-model's validation tasks
+                 * @example 0.9
+                 */
+                coverage?: number;
+                /**
+                 * @description Adds `novelty` (standardised distance of each input to the support set in the body's embedding) and `abstain` (novelty above the meta-model's threshold)
+                 * @example true
+                 */
+                novelty?: boolean;
             };
             header?: never;
             path?: never;
@@ -9021,7 +9135,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The task was never adapted */
+            /** @description The task was never adapted; or, with coverage or novelty, its meta-model has no calibration or its head no stored support set */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9130,6 +9244,16 @@ export interface operations {
                 "application/json": {
                     /** @description Inputs, one row of inputDim numbers each */
                     x: number[][];
+                    /**
+                     * @description Nominal coverage (0.5 to 0.99; rounded up to a hundredth): adds `intervals` (regression) or `sets` (classification), split conformal on the meta-model's validation tasks
+                     * @example 0.9
+                     */
+                    coverage?: number;
+                    /**
+                     * @description Adds `novelty` (standardised distance of each input to the support set in the body's embedding) and `abstain` (novelty above the meta-model's threshold)
+                     * @example true
+                     */
+                    novelty?: boolean;
                 };
             };
         };
@@ -9204,7 +9328,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The task was never adapted */
+            /** @description The task was never adapted; or, with coverage or novelty, its meta-model has no calibration or its head no stored support set */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9322,7 +9446,7 @@ export interface operations {
     exportTaskModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. A calibrated meta-model's file answers temperature-scaled probabilities and carries the calibration (ONNX metadata `fastadapt.calibration`, TF.js `userDefinedMetadata.calibration`). */
                 format: "onnx" | "tfjs";
             };
             header?: never;
@@ -9611,7 +9735,7 @@ export interface operations {
     exportMetaModel: {
         parameters: {
             query: {
-                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. */
+                /** @description `onnx`: an ONNX model (opset 13), input `x` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs `value` [batch] for regression, `probabilities` [batch, ways] and `label` int64 [batch] for classification. `tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. A calibrated meta-model's file answers temperature-scaled probabilities and carries the calibration (ONNX metadata `fastadapt.calibration`, TF.js `userDefinedMetadata.calibration`). */
                 format: "onnx" | "tfjs";
             };
             header?: never;

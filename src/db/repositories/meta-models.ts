@@ -15,11 +15,13 @@ import {
   modelSpec,
   storedModelConfig,
   type AlgorithmName,
+  type Calibration,
   type MetaModel,
   type MetricsPoint,
   type StoredModelConfig,
   type TaskKind,
 } from '../../meta/index.js';
+import { decodeCalibration } from '../calibration-json.js';
 import type { Db, Prisma } from '../client.js';
 import type { LoadedMetaModel } from '../meta-model-cache.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
@@ -42,6 +44,8 @@ export interface MetaModelView {
   bestIteration: number | null;
   /** The engine that meta-trained it; null for versions stored before engines were recorded. */
   engine: string | null;
+  /** Fitted on validation tasks (src/meta/calibration.ts); null when it has none. */
+  calibration: Calibration | null;
   aliases: string[];
   createdAt: string;
 }
@@ -73,6 +77,7 @@ const SELECT = {
   metrics: true,
   bestIteration: true,
   engine: true,
+  calibration: true,
   createdAt: true,
   aliases: { select: { alias: true }, orderBy: { alias: 'asc' as const } },
 } as const;
@@ -90,6 +95,7 @@ interface Row {
   metrics: unknown;
   bestIteration: number | null;
   engine: string | null;
+  calibration: unknown;
   createdAt: Date;
   aliases: { alias: string }[];
 }
@@ -108,6 +114,7 @@ function view(row: Row): MetaModelView {
     metrics: row.metrics as MetaModelView['metrics'],
     bestIteration: row.bestIteration,
     engine: row.engine,
+    calibration: decodeCalibration(row.calibration) ?? null,
     aliases: row.aliases.map((a) => a.alias),
     createdAt: row.createdAt.toISOString(),
   };
@@ -225,6 +232,7 @@ export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input
       bestIteration: input.bestIteration ?? null,
       engine: input.engine ?? null,
       params: new Uint8Array(encodeParams(model.params)),
+      ...(model.calibration ? { calibration: model.calibration as unknown as Prisma.InputJsonValue } : {}),
     },
     select: { id: true, version: true },
   });
@@ -249,7 +257,7 @@ export interface StoredMetaModel extends LoadedMetaModel {
 export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel | null> {
   const row = await db.prisma.metaModel.findUnique({
     where: { id },
-    select: { algorithm: true, kind: true, inputDim: true, nWay: true, model: true, params: true, innerSteps: true, innerLr: true },
+    select: { algorithm: true, kind: true, inputDim: true, nWay: true, model: true, params: true, innerSteps: true, innerLr: true, calibration: true },
   });
   if (!row) return null;
   const algorithm = getAlgorithm(row.algorithm);
@@ -266,7 +274,8 @@ export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel
     .map(([name, shape]) => `'${name}' [${shape}]`);
   if (problems.length > 0) throw new CodecError(`meta-model ${id}: parameters missing or misshapen: ${problems.join(', ')}`);
   const bytes = Object.values(params).reduce((sum, p) => sum + p.data.byteLength, 0);
-  return { id, model: { algorithm: algorithm.name, spec, params, inner: { steps: row.innerSteps, lr: row.innerLr } }, bytes };
+  const calibration = decodeCalibration(row.calibration);
+  return { id, model: { algorithm: algorithm.name, spec, params, inner: { steps: row.innerSteps, lr: row.innerLr }, ...(calibration ? { calibration } : {}) }, bytes };
 }
 
 /** The task families meta-model `id` was meta-trained on (its job's, in the job's order); null when it does not exist. */

@@ -57,7 +57,7 @@ async function adapted(app: FastifyInstance): Promise<void> {
   const load = async (tenantId: string, taskId: string): Promise<HeadLookup> => {
     const found = await taskModel(tenantId, taskId);
     if (found.status !== 'ready') return found;
-    return { status: 'ready', head: { tenantId, taskId, headVersion: found.headVersion, network: prepareNetwork(found.spec, found.params) } };
+    return { status: 'ready', head: { tenantId, taskId, metaModelId: found.metaModelId, headVersion: found.headVersion, network: prepareNetwork(found.spec, found.params) } };
   };
   const predictCache = new PredictCache({ load, maxEntries: config.predictCacheSize, onLookup: countPredictCacheLookup });
   const waiters = new AdaptWaiters();

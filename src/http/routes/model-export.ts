@@ -2,7 +2,8 @@
  * GET /tasks/:id/model and GET /meta-models/:id/model: a network as a file another runtime loads
  * (ONNX or a TF.js LayersModel, src/export). A task exports its latest adapted head with its body,
  * read through the same path the predict cache loads (app.taskModel), so the file answers exactly
- * what /predict answers. A meta-model exports as stored: its body and meta-trained head (what a task
+ * what /predict answers, except that a calibrated meta-model's classifier answers probabilities at
+ * its temperature (the calibration also rides in the file's metadata, see exportModel). A meta-model exports as stored: its body and meta-trained head (what a task
  * adapted with zero steps predicts). A meta-model with no head worth a file answers 409 with the
  * reason (metaModelExportRefusal: ProtoNets and multitask learn none, a zero-head one stores zeros):
  * export an adapted task instead.
@@ -11,15 +12,15 @@ import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { getMetaModel } from '../../db/repositories/meta-models.js';
 import { exportModel, metaModelExportRefusal, type ExportFormat } from '../../export/index.js';
-import { taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
+import { taskParams, type Calibration, type ModelSpec, type ParamArrays } from '../../meta/index.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 import { MetaModelRefParams } from '../schemas/meta-models.js';
 import { metaModelExportRefused, ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
 
 /** Sends the network in `format` as an attachment named `<name><extension>`. */
-function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string): FastifyReply {
-  const file = exportModel(format, spec, params, name);
+function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string, calibration?: Calibration): FastifyReply {
+  const file = exportModel(format, spec, params, name, calibration);
   reply.header('content-disposition', `attachment; filename="${name}${file.extension}"`).type(file.contentType);
   // A Buffer is sent as is; the TF.js document goes through the response schema's serialiser.
   return reply.send(file.format === 'onnx' ? Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength) : file.body);
@@ -44,7 +45,8 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     const found = await app.taskModel(request.tenant.id, id);
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${id}`);
     if (found.status === 'not-adapted') throw taskNotAdapted(id);
-    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`);
+    const calibration = (await app.metaModel(found.metaModelId))?.calibration;
+    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`, calibration);
   });
 
   app.get('/meta-models/:id/model', {
@@ -71,7 +73,7 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     if (refusal) {
       throw new HttpProblem(409, refusal.detail, { title: refusal.title, extensions: { metaModelId: view.id, algorithm: model.algorithm, reason: refusal.reason } });
     }
-    return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`);
+    return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`, model.calibration);
   });
 };
 

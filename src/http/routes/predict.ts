@@ -8,7 +8,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Prediction } from '../../meta/index.js';
 import { runNetwork } from '../../meta/predict-arrays.js';
 import { DECIMAL_NUMBER, isFiniteFloat32 } from '../../util/numbers.js';
+import { loadHeadSupport } from '../../db/repositories/head-support.js';
 import type { HeadLookup, ServedHead } from '../predict-cache.js';
+import { PredictUncertainty } from '../predict-uncertainty.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
@@ -53,6 +55,7 @@ function answer(head: ServedHead, prediction: Prediction) {
 
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   const cache = app.predictCache;
+  const uncertainty = new PredictUncertainty({ metaModel: app.metaModel, headSupport: (tenantId, taskId, version) => loadHeadSupport(app.db, tenantId, taskId, version) });
 
   /** The task's served head, or the 404 / 409 that explains why there is none. */
   function servedHead(tenantId: string, taskId: string): ServedHead | Promise<ServedHead> {
@@ -70,7 +73,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   const responses = {
     200: Predictions,
     ...problemResponses(400, 404),
-    409: { ...problemResponses(409)[409], description: 'The task was never adapted' },
+    409: { ...problemResponses(409)[409], description: 'The task was never adapted; or, with coverage or novelty, its meta-model has no calibration or its head no stored support set' },
   };
 
   app.get('/predict', {
@@ -86,7 +89,10 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const { taskId, x } = request.query;
     const found = servedHead(request.tenant.id, taskId);
     const head = found instanceof Promise ? await found : found;
-    return answer(head, runNetwork(head.network, parseQueryInputs(x, head.network.inputDim)));
+    const inputs = parseQueryInputs(x, head.network.inputDim);
+    const prediction = runNetwork(head.network, inputs);
+    if (PredictUncertainty.wanted(request.query)) return { ...answer(head, prediction), ...(await uncertainty.answer(head, inputs, prediction, request.query)) };
+    return answer(head, prediction);
   });
 
   app.post('/tasks/:id/predict', {
@@ -102,7 +108,10 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const found = servedHead(request.tenant.id, request.params.id);
     const head = found instanceof Promise ? await found : found;
-    return answer(head, runNetwork(head.network, readBodyInputs(request.body.x, head.network.inputDim)));
+    const inputs = readBodyInputs(request.body.x, head.network.inputDim);
+    const prediction = runNetwork(head.network, inputs);
+    if (PredictUncertainty.wanted(request.body)) return { ...answer(head, prediction), ...(await uncertainty.answer(head, inputs, prediction, request.body)) };
+    return answer(head, prediction);
   });
 };
 

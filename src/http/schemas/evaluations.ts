@@ -1,7 +1,7 @@
 /** Evaluations of a meta-model against baselines on held-out tasks: the request, the rows, the list. */
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
-import { EVALUATION_BASELINES, SCRATCH_STEPS } from '../../meta/index.js';
+import { EVALUATION_BASELINES, EVALUATION_COVERAGE, SCRATCH_STEPS } from '../../meta/index.js';
 import { Id, Literals, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 import { JobStatus } from './meta-train.js';
@@ -47,6 +47,15 @@ const MeanCi = Type.Object(
   { mean: Type.Number(), ci95: Type.Number({ minimum: 0, description: 'Half-width of the 95% confidence interval of the mean over tasks (1.96 standard errors)' }) },
 );
 
+/** What a calibrated meta-model's own 'adapted' row adds (src/meta/calibration-eval.ts). */
+const CalibrationRowFields = {
+  coverage: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: `Calibrated meta-model, 'adapted' at its own inner steps: share of query examples inside their interval or set at nominal coverage ${EVALUATION_COVERAGE}` })),
+  width: Type.Optional(Type.Number({ minimum: 0, description: 'Regression: mean interval width at that coverage' })),
+  setSize: Type.Optional(Type.Number({ minimum: 0, description: 'Classification: mean prediction-set size at that coverage' })),
+  ece: Type.Optional(Type.Object({ before: Type.Number(), after: Type.Number() }, { description: 'Classification: expected calibration error (15 bins) of the probabilities as served and after the temperature' })),
+  noveltyAuroc: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "AUROC of novelty: inputs outside the task (classes it does not have; for regression, beyond the family's input range) against its own queries" })),
+};
+
 export const EvaluationRow = Type.Object({
   method: Literals(EVALUATION_METHODS, {
     description: `adapted: the meta-model after its inner loop; unadapted: the meta-model as is; scratch: a fresh model of the same shape trained on the support set alone (${SCRATCH_STEPS} steps); multitask: the newest multitask meta-model of the same families; raw: no model, the support set's raw inputs (nearest class mean for classification, ridge regression with its ridge chosen by generalised cross-validation on the support set for regression)`,
@@ -56,6 +65,7 @@ export const EvaluationRow = Type.Object({
   loss: Type.Object(MeanCi.properties, { description: 'Query loss after adaptation (MSE, or cross-entropy)' }),
   accuracy: Type.Optional(Type.Object(MeanCi.properties, { description: 'Query accuracy (classification only)' })),
   diverged: Type.Integer({ minimum: 0, description: "Tasks whose raw inner loop diverged (the guard kept an earlier step)" }),
+  ...CalibrationRowFields,
 });
 
 const EXAMPLE_EVALUATION = {
@@ -65,7 +75,7 @@ const EXAMPLE_EVALUATION = {
   settings: { shots: [5], steps: [10], tasks: 100, queryShots: 10, seed: 0, baselines: [...EVALUATION_BASELINES] },
   multitaskMetaModelId: null,
   rows: [
-    { method: 'adapted', shots: 5, steps: 10, loss: { mean: 0.61, ci95: 0.12 }, diverged: 0 },
+    { method: 'adapted', shots: 5, steps: 10, loss: { mean: 0.61, ci95: 0.12 }, diverged: 0, coverage: 0.904, width: 2.31, noveltyAuroc: 0.97 },
     { method: 'unadapted', shots: 5, steps: 0, loss: { mean: 3.02, ci95: 0.41 }, diverged: 0 },
     { method: 'scratch', shots: 5, steps: SCRATCH_STEPS, loss: { mean: 2.87, ci95: 0.39 }, diverged: 0 },
     { method: 'raw', shots: 5, steps: 0, loss: { mean: 3.55, ci95: 0.47 }, diverged: 0 },

@@ -1,5 +1,6 @@
 /** The meta-model registry: learned meta-parameters, versioned per name, with movable aliases. */
 import { Type } from 'typebox';
+import { CalibrationSchema } from '../../db/calibration-json.js';
 import { Id, Page, PageQuery, Timestamp } from './common.js';
 import { EXAMPLE_IDS, EXAMPLE_TIMES } from './examples.js';
 import { Algorithm, ModelView } from './meta-train.js';
@@ -32,6 +33,7 @@ const META_MODEL = {
   metrics: { iteration: 4500, trainLoss: 0.6, valLoss: 0.6, valLossCi95: 0.09 },
   bestIteration: 4500,
   engine: 'fused-wasm',
+  calibration: null,
   aliases: ['latest', 'production'],
   createdAt: EXAMPLE_TIMES.finished,
 };
@@ -61,6 +63,9 @@ export const MetaModel = Type.Object({
     description: "The iteration of the job's best validation evaluation, whose meta-parameters these are (hyper.keepBest); null when they are the last iteration's (keepBest false, or trained before keepBest existed)",
   }),
   engine: Type.Union([Type.String(), Type.Null()], { description: "The engine that meta-trained it (as its job's): 'fused-wasm', 'onnxruntime' or 'tfjs-<backend>'; null for versions stored before engines were recorded" }),
+  calibration: Type.Union([CalibrationSchema, Type.Null()], {
+    description: 'Fitted on validation tasks at the end of meta-training (what `coverage` and `novelty` in predict use); null for a meta-model without one',
+  }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version, e.g. latest, production' }),
   createdAt: Timestamp,
 }, { examples: [META_MODEL] });

@@ -1,5 +1,6 @@
 /** Model export: the `format` query, the two files a client can download (ONNX, TF.js) and a meta-model's refusal. */
 import { Type } from 'typebox';
+import { CalibrationSchema } from '../../db/calibration-json.js';
 import { EXPORT_FORMATS, EXPORT_REFUSAL_REASONS, ONNX_OPSET } from '../../export/index.js';
 import { Id, Literals } from './common.js';
 import { EXAMPLE_IDS } from './examples.js';
@@ -10,7 +11,8 @@ export const ModelExportQuery = Type.Object(
   {
     format: Literals(EXPORT_FORMATS, {
       description: `\`onnx\`: an ONNX model (opset ${ONNX_OPSET}), input \`x\` float32 [batch, inputDim] (a conv body's images flattened (h, w, c), as /predict takes them); outputs \`value\` [batch] for regression, \`probabilities\` [batch, ways] and \`label\` int64 [batch] for classification. ` +
-        '`tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`.',
+        '`tfjs`: a TensorFlow.js LayersModel artefact (JSON; weights base64 in `weightData`) for `tf.loadLayersModel(tf.io.fromMemory(...))`. ' +
+        "A calibrated meta-model's file answers temperature-scaled probabilities and carries the calibration (ONNX metadata `fastadapt.calibration`, TF.js `userDefinedMetadata.calibration`).",
     }),
   },
   { additionalProperties: false },
@@ -30,6 +32,9 @@ export const TfjsArtefact = Type.Object(
     }),
     weightSpecs: Type.Array(WeightSpec),
     weightData: Type.String({ description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
+    userDefinedMetadata: Type.Optional(Type.Object({ calibration: CalibrationSchema }, {
+      description: "The meta-model's calibration, when it has one (a classifier's probabilities are then already divided by its temperature)",
+    })),
   },
   {
     additionalProperties: false,

@@ -2,6 +2,7 @@
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
 import { Id } from './common.js';
+import { UncertaintyAnswerFields, UncertaintyFields } from './predict-uncertainty.js';
 
 /** GET /predict query: `x` repeats, one input each, as comma-separated numbers (bounded by MAX_PREDICT_INPUTS). */
 export function PredictQuery(limits: Limits) {
@@ -14,6 +15,7 @@ export function PredictQuery(limits: Limits) {
         description: 'One input per `x`: inputDim comma-separated numbers, e.g. `x=0.5&x=1.25` (inputDim 1) or `x=0.5,2` (inputDim 2)',
         examples: [['0.5', '1.25']],
       }),
+      ...UncertaintyFields,
     },
     { additionalProperties: false },
   );
@@ -28,6 +30,7 @@ export function PredictBody(limits: Limits) {
         maxItems: limits.maxPredictInputs,
         description: 'Inputs, one row of inputDim numbers each',
       }),
+      ...UncertaintyFields,
     },
     { additionalProperties: false, examples: [{ x: [[0.5], [1.25]] }] },
   );
@@ -46,6 +49,7 @@ export const Predictions = Type.Object(
       Type.Array(Type.Number(), { description: 'Regression: one value per input' }),
       Type.Array(ClassPrediction, { description: 'Classification: a label and class probabilities per input' }),
     ]),
+    ...UncertaintyAnswerFields,
   },
   {
     examples: [
