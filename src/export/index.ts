@@ -21,13 +21,22 @@ export type ExportedModel =
   | { format: 'tfjs'; contentType: 'application/json'; extension: '.tfjs.json'; body: TfjsArtefact };
 
 /**
- * The network `spec` with task parameters `params` in `format`; `name` names the graph or model.
+ * Metadata a task's file carries: its class names, in index order, as a JSON array under `labels`
+ * (ONNX metadata_props, TF.js userDefinedMetadata), so the file's `label` output can be named.
+ */
+export function labelMetadata(labels: readonly string[] | undefined): Record<string, string> {
+  return labels && labels.length > 0 ? { labels: JSON.stringify(labels) } : {};
+}
+
+/**
+ * The network `spec` with task parameters `params` in `format`; `name` names the graph or model and
+ * `metadata` travels in the file (see labelMetadata).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string): ExportedModel {
+export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string, metadata: Readonly<Record<string, string>> = {}): ExportedModel {
   return format === 'onnx'
-    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, params, name) }
-    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, params, name) };
+    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, params, name, metadata) }
+    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, params, name, metadata) };
 }
 
 /**

@@ -132,10 +132,11 @@ function convBody(body: ConvBody, nodes: Field[], initializers: Field[]): string
 }
 
 /**
- * The ONNX model of the network `spec` with task parameters `params` (see taskParams).
+ * The ONNX model of the network `spec` with task parameters `params` (see taskParams); `metadata`
+ * goes in the model's metadata_props.
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt'): Uint8Array {
+export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   const nodes: Field[] = [];
   const initializers: Field[] = [];
   const network = networkLayers(spec, params);
@@ -166,5 +167,7 @@ export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     stringField(2, 'fastadapt'),
     messageField(7, graph),
     messageField(8, [stringField(1, ''), intField(2, ONNX_OPSET)]),
+    // metadata_props: StringStringEntryProto { key = 1, value = 2 } (e.g. the class names).
+    ...Object.entries(metadata).map(([key, value]) => messageField(14, [stringField(1, key), stringField(2, value)])),
   ]);
 }

@@ -64,6 +64,8 @@ export interface TfjsArtefact {
   weightSpecs: TfjsWeightSpec[];
   /** Base64 of the float32 weights (little-endian), in `weightSpecs` order. */
   weightData: string;
+  /** Strings about the model (e.g. the class names), as tf.io ModelArtifacts carries them. */
+  userDefinedMetadata?: Record<string, string>;
 }
 
 /** Named weights in the order they are written. */
@@ -117,7 +119,7 @@ function denseLayer(layer: DenseLayer, activation: string, first: boolean, input
  * The TF.js artefact of the network `spec` with task parameters `params` (see taskParams).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt'): TfjsArtefact {
+export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Readonly<Record<string, string>> = {}): TfjsArtefact {
   const network = networkLayers(spec, params);
   const topology: LayerJson[] = [];
   const weights: Weights = [];
@@ -142,5 +144,6 @@ export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt')
     weightsManifest: [{ paths: ['weights.bin'], weights: weightSpecs }],
     weightSpecs,
     weightData: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
+    ...(Object.keys(metadata).length === 0 ? {} : { userDefinedMetadata: { ...metadata } }),
   };
 }

@@ -10,7 +10,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { getMetaModel } from '../../db/repositories/meta-models.js';
-import { exportModel, metaModelExportRefusal, type ExportFormat } from '../../export/index.js';
+import { exportModel, labelMetadata, metaModelExportRefusal, type ExportFormat } from '../../export/index.js';
 import { taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
@@ -18,8 +18,8 @@ import { MetaModelRefParams } from '../schemas/meta-models.js';
 import { metaModelExportRefused, ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
 
 /** Sends the network in `format` as an attachment named `<name><extension>`. */
-function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string): FastifyReply {
-  const file = exportModel(format, spec, params, name);
+function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string, metadata?: Record<string, string>): FastifyReply {
+  const file = exportModel(format, spec, params, name, metadata);
   reply.header('content-disposition', `attachment; filename="${name}${file.extension}"`).type(file.contentType);
   // A Buffer is sent as is; the TF.js document goes through the response schema's serialiser.
   return reply.send(file.format === 'onnx' ? Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength) : file.body);
@@ -43,8 +43,8 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     const { id } = request.params;
     const found = await app.taskModel(request.tenant.id, id);
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${id}`);
-    if (found.status === 'not-adapted') throw taskNotAdapted(id);
-    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`);
+    if (found.status !== 'ready') throw taskNotAdapted(id);
+    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`, labelMetadata(found.labels));
   });
 
   app.get('/meta-models/:id/model', {

@@ -30,6 +30,7 @@ export const TfjsArtefact = Type.Object(
     }),
     weightSpecs: Type.Array(WeightSpec),
     weightData: Type.String({ description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
+    userDefinedMetadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "A task's class names as a JSON array under `labels`, when it has names" })),
   },
   {
     additionalProperties: false,

@@ -65,7 +65,7 @@ export async function startWorker(api: TestApi, options: { progressIntervalMs?: 
   const logger = pino({ level: 'silent' });
   const redis = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
   const cancels = await CancelListener.start(redis, api.prefix, logger);
-  const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0 });
+  const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0, queues: api.queues, readaptDelayMs: api.app.config.readaptDelayMs });
   const pool = startWorkers(handlers, { connection: redis, prefix: api.prefix, logger, lockDuration: 5_000, stalledInterval: 2_000 });
   return {
     async close() {
