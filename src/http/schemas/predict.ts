@@ -8,7 +8,7 @@ export function PredictQuery(limits: Limits) {
   return Type.Object(
     {
       taskId: Id,
-      version: Type.Optional(Type.Integer({ minimum: 1, description: "Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version" })),
+      version: Type.Optional(Type.Integer({ minimum: 1, description: "Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version", examples: [3] })),
       x: Type.Array(Type.String({ minLength: 1, maxLength: 100_000 }), {
         minItems: 1,
         maxItems: limits.maxPredictInputs,

@@ -54,7 +54,7 @@ export const ExampleList = Type.Object({
     createdAt: Timestamp,
   })),
   nextAfter: Type.Union([Type.Integer(), Type.Null()], { description: 'Pass as `after` for the next page; null on the last' }),
-});
+}, { examples: [{ items: [{ seq: 41, x: [0.4, 1.2], y: 1, label: 'dog', createdAt: '2026-01-01T12:00:00.000Z' }], nextAfter: null }] });
 
 export const HeadList = Type.Object(
   {
@@ -70,7 +70,17 @@ export const HeadList = Type.Object(
     pinned: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'The version served instead of the latest; null: the latest serves' }),
     latest: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   },
-  { description: 'Newest first' },
+  {
+    description: 'Newest first',
+    examples: [{
+      items: [
+        { version: 2, supportSize: 41, examplesThrough: 41, supportLoss: { before: 0.9, after: 0.2 }, diverged: false, adaptationId: '01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b', createdAt: '2026-01-01T12:05:00.000Z' },
+        { version: 1, supportSize: 10, examplesThrough: null, supportLoss: { before: 1.1, after: 0.4 }, diverged: false, adaptationId: '01970f6e-9a1d-7e2f-8a3b-4c5d6e7f8a9b', createdAt: '2026-01-01T12:00:00.000Z' },
+      ],
+      pinned: 1,
+      latest: 2,
+    }],
+  },
 );
 
 export const HeadPin = Type.Object(

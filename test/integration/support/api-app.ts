@@ -26,7 +26,8 @@ export interface TestApi {
  * worker processes use a private database, see private-database.ts) and `redisUrl` under a fresh prefix.
  */
 export async function startApi(label: string, env: Record<string, string> = {}, redisUrl = SHARED_REDIS_URL): Promise<TestApi> {
-  const prefix = uniquePrefix(label);
+  // A second API process of the same deployment passes the first one's QUEUE_PREFIX.
+  const prefix = env.QUEUE_PREFIX ?? uniquePrefix(label);
   const config = testConfig({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
   const logger = pino({ level: 'silent' });
   const db = createDb(config.databaseUrl);
