@@ -140,6 +140,8 @@ describe('stored examples', () => {
     expect(live.allTime.scored).toBe(25);
     expect(live.allTime.value).toBeCloseTo(errors.reduce((a, b) => a + b, 0) / errors.length, 4);
     expect(live.recent).toMatchObject({ scored: 25 });
+    // The dashboard's curve: each example's own score, oldest first.
+    live.recent.scores.forEach((score: number, i: number) => expect(score).toBeCloseTo(errors[i], 4));
     const metrics = await api.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/fastadapt_prequential_squared_error_count \d+/);
     expect(metrics.body).not.toContain(taskId);

@@ -1068,6 +1068,8 @@ export interface components {
                     scored: number;
                     /** @description Accuracy or MSE over them; null when none was scored */
                     value: number | null;
+                    /** @description Each one's score, oldest first: 1 or 0 (right or wrong), or the squared error */
+                    scores: number[];
                 };
             };
             /**
@@ -8235,7 +8237,8 @@ export interface operations {
                      *             },
                      *             "recent": {
                      *               "scored": 0,
-                     *               "value": null
+                     *               "value": null,
+                     *               "scores": []
                      *             }
                      *           },
                      *           "createdAt": "2026-01-01T12:00:00.000Z",
@@ -8416,7 +8419,8 @@ export interface operations {
                      *         },
                      *         "recent": {
                      *           "scored": 0,
-                     *           "value": null
+                     *           "value": null,
+                     *           "scores": []
                      *         }
                      *       },
                      *       "createdAt": "2026-01-01T12:00:00.000Z"
@@ -8604,7 +8608,8 @@ export interface operations {
                      *         },
                      *         "recent": {
                      *           "scored": 0,
-                     *           "value": null
+                     *           "value": null,
+                     *           "scores": []
                      *         }
                      *       },
                      *       "createdAt": "2026-01-01T12:00:00.000Z"

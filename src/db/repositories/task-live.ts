@@ -19,7 +19,8 @@ export interface LiveWindow {
 export interface LiveView {
   metric: 'accuracy' | 'mse';
   allTime: LiveWindow;
-  recent: LiveWindow;
+  /** With each example's score, oldest first (1 or 0, or the squared error): the live curve's points. */
+  recent: LiveWindow & { scores: number[] };
 }
 
 /** The stored totals: `recent` holds one score per example (1 or 0 right, or the squared error), oldest first. */
@@ -38,6 +39,6 @@ export function liveView(kind: TaskKind, totals: LiveTotals): LiveView {
   return {
     metric: kind === 'classification' ? 'accuracy' : 'mse',
     allTime: { scored: totals.scored, value: mean(allTimeSum, totals.scored) },
-    recent: { scored: totals.recent.length, value: mean(recentSum, totals.recent.length) },
+    recent: { scored: totals.recent.length, value: mean(recentSum, totals.recent.length), scores: [...totals.recent] },
   };
 }

@@ -38,14 +38,17 @@ export const Live = Type.Object(
   {
     metric: Type.Union([Type.Literal('accuracy'), Type.Literal('mse')]),
     allTime: LiveWindow,
-    recent: { ...LiveWindow, description: 'The last 100 scored examples' },
+    recent: Type.Object({
+      ...LiveWindow.properties,
+      scores: Type.Array(Type.Number(), { description: "Each one's score, oldest first: 1 or 0 (right or wrong), or the squared error" }),
+    }, { description: 'The last 100 scored examples' }),
   },
   { description: 'Each appended labelled example is first scored by the head serving at that moment (before it joins the support set): an honest held-out accuracy (classification) or mean squared error (regression) of the live task. Examples appended before the first head are not scored' },
 );
 
 const TASK_EXAMPLE = {
   id: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', metaModelId: '01970f5d-8f21-7b0e-8a3c-5d2e9f1a7b60', kind: 'regression', inputDim: 1, headVersion: null, pinnedVersion: null,
-  readapt: 'manual', exampleCount: 0, live: { metric: 'mse', allTime: { scored: 0, value: null }, recent: { scored: 0, value: null } }, createdAt: '2026-01-01T12:00:00.000Z',
+  readapt: 'manual', exampleCount: 0, live: { metric: 'mse', allTime: { scored: 0, value: null }, recent: { scored: 0, value: null, scores: [] } }, createdAt: '2026-01-01T12:00:00.000Z',
 };
 
 export const Task = Type.Object(
