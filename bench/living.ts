@@ -4,8 +4,10 @@
  *
  * It starts the service as child processes (an API process and a worker process), has it meta-train
  * a small MAML sinusoid model through POST /meta-train, creates `--tasks` tasks with
- * `readapt: "auto"`, and has 8 concurrent clients stream `--examples` labelled examples to each
- * (a client takes the next task and appends its examples one request at a time: a burst per task).
+ * `readapt: "auto"`, and has 8 concurrent clients stream `--examples` labelled examples to each, one
+ * example per request: the clients form groups of `--clients-per-task` (default 8, all of them), a
+ * group takes the next task and its clients append that task's examples concurrently, each waiting
+ * for its answer before the next (a burst per task, as when a customer's labels arrive together).
  * It measures, through HTTP and the `<prefix>:adapted` channel every API process listens on:
  * - append latency p50/p99;
  * - freshness: from an append's answer until the adapted message of the first head that includes
@@ -19,7 +21,7 @@
  *   (queue jobs) left that name any of them (target zero).
  *
  * Options: --tasks N (default 100; the issue's full scale is --tasks 1000), --examples N (50),
- * --clients N (8), --iterations N (meta-training, 60), --readapt-delay MS (READAPT_DELAY_MS, default
+ * --clients N (8), --clients-per-task N (8), --iterations N (meta-training, 60), --readapt-delay MS (READAPT_DELAY_MS, default
  * the service's), --out PATH. Uses DATABASE_URL and REDIS_URL like the service; run it on a database
  * of its own. Everything it creates is removed at the end.
  */
@@ -45,6 +47,7 @@ const { values: opts } = parseArgs({
     tasks: { type: 'string', default: '100' },
     examples: { type: 'string', default: '50' },
     clients: { type: 'string', default: '8' },
+    'clients-per-task': { type: 'string', default: '8' },
     iterations: { type: 'string', default: '60' },
     'readapt-delay': { type: 'string' },
     out: { type: 'string', default: 'bench/results/living.json' },
@@ -95,6 +98,7 @@ interface Append {
 async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' }, []);
   const [taskCount, examples, clients] = [Number(opts.tasks), Number(opts.examples), Number(opts.clients)];
+  const perTask = Math.min(clients, Number(opts['clients-per-task']));
   const loadAtStart = load();
   const prefix = `fastadapt-bench-${randomUUID().slice(0, 8)}`;
   const db = createDb(config.databaseUrl);
@@ -120,32 +124,38 @@ async function main(): Promise<void> {
     // Every succeeded adaptation's message, when it reached a listener here (API processes get it at the same moment).
     subscriber = await AdaptedSubscriber.start(redis, prefix, pino({ level: 'warn' }), 'bench-living');
     const arrivals = new Map<string, number>();
+    const timings: { queuedMs: number[]; loadMs: number[]; adaptMs: number[]; writeMs: number[] } = { queuedMs: [], loadMs: [], adaptMs: [], writeMs: [] };
     subscriber.on((m) => {
-      if (m.status === 'succeeded' && m.headVersion !== null) arrivals.set(`${m.taskId}/${m.headVersion}`, now());
+      if (m.status !== 'succeeded' || m.headVersion === null) return;
+      arrivals.set(`${m.taskId}/${m.headVersion}`, now());
+      if (m.timings) for (const name of ['queuedMs', 'loadMs', 'adaptMs', 'writeMs'] as const) timings[name].push(m.timings[name]);
     });
 
     const taskIds: string[] = [];
     for (let i = 0; i < taskCount; i++) taskIds.push((expectStatus(await call('POST', '/tasks', { metaModelId, name: `living-${i}`, readapt: 'auto' }), 201, 'create task') as { id: string }).id);
 
-    // The streams: each client takes the next task and appends its examples one at a time.
+    // The streams: each group of clients takes the next task, and its clients append that task's
+    // examples concurrently, one example per request.
     const appends: Append[] = [];
     const rng = new Rng(7);
     const curves = taskIds.map(() => ({ amplitude: rng.uniform(0.5, 5), phase: rng.uniform(0, Math.PI) }));
+    const inputs = taskIds.map(() => Array.from({ length: examples }, () => rng.uniform(-5, 5)));
     let next = 0;
     const started = performance.now();
-    await Promise.all(Array.from({ length: clients }, async () => {
-      const local = new Rng(next + 1000);
+    await Promise.all(Array.from({ length: Math.max(1, Math.floor(clients / perTask)) }, async () => {
       for (let t = next++; t < taskCount; t = next++) {
         const taskId = taskIds[t];
-        for (let i = 0; i < examples; i++) {
-          const x = local.uniform(-5, 5);
+        await Promise.all(Array.from({ length: perTask }, async (_, c) => {
+          for (let i = c; i < examples; i += perTask) {
+            const x = inputs[t][i];
           const y = curves[t].amplitude * Math.sin(x - curves[t].phase);
           const sent = now();
           const reply = await call('POST', `/tasks/${taskId}/examples`, { x: [[x]], y: [y] });
           const answeredAt = now();
           const body = expectStatus(reply, 200, 'append') as { lastSeq: number; prequential: { scored: number; headVersion: number | null; predicted: number[] } };
           appends.push({ taskId, seq: body.lastSeq, x, y, answeredAt, latencyMs: answeredAt - sent, scored: body.prequential.scored === 1, headVersion: body.prequential.headVersion, predicted: body.prequential.predicted[0] ?? null });
-        }
+          }
+        }));
       }
     }));
     const streamSeconds = (performance.now() - started) / 1000;
@@ -226,19 +236,20 @@ async function main(): Promise<void> {
       }
     }
 
-    const perTask = runs.map((r) => Number(r.n));
+    const runsPerTask = runs.map((r) => Number(r.n));
     const appendLatency = summary(appends.map((a) => a.latencyMs));
     const fresh = summary(freshness);
     const bound = 1 + examples / 5;
     const results = {
       benchmark: 'living',
       at: new Date().toISOString(),
-      scale: { tasks: taskCount, examplesPerTask: examples, clients, full: taskCount >= 1000, note: taskCount >= 1000 ? 'the issue\'s full scale' : `reduced from the issue's 1,000 tasks to fit a few minutes on a shared 2-core machine (--tasks 1000 runs it in full)` },
+      scale: { tasks: taskCount, examplesPerTask: examples, clients, clientsPerTask: perTask, full: taskCount >= 1000, note: taskCount >= 1000 ? 'the issue\'s full scale' : `reduced from the issue's 1,000 tasks to fit a few minutes on a shared 2-core machine (--tasks 1000 runs it in full)` },
       readaptDelayMs,
       machine: { cpus: cpus().length, loadavgAtStart: loadAtStart, loadavgAtEnd: load(), note: 'shared with other engineers\' builds and tests: absolute times are noisy' },
       appends: { total: appends.length, perSecond: round(appends.length / streamSeconds, 1), latencyMs: appendLatency },
-      freshness: { description: "from an append's answer until the adapted message of the first head including it (when every API process drops its cached head)", ms: fresh, target: { p99AtMostMs: 250, met: fresh.p99 <= 250 }, tasksServingNewestHead: servingNewest },
-      adaptationsPerTask: { mean: round(perTask.reduce((a, b) => a + b, 0) / perTask.length), max: Math.max(...perTask), bound, met: Math.max(...perTask) <= bound, overlapping: runs.reduce((s, r) => s + Number(r.overlapping), 0) },
+      freshness: { description: "from an append's answer until the adapted message of the first head including it (when every API process drops its cached head)", ms: fresh, target: { p99AtMostMs: 250, met: fresh.p99 <= 250 }, tasksServingNewestHead: servingNewest,
+        workerTimingsMs: { note: 'per adaptation, from its adapted message: queued (READAPT_DELAY_MS included), loading the stored set and meta-model, the inner loop, the head write', queued: summary(timings.queuedMs), load: summary(timings.loadMs), adapt: summary(timings.adaptMs), write: summary(timings.writeMs) } },
+      adaptationsPerTask: { mean: round(runsPerTask.reduce((a, b) => a + b, 0) / runsPerTask.length), max: Math.max(...runsPerTask), bound, met: Math.max(...runsPerTask) <= bound, overlapping: runs.reduce((s, r) => s + Number(r.overlapping), 0) },
       prequential: { scored, maxRelativeDiffFromOffline: maxRelativeDiff, met: maxRelativeDiff <= 1e-9, predictionsRecheckedByVersion: sample.length, recheckMatches: sampleMatches },
       erasure: { deleteLatencyMs: summary(deleteLatencies), rowsLeft: { tasks: Number(left.tasks), examples: Number(left.examples), heads: Number(left.heads), adaptations: Number(left.adaptations) }, redisKeysScanned: keysScanned, redisKeysNamingTheTasks: keysLeft },
     };

@@ -13,6 +13,8 @@ import { MetaModelCache } from '../../db/meta-model-cache.js';
 import { loadMetaModel } from '../../db/repositories/meta-models.js';
 import { loadAdaptTarget, loadLatestHead, type AdaptTarget } from '../../db/repositories/tasks.js';
 import { Lru } from '../../util/lru.js';
+import { withTimeout } from '../../util/timeout.js';
+import { ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
 import { AdaptedSubscriber } from '../../jobs/adapted.js';
 import { publishTaskChanged, TaskChangeSubscriber, type TaskChanged } from '../../jobs/task-changes.js';
 import { taskParams, type MetaModel, type ModelSpec, type ParamArrays } from '../../meta/index.js';
@@ -120,7 +122,11 @@ async function adapted(app: FastifyInstance): Promise<void> {
   const announceTaskChange = async (message: TaskChanged) => {
     // This process first, so the answer that follows already holds here; then every other one.
     taskChanged(message);
-    await publishTaskChanged(base, config.queuePrefix, message);
+    // The row already changed: with Redis away the others learn it when their cached heads expire
+    // (PREDICT_CACHE max age) or their subscriptions come back, so the request is not held for it.
+    await withTimeout(publishTaskChanged(base, config.queuePrefix, message), ENQUEUE_TIMEOUT_MS).catch((err: unknown) => {
+      app.log.warn({ err, ...message }, 'could not announce a task change to the other API processes');
+    });
   };
 
   app.decorate('adaptWaiters', waiters);
