@@ -11,6 +11,7 @@
  * A pin writes the row, then tells every API process (task-changes.ts) before it answers.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { SupportArrays } from '../../db/repositories/adaptations.js';
 import { appendExamples, clearExamples, listExamples, type AppendScores } from '../../db/repositories/task-examples.js';
 import { listHeads, pinHead } from '../../db/repositories/task-heads.js';
@@ -24,7 +25,6 @@ import type { ServedHead } from '../predict-cache.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { ExampleList, ExamplesAppend, ExamplesAppended, ExamplesQuery, HeadList, HeadPin } from '../schemas/task-examples.js';
-import { Type } from 'typebox';
 
 const tags = ['tasks'];
 
