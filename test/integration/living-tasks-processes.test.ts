@@ -94,6 +94,13 @@ describe('across API processes', () => {
     expect(Number(runs.at(-1)!.examplesThrough)).toBe(30);
     const row = await a.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } });
     expect(row.readaptActive).toBe(false);
+    // A chain whose worker died after storing a head (the flag still up, nothing queued or running,
+    // the last one ended long ago) does not stop the task adapting by itself: the next append starts one.
+    await a.db.prisma.task.update({ where: { id: taskId }, data: { readaptActive: true } });
+    await a.db.prisma.adaptation.updateMany({ where: { taskId }, data: { finishedAt: new Date(Date.now() - 60_000) } });
+    const revived = (await call(a, 'POST', `/tasks/${taskId}/examples`, { x: [[0.25]], y: [0.5] })).json();
+    expect(revived.readaptId).toEqual(expect.any(String));
+    await waitUntil(async () => (await call(a, 'GET', `/tasks/${taskId}/heads`)).json().items[0]?.examplesThrough === 31, 'the revived chain to adapt', 20_000);
     // The live record scored every example appended once a head served.
     const { live } = (await call(a, 'GET', `/tasks/${taskId}`)).json();
     expect(live.allTime.scored).toBeGreaterThan(0);

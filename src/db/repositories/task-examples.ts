@@ -52,6 +52,24 @@ export function classFloor(maxExamples: number, nWay: number | null): number {
   return nWay === null ? 0 : Math.max(1, Math.floor(maxExamples / (2 * nWay)));
 }
 
+/**
+ * How long after the last readapt-auto adaptation of a task ended, with none queued or running, the
+ * task's `readapt_active` is taken for a chain whose worker died between storing a head and queueing
+ * the next adaptation (continueReadapt runs milliseconds after the head is stored): the next append
+ * then starts a chain again rather than the task never adapting by itself again.
+ */
+const READAPT_STALE_AFTER = '30 seconds';
+
+/** The task row, locked; `readapt_active` as it stands unless it is stale (see READAPT_STALE_AFTER). */
+const LOCK_TASK = `
+  SELECT t.example_seq, t.example_count,
+         t.readapt_active AND EXISTS (
+           SELECT 1 FROM adaptations a
+           WHERE a.task_id = t.id AND a.auto_readapt AND (a.status IN ('queued', 'running') OR a.finished_at > now() - $3::interval)
+         ) AS readapt_active
+  FROM tasks t WHERE t.id = $1 AND t.tenant_id = $2
+  FOR UPDATE OF t`;
+
 const INSERT_EXAMPLES = `
   INSERT INTO task_examples (task_id, seq, x, y)
   SELECT $1, $2::bigint + u.o, u.x, u.y FROM unnest($3::bytea[], $4::real[]) WITH ORDINALITY AS u(x, y, o)`;
@@ -106,10 +124,11 @@ export async function appendExamples(
   const { examples, scores, maxExamples } = input;
   const d = target.inputDim;
   return transaction(db, async (client) => {
-    const { rows } = await client.query<{ example_seq: string; example_count: number; readapt_active: boolean }>(
-      'SELECT example_seq, example_count, readapt_active FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE',
-      [target.taskId, target.tenantId],
-    );
+    const { rows } = await client.query<{ example_seq: string; example_count: number; readapt_active: boolean }>({
+      name: 'examples-lock-task',
+      text: LOCK_TASK,
+      values: [target.taskId, target.tenantId, READAPT_STALE_AFTER],
+    });
     const task = rows[0];
     if (!task) return null;
     const firstSeq = Number(task.example_seq);
