@@ -126,8 +126,8 @@ async function writeTasks(db: Db, tenantId: string, metaModelId: string, count: 
 }
 
 /** The plan Postgres picks for the miss path's statement at this size, run once. */
-async function missPlan(db: Db, taskId: string, tenantId: string) {
-  const { rows } = await db.sql.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${LATEST_HEAD_SQL}`, [taskId, tenantId]);
+async function missPlan(db: Db, taskId: string) {
+  const { rows } = await db.sql.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${LATEST_HEAD_SQL}`, [taskId, null]);
   const plan = rows.map((r) => r['QUERY PLAN']);
   const text = plan.join('\n');
   return { plan, indexedOnly: !/Seq Scan/.test(text) && /tasks_pkey/.test(text) && /adapted_heads_pkey/.test(text) };
@@ -306,7 +306,7 @@ async function main(): Promise<void> {
       const ids = await writeTasks(db, key.tenantId, stored.metaModelId, tasks, heads);
       const writeSeconds = (performance.now() - written) / 1000;
       const bytesPerHead = ((await headsBytes(db)) - sizeBefore) / tasks;
-      const plan = await missPlan(db, ids[Math.floor(tasks / 2)], key.tenantId);
+      const plan = await missPlan(db, ids[Math.floor(tasks / 2)]);
       const loadAverageAtStart = loadavg().map((v) => round(v));
       const level = await measureLevel(key, ids, prefix);
       results.push({ ...level, postgresBytesPerHead: Math.round(bytesPerHead), headParamBytes: heads[0].byteLength, writeSeconds: round(writeSeconds, 1), missPathPlan: plan, loadAverageAtStart, loadAverageAtEnd: loadavg().map((v) => round(v)) });

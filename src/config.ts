@@ -17,6 +17,11 @@ export interface Limits {
   readonly maxBodyBytes: number;
   /** MAX_SUPPORT_EXAMPLES: examples in one support set posted to /tasks/:id/adapt. Default 1000. */
   readonly maxSupportExamples: number;
+  /**
+   * MAX_TASK_EXAMPLES: labelled examples one task stores (POST /tasks/:id/examples; the oldest are
+   * evicted beyond it, keeping each class's newest few), and the most one append may carry. Default 1000.
+   */
+  readonly maxTaskExamples: number;
   /** MAX_DATASET_TASKS: stored tasks in one dataset task family. Default 1000. */
   readonly maxDatasetTasks: number;
   /** MAX_PART_BYTES: largest body of one uploaded part (PUT /task-families/:id/parts/:n). Default 64 MiB. */
@@ -116,6 +121,12 @@ export interface Config {
    * adaptation's Location instead of 200. Default 10000.
    */
   readonly adaptWaitMs: number;
+  /**
+   * READAPT_DELAY_MS: for a task with `readapt: auto`, how long after an append (or after the previous
+   * adaptation, when more examples arrived meanwhile) its stored examples are adapted on, so that a
+   * burst of appends coalesces into a few adaptations. Default 40.
+   */
+  readonly readaptDelayMs: number;
   /**
    * IDEMPOTENCY_TTL_MS: how long an Idempotency-Key of POST /meta-train maps to the job it created;
    * after that the key may be used again for a new job. Default 86400000 (24 h).
@@ -284,6 +295,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     studyIntervalMs: read.int('STUDY_INTERVAL_MS', 2_000, 50, 3_600_000),
     progressIntervalMs: read.int('PROGRESS_INTERVAL_MS', 250, 0, 60_000),
     adaptWaitMs: read.int('ADAPT_WAIT_MS', 10_000, 0, 600_000),
+    readaptDelayMs: read.int('READAPT_DELAY_MS', 40, 0, 60_000),
     idempotencyTtlMs: read.int('IDEMPOTENCY_TTL_MS', 86_400_000, 1_000, 365 * 86_400_000),
     authCacheTtlMs: read.int('AUTH_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     predictCacheSize: read.int('PREDICT_CACHE_SIZE', 10_000, 1, 10_000_000),
@@ -296,6 +308,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     limits: {
       maxBodyBytes: read.int('MAX_BODY_BYTES', MiB, 1024, 256 * MiB),
       maxSupportExamples: read.int('MAX_SUPPORT_EXAMPLES', 1000, 1, 1_000_000),
+      maxTaskExamples: read.int('MAX_TASK_EXAMPLES', 1000, 1, 1_000_000),
       maxDatasetTasks: read.int('MAX_DATASET_TASKS', 1000, 1, 1_000_000),
       maxPartBytes: read.int('MAX_PART_BYTES', 64 * MiB, 1024, 1024 * MiB),
       maxDatasetRows: read.int('MAX_DATASET_ROWS', 1_000_000, 1, 100_000_000),

@@ -59,7 +59,7 @@ async function start(config: Config, logger: Logger, shutdown: Shutdown): Promis
 
   if (config.role !== 'api') {
     const cancels = await CancelListener.start(redis, config.queuePrefix, logger);
-    const handlers = createHandlers({ db, logger, redis, queuePrefix: config.queuePrefix, cancels, progressIntervalMs: config.progressIntervalMs });
+    const handlers = createHandlers({ db, logger, redis, queuePrefix: config.queuePrefix, cancels, progressIntervalMs: config.progressIntervalMs, queues, readaptDelayMs: config.readaptDelayMs });
     const pool = startWorkers(handlers, {
       connection: redis,
       prefix: config.queuePrefix,

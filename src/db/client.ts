@@ -13,6 +13,11 @@ export { PrismaClient };
 export { Prisma } from '../generated/prisma/client.js';
 import { Prisma } from '../generated/prisma/client.js';
 
+/** A write naming a row that is gone (Postgres 23503), e.g. an adaptation of a task deleted meanwhile. */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23503';
+}
+
 /** The write broke a unique constraint (Prisma's P2002): another writer took the key first. */
 export function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';

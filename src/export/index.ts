@@ -21,20 +21,32 @@ export type ExportedModel =
   | { format: 'onnx'; contentType: string; extension: '.onnx'; body: Uint8Array }
   | { format: 'tfjs'; contentType: 'application/json'; extension: '.tfjs.json'; body: TfjsArtefact };
 
+/** What a task's file carries besides its network. */
+export interface ExportExtras {
+  /**
+   * The meta-model's calibration: a classifier's probabilities are then the calibrated ones (its head
+   * divided by the temperature: softmax(logits / T), the same labels) and the calibration travels in
+   * the file's metadata (ONNX `metadata_props` key `fastadapt.calibration`, TF.js
+   * `userDefinedMetadata.calibration`) for a runtime that computes intervals or sets itself.
+   */
+  calibration?: Calibration;
+  /** The task's class names in index order, as a JSON array under `labels` (ONNX metadata_props, TF.js userDefinedMetadata), so the file's `label` output can be named. */
+  labels?: readonly string[];
+}
+
 /**
- * The network `spec` with task parameters `params` in `format`; `name` names the graph or model.
- * With the meta-model's `calibration`, a classifier's probabilities are the calibrated ones (its head
- * divided by the temperature: softmax(logits / T), the same labels) and the calibration travels in
- * the file's metadata (ONNX `metadata_props` key `fastadapt.calibration`, TF.js
- * `userDefinedMetadata.calibration`) for a runtime that computes intervals or sets itself.
+ * The network `spec` with task parameters `params` in `format`; `name` names the graph or model;
+ * `extras` what else the file carries.
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string, calibration?: Calibration): ExportedModel {
+export function exportModel(format: ExportFormat, spec: ModelSpec, params: ParamArrays, name?: string, extras: ExportExtras = {}): ExportedModel {
+  const { calibration, labels } = extras;
   const tempered = calibration ? temperedHead(spec, params, calibration.temperature) : params;
-  const metadata = calibration ? { [CALIBRATION_METADATA_KEY]: JSON.stringify(calibration) } : undefined;
+  const named: { labels?: string } = labels && labels.length > 0 ? { labels: JSON.stringify(labels) } : {};
+  const onnxMetadata: Record<string, string> = { ...named, ...(calibration ? { [CALIBRATION_METADATA_KEY]: JSON.stringify(calibration) } : {}) };
   return format === 'onnx'
-    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, tempered, name, metadata) }
-    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, tempered, name, calibration) };
+    ? { format, contentType: ONNX_CONTENT_TYPE, extension: '.onnx', body: toOnnx(spec, tempered, name, onnxMetadata) }
+    : { format, contentType: 'application/json', extension: '.tfjs.json', body: toTfjs(spec, tempered, name, { ...named, ...(calibration ? { calibration } : {}) }) };
 }
 
 /** The ONNX metadata key the calibration is stored under (JSON). */

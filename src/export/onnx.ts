@@ -92,10 +92,11 @@ function convBody(body: ConvBody, nodes: Field[], initializers: Field[]): string
 }
 
 /**
- * The ONNX model of the network `spec` with task parameters `params` (see taskParams).
+ * The ONNX model of the network `spec` with task parameters `params` (see taskParams); `metadata`
+ * goes in the model's metadata_props.
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Record<string, string> = {}): Uint8Array {
+export function toOnnx(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   const nodes: Field[] = [];
   const initializers: Field[] = [];
   const network = networkLayers(spec, params);

@@ -65,8 +65,14 @@ export interface TfjsArtefact {
   weightSpecs: TfjsWeightSpec[];
   /** Base64 of the float32 weights (little-endian), in `weightSpecs` order. */
   weightData: string;
-  /** The meta-model's calibration, when it has one (ModelArtifacts.userDefinedMetadata, which tf.io.fromMemory keeps). */
-  userDefinedMetadata?: { calibration: Calibration };
+  /** What else the file says about the model (ModelArtifacts.userDefinedMetadata, which tf.io.fromMemory keeps); absent when nothing. */
+  userDefinedMetadata?: TfjsMetadata;
+}
+
+/** A task's class names (a JSON array, in index order) and its meta-model's calibration. */
+export interface TfjsMetadata {
+  labels?: string;
+  calibration?: Calibration;
 }
 
 /** Named weights in the order they are written. */
@@ -120,7 +126,7 @@ function denseLayer(layer: DenseLayer, activation: string, first: boolean, input
  * The TF.js artefact of the network `spec` with task parameters `params` (see taskParams).
  * @throws RangeError naming a missing or mis-shaped parameter.
  */
-export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', calibration?: Calibration): TfjsArtefact {
+export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt', metadata: TfjsMetadata = {}): TfjsArtefact {
   const network = networkLayers(spec, params);
   const topology: LayerJson[] = [];
   const weights: Weights = [];
@@ -145,6 +151,6 @@ export function toTfjs(spec: ModelSpec, params: ParamArrays, name = 'fastadapt',
     weightsManifest: [{ paths: ['weights.bin'], weights: weightSpecs }],
     weightSpecs,
     weightData: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
-    ...(calibration ? { userDefinedMetadata: { calibration } } : {}),
+    ...(Object.keys(metadata).length === 0 ? {} : { userDefinedMetadata: { ...metadata } }),
   };
 }

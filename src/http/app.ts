@@ -33,6 +33,7 @@ import predict from './routes/predict.js';
 import studies from './routes/studies.js';
 import studyEvents from './routes/study-events.js';
 import tasks from './routes/tasks.js';
+import taskExamples from './routes/task-examples.js';
 import taskFamilies from './routes/task-families.js';
 import { validatorCompiler } from './validation.js';
 
@@ -110,6 +111,7 @@ export async function buildApp(deps: AppDeps) {
     await api.register(studies, { redis: jobsRedis });
     await api.register(studyEvents, { redis: jobsRedis });
     await api.register(tasks);
+    await api.register(taskExamples);
     await api.register(adapt);
     await api.register(predict);
     await api.register(modelExport);

@@ -18,10 +18,12 @@ export interface ServedHead {
   metaModelId: string;
   headVersion: number;
   network: PreparedNetwork;
+  /** The task's class names in index order (empty: none), so predictions answer names. */
+  labels?: readonly string[];
 }
 
 /** What serving a task finds: no such task (for this tenant), a task never adapted, or its head. */
-export type HeadLookup = { status: 'missing' } | { status: 'not-adapted' } | { status: 'ready'; head: ServedHead };
+export type HeadLookup = { status: 'missing' } | { status: 'not-adapted' } | { status: 'no-version' } | { status: 'ready'; head: ServedHead };
 
 export interface PredictCacheOptions {
   /** Reads a task's latest head from the store, scoped to the tenant. */
@@ -112,6 +114,19 @@ export class PredictCache {
   invalidate(taskId: string, headVersion: number): void {
     const entry = this.entries.peek(taskId);
     if (entry && entry.head.headVersion < headVersion) this.entries.delete(taskId);
+    this.staleLoads(taskId);
+  }
+
+  /**
+   * The task's served head changed other than by a newer version (a pin, a rollback) or the task is
+   * gone: forget it whatever version is held, and keep loads under way from caching what they read.
+   */
+  forget(taskId: string): void {
+    this.entries.delete(taskId);
+    this.staleLoads(taskId);
+  }
+
+  private staleLoads(taskId: string): void {
     for (const [key, load] of this.loading) {
       if (load.taskId !== taskId) continue;
       load.state.stale = true;

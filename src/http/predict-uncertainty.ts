@@ -41,7 +41,7 @@ export interface UncertaintySources {
 /** The fields an answer gains. */
 export interface UncertaintyAnswer {
   intervals?: [number, number][];
-  sets?: number[][];
+  sets?: (number | string)[][];
   novelty?: number[];
   abstain?: boolean[];
 }
@@ -101,7 +101,10 @@ export class PredictUncertainty {
       const q = quantileFor(context.calibration, shots, options.coverage);
       if (prediction.kind === 'classification') {
         // An infinite quantile (too few scores) is the honest answer: every class.
-        out.sets = prediction.probabilities.map((p) => predictionSet(temperatureScale(p, shots.temperature), q));
+        const sets = prediction.probabilities.map((p) => predictionSet(temperatureScale(p, shots.temperature), q));
+        // A task with class names answers them, as its predictions' `label` does.
+        const { labels } = head;
+        out.sets = labels ? sets.map((set) => set.map((index) => labels[index] ?? index)) : sets;
       } else {
         if (!Number.isFinite(q)) throw new HttpProblem(409, `the calibration holds too few scores for coverage ${options.coverage} at ${shots.shots} shots`, { title: 'Coverage not calibrated' });
         const h = halfWidth(shots, q, context.supportY);

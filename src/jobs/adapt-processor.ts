@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import type { MetaModelCache } from '../db/meta-model-cache.js';
 import * as adaptations from '../db/repositories/adaptations.js';
+import { continueReadapt } from '../db/repositories/task-examples.js';
 import { loadMetaModel } from '../db/repositories/meta-models.js';
 import { CodecError, encodeParams, NonFiniteError, type MetaModel } from '../meta/index.js';
 import { errorMessage } from '../util/error-reason.js';
@@ -36,6 +37,11 @@ export interface AdaptDeps {
   logger: Logger;
   /** This process's decoded meta-models. */
   metaModels: MetaModelCache;
+  /**
+   * Queues the next adaptation of a readapt-auto chain (coalescing delay included). Without it the
+   * row stays queued for the reconciler.
+   */
+  enqueueReadapt?: (taskId: string, adaptationId: string) => Promise<unknown>;
 }
 
 /** How a run ended (the BullMQ job's return value). */
@@ -73,8 +79,32 @@ export interface RunAdaptationOptions {
   lastAttempt?: boolean;
 }
 
-/** Runs adaptation `adaptationId` to its end (see the module comment). */
+/**
+ * Runs adaptation `adaptationId` to its end (see the module comment); one started by readapt auto
+ * is followed by the next of its chain when newer examples were stored meanwhile (continueReadapt).
+ */
 export async function runAdaptation(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions = {}): Promise<AdaptOutcome> {
+  const ran = await runOnce(deps, adaptationId, options);
+  const { work } = ran;
+  if (work?.autoReadapt && ran.outcome.outcome !== 'skipped') {
+    // Failed too: only newer examples start another, so a support set that cannot adapt does not loop.
+    const next = await continueReadapt(deps.db, work.taskId, work.examplesThrough ?? Number.MAX_SAFE_INTEGER, { steps: work.steps, innerLr: work.innerLr, guard: work.guard });
+    if (next && deps.enqueueReadapt) {
+      await deps.enqueueReadapt(work.taskId, next).catch((err: unknown) => deps.logger.warn({ err, adaptationId: next }, 'could not enqueue the next readapt; the reconciler will'));
+    }
+  }
+  return ran.outcome;
+}
+
+async function runOnce(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions): Promise<{ outcome: AdaptOutcome; work: adaptations.AdaptationWork | null }> {
+  let work: adaptations.AdaptationWork | null = null;
+  const outcome = await runLoaded(deps, adaptationId, options, (loaded) => {
+    work = loaded;
+  });
+  return { outcome, work };
+}
+
+async function runLoaded(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions, loaded: (work: adaptations.AdaptationWork) => void): Promise<AdaptOutcome> {
   const pickedAt = Date.now();
   const startedAt = new Date(pickedAt);
   const clock = new Stopwatch();
@@ -86,6 +116,8 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
       logger.info({ adaptationId, status: work?.status ?? null }, 'adaptation missing or already ended: nothing to run');
       return { outcome: 'skipped' };
     }
+    loaded(work);
+    if (work.support.n === 0) throw new AdaptationFailure('the task has no stored examples to adapt on');
     const model = await metaModelFor(deps, work);
     const loadMs = clock.lap();
 
@@ -105,6 +137,7 @@ export async function runAdaptation(deps: AdaptDeps, adaptationId: string, optio
       innerLr: work.innerLr,
       durationMs,
       startedAt,
+      ...(work.fromExamples ? { storedSet: { size: work.support.n, through: work.examplesThrough ?? 0 } } : {}),
     });
     const writeMs = clock.lap();
     if (headVersion === null) {

@@ -127,6 +127,26 @@ export function enqueueMetaTrain(queues: Queues, jobId: string) {
   return enqueue(queues, 'meta-train', { jobId }, jobId);
 }
 
+/** readapt auto's coalescing delay when none is configured (config.readaptDelayMs). */
+export const DEFAULT_READAPT_DELAY_MS = 40;
+
+/**
+ * Enqueues an adaptation of a task's stored examples that readapt auto started, `delayMs` from now
+ * so the appends of a burst that arrive meanwhile are in the set it reads. Adaptation priority, as
+ * for any adaptation.
+ */
+export function enqueueReadapt(queues: Queues, taskId: string, adaptationId: string, delayMs: number) {
+  return enqueue(queues, 'adapt', { taskId, adaptationId }, adaptationId, { priority: 1, delay: delayMs });
+}
+
+/** Removes the adapt queue's jobs of these adaptations (ids = row ids), a batch at a time; an active one stays. */
+export async function removeAdaptationJobs(queues: Queues, adaptationIds: readonly string[]): Promise<void> {
+  const BATCH = 100;
+  for (let i = 0; i < adaptationIds.length; i += BATCH) {
+    await Promise.all(adaptationIds.slice(i, i + BATCH).map((id) => queues.adapt.remove(id)));
+  }
+}
+
 /** Enqueues the evaluation row `evaluationId` (BullMQ job id = row id, as for meta-training). */
 export function enqueueEvaluation(queues: Queues, evaluationId: string) {
   return enqueue(queues, 'evaluate', { evaluationId }, evaluationId);

@@ -78,7 +78,7 @@ export interface GraphParts {
 }
 
 /** The ModelProto of one graph against the default operator set `opset`, with `metadata` as its metadata_props. */
-export function onnxModel(graph: GraphParts, opset: number, metadata: Record<string, string> = {}): Uint8Array {
+export function onnxModel(graph: GraphParts, opset: number, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   const body = [...graph.nodes, stringField(2, graph.name), ...graph.initializers, ...graph.inputs, ...graph.outputs];
   return message([
     intField(1, IR_VERSION),

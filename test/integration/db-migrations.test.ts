@@ -90,6 +90,7 @@ describe('the test database', () => {
       'meta_train_jobs',
       'studies',
       'study_trials',
+      'task_examples',
       'task_families',
       'tasks',
       'tenants',

@@ -1,8 +1,9 @@
-// Entry: sign in with an API key (kept in sessionStorage), then the board: jobs, curves, studies, models, task.
+// Entry: sign in with an API key (kept in sessionStorage), then the board: jobs, curves, studies, models, tasks (live curves), try a task.
 import { api, ApiError, session } from './api.js';
 import { refreshJobs, stopJobs } from './jobs.js';
 import { refreshModels } from './models.js';
 import { refreshStudies, stopStudies } from './studies.js';
+import { refreshTasks } from './tasks.js';
 import { setUpEvaluations } from './evaluations.js';
 import { setUpTry } from './try.js';
 
@@ -17,7 +18,7 @@ function show(signedIn) {
 
 async function refresh() {
   try {
-    await Promise.all([refreshJobs(), refreshStudies(), refreshModels()]);
+    await Promise.all([refreshJobs(), refreshStudies(), refreshModels(), refreshTasks()]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) signOut('The key was refused (revoked?). Enter another.');
   }

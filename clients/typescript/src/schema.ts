@@ -248,7 +248,11 @@ export interface paths {
         get: operations["getMetaModel"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a meta-model version that no task and no alias uses
+         * @description 409 names what still uses it: its tasks (delete them first) or its aliases (move them; the newest version of a name always has `latest`). Its evaluations go with it.
+         */
+        delete: operations["deleteMetaModel"];
         options?: never;
         head?: never;
         patch?: never;
@@ -409,6 +413,69 @@ export interface paths {
         /** Get one task, with its latest adapted head version */
         get: operations["getTask"];
         put?: never;
+        post?: never;
+        /**
+         * Delete a task with everything of it: examples, head versions, adaptations, cached heads and queue jobs
+         * @description Every API process answers 404 for it from when this answers (erasure of a customer, a patient, a site).
+         */
+        delete: operations["deleteTask"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tasks/{id}/examples": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The task's stored examples, oldest first, in pages */
+        get: operations["listTaskExamples"];
+        put?: never;
+        /**
+         * Append labelled examples to the task's stored support set (each scored first by the serving head)
+         * @description Examples beyond MAX_TASK_EXAMPLES evict the oldest (each class keeps its newest few, so none disappears). Each example is first predicted by the head serving at that moment: the task's `live` accuracy or MSE is prequential (test, then train). A bad value answers 400 naming its field and index, and nothing of the request is stored. With `readapt: auto` the task then adapts on its stored examples by itself.
+         */
+        post: operations["appendTaskExamples"];
+        /** Delete every stored example of the task (its heads and live record stay) */
+        delete: operations["clearTaskExamples"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tasks/{id}/heads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The task's head versions, newest first, with the pinned one */
+        get: operations["listTaskHeads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tasks/{id}/head": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Serve one head version (roll back or forward), or the latest again (null)
+         * @description Takes effect on every API process before this answers: predictions, exports and the prequential scoring of appends use the pinned version. New adaptations still add versions (the latest moves on) without moving the pin.
+         */
+        put: operations["pinTaskHead"];
         post?: never;
         delete?: never;
         options?: never;
@@ -575,8 +642,12 @@ export interface components {
             innerLr: number;
             /** @enum {string} */
             guard: "best" | "none";
-            /** @description Examples in the support set */
+            /** @description Examples in the support set (for one on the stored examples: how many there were when it was queued, then when it ran) */
             supportSize: number;
+            /** @description Adapts on the task's stored examples (no support set sent) */
+            fromExamples?: boolean;
+            /** @description The newest stored example (its seq) it adapted on; null until it ran */
+            examplesThrough?: number | null;
             /** @description The head version it stored (succeeded only) */
             headVersion: number | null;
             supportLoss: {
@@ -958,15 +1029,17 @@ export interface components {
             /** @description The adapted head that answered */
             headVersion: number;
             predictions: number[] | {
-                /** @description The most probable class */
-                label: number;
+                /** @description The most probable class: its name for a task with label names, else its index */
+                label: number | string;
+                /** @description The most probable class, by index */
+                labelIndex: number;
                 /** @description One probability per class, summing to 1 */
                 probabilities: number[];
             }[];
             /** @description Regression with `coverage`: [lo, hi] per input */
             intervals?: number[][];
-            /** @description Classification with `coverage`: the labels of each input's prediction set (always holding the predicted label) */
-            sets?: number[][];
+            /** @description Classification with `coverage`: the labels of each input's prediction set (always holding the predicted label): class names for a task with `labels`, indices otherwise */
+            sets?: (number | string)[][];
             /** @description With `novelty`: per input, its distance to the support set standardised on validation tasks (0: typical of a task's own inputs) */
             novelty?: number[];
             /** @description With `novelty`: per input, whether its novelty passes the meta-model's threshold (about 5% of a task's own inputs do) */
@@ -1040,6 +1113,34 @@ export interface components {
             nWay?: number;
             /** @description Latest adapted head; null until the first adaptation */
             headVersion: number | null;
+            /** @description The head version served instead of the latest (PUT /tasks/:id/head); null: the latest serves */
+            pinnedVersion: number | null;
+            /** @description Class names in index order (when created with names) */
+            labels?: string[];
+            /** @enum {string} */
+            readapt: "manual" | "auto";
+            /** @description Labelled examples stored (POST /tasks/:id/examples) */
+            exampleCount: number;
+            /** @description Each appended labelled example is first scored by the head serving at that moment (before it joins the support set): an honest held-out accuracy (classification) or mean squared error (regression) of the live task. Examples appended before the first head are not scored */
+            live: {
+                /** @enum {string} */
+                metric: "accuracy" | "mse";
+                allTime: {
+                    /** @description Examples scored */
+                    scored: number;
+                    /** @description Accuracy or MSE over them; null when none was scored */
+                    value: number | null;
+                };
+                /** @description The last 100 scored examples */
+                recent: {
+                    /** @description Examples scored */
+                    scored: number;
+                    /** @description Accuracy or MSE over them; null when none was scored */
+                    value: number | null;
+                    /** @description Each one's score, oldest first: 1 or 0 (right or wrong), or the squared error */
+                    scores: number[];
+                };
+            };
             /**
              * Format: date-time
              * @example 2026-01-01T12:00:00.000Z
@@ -1122,10 +1223,12 @@ export interface components {
             }[];
             /** @description Little-endian float32 weights in `weightSpecs` order, base64 */
             weightData: string;
-            /** @description The meta-model's calibration, when it has one (a classifier's probabilities are then already divided by its temperature) */
+            /** @description What else the file says: the task's class names, and its meta-model's calibration when it has one (a classifier's probabilities are then already divided by its temperature) */
             userDefinedMetadata?: {
+                /** @description The task's class names as a JSON array, in index order, when it has names */
+                labels?: string;
                 /** @description Fitted on validation tasks at the end of meta-training: temperature, split conformal quantiles by shots, novelty standardisation */
-                calibration: {
+                calibration?: {
                     /** @enum {string} */
                     kind: "regression" | "classification";
                     /** @description The temperature at the shots the meta-model was trained with (exports bake it into their probabilities) */
@@ -4181,6 +4284,168 @@ export interface operations {
                      *       "status": 404,
                      *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
                      *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteMetaModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A meta-model id, `name@version` (e.g. `sine@3`) or `name@alias` (e.g. `sine@production`)
+                 * @example sine-maml@production
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Invalid request: /id must not have more than 300 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 300 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource is in a state that does not allow this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "instance": "/meta-models/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The resource is in a state that does not allow this"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -8093,6 +8358,21 @@ export interface operations {
                      *           "kind": "regression",
                      *           "inputDim": 1,
                      *           "headVersion": 3,
+                     *           "pinnedVersion": null,
+                     *           "readapt": "manual",
+                     *           "exampleCount": 0,
+                     *           "live": {
+                     *             "metric": "mse",
+                     *             "allTime": {
+                     *               "scored": 0,
+                     *               "value": null
+                     *             },
+                     *             "recent": {
+                     *               "scored": 0,
+                     *               "value": null,
+                     *               "scores": []
+                     *             }
+                     *           },
                      *           "createdAt": "2026-01-01T12:00:00.000Z",
                      *           "name": "customer-42"
                      *         }
@@ -8216,12 +8496,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "metaModelId": "sine-maml@latest",
-                 *       "name": "customer-42"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description A meta-model id, `name@version` (e.g. `sine-maml@3`) or `name@alias` (e.g. `sine-maml@production`)
@@ -8230,6 +8504,20 @@ export interface operations {
                     metaModelId: string;
                     /** @example customer-42 */
                     name?: string;
+                    /**
+                     * @description Classification: the class names in index order, one per class, distinct. Labels may then be given by name (support.y, examples) and predictions answer the name
+                     * @example [
+                     *       "cat",
+                     *       "dog",
+                     *       "bird"
+                     *     ]
+                     */
+                    labels?: string[];
+                    /**
+                     * @description 'manual' (default): the task adapts when asked (POST /tasks/:id/adapt). 'auto': it adapts on its stored examples after appends, a burst coalescing into a few adaptations (READAPT_DELAY_MS), never two at once, the last including the newest example
+                     * @enum {string}
+                     */
+                    readapt?: "manual" | "auto";
                 };
             };
         };
@@ -8252,6 +8540,21 @@ export interface operations {
                      *       "kind": "regression",
                      *       "inputDim": 1,
                      *       "headVersion": null,
+                     *       "pinnedVersion": null,
+                     *       "readapt": "manual",
+                     *       "exampleCount": 0,
+                     *       "live": {
+                     *         "metric": "mse",
+                     *         "allTime": {
+                     *           "scored": 0,
+                     *           "value": null
+                     *         },
+                     *         "recent": {
+                     *           "scored": 0,
+                     *           "value": null,
+                     *           "scores": []
+                     *         }
+                     *       },
                      *       "createdAt": "2026-01-01T12:00:00.000Z"
                      *     }
                      */
@@ -8426,6 +8729,21 @@ export interface operations {
                      *       "kind": "regression",
                      *       "inputDim": 1,
                      *       "headVersion": null,
+                     *       "pinnedVersion": null,
+                     *       "readapt": "manual",
+                     *       "exampleCount": 0,
+                     *       "live": {
+                     *         "metric": "mse",
+                     *         "allTime": {
+                     *           "scored": 0,
+                     *           "value": null
+                     *         },
+                     *         "recent": {
+                     *           "scored": 0,
+                     *           "value": null,
+                     *           "scores": []
+                     *         }
+                     *       },
                      *       "createdAt": "2026-01-01T12:00:00.000Z"
                      *     }
                      */
@@ -8554,6 +8872,1165 @@ export interface operations {
             };
         };
     };
+    deleteTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTaskExamples: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description Examples with a larger sequence number (the previous page's nextAfter) */
+                after?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "seq": 41,
+                     *           "x": [
+                     *             0.4,
+                     *             1.2
+                     *           ],
+                     *           "y": 1,
+                     *           "label": "dog",
+                     *           "createdAt": "2026-01-01T12:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "nextAfter": null
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            seq: number;
+                            x: number[];
+                            /** @description The target, or the class index */
+                            y: number;
+                            /** @description The class name (tasks with names) */
+                            label?: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-01T12:00:00.000Z
+                             */
+                            createdAt: string;
+                        }[];
+                        /** @description Pass as `after` for the next page; null on the last */
+                        nextAfter: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Invalid request: /limit must be <= 1000",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/limit",
+                     *           "message": "must be <= 1000",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    appendTaskExamples: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "x": [
+                 *         [
+                 *           0.4,
+                 *           1.2
+                 *         ]
+                 *       ],
+                 *       "y": [
+                 *         "dog"
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Inputs, one row of inputDim numbers per example */
+                    x: number[][];
+                    /** @description Targets (regression) or class labels (an index, or one of the task's label names), one per row of x */
+                    y: (number | string)[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "added": 1,
+                     *       "stored": 41,
+                     *       "evicted": 0,
+                     *       "lastSeq": 41,
+                     *       "prequential": {
+                     *         "scored": 1,
+                     *         "correct": 1,
+                     *         "headVersion": 7,
+                     *         "predicted": [
+                     *           1
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        added: number;
+                        /** @description Examples the task stores now */
+                        stored: number;
+                        /** @description The oldest examples removed to stay within MAX_TASK_EXAMPLES (each class keeps its newest few) */
+                        evicted: number;
+                        /** @description The sequence number of the last example appended (examples are numbered from 1 per task) */
+                        lastSeq: number;
+                        /** @description Each example was first scored by the head serving at that moment (test, then train): see the task's `live` */
+                        prequential: {
+                            /** @description Examples scored before joining the set (0 when the task had no head yet) */
+                            scored: number;
+                            /** @description Classification: how many of them the serving head classified right */
+                            correct?: number;
+                            /** @description Regression: their summed squared error */
+                            squaredError?: number;
+                            /** @description The head that scored them */
+                            headVersion: number | null;
+                            /** @description What that head predicted for each (the value, or the class index), so the score can be recomputed */
+                            predicted: number[];
+                        };
+                        /** @description readapt auto: the adaptation of the stored examples this append started */
+                        readaptId?: string;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Invalid request: /x is required",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/x",
+                     *           "message": "is required",
+                     *           "in": "body"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body larger than MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Unsupported Media Type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearTaskExamples: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/examples",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTaskHeads: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "version": 2,
+                     *           "supportSize": 41,
+                     *           "examplesThrough": 41,
+                     *           "supportLoss": {
+                     *             "before": 0.9,
+                     *             "after": 0.2
+                     *           },
+                     *           "diverged": false,
+                     *           "adaptationId": "01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b",
+                     *           "createdAt": "2026-01-01T12:05:00.000Z"
+                     *         },
+                     *         {
+                     *           "version": 1,
+                     *           "supportSize": 10,
+                     *           "examplesThrough": null,
+                     *           "supportLoss": {
+                     *             "before": 1.1,
+                     *             "after": 0.4
+                     *           },
+                     *           "diverged": false,
+                     *           "adaptationId": "01970f6e-9a1d-7e2f-8a3b-4c5d6e7f8a9b",
+                     *           "createdAt": "2026-01-01T12:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "pinned": 1,
+                     *       "latest": 2
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            version: number;
+                            /** @description Examples it was adapted on */
+                            supportSize: number | null;
+                            /** @description Adapted on the stored examples: the newest one it saw (its seq) */
+                            examplesThrough: number | null;
+                            supportLoss: {
+                                before: number;
+                                after: number;
+                            };
+                            diverged: boolean;
+                            adaptationId: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-01T12:00:00.000Z
+                             */
+                            createdAt: string;
+                        }[];
+                        /** @description The version served instead of the latest; null: the latest serves */
+                        pinned: number | null;
+                        latest: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "Invalid request: /limit must be <= 1000",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/limit",
+                     *           "message": "must be <= 1000",
+                     *           "in": "query"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/heads",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pinTaskHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque id
+                 * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The head version to serve; null follows the latest again */
+                    version: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "version": 2,
+                     *           "supportSize": 41,
+                     *           "examplesThrough": 41,
+                     *           "supportLoss": {
+                     *             "before": 0.9,
+                     *             "after": 0.2
+                     *           },
+                     *           "diverged": false,
+                     *           "adaptationId": "01970f6f-0c1d-7e2f-8a3b-4c5d6e7f8a9b",
+                     *           "createdAt": "2026-01-01T12:05:00.000Z"
+                     *         },
+                     *         {
+                     *           "version": 1,
+                     *           "supportSize": 10,
+                     *           "examplesThrough": null,
+                     *           "supportLoss": {
+                     *             "before": 1.1,
+                     *             "after": 0.4
+                     *           },
+                     *           "diverged": false,
+                     *           "adaptationId": "01970f6e-9a1d-7e2f-8a3b-4c5d6e7f8a9b",
+                     *           "createdAt": "2026-01-01T12:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "pinned": 1,
+                     *       "latest": 2
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            version: number;
+                            /** @description Examples it was adapted on */
+                            supportSize: number | null;
+                            /** @description Adapted on the stored examples: the newest one it saw (its seq) */
+                            examplesThrough: number | null;
+                            supportLoss: {
+                                before: number;
+                                after: number;
+                            };
+                            diverged: boolean;
+                            adaptationId: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-01T12:00:00.000Z
+                             */
+                            createdAt: string;
+                        }[];
+                        /** @description The version served instead of the latest; null: the latest serves */
+                        pinned: number | null;
+                        latest: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input; `errors` names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "Invalid request: /version is required",
+                     *       "errors": [
+                     *         {
+                     *           "path": "/version",
+                     *           "message": "is required",
+                     *           "in": "body"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "Missing Authorization header; send `Authorization: Bearer <api key>`"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "No such resource for this tenant"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body larger than MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "Request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "Unsupported Media Type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (Retry-After says when to retry), or a per-tenant limit reached */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "Rate limit of 600 requests per minute exceeded for this API key; retry in 1 minute"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error; quote the x-request-id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "An unexpected error occurred. Quote request id 3f0c2a8e-5b1d-4c7e-9a60-d2e4f1b8c357 when reporting it."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/head",
+                     *       "detail": "The database is unavailable; retry in a few seconds.",
+                     *       "dependency": "postgres"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     adaptTask: {
         parameters: {
             query?: never;
@@ -8598,12 +10075,12 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description The labelled examples of the new task */
-                    support: {
+                    /** @description The labelled examples of the new task. Without it the task adapts on its stored examples (POST /tasks/:id/examples), as they are when the adaptation runs */
+                    support?: {
                         /** @description Inputs, one row of inputDim numbers per example */
                         x: number[][];
-                        /** @description Targets (regression) or class labels 0..nWay-1 (classification), one per row of x */
-                        y: number[];
+                        /** @description Targets (regression) or class labels (classification: 0..nWay-1, or the task's label names), one per row of x */
+                        y: (number | string)[];
                     };
                     /** @description Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it */
                     steps?: number;
@@ -8699,12 +10176,12 @@ export interface operations {
                      *       "title": "Bad Request",
                      *       "status": 400,
                      *       "instance": "/tasks/0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70/adapt",
-                     *       "detail": "Invalid request: /support is required",
+                     *       "detail": "Invalid request: /id must not have more than 128 characters",
                      *       "errors": [
                      *         {
-                     *           "path": "/support",
-                     *           "message": "is required",
-                     *           "in": "body"
+                     *           "path": "/id",
+                     *           "message": "must not have more than 128 characters",
+                     *           "in": "path"
                      *         }
                      *       ]
                      *     }
@@ -9040,6 +10517,11 @@ export interface operations {
                  * @example 0197a4f0-6c2e-7b3a-9d51-2f8e4c1a9b70
                  */
                 taskId: string;
+                /**
+                 * @description Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version
+                 * @example 3
+                 */
+                version?: number;
                 /**
                  * @description One input per `x`: inputDim comma-separated numbers, e.g. `x=0.5&x=1.25` (inputDim 1) or `x=0.5,2` (inputDim 2)
                  * @example [

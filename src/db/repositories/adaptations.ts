@@ -19,6 +19,7 @@ import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
 import { finiteOrNull } from '../../util/numbers.js';
 import type { Db } from '../client.js';
 import { truncateReason } from '../../util/error-reason.js';
+import { loadStoredSet } from './task-examples.js';
 import type { AdaptTarget } from './tasks.js';
 
 /** An adaptation's statuses (the database enum and the adaptation resource's `status`). */
@@ -39,7 +40,7 @@ export interface SupportArrays {
  * A UUIDv7 (RFC 9562) as the schema's `@default(uuid(7))` makes: 48 bits of Unix milliseconds, then
  * random bits, so ids stay time-ordered like every other row's.
  */
-function uuidv7(): string {
+export function uuidv7(): string {
   const bytes = randomBytes(16);
   const ms = Date.now();
   bytes.writeUIntBE(ms, 0, 6);
@@ -50,25 +51,29 @@ function uuidv7(): string {
 }
 
 const INSERT_ADAPTATION = `
-  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, guard, support_size, support_x, support_y)
-  VALUES ($1, $2, $3, $4, $5, $6::guard_policy, $7, $8, $9)
+  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, guard, support_size, support_x, support_y, from_examples)
+  VALUES ($1, $2, $3, $4, $5, $6::guard_policy, $7, $8, $9, $10)
   RETURNING created_at`;
 
 /**
- * Writes a queued adaptation (it carries the support set to the worker) and answers it as a view.
+ * Writes a queued adaptation (it carries the support set to the worker, or `stored`: the worker reads
+ * the task's stored examples, `size` of them now) and answers it as a view.
  * Every adaptation request writes one, so it is a prepared statement on node-postgres rather than a
  * Prisma call (Prisma's per-query work was several times the insert's own cost).
  */
 export async function createAdaptation(
   db: Db,
   target: AdaptTarget,
-  input: { support: SupportArrays; steps: number; innerLr: number; guard: GuardPolicy },
+  input: { support: SupportArrays | { stored: true; size: number }; steps: number; innerLr: number; guard: GuardPolicy },
 ): Promise<AdaptationView> {
   const id = uuidv7();
+  const { support } = input;
+  const sent = 'stored' in support ? null : support;
+  const size = 'stored' in support ? support.size : support.n;
   const { rows } = await db.sql.query<{ created_at: Date }>({
     name: 'adaptation-create',
     text: INSERT_ADAPTATION,
-    values: [id, target.tenantId, target.taskId, input.steps, input.innerLr, input.guard, input.support.n, float32Bytes(input.support.x), float32Bytes(input.support.y)],
+    values: [id, target.tenantId, target.taskId, input.steps, input.innerLr, input.guard, size, float32Bytes(sent?.x ?? []), float32Bytes(sent?.y ?? []), sent === null],
   });
   return {
     id,
@@ -77,7 +82,9 @@ export async function createAdaptation(
     steps: input.steps,
     innerLr: input.innerLr,
     guard: input.guard,
-    supportSize: input.support.n,
+    supportSize: size,
+    fromExamples: sent === null,
+    examplesThrough: null,
     headVersion: null,
     supportLoss: null,
     durationMs: null,
@@ -113,6 +120,10 @@ export interface AdaptationView {
   innerLr: number;
   guard: GuardPolicy;
   supportSize: number;
+  /** Adapts on the task's stored examples. */
+  fromExamples: boolean;
+  /** The newest stored example it adapted on (fromExamples, once it ran). */
+  examplesThrough: number | null;
   /** The head version it stored (succeeded only). */
   headVersion: number | null;
   /** Mean support loss before and after the inner loop, and its trace (succeeded only). */
@@ -129,7 +140,10 @@ export interface AdaptationView {
 export async function getAdaptation(db: Db, tenantId: string, taskId: string, adaptationId: string): Promise<AdaptationView | null> {
   const row = await db.prisma.adaptation.findFirst({
     where: { id: adaptationId, taskId, tenantId },
-    select: { id: true, taskId: true, status: true, steps: true, innerLr: true, guard: true, supportSize: true, headVersion: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
+    select: {
+      id: true, taskId: true, status: true, steps: true, innerLr: true, guard: true, supportSize: true, fromExamples: true, examplesThrough: true, headVersion: true, error: true,
+      createdAt: true, startedAt: true, finishedAt: true,
+    },
   });
   if (!row) return null;
   const head = row.status === 'succeeded' && row.headVersion !== null
@@ -140,6 +154,7 @@ export async function getAdaptation(db: Db, tenantId: string, taskId: string, ad
     : null;
   return {
     ...row,
+    examplesThrough: row.examplesThrough === null ? null : Number(row.examplesThrough),
     // The steps that actually ran (ProtoNets' closed-form head runs none).
     steps: head?.steps ?? row.steps,
     supportLoss: head ? supportLossView(head.supportLossBefore, head.supportLossAfter, { trace: head.supportLossTrace, bestStep: head.bestStep, diverged: head.diverged }) : null,
@@ -164,6 +179,12 @@ export interface AdaptationWork {
   innerLr: number;
   guard: GuardPolicy;
   support: Examples;
+  /** Adapted on the task's stored examples (read when it runs; `support` holds them then). */
+  fromExamples: boolean;
+  /** Started by readapt auto: another follows while newer examples exist (readapt.ts). */
+  autoReadapt: boolean;
+  /** The newest stored example in `support` (fromExamples only). */
+  examplesThrough: number | null;
   /** The task's shape, checked against the meta-model before adapting. */
   kind: TaskKind;
   inputDim: number;
@@ -193,6 +214,8 @@ interface AdaptationRow {
   kind: TaskKind;
   input_dim: number;
   n_way: number | null;
+  from_examples: boolean;
+  auto_readapt: boolean;
 }
 
 /** Little-endian float32 bytes as `count` numbers. @throws StoredDataError for any other length. */
@@ -202,20 +225,21 @@ function float32s(bytes: Uint8Array, count: number, what: string): Float32Array 
 }
 
 const LOAD_ADAPTATION = `
-  SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.guard::text AS guard, a.support_size, a.support_x, a.support_y,
+  SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.guard::text AS guard, a.support_size, a.support_x, a.support_y, a.from_examples, a.auto_readapt,
          t.meta_model_id, t.kind::text AS kind, t.input_dim, t.n_way
   FROM adaptations a JOIN tasks t ON t.id = a.task_id
   WHERE a.id = $1`;
 
 /**
- * The adaptation `id` with its support set decoded and its task's shape (one statement), or null
- * when it does not exist.
+ * The adaptation `id` with its support set decoded and its task's shape (one statement; a second
+ * reads the task's stored examples when it adapts on them), or null when it does not exist.
  * @throws StoredDataError when the support bytes do not match the row's sizes.
  */
 export async function loadAdaptation(db: Db, id: string): Promise<AdaptationWork | null> {
   const { rows } = await db.sql.query<AdaptationRow>({ name: 'adaptation-load', text: LOAD_ADAPTATION, values: [id] });
   const row = rows[0];
   if (!row) return null;
+  const stored = row.from_examples ? await loadStoredSet(db, row.task_id, row.input_dim) : null;
   const n = row.support_size;
   return {
     id: row.id,
@@ -226,7 +250,10 @@ export async function loadAdaptation(db: Db, id: string): Promise<AdaptationWork
     steps: row.steps,
     innerLr: row.inner_lr,
     guard: row.guard,
-    support: { n, x: float32s(row.support_x, n * row.input_dim, 'support_x'), y: float32s(row.support_y, n, 'support_y') },
+    support: stored ? stored.support : { n, x: float32s(row.support_x, n * row.input_dim, 'support_x'), y: float32s(row.support_y, n, 'support_y') },
+    fromExamples: row.from_examples,
+    autoReadapt: row.auto_readapt,
+    examplesThrough: stored ? stored.through : null,
     kind: row.kind,
     inputDim: row.input_dim,
     nWay: row.n_way,
@@ -249,6 +276,8 @@ export interface HeadWrite {
   durationMs: number;
   /** When the worker picked the job up. */
   startedAt: Date;
+  /** Adapted on the stored examples: how many, and the newest one's number (recorded on the adaptation). */
+  storedSet?: { size: number; through: number };
 }
 
 const RECORD_HEAD = `
@@ -256,7 +285,8 @@ const RECORD_HEAD = `
     SELECT id, COALESCE(head_version, 0) + 1 AS version FROM tasks WHERE id = $1 FOR UPDATE
   ), claimed AS (
     UPDATE adaptations a
-    SET status = 'succeeded', head_version = locked.version, error = NULL, started_at = COALESCE(a.started_at, $3::timestamptz), finished_at = now()
+    SET status = 'succeeded', head_version = locked.version, error = NULL,
+        support_size = COALESCE($13::int, a.support_size), examples_through = COALESCE($14::bigint, a.examples_through), started_at = COALESCE(a.started_at, $3::timestamptz), finished_at = now()
     FROM locked
     WHERE a.id = $2 AND a.task_id = locked.id AND a.status IN ('queued', 'running')
     RETURNING a.task_id, a.head_version
@@ -291,6 +321,7 @@ export async function recordHead(db: Db, head: HeadWrite): Promise<number | null
       head.taskId, head.adaptationId, head.startedAt, head.params, head.supportLossBefore, head.supportLossAfter, head.steps, head.innerLr, head.durationMs,
       // node-postgres sends NaN and Infinity as text, which float8[] reads back as the same values.
       head.supportLoss.trace.map(String), head.supportLoss.bestStep, head.supportLoss.diverged,
+      head.storedSet?.size ?? null, head.storedSet?.through ?? null,
     ],
   });
   return rows[0]?.head_version ?? null;

@@ -22,7 +22,7 @@ import {
   type TaskKind,
 } from '../../meta/index.js';
 import { decodeCalibration } from '../calibration-json.js';
-import type { Db, Prisma } from '../client.js';
+import { isForeignKeyViolation, type Db, type Prisma } from '../client.js';
 import type { LoadedMetaModel } from '../meta-model-cache.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
@@ -282,4 +282,36 @@ export async function loadMetaModel(db: Db, id: string): Promise<StoredMetaModel
 export async function metaModelFamilyIds(db: Db, id: string): Promise<string[] | null> {
   const row = await db.prisma.metaModel.findUnique({ where: { id }, select: { job: { select: { familyIds: true } } } });
   return row?.job.familyIds ?? null;
+}
+
+export type DeleteMetaModelOutcome = { status: 'missing' } | { status: 'in-use'; tasks: number; aliases: string[] } | { status: 'deleted'; id: string };
+
+/**
+ * Deletes a meta-model version that no task and no alias (`latest` included: the newest version of
+ * a name always has it) uses; its evaluations go with it. The check and the delete are one
+ * statement; a task created from it meanwhile makes the delete fail on the foreign key, answered as
+ * in use.
+ */
+export async function deleteMetaModel(db: Db, tenantId: string, ref: string): Promise<DeleteMetaModelOutcome> {
+  const id = await resolveMetaModelRef(db, tenantId, ref);
+  if (id === null) return { status: 'missing' };
+  const inUse = async (): Promise<DeleteMetaModelOutcome> => {
+    const [tasks, aliases] = await Promise.all([
+      db.prisma.task.count({ where: { metaModelId: id } }),
+      db.prisma.metaModelAlias.findMany({ where: { metaModelId: id }, select: { alias: true } }),
+    ]);
+    return { status: 'in-use', tasks, aliases: aliases.map((a) => a.alias) };
+  };
+  try {
+    const { rowCount } = await db.sql.query(
+      `DELETE FROM meta_models m WHERE m.id = $1 AND m.tenant_id = $2
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.meta_model_id = m.id)
+         AND NOT EXISTS (SELECT 1 FROM meta_model_aliases a WHERE a.meta_model_id = m.id)`,
+      [id, tenantId],
+    );
+    return rowCount === 1 ? { status: 'deleted', id } : await inUse();
+  } catch (error) {
+    if (isForeignKeyViolation(error)) return inUse();
+    throw error;
+  }
 }

@@ -7,64 +7,32 @@
  * row once if the message does not come within ADAPT_WAIT_MS: no polling.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { createAdaptation, getAdaptation, recordFailure, type AdaptationView, type SupportArrays } from '../../db/repositories/adaptations.js';
-import { loadAdaptTarget, type AdaptTarget } from '../../db/repositories/tasks.js';
+import { createAdaptation, getAdaptation, recordFailure, type AdaptationView } from '../../db/repositories/adaptations.js';
+import { isForeignKeyViolation } from '../../db/client.js';
+import { storedExampleCount } from '../../db/repositories/task-examples.js';
+import type { AdaptTarget } from '../../db/repositories/tasks.js';
 import type { AdaptedMessage } from '../../jobs/adapted.js';
 import { enqueue } from '../../jobs/queues.js';
 import { DEFAULT_GUARD } from '../../meta/index.js';
-import { Lru } from '../../util/lru.js';
-import { isFiniteFloat32 } from '../../util/numbers.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady, ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
+import { readLabelledSet } from '../labelled-inputs.js';
 import { HttpProblem } from '../problem.js';
 import { IdParams, invalidField, LocationHeader, problemResponses } from '../schemas/common.js';
 import { Adaptation, AdaptationParams, AdaptRequest, AdaptResult } from '../schemas/adapt.js';
 
 const tags = ['tasks'];
 
-/** Checks the support set against the task (row width, finite values, labels) and packs it as float32. */
-function readSupport(target: AdaptTarget, support: { x: number[][]; y: number[] }): SupportArrays {
-  const n = support.x.length;
-  const d = target.inputDim;
-  if (support.y.length !== n) throw invalidField('/support/y', `has ${support.y.length} values but support.x has ${n} rows; give one target per row`);
-  const x = new Float32Array(n * d);
-  support.x.forEach((row, i) => {
-    if (row.length !== d) throw invalidField(`/support/x/${i}`, `has ${row.length} values; the task's inputDim is ${d}`);
-    row.forEach((v, j) => {
-      if (!isFiniteFloat32(v)) throw invalidField(`/support/x/${i}/${j}`, 'must be a finite number within float32 range');
-      x[i * d + j] = v;
-    });
-  });
-  const y = new Float32Array(n);
-  support.y.forEach((v, i) => {
-    if (target.kind === 'classification') {
-      const ways = target.nWay ?? 0;
-      if (!Number.isInteger(v) || v < 0 || v >= ways) throw invalidField(`/support/y/${i}`, `must be a class label, an integer 0..${ways - 1} (the task is ${ways}-way)`);
-    } else if (!isFiniteFloat32(v)) {
-      throw invalidField(`/support/y/${i}`, 'must be a finite number within float32 range');
-    }
-    y[i] = v;
-  });
-  return { n, x, y };
-}
-
 const failed = (adaptationId: string, error: string | null | undefined) =>
   new HttpProblem(422, `Adaptation failed: ${error ?? 'no reason recorded'}`, { title: 'Adaptation failed', extensions: { adaptationId } });
 
-/** Tasks whose facts (owner, shape, meta-model) this process remembers: they never change once created. */
-const KNOWN_TASKS = 10_000;
-
 const adapt: FastifyPluginAsyncTypebox = async (app) => {
   const { db, config } = app;
-  // Adaptation is latency-bound: a task adapted again costs no read before its adaptation row is written.
-  const targets = new Lru<string, AdaptTarget>({ maxEntries: KNOWN_TASKS });
-  const adaptTarget = async (tenantId: string, taskId: string): Promise<AdaptTarget | null> => {
-    const key = `${tenantId}/${taskId}`;
-    const known = targets.get(key);
-    if (known) return known;
-    const target = await loadAdaptTarget(db, tenantId, taskId);
-    if (target) targets.set(key, target);
-    return target;
+  /** Adapting on the stored examples: there must be some now (the worker reads them when it runs). */
+  const storedSet = async (target: AdaptTarget) => {
+    const size = await storedExampleCount(db, target.taskId);
+    if (size === 0) throw invalidField('/support', 'is required: the task has no stored examples (POST /tasks/{id}/examples first, or send a support set)');
+    return { stored: true as const, size };
   };
 
   app.post('/tasks/:id/adapt', {
@@ -85,9 +53,9 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const taskId = request.params.id;
-    const target = await adaptTarget(request.tenant.id, taskId);
+    const target = await app.taskFacts(request.tenant.id, taskId);
     if (!target) throw new HttpProblem(404, `No task ${taskId}`);
-    const support = readSupport(target, request.body.support);
+    const support = request.body.support ? readLabelledSet(target, request.body.support, '/support') : await storedSet(target);
     const model = await app.metaModel(target.metaModelId);
     if (!model) throw new Error(`task ${taskId} names meta-model ${target.metaModelId}, which does not exist`);
     const { steps = model.inner.steps, innerLr = model.inner.lr, guard = DEFAULT_GUARD } = request.body;
@@ -95,7 +63,11 @@ const adapt: FastifyPluginAsyncTypebox = async (app) => {
     // enqueue, and this request, until Redis returns).
     await assertRedisReady(app.queues);
 
-    const created = await createAdaptation(db, target, { support, steps, innerLr, guard });
+    const created = await createAdaptation(db, target, { support, steps, innerLr, guard }).catch((error: unknown) => {
+      // Deleted meanwhile (by a process whose deletion this one's task facts have not heard of yet).
+      if (isForeignKeyViolation(error)) throw new HttpProblem(404, `No task ${taskId}`);
+      throw error;
+    });
     const location = `/tasks/${taskId}/adaptations/${created.id}`;
     // No wait when asked not to, or when the process already holds its most waiters: answer 202 at once.
     const wait = request.body.wait === false ? null : app.adaptWaiters.wait(created.id, config.adaptWaitMs);

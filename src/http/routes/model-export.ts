@@ -11,16 +11,16 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { getMetaModel } from '../../db/repositories/meta-models.js';
-import { exportModel, metaModelExportRefusal, type ExportFormat } from '../../export/index.js';
-import { taskParams, type Calibration, type ModelSpec, type ParamArrays } from '../../meta/index.js';
+import { exportModel, metaModelExportRefusal, type ExportExtras, type ExportFormat } from '../../export/index.js';
+import { taskParams, type ModelSpec, type ParamArrays } from '../../meta/index.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, problemResponses } from '../schemas/common.js';
 import { MetaModelRefParams } from '../schemas/meta-models.js';
 import { metaModelExportRefused, ModelExportQuery, modelFileResponse } from '../schemas/model-export.js';
 
 /** Sends the network in `format` as an attachment named `<name><extension>`. */
-function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string, calibration?: Calibration): FastifyReply {
-  const file = exportModel(format, spec, params, name, calibration);
+function sendModel(reply: FastifyReply, format: ExportFormat, spec: ModelSpec, params: ParamArrays, name: string, extras?: ExportExtras): FastifyReply {
+  const file = exportModel(format, spec, params, name, extras);
   reply.header('content-disposition', `attachment; filename="${name}${file.extension}"`).type(file.contentType);
   // A Buffer is sent as is; the TF.js document goes through the response schema's serialiser.
   return reply.send(file.format === 'onnx' ? Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength) : file.body);
@@ -44,9 +44,9 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     const { id } = request.params;
     const found = await app.taskModel(request.tenant.id, id);
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${id}`);
-    if (found.status === 'not-adapted') throw taskNotAdapted(id);
+    if (found.status !== 'ready') throw taskNotAdapted(id);
     const calibration = (await app.metaModel(found.metaModelId))?.calibration;
-    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`, calibration);
+    return sendModel(reply, request.query.format, found.spec, found.params, `task-${id}-v${found.headVersion}`, { calibration, labels: found.labels });
   });
 
   app.get('/meta-models/:id/model', {
@@ -73,7 +73,7 @@ const modelExport: FastifyPluginAsyncTypebox = async (app) => {
     if (refusal) {
       throw new HttpProblem(409, refusal.detail, { title: refusal.title, extensions: { metaModelId: view.id, algorithm: model.algorithm, reason: refusal.reason } });
     }
-    return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`, model.calibration);
+    return sendModel(reply, request.query.format, model.spec, taskParams(model, {}), `meta-model-${view.name}-v${view.version}`, { calibration: model.calibration });
   });
 };
 

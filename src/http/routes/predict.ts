@@ -49,7 +49,7 @@ function readBodyInputs(rows: readonly number[][], inputDim: number): Float64Arr
 function answer(head: ServedHead, prediction: Prediction) {
   const predictions = prediction.kind === 'regression'
     ? prediction.values
-    : prediction.labels.map((label, i) => ({ label, probabilities: prediction.probabilities[i] }));
+    : prediction.labels.map((index, i) => ({ label: head.labels?.[index] ?? index, labelIndex: index, probabilities: prediction.probabilities[i] }));
   return { taskId: head.taskId, headVersion: head.headVersion, predictions };
 }
 
@@ -67,6 +67,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   function headOf(found: HeadLookup, taskId: string): ServedHead {
     if (found.status === 'ready') return found.head;
     if (found.status === 'missing') throw new HttpProblem(404, `No task ${taskId}`);
+    if (found.status === 'no-version') throw new HttpProblem(404, `Task ${taskId} has no such head version (GET /tasks/${taskId}/heads lists them)`);
     throw taskNotAdapted(taskId);
   }
 
@@ -86,8 +87,9 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       response: responses,
     },
   }, async (request) => {
-    const { taskId, x } = request.query;
-    const found = servedHead(request.tenant.id, taskId);
+    const { taskId, x, version } = request.query;
+    // A named version is read from the store (uncached: rare, and a version never changes).
+    const found = version === undefined ? servedHead(request.tenant.id, taskId) : app.headAtVersion(request.tenant.id, taskId, version).then((lookup) => headOf(lookup, taskId));
     const head = found instanceof Promise ? await found : found;
     const inputs = parseQueryInputs(x, head.network.inputDim);
     const prediction = runNetwork(head.network, inputs);

@@ -5,6 +5,9 @@ import { ADAPTATION_STATUSES } from '../../db/repositories/adaptations.js';
 import { GUARD_POLICIES } from '../../meta/index.js';
 import { Id, Literals, Timestamp } from './common.js';
 
+/** A target (regression), or a class label: its index, or one of the task's label names. */
+export const LabelOrTarget = Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 200 })]);
+
 /**
  * POST /tasks/:id/adapt body. The support set's size is bounded by MAX_SUPPORT_EXAMPLES and the
  * steps by MAX_INNER_STEPS; its fit to the task (row width, labels) is checked by the route.
@@ -13,13 +16,13 @@ export function AdaptRequest(limits: Limits) {
   const examples = { minItems: 1, maxItems: limits.maxSupportExamples };
   return Type.Object(
     {
-      support: Type.Object(
+      support: Type.Optional(Type.Object(
         {
           x: Type.Array(Type.Array(Type.Number()), { ...examples, description: 'Inputs, one row of inputDim numbers per example' }),
-          y: Type.Array(Type.Number(), { ...examples, description: 'Targets (regression) or class labels 0..nWay-1 (classification), one per row of x' }),
+          y: Type.Array(LabelOrTarget, { ...examples, description: 'Targets (regression) or class labels (classification: 0..nWay-1, or the task\'s label names), one per row of x' }),
         },
-        { additionalProperties: false, description: 'The labelled examples of the new task' },
-      ),
+        { additionalProperties: false, description: 'The labelled examples of the new task. Without it the task adapts on its stored examples (POST /tasks/:id/examples), as they are when the adaptation runs' },
+      )),
       steps: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.maxInnerSteps, description: "Inner-loop gradient steps. Default: the meta-model's (what it was meta-trained with); 0 keeps the meta-model's head. ProtoNets and multitask run none (their heads are computed in closed form) and ignore it" })),
       innerLr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "Inner-loop step size. Default: the meta-model's. Meta-SGD uses its learned step sizes instead; ProtoNets and multitask ignore it" })),
       guard: Type.Optional(Literals(GUARD_POLICIES, {
@@ -69,7 +72,9 @@ export const Adaptation = Type.Object(
     steps: Type.Integer(),
     innerLr: Type.Number(),
     guard: Literals(GUARD_POLICIES),
-    supportSize: Type.Integer({ description: 'Examples in the support set' }),
+    supportSize: Type.Integer({ description: 'Examples in the support set (for one on the stored examples: how many there were when it was queued, then when it ran)' }),
+    fromExamples: Type.Optional(Type.Boolean({ description: "Adapts on the task's stored examples (no support set sent)" })),
+    examplesThrough: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'The newest stored example (its seq) it adapted on; null until it ran' })),
     headVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'The head version it stored (succeeded only)' }),
     supportLoss: Type.Union([SupportLoss, Type.Null()]),
     durationMs: Type.Union([Type.Number(), Type.Null()]),

@@ -32,9 +32,10 @@ export const TfjsArtefact = Type.Object(
     }),
     weightSpecs: Type.Array(WeightSpec),
     weightData: Type.String({ description: 'Little-endian float32 weights in `weightSpecs` order, base64' }),
-    userDefinedMetadata: Type.Optional(Type.Object({ calibration: CalibrationSchema }, {
-      description: "The meta-model's calibration, when it has one (a classifier's probabilities are then already divided by its temperature)",
-    })),
+    userDefinedMetadata: Type.Optional(Type.Object({
+      labels: Type.Optional(Type.String({ description: "The task's class names as a JSON array, in index order, when it has names" })),
+      calibration: Type.Optional(CalibrationSchema),
+    }, { description: "What else the file says: the task's class names, and its meta-model's calibration when it has one (a classifier's probabilities are then already divided by its temperature)" })),
   },
   {
     additionalProperties: false,

@@ -18,7 +18,7 @@ export const UncertaintyFields = {
 /** Answer fields, present only when the request asked for them. */
 export const UncertaintyAnswerFields = {
   intervals: Type.Optional(Type.Array(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }), { description: 'Regression with `coverage`: [lo, hi] per input' })),
-  sets: Type.Optional(Type.Array(Type.Array(Type.Integer({ minimum: 0 })), { description: 'Classification with `coverage`: the labels of each input\'s prediction set (always holding the predicted label)' })),
+  sets: Type.Optional(Type.Array(Type.Array(Type.Union([Type.Integer({ minimum: 0 }), Type.String()])), { description: 'Classification with `coverage`: the labels of each input\'s prediction set (always holding the predicted label): class names for a task with `labels`, indices otherwise' })),
   novelty: Type.Optional(Type.Array(Type.Number(), { description: 'With `novelty`: per input, its distance to the support set standardised on validation tasks (0: typical of a task\'s own inputs)' })),
   abstain: Type.Optional(Type.Array(Type.Boolean(), { description: 'With `novelty`: per input, whether its novelty passes the meta-model\'s threshold (about 5% of a task\'s own inputs do)' })),
 };

@@ -9,6 +9,7 @@ export function PredictQuery(limits: Limits) {
   return Type.Object(
     {
       taskId: Id,
+      version: Type.Optional(Type.Integer({ minimum: 1, description: "Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version", examples: [3] })),
       x: Type.Array(Type.String({ minLength: 1, maxLength: 100_000 }), {
         minItems: 1,
         maxItems: limits.maxPredictInputs,
@@ -37,7 +38,8 @@ export function PredictBody(limits: Limits) {
 }
 
 const ClassPrediction = Type.Object({
-  label: Type.Integer({ minimum: 0, description: 'The most probable class' }),
+  label: Type.Union([Type.Integer({ minimum: 0 }), Type.String()], { description: 'The most probable class: its name for a task with label names, else its index' }),
+  labelIndex: Type.Integer({ minimum: 0, description: 'The most probable class, by index' }),
   probabilities: Type.Array(Type.Number(), { description: 'One probability per class, summing to 1' }),
 });
 
@@ -54,7 +56,7 @@ export const Predictions = Type.Object(
   {
     examples: [
       { taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', headVersion: 3, predictions: [0.731, 2.118] },
-      { taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', headVersion: 1, predictions: [{ label: 2, probabilities: [0.05, 0.1, 0.85] }] },
+      { taskId: '01970f6e-2a6b-7c3e-9a51-1f7d3b0c2e44', headVersion: 1, predictions: [{ label: 'bird', labelIndex: 2, probabilities: [0.05, 0.1, 0.85] }] },
     ],
   },
 );

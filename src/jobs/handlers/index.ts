@@ -12,6 +12,7 @@ import { createMetaTrainHandler } from '../meta-train-processor.js';
 import { createAdaptHandler } from '../adapt-processor.js';
 import { createEvaluateHandler } from '../evaluate-processor.js';
 import { MetaModelCache } from '../../db/meta-model-cache.js';
+import { DEFAULT_READAPT_DELAY_MS, enqueueReadapt, type Queues } from '../queues.js';
 import type { HandlerTable } from '../worker.js';
 
 /** What handlers may use; they get everything else from the rows their job ids name. */
@@ -28,14 +29,22 @@ export interface HandlerDeps {
   progressIntervalMs?: number;
   /** Decoded meta-models kept hot for adaptation. Default: a new cache with its default bounds. */
   metaModels?: MetaModelCache;
+  /** Where a readapt-auto chain queues its next adaptation. Default: none (the reconciler queues it). */
+  queues?: Queues;
+  /** The coalescing delay of readapt auto (config.readaptDelayMs). Default 40. */
+  readaptDelayMs?: number;
 }
 
 /** Builds the table; startWorkers() refuses it if any queue lacks a handler. */
 export function createHandlers(deps: HandlerDeps): HandlerTable {
   const metaModels = deps.metaModels ?? new MetaModelCache();
+  const { queues } = deps;
   return {
     'meta-train': createMetaTrainHandler({ ...deps, prefix: deps.queuePrefix }),
-    adapt: createAdaptHandler({ db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels }),
+    adapt: createAdaptHandler({
+      db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels,
+      ...(queues ? { enqueueReadapt: (taskId: string, adaptationId: string) => enqueueReadapt(queues, taskId, adaptationId, deps.readaptDelayMs ?? DEFAULT_READAPT_DELAY_MS) } : {}),
+    }),
     evaluate: createEvaluateHandler({ db: deps.db, logger: deps.logger, metaModels }),
   };
 }

@@ -26,7 +26,8 @@ export interface TestApi {
  * worker processes use a private database, see private-database.ts) and `redisUrl` under a fresh prefix.
  */
 export async function startApi(label: string, env: Record<string, string> = {}, redisUrl = SHARED_REDIS_URL): Promise<TestApi> {
-  const prefix = uniquePrefix(label);
+  // A second API process of the same deployment passes the first one's QUEUE_PREFIX.
+  const prefix = env.QUEUE_PREFIX ?? uniquePrefix(label);
   const config = testConfig({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl, ...env });
   const logger = pino({ level: 'silent' });
   const db = createDb(config.databaseUrl);
@@ -65,7 +66,7 @@ export async function startWorker(api: TestApi, options: { progressIntervalMs?: 
   const logger = pino({ level: 'silent' });
   const redis = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
   const cancels = await CancelListener.start(redis, api.prefix, logger);
-  const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0 });
+  const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0, queues: api.queues, readaptDelayMs: api.app.config.readaptDelayMs });
   const pool = startWorkers(handlers, { connection: redis, prefix: api.prefix, logger, lockDuration: 5_000, stalledInterval: 2_000 });
   return {
     async close() {

@@ -41,14 +41,14 @@ describe('exportModel with a calibration', () => {
     const served = predictArrays(spec, params, Float32Array.from(x.flat()));
     if (served.kind !== 'classification') throw new Error('wrong kind');
     const expected = { ...served, probabilities: served.probabilities.map((p) => temperatureScale(p, 2.5)) };
-    const onnx = exportModel('onnx', spec, params, 'm', calibration);
+    const onnx = exportModel('onnx', spec, params, 'm', { calibration });
     if (onnx.format !== 'onnx') throw new Error('wrong format');
     expectSamePrediction(await runOnnx(onnx.body, x, 'classification'), expected, 'onnx');
     // onnxruntime-node does not expose metadata_props (the file loaded above with them): the key and JSON are in its bytes.
     const text = Buffer.from(onnx.body).toString('latin1');
     expect(text).toContain(CALIBRATION_METADATA_KEY);
     expect(text).toContain(JSON.stringify(calibration));
-    const tfjs = exportModel('tfjs', spec, params, 'm', calibration);
+    const tfjs = exportModel('tfjs', spec, params, 'm', { calibration });
     expectSamePrediction(await runTfjs(JSON.stringify(tfjs.body), x, 'classification'), expected, 'tfjs');
     expect((tfjs.body as TfjsArtefact).userDefinedMetadata).toEqual({ calibration });
     // The uncalibrated export is unchanged.
@@ -61,7 +61,7 @@ describe('exportModel with a calibration', () => {
     const params = initModelParams(spec, new Rng(3));
     const calibration = calibrationOf('regression', 1);
     const expected = predictArrays(spec, params, Float32Array.from(x.flat()));
-    const onnx = exportModel('onnx', spec, params, 'm', calibration);
+    const onnx = exportModel('onnx', spec, params, 'm', { calibration });
     if (onnx.format !== 'onnx') throw new Error('wrong format');
     expectSamePrediction(await runOnnx(onnx.body, x, 'regression'), expected, 'onnx');
     expect(Buffer.from(onnx.body).toString('latin1')).toContain(JSON.stringify(calibration));
