@@ -142,6 +142,17 @@ describe('classification and uncalibrated meta-models', () => {
       expect(set).toContain(body.predictions[i].label);
       expect(set.every((label) => label >= 0 && label < 3)).toBe(true);
     });
+
+    // The same task with class names: the same sets, named as its predictions' labels are.
+    const names = ['red', 'green', 'blue'];
+    const named = (await inject('POST', '/tasks', { metaModelId: stored.metaModelId, labels: names })).json().id as string;
+    expect((await inject('POST', `/tasks/${named}/adapt`, { support: task.support })).statusCode).toBe(200);
+    const namedResponse = await inject('POST', `/tasks/${named}/predict`, { x: task.query.x.slice(0, 8), coverage: 0.9 });
+    expect(namedResponse.statusCode, namedResponse.body).toBe(200);
+    const namedBody = namedResponse.json() as { predictions: { label: string; labelIndex: number }[]; sets: string[][] };
+    expect(namedBody.predictions.map((p) => p.labelIndex)).toEqual(body.predictions.map((p) => p.label));
+    expect(namedBody.sets).toEqual(body.sets.map((set) => set.map((index) => names[index])));
+    namedBody.sets.forEach((set, i) => expect(set).toContain(namedBody.predictions[i].label));
   });
 
   it('answers 409 for coverage or novelty from a meta-model without calibration, and as before without them', async () => {
