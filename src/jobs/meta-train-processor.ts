@@ -137,6 +137,12 @@ class Run {
   private lastProgressAt = 0;
   /** The job is a study's trial (set with its configuration). */
   private studyTrial = false;
+  /**
+   * Its meta-model is calibrated at the end (set with its configuration): an ordinary job's, and a
+   * study's finalists' (the winner is one of them); not the trials dropped on the way, which nobody
+   * serves (calibration adapts to hundreds of validation tasks: a study has dozens of trials).
+   */
+  private calibrates = true;
   /** The job's configuration (set when the run starts): what calibration draws validation tasks from. */
   private config: TrainConfig | undefined;
 
@@ -221,7 +227,7 @@ class Run {
   private async succeed(result: Extract<TrainEvent, { type: 'result' }>): Promise<RunOutcome> {
     if (this.lastMetrics?.iteration !== result.iteration) throw new JobFailure(`meta-training produced no evaluation at its last iteration (${result.iteration})`);
     const { evaluation, last, best, keptBest, engine } = result;
-    const model = await this.calibrated(result.model);
+    const model = this.calibrates ? await this.calibrated(result.model) : result.model;
     const stored = await this.guard(`iteration ${result.iteration}: the meta-model`, () =>
       training.finishSucceeded(this.deps.db, this.fence, { model, metrics: evaluation, last, best, ...(keptBest ? { bestIteration: best.iteration } : {}), checkpoint: result.checkpoint, engine }),
     );
@@ -270,6 +276,7 @@ class Run {
     const inputs = await training.loadRunInputs(this.deps.db, this.fence.jobId);
     if (!inputs) throw new JobFailure('the job row disappeared');
     this.studyTrial = inputs.studyId !== null;
+    this.calibrates = !this.studyTrial || inputs.topRungTrial;
     const missing = inputs.familyIds.filter((id) => !inputs.families.some((family) => family.id === id));
     if (missing.length > 0) throw new JobFailure(`task famil${missing.length > 1 ? 'ies' : 'y'} ${missing.join(', ')} no longer exist${missing.length > 1 ? '' : 's'}`);
     try {

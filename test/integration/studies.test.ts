@@ -135,6 +135,10 @@ describe('a study', () => {
     for (const job of jobs.items) expect(job).toMatchObject({ status: 'succeeded', studyId: study.id });
     for (const trial of first) expect(jobs.items.find((j) => j.id === trial.jobId)!.progress).toEqual({ iteration: 24, iterations: 24 });
     for (const trial of top) expect(jobs.items.find((j) => j.id === trial.jobId)!.progress).toEqual({ iteration: 72, iterations: 72 });
+    // Only the finalists' meta-models are calibrated (the winner is one of them), not the dropped trials'.
+    const calibrationOf = async (jobId: string) => ((await get(`/meta-models/${jobs.items.find((j) => j.id === jobId)!.metaModelId}`)).json() as { calibration: unknown }).calibration;
+    for (const trial of top) expect(await calibrationOf(trial.jobId!)).not.toBeNull();
+    for (const trial of first) expect(await calibrationOf(trial.jobId!)).toBeNull();
     // The winner resumed: its learning curve starts with its first rung's, byte for byte.
     const curve = async (id: string) => ((await get(`/meta-train/${id}/metrics`)).json() as { items: { iteration: number; valLoss: number }[] }).items;
     const before = await curve(first.find((t) => t.candidate === winner.candidate)!.jobId!);

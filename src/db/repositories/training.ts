@@ -90,21 +90,26 @@ export interface RunInputs {
   families: StoredFamily[];
   /** The study the job is a trial of, or null. */
   studyId: string | null;
+  /** A study trial of its study's top rung: one of the finalists, among which the winner is picked. */
+  topRungTrial: boolean;
 }
 
 /** Loads what the run trains on; null when the job is gone. Families belong to the job's tenant. */
 export async function loadRunInputs(db: Db, jobId: string): Promise<RunInputs | null> {
   const job = await db.prisma.metaTrainJob.findUnique({
     where: { id: jobId },
-    select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true, studyId: true },
+    select: { tenantId: true, name: true, algorithm: true, model: true, hyper: true, familyIds: true, studyId: true, studyTrial: { select: { rung: true, study: { select: { settings: true } } } } },
   });
   if (!job) return null;
+  const { studyTrial, ...row } = job;
+  const rungs = (studyTrial?.study.settings as { rungs?: unknown[] } | undefined)?.rungs;
+  const topRungTrial = studyTrial !== null && Array.isArray(rungs) && studyTrial.rung === rungs.length - 1;
   const specs = await loadFamilySpecs(db, job.tenantId, job.familyIds);
   const families = job.familyIds.flatMap((id) => {
     const spec = specs.get(id);
     return spec ? [{ id, spec }] : [];
   });
-  return { ...job, families };
+  return { ...row, families, topRungTrial };
 }
 
 // ---------------------------------------------------------------------------------------------------
