@@ -13,7 +13,7 @@
  * The machine is shared: the load average is recorded at the start and end, and only ratios measured
  * in the same run are compared. Writes bench/results/conv-engine.json.
  *
- * npx tsx bench/conv-engine.ts [--iterations 60] [--tfjs-iterations 10] [--rounds 3] [--pytorch auto|off|PYTHON]
+ * npx tsx bench/conv-engine.ts [--iterations 60] [--tfjs-iterations 10] [--rounds 3] [--ms 400] [--pytorch auto|off|PYTHON] [--out PATH]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     ms: { type: 'string', default: '400' },
     pytorch: { type: 'string', default: 'auto' },
+    out: { type: 'string', default: new URL('./results/conv-engine.json', import.meta.url).pathname },
   },
 });
 const ITERATIONS = Number(args.iterations);
@@ -197,7 +198,7 @@ async function main(): Promise<void> {
     evaluation,
     measuredAt: new Date().toISOString(),
   };
-  writeFileSync(new URL('./results/conv-engine.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(args.out!, `${JSON.stringify(result, null, 2)}\n`);
 }
 
 await main();

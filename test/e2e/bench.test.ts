@@ -243,6 +243,21 @@ describe('the benchmarks', () => {
     expect((result.rows as Record<string, unknown>[]).every((r) => r.backend === 'wasm')).toBe(true);
   }, 120_000);
 
+  it('bench:conv-engine times Conv-4 on ONNX Runtime against tfjs-wasm (and PyTorch): training, prediction, evaluation', async () => {
+    const result = await bench('conv-engine', ['--iterations', '1', '--tfjs-iterations', '1', '--rounds', '1', '--ms', '5', '--pytorch', 'off']);
+    type Row = { case: string; msPerIteration: Record<string, number>; cpuMsPerIteration: Record<string, number>; speedupVsTfjsWasm: number };
+    const training = result.training as Row[];
+    expect(training.map((r) => r.case)).toEqual(['protonet 1-shot', 'protonet 5-shot', 'anil 1-shot', 'anil zero head 1-shot']);
+    for (const row of training) {
+      expect(row.msPerIteration).toEqual({ onnxruntime: positive(), 'tfjs-wasm': positive() });
+      expect(row.cpuMsPerIteration).toEqual({ onnxruntime: positive(), 'tfjs-wasm': positive() });
+      expect(row.speedupVsTfjsWasm).toBeCloseTo(row.msPerIteration['tfjs-wasm'] / row.msPerIteration.onnxruntime, 1);
+    }
+    expect((result.prediction as { images: number }[]).map((p) => p.images)).toEqual([1, 16]);
+    expect(result.evaluation).toMatchObject({ episodes: 20, ms: { onnxruntime: positive(), 'tfjs-wasm': positive() } });
+    expect(result.machine).toMatchObject({ onnxruntime: '1.30.0', ortThreads: 1, loadAverageAtStart: expect.any(Array) });
+  }, 300_000);
+
   it('bench:conv-ceiling sets the wasm floor of a Conv-4 pass against the engine and PyTorch', async () => {
     const result = await bench('conv-ceiling', ['--rounds', '1', '--ms', '5']);
     type Setting = { setting: string; images: number; conv: { shape: number[]; wasmMs: number; pytorchMs?: number }[]; wasmFloorMs: number; engineBodyMs: number; pytorchBodyMs?: number; floorVsPytorch?: number };

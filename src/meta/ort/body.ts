@@ -28,11 +28,40 @@ function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: num
   return out;
 }
 
-/** The body's embeddings [batch, D] of images `x` [batch, inputDim] (row-major, (h, w, c) per row). */
-export function ortEmbed(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
+/**
+ * Images per forward run beyond which a batch runs in chunks of this size (the last one padded with
+ * zero images up to it): a session is built per batch size, and a first run at thousands of images
+ * (an evaluation's whole meta-batch) costs seconds of session set-up and memory planning, where runs
+ * of one cached size cost a few ms each.
+ */
+const EMBED_CHUNK = 128;
+
+function embedRun(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
   const shape = graphShape(spec, batch);
   const graph = cachedGraph(keyOf('forward', shape), () => forwardGraph(shape));
   return graph.run(feeds(spec, params, x, batch), ['embedding']).embedding.data as Float32Array;
+}
+
+/** The body's embeddings [batch, D] of images `x` [batch, inputDim] (row-major, (h, w, c) per row). */
+export function ortEmbed(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
+  if (batch <= EMBED_CHUNK) return embedRun(spec, params, x, batch);
+  const d = spec.inputDim;
+  let out: Float32Array | null = null;
+  let width = 0;
+  for (let start = 0; start < batch; start += EMBED_CHUNK) {
+    const rows = Math.min(EMBED_CHUNK, batch - start);
+    let chunk = x.subarray(start * d, (start + rows) * d);
+    if (rows < EMBED_CHUNK) {
+      const padded = new Float32Array(EMBED_CHUNK * d);
+      padded.set(chunk);
+      chunk = padded;
+    }
+    const e = embedRun(spec, params, chunk, EMBED_CHUNK);
+    width ||= e.length / EMBED_CHUNK;
+    out ??= new Float32Array(batch * width);
+    out.set(e.subarray(0, rows * width), start * width);
+  }
+  return out!;
 }
 
 /** A training forward pass: the embeddings, and the body's backward pass from their gradient. */

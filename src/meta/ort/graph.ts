@@ -240,10 +240,10 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     int64Vector('spatial.axes', [2, 3]),
     ...(shape.activation === 'relu' ? [floatTensor('zero', { shape: [], data: Float32Array.of(0) })] : []),
     int64Vector('feature.axes', [1, 2, 3]),
-    int64Vector('flip.starts', [-1, -1]),
-    int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]),
-    int64Vector('flip.axes', [0, 1]),
-    int64Vector('flip.steps', [-1, -1]),
+    // The kernel rotation of the input gradients (blocks after the first only).
+    ...(dims.length > 1
+      ? [int64Vector('flip.starts', [-1, -1]), int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]), int64Vector('flip.axes', [0, 1]), int64Vector('flip.steps', [-1, -1])]
+      : []),
     int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
   ];
   const nodes = [

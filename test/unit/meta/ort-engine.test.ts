@@ -78,6 +78,19 @@ describe('conv body graphs on ONNX Runtime', () => {
   });
 });
 
+describe('embedding many images', () => {
+  it('runs a batch beyond a chunk in padded chunks, equal to the tfjs body', () => {
+    const spec = modelSpec('classification', 16, { body: 'conv', inputShape: [4, 4, 1], channels: [3], activation: 'relu' }, 2);
+    const params = initModelParams(spec, new Rng(1));
+    const n = 300; // two chunks of 128 and a padded one of 44
+    const x = uniform(n * spec.inputDim, 6);
+    const ours = ortEmbed(spec, params, x, n);
+    const theirs = tf.tidy(() => embed(spec, toTensors(params), tf.tensor2d(x, [n, spec.inputDim])).dataSync());
+    expect(ours.length).toBe(theirs.length);
+    expect(Math.max(...ours.map((v, i) => Math.abs(v - theirs[i])))).toBeLessThan(1e-5);
+  });
+});
+
 /** The problems the engine's algorithms run on: classification (ProtoNets, ANIL) and regression (ANIL). */
 function problems(algorithm: AlgorithmName): Array<[string, MetaProblem]> {
   const inner = { steps: 2, lr: 0.3 };
