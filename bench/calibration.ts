@@ -58,7 +58,7 @@ const { values: opts } = parseArgs({
     'iterations-sinusoid': { type: 'string', default: '3000' },
     'iterations-linear': { type: 'string', default: '3000' },
     'iterations-digits-mlp': { type: 'string', default: '2000' },
-    'iterations-digits-conv': { type: 'string', default: '500' },
+    'iterations-digits-conv': { type: 'string', default: '300' },
     out: { type: 'string', default: 'bench/results/calibration.json' },
   },
 });
