@@ -30,10 +30,12 @@ import {
   adapt,
   calibrationForShots,
   calibrationSettingsFor,
+  coverageMetrics,
   evaluateMetaModel,
   fitCalibration,
   halfWidth,
   metaTrain,
+  noveltyAuroc,
   predict,
   quantileFor,
   taskParams,
@@ -44,6 +46,7 @@ import {
   type ModelConfig,
   type TaskFamily,
 } from '../src/meta/index.js';
+import { scoreTasks } from '../src/meta/calibration.js';
 import { Rng } from '../src/meta/rng.js';
 
 const { values: opts } = parseArgs({
@@ -55,7 +58,7 @@ const { values: opts } = parseArgs({
     'iterations-sinusoid': { type: 'string', default: '3000' },
     'iterations-linear': { type: 'string', default: '3000' },
     'iterations-digits-mlp': { type: 'string', default: '2000' },
-    'iterations-digits-conv': { type: 'string', default: '500' },
+    'iterations-digits-conv': { type: 'string', default: '300' },
     out: { type: 'string', default: 'bench/results/calibration.json' },
   },
 });
@@ -74,13 +77,33 @@ interface RowPlan {
   hyper: { shots: number; queryShots: number; metaBatchSize: number; innerSteps: number; innerLr: number; metaLr: number };
   evaluate: number[];
   describe: string;
+  /**
+   * Evaluate through the calibration measures alone, 50 tasks at a time (scoreTasks), rather than
+   * evaluateMetaModel, whose adapted row adapts all its tasks in one batch: 600 Conv-4 tasks at once
+   * exhaust the wasm backend's memory.
+   */
+  chunked?: boolean;
+}
+
+/** The rows evaluateMetaModel gives a calibrated meta-model's own steps, computed 50 tasks at a time. */
+function chunkedRows(model: MetaModel, family: TaskFamily, settings: { shots: number[]; tasks: number; queryShots: number; seed: number; steps: number[] }): EvaluationRow[] {
+  const ways = model.spec.kind === 'classification' ? model.spec.outputDim : undefined;
+  return settings.shots.map((shots) => {
+    const rng = new Rng(settings.seed + shots);
+    const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'test', { shots, queryShots: settings.queryShots, ways }));
+    const scored = scoreTasks(model, episodes);
+    const auroc = noveltyAuroc(model, family, model.calibration!, shots, { scored, rng: new Rng(settings.seed + 31 * shots + 1), queryShots: settings.queryShots });
+    const accuracy = mean(scored.map((t) => mean(t.probabilities.map((p, i) => (p.indexOf(Math.max(...p)) === t.query.y[i] ? 1 : 0)))));
+    const loss = mean(scored.map((t) => mean(t.probabilities.map((p, i) => -Math.log(Math.max(p[t.query.y[i]], 1.2e-7))))));
+    return { method: 'adapted', shots, steps: 0, loss: { mean: loss, ci95: 0 }, accuracy: { mean: accuracy, ci95: 0 }, diverged: 0, ...coverageMetrics(model.calibration!, shots, scored), ...(auroc === undefined ? {} : { noveltyAuroc: auroc }) };
+  });
 }
 
 const PLANS: Record<string, RowPlan> = {
   sinusoid: { family: sinusoid({ heldOutTasks: HELD_OUT_TASKS }), algorithm: 'maml', model: { hidden: [40, 40] }, hyper: { shots: 10, queryShots: 10, metaBatchSize: 8, innerSteps: 1, innerLr: 0.01, metaLr: 0.003 }, evaluate: [5, 10], describe: 'MAML 1-40-40-1 relu, one inner step of 0.01, trained at 10 shots' },
   linear: { family: linear({ heldOutTasks: HELD_OUT_TASKS }), algorithm: 'maml', model: { hidden: [40, 40] }, hyper: { shots: 10, queryShots: 10, metaBatchSize: 8, innerSteps: 1, innerLr: 0.01, metaLr: 0.003 }, evaluate: [5, 10], describe: 'MAML 1-40-40-1 relu, one inner step of 0.01, trained at 10 shots' },
   'digits-mlp': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { hidden: [128, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 4, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets 196-128-64 relu, 5-way, trained at 1 shot' },
-  'digits-conv': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { body: 'conv', inputShape: [14, 14, 1], channels: [64, 64, 64, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 2, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets Conv-4 (64 channels) on 14x14x1, 5-way, trained at 1 shot' },
+  'digits-conv': { family: digits({}, { ways: 5 }), algorithm: 'protonet', model: { body: 'conv', inputShape: [14, 14, 1], channels: [64, 64, 64, 64] }, hyper: { shots: 1, queryShots: 15, metaBatchSize: 2, innerSteps: 1, innerLr: 0.01, metaLr: 0.001 }, evaluate: [1, 5], describe: 'ProtoNets Conv-4 (64 channels) on 14x14x1, 5-way, trained at 1 shot', chunked: true },
 };
 
 const round = (x: number, digits = 4) => Number(x.toFixed(digits));
@@ -123,7 +146,8 @@ async function runRow(name: string, plan: RowPlan, iterations: number, tasks: nu
   console.log(`${name}: calibrated ${settings.shots.join(', ')} shots on ${calibration.tasks} validation tasks each in ${calibrationSeconds.toFixed(1)} s`);
   const calibrated: MetaModel = { ...model!, calibration };
   const evaluationStarted = performance.now();
-  const rows: EvaluationRow[] = evaluateMetaModel(calibrated, plan.family, { shots: plan.evaluate, steps: [plan.hyper.innerSteps], tasks, queryShots: plan.hyper.queryShots, seed: seed + 1000, baselines: [] });
+  const evaluation = { shots: plan.evaluate, steps: [plan.hyper.innerSteps], tasks, queryShots: plan.hyper.queryShots, seed: seed + 1000, baselines: [] };
+  const rows: EvaluationRow[] = plan.chunked ? chunkedRows(calibrated, plan.family, evaluation) : evaluateMetaModel(calibrated, plan.family, evaluation);
   const evaluationSeconds = (performance.now() - evaluationStarted) / 1000;
   const byShots = plan.evaluate.map((shots) => {
     const row = rows.find((r) => r.shots === shots)!;

@@ -12,7 +12,7 @@
  */
 import { calibrationForShots, halfWidth, nearestDistances, predictionSet, quantileFor, standardNovelty, temperatureScale, type Calibration, type MetaModel, type Prediction } from '../meta/index.js';
 import type { Examples } from '../meta/index.js';
-import { embedNetwork } from '../meta/predict-arrays.js';
+import { embedNetwork, runNetwork, runNetworkWithEmbedding } from '../meta/predict-arrays.js';
 import type { ServedHead } from './predict-cache.js';
 import { HttpProblem } from './problem.js';
 
@@ -89,12 +89,22 @@ export class PredictUncertainty {
   }
 
   /**
-   * The fields `options` asks for, for `prediction` of inputs `x` (row-major) by `head`.
+   * `head`'s prediction of inputs `x` (row-major) and the fields `options` asks for. With novelty the
+   * body runs once for both (runNetworkWithEmbedding).
    * @throws HttpProblem 409 when the meta-model has no calibration, the head no stored support set,
    *   or the calibration too few scores for the coverage asked.
    */
-  async answer(head: ServedHead, x: Float64Array, prediction: Prediction, options: UncertaintyOptions): Promise<UncertaintyAnswer> {
+  async predict(head: ServedHead, x: Float64Array, options: UncertaintyOptions): Promise<{ prediction: Prediction; fields: UncertaintyAnswer }> {
     const context = await this.context(head);
+    if (!options.novelty) {
+      const prediction = runNetwork(head.network, x);
+      return { prediction, fields: this.fields(context, prediction, undefined, options) };
+    }
+    const { prediction, embedding } = runNetworkWithEmbedding(head.network, x);
+    return { prediction, fields: this.fields(context, prediction, embedding, options) };
+  }
+
+  private fields(context: HeadContext, prediction: Prediction, embedded: { dim: number; values: Float64Array } | undefined, options: UncertaintyOptions): UncertaintyAnswer {
     const shots = calibrationForShots(context.calibration, context.shots);
     const out: UncertaintyAnswer = {};
     if (options.coverage !== undefined) {
@@ -111,8 +121,7 @@ export class PredictUncertainty {
         out.intervals = prediction.values.map((v) => [v - h, v + h]);
       }
     }
-    if (options.novelty) {
-      const embedded = embedNetwork(head.network, x);
+    if (embedded) {
       const scores = nearestDistances(embedded.values, context.supportEmbedding.values, context.supportEmbedding.dim).map((d) => standardNovelty(d, shots));
       out.novelty = scores;
       out.abstain = scores.map((s) => s > context.calibration.noveltyThreshold);

@@ -478,3 +478,24 @@ export function embedNetwork(net: PreparedNetwork, x: Inputs): { dim: number; va
   }
   return { dim, values };
 }
+
+/**
+ * runNetwork and embedNetwork in one pass: the body runs once and the head reads its output, so a
+ * request that wants both (predict with novelty) pays for one forward pass. The same arithmetic in
+ * the same order as runNetwork, so the same prediction to the bit (the engine's path runs both).
+ * @throws RangeError when `x` is not a whole number of rows.
+ */
+export function runNetworkWithEmbedding(net: PreparedNetwork, x: Inputs): { prediction: Prediction; embedding: { dim: number; values: Float64Array } } {
+  if (net.body === 'engine') return { prediction: runNetwork(net, x), embedding: embedNetwork(net, x) };
+  const embedding = embedNetwork(net, x);
+  const head = net.body === 'mlp' ? net.layers[net.layers.length - 1] : net.head;
+  const answers = new Answers(net.kind, net.outputDim);
+  const { dim, values } = embedding;
+  // One output buffer for every row: Answers copies what it keeps (softmax works in place first).
+  const output = new Float64Array(head.fanOut);
+  for (let row = 0; row < values.length / dim; row++) {
+    denseInto(head, values.subarray(row * dim, (row + 1) * dim), output);
+    answers.add(output);
+  }
+  return { prediction: answers.prediction(), embedding };
+}

@@ -10,7 +10,7 @@ import { runNetwork } from '../../meta/predict-arrays.js';
 import { DECIMAL_NUMBER, isFiniteFloat32 } from '../../util/numbers.js';
 import { loadHeadSupport } from '../../db/repositories/head-support.js';
 import type { HeadLookup, ServedHead } from '../predict-cache.js';
-import { PredictUncertainty } from '../predict-uncertainty.js';
+import { PredictUncertainty, type UncertaintyOptions } from '../predict-uncertainty.js';
 import { HttpProblem, taskNotAdapted } from '../problem.js';
 import { IdParams, invalidField, problemResponses } from '../schemas/common.js';
 import { PredictBody, Predictions, PredictQuery } from '../schemas/predict.js';
@@ -56,6 +56,11 @@ function answer(head: ServedHead, prediction: Prediction) {
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   const cache = app.predictCache;
   const uncertainty = new PredictUncertainty({ metaModel: app.metaModel, headSupport: (tenantId, taskId, version) => loadHeadSupport(app.db, tenantId, taskId, version) });
+  /** The answer with `coverage` / `novelty` (predict-uncertainty.ts): today's fields, then the new ones. */
+  async function withUncertainty(head: ServedHead, inputs: Float64Array, options: UncertaintyOptions) {
+    const { prediction, fields } = await uncertainty.predict(head, inputs, options);
+    return { ...answer(head, prediction), ...fields };
+  }
 
   /** The task's served head, or the 404 / 409 that explains why there is none. */
   function servedHead(tenantId: string, taskId: string): ServedHead | Promise<ServedHead> {
@@ -92,9 +97,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const found = version === undefined ? servedHead(request.tenant.id, taskId) : app.headAtVersion(request.tenant.id, taskId, version).then((lookup) => headOf(lookup, taskId));
     const head = found instanceof Promise ? await found : found;
     const inputs = parseQueryInputs(x, head.network.inputDim);
-    const prediction = runNetwork(head.network, inputs);
-    if (PredictUncertainty.wanted(request.query)) return { ...answer(head, prediction), ...(await uncertainty.answer(head, inputs, prediction, request.query)) };
-    return answer(head, prediction);
+    if (PredictUncertainty.wanted(request.query)) return withUncertainty(head, inputs, request.query);
+    return answer(head, runNetwork(head.network, inputs));
   });
 
   app.post('/tasks/:id/predict', {
@@ -111,9 +115,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const found = servedHead(request.tenant.id, request.params.id);
     const head = found instanceof Promise ? await found : found;
     const inputs = readBodyInputs(request.body.x, head.network.inputDim);
-    const prediction = runNetwork(head.network, inputs);
-    if (PredictUncertainty.wanted(request.body)) return { ...answer(head, prediction), ...(await uncertainty.answer(head, inputs, prediction, request.body)) };
-    return answer(head, prediction);
+    if (PredictUncertainty.wanted(request.body)) return withUncertainty(head, inputs, request.body);
+    return answer(head, runNetwork(head.network, inputs));
   });
 };
 

@@ -13,7 +13,7 @@ import { evaluateMetaModel } from '../../../src/meta/evaluation.js';
 import { gaussianBlobs, sinusoid } from '../../../src/meta/families/index.js';
 import { initMetaParams } from '../../../src/meta/learner.js';
 import { embed, initModelParams, modelSpec, toTensors, type ModelSpec } from '../../../src/meta/model.js';
-import { embedNetwork, prepareNetwork } from '../../../src/meta/predict-arrays.js';
+import { embedNetwork, prepareNetwork, runNetwork, runNetworkWithEmbedding } from '../../../src/meta/predict-arrays.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { trainSine } from '../../integration/support/adapt-fixtures.js';
 
@@ -36,6 +36,11 @@ describe('embedNetwork', () => {
       const { dim, values } = embedNetwork(prepareNetwork(spec, params, serving), x);
       expect(dim * 4).toBe(expected.length);
       values.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 4));
+      // One pass for both (predict with novelty): the same prediction to the bit, the same embedding.
+      const network = prepareNetwork(spec, params, serving);
+      const both = runNetworkWithEmbedding(network, x);
+      expect(both.prediction).toEqual(runNetwork(network, x));
+      expect(both.embedding).toEqual(embedNetwork(network, x));
     }
   });
 });
