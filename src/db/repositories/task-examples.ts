@@ -3,9 +3,9 @@
  * task row: the bounded support set (oldest evicted first, with a per-class floor so no class of a
  * classification task disappears), the prequential totals (scored by the caller before the append,
  * task-live.ts), and for `readapt: auto` the one adaptation of the stored set that is queued or
- * running at a time (readapt.ts continues it while newer examples exist).
+ * running at a time (continueReadapt, below, continues it while newer examples exist).
  *
- * Appends to one task queue on its row lock (SELECT ... FOR UPDATE), so example numbers are
+ * Appends to one task queue on its row lock (SELECT ... FOR UPDATE, see APPEND), so example numbers are
  * consecutive and the count, eviction and totals agree with the rows.
  */
 import type pg from 'pg';
