@@ -119,6 +119,20 @@ describe('stored examples', () => {
     expectField(await call('POST', `/tasks/${taskId}/adapt`, {}), '/support');
   });
 
+  it('keeps its count, numbering and bound under concurrent appends to one task', async () => {
+    const taskId = await newTask({ metaModelId: blobs.metaModelId, labels: NAMES });
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => call('POST', `/tasks/${taskId}/examples`, { x: [[i, i]], y: [i % 3] })));
+    expect(answers.every((a) => a.statusCode === 200)).toBe(true);
+    expect(answers.map((a) => a.json().lastSeq).sort((p, q) => p - q)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const rows = await api.db.prisma.taskExample.findMany({ where: { taskId }, orderBy: { seq: 'asc' } });
+    const task = (await call('GET', `/tasks/${taskId}`)).json();
+    expect(rows).toHaveLength(12);
+    expect(task.exampleCount).toBe(12);
+    expect(answers.reduce((sum, a) => sum + a.json().evicted, 0)).toBe(18);
+    // Every class kept (each holds its newest, floor 2 of 12 / (2 x 3)).
+    expect(new Set(rows.map((r) => r.y))).toEqual(new Set([0, 1, 2]));
+  });
+
   it('scores each appended example with the serving head first: live equals the recomputation from the answered predictions', async () => {
     const taskId = await newTask({ metaModelId: sine.metaModelId });
     const task = sineTask(5, 3, 0.5, 30);

@@ -3,9 +3,9 @@
  * task row: the bounded support set (oldest evicted first, with a per-class floor so no class of a
  * classification task disappears), the prequential totals (scored by the caller before the append,
  * task-live.ts), and for `readapt: auto` the one adaptation of the stored set that is queued or
- * running at a time (readapt.ts continues it while newer examples exist).
+ * running at a time (continueReadapt, below, continues it while newer examples exist).
  *
- * Appends to one task queue on its row lock (SELECT ... FOR UPDATE), so example numbers are
+ * Appends to one task queue on its row lock (SELECT ... FOR UPDATE, see APPEND), so example numbers are
  * consecutive and the count, eviction and totals agree with the rows.
  */
 import type pg from 'pg';
@@ -60,40 +60,56 @@ export function classFloor(maxExamples: number, nWay: number | null): number {
  */
 const READAPT_STALE_AFTER = '30 seconds';
 
-/** The task row, locked; `readapt_active` as it stands unless it is stale (see READAPT_STALE_AFTER). */
-const LOCK_TASK = `
-  SELECT t.example_seq, t.example_count,
-         t.readapt_active AND EXISTS (
-           SELECT 1 FROM adaptations a
-           WHERE a.task_id = t.id AND a.auto_readapt AND (a.status IN ('queued', 'running') OR a.finished_at > now() - $3::interval)
-         ) AS readapt_active
-  FROM tasks t WHERE t.id = $1 AND t.tenant_id = $2
-  FOR UPDATE OF t`;
-
-const INSERT_EXAMPLES = `
-  INSERT INTO task_examples (task_id, seq, x, y)
-  SELECT $1, $2::bigint + u.o, u.x, u.y FROM unnest($3::bytea[], $4::real[]) WITH ORDINALITY AS u(x, y, o)`;
-
-/** The oldest examples above their class's floor (the newest `floor` of each class stay), `$3` of them. */
-const EVICT = `
-  DELETE FROM task_examples e USING (
+/**
+ * The append after the task's row lock is taken (a statement of its own before it, so this one's
+ * snapshot sees everything committed by the appends that held the lock before), as one statement:
+ * the lock, which the burst's other appends and the worker's head write wait for, is held for this
+ * statement and the commit, not for a round trip per step:
+ * - `task` locks the row (and checks the tenant); `readapt_active` counts unless stale
+ *   (READAPT_STALE_AFTER);
+ * - `doomed` picks the oldest examples above their class's floor (`$5`: the newest `$5` of each
+ *   class stay), as many as the set would exceed `$6` by, among the stored and the incoming ones
+ *   together (one snapshot: the incoming rows are not yet visible as rows, so they join by value);
+ *   stored ones are deleted, incoming ones are not inserted;
+ * - for readapt auto (`$11`) with none under way, the adaptation of the stored set (`$7`) is written;
+ * - the task row takes the new numbering, count, prequential scores (`$12`-`$14`) and flag.
+ */
+const APPEND = `
+  WITH task AS (
+    SELECT t.id, t.tenant_id, t.example_seq, t.example_count,
+           t.readapt_active AND EXISTS (
+             SELECT 1 FROM adaptations a
+             WHERE a.task_id = t.id AND a.auto_readapt AND (a.status IN ('queued', 'running') OR a.finished_at > now() - $15::interval)
+           ) AS readapt_active
+    FROM tasks t WHERE t.id = $1 AND t.tenant_id = $2
+    FOR UPDATE OF t
+  ), incoming AS (
+    SELECT task.example_seq + u.o AS seq, u.x, u.y FROM task, unnest($3::bytea[], $4::real[]) WITH ORDINALITY AS u(x, y, o)
+  ), doomed AS (
     SELECT seq FROM (
-      SELECT seq, row_number() OVER (PARTITION BY y ORDER BY seq DESC) AS newer FROM task_examples WHERE task_id = $1
+      SELECT seq, row_number() OVER (PARTITION BY y ORDER BY seq DESC) AS newer
+      FROM (SELECT seq, y FROM task_examples WHERE task_id = $1 UNION ALL SELECT seq, y FROM incoming) every_example
     ) ranked
-    WHERE newer > $2 ORDER BY seq LIMIT $3
-  ) old
-  WHERE e.task_id = $1 AND e.seq = old.seq`;
-
-const INSERT_STORED_SET_ADAPTATION = `
-  INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, guard, support_size, support_x, support_y, from_examples, auto_readapt)
-  VALUES ($1, $2, $3, $4, $5, $6::guard_policy, $7, '', '', true, true)`;
-
-const UPDATE_TASK = `
-  UPDATE tasks SET example_seq = $2, example_count = $3, readapt_active = readapt_active OR $4,
-    live_scored = live_scored + cardinality($5::float8[]), live_correct = live_correct + $6, live_squared_error = live_squared_error + $7,
-    live_recent = (live_recent || $5::float8[])[greatest(1, cardinality(live_recent) + cardinality($5::float8[]) - ${LIVE_RECENT - 1}):]
-  WHERE id = $1
-  RETURNING (SELECT avg(v) FROM unnest(live_recent) v) AS recent_mean`;
+    WHERE newer > $5 ORDER BY seq LIMIT (SELECT greatest(0, example_count + cardinality($4::real[]) - $6) FROM task)
+  ), removed AS (
+    DELETE FROM task_examples e USING doomed WHERE e.task_id = $1 AND e.seq = doomed.seq RETURNING e.seq
+  ), inserted AS (
+    INSERT INTO task_examples (task_id, seq, x, y) SELECT $1, seq, x, y FROM incoming WHERE seq NOT IN (SELECT seq FROM doomed) RETURNING seq
+  ), readapt AS (
+    INSERT INTO adaptations (id, tenant_id, task_id, steps, inner_lr, guard, support_size, support_x, support_y, from_examples, auto_readapt)
+    SELECT $7, task.tenant_id, task.id, $8, $9, $10::guard_policy, task.example_count + cardinality($4::real[]) - (SELECT count(*) FROM doomed), '', '', true, true
+    FROM task WHERE $11 AND NOT task.readapt_active
+    RETURNING id
+  )
+  UPDATE tasks t SET
+    example_seq = task.example_seq + cardinality($4::real[]),
+    example_count = task.example_count + cardinality($4::real[]) - (SELECT count(*) FROM doomed),
+    readapt_active = task.readapt_active OR EXISTS (SELECT 1 FROM readapt),
+    live_scored = t.live_scored + cardinality($12::float8[]), live_correct = t.live_correct + $13, live_squared_error = t.live_squared_error + $14,
+    live_recent = (t.live_recent || $12::float8[])[greatest(1, cardinality(t.live_recent) + cardinality($12::float8[]) - ${LIVE_RECENT - 1}):]
+  FROM task WHERE t.id = task.id
+  RETURNING t.example_seq, t.example_count, (SELECT count(*) FROM doomed) AS evicted, (SELECT id FROM readapt) AS readapt_id,
+            (SELECT avg(v) FROM unnest(t.live_recent) v) AS recent_mean`;
 
 /** Runs `work` in one transaction on one pooled connection. */
 async function transaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -123,34 +139,24 @@ export async function appendExamples(
 ): Promise<AppendResult | null> {
   const { examples, scores, maxExamples } = input;
   const d = target.inputDim;
-  return transaction(db, async (client) => {
-    const { rows } = await client.query<{ example_seq: string; example_count: number; readapt_active: boolean }>({
-      name: 'examples-lock-task',
-      text: LOCK_TASK,
-      values: [target.taskId, target.tenantId, READAPT_STALE_AFTER],
+  const xs = Array.from({ length: examples.n }, (_, i) => float32Bytes(examples.x.subarray(i * d, (i + 1) * d)));
+  const { steps, innerLr, guard } = input.readapt;
+  const row = await transaction(db, async (client) => {
+    const locked = await client.query({ name: 'examples-lock', text: 'SELECT 1 FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE', values: [target.taskId, target.tenantId] });
+    if (locked.rowCount === 0) return null;
+    const { rows } = await client.query<{ example_seq: string; example_count: number; evicted: string; readapt_id: string | null; recent_mean: number | null }>({
+      name: 'examples-append',
+      text: APPEND,
+      values: [
+        target.taskId, target.tenantId, xs, Array.from(examples.y), classFloor(maxExamples, target.nWay), maxExamples,
+        uuidv7(), steps, innerLr, guard, target.readapt === 'auto',
+        scores?.perExample ?? [], scores?.correct ?? 0, scores?.squaredError ?? 0, READAPT_STALE_AFTER,
+      ],
     });
-    const task = rows[0];
-    if (!task) return null;
-    const firstSeq = Number(task.example_seq);
-    const xs = Array.from({ length: examples.n }, (_, i) => float32Bytes(examples.x.subarray(i * d, (i + 1) * d)));
-    await client.query({ name: 'examples-insert', text: INSERT_EXAMPLES, values: [target.taskId, firstSeq, xs, Array.from(examples.y)] });
-    const excess = task.example_count + examples.n - maxExamples;
-    const evicted = excess > 0 ? (await client.query({ name: 'examples-evict', text: EVICT, values: [target.taskId, classFloor(maxExamples, target.nWay), excess] })).rowCount ?? 0 : 0;
-    const stored = task.example_count + examples.n - evicted;
-    let readaptId: string | null = null;
-    if (target.readapt === 'auto' && !task.readapt_active) {
-      readaptId = uuidv7();
-      const { steps, innerLr, guard } = input.readapt;
-      await client.query({ name: 'examples-readapt', text: INSERT_STORED_SET_ADAPTATION, values: [readaptId, target.tenantId, target.taskId, steps, innerLr, guard, stored] });
-    }
-    const lastSeq = firstSeq + examples.n;
-    const updated = await client.query<{ recent_mean: number | null }>({
-      name: 'examples-update-task',
-      text: UPDATE_TASK,
-      values: [target.taskId, lastSeq, stored, readaptId !== null, scores?.perExample ?? [], scores?.correct ?? 0, scores?.squaredError ?? 0],
-    });
-    return { added: examples.n, stored, evicted, lastSeq, readaptId, recentMean: updated.rows[0]?.recent_mean ?? null };
+    return rows[0] ?? null;
   });
+  if (!row) return null;
+  return { added: examples.n, stored: row.example_count, evicted: Number(row.evicted), lastSeq: Number(row.example_seq), readaptId: row.readapt_id, recentMean: row.recent_mean };
 }
 
 export interface ExampleView {
