@@ -98,13 +98,13 @@ export class PredictUncertainty {
     const context = await this.context(head);
     if (!options.novelty) {
       const prediction = runNetwork(head.network, x);
-      return { prediction, fields: this.fields(context, prediction, undefined, options) };
+      return { prediction, fields: this.fields(head, context, prediction, undefined, options) };
     }
     const { prediction, embedding } = runNetworkWithEmbedding(head.network, x);
-    return { prediction, fields: this.fields(context, prediction, embedding, options) };
+    return { prediction, fields: this.fields(head, context, prediction, embedding, options) };
   }
 
-  private fields(context: HeadContext, prediction: Prediction, embedded: { dim: number; values: Float64Array } | undefined, options: UncertaintyOptions): UncertaintyAnswer {
+  private fields(head: ServedHead, context: HeadContext, prediction: Prediction, embedded: { dim: number; values: Float64Array } | undefined, options: UncertaintyOptions): UncertaintyAnswer {
     const shots = calibrationForShots(context.calibration, context.shots);
     const out: UncertaintyAnswer = {};
     if (options.coverage !== undefined) {
