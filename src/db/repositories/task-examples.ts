@@ -8,10 +8,9 @@
  * Appends to one task queue on its row lock (SELECT ... FOR UPDATE, see APPEND), so example numbers are
  * consecutive and the count, eviction and totals agree with the rows.
  */
-import type pg from 'pg';
 import type { Examples, GuardPolicy } from '../../meta/index.js';
 import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
-import type { Db } from '../client.js';
+import { inTransaction, type Db } from '../client.js';
 import { uuidv7, type SupportArrays } from './adaptations.js';
 import { LIVE_RECENT } from './task-live.js';
 import type { AdaptTarget } from './tasks.js';
@@ -111,22 +110,6 @@ const APPEND = `
   RETURNING t.example_seq, t.example_count, (SELECT count(*) FROM doomed) AS evicted, (SELECT id FROM readapt) AS readapt_id,
             (SELECT avg(v) FROM unnest(t.live_recent) v) AS recent_mean`;
 
-/** Runs `work` in one transaction on one pooled connection. */
-async function transaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await db.sql.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 /**
  * Appends validated examples to the task, evicts beyond `maxExamples`, adds the prequential scores,
  * and for a `readapt: auto` task with no adaptation of its stored set under way writes one (queued:
@@ -141,7 +124,7 @@ export async function appendExamples(
   const d = target.inputDim;
   const xs = Array.from({ length: examples.n }, (_, i) => float32Bytes(examples.x.subarray(i * d, (i + 1) * d)));
   const { steps, innerLr, guard } = input.readapt;
-  const row = await transaction(db, async (client) => {
+  const row = await inTransaction(db, async (client) => {
     const locked = await client.query({ name: 'examples-lock', text: 'SELECT 1 FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE', values: [target.taskId, target.tenantId] });
     if (locked.rowCount === 0) return null;
     const { rows } = await client.query<{ example_seq: string; example_count: number; evicted: string; readapt_id: string | null; recent_mean: number | null }>({
@@ -186,7 +169,7 @@ export async function listExamples(db: Db, tenantId: string, taskId: string, pag
  * `examplesThrough` keeps its meaning). Returns how many, or null when the task is not the tenant's.
  */
 export async function clearExamples(db: Db, tenantId: string, taskId: string): Promise<number | null> {
-  return transaction(db, async (client) => {
+  return inTransaction(db, async (client) => {
     const { rowCount } = await client.query('UPDATE tasks SET example_count = 0 WHERE id = $1 AND tenant_id = $2', [taskId, tenantId]);
     if (rowCount === 0) return null;
     return (await client.query('DELETE FROM task_examples WHERE task_id = $1', [taskId])).rowCount ?? 0;

@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { checkPackedTargets, FamilySpecError, generatorInputShape, seededSplits, type FamilySpec, type GeneratorType, type PackedDataset, type Split, type TaskKind } from '../../meta/index.js';
-import type { Db } from '../client.js';
+import { inTransaction, type Db } from '../client.js';
 import { chunkGroups, loadPackedRows, replacePartChunks, rowsOutsidePart, setGroupSplits, type ChunkRows } from './dataset-chunks.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 import { float32Bytes, float32sFromBytes } from '../../util/float32.js';
@@ -256,22 +256,6 @@ interface LockedFamily {
   n_way: number | null;
   status: FamilyStatus;
   uploaded: boolean;
-}
-
-/** Runs `work` in one transaction on one connection. */
-async function inTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await db.sql.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
 }
 
 /** The tenant's uploaded family, locked for this transaction; null when missing or not uploaded. */
