@@ -187,6 +187,9 @@ describe('head versions', () => {
     expectField(await call('PUT', `/tasks/${taskId}/head`, { version: 9 }), '/version');
     expect((await at(9 as number)).headVersion).toBeUndefined();
     expect((await call('GET', `/predict?taskId=${taskId}&x=0.5&version=9`)).statusCode).toBe(404);
+    // A version past what the column holds is a bad field, not a database error.
+    expectField(await call('PUT', `/tasks/${taskId}/head`, { version: 2 ** 31 }), '/version');
+    expect((await call('GET', `/predict?taskId=${taskId}&x=0.5&version=${2 ** 31}`)).statusCode).toBe(400);
     expect((await call('PUT', `/tasks/${taskId}/head`, { version: null })).json()).toMatchObject({ pinned: null, latest: 4 });
     expect((await at()).headVersion).toBe(4);
   });

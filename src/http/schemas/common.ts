@@ -26,6 +26,9 @@ export const LocationHeader = {
 /** `:id` path parameter. */
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
 
+/** A head version a client names: stored as a 32-bit integer, so a larger one is refused here (400), not by Postgres (500). */
+export const HeadVersion = (description: string) => Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1, description });
+
 /** `?limit=&cursor=` of every list; the cursor is what the previous page answered as `nextCursor`. */
 export const PageQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Items per page (1-100). Default 20.' })),

@@ -1,7 +1,7 @@
 /** Predictions from a task's latest adapted head. */
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
-import { Id } from './common.js';
+import { HeadVersion, Id } from './common.js';
 import { UncertaintyAnswerFields, UncertaintyFields } from './predict-uncertainty.js';
 
 /** GET /predict query: `x` repeats, one input each, as comma-separated numbers (bounded by MAX_PREDICT_INPUTS). */
@@ -9,7 +9,7 @@ export function PredictQuery(limits: Limits) {
   return Type.Object(
     {
       taskId: Id,
-      version: Type.Optional(Type.Integer({ minimum: 1, description: "Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version", examples: [3] })),
+      version: Type.Optional({ ...HeadVersion("Answer with this head version instead of the served one (GET /tasks/:id/heads lists them); 404 when the task has no such version"), examples: [3] }),
       x: Type.Array(Type.String({ minLength: 1, maxLength: 100_000 }), {
         minItems: 1,
         maxItems: limits.maxPredictInputs,

@@ -2,7 +2,7 @@
 import { Type } from 'typebox';
 import type { Limits } from '../../config.js';
 import { LabelOrTarget } from './adapt.js';
-import { Id, Timestamp } from './common.js';
+import { HeadVersion, Id, Timestamp } from './common.js';
 
 /** POST /tasks/:id/examples body: at most MAX_TASK_EXAMPLES examples. */
 export function ExamplesAppend(limits: Limits) {
@@ -84,6 +84,6 @@ export const HeadList = Type.Object(
 );
 
 export const HeadPin = Type.Object(
-  { version: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'The head version to serve; null follows the latest again' }) },
+  { version: Type.Union([HeadVersion('A version of GET /tasks/:id/heads'), Type.Null()], { description: 'The head version to serve; null follows the latest again' }) },
   { additionalProperties: false, examples: [{ version: 3 }, { version: null }] },
 );
