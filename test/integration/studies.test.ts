@@ -113,6 +113,12 @@ describe('a study', () => {
     // The quota of 2 jobs: two trials start, the third waits for a slot.
     expect(queued.trials.map((t) => t.status)).toEqual(['queued', 'queued', 'pending']);
 
+    // A finished trial is a version of the study's name, but `latest` waits for the winner: read while
+    // the study still runs (checked after the read), it is not there.
+    await waitUntil(async () => ((await get(`/meta-train?studyId=${queued.id}&status=succeeded`)).json() as { items: Job[] }).items.length > 0 || undefined, 'a trial to finish', 60_000, 20);
+    const latestMidway = (await get('/meta-models/blobs-study@latest')).statusCode;
+    if (((await get(`/studies/${queued.id}`)).json() as StudyView).status === 'running') expect(latestMidway).toBe(404);
+
     const study = await ended(queued.id);
     expect(study, JSON.stringify(study)).toMatchObject({ status: 'succeeded', error: null, rung: 1 });
     const first = study.trials.filter((t) => t.rung === 0);
@@ -176,6 +182,8 @@ describe('a study', () => {
       expect(baseline.outcome === 'beaten').toBe(apart);
     }
     expect(decision.promoted).toBe(decision.baselines.every((b) => b.outcome === 'beaten'));
+    // `latest` is the winner: the trials after it (the runner-up may end later) did not move it.
+    expect(((await get('/meta-models/blobs-study@latest')).json() as { id: string }).id).toBe(study.winner!.metaModelId);
     const alias = await get('/meta-models/blobs-study@production');
     if (decision.promoted) expect((alias.json() as { id: string }).id).toBe(study.winner!.metaModelId);
     else expect(alias.statusCode).toBe(404);

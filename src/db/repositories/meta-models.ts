@@ -174,11 +174,7 @@ export async function moveAlias(db: Db, tenantId: string, ref: string, alias: st
   if (id === null) return null;
   const model = await db.prisma.metaModel.findFirst({ where: { id, tenantId }, select: { name: true } });
   if (!model) return null;
-  await db.prisma.metaModelAlias.upsert({
-    where: { tenantId_name_alias: { tenantId, name: model.name, alias } },
-    create: { tenantId, name: model.name, alias, metaModelId: id },
-    update: { metaModelId: id },
-  });
+  await pointAlias(db.prisma, tenantId, model.name, alias, id);
   return getMetaModel(db, tenantId, id);
 }
 
@@ -205,12 +201,13 @@ export function metricsJson(m: MetricsPoint): Prisma.InputJsonObject {
 }
 
 /**
- * Inserts the next version of the model's name in its tenant and moves alias `latest` to it, in the
+ * Inserts the next version of the model's name in its tenant and moves alias `latest` to it (unless
+ * `keepLatest`: a study's trial, whose study moves `latest` to its winner when it ends), in the
  * caller's transaction. Two writers of one name may pick the same number: the loser's insert breaks
  * the (tenant, name, version) unique constraint (see isUniqueViolation) and it retries.
  * @throws CodecError when a parameter is not finite.
  */
-export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input: NewMetaModel): Promise<{ id: string; version: number }> {
+export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input: NewMetaModel, keepLatest = false): Promise<{ id: string; version: number }> {
   const { tenantId, name, model } = input;
   const { spec } = model;
   const latest = await tx.metaModel.aggregate({ where: { tenantId, name }, _max: { version: true } });
@@ -236,12 +233,17 @@ export async function insertMetaModelVersion(tx: Prisma.TransactionClient, input
     },
     select: { id: true, version: true },
   });
-  await tx.metaModelAlias.upsert({
-    where: { tenantId_name_alias: { tenantId, name, alias: 'latest' } },
-    create: { tenantId, name, alias: 'latest', metaModelId: created.id },
-    update: { metaModelId: created.id },
-  });
+  if (!keepLatest) await pointAlias(tx, tenantId, name, 'latest', created.id);
   return created;
+}
+
+/** Points alias `alias` of the model's name at `metaModelId`, in the caller's transaction. */
+export async function pointAlias(tx: Prisma.TransactionClient, tenantId: string, name: string, alias: string, metaModelId: string): Promise<void> {
+  await tx.metaModelAlias.upsert({
+    where: { tenantId_name_alias: { tenantId, name, alias } },
+    create: { tenantId, name, alias, metaModelId },
+    update: { metaModelId },
+  });
 }
 
 /** A meta-model as the engine adapts from it, with the bytes its decoded parameters take. */

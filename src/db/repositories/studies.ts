@@ -27,6 +27,7 @@ import {
 import { evaluationSteps, judgeEvaluation, promoted, type BaselineVerdict, type Interval, type Rung } from '../../meta/study.js';
 import { truncateReason } from '../../util/error-reason.js';
 import { isUniqueViolation, Prisma, type Db } from '../client.js';
+import { pointAlias } from './meta-models.js';
 import { ActiveJobLimitError, keyedRow, lockActiveJobs, newJobRow, type Idempotency, type JobStatus } from './jobs.js';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.js';
 
@@ -366,7 +367,8 @@ async function decideRung(tx: Tx, row: StudyRow, settings: StudySettings, curren
 
 /**
  * The winner's evaluation has ended: decides whether it beats every baseline beyond the intervals,
- * moves the study's `promote` alias to it only then, and ends the study with the decision.
+ * moves `latest` to it and the study's `promote` alias only when it does, and ends the study with the
+ * decision.
  */
 async function judge(tx: Tx, row: StudyRow, settings: StudySettings): Promise<StudyStep> {
   const evaluation = await tx.evaluation.findUnique({ where: { id: row.evaluationId! }, select: { status: true, rows: true, error: true, multitaskMetaModelId: true } });
@@ -393,14 +395,11 @@ async function judge(tx: Tx, row: StudyRow, settings: StudySettings): Promise<St
   }
   const alias = settings.promote;
   const promote = alias !== null && judged.beatsAll;
-  if (promote) {
-    const { name } = await tx.metaModel.findUniqueOrThrow({ where: { id: metaModelId }, select: { name: true } });
-    await tx.metaModelAlias.upsert({
-      where: { tenantId_name_alias: { tenantId: row.tenantId, name, alias } },
-      create: { tenantId: row.tenantId, name, alias, metaModelId },
-      update: { metaModelId },
-    });
-  }
+  // `latest` follows the study's result, its winner, whatever the decision (its trials left it alone);
+  // the promote alias moves only when the winner beats every baseline.
+  const { name } = await tx.metaModel.findUniqueOrThrow({ where: { id: metaModelId }, select: { name: true } });
+  await pointAlias(tx, row.tenantId, name, 'latest', metaModelId);
+  if (promote) await pointAlias(tx, row.tenantId, name, alias, metaModelId);
   const reason = alias === null ? `no alias to move (promote not asked); ${judged.reason}` : `${promote ? `${alias} moved to the winner` : `${alias} not moved`}: ${judged.reason}`;
   const decision: StudyDecision = { promoted: promote, alias, reason, metric, winner: judged.winner, baselines: judged.baselines };
   await endStudy(tx, row.id, { status: 'succeeded', decision: decision as unknown as Prisma.InputJsonObject });

@@ -279,7 +279,8 @@ const VERSION_RETRIES = 5;
 
 /**
  * Ends the job `succeeded` and stores its meta-model in one transaction: the next version of the
- * job's name in its tenant, alias `latest` moved to it, checkpoints dropped (or replaced by
+ * job's name in its tenant, alias `latest` moved to it (not for a study's trial: a dropped trial is
+ * no result to follow; the study moves `latest` to its winner), checkpoints dropped (or replaced by
  * `trained.checkpoint`, a study trial's final state). Retries when a
  * concurrent job of the same name took the version number.
  * @returns the new meta-model's id and version.
@@ -293,8 +294,8 @@ export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedMode
     try {
       return await db.prisma.$transaction(async (tx) => {
         await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), ...(engine ? { engine } : {}), finishedAt: new Date() });
-        const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true } });
-        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration, engine });
+        const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true, studyId: true } });
+        const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration, engine }, job.studyId !== null);
         if (checkpoint) await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, kept!);
         else await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;

@@ -54,7 +54,7 @@ async function planCandidate(app: FastifyInstance, tenantId: string, body: Study
  * schedule the budget affords; and the winner's evaluation, which must be drawable from the test split.
  */
 async function planStudy(app: FastifyInstance, tenantId: string, body: StudyCreate): Promise<NewStudy> {
-  if (body.promote === 'latest') throw invalidField('/promote', "'latest' already follows every new version; name another alias (e.g. production)");
+  if (body.promote === 'latest') throw invalidField('/promote', "'latest' already moves to the study's winner when it ends; name another alias (e.g. production)");
   body.candidates?.forEach((candidate, i) => {
     for (const [field, owner] of Object.entries(STUDY_FIELDS)) {
       if (candidate.hyper?.[field as keyof typeof STUDY_FIELDS] !== undefined) throw invalidField(`/candidates/${i}/hyper/${field}`, `is set by the study (${owner}), not by a candidate`);
@@ -112,7 +112,7 @@ const studies: FastifyPluginAsyncTypebox<StudyRouteOptions> = async (app, { redi
       operationId: 'createStudy',
       summary: 'Start a study: which algorithm and inner loop suit these families (answers at once; trials run on the worker pool)',
       description:
-        "Meta-trains every candidate (the default search space, or `candidates`) as an ordinary meta-train job with `studyId`, under successive halving: each rung ranks its trials by validation (the job's best evaluation) and the best 1/eta resume from their checkpoints for more iterations, the others stop; the last two (the finalists) both train to the top rung's iterations and the better there by validation wins. The winner is evaluated on the test split against every baseline; with `promote`, the alias moves to it only if it beats each baseline beyond the 95% intervals. Trials count against the tenant's concurrent jobs (MAX_CONCURRENT_JOBS_PER_TENANT): those without a free slot wait; with no free slot at all the study is refused (429).",
+        "Meta-trains every candidate (the default search space, or `candidates`) as an ordinary meta-train job with `studyId`, under successive halving: each rung ranks its trials by validation (the job's best evaluation) and the best 1/eta resume from their checkpoints for more iterations, the others stop; the last two (the finalists) both train to the top rung's iterations and the better there by validation wins. The winner is evaluated on the test split against every baseline; with `promote`, the alias moves to it only if it beats each baseline beyond the 95% intervals. The trials' meta-models are versions of the study's `name` but leave its `latest` alone; `latest` moves to the winner when the study ends. Trials count against the tenant's concurrent jobs (MAX_CONCURRENT_JOBS_PER_TENANT): those without a free slot wait; with no free slot at all the study is refused (429).",
       tags,
       headers: IdempotencyHeaders,
       body: StudyCreate(app.config.limits),
