@@ -49,9 +49,9 @@ async function newTenant(): Promise<string> {
   return tenant.id;
 }
 
-async function newJob(tenantId: string, name = 'sine', familyIds: string[] = []) {
+async function newJob(tenantId: string, name = 'sine', familyIds: string[] = [], studyId: string | null = null) {
   return db.prisma.metaTrainJob.create({
-    data: { tenantId, name, algorithm: 'maml', familyIds, model: { hidden: [8], activation: 'relu' }, hyper: { iterations: 50 }, iterations: 50 },
+    data: { tenantId, name, algorithm: 'maml', familyIds, model: { hidden: [8], activation: 'relu' }, hyper: { iterations: 50 }, iterations: 50, studyId },
   });
 }
 
@@ -260,6 +260,25 @@ describe('ending a run', () => {
     expect(byId.get(ids[0])?.aliases).toEqual([]);
     expect(byId.get(ids[1])?.aliases.map((a) => a.alias)).toEqual(['latest']);
     expect(byId.get(ids[1])).toMatchObject({ kind: 'regression', inputDim: 1, nWay: null, model: { hidden: [8], activation: 'relu' }, innerSteps: 3, innerLr: 0.05, metrics: { valLoss: 0.5 } });
+  });
+
+  it("keeps a study trial's final checkpoint only while its study runs, and leaves `latest` to the study", async () => {
+    const tenantId = await newTenant();
+    const study = await db.prisma.study.create({ data: { tenantId, name: 'trials', familyIds: [], settings: {} } });
+    const trial = async () => {
+      const job = await newJob(tenantId, 'trials', [], study.id);
+      const fence = await started(job.id);
+      const model = await finishSucceeded(db, fence, { ...trained(50), checkpoint: checkpointAt(50) });
+      return { kept: await db.prisma.checkpoint.count({ where: { jobId: job.id } }), model };
+    };
+    const running = await trial();
+    expect(running.kept).toBe(1);
+    // A cancelled study resumes nothing: a trial that succeeds after the cancel keeps no checkpoint.
+    await db.prisma.study.update({ where: { id: study.id }, data: { status: 'cancelled' } });
+    expect((await trial()).kept).toBe(0);
+    // Neither trial moved `latest` (the study moves it to its winner when it ends).
+    expect(await db.prisma.metaModelAlias.count({ where: { tenantId, name: 'trials' } })).toBe(0);
+    expect(running.model.version).toBe(1);
   });
 
   it('stores the kept evaluation and bestIteration on the meta-model, the last and the best on the job', async () => {

@@ -281,7 +281,7 @@ const VERSION_RETRIES = 5;
  * Ends the job `succeeded` and stores its meta-model in one transaction: the next version of the
  * job's name in its tenant, alias `latest` moved to it (not for a study's trial: a dropped trial is
  * no result to follow; the study moves `latest` to its winner), checkpoints dropped (or replaced by
- * `trained.checkpoint`, a study trial's final state). Retries when a
+ * `trained.checkpoint`, a study trial's final state, while its study runs). Retries when a
  * concurrent job of the same name took the version number.
  * @returns the new meta-model's id and version.
  */
@@ -296,7 +296,7 @@ export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedMode
         await fenced(tx, fence, { status: 'succeeded', iteration: last.iteration, lastMetrics: metricsJson(last), ...(best ? bestColumns(best) : {}), ...(engine ? { engine } : {}), finishedAt: new Date() });
         const job = await tx.metaTrainJob.findUniqueOrThrow({ where: { id: fence.jobId }, select: { tenantId: true, name: true, studyId: true } });
         const created = await insertMetaModelVersion(tx, { tenantId: job.tenantId, name: job.name, jobId: fence.jobId, model, metrics, bestIteration, engine }, job.studyId !== null);
-        if (checkpoint) await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, kept!);
+        if (checkpoint && (await studyRunning(tx, job.studyId))) await keepOnlyCheckpoint(tx, fence.jobId, checkpoint.iteration, kept!);
         else await tx.checkpoint.deleteMany({ where: { jobId: fence.jobId } });
         return created;
       });
@@ -304,6 +304,18 @@ export async function finishSucceeded(db: Db, fence: Fence, trained: TrainedMode
       if (!isUniqueViolation(error) || attempt >= VERSION_RETRIES) throw error;
     }
   }
+}
+
+/**
+ * Whether the trial's study still runs, so its checkpoint may yet be resumed. Read under a share lock
+ * on the study row: a cancel (which takes the row for update and then drops its ended trials'
+ * checkpoints) either committed before, and the trial keeps none, or waits for this transaction and
+ * drops the one kept here.
+ */
+async function studyRunning(tx: Prisma.TransactionClient, studyId: string | null): Promise<boolean> {
+  if (studyId === null) return false;
+  const rows = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM studies WHERE id = ${studyId} FOR SHARE`;
+  return rows[0]?.status === 'running';
 }
 
 async function finish(db: Db, fence: Fence, data: Prisma.MetaTrainJobUpdateManyMutationInput): Promise<void> {
