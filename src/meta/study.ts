@@ -96,16 +96,15 @@ interface PlannedRung {
 /**
  * Successive halving's rungs for `candidates` trials: all of them, then the best 1/eta of the
  * previous rung (at least one) until one is left, at milestones growing eta-fold up to the top; then
- * the last rung keeps {@link STUDY_FINALISTS} trials instead of one (where there are that many), and
- * a rung that would promote every one of its trials is left out (its milestone would only be a pause).
+ * the rungs of {@link STUDY_FINALISTS} trials or fewer give way to one top rung of the finalists (a
+ * rung that would promote every one of its trials would only be a pause).
  */
 function planRungs(candidates: number, eta: number): PlannedRung[] {
   const trials = [candidates];
   while (trials[trials.length - 1] > 1) trials.push(Math.max(1, Math.floor(trials[trials.length - 1] / eta)));
-  trials[trials.length - 1] = Math.min(candidates, STUDY_FINALISTS);
-  return trials
-    .map((n, k) => ({ trials: n, depth: trials.length - 1 - k }))
-    .filter((rung, k) => k === trials.length - 1 || rung.trials !== trials[k + 1]);
+  const finalists = Math.min(candidates, STUDY_FINALISTS);
+  const halving = trials.map((n, k) => ({ trials: n, depth: trials.length - 1 - k })).filter((rung) => rung.trials > finalists);
+  return [...halving, { trials: finalists, depth: 0 }];
 }
 
 /** Trials per rung: all candidates, the best 1/eta of the previous rung, ..., and the finalists at the top. */
