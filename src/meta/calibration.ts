@@ -19,6 +19,7 @@ import type { EnginePreference } from './engine.js';
 import { embedNetwork, prepareNetwork, runNetwork, type PreparedNetwork } from './predict-arrays.js';
 import { Rng } from './rng.js';
 import type { Examples, TaskFamily, TaskKind } from './types.js';
+import { drainYielding } from '../util/yielding.js';
 
 /** The nonconformity scores a calibration may use (see the module comment). */
 export type NonconformityScore = 'absolute' | 'normalised' | 'lac';
@@ -108,8 +109,13 @@ export function nearestDistances(points: Float64Array, support: Float64Array, di
  * @throws NonFiniteError when a task's adaptation is not finite.
  */
 export function scoreTasks(model: MetaModel, episodes: readonly { support: Examples; query: Examples }[], engine: EnginePreference = 'auto', steps?: number): ScoredTask[] {
-  const out: ScoredTask[] = [];
+  return [...scoreTaskChunks(model, episodes, engine, steps)].flat();
+}
+
+/** {@link scoreTasks}, ADAPT_CHUNK episodes at a time (a worker yields to its event loop between them). */
+function* scoreTaskChunks(model: MetaModel, episodes: readonly { support: Examples; query: Examples }[], engine: EnginePreference = 'auto', steps?: number): Generator<ScoredTask[]> {
   for (let start = 0; start < episodes.length; start += ADAPT_CHUNK) {
+    const out: ScoredTask[] = [];
     const chunk = episodes.slice(start, start + ADAPT_CHUNK);
     const results = adaptMany(model, chunk.map((e) => e.support), steps === undefined ? {} : { steps }, engine);
     results.forEach((result, t) => {
@@ -129,8 +135,8 @@ export function scoreTasks(model: MetaModel, episodes: readonly { support: Examp
         supportEmbedding,
       });
     });
+    yield out;
   }
-  return out;
 }
 
 const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
@@ -193,19 +199,37 @@ export function calibrationSettingsFor(hyper: { shots: number; queryShots: numbe
  * caller can yield between them). Each number of shots draws its own tasks from the seed.
  * @throws RangeError for settings that do not fit; NonFiniteError when adaptation is not finite.
  */
-export function fitShots(model: MetaModel, family: TaskFamily, settings: CalibrationSettings, shots: number): { calibration: ShotsCalibration; inTask: number[] } {
+export function fitShots(model: MetaModel, family: TaskFamily, settings: CalibrationSettings, shots: number): FittedShots {
+  const episodes = calibrationEpisodes(model, family, settings, shots);
+  return fittedShots(model.spec.kind, shots, scoreTasks(model, episodes, settings.engine));
+}
+
+/** {@link fitShots}, yielding to the event loop between chunks of tasks (for a worker: src/util/yielding.ts). */
+export async function fitShotsYielding(model: MetaModel, family: TaskFamily, settings: CalibrationSettings, shots: number): Promise<FittedShots> {
+  const episodes = calibrationEpisodes(model, family, settings, shots);
+  return fittedShots(model.spec.kind, shots, (await drainYielding(scoreTaskChunks(model, episodes, settings.engine))).flat());
+}
+
+/** One number of shots' calibration, with its validation queries' standardised novelty. */
+export interface FittedShots {
+  calibration: ShotsCalibration;
+  inTask: number[];
+}
+
+function calibrationEpisodes(model: MetaModel, family: TaskFamily, settings: CalibrationSettings, shots: number): { support: Examples; query: Examples }[] {
   if (!Number.isInteger(shots) || shots < 1) throw new RangeError(`calibration shots must be positive integers, got ${shots}`);
-  const kind = model.spec.kind;
-  const ways = kind === 'classification' ? model.spec.outputDim : undefined;
+  const ways = model.spec.kind === 'classification' ? model.spec.outputDim : undefined;
   const rng = new Rng(settings.seed + 104_729 * shots);
-  const episodes = Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'val', { shots, queryShots: settings.queryShots, ways }));
-  const scored = scoreTasks(model, episodes, settings.engine);
+  return Array.from({ length: settings.tasks }, () => family.sampleEpisode(rng, 'val', { shots, queryShots: settings.queryShots, ways }));
+}
+
+function fittedShots(kind: TaskKind, shots: number, scored: ScoredTask[]): FittedShots {
   const calibration = calibrateShots(kind, shots, scored);
   return { calibration, inTask: scored.flatMap((t) => t.distances.map((d) => standardNovelty(d, calibration))) };
 }
 
 /** The calibration of several numbers of shots (fitShots' results, in ascending shots). */
-export function assembleCalibration(kind: TaskKind, settings: CalibrationSettings, fitted: readonly { calibration: ShotsCalibration; inTask: number[] }[]): Calibration {
+export function assembleCalibration(kind: TaskKind, settings: CalibrationSettings, fitted: readonly FittedShots[]): Calibration {
   const byShots = fitted.map((f) => f.calibration).sort((a, b) => a.shots - b.shots);
   const inTask = fitted.flatMap((f) => f.inTask);
   const trained = byShots.find((c) => c.shots === settings.trainedShots) ?? byShots[0];

@@ -9,7 +9,7 @@ export { ALGORITHM_NAMES, ALGORITHMS, getAlgorithm, LR_PREFIX, type AlgorithmNam
 export { Adam, type AdamOptions, type AdamState } from './adam.js';
 export { chooseEngine, ENGINE_PREFERENCES, type EngineName, type EnginePreference } from './engine.js';
 export { EVALUATION_BASELINES, evaluateMetaModel, evaluationBaselines, meanCi, SCRATCH_STEPS, type EvaluationBaseline, type EvaluationMethod, type EvaluationRow, type EvaluationSettings, type MeanCi } from './evaluation.js';
-export { assembleCalibration, CALIBRATION_SHOTS, CALIBRATION_TASKS, calibrationSettingsFor, COVERAGE_LEVELS, calibrationForShots, fitCalibration, fitShots, halfWidth, nearestDistances, quantileFor, standardNovelty, type Calibration, type CalibrationSettings, type NonconformityScore, type ShotsCalibration } from './calibration.js';
+export { assembleCalibration, CALIBRATION_SHOTS, CALIBRATION_TASKS, calibrationSettingsFor, COVERAGE_LEVELS, calibrationForShots, fitCalibration, fitShots, fitShotsYielding, halfWidth, nearestDistances, quantileFor, standardNovelty, type Calibration, type CalibrationSettings, type NonconformityScore, type ShotsCalibration } from './calibration.js';
 export { coverageMetrics, EVALUATION_COVERAGE, noveltyAuroc, type CalibrationMetrics } from './calibration-eval.js';
 export { predictionSet, supportScale, temperatureScale } from './conformal.js';
 export { DEFAULT_GUARD, GUARD_POLICIES, type GuardPolicy, type SupportLossTrace } from './guard.js';

@@ -17,7 +17,8 @@ import { accuracy, taskLoss } from './losses.js';
 import { activationWidth, copyArrays, forward, HEAD_NAMES, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from './model.js';
 import type { Rng } from './rng.js';
 import { batchToTensors, sliceEpisodeBatch, type BatchTensors } from './tensors.js';
-import { isPoolBatch, type EpisodeBatch, type TrainingBatch } from './types.js';
+import { isPoolBatch, type EpisodeBatch, type TaskKind, type TrainingBatch } from './types.js';
+import { drainYielding } from '../util/yielding.js';
 
 /** 'batched': the whole meta-batch as batched tensor ops; 'loop': one task at a time (baseline, tests). */
 export type MetaStepMode = 'batched' | 'loop';
@@ -219,28 +220,29 @@ export class MetaLearner {
 
   /** Adapts to every task's support set, guarded as /adapt is (guard.ts), and measures the query set (no meta-update). */
   evaluate(batch: EpisodeBatch): Evaluation {
-    let taskLosses: number[];
-    let taskAccuracies: number[] | undefined;
+    return summariseEvaluation([...this.evaluationParts(batch)], this.spec.kind);
+  }
+
+  /** {@link evaluate}, yielding to the event loop between chunks of tasks (src/util/yielding.ts). */
+  async evaluateYielding(batch: EpisodeBatch): Promise<Evaluation> {
+    return summariseEvaluation(await drainYielding(this.evaluationParts(batch)), this.spec.kind);
+  }
+
+  /** The query losses (and accuracies) of `evaluate`, a chunk of tasks at a time. */
+  private *evaluationParts(batch: EpisodeBatch): Generator<{ losses: number[]; accuracies?: number[] }> {
     if (this.engine === 'fused-wasm') {
-      ({ taskLosses, taskAccuracies } = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD));
-    } else {
-      // In chunks of tasks: a conv body's activations for hundreds of evaluation episodes at once
-      // would take gigabytes.
-      const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
-      taskLosses = [];
-      taskAccuracies = this.spec.kind === 'classification' ? [] : undefined;
-      for (let t = 0; t < batch.tasks; t += chunk) {
-        const slice = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
-        // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings.
-        const part = this.engine === 'onnxruntime' ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
-        taskLosses.push(...part.losses);
-        taskAccuracies?.push(...(part.accuracies ?? []));
-      }
+      const { taskLosses, taskAccuracies } = fusedEvaluate(this.algorithm.name, this.spec, this.inner, this.values, batch, DEFAULT_GUARD);
+      yield { losses: taskLosses, accuracies: taskAccuracies };
+      return;
     }
-    const bad = [...taskLosses, ...(taskAccuracies ?? [])].find((value) => !Number.isFinite(value));
-    if (bad !== undefined) throw new NonFiniteError(`validation loss is not finite (${bad})`);
-    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-    return taskAccuracies === undefined ? { loss: mean(taskLosses), taskLosses } : { loss: mean(taskLosses), accuracy: mean(taskAccuracies), taskLosses, taskAccuracies };
+    // In chunks of tasks: a conv body's activations for hundreds of evaluation episodes at once
+    // would take gigabytes.
+    const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
+    for (let t = 0; t < batch.tasks; t += chunk) {
+      const slice = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
+      // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings.
+      yield this.engine === 'onnxruntime' ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
+    }
   }
 
   /**
@@ -290,4 +292,14 @@ export function initMetaParams(config: LearnerConfig, rng: Rng): ParamArrays {
 /** One outer-loop iteration of `learner` on `batch` (see MetaLearner.metaStep). */
 export function metaStep(learner: MetaLearner, batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
   return learner.metaStep(batch, mode);
+}
+
+/** An evaluation from its parts' per-task scores: their means, refusing a non-finite one. */
+function summariseEvaluation(parts: readonly { losses: number[]; accuracies?: number[] }[], kind: TaskKind): Evaluation {
+  const taskLosses = parts.flatMap((p) => p.losses);
+  const taskAccuracies = kind === 'classification' ? parts.flatMap((p) => p.accuracies ?? []) : undefined;
+  const bad = [...taskLosses, ...(taskAccuracies ?? [])].find((value) => !Number.isFinite(value));
+  if (bad !== undefined) throw new NonFiniteError(`validation loss is not finite (${bad})`);
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  return taskAccuracies === undefined ? { loss: mean(taskLosses), taskLosses } : { loss: mean(taskLosses), accuracy: mean(taskAccuracies), taskLosses, taskAccuracies };
 }

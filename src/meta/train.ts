@@ -306,7 +306,7 @@ export async function* metaTrain(config: TrainConfig, options: TrainOptions = {}
       pending.count += 1;
       yield { type: 'progress', iteration, iterations: hyper.iterations };
       if (iteration % hyper.evalEvery === 0 || iteration === hyper.iterations) {
-        last = metricsPoint(iteration, pending.sum / pending.count, learner.evaluate(valBatch));
+        last = metricsPoint(iteration, pending.sum / pending.count, await learner.evaluateYielding(valBatch));
         // The first evaluation always improves on none (evaluate refuses non-finite scores), so `best` is set from here on.
         if (!best || improves(last, best.point, p.family.kind)) best = { point: last, params: learner.exportMetaParams() };
         yield { type: 'metrics', ...last, best: best.point };
