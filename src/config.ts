@@ -123,7 +123,7 @@ export interface Config {
   readonly adaptWaitMs: number;
   /**
    * READAPT_DELAY_MS: for a task with `readapt: auto`, how long after an append (or after the previous
-   * adaptation, when more examples arrived meanwhile) its stored examples are adapted on, so that a
+   * adaptation started, when more examples arrived meanwhile) its stored examples are adapted on, so that a
    * burst of appends coalesces into a few adaptations. Default 40.
    */
   readonly readaptDelayMs: number;

@@ -38,10 +38,22 @@ export interface AdaptDeps {
   /** This process's decoded meta-models. */
   metaModels: MetaModelCache;
   /**
-   * Queues the next adaptation of a readapt-auto chain (coalescing delay included). Without it the
-   * row stays queued for the reconciler.
+   * Queues the next adaptation of a readapt-auto chain, whose previous adaptation was picked up at
+   * `previousStart` (epoch ms): see {@link chainDelayMs}. Without it the row stays queued for the
+   * reconciler.
    */
-  enqueueReadapt?: (taskId: string, adaptationId: string) => Promise<unknown>;
+  enqueueReadapt?: (taskId: string, adaptationId: string, previousStart: number) => Promise<unknown>;
+}
+
+/**
+ * The delay of a readapt-auto chain's next adaptation: READAPT_DELAY_MS after the previous one was
+ * picked up, or none once that has passed. The examples appended while the previous one ran are
+ * coalesced by then, and a delayed BullMQ job waits for its promotion (tens of ms beyond its delay,
+ * measured by bench:living) where a job without a delay starts at once. The chain's first adaptation,
+ * queued by an append, waits the whole delay for the rest of its burst.
+ */
+export function chainDelayMs(readaptDelayMs: number, previousStart: number, now = Date.now()): number {
+  return Math.max(0, readaptDelayMs - (now - previousStart));
 }
 
 /** How a run ended (the BullMQ job's return value). */
@@ -84,13 +96,14 @@ export interface RunAdaptationOptions {
  * is followed by the next of its chain when newer examples were stored meanwhile (continueReadapt).
  */
 export async function runAdaptation(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions = {}): Promise<AdaptOutcome> {
+  const pickedUp = Date.now();
   const ran = await runOnce(deps, adaptationId, options);
   const { work } = ran;
   if (work?.autoReadapt && ran.outcome.outcome !== 'skipped') {
     // Failed too: only newer examples start another, so a support set that cannot adapt does not loop.
     const next = await continueReadapt(deps.db, work.taskId, work.examplesThrough ?? Number.MAX_SAFE_INTEGER, { steps: work.steps, innerLr: work.innerLr, guard: work.guard });
     if (next && deps.enqueueReadapt) {
-      await deps.enqueueReadapt(work.taskId, next).catch((err: unknown) => deps.logger.warn({ err, adaptationId: next }, 'could not enqueue the next readapt; the reconciler will'));
+      await deps.enqueueReadapt(work.taskId, next, pickedUp).catch((err: unknown) => deps.logger.warn({ err, adaptationId: next }, 'could not enqueue the next readapt; the reconciler will'));
     }
   }
   return ran.outcome;

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import type { CancelListener } from '../cancel.js';
 import { createMetaTrainHandler } from '../meta-train-processor.js';
-import { createAdaptHandler } from '../adapt-processor.js';
+import { chainDelayMs, createAdaptHandler } from '../adapt-processor.js';
 import { createEvaluateHandler } from '../evaluate-processor.js';
 import { MetaModelCache } from '../../db/meta-model-cache.js';
 import { DEFAULT_READAPT_DELAY_MS, enqueueReadapt, type Queues } from '../queues.js';
@@ -43,7 +43,7 @@ export function createHandlers(deps: HandlerDeps): HandlerTable {
     'meta-train': createMetaTrainHandler({ ...deps, prefix: deps.queuePrefix }),
     adapt: createAdaptHandler({
       db: deps.db, redis: deps.redis, prefix: deps.queuePrefix, logger: deps.logger, metaModels,
-      ...(queues ? { enqueueReadapt: (taskId: string, adaptationId: string) => enqueueReadapt(queues, taskId, adaptationId, deps.readaptDelayMs ?? DEFAULT_READAPT_DELAY_MS) } : {}),
+      ...(queues ? { enqueueReadapt: (taskId: string, adaptationId: string, previousStart: number) => enqueueReadapt(queues, taskId, adaptationId, chainDelayMs(deps.readaptDelayMs ?? DEFAULT_READAPT_DELAY_MS, previousStart)) } : {}),
     }),
     evaluate: createEvaluateHandler({ db: deps.db, logger: deps.logger, metaModels }),
   };
