@@ -367,8 +367,8 @@ async function decideRung(tx: Tx, row: StudyRow, settings: StudySettings, curren
 
 /**
  * The winner's evaluation has ended: decides whether it beats every baseline beyond the intervals,
- * moves `latest` to it and the study's `promote` alias only when it does, and ends the study with the
- * decision.
+ * moves `latest` to it (always) and the study's `promote` alias (only when it does), and ends the
+ * study with the decision.
  */
 async function judge(tx: Tx, row: StudyRow, settings: StudySettings): Promise<StudyStep> {
   const evaluation = await tx.evaluation.findUnique({ where: { id: row.evaluationId! }, select: { status: true, rows: true, error: true, multitaskMetaModelId: true } });
