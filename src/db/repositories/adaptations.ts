@@ -276,8 +276,12 @@ export interface HeadWrite {
   durationMs: number;
   /** When the worker picked the job up. */
   startedAt: Date;
-  /** Adapted on the stored examples: how many, and the newest one's number (recorded on the adaptation). */
-  storedSet?: { size: number; through: number };
+  /**
+   * Adapted on the stored examples: the set as it was read and the newest one's number, recorded on
+   * the adaptation (the examples may be evicted or cleared later; coverage and novelty still need
+   * the set this head was adapted on, head-support.ts).
+   */
+  storedSet?: { support: Examples; through: number };
 }
 
 const RECORD_HEAD = `
@@ -286,7 +290,7 @@ const RECORD_HEAD = `
   ), claimed AS (
     UPDATE adaptations a
     SET status = 'succeeded', head_version = locked.version, error = NULL,
-        support_size = COALESCE($13::int, a.support_size), examples_through = COALESCE($14::bigint, a.examples_through), started_at = COALESCE(a.started_at, $3::timestamptz), finished_at = now()
+        support_size = COALESCE($13::int, a.support_size), support_x = COALESCE($15::bytea, a.support_x), support_y = COALESCE($16::bytea, a.support_y), examples_through = COALESCE($14::bigint, a.examples_through), started_at = COALESCE(a.started_at, $3::timestamptz), finished_at = now()
     FROM locked
     WHERE a.id = $2 AND a.task_id = locked.id AND a.status IN ('queued', 'running')
     RETURNING a.task_id, a.head_version
@@ -321,7 +325,8 @@ export async function recordHead(db: Db, head: HeadWrite): Promise<number | null
       head.taskId, head.adaptationId, head.startedAt, head.params, head.supportLossBefore, head.supportLossAfter, head.steps, head.innerLr, head.durationMs,
       // node-postgres sends NaN and Infinity as text, which float8[] reads back as the same values.
       head.supportLoss.trace.map(String), head.supportLoss.bestStep, head.supportLoss.diverged,
-      head.storedSet?.size ?? null, head.storedSet?.through ?? null,
+      head.storedSet?.support.n ?? null, head.storedSet?.through ?? null,
+      head.storedSet ? float32Bytes(head.storedSet.support.x) : null, head.storedSet ? float32Bytes(head.storedSet.support.y) : null,
     ],
   });
   return rows[0]?.head_version ?? null;
