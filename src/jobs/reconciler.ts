@@ -6,7 +6,9 @@
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
  * interval: a run in progress writes every few hundred ms, and a job the API has just written is
- * being enqueued right now. So a lost job is back in the queue within two intervals. Re-adding uses
+ * being enqueued right now. So a lost job is back in the queue within two intervals. An adaptation
+ * a worker picked up lately is left to it (adaptRunMs): Redis wiped mid-run loses the job, not the
+ * run. Re-adding uses
  * the row id as BullMQ job id, so it is idempotent; a short Redis lock still keeps several workers
  * from doing the same pass at once.
  */
@@ -36,6 +38,12 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** Pause between passes (config.reconcileIntervalMs). Default 60000. */
   intervalMs?: number;
+  /**
+   * How long after a worker picked an adaptation up it is taken to be still running there even when
+   * Redis lost its BullMQ job (wiped mid-run): re-adding it then would run it twice at once. Past
+   * this (or the interval, if longer) a lost one whose worker died too is re-added. Default 60000.
+   */
+  adaptRunMs?: number;
 }
 
 /** What one pass did. */
@@ -67,7 +75,7 @@ export class Reconciler {
 
   /** One pass; safe to run from several processes at once. */
   async reconcile(): Promise<ReconcileReport> {
-    const { db, queues, redis, logger, intervalMs = 60_000 } = this.options;
+    const { db, queues, redis, logger, intervalMs = 60_000, adaptRunMs = 60_000 } = this.options;
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
@@ -75,12 +83,13 @@ export class Reconciler {
     const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
     // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
+    const notPickedUpSince = new Date(Date.now() - Math.max(intervalMs, adaptRunMs));
     try {
       const byId = (ids: string[]) => ids.map((id) => ({ id }));
       await this.sweep(report, report.requeued, 'meta-train', async (after) => byId(await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueue(queues, 'meta-train', { jobId: id }, id));
       // The API's priority: an adaptation is latency-bound, ahead of meta-training.
-      await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after), ({ id, taskId }) =>
+      await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, notPickedUpSince, PAGE, after), ({ id, taskId }) =>
         enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
       await this.sweep(report, report.requeuedEvaluations, 'evaluate', async (after) => byId(await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueueEvaluation(queues, id));

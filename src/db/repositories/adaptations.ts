@@ -224,7 +224,14 @@ function float32s(bytes: Uint8Array, count: number, what: string): Float32Array 
   return float32sFromBytes(bytes);
 }
 
+// Also notes when a worker picked it up (the first time): the reconciler leaves an adaptation picked
+// up lately to the worker running it even when Redis lost its job (listUnfinishedAdaptations). In the
+// same statement, so picking one up costs no extra round trip (Postgres runs a data-modifying WITH
+// whether or not the query reads it; the SELECT sees the row as it was, which is all it needs).
 const LOAD_ADAPTATION = `
+  WITH picked AS (
+    UPDATE adaptations SET started_at = now() WHERE id = $1 AND started_at IS NULL AND status IN ('queued', 'running') RETURNING id
+  )
   SELECT a.id, a.tenant_id, a.task_id, a.status::text AS status, a.steps, a.inner_lr, a.guard::text AS guard, a.support_size, a.support_x, a.support_y, a.from_examples, a.auto_readapt,
          t.meta_model_id, t.kind::text AS kind, t.input_dim, t.n_way
   FROM adaptations a JOIN tasks t ON t.id = a.task_id
@@ -345,13 +352,20 @@ export async function recordFailure(db: Db, adaptationId: string, error: string,
 }
 
 /**
- * Adaptations still queued or running that were created before `createdBefore`, in id order after
- * `afterId`: the reconciler's candidates for ones whose BullMQ job Redis lost (an adaptation takes
- * milliseconds, so one this old and unfinished is either lost or waiting behind others).
+ * Adaptations still queued or running that were created before `createdBefore` and not picked up by
+ * a worker since `startedBefore`, in id order after `afterId`: the reconciler's candidates for ones
+ * whose BullMQ job Redis lost (an adaptation takes milliseconds, so one this old and unfinished is
+ * either lost or waiting behind others). One a worker picked up lately is left alone: Redis wiped
+ * while it runs loses its BullMQ job, not the run, and re-adding it would run it twice at once.
  */
-export async function listUnfinishedAdaptations(db: Db, createdBefore: Date, limit: number, afterId?: string): Promise<{ id: string; taskId: string }[]> {
+export async function listUnfinishedAdaptations(db: Db, createdBefore: Date, startedBefore: Date, limit: number, afterId?: string): Promise<{ id: string; taskId: string }[]> {
   return db.prisma.adaptation.findMany({
-    where: { status: { in: ['queued', 'running'] }, createdAt: { lt: createdBefore }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+    where: {
+      status: { in: ['queued', 'running'] },
+      createdAt: { lt: createdBefore },
+      OR: [{ startedAt: null }, { startedAt: { lt: startedBefore } }],
+      ...(afterId === undefined ? {} : { id: { gt: afterId } }),
+    },
     orderBy: { id: 'asc' },
     take: limit,
     select: { id: true, taskId: true },
