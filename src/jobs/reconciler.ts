@@ -89,8 +89,10 @@ export class Reconciler {
       await this.sweep(report, report.requeued, 'meta-train', async (after) => byId(await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueue(queues, 'meta-train', { jobId: id }, id));
       // The API's priority: an adaptation is latency-bound, ahead of meta-training.
-      await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, notPickedUpSince, PAGE, after), ({ id, taskId }) =>
-        enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
+      // Missing from BullMQ but picked up lately: a worker may run it still (Redis wiped mid-run loses
+      // the job, not the run). Ended there (failed, completed), no worker runs it: re-added at once.
+      await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after), ({ id, taskId }) =>
+        enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }), ({ startedAt }) => startedAt !== null && startedAt > notPickedUpSince);
       await this.sweep(report, report.requeuedEvaluations, 'evaluate', async (after) => byId(await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueueEvaluation(queues, id));
     } finally {
@@ -112,13 +114,14 @@ export class Reconciler {
     queue: QueueName,
     page: (after: string | undefined) => Promise<T[]>,
     add: (row: T) => Promise<unknown>,
+    mayRunStill: (row: T) => boolean = () => false,
   ): Promise<void> {
     for (let after: string | undefined; ; ) {
       const rows = await page(after);
       if (rows.length === 0) return;
       after = rows[rows.length - 1]!.id;
       for (const row of rows) {
-        const found = await this.requeueIfLost(queue, row.id, () => add(row));
+        const found = await this.requeueIfLost(queue, row.id, () => add(row), mayRunStill(row));
         if (found) requeued.push({ id: row.id, found });
       }
       report.checked += rows.length;
@@ -129,10 +132,10 @@ export class Reconciler {
    * Re-adds BullMQ job `id` of `queue` unless it is alive there; returns the state it was found in
    * when it re-added it, else null.
    */
-  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>): Promise<string | null> {
+  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>, mayRunStill: boolean): Promise<string | null> {
     const job = await this.options.queues[queue].getJob(id);
     const state = job ? await job.getState() : 'missing';
-    if (ALIVE.has(state)) return null;
+    if (ALIVE.has(state) || (state === 'missing' && mayRunStill)) return null;
     // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
     // remove the old entry, or adding the same id would be a no-op.
     if (job && (state === 'completed' || state === 'failed')) await job.remove();

@@ -357,22 +357,16 @@ export async function recordFailure(db: Db, adaptationId: string, error: string,
 }
 
 /**
- * Adaptations still queued or running that were created before `createdBefore` and not picked up by
- * a worker since `startedBefore`, in id order after `afterId`: the reconciler's candidates for ones
- * whose BullMQ job Redis lost (an adaptation takes milliseconds, so one this old and unfinished is
- * either lost or waiting behind others). One a worker picked up lately is left alone: Redis wiped
- * while it runs loses its BullMQ job, not the run, and re-adding it would run it twice at once.
+ * Adaptations still queued or running that were created before `createdBefore`, in id order after
+ * `afterId`, with when a worker picked each up: the reconciler's candidates for ones whose BullMQ job
+ * Redis lost (an adaptation takes milliseconds, so one this old and unfinished is either lost or
+ * waiting behind others; one picked up lately may be running still, see reconciler.ts).
  */
-export async function listUnfinishedAdaptations(db: Db, createdBefore: Date, startedBefore: Date, limit: number, afterId?: string): Promise<{ id: string; taskId: string }[]> {
+export async function listUnfinishedAdaptations(db: Db, createdBefore: Date, limit: number, afterId?: string): Promise<{ id: string; taskId: string; startedAt: Date | null }[]> {
   return db.prisma.adaptation.findMany({
-    where: {
-      status: { in: ['queued', 'running'] },
-      createdAt: { lt: createdBefore },
-      OR: [{ startedAt: null }, { startedAt: { lt: startedBefore } }],
-      ...(afterId === undefined ? {} : { id: { gt: afterId } }),
-    },
+    where: { status: { in: ['queued', 'running'] }, createdAt: { lt: createdBefore }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
     orderBy: { id: 'asc' },
     take: limit,
-    select: { id: true, taskId: true },
+    select: { id: true, taskId: true, startedAt: true },
   });
 }
