@@ -150,7 +150,7 @@ async function runLoaded(deps: AdaptDeps, adaptationId: string, options: RunAdap
       innerLr: work.innerLr,
       durationMs,
       startedAt,
-      ...(work.fromExamples ? { storedSet: { size: work.support.n, through: work.examplesThrough ?? 0 } } : {}),
+      ...(work.fromExamples ? { storedSet: { support: work.support, through: work.examplesThrough ?? 0 } } : {}),
     });
     const writeMs = clock.lap();
     if (headVersion === null) {

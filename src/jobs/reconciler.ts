@@ -6,7 +6,9 @@
  *
  * It runs at worker start and every interval, and looks only at jobs nothing wrote during the last
  * interval: a run in progress writes every few hundred ms, and a job the API has just written is
- * being enqueued right now. So a lost job is back in the queue within two intervals. Re-adding uses
+ * being enqueued right now. So a lost job is back in the queue within two intervals. An adaptation
+ * a worker picked up lately is left to it (adaptRunMs): Redis wiped mid-run loses the job, not the
+ * run. Re-adding uses
  * the row id as BullMQ job id, so it is idempotent; a short Redis lock still keeps several workers
  * from doing the same pass at once.
  */
@@ -36,6 +38,12 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** Pause between passes (config.reconcileIntervalMs). Default 60000. */
   intervalMs?: number;
+  /**
+   * How long after a worker picked an adaptation up it is taken to be still running there even when
+   * Redis lost its BullMQ job (wiped mid-run): re-adding it then would run it twice at once. Past
+   * this (or the interval, if longer) a lost one whose worker died too is re-added. Default 60000.
+   */
+  adaptRunMs?: number;
 }
 
 /** What one pass did. */
@@ -67,7 +75,7 @@ export class Reconciler {
 
   /** One pass; safe to run from several processes at once. */
   async reconcile(): Promise<ReconcileReport> {
-    const { db, queues, redis, logger, intervalMs = 60_000 } = this.options;
+    const { db, queues, redis, logger, intervalMs = 60_000, adaptRunMs = 60_000 } = this.options;
     const owner = randomUUID();
     // Held at most one interval (and at least 10 s), so a worker that dies mid-pass blocks no one for long.
     const acquired = await redis.set(this.lockKey, owner, 'PX', Math.max(intervalMs, 10_000), 'NX');
@@ -75,13 +83,16 @@ export class Reconciler {
     const report: ReconcileReport = { ran: true, checked: 0, requeued: [], requeuedAdaptations: [], requeuedEvaluations: [] };
     // A row written during the last interval is either just enqueued or being run: leave it be.
     const notUpdatedSince = new Date(Date.now() - intervalMs);
+    const notPickedUpSince = new Date(Date.now() - Math.max(intervalMs, adaptRunMs));
     try {
       const byId = (ids: string[]) => ids.map((id) => ({ id }));
       await this.sweep(report, report.requeued, 'meta-train', async (after) => byId(await listUnfinishedJobIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueue(queues, 'meta-train', { jobId: id }, id));
       // The API's priority: an adaptation is latency-bound, ahead of meta-training.
+      // Missing from BullMQ but picked up lately: a worker may run it still (Redis wiped mid-run loses
+      // the job, not the run). Ended there (failed, completed), no worker runs it: re-added at once.
       await this.sweep(report, report.requeuedAdaptations, 'adapt', (after) => listUnfinishedAdaptations(db, notUpdatedSince, PAGE, after), ({ id, taskId }) =>
-        enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }));
+        enqueue(queues, 'adapt', { taskId, adaptationId: id }, id, { priority: 1 }), ({ startedAt }) => startedAt !== null && startedAt > notPickedUpSince);
       await this.sweep(report, report.requeuedEvaluations, 'evaluate', async (after) => byId(await listUnfinishedEvaluationIds(db, notUpdatedSince, PAGE, after)), ({ id }) =>
         enqueueEvaluation(queues, id));
     } finally {
@@ -103,13 +114,14 @@ export class Reconciler {
     queue: QueueName,
     page: (after: string | undefined) => Promise<T[]>,
     add: (row: T) => Promise<unknown>,
+    mayRunStill: (row: T) => boolean = () => false,
   ): Promise<void> {
     for (let after: string | undefined; ; ) {
       const rows = await page(after);
       if (rows.length === 0) return;
       after = rows[rows.length - 1]!.id;
       for (const row of rows) {
-        const found = await this.requeueIfLost(queue, row.id, () => add(row));
+        const found = await this.requeueIfLost(queue, row.id, () => add(row), mayRunStill(row));
         if (found) requeued.push({ id: row.id, found });
       }
       report.checked += rows.length;
@@ -120,10 +132,10 @@ export class Reconciler {
    * Re-adds BullMQ job `id` of `queue` unless it is alive there; returns the state it was found in
    * when it re-added it, else null.
    */
-  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>): Promise<string | null> {
+  private async requeueIfLost(queue: QueueName, id: string, add: () => Promise<unknown>, mayRunStill: boolean): Promise<string | null> {
     const job = await this.options.queues[queue].getJob(id);
     const state = job ? await job.getState() : 'missing';
-    if (ALIVE.has(state)) return null;
+    if (ALIVE.has(state) || (state === 'missing' && mayRunStill)) return null;
     // Finished in BullMQ but not in Postgres (e.g. failed for good while Postgres was away):
     // remove the old entry, or adding the same id would be a no-op.
     if (job && (state === 'completed' || state === 'failed')) await job.remove();

@@ -423,9 +423,8 @@ export function runNetwork(net: PreparedNetwork, x: Inputs): Prediction {
   if (net.body === 'mlp') return runMlp(net, x);
   if (net.body === 'conv') return runConv(net, x);
   const n = rowsOf(x, net.inputDim);
-  const rows = x instanceof Float32Array ? x : Float32Array.from(x);
-  if (net.head) return runMlp(net.head, n === 0 ? new Float32Array(0) : ortEmbed(net.spec, net.params, rows, n));
-  return predict(net.spec, net.params, rows);
+  if (net.head) return runMlp(net.head, engineEmbed(net, x, n));
+  return predict(net.spec, net.params, x instanceof Float32Array ? x : Float32Array.from(x));
 }
 
 /**
@@ -437,20 +436,27 @@ export function predictArrays(spec: ModelSpec, params: ParamArrays, x: Float32Ar
 }
 
 /**
+ * A conv body on the engine: its embeddings of `x` (float32, as the body computes them) on the
+ * engine that serves its predictions (ONNX Runtime when the network has a plain-JS head, else tfjs).
+ */
+function engineEmbed(net: EngineServed, x: Inputs, n: number): Float32Array {
+  if (n === 0) return new Float32Array(0);
+  const flat = x instanceof Float32Array ? x : Float32Array.from(x);
+  if (net.head) return ortEmbed(net.spec, net.params, flat, n);
+  return tf.tidy(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])).dataSync() as Float32Array);
+}
+
+/**
  * The body's output (the common representation the head reads) for each input of `x`, row-major
  * [n, dim]: what novelty measures distances in (calibration.ts). The same forward pass as
- * runNetwork, stopped before the head.
+ * runNetwork, stopped before the head, on the same engine: calibration (fitted where meta-training
+ * runs) and serving prepare their networks alike (prepareNetwork), so a served novelty score is
+ * standardised by statistics of distances computed the same way.
  * @throws RangeError when `x` is not a whole number of rows.
  */
 export function embedNetwork(net: PreparedNetwork, x: Inputs): { dim: number; values: Float64Array } {
   const n = rowsOf(x, net.inputDim);
-  if (net.body === 'engine') {
-    const flat = x instanceof Float32Array ? x : Float32Array.from(x);
-    const dim = embeddingDim(net.spec);
-    if (n === 0) return { dim, values: new Float64Array(0) };
-    const out = tf.tidy(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])).dataSync());
-    return { dim, values: Float64Array.from(out) };
-  }
+  if (net.body === 'engine') return { dim: embeddingDim(net.spec), values: Float64Array.from(engineEmbed(net, x, n)) };
   if (net.body === 'mlp') {
     const body = net.layers.slice(0, -1);
     const dim = body.length === 0 ? net.inputDim : body[body.length - 1].fanOut;
@@ -486,7 +492,14 @@ export function embedNetwork(net: PreparedNetwork, x: Inputs): { dim: number; va
  * @throws RangeError when `x` is not a whole number of rows.
  */
 export function runNetworkWithEmbedding(net: PreparedNetwork, x: Inputs): { prediction: Prediction; embedding: { dim: number; values: Float64Array } } {
-  if (net.body === 'engine') return { prediction: runNetwork(net, x), embedding: embedNetwork(net, x) };
+  if (net.body === 'engine') {
+    // On ONNX Runtime the body runs once: runNetwork's plain-JS head reads the same float32 embeddings.
+    if (net.head) {
+      const embedded = engineEmbed(net, x, rowsOf(x, net.inputDim));
+      return { prediction: runMlp(net.head, embedded), embedding: { dim: embeddingDim(net.spec), values: Float64Array.from(embedded) } };
+    }
+    return { prediction: runNetwork(net, x), embedding: embedNetwork(net, x) };
+  }
   const embedding = embedNetwork(net, x);
   const head = net.body === 'mlp' ? net.layers[net.layers.length - 1] : net.head;
   const answers = new Answers(net.kind, net.outputDim);

@@ -4,7 +4,7 @@
  * The reconciler's own rules are checked directly against the same private services.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Worker } from 'bullmq';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { pino } from 'pino';
 import { createDb, type Db } from '../../src/db/client.js';
 import { claimEvaluation, createEvaluation } from '../../src/db/repositories/evaluations.js';
@@ -198,5 +198,36 @@ describe('reconciler', () => {
     expect(await queues.adapt.getJob(fresh)).toBeUndefined();
     // Idempotent: the re-added job is alive, so the next pass leaves it.
     expect((await reconciler.reconcile()).requeuedAdaptations).toEqual([]);
+  });
+
+  it('leaves an adaptation a worker picked up lately to it when BullMQ lost its job, and re-adds one whose job ended there', async () => {
+    const prefix = uniquePrefix('reconcile-picked');
+    const queues = queuesFor(prefix);
+    const tenantId = await seedTenant(db, 'reconcile-picked');
+    const taskId = await createTask(db, tenantId, await storeMetaModel(db, { tenantId }));
+    const [running, ended, abandoned] = [
+      await createAdaptation(db, tenantId, taskId, sinusoidSupport(10, 2, 0)),
+      await createAdaptation(db, tenantId, taskId, sinusoidSupport(10, 2, 1)),
+      await createAdaptation(db, tenantId, taskId, sinusoidSupport(10, 2, 2)),
+    ];
+    const old = new Date(Date.now() - 5_000);
+    await db.prisma.adaptation.updateMany({ where: { id: { in: [running, ended] } }, data: { createdAt: old, startedAt: new Date() } });
+    // Picked up long ago (past adaptRunMs) and never finished: its worker died as well.
+    await db.prisma.adaptation.update({ where: { id: abandoned }, data: { createdAt: old, startedAt: new Date(Date.now() - 4_000) } });
+    // Its BullMQ job failed for good while the row stayed unfinished (Postgres away for its last attempt).
+    await enqueue(queues, 'adapt', { taskId, adaptationId: ended }, ended);
+    const manual = new Worker('adapt', null, { connection: redis, prefix });
+    const token = 'reconciler-picked';
+    const taken = await manual.getNextJob(token);
+    expect(taken?.id).toBe(ended);
+    // Failed for good, as the handler fails it (UnrecoverableError: no retry left to wait for).
+    await taken!.moveToFailed(new UnrecoverableError('gave up'), token, false);
+    expect(await taken!.getState()).toBe('failed');
+    await manual.close();
+
+    const report = await new Reconciler({ db, queues, redis, prefix, logger, intervalMs: 1_000, adaptRunMs: 3_000 }).reconcile();
+    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+    expect([...report.requeuedAdaptations].sort(byId)).toEqual([{ id: ended, found: 'failed' }, { id: abandoned, found: 'missing' }].sort(byId));
+    expect(await queues.adapt.getJob(running)).toBeUndefined();
   });
 });

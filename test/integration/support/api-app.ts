@@ -8,7 +8,7 @@ import { buildApp, type App } from '../../../src/http/app.js';
 import { CancelListener } from '../../../src/jobs/cancel.js';
 import { createHandlers } from '../../../src/jobs/handlers/index.js';
 import { closeQueues, createQueues, type Queues } from '../../../src/jobs/queues.js';
-import { startWorkers } from '../../../src/jobs/worker.js';
+import { startWorkers, type HandlerTable } from '../../../src/jobs/worker.js';
 import { SHARED_REDIS_URL, removePrefix, testConfig, uniquePrefix } from './services.js';
 
 export interface TestApi {
@@ -61,13 +61,16 @@ export async function newTenant(db: Db) {
 /** A sinusoid generator family body. */
 export const SINE = { name: 'sine', kind: 'regression', inputDim: 1, generator: { type: 'sinusoid' } } as const;
 
-/** A worker pool in this process on the API's prefix, running the real handlers. */
-export async function startWorker(api: TestApi, options: { progressIntervalMs?: number } = {}) {
+/**
+ * A worker pool in this process on the API's prefix, running the real handlers (`wrap` may wrap them,
+ * e.g. to observe when each job runs).
+ */
+export async function startWorker(api: TestApi, options: { progressIntervalMs?: number; wrap?: (handlers: HandlerTable) => HandlerTable } = {}) {
   const logger = pino({ level: 'silent' });
   const redis = new Redis(api.redisUrl, { maxRetriesPerRequest: null });
   const cancels = await CancelListener.start(redis, api.prefix, logger);
   const handlers = createHandlers({ db: api.db, logger, redis, queuePrefix: api.prefix, cancels, progressIntervalMs: options.progressIntervalMs ?? 0, queues: api.queues, readaptDelayMs: api.app.config.readaptDelayMs });
-  const pool = startWorkers(handlers, { connection: redis, prefix: api.prefix, logger, lockDuration: 5_000, stalledInterval: 2_000 });
+  const pool = startWorkers(options.wrap ? options.wrap(handlers) : handlers, { connection: redis, prefix: api.prefix, logger, lockDuration: 5_000, stalledInterval: 2_000 });
   return {
     async close() {
       await pool.close();
