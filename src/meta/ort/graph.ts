@@ -16,8 +16,9 @@
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
  *   chain rule written out in standard operators: the pooled gradient put at each window's first
  *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
- *   layer norm's gradients from per-(example, channel) sums, the filter gradient as one matrix
- *   product of the input's shifted windows by the output gradient, and the input gradient as a
+ *   layer norm's gradients from per-(example, channel) sums, the filter gradient as matrix products
+ *   of the input's shifted windows by the output gradient (the first block's without forming that
+ *   gradient: firstBlockGradNodes), and the input gradient as a
  *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
  */
 
@@ -92,9 +93,12 @@ const WINDOW = [
 /**
  * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
  * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
- * plain background), as booleans [N, 4 C, ph, pw], window entry major (DepthToSpace's DCR order, so
- * the backward pass puts them back in place with one op). An odd side is padded with -1 first: the
- * activations (relu, softplus) are never below 0, so padding is never a maximum. Softplus also keeps
+ * plain background), as booleans [N, C, 4 ph, pw]: per channel, the four window entries' planes one
+ * after the other (a Concat over the rows), which is DepthToSpace's CRD order once read as
+ * [N, 4 C, ph, pw], so the backward pass puts them back in place with one op (onnxruntime's CRD
+ * DepthToSpace runs in about a third of the time of its DCR one over the first block's
+ * activations). An odd side is padded with -1 first: the activations (relu, softplus) are never
+ * below 0, so padding is never a maximum. Softplus also keeps
  * its slope, sigmoid, at every activation (`slope`); relu's is 1 at a positive maximum, and a window
  * whose maximum is 0 gets no gradient (zeroed at the pooled size in the backward pass). Cheaper than
  * MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
@@ -121,7 +125,7 @@ function routeNodes(activation: Activation, b: (part: string) => string, { h, w 
     taken = at('taken');
     return at('first');
   });
-  nodes.push(node('Concat', firsts, [b('route')], { axis: 1 }));
+  nodes.push(node('Concat', firsts, [b('route')], { axis: 2 }));
   if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
 }
 
@@ -129,7 +133,8 @@ function routeNodes(activation: Activation, b: (part: string) => string, { h, w 
  * The backward of the max pool and the activation: the pooled gradient `g` [N, C, ph, pw] to each
  * window's first maximum (route), [N, C, h, w], times the activation's slope.
  */
-function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+function unpoolNodes(shape: ConvGraphShape, b: (part: string) => string, { cout, h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  const { activation } = shape;
   let g = b('pool_grad');
   if (activation === 'relu') {
     nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Cast', [b('pool.positive')], [b('pool.slope')], { to: FLOAT }), node('Mul', [g, b('pool.slope')], [b('pool_grad.live')]));
@@ -137,11 +142,15 @@ function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w
   }
   const odd = h !== 2 * ph || w !== 2 * pw;
   const unpooled = activation === 'relu' && !odd ? b('shifted_grad') : b('act_grad');
+  const n = shape.batch;
+  initializers.push(int64Vector(b('depth.shape'), [n, 4 * cout, ph, pw]));
   nodes.push(
-    node('Concat', [g, g, g, g], [b('pool_grad.windows')], { axis: 1 }),
     node('Cast', [b('route')], [b('route.float')], { to: FLOAT }),
-    node('Mul', [b('pool_grad.windows'), b('route.float')], [b('pool_grad.routed')]),
-    node('DepthToSpace', [b('pool_grad.routed')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'DCR' }),
+    // Four copies of the pooled gradient, one per window entry's plane (a broadcast Mul is slower).
+    node('Concat', [g, g, g, g], [b('pool_grad.planes')], { axis: 2 }),
+    node('Mul', [b('route.float'), b('pool_grad.planes')], [b('pool_grad.routed')]),
+    node('Reshape', [b('pool_grad.routed'), b('depth.shape')], [b('pool_grad.depth')]),
+    node('DepthToSpace', [b('pool_grad.depth')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'CRD' }),
   );
   if (odd) {
     initializers.push(int64Vector(b('act_grad.starts'), [0, 0]), int64Vector(b('act_grad.ends'), [h, w]), int64Vector(b('act_grad.axes'), [2, 3]));
@@ -207,7 +216,7 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
     ...dims.flatMap(({ cout, h, w, ph, pw }, i) => [
       valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
       valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
-      valueInfo(field, `b${i}.route`, BOOL, [n, 4 * cout, ph, pw]),
+      valueInfo(field, `b${i}.route`, BOOL, [n, cout, 4 * ph, pw]),
       ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
       ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
     ]),
@@ -258,7 +267,7 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     const p = (part: string) => `body.${i}.${part}`;
     const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
     // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
-    unpoolNodes(shape.activation, b, dims[i], nodes, initializers);
+    unpoolNodes(shape, b, dims[i], nodes, initializers);
     // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
     // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
     //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
@@ -281,6 +290,12 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
       node('Mul', [b('rstd'), b('scale')], [b('rstd.scale')]),
       node('Mul', [b('rstd'), b('m2')], [b('rstd.m2')]),
       node('Mul', [b('rstd'), b('m1')], [b('rstd.m1')]),
+    );
+    if (i === 0) {
+      firstBlockGradNodes(shape, dims[0], nodes, initializers);
+      continue;
+    }
+    nodes.push(
       node('Mul', [b('shifted_grad'), b('rstd.scale')], [b('ln.a')]),
       node('Mul', [b('xhat'), b('rstd.m2')], [b('ln.b')]),
       node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
@@ -306,6 +321,74 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
   // The offsets are not read by the backward pass; onnxruntime accepts unused graph inputs, and the
   // forward's input list lets one set of feeds serve both graphs.
   return onnxModel({ name: 'conv-body-backward', nodes, initializers, inputs: graphInputs, outputs }, OPSET);
+}
+
+/**
+ * The first block's filter and bias gradients, without its conv gradient dz (no input gradient is
+ * needed below it, and dz would cost four more passes over the largest activations):
+ * dz = g A - xhat B - C (A [N, C] = rstd scale, B and C [N] = rstd m2 and rstd m1) is linear, so its
+ * product with the input's windows is taken term by term. The windows of the zero-padded input,
+ * tap-major with a plane of ones after them, W [N, 9 in + 1, h w] (small: the image's channels), give
+ * per example Gg = g W^T and Gx = xhat W^T [N, C, 9 in + 1] and Gw = sum_hw W; then
+ * sum_n (A Gg - B Gx - C Gw) [C, 9 in + 1] is dw (transposed) and, in the ones column, the bias
+ * gradient. One batched matrix product per term replaces the four passes and the nine Gemms.
+ */
+function firstBlockGradNodes(shape: ConvGraphShape, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  const n = shape.batch;
+  const b = (part: string) => `b0.${part}`;
+  const taps = 9 * cin;
+  initializers.push(
+    int64Vector(b('pads'), [0, 0, 1, 1, 0, 0, 1, 1]),
+    int64Vector(b('tap.axes'), [2, 3]),
+    floatTensor(b('ones'), { shape: [n, 1, h, w], data: new Float32Array(n * h * w).fill(1) }),
+    int64Vector(b('windows.shape'), [n, taps + 1, h * w]),
+    int64Vector(b('rows.shape'), [n, cout, h * w]),
+    int64Vector(b('per_example'), [n, cout, 1]),
+    int64Vector(b('per_example.1'), [n, 1, 1]),
+    int64Vector(b('batch.axis'), [0]),
+    int64Vector(b('zero.start'), [0]),
+    int64Vector(b('kernel.end'), [taps]),
+    int64Vector(b('bias.end'), [taps + 1]),
+    int64Vector(b('columns.axis'), [1]),
+    int64Vector(b('last.axis'), [2]),
+    int64Vector(b('kernel.shape'), [3, 3, cin, cout]),
+    int64Vector(b('bias.shape'), [cout]),
+  );
+  nodes.push(node('Pad', ['b0.input', b('pads')], [b('input.padded')]));
+  const windows: string[] = [];
+  for (let a = 0; a < 3; a++) {
+    for (let c = 0; c < 3; c++) {
+      const tap = b(`tap${a}${c}`);
+      initializers.push(int64Vector(`${tap}.starts`, [a, c]), int64Vector(`${tap}.ends`, [a + h, c + w]));
+      nodes.push(node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [`${tap}.window`]));
+      windows.push(`${tap}.window`);
+    }
+  }
+  nodes.push(
+    node('Concat', [...windows, b('ones')], [b('windows.planes')], { axis: 1 }),
+    node('Reshape', [b('windows.planes'), b('windows.shape')], [b('windows')]),
+    node('Transpose', [b('windows')], [b('windows.t')], { perm: [0, 2, 1] }),
+    node('ReduceSum', [b('windows'), b('last.axis')], [b('windows.sum')], { keepdims: 0 }),
+    node('Unsqueeze', [b('windows.sum'), b('columns.axis')], [b('Gw')]),
+    node('Reshape', [b('shifted_grad'), b('rows.shape')], [b('g.rows')]),
+    node('Reshape', [b('xhat'), b('rows.shape')], [b('xhat.rows')]),
+    node('MatMul', [b('g.rows'), b('windows.t')], [b('Gg')]),
+    node('MatMul', [b('xhat.rows'), b('windows.t')], [b('Gx')]),
+    node('Reshape', [b('rstd.scale'), b('per_example')], [b('A')]),
+    node('Reshape', [b('rstd.m2'), b('per_example.1')], [b('B')]),
+    node('Reshape', [b('rstd.m1'), b('per_example.1')], [b('C')]),
+    node('Mul', [b('Gg'), b('A')], [b('Gg.A')]),
+    node('Mul', [b('Gx'), b('B')], [b('Gx.B')]),
+    node('Mul', [b('Gw'), b('C')], [b('Gw.C')]),
+    node('Sub', [b('Gg.A'), b('Gx.B')], [b('G.ab')]),
+    node('Sub', [b('G.ab'), b('Gw.C')], [b('G')]),
+    node('ReduceSum', [b('G'), b('batch.axis')], [b('grads')], { keepdims: 0 }),
+    node('Slice', [b('grads'), b('zero.start'), b('kernel.end'), b('columns.axis')], [b('kernel_grad.t')]),
+    node('Transpose', [b('kernel_grad.t')], [b('kernel_grad.matrix')], { perm: [1, 0] }),
+    node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [gradName('body.0.weight')]),
+    node('Slice', [b('grads'), b('kernel.end'), b('bias.end'), b('columns.axis')], [b('bias_grad.column')]),
+    node('Reshape', [b('bias_grad.column'), b('bias.shape')], [gradName('body.0.bias')]),
+  );
 }
 
 /**
