@@ -82,14 +82,6 @@ function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   ];
 }
 
-/** Offsets (row, column) of a 2x2 window's entries in tfjs' scan order, whose first maximum takes the gradient. */
-const WINDOW = [
-  [0, 0],
-  [0, 1],
-  [1, 0],
-  [1, 1],
-] as const;
-
 /**
  * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
  * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
@@ -97,35 +89,39 @@ const WINDOW = [
  * after the other (a Concat over the rows), which is DepthToSpace's CRD order once read as
  * [N, 4 C, ph, pw], so the backward pass puts them back in place with one op (onnxruntime's CRD
  * DepthToSpace runs in about a third of the time of its DCR one over the first block's
- * activations). An odd side is padded with -1 first: the activations (relu, softplus) are never
- * below 0, so padding is never a maximum. Softplus also keeps
- * its slope, sigmoid, at every activation (`slope`); relu's is 1 at a positive maximum, and a window
- * whose maximum is 0 gets no gradient (zeroed at the pooled size in the backward pass). Cheaper than
- * MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
+ * activations).
+ *
+ * The entries are told apart by three more max pools over parts of each window (onnxruntime's
+ * MaxPool kernels are several times faster than strided Slices): its top-left entry (1x1), its top
+ * row (1x2) and its left column (2x1), each compared with the window's maximum m:
+ *   top-left = (e00 == m); top-right = (top row == m) and not top-left;
+ *   bottom-left = (top row != m) and (left column == m); bottom-right = neither.
+ * An odd edge's windows hold their real entries only, as the 2x2 pool's do, so no padded entry
+ * is ever taken. Softplus also keeps its slope, sigmoid, at every activation (`slope`);
+ * relu's is 1 at a positive maximum, and a window whose maximum is 0 gets no gradient (zeroed at
+ * the pooled size in the backward pass). Cheaper than MaxPool's Indices output, which onnxruntime
+ * computes in a slow generic kernel.
  */
-function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
-  let act = b('act');
-  if (h % 2 || w % 2) {
-    initializers.push(int64Vector(b('act.pads'), [0, 0, 0, 0, 0, 0, h % 2, w % 2]), floatTensor(b('act.pad_value'), { shape: [], data: Float32Array.of(-1) }));
-    nodes.push(node('Pad', [act, b('act.pads'), b('act.pad_value')], [b('act.even')]));
-    act = b('act.even');
-  }
-  initializers.push(int64Vector(b('window.ends'), [2 ** 31, 2 ** 31]), int64Vector(b('window.axes'), [2, 3]), int64Vector(b('window.steps'), [2, 2]));
-  let taken = '';
-  const firsts = WINDOW.map(([y, x], k) => {
-    const at = (part: string) => b(`w${y}${x}.${part}`);
-    initializers.push(int64Vector(at('starts'), [y, x]));
-    nodes.push(node('Slice', [act, at('starts'), b('window.ends'), b('window.axes'), b('window.steps')], [at('value')]), node('Equal', [at('value'), b('pool')], [at('is_max')]));
-    if (k === 0) {
-      taken = at('is_max');
-      return at('is_max');
-    }
-    nodes.push(node('Not', [taken], [at('free')]), node('And', [at('is_max'), at('free')], [at('first')]));
-    if (k < WINDOW.length - 1) nodes.push(node('Or', [taken, at('first')], [at('taken')]));
-    taken = at('taken');
-    return at('first');
-  });
-  nodes.push(node('Concat', firsts, [b('route')], { axis: 2 }));
+function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[]): void {
+  // Padded at the end of an odd side where the part spans two entries (ceil_mode would also add a
+  // window past the end of an even side where it spans one).
+  const part = (name: string, [kh, kw]: [number, number]) =>
+    node('MaxPool', [b('act')], [b(name)], { kernel_shape: [kh, kw], strides: [2, 2], pads: [0, 0, kh === 2 ? h % 2 : 0, kw === 2 ? w % 2 : 0] });
+  nodes.push(
+    part('top_left', [1, 1]),
+    part('top_row', [1, 2]),
+    part('left_column', [2, 1]),
+    node('Equal', [b('top_left'), b('pool')], [b('route.00')]),
+    node('Equal', [b('top_row'), b('pool')], [b('top_row.is_max')]),
+    node('Equal', [b('left_column'), b('pool')], [b('left_column.is_max')]),
+    node('Not', [b('route.00')], [b('top_left.not_max')]),
+    node('Not', [b('top_row.is_max')], [b('top_row.not_max')]),
+    node('Not', [b('left_column.is_max')], [b('left_column.not_max')]),
+    node('And', [b('top_row.is_max'), b('top_left.not_max')], [b('route.01')]),
+    node('And', [b('top_row.not_max'), b('left_column.is_max')], [b('route.10')]),
+    node('And', [b('top_row.not_max'), b('left_column.not_max')], [b('route.11')]),
+    node('Concat', [b('route.00'), b('route.01'), b('route.10'), b('route.11')], [b('route')], { axis: 2 }),
+  );
   if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
 }
 
@@ -199,7 +195,7 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
       node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
       node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
     );
-    if (train) routeNodes(shape.activation, b, dims[i], nodes, initializers);
+    if (train) routeNodes(shape.activation, b, dims[i], nodes);
     h = b('pool');
   });
   const last = dims[dims.length - 1];
