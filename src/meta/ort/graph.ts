@@ -10,9 +10,9 @@
  *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
  *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
  * - training forward: the same graph, also answering what the backward pass reads of each block
- *   (the normalised activations, their reciprocal standard deviation, the route of the pooled
- *   gradient back to the pre-activation, and the block's input), so the backward graph never
- *   recomputes the forward one.
+ *   (the convolution's output, its layer norm's mean and reciprocal standard deviation, the route
+ *   of the pooled gradient back to the pre-activation, and the block's input), so the backward
+ *   graph never recomputes the forward one.
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
  *   chain rule written out in standard operators: the pooled gradient put at each window's first
  *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
@@ -46,7 +46,7 @@ export const gradName = (param: string): string => `${param}_grad`;
 
 /** What the training forward answers per block and the backward graph takes back, by block. */
 export function savedNames(blocks: number, activation: Activation): string[] {
-  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.conv`, `b${i}.mean`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
@@ -173,24 +173,16 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
     );
     const { cout, h: height, w: width } = dims[i];
     nodes.push(node('Reshape', [p('scale'), 'channel.shape.3'], [b('scale')]), node('Reshape', [p('offset'), 'channel.shape.3'], [b('offset')]));
-    if (train) {
-      // The normalised activations and their reciprocal standard deviation are what the backward pass reads.
-      initializers.push(floatTensor(b('ones'), { shape: [cout, height, width], data: new Float32Array(cout * height * width).fill(1) }));
-      initializers.push(floatTensor(b('zeros'), { shape: [cout, height, width], data: new Float32Array(cout * height * width) }));
-      nodes.push(
-        node('LayerNormalization', [b('conv'), b('ones'), b('zeros')], [b('xhat'), b('mean'), b('rstd')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
-        node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
-        node('Add', [b('scaled'), b('offset')], [b('shifted')]),
-      );
-    } else {
-      // Prediction: the per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel.
-      initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
-      nodes.push(
-        node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
-        node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
-        node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
-      );
-    }
+    // The per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel;
+    // training also keeps the mean and reciprocal standard deviation, which with the convolution's
+    // output are what the backward pass reads of the layer norm (the normalised activations
+    // themselves would cost two more passes: a LayerNormalization without the affine, then Mul and Add).
+    initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
+    nodes.push(
+      node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
+      node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
+      node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], train ? [b('shifted'), b('mean'), b('rstd')] : [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+    );
     nodes.push(
       node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
       node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
@@ -210,7 +202,8 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
   const last = dims[dims.length - 1];
   return [
     ...dims.flatMap(({ cout, h, w, ph, pw }, i) => [
-      valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.conv`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.mean`, FLOAT, [n, 1, 1, 1]),
       valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
       valueInfo(field, `b${i}.route`, BOOL, [n, cout, 4 * ph, pw]),
       ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
@@ -269,11 +262,17 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
     //   m1[n] = sum_c scale S / chw, m2[n] = sum_c scale P / chw;
     //   dz = rstd (g scale - m1 - xhat m2) = g (rstd scale) - xhat (rstd m2) - rstd m1.
+    // xhat itself is not kept (see forwardNodes): xhat = rstd (z - mean) with z the convolution's
+    // output, so P = rstd (sum_hw g z - mean S), and dz = g A - z B - C with A = rstd scale,
+    // B = rstd^2 m2 and C = rstd m1 - mean B: the same passes, over z.
     initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
     nodes.push(
       node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
-      node('Mul', [b('shifted_grad'), b('xhat')], [b('shifted_grad.xhat')]),
-      node('ReduceSum', [b('shifted_grad.xhat'), 'spatial.axes'], [b('P')], { keepdims: 1 }),
+      node('Mul', [b('shifted_grad'), b('conv')], [b('shifted_grad.conv')]),
+      node('ReduceSum', [b('shifted_grad.conv'), 'spatial.axes'], [b('Q')], { keepdims: 1 }),
+      node('Mul', [b('mean'), b('S')], [b('mean.S')]),
+      node('Sub', [b('Q'), b('mean.S')], [b('Q.centred')]),
+      node('Mul', [b('rstd'), b('Q.centred')], [b('P')]),
       node('ReduceSum', [b('S'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
       node('ReduceSum', [b('P'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
       node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
@@ -286,6 +285,9 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
       node('Mul', [b('rstd'), b('scale')], [b('rstd.scale')]),
       node('Mul', [b('rstd'), b('m2')], [b('rstd.m2')]),
       node('Mul', [b('rstd'), b('m1')], [b('rstd.m1')]),
+      node('Mul', [b('rstd'), b('rstd.m2')], [b('B')]),
+      node('Mul', [b('mean'), b('B')], [b('mean.B')]),
+      node('Sub', [b('rstd.m1'), b('mean.B')], [b('C')]),
     );
     if (i === 0) {
       firstBlockGradNodes(shape, dims[0], nodes, initializers);
@@ -293,9 +295,9 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     }
     nodes.push(
       node('Mul', [b('shifted_grad'), b('rstd.scale')], [b('ln.a')]),
-      node('Mul', [b('xhat'), b('rstd.m2')], [b('ln.b')]),
+      node('Mul', [b('conv'), b('B')], [b('ln.b')]),
       node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
-      node('Sub', [b('ln.c'), b('rstd.m1')], [b('conv_grad')]),
+      node('Sub', [b('ln.c'), b('C')], [b('conv_grad')]),
       node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
     );
     kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
@@ -322,11 +324,11 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
 /**
  * The first block's filter and bias gradients, without its conv gradient dz (no input gradient is
  * needed below it, and dz would cost four more passes over the largest activations):
- * dz = g A - xhat B - C (A [N, C] = rstd scale, B and C [N] = rstd m2 and rstd m1) is linear, so its
- * product with the input's windows is taken term by term. The windows of the zero-padded input,
- * tap-major with a plane of ones after them, W [N, 9 in + 1, h w] (small: the image's channels), give
- * per example Gg = g W^T and Gx = xhat W^T [N, C, 9 in + 1] and Gw = sum_hw W; then
- * sum_n (A Gg - B Gx - C Gw) [C, 9 in + 1] is dw (transposed) and, in the ones column, the bias
+ * dz = g A - z B - C (A [N, C], B and C [N]: backwardGraph) is linear, so its product with the
+ * input's windows is taken term by term. The windows of the zero-padded input, tap-major with a
+ * plane of ones after them, W [N, 9 in + 1, h w] (small: the image's channels), give per example
+ * Gg = g W^T and Gz = z W^T [N, C, 9 in + 1] and Gw = sum_hw W; then
+ * sum_n (A Gg - B Gz - C Gw) [C, 9 in + 1] is dw (transposed) and, in the ones column, the bias
  * gradient. One batched matrix product per term replaces the four passes and the nine Gemms.
  */
 function firstBlockGradNodes(shape: ConvGraphShape, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
@@ -367,16 +369,16 @@ function firstBlockGradNodes(shape: ConvGraphShape, { cin, cout, h, w }: BlockDi
     node('ReduceSum', [b('windows'), b('last.axis')], [b('windows.sum')], { keepdims: 0 }),
     node('Unsqueeze', [b('windows.sum'), b('columns.axis')], [b('Gw')]),
     node('Reshape', [b('shifted_grad'), b('rows.shape')], [b('g.rows')]),
-    node('Reshape', [b('xhat'), b('rows.shape')], [b('xhat.rows')]),
+    node('Reshape', [b('conv'), b('rows.shape')], [b('conv.rows')]),
     node('MatMul', [b('g.rows'), b('windows.t')], [b('Gg')]),
-    node('MatMul', [b('xhat.rows'), b('windows.t')], [b('Gx')]),
-    node('Reshape', [b('rstd.scale'), b('per_example')], [b('A')]),
-    node('Reshape', [b('rstd.m2'), b('per_example.1')], [b('B')]),
-    node('Reshape', [b('rstd.m1'), b('per_example.1')], [b('C')]),
-    node('Mul', [b('Gg'), b('A')], [b('Gg.A')]),
-    node('Mul', [b('Gx'), b('B')], [b('Gx.B')]),
-    node('Mul', [b('Gw'), b('C')], [b('Gw.C')]),
-    node('Sub', [b('Gg.A'), b('Gx.B')], [b('G.ab')]),
+    node('MatMul', [b('conv.rows'), b('windows.t')], [b('Gz')]),
+    node('Reshape', [b('rstd.scale'), b('per_example')], [b('A.rows')]),
+    node('Reshape', [b('B'), b('per_example.1')], [b('B.rows')]),
+    node('Reshape', [b('C'), b('per_example.1')], [b('C.rows')]),
+    node('Mul', [b('Gg'), b('A.rows')], [b('Gg.A')]),
+    node('Mul', [b('Gz'), b('B.rows')], [b('Gz.B')]),
+    node('Mul', [b('Gw'), b('C.rows')], [b('Gw.C')]),
+    node('Sub', [b('Gg.A'), b('Gz.B')], [b('G.ab')]),
     node('Sub', [b('G.ab'), b('Gw.C')], [b('G')]),
     node('ReduceSum', [b('G'), b('batch.axis')], [b('grads')], { keepdims: 0 }),
     node('Slice', [b('grads'), b('zero.start'), b('kernel.end'), b('columns.axis')], [b('kernel_grad.t')]),
