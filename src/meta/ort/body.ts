@@ -7,7 +7,7 @@
 
 import type { Gradients } from '../adam.js';
 import type { ModelSpec, ParamArrays } from '../model.js';
-import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayouts, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
+import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayout, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
 import { cachedGraph, floatInput, type OrtTensor } from './runtime.js';
 
 function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
@@ -30,10 +30,10 @@ function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: num
     out[name] = floatInput(p.data, p.shape);
   }
   spec.channels!.forEach((_, i) => {
-    const [, , cin, cout] = params[`body.${i}.weight`].shape;
-    const layouts = kernelLayouts(params[`body.${i}.weight`].data, cin, cout);
-    out[kernelName(i)] = floatInput(layouts.kernel, [cout, cin, 3, 3]);
-    if (flipped && i > 0) flipped[flippedKernelName(i)] = floatInput(layouts.flipped, [cin, cout, 3, 3]);
+    const weight = params[`body.${i}.weight`];
+    const [, , cin, cout] = weight.shape;
+    out[kernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout), [cout, cin, 3, 3]);
+    if (flipped && i > 0) flipped[flippedKernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout, true), [cin, cout, 3, 3]);
   });
   return out;
 }

@@ -4,7 +4,7 @@
  * `<param>_grad` in the parameters' order), built for one batch size so every shape is static.
  *
  * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
- *   scale, offset [out]; each weight also as Conv's kernel [out, in, 3, 3], kernelLayouts) to
+ *   scale, offset [out]; each weight also as Conv's kernel [out, in, 3, 3], kernelLayout) to
  *   `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts computes: Conv (pads 1, bias), the
  *   per-example layer norm over (c, h, w) (LayerNormalization, axis 1: biased variance, epsilon
  *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
@@ -71,32 +71,29 @@ function blockDims(shape: ConvGraphShape): BlockDims[] {
   });
 }
 
-/** The input of block `i`'s kernel in Conv's layout [out, in, 3, 3] (kernelLayouts). */
+/** The input of block `i`'s kernel in Conv's layout [out, in, 3, 3] (kernelLayout). */
 export const kernelName = (i: number): string => `b${i}.kernel`;
 /** The input of block `i`'s kernel rotated 180 degrees, in and out swapped [in, out, 3, 3] (the backward graph's, blocks after the first). */
 export const flippedKernelName = (i: number): string => `b${i}.kernel.flipped`;
 
 /**
- * A weight [3, 3, in, out] in the two layouts the graphs' convolutions take: `kernel` [out, in, 3, 3]
- * and `flipped` [in, out, 3, 3] rotated 180 degrees. Rearranged here rather than by Transpose and
- * Slice nodes: onnxruntime's generic Transpose took about 0.2 ms per 64-channel kernel, each run.
+ * A weight [3, 3, in, out] as Conv's kernel [out, in, 3, 3] or (`flipped`) as the backward pass's,
+ * rotated 180 degrees with in and out swapped [in, out, 3, 3]. Rearranged here rather than by
+ * Transpose and Slice nodes: onnxruntime's generic Transpose took about 0.2 ms per 64-channel
+ * kernel, each run. Prediction needs only the first.
  */
-export function kernelLayouts(weight: Float32Array, cin: number, cout: number): { kernel: Float32Array; flipped: Float32Array } {
-  const kernel = new Float32Array(weight.length);
-  const flipped = new Float32Array(weight.length);
+export function kernelLayout(weight: Float32Array, cin: number, cout: number, flipped = false): Float32Array {
+  const out = new Float32Array(weight.length);
   for (let a = 0; a < 3; a++) {
     for (let b = 0; b < 3; b++) {
       for (let i = 0; i < cin; i++) {
         const row = ((a * 3 + b) * cin + i) * cout;
-        for (let o = 0; o < cout; o++) {
-          const v = weight[row + o];
-          kernel[((o * cin + i) * 3 + a) * 3 + b] = v;
-          flipped[((i * cout + o) * 3 + (2 - a)) * 3 + (2 - b)] = v;
-        }
+        if (flipped) for (let o = 0; o < cout; o++) out[((i * cout + o) * 3 + (2 - a)) * 3 + (2 - b)] = weight[row + o];
+        else for (let o = 0; o < cout; o++) out[((o * cin + i) * 3 + a) * 3 + b] = weight[row + o];
       }
     }
   }
-  return { kernel, flipped };
+  return out;
 }
 
 /** The image and the parameters, each weight also as the forward's kernel: what both graphs take. */
