@@ -7,7 +7,7 @@
 
 import type { Gradients } from '../adam.js';
 import type { ModelSpec, ParamArrays } from '../model.js';
-import { backwardGraph, forwardGraph, gradName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
+import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayout, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
 import { cachedGraph, floatInput, type OrtTensor } from './runtime.js';
 
 function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
@@ -17,7 +17,11 @@ function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
 
 const keyOf = (kind: string, shape: ConvGraphShape) => `${kind}:${shape.inputShape.join('x')}:${shape.channels.join(',')}:${shape.activation}:${shape.batch}`;
 
-function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Record<string, OrtTensor> {
+/**
+ * The feeds of both graphs: the images, the parameters and each weight as the forward's kernel;
+ * with `flipped`, the backward's rotated kernels (blocks after the first) into that record.
+ */
+function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
   if (x.length !== batch * spec.inputDim) throw new RangeError(`x has ${x.length} values, expected ${batch} x ${spec.inputDim}`);
   const out: Record<string, OrtTensor> = { x: floatInput(x, [batch, spec.inputDim]) };
   for (const name of paramNames(spec.channels!)) {
@@ -25,6 +29,12 @@ function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: num
     if (!p) throw new RangeError(`the conv body has no parameter '${name}'`);
     out[name] = floatInput(p.data, p.shape);
   }
+  spec.channels!.forEach((_, i) => {
+    const weight = params[`body.${i}.weight`];
+    const [, , cin, cout] = weight.shape;
+    out[kernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout), [cout, cin, 3, 3]);
+    if (flipped && i > 0) flipped[flippedKernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout, true), [cin, cout, 3, 3]);
+  });
   return out;
 }
 
@@ -75,7 +85,8 @@ export interface BodyPass {
 export function ortBodyPass(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): BodyPass {
   const shape = graphShape(spec, batch);
   const saved = savedNames(spec.channels!.length, spec.activation);
-  const input = feeds(spec, params, x, batch);
+  const flipped: Record<string, OrtTensor> = {};
+  const input = feeds(spec, params, x, batch, flipped);
   const forward = cachedGraph(keyOf('train', shape), () => forwardGraph(shape, true)).run(input, ['embedding', ...saved]);
   const embeddings = forward.embedding.data as Float32Array;
   return {
@@ -84,7 +95,7 @@ export function ortBodyPass(spec: ModelSpec, params: ParamArrays, x: Float32Arra
       if (embeddingGrad.length !== embeddings.length) throw new RangeError(`embedding gradient has ${embeddingGrad.length} values, expected ${embeddings.length}`);
       const names = paramNames(spec.channels!);
       const backward = cachedGraph(keyOf('backward', shape), () => backwardGraph(shape));
-      const all: Record<string, OrtTensor> = { ...input, embedding_grad: floatInput(embeddingGrad, forward.embedding.dims) };
+      const all: Record<string, OrtTensor> = { ...input, ...flipped, embedding_grad: floatInput(embeddingGrad, forward.embedding.dims) };
       for (const name of saved) all[name] = forward[name];
       const out = backward.run(all, names.map(gradName));
       return Object.fromEntries(names.map((name) => [name, out[gradName(name)].data as Float32Array]));

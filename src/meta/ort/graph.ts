@@ -4,20 +4,21 @@
  * `<param>_grad` in the parameters' order), built for one batch size so every shape is static.
  *
  * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
- *   scale, offset [out]) to `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts
- *   computes: Conv (kernel transposed in the graph to [out, in, 3, 3], pads 1, bias), the
+ *   scale, offset [out]; each weight also as Conv's kernel [out, in, 3, 3], kernelLayout) to
+ *   `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts computes: Conv (pads 1, bias), the
  *   per-example layer norm over (c, h, w) (LayerNormalization, axis 1: biased variance, epsilon
  *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
  *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
  * - training forward: the same graph, also answering what the backward pass reads of each block
- *   (the normalised activations, their reciprocal standard deviation, the route of the pooled
- *   gradient back to the pre-activation, and the block's input), so the backward graph never
- *   recomputes the forward one.
+ *   (the convolution's output, its layer norm's mean and reciprocal standard deviation, the route
+ *   of the pooled gradient back to the pre-activation, and the block's input), so the backward
+ *   graph never recomputes the forward one.
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
  *   chain rule written out in standard operators: the pooled gradient put at each window's first
  *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
- *   layer norm's gradients from per-(example, channel) sums, the filter gradient as one matrix
- *   product of the input's shifted windows by the output gradient, and the input gradient as a
+ *   layer norm's gradients from per-(example, channel) sums, the filter gradient as matrix products
+ *   of the input's shifted windows by the output gradient (the first block's without forming that
+ *   gradient: firstBlockGradNodes), and the input gradient as a
  *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
  */
 
@@ -45,7 +46,7 @@ export const gradName = (param: string): string => `${param}_grad`;
 
 /** What the training forward answers per block and the backward graph takes back, by block. */
 export function savedNames(blocks: number, activation: Activation): string[] {
-  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.xhat`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.conv`, `b${i}.mean`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
@@ -70,6 +71,32 @@ function blockDims(shape: ConvGraphShape): BlockDims[] {
   });
 }
 
+/** The input of block `i`'s kernel in Conv's layout [out, in, 3, 3] (kernelLayout). */
+export const kernelName = (i: number): string => `b${i}.kernel`;
+/** The input of block `i`'s kernel rotated 180 degrees, in and out swapped [in, out, 3, 3] (the backward graph's, blocks after the first). */
+export const flippedKernelName = (i: number): string => `b${i}.kernel.flipped`;
+
+/**
+ * A weight [3, 3, in, out] as Conv's kernel [out, in, 3, 3] or (`flipped`) as the backward pass's,
+ * rotated 180 degrees with in and out swapped [in, out, 3, 3]. Rearranged here rather than by
+ * Transpose and Slice nodes: onnxruntime's generic Transpose took about 0.2 ms per 64-channel
+ * kernel, each run. Prediction needs only the first.
+ */
+export function kernelLayout(weight: Float32Array, cin: number, cout: number, flipped = false): Float32Array {
+  const out = new Float32Array(weight.length);
+  for (let a = 0; a < 3; a++) {
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < cin; i++) {
+        const row = ((a * 3 + b) * cin + i) * cout;
+        if (flipped) for (let o = 0; o < cout; o++) out[((i * cout + o) * 3 + (2 - a)) * 3 + (2 - b)] = weight[row + o];
+        else for (let o = 0; o < cout; o++) out[((o * cin + i) * 3 + a) * 3 + b] = weight[row + o];
+      }
+    }
+  }
+  return out;
+}
+
+/** The image and the parameters, each weight also as the forward's kernel: what both graphs take. */
 function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   const [h, w, c] = shape.inputShape;
   return [
@@ -77,51 +104,51 @@ function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
     ...dims.flatMap(({ cin, cout }, i) => [
       valueInfo(11, `body.${i}.weight`, FLOAT, [3, 3, cin, cout]),
       ...['bias', 'scale', 'offset'].map((p) => valueInfo(11, `body.${i}.${p}`, FLOAT, [cout])),
+      valueInfo(11, kernelName(i), FLOAT, [cout, cin, 3, 3]),
     ]),
   ];
 }
 
-/** Offsets (row, column) of a 2x2 window's entries in tfjs' scan order, whose first maximum takes the gradient. */
-const WINDOW = [
-  [0, 0],
-  [0, 1],
-  [1, 0],
-  [1, 1],
-] as const;
-
 /**
  * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
  * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
- * plain background), as booleans [N, 4 C, ph, pw], window entry major (DepthToSpace's DCR order, so
- * the backward pass puts them back in place with one op). An odd side is padded with -1 first: the
- * activations (relu, softplus) are never below 0, so padding is never a maximum. Softplus also keeps
- * its slope, sigmoid, at every activation (`slope`); relu's is 1 at a positive maximum, and a window
- * whose maximum is 0 gets no gradient (zeroed at the pooled size in the backward pass). Cheaper than
- * MaxPool's Indices output, which onnxruntime computes in a slow generic kernel.
+ * plain background), as booleans [N, C, 4 ph, pw]: per channel, the four window entries' planes one
+ * after the other (a Concat over the rows), which is DepthToSpace's CRD order once read as
+ * [N, 4 C, ph, pw], so the backward pass puts them back in place with one op (onnxruntime's CRD
+ * DepthToSpace runs in about a third of the time of its DCR one over the first block's
+ * activations).
+ *
+ * The entries are told apart by three more max pools over parts of each window (onnxruntime's
+ * MaxPool kernels are several times faster than strided Slices): its top-left entry (1x1), its top
+ * row (1x2) and its left column (2x1), each compared with the window's maximum m:
+ *   top-left = (e00 == m); top-right = (top row == m) and not top-left;
+ *   bottom-left = (top row != m) and (left column == m); bottom-right = neither.
+ * An odd edge's windows hold their real entries only, as the 2x2 pool's do, so no padded entry
+ * is ever taken. Softplus also keeps its slope, sigmoid, at every activation (`slope`);
+ * relu's is 1 at a positive maximum, and a window whose maximum is 0 gets no gradient (zeroed at
+ * the pooled size in the backward pass). Cheaper than MaxPool's Indices output, which onnxruntime
+ * computes in a slow generic kernel.
  */
-function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
-  let act = b('act');
-  if (h % 2 || w % 2) {
-    initializers.push(int64Vector(b('act.pads'), [0, 0, 0, 0, 0, 0, h % 2, w % 2]), floatTensor(b('act.pad_value'), { shape: [], data: Float32Array.of(-1) }));
-    nodes.push(node('Pad', [act, b('act.pads'), b('act.pad_value')], [b('act.even')]));
-    act = b('act.even');
-  }
-  initializers.push(int64Vector(b('window.ends'), [2 ** 31, 2 ** 31]), int64Vector(b('window.axes'), [2, 3]), int64Vector(b('window.steps'), [2, 2]));
-  let taken = '';
-  const firsts = WINDOW.map(([y, x], k) => {
-    const at = (part: string) => b(`w${y}${x}.${part}`);
-    initializers.push(int64Vector(at('starts'), [y, x]));
-    nodes.push(node('Slice', [act, at('starts'), b('window.ends'), b('window.axes'), b('window.steps')], [at('value')]), node('Equal', [at('value'), b('pool')], [at('is_max')]));
-    if (k === 0) {
-      taken = at('is_max');
-      return at('is_max');
-    }
-    nodes.push(node('Not', [taken], [at('free')]), node('And', [at('is_max'), at('free')], [at('first')]));
-    if (k < WINDOW.length - 1) nodes.push(node('Or', [taken, at('first')], [at('taken')]));
-    taken = at('taken');
-    return at('first');
-  });
-  nodes.push(node('Concat', firsts, [b('route')], { axis: 1 }));
+function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[]): void {
+  // Padded at the end of an odd side where the part spans two entries (ceil_mode would also add a
+  // window past the end of an even side where it spans one).
+  const part = (name: string, [kh, kw]: [number, number]) =>
+    node('MaxPool', [b('act')], [b(name)], { kernel_shape: [kh, kw], strides: [2, 2], pads: [0, 0, kh === 2 ? h % 2 : 0, kw === 2 ? w % 2 : 0] });
+  nodes.push(
+    part('top_left', [1, 1]),
+    part('top_row', [1, 2]),
+    part('left_column', [2, 1]),
+    node('Equal', [b('top_left'), b('pool')], [b('route.00')]),
+    node('Equal', [b('top_row'), b('pool')], [b('top_row.is_max')]),
+    node('Equal', [b('left_column'), b('pool')], [b('left_column.is_max')]),
+    node('Not', [b('route.00')], [b('top_left.not_max')]),
+    node('Not', [b('top_row.is_max')], [b('top_row.not_max')]),
+    node('Not', [b('left_column.is_max')], [b('left_column.not_max')]),
+    node('And', [b('top_row.is_max'), b('top_left.not_max')], [b('route.01')]),
+    node('And', [b('top_row.not_max'), b('left_column.is_max')], [b('route.10')]),
+    node('And', [b('top_row.not_max'), b('left_column.not_max')], [b('route.11')]),
+    node('Concat', [b('route.00'), b('route.01'), b('route.10'), b('route.11')], [b('route')], { axis: 2 }),
+  );
   if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
 }
 
@@ -129,7 +156,8 @@ function routeNodes(activation: Activation, b: (part: string) => string, { h, w 
  * The backward of the max pool and the activation: the pooled gradient `g` [N, C, ph, pw] to each
  * window's first maximum (route), [N, C, h, w], times the activation's slope.
  */
-function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+function unpoolNodes(shape: ConvGraphShape, b: (part: string) => string, { cout, h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  const { activation } = shape;
   let g = b('pool_grad');
   if (activation === 'relu') {
     nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Cast', [b('pool.positive')], [b('pool.slope')], { to: FLOAT }), node('Mul', [g, b('pool.slope')], [b('pool_grad.live')]));
@@ -137,11 +165,15 @@ function unpoolNodes(activation: Activation, b: (part: string) => string, { h, w
   }
   const odd = h !== 2 * ph || w !== 2 * pw;
   const unpooled = activation === 'relu' && !odd ? b('shifted_grad') : b('act_grad');
+  const n = shape.batch;
+  initializers.push(int64Vector(b('depth.shape'), [n, 4 * cout, ph, pw]));
   nodes.push(
-    node('Concat', [g, g, g, g], [b('pool_grad.windows')], { axis: 1 }),
     node('Cast', [b('route')], [b('route.float')], { to: FLOAT }),
-    node('Mul', [b('pool_grad.windows'), b('route.float')], [b('pool_grad.routed')]),
-    node('DepthToSpace', [b('pool_grad.routed')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'DCR' }),
+    // Four copies of the pooled gradient, one per window entry's plane (a broadcast Mul is slower).
+    node('Concat', [g, g, g, g], [b('pool_grad.planes')], { axis: 2 }),
+    node('Mul', [b('route.float'), b('pool_grad.planes')], [b('pool_grad.routed')]),
+    node('Reshape', [b('pool_grad.routed'), b('depth.shape')], [b('pool_grad.depth')]),
+    node('DepthToSpace', [b('pool_grad.depth')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'CRD' }),
   );
   if (odd) {
     initializers.push(int64Vector(b('act_grad.starts'), [0, 0]), int64Vector(b('act_grad.ends'), [h, w]), int64Vector(b('act_grad.axes'), [2, 3]));
@@ -163,34 +195,25 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
     const b = (part: string) => `b${i}.${part}`;
     const p = (part: string) => `body.${i}.${part}`;
     nodes.push(
-      node('Transpose', [p('weight')], [b('kernel')], { perm: [3, 2, 0, 1] }),
-      node('Conv', [h, b('kernel'), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+      node('Conv', [h, kernelName(i), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
     );
     const { cout, h: height, w: width } = dims[i];
     nodes.push(node('Reshape', [p('scale'), 'channel.shape.3'], [b('scale')]), node('Reshape', [p('offset'), 'channel.shape.3'], [b('offset')]));
-    if (train) {
-      // The normalised activations and their reciprocal standard deviation are what the backward pass reads.
-      initializers.push(floatTensor(b('ones'), { shape: [cout, height, width], data: new Float32Array(cout * height * width).fill(1) }));
-      initializers.push(floatTensor(b('zeros'), { shape: [cout, height, width], data: new Float32Array(cout * height * width) }));
-      nodes.push(
-        node('LayerNormalization', [b('conv'), b('ones'), b('zeros')], [b('xhat'), b('mean'), b('rstd')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
-        node('Mul', [b('xhat'), b('scale')], [b('scaled')]),
-        node('Add', [b('scaled'), b('offset')], [b('shifted')]),
-      );
-    } else {
-      // Prediction: the per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel.
-      initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
-      nodes.push(
-        node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
-        node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
-        node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
-      );
-    }
+    // The per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel;
+    // training also keeps the mean and reciprocal standard deviation, which with the convolution's
+    // output are what the backward pass reads of the layer norm (the normalised activations
+    // themselves would cost two more passes: a LayerNormalization without the affine, then Mul and Add).
+    initializers.push(int64Vector(b('feature.shape'), [cout, height, width]));
+    nodes.push(
+      node('Expand', [b('scale'), b('feature.shape')], [b('scale.full')]),
+      node('Expand', [b('offset'), b('feature.shape')], [b('offset.full')]),
+      node('LayerNormalization', [b('conv'), b('scale.full'), b('offset.full')], train ? [b('shifted'), b('mean'), b('rstd')] : [b('shifted')], { axis: 1, epsilon: { float: NORM_EPSILON } }),
+    );
     nodes.push(
       node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
       node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
     );
-    if (train) routeNodes(shape.activation, b, dims[i], nodes, initializers);
+    if (train) routeNodes(shape.activation, b, dims[i], nodes);
     h = b('pool');
   });
   const last = dims[dims.length - 1];
@@ -205,9 +228,10 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
   const last = dims[dims.length - 1];
   return [
     ...dims.flatMap(({ cout, h, w, ph, pw }, i) => [
-      valueInfo(field, `b${i}.xhat`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.conv`, FLOAT, [n, cout, h, w]),
+      valueInfo(field, `b${i}.mean`, FLOAT, [n, 1, 1, 1]),
       valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
-      valueInfo(field, `b${i}.route`, BOOL, [n, 4 * cout, ph, pw]),
+      valueInfo(field, `b${i}.route`, BOOL, [n, cout, 4 * ph, pw]),
       ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
       ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
     ]),
@@ -240,10 +264,6 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     int64Vector('spatial.axes', [2, 3]),
     ...(shape.activation === 'relu' ? [floatTensor('zero', { shape: [], data: Float32Array.of(0) })] : []),
     int64Vector('feature.axes', [1, 2, 3]),
-    // The kernel rotation of the input gradients (blocks after the first only).
-    ...(dims.length > 1
-      ? [int64Vector('flip.starts', [-1, -1]), int64Vector('flip.ends', [-(2 ** 31), -(2 ** 31)]), int64Vector('flip.axes', [0, 1]), int64Vector('flip.steps', [-1, -1])]
-      : []),
     int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
   ];
   const nodes = [
@@ -258,17 +278,23 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     const p = (part: string) => `body.${i}.${part}`;
     const input = i === 0 ? 'b0.input' : `b${i - 1}.pool`;
     // Max pool and activation: the pooled gradient spread over each window, kept at its maximum, times the slope.
-    unpoolNodes(shape.activation, b, dims[i], nodes, initializers);
+    unpoolNodes(shape, b, dims[i], nodes, initializers);
     // Layer norm over (c, h, w) of each example, its affine and bias, from per-(example, channel) sums
     // (the means over (c, h, w) are scale-weighted sums of them): few passes over the activations.
     //   S[n, c] = sum_hw g, P[n, c] = sum_hw g xhat (g: shifted_grad); doffset = sum_n S, dscale = sum_n P;
     //   m1[n] = sum_c scale S / chw, m2[n] = sum_c scale P / chw;
     //   dz = rstd (g scale - m1 - xhat m2) = g (rstd scale) - xhat (rstd m2) - rstd m1.
+    // xhat itself is not kept (see forwardNodes): xhat = rstd (z - mean) with z the convolution's
+    // output, so P = rstd (sum_hw g z - mean S), and dz = g A - z B - C with A = rstd scale,
+    // B = rstd^2 m2 and C = rstd m1 - mean B: the same passes, over z.
     initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
     nodes.push(
       node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
-      node('Mul', [b('shifted_grad'), b('xhat')], [b('shifted_grad.xhat')]),
-      node('ReduceSum', [b('shifted_grad.xhat'), 'spatial.axes'], [b('P')], { keepdims: 1 }),
+      node('Mul', [b('shifted_grad'), b('conv')], [b('shifted_grad.conv')]),
+      node('ReduceSum', [b('shifted_grad.conv'), 'spatial.axes'], [b('Q')], { keepdims: 1 }),
+      node('Mul', [b('mean'), b('S')], [b('mean.S')]),
+      node('Sub', [b('Q'), b('mean.S')], [b('Q.centred')]),
+      node('Mul', [b('rstd'), b('Q.centred')], [b('P')]),
       node('ReduceSum', [b('S'), 'channel.axes'], [gradName(p('offset'))], { keepdims: 0 }),
       node('ReduceSum', [b('P'), 'channel.axes'], [gradName(p('scale'))], { keepdims: 0 }),
       node('Reshape', [p('scale'), 'channel.shape'], [b('scale')]),
@@ -281,10 +307,19 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
       node('Mul', [b('rstd'), b('scale')], [b('rstd.scale')]),
       node('Mul', [b('rstd'), b('m2')], [b('rstd.m2')]),
       node('Mul', [b('rstd'), b('m1')], [b('rstd.m1')]),
+      node('Mul', [b('rstd'), b('rstd.m2')], [b('B')]),
+      node('Mul', [b('mean'), b('B')], [b('mean.B')]),
+      node('Sub', [b('rstd.m1'), b('mean.B')], [b('C')]),
+    );
+    if (i === 0) {
+      firstBlockGradNodes(shape, dims[0], nodes, initializers);
+      continue;
+    }
+    nodes.push(
       node('Mul', [b('shifted_grad'), b('rstd.scale')], [b('ln.a')]),
-      node('Mul', [b('xhat'), b('rstd.m2')], [b('ln.b')]),
+      node('Mul', [b('conv'), b('B')], [b('ln.b')]),
       node('Sub', [b('ln.a'), b('ln.b')], [b('ln.c')]),
-      node('Sub', [b('ln.c'), b('rstd.m1')], [b('conv_grad')]),
+      node('Sub', [b('ln.c'), b('C')], [b('conv_grad')]),
       node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
     );
     kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
@@ -292,9 +327,7 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
       // The input gradient: a 'same' convolution of conv_grad with the kernel rotated 180 degrees, in
       // and out swapped ([in, out, 3, 3]); onnxruntime runs Conv in its blocked layout, faster than ConvTranspose.
       nodes.push(
-        node('Slice', [p('weight'), 'flip.starts', 'flip.ends', 'flip.axes', 'flip.steps'], [b('weight.flipped')]),
-        node('Transpose', [b('weight.flipped')], [b('kernel.flipped')], { perm: [2, 3, 0, 1] }),
-        node('Conv', [b('conv_grad'), b('kernel.flipped')], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
+        node('Conv', [b('conv_grad'), flippedKernelName(i)], [`b${i - 1}.pool_grad`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
       );
     }
   }
@@ -302,10 +335,79 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
     valueInfo(12, gradName(`body.${i}.weight`), FLOAT, [3, 3, cin, cout]),
     ...['bias', 'scale', 'offset'].map((part) => valueInfo(12, gradName(`body.${i}.${part}`), FLOAT, [cout])),
   ]);
-  const graphInputs = [...inputs(shape, dims), ...savedInfo(11, shape, dims), embeddingInfo(11, 'embedding_grad', shape, dims)];
-  // The offsets are not read by the backward pass; onnxruntime accepts unused graph inputs, and the
-  // forward's input list lets one set of feeds serve both graphs.
+  const flipped = dims.slice(1).map(({ cin, cout }, k) => valueInfo(11, flippedKernelName(k + 1), FLOAT, [cin, cout, 3, 3]));
+  const graphInputs = [...inputs(shape, dims), ...flipped, ...savedInfo(11, shape, dims), embeddingInfo(11, 'embedding_grad', shape, dims)];
+  // The offsets, weights and forward kernels are not read by the backward pass; onnxruntime accepts
+  // unused graph inputs, and the forward's input list lets one set of feeds serve both graphs.
   return onnxModel({ name: 'conv-body-backward', nodes, initializers, inputs: graphInputs, outputs }, OPSET);
+}
+
+/**
+ * The first block's filter and bias gradients, without its conv gradient dz (no input gradient is
+ * needed below it, and dz would cost four more passes over the largest activations):
+ * dz = g A - z B - C (A [N, C], B and C [N]: backwardGraph) is linear, so its product with the
+ * input's windows is taken term by term. The windows of the zero-padded input, tap-major with a
+ * plane of ones after them, W [N, 9 in + 1, h w] (small: the image's channels), give per example
+ * Gg = g W^T and Gz = z W^T [N, C, 9 in + 1] and Gw = sum_hw W; then
+ * sum_n (A Gg - B Gz - C Gw) [C, 9 in + 1] is dw (transposed) and, in the ones column, the bias
+ * gradient. One batched matrix product per term replaces the four passes and the nine Gemms.
+ */
+function firstBlockGradNodes(shape: ConvGraphShape, { cin, cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
+  const n = shape.batch;
+  const b = (part: string) => `b0.${part}`;
+  const taps = 9 * cin;
+  initializers.push(
+    int64Vector(b('pads'), [0, 0, 1, 1, 0, 0, 1, 1]),
+    int64Vector(b('tap.axes'), [2, 3]),
+    floatTensor(b('ones'), { shape: [n, 1, h, w], data: new Float32Array(n * h * w).fill(1) }),
+    int64Vector(b('windows.shape'), [n, taps + 1, h * w]),
+    int64Vector(b('rows.shape'), [n, cout, h * w]),
+    int64Vector(b('per_example'), [n, cout, 1]),
+    int64Vector(b('per_example.1'), [n, 1, 1]),
+    int64Vector(b('batch.axis'), [0]),
+    int64Vector(b('zero.start'), [0]),
+    int64Vector(b('kernel.end'), [taps]),
+    int64Vector(b('bias.end'), [taps + 1]),
+    int64Vector(b('columns.axis'), [1]),
+    int64Vector(b('last.axis'), [2]),
+    int64Vector(b('kernel.shape'), [3, 3, cin, cout]),
+    int64Vector(b('bias.shape'), [cout]),
+  );
+  nodes.push(node('Pad', ['b0.input', b('pads')], [b('input.padded')]));
+  const windows: string[] = [];
+  for (let a = 0; a < 3; a++) {
+    for (let c = 0; c < 3; c++) {
+      const tap = b(`tap${a}${c}`);
+      initializers.push(int64Vector(`${tap}.starts`, [a, c]), int64Vector(`${tap}.ends`, [a + h, c + w]));
+      nodes.push(node('Slice', [b('input.padded'), `${tap}.starts`, `${tap}.ends`, b('tap.axes')], [`${tap}.window`]));
+      windows.push(`${tap}.window`);
+    }
+  }
+  nodes.push(
+    node('Concat', [...windows, b('ones')], [b('windows.planes')], { axis: 1 }),
+    node('Reshape', [b('windows.planes'), b('windows.shape')], [b('windows')]),
+    node('Transpose', [b('windows')], [b('windows.t')], { perm: [0, 2, 1] }),
+    node('ReduceSum', [b('windows'), b('last.axis')], [b('windows.sum')], { keepdims: 0 }),
+    node('Unsqueeze', [b('windows.sum'), b('columns.axis')], [b('Gw')]),
+    node('Reshape', [b('shifted_grad'), b('rows.shape')], [b('g.rows')]),
+    node('Reshape', [b('conv'), b('rows.shape')], [b('conv.rows')]),
+    node('MatMul', [b('g.rows'), b('windows.t')], [b('Gg')]),
+    node('MatMul', [b('conv.rows'), b('windows.t')], [b('Gz')]),
+    node('Reshape', [b('rstd.scale'), b('per_example')], [b('A.rows')]),
+    node('Reshape', [b('B'), b('per_example.1')], [b('B.rows')]),
+    node('Reshape', [b('C'), b('per_example.1')], [b('C.rows')]),
+    node('Mul', [b('Gg'), b('A.rows')], [b('Gg.A')]),
+    node('Mul', [b('Gz'), b('B.rows')], [b('Gz.B')]),
+    node('Mul', [b('Gw'), b('C.rows')], [b('Gw.C')]),
+    node('Sub', [b('Gg.A'), b('Gz.B')], [b('G.ab')]),
+    node('Sub', [b('G.ab'), b('Gw.C')], [b('G')]),
+    node('ReduceSum', [b('G'), b('batch.axis')], [b('grads')], { keepdims: 0 }),
+    node('Slice', [b('grads'), b('zero.start'), b('kernel.end'), b('columns.axis')], [b('kernel_grad.t')]),
+    node('Transpose', [b('kernel_grad.t')], [b('kernel_grad.matrix')], { perm: [1, 0] }),
+    node('Reshape', [b('kernel_grad.matrix'), b('kernel.shape')], [gradName('body.0.weight')]),
+    node('Slice', [b('grads'), b('kernel.end'), b('bias.end'), b('columns.axis')], [b('bias_grad.column')]),
+    node('Reshape', [b('bias_grad.column'), b('bias.shape')], [gradName('body.0.bias')]),
+  );
 }
 
 /**
