@@ -4,7 +4,7 @@
  * adapted parameters serve predictions.
  */
 
-import { tf } from './backend.js';
+import { tf, tidyValues } from './backend.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from './algorithms/index.js';
 import { chooseEngine, type EnginePreference } from './engine.js';
 import { fusedAdaptMany } from './fused/index.js';
@@ -192,11 +192,11 @@ export function predict(spec: ModelSpec, params: ParamArrays, x: Float32Array | 
   if (n === 0) return spec.kind === 'regression' ? { kind: 'regression', values: [] } : { kind: 'classification', labels: [], probabilities: [] };
   const ort = spec.body === 'conv' && chooseEngine(engine, undefined, spec.body) === 'onnxruntime';
   const embeddings = ort ? ortEmbed(spec, splitBodyHead(params).body, flat, n) : null;
-  const out = tf.tidy(() => {
+  const out = tidyValues(() => {
     const output = embeddings
       ? forward(headSpec(spec, embeddings.length / n), toTensors(withoutBody(params)), tf.tensor2d(embeddings, [n, embeddings.length / n]))
       : forward(spec, toTensors(params), tf.tensor2d(flat, [n, spec.inputDim]));
-    return (spec.kind === 'regression' ? output : softmax(output)).dataSync();
+    return spec.kind === 'regression' ? output : softmax(output);
   });
   if (spec.kind === 'regression') return { kind: 'regression', values: Array.from(out) };
   const ways = spec.outputDim;

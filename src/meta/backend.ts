@@ -14,6 +14,21 @@ import { firstLine } from '../util/error-reason.js';
 
 export { tf };
 
+/**
+ * The values of the tensor `build` makes in a tidy scope, read after the scope rather than returned
+ * from it: tf.tidy walks whatever the scope returns for tensors to keep (getTensorsInContainer), and
+ * a typed array it walks entry by entry, 3.8 ms for ProtoNets' 5,121-value conv head gradient and
+ * more for a whole network's.
+ */
+export function tidyValues(build: () => tf.Tensor): Float32Array {
+  const values = tf.tidy(build);
+  try {
+    return values.dataSync() as Float32Array;
+  } finally {
+    values.dispose();
+  }
+}
+
 /** A backend the engine can run on; 'auto' takes the fastest that loads here. */
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 

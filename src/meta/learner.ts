@@ -5,7 +5,7 @@
  * benchmark drive it.
  */
 
-import { tf } from './backend.js';
+import { tf, tidyValues } from './backend.js';
 import { Adam, clipScale, globalNorm, type AdamState, type Gradients } from './adam.js';
 import { getAlgorithm, POOL_PREFIX, type AlgorithmName, type InnerSettings, type MetaAlgorithm, type MetaGradient } from './algorithms/index.js';
 import { chooseEngine, type EngineName, type EnginePreference } from './engine.js';
@@ -167,9 +167,9 @@ export class MetaLearner {
   /** The loss and meta-gradient from tfjs, downloaded once per iteration (loss and gradients together). */
   private tfjsGradient(batch: TrainingBatch, mode: MetaStepMode): { loss: number; grads: Gradients } {
     const names = Object.keys(this.values);
-    const flat = tf.tidy(() => {
+    const flat = tidyValues(() => {
       const { loss, grads } = mode === 'batched' ? this.batchedGradient(batch) : this.loopGradient(batch);
-      return tf.concat([tf.reshape(loss, [1]), ...names.map((n) => tf.reshape(grads[n], [-1]))]).dataSync();
+      return tf.concat([tf.reshape(loss, [1]), ...names.map((n) => tf.reshape(grads[n], [-1]))]);
     });
     const grads: Gradients = {};
     let offset = 1;
@@ -251,14 +251,13 @@ export class MetaLearner {
    */
   private evaluateChunk({ spec, batch }: { spec: ModelSpec; batch: EpisodeBatch }): { losses: number[]; accuracies?: number[] } {
     const onEmbeddings = spec !== this.spec;
-    const values = tf.tidy(() => {
+    const values = tidyValues(() => {
       const theta = onEmbeddings ? toTensors(withoutBody(this.values)) : this.params;
       const tensors = batchToTensors(spec, batch);
       const adapted = this.algorithm.adapt(spec, theta, tensors.support, { ...this.inner, monitor: { guard: DEFAULT_GUARD } });
       const output = forward(spec, adapted, tensors.query.x);
       const losses = taskLoss(spec.kind, output, tensors.query.y);
-      if (spec.kind === 'regression') return losses.dataSync();
-      return tf.concat([losses, accuracy(output, tensors.query.y)]).dataSync();
+      return spec.kind === 'regression' ? losses : tf.concat([losses, accuracy(output, tensors.query.y)]);
     });
     const losses = Array.from(values.subarray(0, batch.tasks));
     return spec.kind === 'regression' ? { losses } : { losses, accuracies: Array.from(values.subarray(batch.tasks)) };

@@ -12,7 +12,7 @@
  */
 
 import { predict, type Prediction } from './adapt.js';
-import { activeBackend, tf, type BackendName } from './backend.js';
+import { activeBackend, tf, tidyValues, type BackendName } from './backend.js';
 import { NORM_EPSILON, pooledSide } from './conv.js';
 import { chooseEngine } from './engine.js';
 import { headSpec, ortAvailable, ortEmbed, withoutBody } from './ort/index.js';
@@ -443,7 +443,7 @@ function engineEmbed(net: EngineServed, x: Inputs, n: number): Float32Array {
   if (n === 0) return new Float32Array(0);
   const flat = x instanceof Float32Array ? x : Float32Array.from(x);
   if (net.head) return ortEmbed(net.spec, net.params, flat, n);
-  return tf.tidy(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])).dataSync() as Float32Array);
+  return tidyValues(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])));
 }
 
 /**

@@ -12,7 +12,7 @@
  * Reptile) and multitask's pool training stay on tfjs.
  */
 
-import { tf } from '../backend.js';
+import { tf, tidyValues } from '../backend.js';
 import type { Gradients } from '../adam.js';
 import { getAlgorithm, type AlgorithmName, type InnerSettings } from '../algorithms/index.js';
 import { lossOn } from '../inner-loop.js';
@@ -85,9 +85,7 @@ export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, i
   const onEmbeddings = headSpec(spec, width);
   const headNames = Object.keys(withoutBody(values));
   const theta = withoutBody(values);
-  // The tidy answers the tensor, read after it: a typed array answered from a tidy is walked key by
-  // key for tensors to keep (tfjs' getTensorsInContainer), milliseconds for the embeddings' gradient.
-  const packed = tf.tidy(() => {
+  const flat = tidyValues(() => {
     const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
     // The embeddings are differentiated as inputs: their gradient is what the body's backward pass takes.
     const objective = (...p: tf.Tensor[]): tf.Scalar => {
@@ -100,8 +98,6 @@ export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, i
     const { value, grads } = tf.valueAndGrads(objective)([...start, tensors.support.x, tensors.query.x]);
     return tf.concat([tf.reshape(value, [1]), ...grads.map((g) => tf.reshape(g, [-1]))]);
   });
-  const flat = packed.dataSync() as Float32Array;
-  packed.dispose();
   const grads: Gradients = {};
   let offset = 1;
   for (const name of headNames) {
