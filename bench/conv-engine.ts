@@ -1,7 +1,7 @@
 /**
  * The conv engines side by side, in one run: ONNX Runtime (src/meta/ort/) against tfjs on the wasm
- * backend (the route conv bodies took before) and, for ProtoNets, plain PyTorch on one thread
- * (bench/pytorch/digits_protonet.py), on the digitsConv setting of bench:meta (CONV_DIGITS: Conv-4,
+ * backend (the route conv bodies took before) and plain PyTorch on one thread
+ * (bench/pytorch/digits_protonet.py: ProtoNets, and ANIL with --algorithm anil), on the digitsConv setting of bench:meta (CONV_DIGITS: Conv-4,
  * 14x14x1 digits, 5-way; ProtoNets one episode of 15 queries per class an iteration; ANIL a
  * meta-batch of 4 episodes of 5 queries per class, one inner step).
  *
@@ -49,6 +49,9 @@ const BLOCK_MS = Number(args.ms);
 const ENGINES = { onnxruntime: 'ort', 'tfjs-wasm': 'tfjs' } as const;
 type Engine = keyof typeof ENGINES;
 const round2 = (x: number) => Math.round(x * 100) / 100;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+/** Training losses kept per engine: the first iterations', to check that PyTorch trains as the engine does. */
+const FIRST_LOSSES = 10;
 const load = () => loadavg().map(round2);
 
 const family = digits({}, { ways: CONV_DIGITS.ways });
@@ -76,17 +79,23 @@ function configOf(c: Case, engine: Engine): LearnerConfig {
   return { algorithm: c.algorithm, spec, inner: { steps: CONV_DIGITS.adapting.innerSteps, lr: c.innerLr }, metaLr: CONV_DIGITS.metaLr, zeroHead: c.zeroHead, engine: ENGINES[engine] };
 }
 
-/** Wall and CPU ms per iteration of `iterations` meta-steps, each on a freshly sampled meta-batch (as training runs). */
-function msPerIteration(c: Case, engine: Engine, iterations: number, params: ParamArrays): { wall: number; cpu: number } {
+/**
+ * Wall and CPU ms per iteration of `iterations` meta-steps, each on a freshly sampled meta-batch (as
+ * training runs), and the first steps' losses (the untimed one included).
+ */
+function msPerIteration(c: Case, engine: Engine, iterations: number, params: ParamArrays): { wall: number; cpu: number; losses: number[] } {
   const learner = new MetaLearner(configOf(c, engine), params);
   if (learner.engine !== engine) throw new Error(`asked for ${engine}, ${learner.engine} ran`);
   const rng = new Rng(5);
   const step = () => learner.metaStep(packEpisodes(Array.from({ length: c.metaBatchSize }, () => family.sampleEpisode(rng, 'train', { shots: c.shots, queryShots: c.queryShots, ways: CONV_DIGITS.ways }))));
-  step(); // the first builds the sessions / compiles the kernels
+  const losses = [step()]; // the first builds the sessions / compiles the kernels
   const [start, cpu] = [performance.now(), process.cpuUsage()];
-  for (let i = 0; i < iterations; i++) step();
+  for (let i = 0; i < iterations; i++) {
+    const loss = step();
+    if (losses.length < FIRST_LOSSES) losses.push(loss);
+  }
   const used = process.cpuUsage(cpu);
-  const ms = { wall: (performance.now() - start) / iterations, cpu: (used.user + used.system) / 1000 / iterations };
+  const ms = { wall: (performance.now() - start) / iterations, cpu: (used.user + used.system) / 1000 / iterations, losses };
   learner.dispose();
   return ms;
 }
@@ -107,12 +116,18 @@ async function main(): Promise<void> {
     for (const c of CASES) {
       const params = initMetaParams(configOf(c, 'onnxruntime'), new Rng(0));
       const samples: Record<string, { wall: number; cpu: number }[]> = { onnxruntime: [], 'tfjs-wasm': [], pytorch: [] };
-      const withPytorch = dir !== null && c.algorithm === 'protonet';
+      const withPytorch = dir !== null;
+      // Round 0's: the engine and PyTorch start from their own initialisations and episodes, so only the trend and magnitude compare.
+      const firstLosses: Record<string, number[]> = {};
       for (let r = 0; r < ROUNDS; r++) {
-        samples.onnxruntime.push(msPerIteration(c, 'onnxruntime', ITERATIONS, params));
+        const ort = msPerIteration(c, 'onnxruntime', ITERATIONS, params);
+        samples.onnxruntime.push(ort);
+        if (r === 0) firstLosses.onnxruntime = ort.losses.map(round3);
         samples['tfjs-wasm'].push(msPerIteration(c, 'tfjs-wasm', TFJS_ITERATIONS, params));
         if (withPytorch) {
-          const run = await pytorchDigitsProtonet(pytorch.python!, dir!, { body: 'conv', shots: c.shots, iterations: ITERATIONS, seed: 0, ways: CONV_DIGITS.ways, queryShots: c.queryShots, metaBatchSize: c.metaBatchSize, metaLr: CONV_DIGITS.metaLr, channels: CONV_DIGITS.channels });
+          const anil = c.algorithm === 'anil' ? { algorithm: c.algorithm, zeroHead: c.zeroHead, innerLr: c.innerLr, innerSteps: CONV_DIGITS.adapting.innerSteps, testSteps: CONV_DIGITS.adapting.testSteps } : {};
+          const run = await pytorchDigitsProtonet(pytorch.python!, dir!, { body: 'conv', shots: c.shots, iterations: ITERATIONS, seed: 0, ways: CONV_DIGITS.ways, queryShots: c.queryShots, metaBatchSize: c.metaBatchSize, metaLr: CONV_DIGITS.metaLr, channels: CONV_DIGITS.channels, ...anil });
+          if (r === 0) firstLosses.pytorch = run.firstTrainLosses.map(round3);
           samples.pytorch.push({ wall: run.msPerIteration, cpu: run.cpuMsPerIteration });
         }
       }
@@ -128,6 +143,7 @@ async function main(): Promise<void> {
         cpuMsPerIteration: cpuMs,
         ...(ms.pytorch ? { vsPytorchOneThread: round2(ms.onnxruntime / ms.pytorch), vsPytorchOneThreadCpu: round2(cpuMs.onnxruntime / cpuMs.pytorch) } : {}),
         speedupVsTfjsWasm: round2(ms['tfjs-wasm'] / ms.onnxruntime),
+        firstTrainLosses: firstLosses,
         samples: Object.fromEntries(present.map(([k, xs]) => [k, xs.map((x) => ({ wall: round2(x.wall), cpu: round2(x.cpu) }))])),
       };
       rows.push(row);
@@ -178,7 +194,9 @@ async function main(): Promise<void> {
     setting: {
       model: 'Conv-4 (64 channels per block: 3x3 conv, layer norm, relu, 2x2 max pool), 14x14x1 digits, 5-way (CONV_DIGITS, as bench:meta digitsConv)',
       training: `ProtoNets: one episode of 15 queries per class per iteration; ANIL: 4 episodes of 5 queries per class, 1 inner step. ${ITERATIONS} timed iterations (ONNX Runtime, PyTorch) and ${TFJS_ITERATIONS} (tfjs-wasm) after one untimed, sampling included; ${ROUNDS} rounds, engines in turn; figures are medians over rounds`,
-      pytorch: pytorch.python ? 'bench/pytorch/digits_protonet.py, torch.set_num_threads(1), the same iterations on the same training classes; its msPerIteration' : `skipped: ${pytorch.reason}`,
+      pytorch: pytorch.python
+        ? 'bench/pytorch/digits_protonet.py (ANIL rows: --algorithm anil [--zero-head], the same inner lr and steps, create_graph through the head\'s inner step), torch.set_num_threads(1), the same iterations on the same training classes; its msPerIteration and cpuMsPerIteration'
+        : `skipped: ${pytorch.reason}`,
       prediction: `a task's prediction as serving runs it: onnxruntime, the predict cache's prepared network (runNetwork: ONNX Runtime body, plain-JS head); tfjs-wasm, adapt.ts predict with the tfjs engine (the route before); ${BLOCK_MS} ms blocks, ${ROUNDS * 2} rounds`,
       evaluation: 'MetaLearner.evaluate (adaptation of every task, then its query set) of an ANIL conv meta-model',
     },

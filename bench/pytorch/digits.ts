@@ -1,6 +1,7 @@
 /**
  * bench:meta's side of the PyTorch ProtoNets baseline on `digits` (digits_protonet.py): exporting the
- * engine's training classes and its test episodes for it, and running it.
+ * engine's training classes and its test episodes for it, and running it. The script also trains ANIL
+ * (bench:conv-engine's PyTorch ANIL rows).
  *
  * The data go through files, not through the script's own copy of the digits, so that PyTorch trains
  * on exactly the engine's rotated training classes (written with loadDigits/writeDigit, grouped as
@@ -135,10 +136,24 @@ export interface DigitsProtonetOptions {
   channels?: number[];
   /** MLP widths after the 196 inputs (default 128,64). */
   hidden?: number[];
+  /** 'protonet' (default) or ANIL: a linear head adapted by `innerSteps` steps of `innerLr` per task. */
+  algorithm?: 'protonet' | 'anil';
+  /** ANIL: every task's head starts at zero and only the body is meta-learned (the engine's zeroHead). */
+  zeroHead?: boolean;
+  /** ANIL's inner step size and steps in training, and its head steps per test episode. */
+  innerLr?: number;
+  innerSteps?: number;
+  testSteps?: number;
 }
 
 /** The JSON line digits_protonet.py prints. */
 export interface DigitsProtonetRun {
+  algorithm: 'protonet' | 'anil';
+  zeroHead: boolean;
+  /** ANIL's inner settings; null for ProtoNets. */
+  innerLr: number | null;
+  innerSteps: number | null;
+  testSteps: number | null;
   body: 'conv' | 'mlp';
   /** The channels (conv) or hidden widths (mlp) trained. */
   widths: number[];
@@ -164,6 +179,8 @@ export interface DigitsProtonetRun {
   trainSeconds: number;
   /** Mean training loss over the last tenth of the iterations; null after 0 iterations. */
   finalTrainLoss: number | null;
+  /** The first (up to) 10 iterations' training losses. */
+  firstTrainLosses: number[];
   /** Nearest class mean on raw pixels over the same test episodes, no training. */
   rawPixel: { euclidean: number; cosine: number };
   threads: number;
@@ -172,7 +189,7 @@ export interface DigitsProtonetRun {
 
 /**
  * Runs digits_protonet.py on data that writeDigitsData wrote to `dir` (it must hold the test episodes
- * of `options.shots` shots): ProtoNets meta-trained in PyTorch, one thread, scored on those episodes.
+ * of `options.shots` shots): ProtoNets (or ANIL) meta-trained in PyTorch, one thread, scored on those episodes.
  */
 export async function pytorchDigitsProtonet(python: string, dir: string, options: DigitsProtonetOptions): Promise<DigitsProtonetRun> {
   const argv = [
@@ -189,6 +206,11 @@ export async function pytorchDigitsProtonet(python: string, dir: string, options
   ];
   if (options.channels) argv.push('--channels', options.channels.join(','));
   if (options.hidden) argv.push('--hidden', options.hidden.join(','));
+  if (options.algorithm) argv.push('--algorithm', options.algorithm);
+  if (options.zeroHead) argv.push('--zero-head');
+  if (options.innerLr !== undefined) argv.push('--inner-lr', String(options.innerLr));
+  if (options.innerSteps !== undefined) argv.push('--inner-steps', String(options.innerSteps));
+  if (options.testSteps !== undefined) argv.push('--test-steps', String(options.testSteps));
   const lines = (await run(python, argv)).trim().split('\n');
   return JSON.parse(lines[lines.length - 1]) as DigitsProtonetRun;
 }

@@ -16,6 +16,15 @@ accuracy per episode, mean and 95% half-width (1.96 standard errors, sample vari
 meanCi). For reference the same episodes are scored with raw pixels (no training): nearest class mean
 by Euclidean distance and by cosine similarity.
 
+With --algorithm anil: ANIL (Raghu et al., 2020) instead, as the engine's anil: a linear head
+[D] -> [ways] on the body's embedding; each task's head takes `--inner-steps` plain gradient steps of
+`--inner-lr` on its support set's mean cross-entropy (the body fixed, its support embeddings computed
+once), with create_graph so that the meta-gradient flows through the head's adaptation into the body
+and the head's initialisation; the meta-loss is the mean query cross-entropy of the adapted heads over
+the meta-batch, stepped by Adam. --zero-head: every task's head starts at zero and only the body is
+meta-learned (the engine's zeroHead). Test: each episode's head adapted by `--test-steps` steps from
+its support set, accuracy on its queries.
+
 Bodies (the engine implements the same):
   conv  Conv-4: [n, 196] -> [n, 1, 14, 14]; per width c: Conv2d(3x3, padding 1, bias) -> GroupNorm(1, c)
         (per-example normalisation over C, H, W with a per-channel affine, no running statistics) -> ReLU
@@ -24,11 +33,13 @@ Bodies (the engine implements the same):
 
 Prints one JSON line: body, shots, ways, queryShots, iterations, metaBatch, accuracy, ci95, testEpisodes,
 msPerIteration (training wall time including sampling, per iteration), stepMsPerIteration (forward,
-backward and Adam only), trainSeconds, rawPixel {euclidean, cosine}, threads, torch, and a few more.
+backward and Adam only), trainSeconds, firstTrainLosses, rawPixel {euclidean, cosine}, threads, torch,
+and a few more.
 
 Usage: /usr/bin/python3 bench/pytorch/digits_protonet.py --data DIR --body conv|mlp --shots S
          --iterations N [--seed K] [--ways 5] [--query-shots 15] [--meta-batch 1] [--meta-lr 0.001]
          [--channels 64,64,64,64] [--hidden 128,64]
+         [--algorithm protonet|anil] [--zero-head] [--inner-lr 0.4] [--inner-steps 1] [--test-steps 3]
 """
 import argparse
 import json
@@ -164,19 +175,91 @@ def embed_episodes(body, support_x, query_x):
     return e[:, :ns], e[:, ns:]
 
 
-def train(body, train_data, args):
-    """Meta-trains the body; returns (wall seconds, seconds in forward/backward/Adam, last losses, CPU seconds)."""
+# ---------------------------------------------------------------------------------------------------
+# ANIL.
+
+class Anil(nn.Module):
+    """The body and a linear head on its embedding; with zero_head the head is a constant zero (every
+    task starts from it and nothing meta-learns it)."""
+
+    def __init__(self, body, width, ways, zero_head):
+        super().__init__()
+        self.body = body
+        self.ways = ways
+        self.zero_head = zero_head
+        self.head = None if zero_head else nn.Linear(width, ways)
+        self.width = width
+
+    def start(self, tasks):
+        """Every task's head before adaptation: weight [T, ways, D] and bias [T, ways], differentiable."""
+        if self.head is None:
+            return (torch.zeros(tasks, self.ways, self.width, requires_grad=True), torch.zeros(tasks, self.ways, requires_grad=True))
+        return self.head.weight.expand(tasks, -1, -1), self.head.bias.expand(tasks, -1)
+
+
+def head_logits(features, weight, bias):
+    """[T, n, D] features through per-task heads: [T, n, ways]."""
+    return features.bmm(weight.transpose(1, 2)) + bias.unsqueeze(1)
+
+
+def task_losses(logits, y):
+    """Each task's mean cross-entropy: [T]."""
+    tasks, n, ways = logits.shape
+    return F.cross_entropy(logits.reshape(-1, ways), y.reshape(-1), reduction='none').view(tasks, n).mean(1)
+
+
+def adapt_heads(model, support_features, support_y, lr, steps, create_graph):
+    """Each task's head after `steps` gradient steps on its own support loss (the sum over tasks of
+    per-task means: each task's slice of the gradient is its own loss's)."""
+    weight, bias = model.start(support_features.shape[0])
+    for _ in range(steps):
+        loss = task_losses(head_logits(support_features, weight, bias), support_y).sum()
+        gw, gb = torch.autograd.grad(loss, (weight, bias), create_graph=create_graph)
+        weight, bias = weight - lr * gw, bias - lr * gb
+    return weight, bias
+
+
+def anil_loss(model, sx, sy, qx, qy, args):
+    es, eq = embed_episodes(model.body, sx, qx)
+    weight, bias = adapt_heads(model, es, sy, args.inner_lr, args.inner_steps, create_graph=True)
+    return task_losses(head_logits(eq, weight, bias), qy).mean()
+
+
+def anil_evaluate(model, test, args):
+    """Accuracy of each test episode after `--test-steps` head steps on its support set: [E]."""
+    accuracies = []
+    tasks = test['support_x'].shape[0]
+    for lo in range(0, tasks, EVAL_CHUNK):
+        hi = min(lo + EVAL_CHUNK, tasks)
+        with torch.no_grad():
+            es, eq = embed_episodes(model.body, test['support_x'][lo:hi], test['query_x'][lo:hi])
+        with torch.enable_grad():
+            weight, bias = adapt_heads(model, es, test['support_y'][lo:hi], args.inner_lr, args.test_steps, create_graph=False)
+        with torch.no_grad():
+            logits = head_logits(eq, weight, bias)
+            accuracies.append((logits.argmax(-1) == test['query_y'][lo:hi]).float().mean(1))
+    return torch.cat(accuracies)
+
+
+def protonet_loss(body, sx, sy, qx, qy, args):
+    es, eq = embed_episodes(body, sx, qx)
+    logits = proto_logits(eq, prototypes(es, sy, args.ways))
+    # Every episode has as many queries, so the mean over all of them is the mean of episode means.
+    return F.cross_entropy(logits.reshape(-1, args.ways), qy.reshape(-1))
+
+
+def train(model, train_data, args):
+    """Meta-trains the model (the body, or Anil); returns (wall seconds, seconds in forward/backward/Adam,
+    losses, CPU seconds)."""
     rng = random.Random(args.seed)
-    optimiser = torch.optim.Adam(body.parameters(), lr=args.meta_lr, foreach=True)
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.meta_lr, foreach=True)
+    step_loss = anil_loss if args.algorithm == 'anil' else protonet_loss
     losses, step_seconds = [], 0.0
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(args.iterations):
         sx, sy, qx, qy = sample_episodes(rng, train_data, args.ways, args.shots, args.query_shots, args.meta_batch)
         step_start = time.perf_counter()
-        es, eq = embed_episodes(body, sx, qx)
-        logits = proto_logits(eq, prototypes(es, sy, args.ways))
-        # Every episode has as many queries, so the mean over all of them is the mean of episode means.
-        loss = F.cross_entropy(logits.reshape(-1, args.ways), qy.reshape(-1))
+        loss = step_loss(model, sx, sy, qx, qy, args)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -239,8 +322,15 @@ def main():
     parser.add_argument('--meta-lr', type=float, default=0.001, help='Adam learning rate')
     parser.add_argument('--channels', type=widths, default=[64, 64, 64, 64], help='Conv-4 widths (conv body)')
     parser.add_argument('--hidden', type=widths, default=[128, 64], help='MLP widths after the input (mlp body)')
+    parser.add_argument('--algorithm', choices=['protonet', 'anil'], default='protonet')
+    parser.add_argument('--zero-head', action='store_true', help='anil: every task\'s head starts at zero, not meta-learned')
+    parser.add_argument('--inner-lr', type=float, default=0.4, help='anil: step size of the head\'s inner steps')
+    parser.add_argument('--inner-steps', type=int, default=1, help='anil: head steps per task in training')
+    parser.add_argument('--test-steps', type=int, default=3, help='anil: head steps per test episode')
     args = parser.parse_args()
-    for name in ('shots', 'ways', 'query_shots', 'meta_batch'):
+    if args.zero_head and args.algorithm != 'anil':
+        parser.error('--zero-head needs --algorithm anil')
+    for name in ('shots', 'ways', 'query_shots', 'meta_batch', 'inner_steps', 'test_steps'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
     if args.iterations < 0:
@@ -255,15 +345,26 @@ def main():
     if test['ways'] != args.ways:
         raise SystemExit(f"the {args.shots}-shot test episodes are {test['ways']}-way, --ways is {args.ways}")
     body = make_body(args, train_data[0].shape[1])
+    if args.algorithm == 'anil':
+        with torch.no_grad():
+            width = body(train_data[0][:1]).shape[1]
+        model = Anil(body, width, args.ways, args.zero_head)
+    else:
+        model = body
 
-    seconds, step_seconds, losses, cpu_seconds = train(body, train_data, args)
-    accuracy, ci95 = mean_ci(evaluate(body, test))
+    seconds, step_seconds, losses, cpu_seconds = train(model, train_data, args)
+    accuracy, ci95 = mean_ci(anil_evaluate(model, test, args) if args.algorithm == 'anil' else evaluate(body, test))
     iterations = max(args.iterations, 1)
     last = losses[-max(1, len(losses) // 10):]
     print(json.dumps({
+        'algorithm': args.algorithm,
+        'zeroHead': args.zero_head,
+        'innerLr': args.inner_lr if args.algorithm == 'anil' else None,
+        'innerSteps': args.inner_steps if args.algorithm == 'anil' else None,
+        'testSteps': args.test_steps if args.algorithm == 'anil' else None,
         'body': args.body,
         'widths': args.channels if args.body == 'conv' else args.hidden,
-        'parameters': sum(p.numel() for p in body.parameters()),
+        'parameters': sum(p.numel() for p in model.parameters()),
         'shots': args.shots,
         'ways': args.ways,
         'queryShots': args.query_shots,
@@ -282,6 +383,8 @@ def main():
         'trainSeconds': seconds,
         # Mean training loss over the last tenth of the iterations (null without training).
         'finalTrainLoss': sum(last) / len(last) if last else None,
+        # The first iterations' losses: a check that training starts as the engine's does.
+        'firstTrainLosses': losses[:10],
         'rawPixel': raw_pixel(test),
         'threads': torch.get_num_threads(),
         'torch': torch.__version__,

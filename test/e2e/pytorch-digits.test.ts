@@ -87,7 +87,7 @@ describeNeeding(requirement('torch', pytorch.python ? undefined : pytorch.reason
     it(`meta-trains the ${body} body a few iterations and scores the exported test episodes`, async () => {
       const shots = body === 'conv' ? 1 : 5;
       const run = await pytorchDigitsProtonet(pytorch.python!, dir, { body, shots, iterations: 8, seed: 1, ways: WAYS, queryShots: 5, metaBatchSize: 2, metaLr: 0.001 });
-      expect(run).toMatchObject({ body, shots, ways: WAYS, queryShots: 5, iterations: 8, metaBatch: 2, testEpisodes: TEST_EPISODES, testQueryShots: TEST_QUERY_SHOTS, threads: 1 });
+      expect(run).toMatchObject({ algorithm: 'protonet', zeroHead: false, body, shots, ways: WAYS, queryShots: 5, iterations: 8, metaBatch: 2, testEpisodes: TEST_EPISODES, testQueryShots: TEST_QUERY_SHOTS, threads: 1 });
       // Conv-4: four 3x3 convolutions with biases and four norms (a weight and a bias per channel).
       expect(run.parameters).toBe(body === 'conv' ? 9 * 64 + 64 + 3 * (9 * 64 * 64 + 64) + 4 * 2 * 64 : 196 * 128 + 128 + 128 * 64 + 64);
       // Well above chance (1 in 5) after 8 iterations: 0.585-0.620 (conv, 1 shot) and 0.607-0.667
@@ -109,6 +109,38 @@ describeNeeding(requirement('torch', pytorch.python ? undefined : pytorch.reason
       }
     }, 20_000);
   }
+
+  // Conv-4's parameters (four 3x3 convolutions with biases, four norms) and the head's.
+  const CONV_PARAMETERS = 9 * 64 + 64 + 3 * (9 * 64 * 64 + 64) + 4 * 2 * 64;
+  const HEAD_PARAMETERS = 64 * WAYS + WAYS;
+
+  for (const zeroHead of [false, true]) {
+    it(`meta-trains ANIL${zeroHead ? ' with a zero head' : ''} on the conv body and scores the exported test episodes after its test steps`, async () => {
+      const run = await pytorchDigitsProtonet(pytorch.python!, dir, {
+        body: 'conv', shots: 1, iterations: 6, seed: 1, ways: WAYS, queryShots: 5, metaBatchSize: 2, metaLr: 0.001,
+        algorithm: 'anil', zeroHead, innerLr: 0.4, innerSteps: 1, testSteps: 3,
+      });
+      expect(run).toMatchObject({ algorithm: 'anil', zeroHead, innerLr: 0.4, innerSteps: 1, testSteps: 3, iterations: 6, metaBatch: 2, testEpisodes: TEST_EPISODES, threads: 1 });
+      // A zero head is not a parameter: nothing meta-learns it.
+      expect(run.parameters).toBe(CONV_PARAMETERS + (zeroHead ? 0 : HEAD_PARAMETERS));
+      expect(run.firstTrainLosses).toHaveLength(6);
+      if (zeroHead) {
+        // From a zero head every task's logits start equal (support loss ln 5) and one inner step
+        // lowers the query loss a little: the first meta-loss sits just under ln 5.
+        expect(run.firstTrainLosses[0]).toBeLessThan(Math.log(WAYS));
+        expect(run.firstTrainLosses[0]).toBeGreaterThan(Math.log(WAYS) - 0.3);
+      }
+      for (const loss of run.firstTrainLosses) expect(Number.isFinite(loss) && loss > 0).toBe(true);
+      expect(run.accuracy).toBeGreaterThanOrEqual(0);
+      expect(run.accuracy).toBeLessThanOrEqual(1);
+      expect(run.msPerIteration).toBeGreaterThan(0);
+      expect(run.cpuMsPerIteration).toBeGreaterThan(0);
+    }, 20_000);
+  }
+
+  it('refuses --zero-head without ANIL, naming the option', async () => {
+    await expect(pytorchDigitsProtonet(pytorch.python!, dir, { body: 'conv', shots: 1, iterations: 1, seed: 0, ways: WAYS, queryShots: 5, metaBatchSize: 1, metaLr: 0.001, zeroHead: true })).rejects.toThrow(/--zero-head needs --algorithm anil/);
+  });
 
   it('fails, saying why, on a shot count the data do not hold', async () => {
     await expect(pytorchDigitsProtonet(pytorch.python!, dir, { body: 'mlp', shots: 3, iterations: 1, seed: 0, ways: WAYS, queryShots: 5, metaBatchSize: 1, metaLr: 0.001 })).rejects.toThrow(/no 3-shot test episodes/);
