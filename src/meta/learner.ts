@@ -137,11 +137,11 @@ export class MetaLearner {
    * minibatch's mean training loss).
    */
   metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
-    const native = mode === 'batched' && !isPoolBatch(batch);
+    // The fused kernels take meta-batches of episodes; ONNX Runtime pool minibatches too.
     const { loss, grads: taken } =
-      native && this.engine === 'fused-wasm'
+      mode === 'batched' && this.engine === 'fused-wasm' && !isPoolBatch(batch)
         ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
-        : native && this.engine === 'onnxruntime'
+        : mode === 'batched' && this.engine === 'onnxruntime'
           ? ortMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
           : this.tfjsGradient(batch, mode);
     const grads = this.frozenHead ? { ...taken, ...this.frozenHead } : taken;

@@ -5,20 +5,21 @@
  * embeddings as its inputs.
  *
  * This covers every algorithm whose adaptation leaves the body fixed (ProtoNets, ANIL, ANIL with a
- * zero head): their meta-gradient reaches the body only through the embeddings, so it is the body's
- * vector-Jacobian product of dL/d embeddings, first-order derivatives of the body whatever the
- * order through the head (ANIL's second-order terms are all in the head's inner loop, which tfjs
- * differentiates on [n, D] embeddings). Algorithms that adapt the body (MAML, Meta-SGD, FOMAML,
- * Reptile) and multitask's pool training stay on tfjs.
+ * zero head) and multitask's pool training: their meta-gradient reaches the body only through the
+ * embeddings, so it is the body's vector-Jacobian product of dL/d embeddings, first-order
+ * derivatives of the body whatever the order through the head (ANIL's second-order terms are all in
+ * the head's inner loop, which tfjs differentiates on [n, D] embeddings). MAML and Meta-SGD
+ * (second order through the body), FOMAML and Reptile stay on tfjs.
  */
 
 import { tf, tidyValues } from '../backend.js';
 import type { Gradients } from '../adam.js';
-import { getAlgorithm, type AlgorithmName, type InnerSettings } from '../algorithms/index.js';
+import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from '../algorithms/index.js';
+import { poolLoss } from '../algorithms/multitask.js';
 import { lossOn } from '../inner-loop.js';
 import { splitBodyHead, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
 import { batchToTensors } from '../tensors.js';
-import type { EpisodeBatch } from '../types.js';
+import { isPoolBatch, type EpisodeBatch, type PoolBatch, type TrainingBatch } from '../types.js';
 import { ortBodyPass, ortEmbed } from './body.js';
 import { ortAvailable } from './runtime.js';
 
@@ -26,7 +27,7 @@ export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './ru
 export { ortEmbed } from './body.js';
 
 /** The algorithms this engine trains (chooseEngine asks). */
-export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil'];
+export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil', 'multitask'];
 
 /** Whether this engine runs `algorithm` (undefined: serving and adaptation, which every conv body can use). */
 export function ortSupports(algorithm?: AlgorithmName): boolean {
@@ -70,43 +71,76 @@ export function imagesOf(batch: EpisodeBatch): Float32Array {
   return x;
 }
 
+/** A tfjs input of the head part: plain data and its shape (embeddings, differentiated). */
+interface Input {
+  data: Float32Array;
+  shape: number[];
+}
+
 /**
- * The mean post-adaptation query loss of a meta-batch and its meta-gradient (body and head), with the
- * body on ONNX Runtime. The same quantity as the tfjs engine's (algorithms/common.ts' throughAdaptation).
- * @throws RangeError for an algorithm this engine does not run.
+ * The value of `objective` on tfjs and its gradients w.r.t. `params` (the meta-parameters other than
+ * the body) and w.r.t. each of `inputs` (embeddings: what the body's backward pass takes), read in one
+ * download.
  */
-export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
-  const algorithm = getAlgorithm(algorithmName);
-  if (!ortSupports(algorithmName) || algorithm.trainsOn !== 'episodes') throw new RangeError(`the ONNX Runtime engine does not run algorithm '${algorithmName}'`);
-  const rows = batch.tasks * (batch.supportSize + batch.querySize);
-  const { body } = splitBodyHead(values);
-  const pass = ortBodyPass(spec, body, imagesOf(batch), rows);
-  const width = pass.embeddings.length / rows;
-  const onEmbeddings = headSpec(spec, width);
-  const headNames = Object.keys(withoutBody(values));
-  const theta = withoutBody(values);
+function headGradient(params: ParamArrays, inputs: readonly Input[], objective: (theta: NamedTensors, inputs: tf.Tensor[]) => tf.Scalar): { loss: number; grads: Gradients; inputGrads: Float32Array[] } {
+  const names = Object.keys(params);
   const flat = tidyValues(() => {
-    const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
-    // The embeddings are differentiated as inputs: their gradient is what the body's backward pass takes.
-    const objective = (...p: tf.Tensor[]): tf.Scalar => {
-      const th: NamedTensors = Object.fromEntries(headNames.map((name, i) => [name, p[i]]));
-      const support = { x: p[headNames.length] as tf.Tensor3D, y: tensors.support.y };
-      const query = { x: p[headNames.length + 1] as tf.Tensor3D, y: tensors.query.y };
-      return tf.mean(lossOn(onEmbeddings, algorithm.adapt(onEmbeddings, th, support, inner), query));
-    };
-    const start = headNames.map((name) => tf.tensor(theta[name].data, theta[name].shape));
-    const { value, grads } = tf.valueAndGrads(objective)([...start, tensors.support.x, tensors.query.x]);
+    const f = (...p: tf.Tensor[]): tf.Scalar => objective(Object.fromEntries(names.map((name, i) => [name, p[i]])), p.slice(names.length));
+    const start = [...names.map((name) => tf.tensor(params[name].data, params[name].shape)), ...inputs.map((x) => tf.tensor(x.data, x.shape))];
+    const { value, grads } = tf.valueAndGrads(f)(start);
     return tf.concat([tf.reshape(value, [1]), ...grads.map((g) => tf.reshape(g, [-1]))]);
   });
-  const grads: Gradients = {};
   let offset = 1;
-  for (const name of headNames) {
-    const size = values[name].data.length;
-    grads[name] = flat.slice(offset, offset + size);
-    offset += size;
-  }
-  Object.assign(grads, pass.backward(flat.subarray(offset)));
-  return { loss: flat[0], grads };
+  const take = (size: number) => flat.subarray(offset, (offset += size));
+  const grads: Gradients = Object.fromEntries(names.map((name) => [name, take(params[name].data.length)]));
+  return { loss: flat[0], grads, inputGrads: inputs.map((x) => take(x.data.length)) };
+}
+
+/**
+ * The mean post-adaptation query loss of a meta-batch (a pool minibatch's mean loss) and its
+ * meta-gradient (body and the rest), with the body on ONNX Runtime. The same quantity as the tfjs
+ * engine's (the algorithm's metaGradient or poolGradient).
+ * @throws RangeError for an algorithm this engine does not run.
+ */
+export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: TrainingBatch): { loss: number; grads: Gradients } {
+  const algorithm = getAlgorithm(algorithmName);
+  if (!ortSupports(algorithmName)) throw new RangeError(`the ONNX Runtime engine does not run algorithm '${algorithmName}'`);
+  if (isPoolBatch(batch) !== (algorithm.trainsOn === 'pool')) throw new TypeError(`${algorithmName} trains on ${algorithm.trainsOn === 'pool' ? 'task-pool minibatches' : 'meta-batches of episodes'}`);
+  if (isPoolBatch(batch)) return poolGradient(spec, values, batch);
+  return throughEmbeddings(algorithm, spec, inner, values, batch);
+}
+
+/** ProtoNets and ANIL: the body runs once on all the images; the algorithm adapts and scores on their embeddings. */
+function throughEmbeddings(algorithm: MetaAlgorithm, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+  const rows = batch.tasks * (batch.supportSize + batch.querySize);
+  const pass = ortBodyPass(spec, splitBodyHead(values).body, imagesOf(batch), rows);
+  const width = pass.embeddings.length / rows;
+  const onEmbeddings = headSpec(spec, width);
+  const supportRows = batch.tasks * batch.supportSize;
+  const inputs = [
+    { data: pass.embeddings.subarray(0, supportRows * width), shape: [batch.tasks, batch.supportSize, width] },
+    { data: pass.embeddings.subarray(supportRows * width), shape: [batch.tasks, batch.querySize, width] },
+  ];
+  const { loss, grads, inputGrads } = headGradient(withoutBody(values), inputs, (theta, [supportX, queryX]) => {
+    const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
+    const support = { x: supportX as tf.Tensor3D, y: tensors.support.y };
+    const query = { x: queryX as tf.Tensor3D, y: tensors.query.y };
+    return tf.mean(lossOn(onEmbeddings, algorithm.adapt(onEmbeddings, theta, support, inner), query));
+  });
+  const embeddingGrad = new Float32Array(pass.embeddings.length);
+  embeddingGrad.set(inputGrads[0]);
+  embeddingGrad.set(inputGrads[1], inputGrads[0].length);
+  return { loss, grads: { ...grads, ...pass.backward(embeddingGrad) } };
+}
+
+/** Multitask: the body runs on the minibatch's images; the pool's heads and their loss on the embeddings (poolLoss). */
+function poolGradient(spec: ModelSpec, values: ParamArrays, batch: PoolBatch): { loss: number; grads: Gradients } {
+  const rows = batch.tasks * batch.n;
+  const pass = ortBodyPass(spec, splitBodyHead(values).body, batch.x, rows);
+  const width = pass.embeddings.length / rows;
+  const features = { data: pass.embeddings, shape: [batch.tasks, batch.n, width] };
+  const { loss, grads, inputGrads } = headGradient(withoutBody(values), [features], (theta, [x]) => poolLoss(spec, theta, x as tf.Tensor3D, batch));
+  return { loss, grads: { ...grads, ...pass.backward(inputGrads[0]) } };
 }
 
 /**

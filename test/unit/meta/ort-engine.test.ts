@@ -12,13 +12,14 @@ import { adaptMany, predict } from '../../../src/meta/adapt.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { chooseEngine } from '../../../src/meta/engine.js';
 import { MetaLearner, type LearnerConfig } from '../../../src/meta/learner.js';
-import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelConfig, type ParamArrays } from '../../../src/meta/model.js';
+import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelConfig, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { ortBodyPass, ortEmbed } from '../../../src/meta/ort/body.js';
 import { ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
 import { Rng } from '../../../src/meta/rng.js';
-import { gaussianBlobs } from '../../../src/meta/families/index.js';
+import { gaussianBlobs, samplePoolBatch } from '../../../src/meta/families/index.js';
+import type { PoolBatch, TrainingBatch } from '../../../src/meta/types.js';
 import { metaTrain, type TrainEvent } from '../../../src/meta/train.js';
-import { convClassificationProblem, convRegressionProblem, directionalFd, dot, entryFd, largestEntries, maxAbs, maxAbsDiff, metaGradient, relErr, unitDirection, type MetaProblem } from './helpers.js';
+import { convClassificationProblem, convRegressionProblem, directionalFd, dot, download, entryFd, largestEntries, maxAbs, maxAbsDiff, metaGradient, poolFor, relErr, unitDirection, type MetaProblem } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -130,6 +131,49 @@ describe('meta-gradients on ONNX Runtime', () => {
   });
 });
 
+/** Multitask's problems: a minibatch of a pool of tasks on the conv problems' inputs, the pool's heads with the body. */
+function poolProblems(): Array<[string, { spec: ModelSpec; batch: PoolBatch; theta: ParamArrays }]> {
+  return (['classification', 'regression'] as const).map((kind) => {
+    const { spec } = kind === 'classification' ? convClassificationProblem(24) : convRegressionProblem(25);
+    const pool = poolFor(kind, spec.inputDim);
+    const batch = samplePoolBatch(pool, new Rng(6), 4, 5, spec.inputDim);
+    batch.taskIds[3] = batch.taskIds[1]; // a task drawn twice: its head's gradient sums both
+    batch.outputs[3] = batch.outputs[1];
+    const multitask = ALGORITHMS.multitask;
+    return [kind, { spec, batch, theta: { ...multitask.initMetaParams(spec, new Rng(3), { steps: 1, lr: 0.1 }), ...multitask.initPoolParams(spec, pool.outputs, new Rng(4)) } }];
+  });
+}
+
+describe('multitask pool gradients on ONNX Runtime', () => {
+  it.each(poolProblems())('%s: equals the tfjs engine to 1e-4 and central differences', (_kind, { spec, batch, theta }) => {
+    const ours = ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, theta, batch);
+    let loss = NaN;
+    const theirs = download(() => {
+      const g = ALGORITHMS.multitask.poolGradient(spec, toTensors(theta), batch);
+      loss = g.loss.dataSync()[0];
+      return g.grads;
+    });
+    expect(Object.keys(ours.grads).sort()).toEqual(Object.keys(theirs).sort());
+    expect(relErr(ours.loss, loss, 1)).toBeLessThan(1e-5);
+    const actual: ParamArrays = Object.fromEntries(Object.entries(theirs).map(([name, g]) => [name, { shape: g.shape, data: ours.grads[name] }]));
+    expect(maxAbs(theirs)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(actual, theirs)).toBeLessThan(1e-4 * maxAbs(theirs));
+    const f = (th: ParamArrays) => ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, th, batch).loss;
+    const dir = unitDirection(theta, new Rng(5));
+    const fd = directionalFd(theta, dir, EPS, f);
+    expect(Math.abs(fd)).toBeGreaterThan(1e-3);
+    expect(relErr(dot(actual, dir), fd)).toBeLessThan(TOL);
+    for (const [name, i] of largestEntries(actual, 3)) expect(relErr(actual[name].data[i], entryFd(theta, name, i, EPS, f)), `${name}[${i}]`).toBeLessThan(TOL);
+  });
+
+  it('refuses a meta-batch of episodes for multitask, and a pool minibatch for an episodic algorithm', () => {
+    const [[, { spec, batch, theta }]] = poolProblems();
+    const episodes = convClassificationProblem(24).batch;
+    expect(() => ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, theta, episodes)).toThrow(/multitask trains on task-pool minibatches/);
+    expect(() => ortMetaGradient('anil', spec, { steps: 1, lr: 0.1 }, theta, batch)).toThrow(/anil trains on meta-batches of episodes/);
+  });
+});
+
 describe('training, evaluation and adaptation on ONNX Runtime', () => {
   const p = { ...convClassificationProblem(31), inner: { steps: 1, lr: 0.4 } };
   const config = (algorithm: AlgorithmName, engine: LearnerConfig['engine'], zeroHead = false): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine, zeroHead });
@@ -138,11 +182,15 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
     ['protonet', false],
     ['anil', false],
     ['anil', true],
+    ['multitask', false],
   ] as const)('%s (zero head: %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead) => {
-    const start = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(7), p.inner);
+    const learned = ALGORITHMS[algorithm];
+    const pool = poolFor('classification', p.spec.inputDim);
+    const start = { ...learned.initMetaParams(p.spec, new Rng(7), p.inner), ...(learned.trainsOn === 'pool' ? learned.initPoolParams(p.spec, pool.outputs, new Rng(9)) : {}) };
+    const batch: TrainingBatch = learned.trainsOn === 'pool' ? samplePoolBatch(pool, new Rng(10), 3, 4, p.spec.inputDim) : p.batch;
     const run = (engine: LearnerConfig['engine']) => {
       const learner = new MetaLearner(config(algorithm, engine, zeroHead), start);
-      const losses = [0, 1, 2].map(() => learner.metaStep(p.batch));
+      const losses = [0, 1, 2].map(() => learner.metaStep(batch));
       const params = learner.exportParams();
       learner.dispose();
       return { engine: learner.engine, losses, params };
@@ -157,7 +205,7 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
     expect(maxAbsDiff(a.params, start)).toBeGreaterThan(1e-3);
   });
 
-  it.each(['protonet', 'anil'] as const)('%s: evaluation and adaptation equal tfjs', (algorithm) => {
+  it.each(['protonet', 'anil', 'multitask'] as const)('%s: evaluation and adaptation equal tfjs', (algorithm) => {
     const params = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(8), p.inner);
     const [ort, tfjs] = [new MetaLearner(config(algorithm, 'ort'), params), new MetaLearner(config(algorithm, 'tfjs'), params)];
     const [ours, theirs] = [ort.evaluate(p.batch), tfjs.evaluate(p.batch)];
@@ -202,6 +250,7 @@ describe('chooseEngine with ONNX Runtime', () => {
   it('takes ONNX Runtime for conv bodies and the algorithms it runs, tfjs for the rest', () => {
     expect(chooseEngine('auto', 'protonet', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'anil', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'multitask', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', undefined, 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'maml', 'conv')).toBe('tfjs-cpu');
     expect(chooseEngine('auto', 'metasgd', 'conv')).toBe('tfjs-cpu');
