@@ -240,8 +240,11 @@ export class MetaLearner {
     const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
     for (let t = 0; t < batch.tasks; t += chunk) {
       const slice = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
-      // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings.
-      yield this.engine === 'onnxruntime' ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
+      // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings. One that
+      // adapts the body (FOMAML, Reptile) cannot adapt on embeddings: its evaluation, guarded and
+      // batched over the tasks, runs on tfjs.
+      const onEmbeddings = this.engine === 'onnxruntime' && !this.algorithm.adaptsBody;
+      yield onEmbeddings ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
     }
   }
 

@@ -7,14 +7,16 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import type { Gradients } from '../../../src/meta/adam.js';
 import { adaptMany, predict } from '../../../src/meta/adapt.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { chooseEngine } from '../../../src/meta/engine.js';
 import { MetaLearner, type LearnerConfig } from '../../../src/meta/learner.js';
 import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelConfig, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { ortBodyPass, ortEmbed } from '../../../src/meta/ort/body.js';
-import { ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
+import { ortAdaptTask, ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
+import { sliceEpisodeBatch } from '../../../src/meta/tensors.js';
 import { Rng } from '../../../src/meta/rng.js';
 import { gaussianBlobs, samplePoolBatch } from '../../../src/meta/families/index.js';
 import type { PoolBatch, TrainingBatch } from '../../../src/meta/types.js';
@@ -104,7 +106,34 @@ const CASES: Array<[AlgorithmName, boolean, string, MetaProblem]> = [
   ...problems('protonet').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['protonet', false, kind, p]),
   ...problems('anil').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['anil', false, kind, p]),
   ['anil', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
+  ...problems('fomaml').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['fomaml', false, kind, p]),
+  ['fomaml', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
 ];
+
+/** The episodes' support sets as their query sets too: a loss of the support sets. */
+const supportAsQuery = (batch: MetaProblem['batch']): MetaProblem['batch'] => ({ ...batch, querySize: batch.supportSize, query: batch.support });
+
+/**
+ * What central differences check of a meta-gradient, from the engine's own losses, and where:
+ * ProtoNets and ANIL differentiate their loss at theta. FOMAML takes the query loss's gradient at the
+ * adapted parameters phi: on one task, its meta-gradient is the gradient at phi of its loss with no
+ * inner step. Reptile's theta - phi after one inner step is lr x the gradient at theta of the mean
+ * support loss (FOMAML's loss with no inner step, on the support sets).
+ */
+function differentiated(algorithm: AlgorithmName, p: MetaProblem, theta: ParamArrays): { grads: Gradients; f: (th: ParamArrays) => number; at: ParamArrays } {
+  const loss = (name: AlgorithmName, inner: InnerSettings, batch: MetaProblem['batch']) => (th: ParamArrays) => ortMetaGradient(name, p.spec, inner, th, batch).loss;
+  const still = { ...p.inner, steps: 0 };
+  if (algorithm === 'fomaml') {
+    const one = sliceEpisodeBatch(p.batch, 0);
+    const at = ortAdaptTask(p.spec, p.inner, theta, { n: one.supportSize, ...one.support });
+    return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, one).grads, f: loss(algorithm, still, one), at };
+  }
+  if (algorithm === 'reptile') {
+    const f = loss('fomaml', still, supportAsQuery(p.batch));
+    return { grads: ortMetaGradient(algorithm, p.spec, { ...p.inner, steps: 1 }, theta, p.batch).grads, f: (th) => p.inner.lr * f(th), at: theta };
+  }
+  return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, p.batch).grads, f: loss(algorithm, p.inner, p.batch), at: theta };
+}
 
 describe('meta-gradients on ONNX Runtime', () => {
   it.each(CASES)('%s (zero head: %s), %s: equals the tfjs engine to 1e-4 and central differences', (algorithm, zeroHead, _kind, p) => {
@@ -117,12 +146,12 @@ describe('meta-gradients on ONNX Runtime', () => {
     const actual: ParamArrays = Object.fromEntries(Object.entries(theirs.grads).map(([name, g]) => [name, { shape: g.shape, data: ours.grads[name] }]));
     expect(maxAbs(theirs.grads)).toBeGreaterThan(1e-3);
     expect(maxAbsDiff(actual, theirs.grads)).toBeLessThan(1e-4 * maxAbs(theirs.grads));
-    // Central differences of the engine's own loss (zero head: the head is not meta-trained, so only the body moves).
-    const f = (th: ParamArrays) => ortMetaGradient(algorithm, p.spec, p.inner, th, p.batch).loss;
-    const moving = zeroHead ? Object.fromEntries(Object.entries(theta).filter(([name]) => name.startsWith('body.'))) : theta;
-    const fixed = zeroHead ? Object.fromEntries(HEAD_NAMES.map((name) => [name, theta[name]])) : {};
+    // Central differences of the engine's own losses (zero head: the head is not meta-trained, so only the body moves).
+    const { grads, f, at } = differentiated(algorithm, p, theta);
+    const moving = zeroHead ? Object.fromEntries(Object.entries(at).filter(([name]) => name.startsWith('body.'))) : at;
+    const fixed = zeroHead ? Object.fromEntries(HEAD_NAMES.map((name) => [name, at[name]])) : {};
     const fOf = (m: ParamArrays) => f({ ...m, ...fixed });
-    const movingGrads = Object.fromEntries(Object.keys(moving).map((name) => [name, actual[name]]));
+    const movingGrads = Object.fromEntries(Object.keys(moving).map((name) => [name, { shape: at[name].shape, data: grads[name] }]));
     const dir = unitDirection(moving, new Rng(5));
     const fd = directionalFd(moving, dir, EPS, fOf);
     expect(Math.abs(fd)).toBeGreaterThan(1e-3);
@@ -183,6 +212,8 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
     ['anil', false],
     ['anil', true],
     ['multitask', false],
+    ['fomaml', false],
+    ['fomaml', true],
   ] as const)('%s (zero head: %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead) => {
     const learned = ALGORITHMS[algorithm];
     const pool = poolFor('classification', p.spec.inputDim);
@@ -233,6 +264,30 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
   });
 });
 
+describe('algorithms that adapt the body, trained on ONNX Runtime', () => {
+  const p = { ...convClassificationProblem(32), inner: { steps: 2, lr: 0.4 } };
+
+  it.each(['fomaml'] as const)('%s: evaluation and adaptation run on tfjs (adapting on embeddings would keep the body fixed)', (algorithm) => {
+    const params = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(8), p.inner);
+    const config = (engine: LearnerConfig['engine']): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine });
+    const [ort, tfjs] = [new MetaLearner(config('ort'), params), new MetaLearner(config('tfjs'), params)];
+    expect(ort.engine).toBe('onnxruntime');
+    const [ours, theirs] = [ort.evaluate(p.batch), tfjs.evaluate(p.batch)];
+    ort.dispose();
+    tfjs.dispose();
+    expect(ours).toEqual(theirs);
+    const model = { algorithm, spec: p.spec, params, inner: p.inner };
+    const n = p.batch.supportSize;
+    const support = { n, x: p.batch.support.x.subarray(0, n * p.spec.inputDim), y: p.batch.support.y.subarray(0, n) };
+    const [a, b] = [adaptMany(model, [support]), adaptMany(model, [support], {}, 'tfjs')];
+    expect(a).toEqual(b);
+    const [adapted] = a;
+    if (adapted instanceof Error) throw adapted;
+    expect(Object.keys(adapted.params).some((name) => name.startsWith('body.'))).toBe(true);
+    expect(() => adaptMany(model, [support], {}, 'ort')).toThrow(new RegExp(`adapts algorithms that keep the body fixed, not '${algorithm}'`));
+  });
+});
+
 describe('meta-training names its engine', () => {
   it('a conv ProtoNets run reports onnxruntime, the same run on tfjs reports tfjs', async () => {
     const family = gaussianBlobs({ meanScale: 1.5 }, { inputDim: 25, ways: 3 });
@@ -251,6 +306,7 @@ describe('chooseEngine with ONNX Runtime', () => {
     expect(chooseEngine('auto', 'protonet', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'anil', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'multitask', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'fomaml', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', undefined, 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'maml', 'conv')).toBe('tfjs-cpu');
     expect(chooseEngine('auto', 'metasgd', 'conv')).toBe('tfjs-cpu');
