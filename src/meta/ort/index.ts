@@ -9,9 +9,10 @@
  * while adapting: their meta-gradient reaches the body only through the embeddings, so it is the
  * body's vector-Jacobian product of dL/d embeddings whatever the order through the head (ANIL's
  * second-order terms are all in the head's inner loop, which tfjs differentiates on [n, D]
- * embeddings). FOMAML's inner loop moves the body: it runs task by task, each step the body's forward
- * and backward at the task's parameters, and its meta-gradient is the query loss's gradient at the
- * adapted parameters. MAML and Meta-SGD (second order through the body) stay on tfjs.
+ * embeddings). FOMAML's and Reptile's inner loop moves the body: it runs task by task, each step the
+ * body's forward and backward at the task's parameters; FOMAML's meta-gradient is then the query
+ * loss's gradient at the adapted parameters, Reptile's theta minus their mean. MAML and Meta-SGD
+ * (second order through the body) stay on tfjs.
  */
 
 import { tf, tidyValues } from '../backend.js';
@@ -29,7 +30,7 @@ export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './ru
 export { ortEmbed } from './body.js';
 
 /** The algorithms this engine trains (chooseEngine asks). */
-export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil', 'multitask', 'fomaml'];
+export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil', 'multitask', 'fomaml', 'reptile'];
 
 /** Whether this engine runs `algorithm` (undefined: serving and adaptation, which every conv body can use). */
 export function ortSupports(algorithm?: AlgorithmName): boolean {

@@ -2,8 +2,9 @@
  * The ONNX Runtime engine for conv bodies (src/meta/ort/): the body's graphs against the tfjs body
  * (forward to 1e-5; the backward graph's vector-Jacobian product against tfjs' gradient to 1e-4
  * relative and against central differences), the meta-gradient of every algorithm it runs against
- * the tfjs engine's (1e-4 relative) and against central differences of its own loss, training
- * (same seed, same bytes), evaluation and adaptation against tfjs, and chooseEngine's decision.
+ * the tfjs engine's (1e-4 relative) and against central differences of its own losses (see
+ * `differentiated`), training (same seed, same bytes), evaluation and adaptation against tfjs (on
+ * tfjs for algorithms that adapt the body), and chooseEngine's decision.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +109,8 @@ const CASES: Array<[AlgorithmName, boolean, string, MetaProblem]> = [
   ['anil', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
   ...problems('fomaml').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['fomaml', false, kind, p]),
   ['fomaml', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
+  ...problems('reptile').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['reptile', false, kind, p]),
+  ['reptile', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
 ];
 
 /** The episodes' support sets as their query sets too: a loss of the support sets. */
@@ -117,8 +120,10 @@ const supportAsQuery = (batch: MetaProblem['batch']): MetaProblem['batch'] => ({
  * What central differences check of a meta-gradient, from the engine's own losses, and where:
  * ProtoNets and ANIL differentiate their loss at theta. FOMAML takes the query loss's gradient at the
  * adapted parameters phi: on one task, its meta-gradient is the gradient at phi of its loss with no
- * inner step. Reptile's theta - phi after one inner step is lr x the gradient at theta of the mean
- * support loss (FOMAML's loss with no inner step, on the support sets).
+ * inner step. Reptile's theta - phi is the sum of the inner steps, each lr x the support loss's
+ * gradient at the step's start: on one task, the second step's, (theta - phi_2) - (theta - phi_1),
+ * is lr x the gradient at phi_1 of the support loss (FOMAML's loss with no inner step, on the support
+ * set), which a zero head leaves non-zero for the body (phi_1's head is not zero).
  */
 function differentiated(algorithm: AlgorithmName, p: MetaProblem, theta: ParamArrays): { grads: Gradients; f: (th: ParamArrays) => number; at: ParamArrays } {
   const loss = (name: AlgorithmName, inner: InnerSettings, batch: MetaProblem['batch']) => (th: ParamArrays) => ortMetaGradient(name, p.spec, inner, th, batch).loss;
@@ -129,8 +134,11 @@ function differentiated(algorithm: AlgorithmName, p: MetaProblem, theta: ParamAr
     return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, one).grads, f: loss(algorithm, still, one), at };
   }
   if (algorithm === 'reptile') {
-    const f = loss('fomaml', still, supportAsQuery(p.batch));
-    return { grads: ortMetaGradient(algorithm, p.spec, { ...p.inner, steps: 1 }, theta, p.batch).grads, f: (th) => p.inner.lr * f(th), at: theta };
+    const one = sliceEpisodeBatch(p.batch, 0);
+    const [first, second] = [1, 2].map((steps) => ortMetaGradient(algorithm, p.spec, { ...p.inner, steps }, theta, one).grads);
+    const at = Object.fromEntries(Object.entries(theta).map(([name, q]) => [name, { shape: q.shape, data: q.data.map((v, i) => v - first[name][i]) }]));
+    const grads = Object.fromEntries(Object.keys(theta).map((name) => [name, second[name].map((g, i) => (g - first[name][i]) / p.inner.lr)]));
+    return { grads, f: loss('fomaml', still, supportAsQuery(one)), at };
   }
   return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, p.batch).grads, f: loss(algorithm, p.inner, p.batch), at: theta };
 }
@@ -205,22 +213,26 @@ describe('multitask pool gradients on ONNX Runtime', () => {
 
 describe('training, evaluation and adaptation on ONNX Runtime', () => {
   const p = { ...convClassificationProblem(31), inner: { steps: 1, lr: 0.4 } };
-  const config = (algorithm: AlgorithmName, engine: LearnerConfig['engine'], zeroHead = false): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine, zeroHead });
+  const config = (algorithm: AlgorithmName, engine: LearnerConfig['engine'], zeroHead = false, inner = p.inner): LearnerConfig => ({ algorithm, spec: p.spec, inner, metaLr: 0.01, engine, zeroHead });
 
+  // Reptile with a zero head takes two inner steps: after one, its body's meta-gradient is zero
+  // (the zero head's output does not depend on the body), and Adam would step on tfjs' rounding of it.
   it.each([
-    ['protonet', false],
-    ['anil', false],
-    ['anil', true],
-    ['multitask', false],
-    ['fomaml', false],
-    ['fomaml', true],
-  ] as const)('%s (zero head: %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead) => {
+    ['protonet', false, 1],
+    ['anil', false, 1],
+    ['anil', true, 1],
+    ['multitask', false, 1],
+    ['fomaml', false, 1],
+    ['fomaml', true, 1],
+    ['reptile', false, 1],
+    ['reptile', true, 2],
+  ] as const)('%s (zero head: %s, inner steps %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead, steps) => {
     const learned = ALGORITHMS[algorithm];
     const pool = poolFor('classification', p.spec.inputDim);
     const start = { ...learned.initMetaParams(p.spec, new Rng(7), p.inner), ...(learned.trainsOn === 'pool' ? learned.initPoolParams(p.spec, pool.outputs, new Rng(9)) : {}) };
     const batch: TrainingBatch = learned.trainsOn === 'pool' ? samplePoolBatch(pool, new Rng(10), 3, 4, p.spec.inputDim) : p.batch;
     const run = (engine: LearnerConfig['engine']) => {
-      const learner = new MetaLearner(config(algorithm, engine, zeroHead), start);
+      const learner = new MetaLearner(config(algorithm, engine, zeroHead, { ...p.inner, steps }), start);
       const losses = [0, 1, 2].map(() => learner.metaStep(batch));
       const params = learner.exportParams();
       learner.dispose();
@@ -267,7 +279,7 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
 describe('algorithms that adapt the body, trained on ONNX Runtime', () => {
   const p = { ...convClassificationProblem(32), inner: { steps: 2, lr: 0.4 } };
 
-  it.each(['fomaml'] as const)('%s: evaluation and adaptation run on tfjs (adapting on embeddings would keep the body fixed)', (algorithm) => {
+  it.each(['fomaml', 'reptile'] as const)('%s: evaluation and adaptation run on tfjs (adapting on embeddings would keep the body fixed)', (algorithm) => {
     const params = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(8), p.inner);
     const config = (engine: LearnerConfig['engine']): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine });
     const [ort, tfjs] = [new MetaLearner(config('ort'), params), new MetaLearner(config('tfjs'), params)];
@@ -307,6 +319,7 @@ describe('chooseEngine with ONNX Runtime', () => {
     expect(chooseEngine('auto', 'anil', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'multitask', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'fomaml', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'reptile', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', undefined, 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'maml', 'conv')).toBe('tfjs-cpu');
     expect(chooseEngine('auto', 'metasgd', 'conv')).toBe('tfjs-cpu');
