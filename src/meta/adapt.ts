@@ -112,7 +112,11 @@ export function adaptMany(model: MetaModel, supports: readonly Examples[], optio
     return { params, supportLossBefore: lossBefore, supportLossAfter: lossAfter, supportLoss, steps: ran };
   };
   // An adaptation that leaves the body fixed can run it on ONNX Runtime whichever algorithm trained it.
-  const chosen = chooseEngine(engine, algorithm.adaptsBody || model.spec.body !== 'conv' ? model.algorithm : undefined, model.spec.body);
+  // One that adapts a conv body (FOMAML, Reptile: ONNX Runtime trains them task by task) adapts on
+  // tfjs: ONNX Runtime adapts on the body's embeddings, which keeps the body fixed.
+  const bodyMoves = algorithm.adaptsBody && model.spec.body === 'conv';
+  if (bodyMoves && engine === 'ort') throw new Error(`the ONNX Runtime engine adapts algorithms that keep the body fixed, not '${model.algorithm}'`);
+  const chosen = chooseEngine(bodyMoves && engine === 'auto' ? 'tfjs' : engine, algorithm.adaptsBody || model.spec.body !== 'conv' ? model.algorithm : undefined, model.spec.body);
   if (chosen === 'onnxruntime') return adaptMany(...onEmbeddings(model, supports), options, 'tfjs');
   if (chosen === 'fused-wasm') {
     const { x, y } = packExamples(model.spec, supports, 'support');

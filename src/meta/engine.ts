@@ -41,7 +41,7 @@ export function chooseEngine(preference: EnginePreference = 'auto', algorithm?: 
   }
   if (preference === 'ort') {
     if (!ortAvailable()) throw new Error(`the ONNX Runtime engine was requested but onnxruntime-node does not load: ${ortUnavailableReason()}`);
-    if (!ort) throw new Error(body === 'conv' ? `the ONNX Runtime engine has no version of algorithm '${algorithm}' (it runs algorithms that keep the body fixed while adapting)` : `the ONNX Runtime engine runs conv bodies only, not '${body}'`);
+    if (!ort) throw new Error(body === 'conv' ? `the ONNX Runtime engine has no version of algorithm '${algorithm}' (it runs algorithms whose meta-gradient needs only first-order derivatives of the body)` : `the ONNX Runtime engine runs conv bodies only, not '${body}'`);
     return 'onnxruntime';
   }
   if (activeBackend() === 'tensorflow-gpu') return tfjs;

@@ -137,11 +137,11 @@ export class MetaLearner {
    * minibatch's mean training loss).
    */
   metaStep(batch: TrainingBatch, mode: MetaStepMode = 'batched'): number {
-    const native = mode === 'batched' && !isPoolBatch(batch);
+    // The fused kernels take meta-batches of episodes; ONNX Runtime pool minibatches too.
     const { loss, grads: taken } =
-      native && this.engine === 'fused-wasm'
+      mode === 'batched' && this.engine === 'fused-wasm' && !isPoolBatch(batch)
         ? fusedMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
-        : native && this.engine === 'onnxruntime'
+        : mode === 'batched' && this.engine === 'onnxruntime'
           ? ortMetaGradient(this.algorithm.name, this.spec, this.inner, this.values, batch)
           : this.tfjsGradient(batch, mode);
     const grads = this.frozenHead ? { ...taken, ...this.frozenHead } : taken;
@@ -240,8 +240,11 @@ export class MetaLearner {
     const chunk = Math.max(1, Math.floor(EVALUATION_ACTIVATIONS / ((batch.supportSize + batch.querySize) * activationWidth(this.spec))));
     for (let t = 0; t < batch.tasks; t += chunk) {
       const slice = sliceEpisodeBatch(batch, t, Math.min(chunk, batch.tasks - t));
-      // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings.
-      yield this.engine === 'onnxruntime' ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
+      // ONNX Runtime runs the body; the algorithm adapts and scores on the embeddings. One that
+      // adapts the body (FOMAML, Reptile) cannot adapt on embeddings: its evaluation, guarded and
+      // batched over the tasks, runs on tfjs.
+      const onEmbeddings = this.engine === 'onnxruntime' && !this.algorithm.adaptsBody;
+      yield onEmbeddings ? this.evaluateChunk(embedBatch(this.spec, this.values, slice)) : this.evaluateChunk({ spec: this.spec, batch: slice });
     }
   }
 

@@ -13,10 +13,10 @@
 import { tf } from '../backend.js';
 import { ridgeHead, logisticHead } from '../linear-head.js';
 import { taskLoss } from '../losses.js';
-import { applyHead, bodyShapes, embed, embeddingDim, HEAD_BIAS, HEAD_WEIGHT, initModelParams, splitBodyHead, type NamedTensors, type ParamArrays } from '../model.js';
+import { applyHead, bodyShapes, embed, embeddingDim, HEAD_BIAS, HEAD_WEIGHT, initModelParams, splitBodyHead, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
 import { plainMatMul } from '../ops.js';
 import { encodeTargets } from '../tensors.js';
-import { TASK_KINDS } from '../types.js';
+import { TASK_KINDS, type PoolBatch } from '../types.js';
 import { POOL_PREFIX, type PoolAlgorithm } from './types.js';
 
 /** The pool's heads: task t's head is weight[t] [D, c] and bias[t] [c], c = the most outputs of any task. */
@@ -51,27 +51,11 @@ export const multitask: PoolAlgorithm = {
     return params;
   },
   poolGradient(spec, params, batch) {
-    const [size, embedding, width] = params[POOL_WEIGHT].shape as [number, number, number];
-    const { tasks, n } = batch;
-    // Each minibatch task picks its head by a one-hot row: plain matMuls, whose gradient sums the
-    // rows of tasks drawn twice (tf.gather's gradient has no kernel on the wasm backend).
-    const select = new Float32Array(tasks * size);
-    batch.taskIds.forEach((id, t) => (select[t * size + id] = 1));
-    const pick = tf.tensor2d(select, [tasks, size]);
-    const x = tf.tensor3d(batch.x, [tasks, n, spec.inputDim]);
-    const y = tf.tensor3d(encodeTargets(spec, batch.y, width), [tasks, n, width]);
+    const x = tf.tensor3d(batch.x, [batch.tasks, batch.n, spec.inputDim]);
     const names = Object.keys(params);
     const objective = (...p: tf.Tensor[]): tf.Scalar => {
       const theta = Object.fromEntries(names.map((name, i) => [name, p[i]]));
-      const weight = tf.reshape(plainMatMul(pick, tf.reshape(theta[POOL_WEIGHT], [size, embedding * width])), [tasks, embedding, width]);
-      const bias = tf.reshape(plainMatMul(pick, theta[POOL_BIAS]), [tasks, 1, width]);
-      let logits = applyHead({ [HEAD_WEIGHT]: weight, [HEAD_BIAS]: bias }, embed(spec, theta, x));
-      // A task with fewer classes than the widest: its extra outputs take no part in its softmax.
-      if (spec.kind === 'classification' && batch.outputs.some((c) => c < width)) {
-        const absent = Float32Array.from({ length: tasks * width }, (_, i) => (i % width < batch.outputs[Math.floor(i / width)] ? 0 : ABSENT_CLASS));
-        logits = tf.add(logits, tf.tensor3d(absent, [tasks, 1, width]));
-      }
-      return tf.mean(taskLoss(spec.kind, logits, y));
+      return poolLoss(spec, theta, embed(spec, theta, x) as tf.Tensor3D, batch);
     };
     const { value, grads } = tf.valueAndGrads(objective)(names.map((name) => params[name]));
     return { loss: value, grads: Object.fromEntries(names.map((name, i) => [name, grads[i]])) };
@@ -105,3 +89,28 @@ export const multitask: PoolAlgorithm = {
     return adapted;
   },
 };
+
+/**
+ * The mean loss of a pool minibatch from its body features [tasks, n, D] and the pool's heads in
+ * `theta`: the part of multitask's objective after the body (the ONNX Runtime engine runs the body
+ * and differentiates this w.r.t. the features).
+ */
+export function poolLoss(spec: ModelSpec, theta: NamedTensors, features: tf.Tensor3D, batch: PoolBatch): tf.Scalar {
+  const [size, embedding, width] = theta[POOL_WEIGHT].shape as [number, number, number];
+  const { tasks, n } = batch;
+  // Each minibatch task picks its head by a one-hot row: plain matMuls, whose gradient sums the
+  // rows of tasks drawn twice (tf.gather's gradient has no kernel on the wasm backend).
+  const select = new Float32Array(tasks * size);
+  batch.taskIds.forEach((id, t) => (select[t * size + id] = 1));
+  const pick = tf.tensor2d(select, [tasks, size]);
+  const y = tf.tensor3d(encodeTargets(spec, batch.y, width), [tasks, n, width]);
+  const weight = tf.reshape(plainMatMul(pick, tf.reshape(theta[POOL_WEIGHT], [size, embedding * width])), [tasks, embedding, width]);
+  const bias = tf.reshape(plainMatMul(pick, theta[POOL_BIAS]), [tasks, 1, width]);
+  let logits = applyHead({ [HEAD_WEIGHT]: weight, [HEAD_BIAS]: bias }, features);
+  // A task with fewer classes than the widest: its extra outputs take no part in its softmax.
+  if (spec.kind === 'classification' && batch.outputs.some((c) => c < width)) {
+    const absent = Float32Array.from({ length: tasks * width }, (_, i) => (i % width < batch.outputs[Math.floor(i / width)] ? 0 : ABSENT_CLASS));
+    logits = tf.add(logits, tf.tensor3d(absent, [tasks, 1, width]));
+  }
+  return tf.mean(taskLoss(spec.kind, logits, y));
+}

@@ -4,21 +4,25 @@
  * the head's inner loop, the query loss) runs in tfjs on a model that is only the head, fed the
  * embeddings as its inputs.
  *
- * This covers every algorithm whose adaptation leaves the body fixed (ProtoNets, ANIL, ANIL with a
- * zero head): their meta-gradient reaches the body only through the embeddings, so it is the body's
- * vector-Jacobian product of dL/d embeddings, first-order derivatives of the body whatever the
- * order through the head (ANIL's second-order terms are all in the head's inner loop, which tfjs
- * differentiates on [n, D] embeddings). Algorithms that adapt the body (MAML, Meta-SGD, FOMAML,
- * Reptile) and multitask's pool training stay on tfjs.
+ * This covers every algorithm whose meta-gradient needs only first-order derivatives of the body.
+ * ProtoNets, ANIL (with or without a zero head) and multitask's pool training leave the body fixed
+ * while adapting: their meta-gradient reaches the body only through the embeddings, so it is the
+ * body's vector-Jacobian product of dL/d embeddings whatever the order through the head (ANIL's
+ * second-order terms are all in the head's inner loop, which tfjs differentiates on [n, D]
+ * embeddings). FOMAML's and Reptile's inner loop moves the body: it runs task by task, each step the
+ * body's forward and backward at the task's parameters; FOMAML's meta-gradient is then the query
+ * loss's gradient at the adapted parameters, Reptile's theta minus their mean. MAML and Meta-SGD
+ * (second order through the body) stay on tfjs.
  */
 
 import { tf, tidyValues } from '../backend.js';
 import type { Gradients } from '../adam.js';
-import { getAlgorithm, type AlgorithmName, type InnerSettings } from '../algorithms/index.js';
+import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from '../algorithms/index.js';
+import { poolLoss } from '../algorithms/multitask.js';
 import { lossOn } from '../inner-loop.js';
-import { splitBodyHead, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
-import { batchToTensors } from '../tensors.js';
-import type { EpisodeBatch } from '../types.js';
+import { splitBodyHead, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
+import { batchToTensors, encodeTargets, sliceEpisodeBatch } from '../tensors.js';
+import { isPoolBatch, type EpisodeBatch, type PoolBatch, type TrainingBatch } from '../types.js';
 import { ortBodyPass, ortEmbed } from './body.js';
 import { ortAvailable } from './runtime.js';
 
@@ -26,7 +30,7 @@ export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './ru
 export { ortEmbed } from './body.js';
 
 /** The algorithms this engine trains (chooseEngine asks). */
-export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil'];
+export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil', 'multitask', 'fomaml', 'reptile'];
 
 /** Whether this engine runs `algorithm` (undefined: serving and adaptation, which every conv body can use). */
 export function ortSupports(algorithm?: AlgorithmName): boolean {
@@ -70,43 +74,164 @@ export function imagesOf(batch: EpisodeBatch): Float32Array {
   return x;
 }
 
+/** A tfjs input of the head part: plain data and its shape (embeddings, differentiated). */
+interface Input {
+  data: Float32Array;
+  shape: number[];
+}
+
 /**
- * The mean post-adaptation query loss of a meta-batch and its meta-gradient (body and head), with the
- * body on ONNX Runtime. The same quantity as the tfjs engine's (algorithms/common.ts' throughAdaptation).
- * @throws RangeError for an algorithm this engine does not run.
+ * The value of `objective` on tfjs and its gradients w.r.t. `params` (the meta-parameters other than
+ * the body) and w.r.t. each of `inputs` (embeddings: what the body's backward pass takes), read in one
+ * download.
  */
-export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
-  const algorithm = getAlgorithm(algorithmName);
-  if (!ortSupports(algorithmName) || algorithm.trainsOn !== 'episodes') throw new RangeError(`the ONNX Runtime engine does not run algorithm '${algorithmName}'`);
-  const rows = batch.tasks * (batch.supportSize + batch.querySize);
-  const { body } = splitBodyHead(values);
-  const pass = ortBodyPass(spec, body, imagesOf(batch), rows);
-  const width = pass.embeddings.length / rows;
-  const onEmbeddings = headSpec(spec, width);
-  const headNames = Object.keys(withoutBody(values));
-  const theta = withoutBody(values);
+function headGradient(params: ParamArrays, inputs: readonly Input[], objective: (theta: NamedTensors, inputs: tf.Tensor[]) => tf.Scalar): { loss: number; grads: Gradients; inputGrads: Float32Array[] } {
+  const names = Object.keys(params);
   const flat = tidyValues(() => {
-    const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
-    // The embeddings are differentiated as inputs: their gradient is what the body's backward pass takes.
-    const objective = (...p: tf.Tensor[]): tf.Scalar => {
-      const th: NamedTensors = Object.fromEntries(headNames.map((name, i) => [name, p[i]]));
-      const support = { x: p[headNames.length] as tf.Tensor3D, y: tensors.support.y };
-      const query = { x: p[headNames.length + 1] as tf.Tensor3D, y: tensors.query.y };
-      return tf.mean(lossOn(onEmbeddings, algorithm.adapt(onEmbeddings, th, support, inner), query));
-    };
-    const start = headNames.map((name) => tf.tensor(theta[name].data, theta[name].shape));
-    const { value, grads } = tf.valueAndGrads(objective)([...start, tensors.support.x, tensors.query.x]);
+    const f = (...p: tf.Tensor[]): tf.Scalar => objective(Object.fromEntries(names.map((name, i) => [name, p[i]])), p.slice(names.length));
+    const start = [...names.map((name) => tf.tensor(params[name].data, params[name].shape)), ...inputs.map((x) => tf.tensor(x.data, x.shape))];
+    const { value, grads } = tf.valueAndGrads(f)(start);
     return tf.concat([tf.reshape(value, [1]), ...grads.map((g) => tf.reshape(g, [-1]))]);
   });
-  const grads: Gradients = {};
   let offset = 1;
-  for (const name of headNames) {
-    const size = values[name].data.length;
-    grads[name] = flat.slice(offset, offset + size);
-    offset += size;
+  const take = (size: number) => flat.subarray(offset, (offset += size));
+  const grads: Gradients = Object.fromEntries(names.map((name) => [name, take(params[name].data.length)]));
+  return { loss: flat[0], grads, inputGrads: inputs.map((x) => take(x.data.length)) };
+}
+
+/**
+ * The mean post-adaptation query loss of a meta-batch (a pool minibatch's mean loss) and its
+ * meta-gradient (body and the rest), with the body on ONNX Runtime. The same quantity as the tfjs
+ * engine's (the algorithm's metaGradient or poolGradient).
+ * @throws RangeError for an algorithm this engine does not run.
+ */
+export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: TrainingBatch): { loss: number; grads: Gradients } {
+  const algorithm = getAlgorithm(algorithmName);
+  if (!ortSupports(algorithmName)) throw new RangeError(`the ONNX Runtime engine does not run algorithm '${algorithmName}'`);
+  if (isPoolBatch(batch) !== (algorithm.trainsOn === 'pool')) throw new TypeError(`${algorithmName} trains on ${algorithm.trainsOn === 'pool' ? 'task-pool minibatches' : 'meta-batches of episodes'}`);
+  if (isPoolBatch(batch)) return poolGradient(spec, values, batch);
+  switch (algorithmName) {
+    case 'fomaml':
+    case 'reptile':
+      return afterAdaptingBody(algorithmName, spec, inner, values, batch);
+    default:
+      return throughEmbeddings(algorithm, spec, inner, values, batch);
   }
-  Object.assign(grads, pass.backward(flat.subarray(offset)));
-  return { loss: flat[0], grads };
+}
+
+/** ProtoNets and ANIL: the body runs once on all the images; the algorithm adapts and scores on their embeddings. */
+function throughEmbeddings(algorithm: MetaAlgorithm, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+  const rows = batch.tasks * (batch.supportSize + batch.querySize);
+  const pass = ortBodyPass(spec, splitBodyHead(values).body, imagesOf(batch), rows);
+  const width = pass.embeddings.length / rows;
+  const onEmbeddings = headSpec(spec, width);
+  const supportRows = batch.tasks * batch.supportSize;
+  const inputs = [
+    { data: pass.embeddings.subarray(0, supportRows * width), shape: [batch.tasks, batch.supportSize, width] },
+    { data: pass.embeddings.subarray(supportRows * width), shape: [batch.tasks, batch.querySize, width] },
+  ];
+  const { loss, grads, inputGrads } = headGradient(withoutBody(values), inputs, (theta, [supportX, queryX]) => {
+    const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
+    const support = { x: supportX as tf.Tensor3D, y: tensors.support.y };
+    const query = { x: queryX as tf.Tensor3D, y: tensors.query.y };
+    return tf.mean(lossOn(onEmbeddings, algorithm.adapt(onEmbeddings, theta, support, inner), query));
+  });
+  const embeddingGrad = new Float32Array(pass.embeddings.length);
+  embeddingGrad.set(inputGrads[0]);
+  embeddingGrad.set(inputGrads[1], inputGrads[0].length);
+  return { loss, grads: { ...grads, ...pass.backward(embeddingGrad) } };
+}
+
+/** Multitask: the body runs on the minibatch's images; the pool's heads and their loss on the embeddings (poolLoss). */
+function poolGradient(spec: ModelSpec, values: ParamArrays, batch: PoolBatch): { loss: number; grads: Gradients } {
+  const rows = batch.tasks * batch.n;
+  const pass = ortBodyPass(spec, splitBodyHead(values).body, batch.x, rows);
+  const width = pass.embeddings.length / rows;
+  const features = { data: pass.embeddings, shape: [batch.tasks, batch.n, width] };
+  const { loss, grads, inputGrads } = headGradient(withoutBody(values), [features], (theta, [x]) => poolLoss(spec, theta, x as tf.Tensor3D, batch));
+  return { loss, grads: { ...grads, ...pass.backward(inputGrads[0]) } };
+}
+
+/** A task's examples: `n` images [n, inputDim] and their labels or values [n]. */
+export interface TaskExamples {
+  n: number;
+  x: Float32Array;
+  y: Float32Array;
+}
+
+/** The per-task loss [1] of the head `theta` on one task's embeddings, targets in the loss's layout. */
+function taskLossOn(onEmbeddings: ModelSpec, theta: NamedTensors, embeddings: tf.Tensor, set: TaskExamples): tf.Tensor {
+  const y = tf.tensor3d(encodeTargets(onEmbeddings, set.y), [1, set.n, onEmbeddings.kind === 'regression' ? 1 : onEmbeddings.outputDim]);
+  return lossOn(onEmbeddings, theta, { x: embeddings as tf.Tensor3D, y });
+}
+
+/**
+ * The body and head after the inner loop on one task's support set: adaptToSupport's plain gradient
+ * steps on the whole model (scope 'all', no monitor: meta-training is unguarded), each with the
+ * body's forward and backward passes at the task's current parameters (the graphs take them as
+ * inputs) and the head's loss on tfjs. The step differentiates lr x the loss, as the tfjs inner loop does.
+ */
+export function ortAdaptTask(spec: ModelSpec, inner: InnerSettings, theta: ParamArrays, support: TaskExamples): ParamArrays {
+  let params = theta;
+  for (let step = 0; step < inner.steps; step++) {
+    const { body, head } = splitBodyHead(params);
+    const pass = ortBodyPass(spec, body, support.x, support.n);
+    const width = pass.embeddings.length / support.n;
+    const onEmbeddings = headSpec(spec, width);
+    const { grads, inputGrads } = headGradient(head, [{ data: pass.embeddings, shape: [1, support.n, width] }], (th, [e]) =>
+      tf.mul(tf.sum(taskLossOn(onEmbeddings, th, e, support)), inner.lr) as tf.Scalar,
+    );
+    const scaled = { ...grads, ...pass.backward(inputGrads[0]) };
+    const current = params;
+    params = Object.fromEntries(Object.entries(current).map(([name, p]) => [name, { shape: p.shape, data: p.data.map((v, i) => v - scaled[name][i]) }]));
+  }
+  return params;
+}
+
+/** One task's support set and query set of a meta-batch. */
+function taskOf(batch: EpisodeBatch, t: number): { support: TaskExamples; query: TaskExamples } {
+  const one = sliceEpisodeBatch(batch, t);
+  return { support: { n: one.supportSize, ...one.support }, query: { n: one.querySize, ...one.query } };
+}
+
+/**
+ * FOMAML and Reptile, whose inner loop moves the body: task by task, the adapted parameters
+ * (ortAdaptTask), then FOMAML's meta-gradient, the query loss's gradient at them (common.ts
+ * atAdaptedParams), or Reptile's, theta minus their mean over the tasks (reptile.ts); the loss is the
+ * mean query loss at them. First-order derivatives of the body only: nothing is differentiated
+ * through the inner steps.
+ */
+function afterAdaptingBody(algorithm: 'fomaml' | 'reptile', spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+  const sums: Record<string, Float64Array> = Object.fromEntries(Object.entries(values).map(([name, p]) => [name, new Float64Array(p.data.length)]));
+  let loss = 0;
+  for (let t = 0; t < batch.tasks; t++) {
+    const { support, query } = taskOf(batch, t);
+    const adapted = ortAdaptTask(spec, inner, values, support);
+    const { body, head } = splitBodyHead(adapted);
+    if (algorithm === 'fomaml') {
+      const pass = ortBodyPass(spec, body, query.x, query.n);
+      const width = pass.embeddings.length / query.n;
+      const onEmbeddings = headSpec(spec, width);
+      const task = headGradient(head, [{ data: pass.embeddings, shape: [1, query.n, width] }], (th, [e]) => tf.sum(taskLossOn(onEmbeddings, th, e, query)) as tf.Scalar);
+      const grads = { ...task.grads, ...pass.backward(task.inputGrads[0]) };
+      for (const [name, sum] of Object.entries(sums)) grads[name].forEach((g, i) => (sum[i] += g));
+      loss += task.loss;
+    } else {
+      const embeddings = ortEmbed(spec, body, query.x, query.n);
+      const width = embeddings.length / query.n;
+      const onEmbeddings = headSpec(spec, width);
+      loss += tidyValues(() => taskLossOn(onEmbeddings, toTensors(head), tf.tensor3d(embeddings, [1, query.n, width]), query))[0];
+      for (const [name, sum] of Object.entries(sums)) adapted[name].data.forEach((v, i) => (sum[i] += v));
+    }
+  }
+  // FOMAML: the mean of the tasks' gradients; Reptile: theta minus the mean of their adapted parameters.
+  const grads: Gradients = Object.fromEntries(
+    Object.entries(sums).map(([name, sum]) => {
+      const mean = Float32Array.from(sum, (v) => v / batch.tasks);
+      return [name, algorithm === 'fomaml' ? mean : values[name].data.map((v, i) => v - mean[i])];
+    }),
+  );
+  return { loss: loss / batch.tasks, grads };
 }
 
 /**

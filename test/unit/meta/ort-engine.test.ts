@@ -2,23 +2,27 @@
  * The ONNX Runtime engine for conv bodies (src/meta/ort/): the body's graphs against the tfjs body
  * (forward to 1e-5; the backward graph's vector-Jacobian product against tfjs' gradient to 1e-4
  * relative and against central differences), the meta-gradient of every algorithm it runs against
- * the tfjs engine's (1e-4 relative) and against central differences of its own loss, training
- * (same seed, same bytes), evaluation and adaptation against tfjs, and chooseEngine's decision.
+ * the tfjs engine's (1e-4 relative) and against central differences of its own losses (see
+ * `differentiated`), training (same seed, same bytes), evaluation and adaptation against tfjs (on
+ * tfjs for algorithms that adapt the body), and chooseEngine's decision.
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALGORITHMS, type AlgorithmName } from '../../../src/meta/algorithms/index.js';
+import { ALGORITHMS, type AlgorithmName, type InnerSettings } from '../../../src/meta/algorithms/index.js';
+import type { Gradients } from '../../../src/meta/adam.js';
 import { adaptMany, predict } from '../../../src/meta/adapt.js';
 import { initBackend, tf } from '../../../src/meta/backend.js';
 import { chooseEngine } from '../../../src/meta/engine.js';
 import { MetaLearner, type LearnerConfig } from '../../../src/meta/learner.js';
-import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelConfig, type ParamArrays } from '../../../src/meta/model.js';
+import { embed, HEAD_NAMES, initModelParams, modelSpec, toTensors, type ModelConfig, type ModelSpec, type ParamArrays } from '../../../src/meta/model.js';
 import { ortBodyPass, ortEmbed } from '../../../src/meta/ort/body.js';
-import { ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
+import { ortAdaptTask, ortMetaGradient, ortThreads } from '../../../src/meta/ort/index.js';
+import { sliceEpisodeBatch } from '../../../src/meta/tensors.js';
 import { Rng } from '../../../src/meta/rng.js';
-import { gaussianBlobs } from '../../../src/meta/families/index.js';
+import { gaussianBlobs, samplePoolBatch } from '../../../src/meta/families/index.js';
+import type { PoolBatch, TrainingBatch } from '../../../src/meta/types.js';
 import { metaTrain, type TrainEvent } from '../../../src/meta/train.js';
-import { convClassificationProblem, convRegressionProblem, directionalFd, dot, entryFd, largestEntries, maxAbs, maxAbsDiff, metaGradient, relErr, unitDirection, type MetaProblem } from './helpers.js';
+import { convClassificationProblem, convRegressionProblem, directionalFd, dot, download, entryFd, largestEntries, maxAbs, maxAbsDiff, metaGradient, poolFor, relErr, unitDirection, type MetaProblem } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -103,7 +107,41 @@ const CASES: Array<[AlgorithmName, boolean, string, MetaProblem]> = [
   ...problems('protonet').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['protonet', false, kind, p]),
   ...problems('anil').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['anil', false, kind, p]),
   ['anil', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
+  ...problems('fomaml').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['fomaml', false, kind, p]),
+  ['fomaml', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
+  ...problems('reptile').map(([kind, p]): [AlgorithmName, boolean, string, MetaProblem] => ['reptile', false, kind, p]),
+  ['reptile', true, 'classification', { ...convClassificationProblem(23), inner: { steps: 2, lr: 0.4 } }],
 ];
+
+/** The episodes' support sets as their query sets too: a loss of the support sets. */
+const supportAsQuery = (batch: MetaProblem['batch']): MetaProblem['batch'] => ({ ...batch, querySize: batch.supportSize, query: batch.support });
+
+/**
+ * What central differences check of a meta-gradient, from the engine's own losses, and where:
+ * ProtoNets and ANIL differentiate their loss at theta. FOMAML takes the query loss's gradient at the
+ * adapted parameters phi: on one task, its meta-gradient is the gradient at phi of its loss with no
+ * inner step. Reptile's theta - phi is the sum of the inner steps, each lr x the support loss's
+ * gradient at the step's start: on one task, the second step's, (theta - phi_2) - (theta - phi_1),
+ * is lr x the gradient at phi_1 of the support loss (FOMAML's loss with no inner step, on the support
+ * set), which a zero head leaves non-zero for the body (phi_1's head is not zero).
+ */
+function differentiated(algorithm: AlgorithmName, p: MetaProblem, theta: ParamArrays): { grads: Gradients; f: (th: ParamArrays) => number; at: ParamArrays } {
+  const loss = (name: AlgorithmName, inner: InnerSettings, batch: MetaProblem['batch']) => (th: ParamArrays) => ortMetaGradient(name, p.spec, inner, th, batch).loss;
+  const still = { ...p.inner, steps: 0 };
+  if (algorithm === 'fomaml') {
+    const one = sliceEpisodeBatch(p.batch, 0);
+    const at = ortAdaptTask(p.spec, p.inner, theta, { n: one.supportSize, ...one.support });
+    return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, one).grads, f: loss(algorithm, still, one), at };
+  }
+  if (algorithm === 'reptile') {
+    const one = sliceEpisodeBatch(p.batch, 0);
+    const [first, second] = [1, 2].map((steps) => ortMetaGradient(algorithm, p.spec, { ...p.inner, steps }, theta, one).grads);
+    const at = Object.fromEntries(Object.entries(theta).map(([name, q]) => [name, { shape: q.shape, data: q.data.map((v, i) => v - first[name][i]) }]));
+    const grads = Object.fromEntries(Object.keys(theta).map((name) => [name, second[name].map((g, i) => (g - first[name][i]) / p.inner.lr)]));
+    return { grads, f: loss('fomaml', still, supportAsQuery(one)), at };
+  }
+  return { grads: ortMetaGradient(algorithm, p.spec, p.inner, theta, p.batch).grads, f: loss(algorithm, p.inner, p.batch), at: theta };
+}
 
 describe('meta-gradients on ONNX Runtime', () => {
   it.each(CASES)('%s (zero head: %s), %s: equals the tfjs engine to 1e-4 and central differences', (algorithm, zeroHead, _kind, p) => {
@@ -116,12 +154,12 @@ describe('meta-gradients on ONNX Runtime', () => {
     const actual: ParamArrays = Object.fromEntries(Object.entries(theirs.grads).map(([name, g]) => [name, { shape: g.shape, data: ours.grads[name] }]));
     expect(maxAbs(theirs.grads)).toBeGreaterThan(1e-3);
     expect(maxAbsDiff(actual, theirs.grads)).toBeLessThan(1e-4 * maxAbs(theirs.grads));
-    // Central differences of the engine's own loss (zero head: the head is not meta-trained, so only the body moves).
-    const f = (th: ParamArrays) => ortMetaGradient(algorithm, p.spec, p.inner, th, p.batch).loss;
-    const moving = zeroHead ? Object.fromEntries(Object.entries(theta).filter(([name]) => name.startsWith('body.'))) : theta;
-    const fixed = zeroHead ? Object.fromEntries(HEAD_NAMES.map((name) => [name, theta[name]])) : {};
+    // Central differences of the engine's own losses (zero head: the head is not meta-trained, so only the body moves).
+    const { grads, f, at } = differentiated(algorithm, p, theta);
+    const moving = zeroHead ? Object.fromEntries(Object.entries(at).filter(([name]) => name.startsWith('body.'))) : at;
+    const fixed = zeroHead ? Object.fromEntries(HEAD_NAMES.map((name) => [name, at[name]])) : {};
     const fOf = (m: ParamArrays) => f({ ...m, ...fixed });
-    const movingGrads = Object.fromEntries(Object.keys(moving).map((name) => [name, actual[name]]));
+    const movingGrads = Object.fromEntries(Object.keys(moving).map((name) => [name, { shape: at[name].shape, data: grads[name] }]));
     const dir = unitDirection(moving, new Rng(5));
     const fd = directionalFd(moving, dir, EPS, fOf);
     expect(Math.abs(fd)).toBeGreaterThan(1e-3);
@@ -130,19 +168,72 @@ describe('meta-gradients on ONNX Runtime', () => {
   });
 });
 
+/** Multitask's problems: a minibatch of a pool of tasks on the conv problems' inputs, the pool's heads with the body. */
+function poolProblems(): Array<[string, { spec: ModelSpec; batch: PoolBatch; theta: ParamArrays }]> {
+  return (['classification', 'regression'] as const).map((kind) => {
+    const { spec } = kind === 'classification' ? convClassificationProblem(24) : convRegressionProblem(25);
+    const pool = poolFor(kind, spec.inputDim);
+    const batch = samplePoolBatch(pool, new Rng(6), 4, 5, spec.inputDim);
+    batch.taskIds[3] = batch.taskIds[1]; // a task drawn twice: its head's gradient sums both
+    batch.outputs[3] = batch.outputs[1];
+    const multitask = ALGORITHMS.multitask;
+    return [kind, { spec, batch, theta: { ...multitask.initMetaParams(spec, new Rng(3), { steps: 1, lr: 0.1 }), ...multitask.initPoolParams(spec, pool.outputs, new Rng(4)) } }];
+  });
+}
+
+describe('multitask pool gradients on ONNX Runtime', () => {
+  it.each(poolProblems())('%s: equals the tfjs engine to 1e-4 and central differences', (_kind, { spec, batch, theta }) => {
+    const ours = ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, theta, batch);
+    let loss = NaN;
+    const theirs = download(() => {
+      const g = ALGORITHMS.multitask.poolGradient(spec, toTensors(theta), batch);
+      loss = g.loss.dataSync()[0];
+      return g.grads;
+    });
+    expect(Object.keys(ours.grads).sort()).toEqual(Object.keys(theirs).sort());
+    expect(relErr(ours.loss, loss, 1)).toBeLessThan(1e-5);
+    const actual: ParamArrays = Object.fromEntries(Object.entries(theirs).map(([name, g]) => [name, { shape: g.shape, data: ours.grads[name] }]));
+    expect(maxAbs(theirs)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(actual, theirs)).toBeLessThan(1e-4 * maxAbs(theirs));
+    const f = (th: ParamArrays) => ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, th, batch).loss;
+    const dir = unitDirection(theta, new Rng(5));
+    const fd = directionalFd(theta, dir, EPS, f);
+    expect(Math.abs(fd)).toBeGreaterThan(1e-3);
+    expect(relErr(dot(actual, dir), fd)).toBeLessThan(TOL);
+    for (const [name, i] of largestEntries(actual, 3)) expect(relErr(actual[name].data[i], entryFd(theta, name, i, EPS, f)), `${name}[${i}]`).toBeLessThan(TOL);
+  });
+
+  it('refuses a meta-batch of episodes for multitask, and a pool minibatch for an episodic algorithm', () => {
+    const [[, { spec, batch, theta }]] = poolProblems();
+    const episodes = convClassificationProblem(24).batch;
+    expect(() => ortMetaGradient('multitask', spec, { steps: 1, lr: 0.1 }, theta, episodes)).toThrow(/multitask trains on task-pool minibatches/);
+    expect(() => ortMetaGradient('anil', spec, { steps: 1, lr: 0.1 }, theta, batch)).toThrow(/anil trains on meta-batches of episodes/);
+  });
+});
+
 describe('training, evaluation and adaptation on ONNX Runtime', () => {
   const p = { ...convClassificationProblem(31), inner: { steps: 1, lr: 0.4 } };
-  const config = (algorithm: AlgorithmName, engine: LearnerConfig['engine'], zeroHead = false): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine, zeroHead });
+  const config = (algorithm: AlgorithmName, engine: LearnerConfig['engine'], zeroHead = false, inner = p.inner): LearnerConfig => ({ algorithm, spec: p.spec, inner, metaLr: 0.01, engine, zeroHead });
 
+  // Reptile with a zero head takes two inner steps: after one, its body's meta-gradient is zero
+  // (the zero head's output does not depend on the body), and Adam would step on tfjs' rounding of it.
   it.each([
-    ['protonet', false],
-    ['anil', false],
-    ['anil', true],
-  ] as const)('%s (zero head: %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead) => {
-    const start = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(7), p.inner);
+    ['protonet', false, 1],
+    ['anil', false, 1],
+    ['anil', true, 1],
+    ['multitask', false, 1],
+    ['fomaml', false, 1],
+    ['fomaml', true, 1],
+    ['reptile', false, 1],
+    ['reptile', true, 2],
+  ] as const)('%s (zero head: %s, inner steps %s): three meta-steps track tfjs, and the same seed gives the same bytes', (algorithm, zeroHead, steps) => {
+    const learned = ALGORITHMS[algorithm];
+    const pool = poolFor('classification', p.spec.inputDim);
+    const start = { ...learned.initMetaParams(p.spec, new Rng(7), p.inner), ...(learned.trainsOn === 'pool' ? learned.initPoolParams(p.spec, pool.outputs, new Rng(9)) : {}) };
+    const batch: TrainingBatch = learned.trainsOn === 'pool' ? samplePoolBatch(pool, new Rng(10), 3, 4, p.spec.inputDim) : p.batch;
     const run = (engine: LearnerConfig['engine']) => {
-      const learner = new MetaLearner(config(algorithm, engine, zeroHead), start);
-      const losses = [0, 1, 2].map(() => learner.metaStep(p.batch));
+      const learner = new MetaLearner(config(algorithm, engine, zeroHead, { ...p.inner, steps }), start);
+      const losses = [0, 1, 2].map(() => learner.metaStep(batch));
       const params = learner.exportParams();
       learner.dispose();
       return { engine: learner.engine, losses, params };
@@ -157,7 +248,7 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
     expect(maxAbsDiff(a.params, start)).toBeGreaterThan(1e-3);
   });
 
-  it.each(['protonet', 'anil'] as const)('%s: evaluation and adaptation equal tfjs', (algorithm) => {
+  it.each(['protonet', 'anil', 'multitask'] as const)('%s: evaluation and adaptation equal tfjs', (algorithm) => {
     const params = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(8), p.inner);
     const [ort, tfjs] = [new MetaLearner(config(algorithm, 'ort'), params), new MetaLearner(config(algorithm, 'tfjs'), params)];
     const [ours, theirs] = [ort.evaluate(p.batch), tfjs.evaluate(p.batch)];
@@ -185,6 +276,30 @@ describe('training, evaluation and adaptation on ONNX Runtime', () => {
   });
 });
 
+describe('algorithms that adapt the body, trained on ONNX Runtime', () => {
+  const p = { ...convClassificationProblem(32), inner: { steps: 2, lr: 0.4 } };
+
+  it.each(['fomaml', 'reptile'] as const)('%s: evaluation and adaptation run on tfjs (adapting on embeddings would keep the body fixed)', (algorithm) => {
+    const params = ALGORITHMS[algorithm].initMetaParams(p.spec, new Rng(8), p.inner);
+    const config = (engine: LearnerConfig['engine']): LearnerConfig => ({ algorithm, spec: p.spec, inner: p.inner, metaLr: 0.01, engine });
+    const [ort, tfjs] = [new MetaLearner(config('ort'), params), new MetaLearner(config('tfjs'), params)];
+    expect(ort.engine).toBe('onnxruntime');
+    const [ours, theirs] = [ort.evaluate(p.batch), tfjs.evaluate(p.batch)];
+    ort.dispose();
+    tfjs.dispose();
+    expect(ours).toEqual(theirs);
+    const model = { algorithm, spec: p.spec, params, inner: p.inner };
+    const n = p.batch.supportSize;
+    const support = { n, x: p.batch.support.x.subarray(0, n * p.spec.inputDim), y: p.batch.support.y.subarray(0, n) };
+    const [a, b] = [adaptMany(model, [support]), adaptMany(model, [support], {}, 'tfjs')];
+    expect(a).toEqual(b);
+    const [adapted] = a;
+    if (adapted instanceof Error) throw adapted;
+    expect(Object.keys(adapted.params).some((name) => name.startsWith('body.'))).toBe(true);
+    expect(() => adaptMany(model, [support], {}, 'ort')).toThrow(new RegExp(`adapts algorithms that keep the body fixed, not '${algorithm}'`));
+  });
+});
+
 describe('meta-training names its engine', () => {
   it('a conv ProtoNets run reports onnxruntime, the same run on tfjs reports tfjs', async () => {
     const family = gaussianBlobs({ meanScale: 1.5 }, { inputDim: 25, ways: 3 });
@@ -202,6 +317,9 @@ describe('chooseEngine with ONNX Runtime', () => {
   it('takes ONNX Runtime for conv bodies and the algorithms it runs, tfjs for the rest', () => {
     expect(chooseEngine('auto', 'protonet', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'anil', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'multitask', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'fomaml', 'conv')).toBe('onnxruntime');
+    expect(chooseEngine('auto', 'reptile', 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', undefined, 'conv')).toBe('onnxruntime');
     expect(chooseEngine('auto', 'maml', 'conv')).toBe('tfjs-cpu');
     expect(chooseEngine('auto', 'metasgd', 'conv')).toBe('tfjs-cpu');

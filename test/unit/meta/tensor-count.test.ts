@@ -58,7 +58,7 @@ function episodes(spec: ModelSpec, seed: number, count: number) {
 
 /** The engine that should run: named here, not asked of chooseEngine, so a wrong choice fails. */
 function expectedEngine(algorithm: AlgorithmName, body: BodyKind, engine: EnginePreference): string {
-  if (engine === 'auto' && body === 'conv' && ortAvailable() && ['protonet', 'anil'].includes(algorithm)) return 'onnxruntime';
+  if (engine === 'auto' && body === 'conv' && ortAvailable() && ['protonet', 'anil', 'multitask', 'fomaml', 'reptile'].includes(algorithm)) return 'onnxruntime';
   return engine === 'auto' && body === 'mlp' && fusedKernelsAvailable() && fusedSupports(algorithm) ? 'fused-wasm' : 'tfjs-cpu';
 }
 
