@@ -96,29 +96,29 @@ export interface RunAdaptationOptions {
  * is followed by the next of its chain when newer examples were stored meanwhile (continueReadapt).
  */
 export async function runAdaptation(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions = {}): Promise<AdaptOutcome> {
-  const pickedUp = Date.now();
-  const ran = await runOnce(deps, adaptationId, options);
+  const pickedAt = Date.now();
+  const ran = await runOnce(deps, adaptationId, options, pickedAt);
   const { work } = ran;
   if (work?.autoReadapt && ran.outcome.outcome !== 'skipped') {
     // Failed too: only newer examples start another, so a support set that cannot adapt does not loop.
     const next = await continueReadapt(deps.db, work.taskId, work.examplesThrough ?? Number.MAX_SAFE_INTEGER, { steps: work.steps, innerLr: work.innerLr, guard: work.guard });
     if (next && deps.enqueueReadapt) {
-      await deps.enqueueReadapt(work.taskId, next, pickedUp).catch((err: unknown) => deps.logger.warn({ err, adaptationId: next }, 'could not enqueue the next readapt; the reconciler will'));
+      await deps.enqueueReadapt(work.taskId, next, pickedAt).catch((err: unknown) => deps.logger.warn({ err, adaptationId: next }, 'could not enqueue the next readapt; the reconciler will'));
     }
   }
   return ran.outcome;
 }
 
-async function runOnce(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions): Promise<{ outcome: AdaptOutcome; work: adaptations.AdaptationWork | null }> {
+async function runOnce(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions, pickedAt: number): Promise<{ outcome: AdaptOutcome; work: adaptations.AdaptationWork | null }> {
   let work: adaptations.AdaptationWork | null = null;
-  const outcome = await runLoaded(deps, adaptationId, options, (loaded) => {
+  const outcome = await runLoaded(deps, adaptationId, options, pickedAt, (loaded) => {
     work = loaded;
   });
   return { outcome, work };
 }
 
-async function runLoaded(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions, loaded: (work: adaptations.AdaptationWork) => void): Promise<AdaptOutcome> {
-  const pickedAt = Date.now();
+/** `pickedAt`: when the worker picked the job up (ms since the epoch): timings, and the chain's next delay. */
+async function runLoaded(deps: AdaptDeps, adaptationId: string, options: RunAdaptationOptions, pickedAt: number, loaded: (work: adaptations.AdaptationWork) => void): Promise<AdaptOutcome> {
   const startedAt = new Date(pickedAt);
   const clock = new Stopwatch();
   const { db, logger } = deps;
