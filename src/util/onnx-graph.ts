@@ -16,7 +16,6 @@ const IR_VERSION = 7;
 /** TensorProto.DataType values. */
 export const FLOAT = 1;
 export const INT64 = 7;
-export const BOOL = 9;
 /** AttributeProto.AttributeType FLOAT, INT, STRING and INTS. */
 const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
@@ -34,12 +33,17 @@ export function floatTensor(name: string, p: FloatTensor): Field {
   return messageField(5, [...p.shape.map((d) => intField(1, d)), intField(2, FLOAT), stringField(8, name), bytesField(9, float32Bytes(p.data))]);
 }
 
-/** An initializer: a named int64 vector (little-endian raw data, so negative values need no varint). */
-export function int64Vector(name: string, values: readonly number[]): Field {
+/** An initializer: a named int64 tensor of `shape` ([] for a scalar; little-endian raw data, so negative values need no varint). */
+export function int64Tensor(name: string, shape: readonly number[], values: readonly number[]): Field {
   const bytes = new Uint8Array(values.length * 8);
   const view = new DataView(bytes.buffer);
   values.forEach((v, i) => view.setBigInt64(i * 8, BigInt(v), true));
-  return messageField(5, [intField(1, values.length), intField(2, INT64), stringField(8, name), bytesField(9, bytes)]);
+  return messageField(5, [...shape.map((d) => intField(1, d)), intField(2, INT64), stringField(8, name), bytesField(9, bytes)]);
+}
+
+/** An initializer: a named int64 vector. */
+export function int64Vector(name: string, values: readonly number[]): Field {
+  return int64Tensor(name, [values.length], values);
 }
 
 /** A graph input (11) or output (12): a tensor of `elemType` whose dimensions are numbers or named (e.g. 'batch'). */

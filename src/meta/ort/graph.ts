@@ -24,7 +24,7 @@
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
 import type { Activation } from '../model.js';
-import { BOOL, FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+import { FLOAT, INT64, floatTensor, int64Tensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
 
 /** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
 const OPSET = 17;
@@ -46,7 +46,7 @@ export const gradName = (param: string): string => `${param}_grad`;
 
 /** What the training forward answers per block and the backward graph takes back, by block. */
 export function savedNames(blocks: number, activation: Activation): string[] {
-  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.conv`, `b${i}.mean`, `b${i}.rstd`, `b${i}.route`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
+  const perBlock = Array.from({ length: blocks }, (_, i) => [`b${i}.conv`, `b${i}.mean`, `b${i}.rstd`, `b${i}.argmax`, ...(activation === 'softplus' ? [`b${i}.slope`] : []), ...(i > 0 ? [`b${i - 1}.pool`] : [])]);
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
@@ -112,73 +112,70 @@ function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
 /**
  * Which entry of each 2x2 window takes the pooled gradient, computed in the forward pass: the first
  * maximum in row-major order (tfjs' MaxPoolGrad; ties are common, e.g. the equal activations of a
- * plain background), as booleans [N, C, 4 ph, pw]: per channel, the four window entries' planes one
- * after the other (a Concat over the rows), which is DepthToSpace's CRD order once read as
- * [N, 4 C, ph, pw], so the backward pass puts them back in place with one op (onnxruntime's CRD
- * DepthToSpace runs in about a third of the time of its DCR one over the first block's
- * activations).
+ * plain background), as its flat index into the activations [N, C, h, w] (`argmax`, int64
+ * [N, C, ph, pw]): what MaxPool's Indices output holds and MaxUnpool takes back.
  *
- * The entries are told apart by three more max pools over parts of each window (onnxruntime's
- * MaxPool kernels are several times faster than strided Slices): its top-left entry (1x1), its top
- * row (1x2) and its left column (2x1), each compared with the window's maximum m:
- *   top-left = (e00 == m); top-right = (top row == m) and not top-left;
- *   bottom-left = (top row != m) and (left column == m); bottom-right = neither.
+ * MaxPool's own Indices output would do, but onnxruntime computes it in a generic kernel about 20
+ * times slower than the plain pool. Here the entries are told apart by three more max pools over
+ * parts of each window, its top-left entry (1x1), its top row (1x2) and its left column (2x1), each
+ * compared with the window's maximum m (A, T and L: 1 where equal), and the chosen entry's offset
+ * in its window is
+ *   0 (top-left) if A; else 1 (top-right) if T; else w (bottom-left) if L; else w + 1
+ *   = (1 - A) (1 + (1 - T) (w - L)),
+ * computed in float (exact: small integers; onnxruntime's int64 arithmetic is several times slower)
+ * and added to the window's first entry's index, (n C + c) h w + 2 y w + 2 x (constant).
  * An odd edge's windows hold their real entries only, as the 2x2 pool's do, so no padded entry
  * is ever taken. Softplus also keeps its slope, sigmoid, at every activation (`slope`);
  * relu's is 1 at a positive maximum, and a window whose maximum is 0 gets no gradient (zeroed at
- * the pooled size in the backward pass). Cheaper than MaxPool's Indices output, which onnxruntime
- * computes in a slow generic kernel.
+ * the pooled size in the backward pass).
  */
-function routeNodes(activation: Activation, b: (part: string) => string, { h, w }: BlockDims, nodes: Field[]): void {
+function argmaxNodes(shape: ConvGraphShape, b: (part: string) => string, { cout, h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
   // Padded at the end of an odd side where the part spans two entries (ceil_mode would also add a
   // window past the end of an even side where it spans one).
   const part = (name: string, [kh, kw]: [number, number]) =>
     node('MaxPool', [b('act')], [b(name)], { kernel_shape: [kh, kw], strides: [2, 2], pads: [0, 0, kh === 2 ? h % 2 : 0, kw === 2 ? w % 2 : 0] });
+  const isMax = (name: string) => [node('Equal', [b(name), b('pool')], [b(`${name}.is_max`)]), node('Cast', [b(`${name}.is_max`)], [b(`${name}.max`)], { to: FLOAT })];
+  // The per-plane and per-position parts of each window's first index; onnxruntime folds their sum
+  // into one constant when it loads the graph.
+  initializers.push(
+    int64Tensor(b('plane.base'), [shape.batch, cout, 1, 1], Array.from({ length: shape.batch * cout }, (_, k) => k * h * w)),
+    int64Tensor(b('window.base'), [1, 1, ph, pw], Array.from({ length: ph * pw }, (_, k) => 2 * Math.floor(k / pw) * w + 2 * (k % pw))),
+    floatTensor(b('width'), { shape: [], data: Float32Array.of(w) }),
+  );
   nodes.push(
     part('top_left', [1, 1]),
     part('top_row', [1, 2]),
     part('left_column', [2, 1]),
-    node('Equal', [b('top_left'), b('pool')], [b('route.00')]),
-    node('Equal', [b('top_row'), b('pool')], [b('top_row.is_max')]),
-    node('Equal', [b('left_column'), b('pool')], [b('left_column.is_max')]),
-    node('Not', [b('route.00')], [b('top_left.not_max')]),
-    node('Not', [b('top_row.is_max')], [b('top_row.not_max')]),
-    node('Not', [b('left_column.is_max')], [b('left_column.not_max')]),
-    node('And', [b('top_row.is_max'), b('top_left.not_max')], [b('route.01')]),
-    node('And', [b('top_row.not_max'), b('left_column.is_max')], [b('route.10')]),
-    node('And', [b('top_row.not_max'), b('left_column.not_max')], [b('route.11')]),
-    node('Concat', [b('route.00'), b('route.01'), b('route.10'), b('route.11')], [b('route')], { axis: 2 }),
+    ...isMax('top_left'),
+    ...isMax('top_row'),
+    ...isMax('left_column'),
+    node('Sub', ['one', b('top_row.max')], [b('below_top_row')]),
+    node('Sub', [b('width'), b('left_column.max')], [b('below_offset')]),
+    node('Mul', [b('below_top_row'), b('below_offset')], [b('after_first.minus_one')]),
+    node('Add', [b('after_first.minus_one'), 'one'], [b('after_first')]),
+    node('Sub', ['one', b('top_left.max')], [b('after_top_left')]),
+    node('Mul', [b('after_top_left'), b('after_first')], [b('window.offset.float')]),
+    node('Cast', [b('window.offset.float')], [b('window.offset')], { to: INT64 }),
+    node('Add', [b('plane.base'), b('window.base')], [b('window.first')]),
+    node('Add', [b('window.first'), b('window.offset')], [b('argmax')]),
   );
-  if (activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
+  if (shape.activation === 'softplus') nodes.push(node('Sigmoid', [b('shifted')], [b('slope')]));
 }
 
 /**
  * The backward of the max pool and the activation: the pooled gradient `g` [N, C, ph, pw] to each
- * window's first maximum (route), [N, C, h, w], times the activation's slope.
+ * window's first maximum (MaxUnpool at `argmax`), [N, C, h, w], times the activation's slope.
  */
-function unpoolNodes(shape: ConvGraphShape, b: (part: string) => string, { cout, h, w, ph, pw }: BlockDims, nodes: Field[], initializers: Field[]): void {
+function unpoolNodes(shape: ConvGraphShape, b: (part: string) => string, { cout, h, w }: BlockDims, nodes: Field[], initializers: Field[]): void {
   const { activation } = shape;
   let g = b('pool_grad');
   if (activation === 'relu') {
     nodes.push(node('Greater', [b('pool'), 'zero'], [b('pool.positive')]), node('Cast', [b('pool.positive')], [b('pool.slope')], { to: FLOAT }), node('Mul', [g, b('pool.slope')], [b('pool_grad.live')]));
     g = b('pool_grad.live');
   }
-  const odd = h !== 2 * ph || w !== 2 * pw;
-  const unpooled = activation === 'relu' && !odd ? b('shifted_grad') : b('act_grad');
-  const n = shape.batch;
-  initializers.push(int64Vector(b('depth.shape'), [n, 4 * cout, ph, pw]));
-  nodes.push(
-    node('Cast', [b('route')], [b('route.float')], { to: FLOAT }),
-    // Four copies of the pooled gradient, one per window entry's plane (a broadcast Mul is slower).
-    node('Concat', [g, g, g, g], [b('pool_grad.planes')], { axis: 2 }),
-    node('Mul', [b('route.float'), b('pool_grad.planes')], [b('pool_grad.routed')]),
-    node('Reshape', [b('pool_grad.routed'), b('depth.shape')], [b('pool_grad.depth')]),
-    node('DepthToSpace', [b('pool_grad.depth')], [odd ? b('act_grad.even') : unpooled], { blocksize: 2, mode: 'CRD' }),
-  );
-  if (odd) {
-    initializers.push(int64Vector(b('act_grad.starts'), [0, 0]), int64Vector(b('act_grad.ends'), [h, w]), int64Vector(b('act_grad.axes'), [2, 3]));
-    nodes.push(node('Slice', [b('act_grad.even'), b('act_grad.starts'), b('act_grad.ends'), b('act_grad.axes')], [activation === 'relu' ? b('shifted_grad') : b('act_grad')]));
-  }
+  initializers.push(int64Vector(b('act.shape'), [shape.batch, cout, h, w]));
+  // The pads make MaxUnpool's smallest output h x w on an odd side, as the ceil-mode pool's input.
+  nodes.push(node('MaxUnpool', [g, b('argmax'), b('act.shape')], [activation === 'relu' ? b('shifted_grad') : b('act_grad')], { kernel_shape: [2, 2], strides: [2, 2], pads: [0, 0, h % 2, w % 2] }));
   if (activation === 'softplus') nodes.push(node('Mul', [b('act_grad'), b('slope')], [b('shifted_grad')]));
 }
 
@@ -188,6 +185,7 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
   const initializers = [
     int64Vector('image.shape', [n, ...inputShape]),
     int64Vector('channel.shape.3', [-1, 1, 1]),
+    ...(train ? [floatTensor('one', { shape: [], data: Float32Array.of(1) })] : []),
   ];
   const nodes = [node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] })];
   let h = 'b0.input';
@@ -213,7 +211,7 @@ function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean):
       node(shape.activation === 'relu' ? 'Relu' : 'Softplus', [b('shifted')], [b('act')]),
       node('MaxPool', [b('act')], [b('pool')], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }),
     );
-    if (train) routeNodes(shape.activation, b, dims[i], nodes);
+    if (train) argmaxNodes(shape, b, dims[i], nodes, initializers);
     h = b('pool');
   });
   const last = dims[dims.length - 1];
@@ -231,7 +229,7 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
       valueInfo(field, `b${i}.conv`, FLOAT, [n, cout, h, w]),
       valueInfo(field, `b${i}.mean`, FLOAT, [n, 1, 1, 1]),
       valueInfo(field, `b${i}.rstd`, FLOAT, [n, 1, 1, 1]),
-      valueInfo(field, `b${i}.route`, BOOL, [n, cout, 4 * ph, pw]),
+      valueInfo(field, `b${i}.argmax`, INT64, [n, cout, ph, pw]),
       ...(shape.activation === 'softplus' ? [valueInfo(field, `b${i}.slope`, FLOAT, [n, cout, h, w])] : []),
       ...(i > 0 ? [valueInfo(field, `b${i - 1}.pool`, FLOAT, [n, dims[i - 1].cout, h, w])] : []),
     ]),
