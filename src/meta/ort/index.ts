@@ -23,7 +23,7 @@ import { lossOn } from '../inner-loop.js';
 import { splitBodyHead, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
 import { batchToTensors, encodeTargets, sliceEpisodeBatch } from '../tensors.js';
 import { isPoolBatch, type EpisodeBatch, type PoolBatch, type TrainingBatch } from '../types.js';
-import { ortBodyPass, ortEmbed } from './body.js';
+import { ortBodyPass, ortEmbed, ortProtonetStep } from './body.js';
 import { ortAvailable } from './runtime.js';
 
 export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './runtime.js';
@@ -114,12 +114,24 @@ export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, i
     case 'fomaml':
     case 'reptile':
       return afterAdaptingBody(algorithmName, spec, inner, values, batch);
+    case 'protonet':
+      return protonetStep(spec, values, batch);
     default:
       return throughEmbeddings(algorithm, spec, inner, values, batch);
   }
 }
 
-/** ProtoNets and ANIL: the body runs once on all the images; the algorithm adapts and scores on their embeddings. */
+/**
+ * ProtoNets: its head is the prototypes' linear head on the embeddings, a few small products, so the
+ * whole step (forward, loss, backward) runs in one graph (graph.ts protonetStepGraph). ProtoNets has
+ * no meta-parameter but the body.
+ */
+function protonetStep(spec: ModelSpec, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+  const episodes = { tasks: batch.tasks, supportSize: batch.supportSize, querySize: batch.querySize, ways: spec.outputDim };
+  return ortProtonetStep(spec, splitBodyHead(values).body, imagesOf(batch), episodes, encodeTargets(spec, batch.support.y), encodeTargets(spec, batch.query.y));
+}
+
+/** ANIL: the body runs once on all the images; the algorithm adapts and scores on their embeddings. */
 function throughEmbeddings(algorithm: MetaAlgorithm, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
   const rows = batch.tasks * (batch.supportSize + batch.querySize);
   const pass = ortBodyPass(spec, splitBodyHead(values).body, imagesOf(batch), rows);
