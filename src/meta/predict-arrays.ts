@@ -15,7 +15,7 @@ import { predict, type Prediction } from './adapt.js';
 import { activeBackend, tf, tidyValues, type BackendName } from './backend.js';
 import { NORM_EPSILON, pooledSide } from './conv.js';
 import { chooseEngine } from './engine.js';
-import { headSpec, ortAvailable, ortEmbed, withoutBody } from './ort/index.js';
+import { headSpec, ortAvailable, ortEmbedPrepared, prepareBody, withoutBody, type PreparedBody } from './ort/index.js';
 import { embed, embeddingDim, HEAD_BIAS, HEAD_WEIGHT, modelShapes, toTensors, type Activation, type ModelSpec, type ParamArrays } from './model.js';
 
 /** One dense layer prepared for plain-JS serving, stored transposed: `weightT` is row-major [fanOut, fanIn]. */
@@ -98,6 +98,8 @@ export interface EngineServed {
    * embeddings (a few hundred multiply-adds, which tfjs would spend more on dispatching).
    */
   readonly head?: PreparedMlp;
+  /** With `head`: the body's parameters as ONNX Runtime's inputs, prepared once. */
+  readonly ortBody?: PreparedBody;
 }
 
 /** A task's whole network prepared for serving: what the predict cache holds. */
@@ -225,8 +227,9 @@ export function prepareNetwork(spec: ModelSpec, params: ParamArrays, conv: ConvS
   if (spec.body !== 'conv') return prepareMlp(spec, params);
   if (conv === 'plain-js') return prepareConv(spec, params);
   checkTaskParams(spec, params);
-  const head = chooseEngine('auto', undefined, 'conv') === 'onnxruntime' ? prepareMlp(headSpec(spec, embeddingDim(spec)), withoutBody(params)) : undefined;
-  return { body: 'engine', kind: spec.kind, inputDim: spec.inputDim, outputDim: spec.outputDim, spec, params, head };
+  const net = { body: 'engine', kind: spec.kind, inputDim: spec.inputDim, outputDim: spec.outputDim, spec, params } as const;
+  if (chooseEngine('auto', undefined, 'conv') !== 'onnxruntime') return net;
+  return { ...net, head: prepareMlp(headSpec(spec, embeddingDim(spec)), withoutBody(params)), ortBody: prepareBody(spec, params) };
 }
 
 function activate(value: number, activation: Activation): number {
@@ -442,7 +445,7 @@ export function predictArrays(spec: ModelSpec, params: ParamArrays, x: Float32Ar
 function engineEmbed(net: EngineServed, x: Inputs, n: number): Float32Array {
   if (n === 0) return new Float32Array(0);
   const flat = x instanceof Float32Array ? x : Float32Array.from(x);
-  if (net.head) return ortEmbed(net.spec, net.params, flat, n);
+  if (net.ortBody) return ortEmbedPrepared(net.spec, net.ortBody, flat, n);
   return tidyValues(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])));
 }
 

@@ -18,12 +18,11 @@ function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
 const keyOf = (kind: string, shape: ConvGraphShape) => `${kind}:${shape.inputShape.join('x')}:${shape.channels.join(',')}:${shape.activation}:${shape.batch}`;
 
 /**
- * The feeds of both graphs: the images, the parameters and each weight as the forward's kernel;
- * with `flipped`, the backward's rotated kernels (blocks after the first) into that record.
+ * The parameters as graph inputs, each weight also as the forward's kernel; with `flipped`, the
+ * backward's rotated kernels (blocks after the first) into that record.
  */
-function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
-  if (x.length !== batch * spec.inputDim) throw new RangeError(`x has ${x.length} values, expected ${batch} x ${spec.inputDim}`);
-  const out: Record<string, OrtTensor> = { x: floatInput(x, [batch, spec.inputDim]) };
+function paramFeeds(spec: ModelSpec, params: ParamArrays, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
+  const out: Record<string, OrtTensor> = {};
   for (const name of paramNames(spec.channels!)) {
     const p = params[name];
     if (!p) throw new RangeError(`the conv body has no parameter '${name}'`);
@@ -38,6 +37,30 @@ function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: num
   return out;
 }
 
+/** The feeds of every graph: the images `x` [batch, inputDim] and the parameters (paramFeeds). */
+function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
+  return { x: imagesInput(spec, x, batch), ...paramFeeds(spec, params, flipped) };
+}
+
+function imagesInput(spec: ModelSpec, x: Float32Array, batch: number): OrtTensor {
+  if (x.length !== batch * spec.inputDim) throw new RangeError(`x has ${x.length} values, expected ${batch} x ${spec.inputDim}`);
+  return floatInput(x, [batch, spec.inputDim]);
+}
+
+/**
+ * A body's parameters as the forward graph's inputs, prepared once where they do not change
+ * (serving: a prediction of one image would otherwise spend about as long rearranging the kernels
+ * as running the graph). The parameters must not change while it is in use.
+ */
+export interface PreparedBody {
+  readonly feeds: Readonly<Record<string, OrtTensor>>;
+}
+
+export function prepareBody(spec: ModelSpec, params: ParamArrays): PreparedBody {
+  graphShape(spec, 1);
+  return { feeds: paramFeeds(spec, params) };
+}
+
 /**
  * Images per forward run beyond which a batch runs in chunks of this size (the last one padded with
  * zero images up to it): a session is built per batch size, and a first run at thousands of images
@@ -46,15 +69,20 @@ function feeds(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: num
  */
 const EMBED_CHUNK = 128;
 
-function embedRun(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
+function embedRun(spec: ModelSpec, body: PreparedBody, x: Float32Array, batch: number): Float32Array {
   const shape = graphShape(spec, batch);
   const graph = cachedGraph(keyOf('forward', shape), () => forwardGraph(shape));
-  return graph.run(feeds(spec, params, x, batch), ['embedding']).embedding.data as Float32Array;
+  return graph.run({ x: imagesInput(spec, x, batch), ...body.feeds }, ['embedding']).embedding.data as Float32Array;
 }
 
 /** The body's embeddings [batch, D] of images `x` [batch, inputDim] (row-major, (h, w, c) per row). */
 export function ortEmbed(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number): Float32Array {
-  if (batch <= EMBED_CHUNK) return embedRun(spec, params, x, batch);
+  return ortEmbedPrepared(spec, prepareBody(spec, params), x, batch);
+}
+
+/** ortEmbed with the parameters prepared (prepareBody). */
+export function ortEmbedPrepared(spec: ModelSpec, body: PreparedBody, x: Float32Array, batch: number): Float32Array {
+  if (batch <= EMBED_CHUNK) return embedRun(spec, body, x, batch);
   const d = spec.inputDim;
   let out: Float32Array | null = null;
   let width = 0;
@@ -66,7 +94,7 @@ export function ortEmbed(spec: ModelSpec, params: ParamArrays, x: Float32Array, 
       padded.set(chunk);
       chunk = padded;
     }
-    const e = embedRun(spec, params, chunk, EMBED_CHUNK);
+    const e = embedRun(spec, body, chunk, EMBED_CHUNK);
     width ||= e.length / EMBED_CHUNK;
     out ??= new Float32Array(batch * width);
     out.set(e.subarray(0, rows * width), start * width);

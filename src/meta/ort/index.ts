@@ -27,7 +27,7 @@ import { ortBodyPass, ortEmbed, ortProtonetStep } from './body.js';
 import { ortAvailable } from './runtime.js';
 
 export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './runtime.js';
-export { ortEmbed } from './body.js';
+export { ortEmbed, ortEmbedPrepared, prepareBody, type PreparedBody } from './body.js';
 
 /** The algorithms this engine trains (chooseEngine asks). */
 export const ORT_ALGORITHMS: readonly AlgorithmName[] = ['protonet', 'anil', 'multitask', 'fomaml', 'reptile'];
