@@ -10,16 +10,18 @@
  *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
  *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
  * - training forward: the same graph, also answering what the backward pass reads of each block
- *   (the convolution's output, its layer norm's mean and reciprocal standard deviation, the route
- *   of the pooled gradient back to the pre-activation, and the block's input), so the backward
- *   graph never recomputes the forward one.
+ *   (the convolution's output, its layer norm's mean and reciprocal standard deviation, the index
+ *   of each pooling window's first maximum, and the block's input), so the backward graph never
+ *   recomputes the forward one.
  * - backward: from those and `embedding_grad` (dL/d embedding) to every parameter's gradient, the
  *   chain rule written out in standard operators: the pooled gradient put at each window's first
- *   maximum (the route, DepthToSpace) times the activation's slope, the affine's and the
+ *   maximum (MaxUnpool) times the activation's slope, the affine's and the
  *   layer norm's gradients from per-(example, channel) sums, the filter gradient as matrix products
  *   of the input's shifted windows by the output gradient (the first block's without forming that
  *   gradient: firstBlockGradNodes), and the input gradient as a
  *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
+ * - ProtoNets' step: the training forward, the prototypes' loss and the backward in one graph
+ *   (protonetStepGraph).
  */
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';

@@ -1,8 +1,8 @@
 /**
  * The ONNX Runtime engine for conv bodies: the body's forward and backward passes run in
- * onnxruntime-node (body.ts, graph.ts); what the algorithm does on top of the embeddings (prototypes,
- * the head's inner loop, the query loss) runs in tfjs on a model that is only the head, fed the
- * embeddings as its inputs.
+ * onnxruntime-node (body.ts, graph.ts); what the algorithm does on top of the embeddings (the head's
+ * inner loop, the query loss) runs in tfjs on a model that is only the head, fed the embeddings as
+ * its inputs. ProtoNets' head is a few small products, so its whole step is one graph instead.
  *
  * This covers every algorithm whose meta-gradient needs only first-order derivatives of the body.
  * ProtoNets, ANIL (with or without a zero head) and multitask's pool training leave the body fixed
