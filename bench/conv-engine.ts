@@ -6,7 +6,8 @@
  * meta-batch of 4 episodes of 5 queries per class, one inner step).
  *
  * Rows: ms per meta-training iteration (episode sampling included, as PyTorch's msPerIteration) for
- * ProtoNets at 1 and 5 shots, ANIL and zero-head ANIL at 1 shot; ms per prediction call of 1 and 16
+ * ProtoNets at 1 and 5 shots, ANIL and zero-head ANIL at 1 shot, and FOMAML and Reptile at 1 shot
+ * (ONNX Runtime against tfjs-wasm only); ms per prediction call of 1 and 16
  * images (adapt.ts predict, parameters as serving holds them); ms for the evaluation of a conv
  * meta-model (MetaLearner.evaluate on 20 5-shot episodes, adaptation included). Engine and PyTorch
  * run one after the other, each timed in `--rounds` interleaved rounds; a figure is the median.
@@ -60,7 +61,7 @@ const spec = modelSpec('classification', family.inputDim, model, CONV_DIGITS.way
 
 interface Case {
   name: string;
-  algorithm: 'protonet' | 'anil';
+  algorithm: 'protonet' | 'anil' | 'fomaml' | 'reptile';
   zeroHead: boolean;
   shots: number;
   queryShots: number;
@@ -73,7 +74,13 @@ const CASES: Case[] = [
   { name: 'protonet 5-shot', algorithm: 'protonet', zeroHead: false, shots: 5, queryShots: CONV_DIGITS.queryShots, metaBatchSize: CONV_DIGITS.metaBatchSize, innerLr: 1 },
   { name: 'anil 1-shot', algorithm: 'anil', zeroHead: false, shots: 1, ...CONV_DIGITS.adapting, innerLr: CONV_DIGITS.adapting.innerLr.anil },
   { name: 'anil zero head 1-shot', algorithm: 'anil', zeroHead: true, shots: 1, ...CONV_DIGITS.adapting, innerLr: CONV_DIGITS.adapting.zeroHeadInnerLr.anil },
+  // The first-order algorithms whose inner loop moves the body (no PyTorch baseline here): ONNX
+  // Runtime runs each task's inner step and query pass as their own forward and backward passes.
+  { name: 'fomaml 1-shot', algorithm: 'fomaml', zeroHead: false, shots: 1, ...CONV_DIGITS.adapting, innerLr: CONV_DIGITS.adapting.innerLr.maml },
+  { name: 'reptile 1-shot', algorithm: 'reptile', zeroHead: false, shots: 1, ...CONV_DIGITS.adapting, innerLr: CONV_DIGITS.adapting.innerLr.maml },
 ];
+/** The algorithms bench/pytorch/digits_protonet.py runs. */
+const PYTORCH_ALGORITHMS: ReadonlySet<Case['algorithm']> = new Set(['protonet', 'anil']);
 
 function configOf(c: Case, engine: Engine): LearnerConfig {
   return { algorithm: c.algorithm, spec, inner: { steps: CONV_DIGITS.adapting.innerSteps, lr: c.innerLr }, metaLr: CONV_DIGITS.metaLr, zeroHead: c.zeroHead, engine: ENGINES[engine] };
@@ -116,7 +123,7 @@ async function main(): Promise<void> {
     for (const c of CASES) {
       const params = initMetaParams(configOf(c, 'onnxruntime'), new Rng(0));
       const samples: Record<string, { wall: number; cpu: number }[]> = { onnxruntime: [], 'tfjs-wasm': [], pytorch: [] };
-      const withPytorch = dir !== null;
+      const withPytorch = dir !== null && PYTORCH_ALGORITHMS.has(c.algorithm);
       // Round 0's: the engine and PyTorch start from their own initialisations and episodes, so only the trend and magnitude compare.
       const firstLosses: Record<string, number[]> = {};
       for (let r = 0; r < ROUNDS; r++) {
@@ -193,7 +200,7 @@ async function main(): Promise<void> {
   const result = {
     setting: {
       model: 'Conv-4 (64 channels per block: 3x3 conv, layer norm, relu, 2x2 max pool), 14x14x1 digits, 5-way (CONV_DIGITS, as bench:meta digitsConv)',
-      training: `ProtoNets: one episode of 15 queries per class per iteration; ANIL: 4 episodes of 5 queries per class, 1 inner step. ${ITERATIONS} timed iterations (ONNX Runtime, PyTorch) and ${TFJS_ITERATIONS} (tfjs-wasm) after one untimed, sampling included; ${ROUNDS} rounds, engines in turn; figures are medians over rounds`,
+      training: `ProtoNets: one episode of 15 queries per class per iteration; ANIL, FOMAML and Reptile: 4 episodes of 5 queries per class, 1 inner step (FOMAML and Reptile: lr ${CONV_DIGITS.adapting.innerLr.maml}, no PyTorch row). ${ITERATIONS} timed iterations (ONNX Runtime, PyTorch) and ${TFJS_ITERATIONS} (tfjs-wasm) after one untimed, sampling included; ${ROUNDS} rounds, engines in turn; figures are medians over rounds`,
       pytorch: pytorch.python
         ? 'bench/pytorch/digits_protonet.py (ANIL rows: --algorithm anil [--zero-head], the same inner lr and steps, create_graph through the head\'s inner step), torch.set_num_threads(1), the same iterations on the same training classes; its msPerIteration and cpuMsPerIteration'
         : `skipped: ${pytorch.reason}`,

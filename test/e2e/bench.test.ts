@@ -247,7 +247,7 @@ describe('the benchmarks', () => {
     const result = await bench('conv-engine', ['--iterations', '1', '--tfjs-iterations', '1', '--rounds', '1', '--ms', '5', '--pytorch', 'off']);
     type Row = { case: string; msPerIteration: Record<string, number>; cpuMsPerIteration: Record<string, number>; speedupVsTfjsWasm: number };
     const training = result.training as Row[];
-    expect(training.map((r) => r.case)).toEqual(['protonet 1-shot', 'protonet 5-shot', 'anil 1-shot', 'anil zero head 1-shot']);
+    expect(training.map((r) => r.case)).toEqual(['protonet 1-shot', 'protonet 5-shot', 'anil 1-shot', 'anil zero head 1-shot', 'fomaml 1-shot', 'reptile 1-shot']);
     for (const row of training) {
       expect(row.msPerIteration).toEqual({ onnxruntime: positive(), 'tfjs-wasm': positive() });
       expect(row.cpuMsPerIteration).toEqual({ onnxruntime: positive(), 'tfjs-wasm': positive() });
