@@ -7,7 +7,7 @@
 
 import type { Gradients } from '../adam.js';
 import type { ModelSpec, ParamArrays } from '../model.js';
-import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayout, kernelName, paramNames, protonetStepGraph, savedNames, type ConvGraphShape, type EpisodeShapes } from './graph.js';
+import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayout, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
 import { cachedGraph, floatInput, type OrtTensor } from './runtime.js';
 
 function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
@@ -132,17 +132,16 @@ export function ortBodyPass(spec: ModelSpec, params: ParamArrays, x: Float32Arra
 }
 
 /**
- * ProtoNets' meta-step in one session run (protonetStepGraph): the mean query loss of a meta-batch
- * and the body's gradients, from its images `x` (every task's support rows, then every task's query
- * rows) and the labels one-hot, [T, ns, C] and [T, nq, C].
+ * A whole meta-step in one session run (step-graphs.ts): images `x` [batch, inputDim], the body's
+ * parameters and `extra` feeds (targets, the head's parameters) in; the loss and the gradients of the
+ * body's parameters and of `extraParams` out. `key` names the graph beyond the body and batch size.
  */
-export function ortProtonetStep(spec: ModelSpec, params: ParamArrays, x: Float32Array, episodes: EpisodeShapes, supportOneHot: Float32Array, queryOneHot: Float32Array): { loss: number; grads: Gradients } {
-  const { tasks, supportSize, querySize, ways } = episodes;
-  const shape = graphShape(spec, tasks * (supportSize + querySize));
-  const graph = cachedGraph(`protonet:${tasks}x${supportSize}+${querySize}:${ways}:${keyOf('step', shape)}`, () => protonetStepGraph(shape, episodes));
+export function ortStep(spec: ModelSpec, params: ParamArrays, x: Float32Array, batch: number, key: string, build: (shape: ConvGraphShape) => Uint8Array, extra: Record<string, OrtTensor>, extraParams: readonly string[]): { loss: number; grads: Gradients } {
+  const shape = graphShape(spec, batch);
+  const graph = cachedGraph(`${key}:${keyOf('step', shape)}`, () => build(shape));
   const flipped: Record<string, OrtTensor> = {};
-  const input = { ...feeds(spec, params, x, shape.batch, flipped), ...flipped, 'support.onehot': floatInput(supportOneHot, [tasks, supportSize, ways]), 'query.onehot': floatInput(queryOneHot, [tasks, querySize, ways]) };
-  const names = paramNames(spec.channels!);
+  const input = { ...feeds(spec, params, x, batch, flipped), ...flipped, ...extra };
+  const names = [...paramNames(spec.channels!), ...extraParams];
   const out = graph.run(input, ['loss', ...names.map(gradName)]);
   return { loss: (out.loss.data as Float32Array)[0], grads: Object.fromEntries(names.map((name) => [name, out[gradName(name)].data as Float32Array])) };
 }

@@ -20,8 +20,7 @@
  *   of the input's shifted windows by the output gradient (the first block's without forming that
  *   gradient: firstBlockGradNodes), and the input gradient as a
  *   convolution with the kernel rotated 180 degrees (what conv.ts' conv3x3 does on tfjs).
- * - ProtoNets' step: the training forward, the prototypes' loss and the backward in one graph
- *   (protonetStepGraph).
+ * - a whole meta-step of ProtoNets or ANIL in one graph: step-graphs.ts.
  */
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
@@ -29,7 +28,7 @@ import type { Activation } from '../model.js';
 import { FLOAT, INT64, floatTensor, int64Tensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
 
 /** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
-const OPSET = 17;
+export const OPSET = 17;
 
 /** A conv body's architecture and the batch size a graph is built for. */
 export interface ConvGraphShape {
@@ -52,7 +51,7 @@ export function savedNames(blocks: number, activation: Activation): string[] {
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
-interface BlockDims {
+export interface BlockDims {
   cin: number;
   cout: number;
   /** Its input side (and the convolution's output side). */
@@ -63,7 +62,7 @@ interface BlockDims {
   pw: number;
 }
 
-function blockDims(shape: ConvGraphShape): BlockDims[] {
+export function blockDims(shape: ConvGraphShape): BlockDims[] {
   const sides = blockSides(shape.inputShape, shape.channels.length);
   let [h, w, cin] = shape.inputShape;
   return shape.channels.map((cout, i) => {
@@ -99,7 +98,7 @@ export function kernelLayout(weight: Float32Array, cin: number, cout: number, fl
 }
 
 /** The image and the parameters, each weight also as the forward's kernel: what both graphs take. */
-function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
+export function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   const [h, w, c] = shape.inputShape;
   return [
     valueInfo(11, 'x', FLOAT, [shape.batch, h * w * c]),
@@ -182,7 +181,7 @@ function unpoolNodes(shape: ConvGraphShape, b: (part: string) => string, { cout,
 }
 
 /** The forward nodes; with `train`, MaxPool also answers its indices. */
-function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean): { nodes: Field[]; initializers: Field[] } {
+export function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: boolean): { nodes: Field[]; initializers: Field[] } {
   const { batch: n, inputShape } = shape;
   const initializers = [
     int64Vector('image.shape', [n, ...inputShape]),
@@ -256,7 +255,7 @@ export function forwardGraph(shape: ConvGraphShape, train = false): Uint8Array {
  * The backward pass's nodes, from `embedding_grad` and the saved tensors to each parameter's
  * `<param>_grad`; `withImage` also lays out the image (a graph that runs the forward pass too has it).
  */
-function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImage: boolean): { nodes: Field[]; initializers: Field[] } {
+export function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImage: boolean): { nodes: Field[]; initializers: Field[] } {
   const n = shape.batch;
   const last = dims[dims.length - 1];
   const initializers = [
@@ -336,7 +335,7 @@ function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImage: bool
 }
 
 /** Each parameter's gradient, the backward pass's outputs. */
-function gradInfo(dims: BlockDims[]): Field[] {
+export function gradInfo(dims: BlockDims[]): Field[] {
   return dims.flatMap(({ cin, cout }, i) => [
     valueInfo(12, gradName(`body.${i}.weight`), FLOAT, [3, 3, cin, cout]),
     ...['bias', 'scale', 'offset'].map((part) => valueInfo(12, gradName(`body.${i}.${part}`), FLOAT, [cout])),
@@ -344,7 +343,7 @@ function gradInfo(dims: BlockDims[]): Field[] {
 }
 
 /** The backward pass's rotated kernels (blocks after the first). */
-function flippedInfo(dims: BlockDims[]): Field[] {
+export function flippedInfo(dims: BlockDims[]): Field[] {
   return dims.slice(1).map(({ cin, cout }, k) => valueInfo(11, flippedKernelName(k + 1), FLOAT, [cin, cout, 3, 3]));
 }
 
@@ -356,115 +355,6 @@ export function backwardGraph(shape: ConvGraphShape): Uint8Array {
   // The offsets, weights and forward kernels are not read by the backward pass; onnxruntime accepts
   // unused graph inputs, and the forward's input list lets one set of feeds serve both graphs.
   return onnxModel({ name: 'conv-body-backward', nodes, initializers, inputs: graphInputs, outputs: gradInfo(dims) }, OPSET);
-}
-
-/** A meta-batch of ProtoNets episodes: `tasks` episodes of `ways` classes, support rows then query rows per task. */
-export interface EpisodeShapes {
-  tasks: number;
-  supportSize: number;
-  querySize: number;
-  ways: number;
-}
-
-/**
- * ProtoNets' whole meta-step as one graph (shape.batch = tasks x (supportSize + querySize) images,
- * every task's support rows first, then every task's query rows): the training forward pass, the
- * loss of protonet.ts on the embeddings, its gradient w.r.t. them, and the backward pass. What the
- * backward pass reads of the forward one never leaves onnxruntime (with a forward and a backward
- * graph, about 9 MB per step at 80 Conv-4 images is copied out to JS and its collection cost a
- * few ms more), and the head's few small products need no tfjs.
- *
- * Inputs: the forward's and the backward's (x, parameters, kernels, rotated kernels) and the labels
- * one-hot, `support.onehot` [T, ns, C] and `query.onehot` [T, nq, C]. Outputs: `loss` (the mean
- * over tasks of the query cross-entropy) and every parameter's gradient.
- *
- * With S [T, ns, D] and Q [T, nq, D] the embeddings, Y and Yq the one-hots: prototypes
- * P = (Y^T S) / counts, logits L = 2 Q P^T - |P|^2 (the linear head of protonet.ts; the |q|^2 term
- * is the same for every class), loss = mean CE(L, Yq). With G = (softmax(L) - Yq) / (T nq):
- *   dQ = 2 G P;  dP = 2 (G^T Q - colsum(G) P);  dS = Y (dP / counts).
- */
-export function protonetStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes): Uint8Array {
-  const { tasks, supportSize, querySize, ways } = episodes;
-  const supportRows = tasks * supportSize;
-  if (shape.batch !== supportRows + tasks * querySize) throw new RangeError(`a ProtoNets step's batch is its ${supportRows + tasks * querySize} images, not ${shape.batch}`);
-  const dims = blockDims(shape);
-  const last = dims[dims.length - 1];
-  const width = last.ph * last.pw * last.cout;
-  const forward = forwardNodes(shape, dims, true);
-  const backward = backwardNodes(shape, dims, false);
-  const h = (part: string) => `proto.${part}`;
-  const scalar = (name: string, value: number) => floatTensor(name, { shape: [], data: Float32Array.of(value) });
-  const initializers = [
-    int64Vector(h('support.ends'), [supportRows]),
-    int64Vector(h('query.ends'), [shape.batch]),
-    int64Vector(h('zero.start'), [0]),
-    int64Vector(h('rows.axis'), [0]),
-    int64Vector(h('shots.axis'), [1]),
-    int64Vector(h('class.axis'), [2]),
-    int64Vector(h('support.shape'), [tasks, supportSize, width]),
-    int64Vector(h('query.shape'), [tasks, querySize, width]),
-    int64Vector(h('support.rows.shape'), [supportRows, width]),
-    int64Vector(h('query.rows.shape'), [tasks * querySize, width]),
-    scalar(h('two'), 2),
-    scalar(h('per_query'), 1 / (tasks * querySize)),
-    scalar(h('minus_per_query'), -1 / (tasks * querySize)),
-  ];
-  const t = (input: string, output: string) => node('Transpose', [h(input)], [h(output)], { perm: [0, 2, 1] });
-  const nodes = [
-    node('Slice', ['embedding', h('zero.start'), h('support.ends'), h('rows.axis')], [h('support.rows')]),
-    node('Slice', ['embedding', h('support.ends'), h('query.ends'), h('rows.axis')], [h('query.rows')]),
-    node('Reshape', [h('support.rows'), h('support.shape')], [h('support')]),
-    node('Reshape', [h('query.rows'), h('query.shape')], [h('query')]),
-    // Prototypes: every class has a shot in an episode; the floor of 1 is protonet.ts'.
-    node('ReduceSum', ['support.onehot', h('shots.axis')], [h('counts.raw')], { keepdims: 1 }),
-    node('Max', [h('counts.raw'), 'one'], [h('counts')]),
-    t('counts', 'counts.column'),
-    node('Transpose', ['support.onehot'], [h('onehot.t')], { perm: [0, 2, 1] }),
-    node('MatMul', [h('onehot.t'), h('support')], [h('sums')]),
-    node('Div', [h('sums'), h('counts.column')], [h('prototypes')]),
-    // Logits and the loss.
-    t('prototypes', 'prototypes.t'),
-    node('MatMul', [h('query'), h('prototypes.t')], [h('dots')]),
-    node('Mul', [h('prototypes'), h('prototypes')], [h('squares')]),
-    node('ReduceSum', [h('squares'), h('class.axis')], [h('norms')], { keepdims: 1 }),
-    t('norms', 'norms.row'),
-    node('Mul', [h('dots'), h('two')], [h('dots.2')]),
-    node('Sub', [h('dots.2'), h('norms.row')], [h('logits')]),
-    node('ReduceLogSumExp', [h('logits')], [h('lse')], { axes: [2], keepdims: 1 }),
-    node('Sub', [h('logits'), h('lse')], [h('log_probs')]),
-    node('Mul', ['query.onehot', h('log_probs')], [h('picked')]),
-    node('ReduceSum', [h('picked')], [h('picked.sum')], { keepdims: 0 }),
-    node('Mul', [h('picked.sum'), h('minus_per_query')], ['loss']),
-    // The gradient w.r.t. the embeddings.
-    node('Exp', [h('log_probs')], [h('probs')]),
-    node('Sub', [h('probs'), 'query.onehot'], [h('residual')]),
-    node('Mul', [h('residual'), h('per_query')], [h('logits_grad')]),
-    node('MatMul', [h('logits_grad'), h('prototypes')], [h('query_grad.half')]),
-    node('Mul', [h('query_grad.half'), h('two')], [h('query_grad')]),
-    t('logits_grad', 'logits_grad.t'),
-    node('MatMul', [h('logits_grad.t'), h('query')], [h('prototypes_grad.dots')]),
-    node('ReduceSum', [h('logits_grad'), h('shots.axis')], [h('class_weight.row')], { keepdims: 1 }),
-    t('class_weight.row', 'class_weight'),
-    node('Mul', [h('class_weight'), h('prototypes')], [h('prototypes_grad.norms')]),
-    node('Sub', [h('prototypes_grad.dots'), h('prototypes_grad.norms')], [h('prototypes_grad.half')]),
-    node('Mul', [h('prototypes_grad.half'), h('two')], [h('prototypes_grad')]),
-    node('Div', [h('prototypes_grad'), h('counts.column')], [h('prototypes_grad.per_shot')]),
-    node('MatMul', ['support.onehot', h('prototypes_grad.per_shot')], [h('support_grad')]),
-    node('Reshape', [h('support_grad'), h('support.rows.shape')], [h('support_grad.rows')]),
-    node('Reshape', [h('query_grad'), h('query.rows.shape')], [h('query_grad.rows')]),
-    node('Concat', [h('support_grad.rows'), h('query_grad.rows')], ['embedding_grad'], { axis: 0 }),
-  ];
-  const graphInputs = [...inputs(shape, dims), ...flippedInfo(dims), valueInfo(11, 'support.onehot', FLOAT, [tasks, supportSize, ways]), valueInfo(11, 'query.onehot', FLOAT, [tasks, querySize, ways])];
-  return onnxModel(
-    {
-      name: 'protonet-step',
-      nodes: [...forward.nodes, ...nodes, ...backward.nodes],
-      initializers: [...forward.initializers, ...initializers, ...backward.initializers],
-      inputs: graphInputs,
-      outputs: [valueInfo(12, 'loss', FLOAT, []), ...gradInfo(dims)],
-    },
-    OPSET,
-  );
 }
 
 /**

@@ -1,30 +1,32 @@
 /**
  * The ONNX Runtime engine for conv bodies: the body's forward and backward passes run in
- * onnxruntime-node (body.ts, graph.ts); what the algorithm does on top of the embeddings (the head's
- * inner loop, the query loss) runs in tfjs on a model that is only the head, fed the embeddings as
- * its inputs. ProtoNets' head is a few small products, so its whole step is one graph instead.
+ * onnxruntime-node (body.ts, graph.ts). ProtoNets' and ANIL's heads are a few small products on the
+ * embeddings, so each of their meta-steps is one graph with the head's loss and gradients written
+ * out (step-graphs.ts). Multitask, FOMAML and Reptile run what they do on top of the embeddings (the
+ * pool's heads, the head's part of each inner step, the query loss) in tfjs on a model that is only
+ * the head, fed the embeddings as its inputs.
  *
  * This covers every algorithm whose meta-gradient needs only first-order derivatives of the body.
  * ProtoNets, ANIL (with or without a zero head) and multitask's pool training leave the body fixed
  * while adapting: their meta-gradient reaches the body only through the embeddings, so it is the
  * body's vector-Jacobian product of dL/d embeddings whatever the order through the head (ANIL's
- * second-order terms are all in the head's inner loop, which tfjs differentiates on [n, D]
- * embeddings). FOMAML's and Reptile's inner loop moves the body: it runs task by task, each step the
+ * second-order terms are all in the head's inner loop, on [n, D] embeddings). FOMAML's and
+ * Reptile's inner loop moves the body: it runs task by task, each step the
  * body's forward and backward at the task's parameters; FOMAML's meta-gradient is then the query
  * loss's gradient at the adapted parameters, Reptile's theta minus their mean. MAML and Meta-SGD
- * (second order through the body) stay on tfjs.
- */
+ * (second order through the body) stay on tfjs. */
 
 import { tf, tidyValues } from '../backend.js';
 import type { Gradients } from '../adam.js';
-import { getAlgorithm, type AlgorithmName, type InnerSettings, type MetaAlgorithm } from '../algorithms/index.js';
+import { getAlgorithm, type AlgorithmName, type InnerSettings } from '../algorithms/index.js';
 import { poolLoss } from '../algorithms/multitask.js';
 import { lossOn } from '../inner-loop.js';
-import { splitBodyHead, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
-import { batchToTensors, encodeTargets, sliceEpisodeBatch } from '../tensors.js';
+import { HEAD_NAMES, splitBodyHead, toTensors, type ModelSpec, type NamedTensors, type ParamArrays } from '../model.js';
+import { encodeTargets, sliceEpisodeBatch } from '../tensors.js';
 import { isPoolBatch, type EpisodeBatch, type PoolBatch, type TrainingBatch } from '../types.js';
-import { ortBodyPass, ortEmbed, ortProtonetStep } from './body.js';
-import { ortAvailable } from './runtime.js';
+import { ortBodyPass, ortEmbed, ortStep } from './body.js';
+import { floatInput, ortAvailable } from './runtime.js';
+import { anilStepGraph, protonetStepGraph } from './step-graphs.js';
 
 export { ortAvailable, ortThreads, ortUnavailableReason, ortVersion } from './runtime.js';
 export { ortEmbed, ortEmbedPrepared, prepareBody, type PreparedBody } from './body.js';
@@ -115,43 +117,36 @@ export function ortMetaGradient(algorithmName: AlgorithmName, spec: ModelSpec, i
     case 'reptile':
       return afterAdaptingBody(algorithmName, spec, inner, values, batch);
     case 'protonet':
-      return protonetStep(spec, values, batch);
+    case 'anil':
+      return episodeStep(algorithmName, spec, inner, values, batch);
     default:
-      return throughEmbeddings(algorithm, spec, inner, values, batch);
+      throw new RangeError(`the ONNX Runtime engine has no meta-step for '${algorithmName}'`);
   }
 }
 
 /**
- * ProtoNets: its head is the prototypes' linear head on the embeddings, a few small products, so the
- * whole step (forward, loss, backward) runs in one graph (graph.ts protonetStepGraph). ProtoNets has
- * no meta-parameter but the body.
+ * ProtoNets and ANIL: the whole step (forward, the head's loss and its gradients, backward) is one
+ * graph (step-graphs.ts), fed the images, the targets in the loss's layout and, for ANIL, the head
+ * and the inner step size. ProtoNets has no meta-parameter but the body.
  */
-function protonetStep(spec: ModelSpec, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
-  const episodes = { tasks: batch.tasks, supportSize: batch.supportSize, querySize: batch.querySize, ways: spec.outputDim };
-  return ortProtonetStep(spec, splitBodyHead(values).body, imagesOf(batch), episodes, encodeTargets(spec, batch.support.y), encodeTargets(spec, batch.query.y));
-}
-
-/** ANIL: the body runs once on all the images; the algorithm adapts and scores on their embeddings. */
-function throughEmbeddings(algorithm: MetaAlgorithm, spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+function episodeStep(algorithm: 'protonet' | 'anil', spec: ModelSpec, inner: InnerSettings, values: ParamArrays, batch: EpisodeBatch): { loss: number; grads: Gradients } {
+  const outputs = spec.kind === 'regression' ? 1 : spec.outputDim;
+  const episodes = { tasks: batch.tasks, supportSize: batch.supportSize, querySize: batch.querySize, outputs };
   const rows = batch.tasks * (batch.supportSize + batch.querySize);
-  const pass = ortBodyPass(spec, splitBodyHead(values).body, imagesOf(batch), rows);
-  const width = pass.embeddings.length / rows;
-  const onEmbeddings = headSpec(spec, width);
-  const supportRows = batch.tasks * batch.supportSize;
-  const inputs = [
-    { data: pass.embeddings.subarray(0, supportRows * width), shape: [batch.tasks, batch.supportSize, width] },
-    { data: pass.embeddings.subarray(supportRows * width), shape: [batch.tasks, batch.querySize, width] },
-  ];
-  const { loss, grads, inputGrads } = headGradient(withoutBody(values), inputs, (theta, [supportX, queryX]) => {
-    const tensors = batchToTensors(onEmbeddings, embeddedBatch(batch, pass.embeddings, width));
-    const support = { x: supportX as tf.Tensor3D, y: tensors.support.y };
-    const query = { x: queryX as tf.Tensor3D, y: tensors.query.y };
-    return tf.mean(lossOn(onEmbeddings, algorithm.adapt(onEmbeddings, theta, support, inner), query));
-  });
-  const embeddingGrad = new Float32Array(pass.embeddings.length);
-  embeddingGrad.set(inputGrads[0]);
-  embeddingGrad.set(inputGrads[1], inputGrads[0].length);
-  return { loss, grads: { ...grads, ...pass.backward(embeddingGrad) } };
+  const targets = {
+    'support.targets': floatInput(encodeTargets(spec, batch.support.y), [batch.tasks, batch.supportSize, outputs]),
+    'query.targets': floatInput(encodeTargets(spec, batch.query.y), [batch.tasks, batch.querySize, outputs]),
+  };
+  const { body, head } = splitBodyHead(values);
+  if (algorithm === 'protonet') {
+    return ortStep(spec, body, imagesOf(batch), rows, `protonet:${JSON.stringify(episodes)}`, (shape) => protonetStepGraph(shape, episodes), targets, []);
+  }
+  const extra = {
+    ...targets,
+    ...Object.fromEntries(HEAD_NAMES.map((name) => [name, floatInput(head[name].data, head[name].shape)])),
+    'inner.lr': floatInput(Float32Array.of(inner.lr), []),
+  };
+  return ortStep(spec, body, imagesOf(batch), rows, `anil:${spec.kind}:${inner.steps}:${JSON.stringify(episodes)}`, (shape) => anilStepGraph(shape, episodes, spec.kind, inner.steps), extra, HEAD_NAMES);
 }
 
 /** Multitask: the body runs on the minibatch's images; the pool's heads and their loss on the embeddings (poolLoss). */

@@ -88,8 +88,8 @@ describe.each(cases)('%s on %s tasks, %s body, engine %s', (algorithm, kind, bod
     const sets = tasks.map((episode) => episode.support);
     const adapted = adapt(model, sets[0], {}, engine).params;
     const calls: Array<[string, () => unknown, boolean]> = [
-      // ProtoNets' whole step on ONNX Runtime is one graph, with no tfjs head.
-      ['metaStep batched', () => learner.metaStep(batch, 'batched'), ran !== 'fused-wasm' && !(ran === 'onnxruntime' && algorithm === 'protonet')],
+      // ProtoNets' and ANIL's whole step on ONNX Runtime is one graph, with no tfjs head.
+      ['metaStep batched', () => learner.metaStep(batch, 'batched'), ran !== 'fused-wasm' && !(ran === 'onnxruntime' && (algorithm === 'protonet' || algorithm === 'anil'))],
       ['metaStep loop', () => learner.metaStep(batch, 'loop'), ran !== 'fused-wasm'],
       ['evaluate', () => learner.evaluate(problem(kind, body, 12).batch), ran !== 'fused-wasm'],
       ['adapt', () => adapt(model, sets[0], {}, engine), ran !== 'fused-wasm'],
