@@ -36,8 +36,12 @@ interface HeadPart {
 const scalar = (name: string, value: number) => floatTensor(name, { shape: [], data: Float32Array.of(value) });
 const transposed = (input: string, output: string) => node('Transpose', [input], [output], { perm: [0, 2, 1] });
 
-/** Constants every head part may use: axes, and 1 (the forward's `one`). */
-const AXES = [int64Vector('episode.shots.axis', [1]), int64Vector('episode.outputs.axis', [2]), int64Vector('episode.tasks.axis', [0]), int64Vector('episode.tasks_and_shots.axes', [0, 1])];
+/**
+ * Axes of [T, n, C] tensors: every step graph has `episode.tasks.axis` and `episode.shots.axis`; a
+ * head part adds the others it uses (onnxruntime warns of an unused initializer).
+ */
+const axis = (name: 'tasks' | 'shots' | 'outputs' | 'tasks_and_shots', values: number[]) => int64Vector(`episode.${name}.${values.length > 1 ? 'axes' : 'axis'}`, values);
+const OUTPUTS_AXIS = axis('outputs', [2]);
 
 function stepGraph(name: string, shape: ConvGraphShape, episodes: EpisodeShapes, head: HeadPart): Uint8Array {
   const { tasks, supportSize, querySize } = episodes;
@@ -50,7 +54,8 @@ function stepGraph(name: string, shape: ConvGraphShape, episodes: EpisodeShapes,
   const backward = backwardNodes(shape, dims, false);
   const e = (part: string) => `episode.${part}`;
   const initializers = [
-    ...AXES,
+    axis('tasks', [0]),
+    axis('shots', [1]),
     int64Vector(e('support.ends'), [supportRows]),
     int64Vector(e('query.ends'), [shape.batch]),
     int64Vector(e('zero.start'), [0]),
@@ -123,7 +128,7 @@ function queryLossNodes(kind: TaskKind, p: (part: string) => string, z: string, 
  */
 export function protonetStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes): Uint8Array {
   const h = (part: string) => `proto.${part}`;
-  const initializers = [scalar(h('two'), 2)];
+  const initializers = [scalar(h('two'), 2), OUTPUTS_AXIS];
   const nodes = [
     // Prototypes: every class has a shot in an episode; the floor of 1 is protonet.ts'.
     node('ReduceSum', ['support.targets', 'episode.shots.axis'], [h('counts.raw')], { keepdims: 1 }),
@@ -179,6 +184,8 @@ export function anilStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes, ki
     int64Vector(a('weight.shape'), [tasks, width, outputs]),
     int64Vector(a('bias.shape'), [tasks, 1, outputs]),
     int64Vector(a('bias.grad.shape'), [outputs]),
+    axis('tasks_and_shots', [0, 1]),
+    ...(kind === 'classification' ? [OUTPUTS_AXIS] : []),
     scalar(a('per_shot'), (kind === 'regression' ? 2 : 1) / supportSize),
     // With no inner step the support set takes no gradient (an unused initializer would draw a warning).
     ...(steps === 0 ? [scalar(a('zero'), 0)] : []),
