@@ -57,7 +57,7 @@ export interface PreparedBody {
 }
 
 export function prepareBody(spec: ModelSpec, params: ParamArrays): PreparedBody {
-  graphShape(spec, 1);
+  graphShape(spec, 1); // throws for a body other than conv
   return { feeds: paramFeeds(spec, params) };
 }
 

@@ -14,7 +14,8 @@
  * Reptile's inner loop moves the body: it runs task by task, each step the
  * body's forward and backward at the task's parameters; FOMAML's meta-gradient is then the query
  * loss's gradient at the adapted parameters, Reptile's theta minus their mean. MAML and Meta-SGD
- * (second order through the body) stay on tfjs. */
+ * (second order through the body) stay on tfjs.
+ */
 
 import { tf, tidyValues } from '../backend.js';
 import type { Gradients } from '../adam.js';
