@@ -7,7 +7,7 @@
 
 import type { Gradients } from '../adam.js';
 import type { ModelSpec, ParamArrays } from '../model.js';
-import { backwardGraph, flippedKernelName, forwardGraph, gradName, kernelLayout, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
+import { backwardGraph, blockDims, denseLayout, flippedKernelName, forwardGraph, gradName, isDenseBlock, kernelLayout, kernelName, paramNames, savedNames, type ConvGraphShape } from './graph.js';
 import { cachedGraph, floatInput, type OrtTensor } from './runtime.js';
 
 function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
@@ -18,8 +18,8 @@ function graphShape(spec: ModelSpec, batch: number): ConvGraphShape {
 const keyOf = (kind: string, shape: ConvGraphShape) => `${kind}:${shape.inputShape.join('x')}:${shape.channels.join(',')}:${shape.activation}:${shape.batch}`;
 
 /**
- * The parameters as graph inputs, each weight also as the forward's kernel; with `flipped`, the
- * backward's rotated kernels (blocks after the first) into that record.
+ * The parameters as graph inputs, each weight also as the forward's kernel (a dense block's map);
+ * with `flipped`, the backward's rotated kernels (blocks after the first, but dense ones) into that record.
  */
 function paramFeeds(spec: ModelSpec, params: ParamArrays, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
   const out: Record<string, OrtTensor> = {};
@@ -28,11 +28,15 @@ function paramFeeds(spec: ModelSpec, params: ParamArrays, flipped?: Record<strin
     if (!p) throw new RangeError(`the conv body has no parameter '${name}'`);
     out[name] = floatInput(p.data, p.shape);
   }
-  spec.channels!.forEach((_, i) => {
-    const weight = params[`body.${i}.weight`];
-    const [, , cin, cout] = weight.shape;
-    out[kernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout), [cout, cin, 3, 3]);
-    if (flipped && i > 0) flipped[flippedKernelName(i)] = floatInput(kernelLayout(weight.data, cin, cout, true), [cin, cout, 3, 3]);
+  blockDims(graphShape(spec, 1)).forEach((block, i) => {
+    const { cin, cout, h, w } = block;
+    const weight = params[`body.${i}.weight`].data;
+    if (isDenseBlock(block)) {
+      out[kernelName(i)] = floatInput(denseLayout(weight, cin, cout, h, w), [cin * h * w, cout * h * w]);
+      return;
+    }
+    out[kernelName(i)] = floatInput(kernelLayout(weight, cin, cout), [cout, cin, 3, 3]);
+    if (flipped && i > 0) flipped[flippedKernelName(i)] = floatInput(kernelLayout(weight, cin, cout, true), [cin, cout, 3, 3]);
   });
   return out;
 }

@@ -97,15 +97,51 @@ export function kernelLayout(weight: Float32Array, cin: number, cout: number, fl
   return out;
 }
 
-/** The image and the parameters, each weight also as the forward's kernel: what both graphs take. */
+/**
+ * Whether block `i` runs its convolution as one dense product: a 'same' 3x3 convolution of an
+ * h x w plane with h w <= 4 maps its in h w inputs to its out h w outputs with at most 4/9 of the
+ * convolution's multiply-adds, and onnxruntime's Conv runs such small planes at a fraction of its
+ * rate (Conv-4's 2 x 2 block on 14 x 14 digits). Capped so the dense map stays small.
+ */
+export function isDenseBlock({ cin, cout, h, w }: { cin: number; cout: number; h: number; w: number }): boolean {
+  return h * w <= 4 && cin * cout * (h * w) ** 2 <= 1 << 20;
+}
+
+/**
+ * A weight [3, 3, in, out] as a dense block's map [in h w, out h w] (isDenseBlock): row (i, y', x'),
+ * column (o, y, x), both in NCHW order, holds the tap W[y' - y + 1, x' - x + 1, i, o] that joins
+ * them (zero where the two positions are more than one apart).
+ */
+export function denseLayout(weight: Float32Array, cin: number, cout: number, h: number, w: number): Float32Array {
+  const hw = h * w;
+  const out = new Float32Array(cin * hw * cout * hw);
+  for (let i = 0; i < cin; i++) {
+    for (let p = 0; p < hw; p++) {
+      const [yIn, xIn] = [Math.floor(p / w), p % w];
+      const row = (i * hw + p) * cout * hw;
+      for (let q = 0; q < hw; q++) {
+        const [a, b] = [yIn - Math.floor(q / w) + 1, xIn - (q % w) + 1];
+        if (a < 0 || a > 2 || b < 0 || b > 2) continue;
+        const tap = ((a * 3 + b) * cin + i) * cout;
+        for (let o = 0; o < cout; o++) out[row + o * hw + q] = weight[tap + o];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The image and the parameters, each weight also as the forward's kernel (a dense block's as its
+ * map, denseLayout): what every graph takes.
+ */
 export function inputs(shape: ConvGraphShape, dims: BlockDims[]): Field[] {
   const [h, w, c] = shape.inputShape;
   return [
     valueInfo(11, 'x', FLOAT, [shape.batch, h * w * c]),
-    ...dims.flatMap(({ cin, cout }, i) => [
-      valueInfo(11, `body.${i}.weight`, FLOAT, [3, 3, cin, cout]),
-      ...['bias', 'scale', 'offset'].map((p) => valueInfo(11, `body.${i}.${p}`, FLOAT, [cout])),
-      valueInfo(11, kernelName(i), FLOAT, [cout, cin, 3, 3]),
+    ...dims.flatMap((block, i) => [
+      valueInfo(11, `body.${i}.weight`, FLOAT, [3, 3, block.cin, block.cout]),
+      ...['bias', 'scale', 'offset'].map((p) => valueInfo(11, `body.${i}.${p}`, FLOAT, [block.cout])),
+      valueInfo(11, kernelName(i), FLOAT, isDenseBlock(block) ? [block.cin * block.h * block.w, block.cout * block.h * block.w] : [block.cout, block.cin, 3, 3]),
     ]),
   ];
 }
@@ -193,10 +229,19 @@ export function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: bo
   dims.forEach((_, i) => {
     const b = (part: string) => `b${i}.${part}`;
     const p = (part: string) => `body.${i}.${part}`;
-    nodes.push(
-      node('Conv', [h, kernelName(i), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }),
-    );
-    const { cout, h: height, w: width } = dims[i];
+    const { cin, cout, h: height, w: width } = dims[i];
+    if (isDenseBlock(dims[i])) {
+      initializers.push(int64Vector(b('input.flat.shape'), [n, cin * height * width]), int64Vector(b('conv.shape'), [n, cout, height, width]));
+      nodes.push(
+        node('Reshape', [h, b('input.flat.shape')], [b('input.flat')]),
+        node('MatMul', [b('input.flat'), kernelName(i)], [b('conv.flat')]),
+        node('Reshape', [b('conv.flat'), b('conv.shape')], [b('conv.unbiased')]),
+        node('Reshape', [p('bias'), 'channel.shape.3'], [b('bias.channel')]),
+        node('Add', [b('conv.unbiased'), b('bias.channel')], [b('conv')]),
+      );
+    } else {
+      nodes.push(node('Conv', [h, kernelName(i), p('bias')], [b('conv')], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }));
+    }
     nodes.push(node('Reshape', [p('scale'), 'channel.shape.3'], [b('scale')]), node('Reshape', [p('offset'), 'channel.shape.3'], [b('offset')]));
     // The per-channel scale and offset, spread over (c, h, w), inside the one normalisation kernel;
     // training also keeps the mean and reciprocal standard deviation, which with the convolution's
@@ -323,7 +368,15 @@ export function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImag
       node('ReduceSum', [b('conv_grad'), 'channel.axes'], [gradName(p('bias'))], { keepdims: 0 }),
     );
     kernelGradNodes(input, b, gradName(p('weight')), n, dims[i], nodes, initializers);
-    if (i > 0) {
+    if (i > 0 && isDenseBlock(dims[i])) {
+      // The input gradient of a dense block: conv_grad times its map, transposed.
+      initializers.push(int64Vector(b('conv_grad.flat.shape'), [n, cout * h * w]), int64Vector(b('input_grad.shape'), [n, dims[i].cin, h, w]));
+      nodes.push(
+        node('Reshape', [b('conv_grad'), b('conv_grad.flat.shape')], [b('conv_grad.flat')]),
+        node('Gemm', [b('conv_grad.flat'), kernelName(i)], [b('input_grad.flat')], { transB: 1 }),
+        node('Reshape', [b('input_grad.flat'), b('input_grad.shape')], [`b${i - 1}.pool_grad`]),
+      );
+    } else if (i > 0) {
       // The input gradient: a 'same' convolution of conv_grad with the kernel rotated 180 degrees, in
       // and out swapped ([in, out, 3, 3]); onnxruntime runs Conv in its blocked layout, faster than ConvTranspose.
       nodes.push(
@@ -342,9 +395,9 @@ export function gradInfo(dims: BlockDims[]): Field[] {
   ]);
 }
 
-/** The backward pass's rotated kernels (blocks after the first). */
+/** The backward pass's rotated kernels (blocks after the first, but dense ones). */
 export function flippedInfo(dims: BlockDims[]): Field[] {
-  return dims.slice(1).map(({ cin, cout }, k) => valueInfo(11, flippedKernelName(k + 1), FLOAT, [cin, cout, 3, 3]));
+  return dims.flatMap((block, i) => (i > 0 && !isDenseBlock(block) ? [valueInfo(11, flippedKernelName(i), FLOAT, [block.cin, block.cout, 3, 3])] : []));
 }
 
 /** The backward graph: saved tensors, `x`, the parameters and `embedding_grad` in, each parameter's `<param>_grad` out. */
