@@ -5,7 +5,8 @@
  *
  * - forward: `x` [N, h w c] and the parameters in the engine's layouts (weight [3, 3, in, out], bias,
  *   scale, offset [out]; each weight also as Conv's kernel [out, in, 3, 3], kernelLayout) to
- *   `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts computes: Conv (pads 1, bias), the
+ *   `embedding` [N, D] in (h, w, c) order. Each block is what conv.ts computes: Conv (pads 1, bias;
+ *   on a plane of at most 2 x 2, a dense product instead: isDenseBlock), the
  *   per-example layer norm over (c, h, w) (LayerNormalization, axis 1: biased variance, epsilon
  *   NORM_EPSILON), the per-channel scale and offset, the activation and the 2x2 max pool with ceil
  *   (as conv.ts' 'same' pool: an odd edge's window holds its real entries only).
