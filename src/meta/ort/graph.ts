@@ -99,7 +99,7 @@ export function kernelLayout(weight: Float32Array, cin: number, cout: number, fl
 }
 
 /**
- * Whether block `i` runs its convolution as one dense product: a 'same' 3x3 convolution of an
+ * Whether a block runs its convolution as one dense product: a 'same' 3x3 convolution of an
  * h x w plane with h w <= 4 maps its in h w inputs to its out h w outputs with at most 4/9 of the
  * convolution's multiply-adds, and onnxruntime's Conv runs such small planes at a fraction of its
  * rate (Conv-4's 2 x 2 block on 14 x 14 digits). Capped so the dense map stays small.
