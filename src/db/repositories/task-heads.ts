@@ -15,34 +15,45 @@ export interface HeadView {
   createdAt: string;
 }
 
+/**
+ * The task's pin and latest with its newest heads, in one statement so they come from one snapshot: a
+ * head committed between two reads would list a version that `latest` does not name yet.
+ */
 const LIST_HEADS = `
-  SELECT h.version, h.support_loss_before, h.support_loss_after, h.diverged, h.created_at, a.id AS adaptation_id, a.support_size, a.examples_through
-  FROM adapted_heads h
-  LEFT JOIN adaptations a ON a.task_id = h.task_id AND a.head_version = h.version
-  WHERE h.task_id = $1
-  ORDER BY h.version DESC
-  LIMIT $2`;
+  SELECT t.pinned_version, t.head_version, h.version, h.support_loss_before, h.support_loss_after, h.diverged, h.created_at, h.adaptation_id, h.support_size, h.examples_through
+  FROM tasks t
+  LEFT JOIN LATERAL (
+    SELECT h.version, h.support_loss_before, h.support_loss_after, h.diverged, h.created_at, a.id AS adaptation_id, a.support_size, a.examples_through
+    FROM adapted_heads h
+    LEFT JOIN adaptations a ON a.task_id = h.task_id AND a.head_version = h.version
+    WHERE h.task_id = t.id
+    ORDER BY h.version DESC
+    LIMIT $3
+  ) h ON true
+  WHERE t.id = $1 AND t.tenant_id = $2`;
 
 /** The task's newest `limit` head versions, its pin and latest; null when the task is not the tenant's. */
 export async function listHeads(db: Db, tenantId: string, taskId: string, limit: number): Promise<{ items: HeadView[]; pinned: number | null; latest: number | null } | null> {
-  const task = await db.prisma.task.findFirst({ where: { id: taskId, tenantId }, select: { pinnedVersion: true, headVersion: true } });
-  if (!task) return null;
   const { rows } = await db.sql.query<{
-    version: number; support_loss_before: number; support_loss_after: number; diverged: boolean; created_at: Date;
+    pinned_version: number | null; head_version: number | null;
+    version: number | null; support_loss_before: number; support_loss_after: number; diverged: boolean; created_at: Date;
     adaptation_id: string | null; support_size: number | null; examples_through: string | null;
-  }>({ name: 'heads-list', text: LIST_HEADS, values: [taskId, limit] });
+  }>({ name: 'heads-list', text: LIST_HEADS, values: [taskId, tenantId, limit] });
+  if (rows.length === 0) return null;
   return {
-    items: rows.map((row) => ({
-      version: row.version,
-      supportSize: row.support_size,
-      examplesThrough: row.examples_through === null ? null : Number(row.examples_through),
-      supportLoss: { before: row.support_loss_before, after: row.support_loss_after },
-      diverged: row.diverged,
-      adaptationId: row.adaptation_id,
-      createdAt: row.created_at.toISOString(),
-    })),
-    pinned: task.pinnedVersion,
-    latest: task.headVersion,
+    items: rows
+      .filter((row) => row.version !== null)
+      .map((row) => ({
+        version: row.version!,
+        supportSize: row.support_size,
+        examplesThrough: row.examples_through === null ? null : Number(row.examples_through),
+        supportLoss: { before: row.support_loss_before, after: row.support_loss_after },
+        diverged: row.diverged,
+        adaptationId: row.adaptation_id,
+        createdAt: row.created_at.toISOString(),
+      })),
+    pinned: rows[0].pinned_version,
+    latest: rows[0].head_version,
   };
 }
 
