@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     // As serving runs them: the predict cache's prepared network (ONNX Runtime body, plain-JS head),
     // and before it the engine's tfjs predict (parameters uploaded on every call).
     const served = prepareNetwork(spec, params, 'engine');
-    if (served.body !== 'engine' || !served.head) throw new Error('serving does not run conv bodies on ONNX Runtime here');
+    if (served.body !== 'engine' || !served.onnx) throw new Error('serving does not run conv bodies on ONNX Runtime here');
     const call: Record<Engine, () => unknown> = { onnxruntime: () => runNetwork(served, x), 'tfjs-wasm': () => predict(spec, params, x, 'tfjs') };
     for (const engine of Object.keys(ENGINES) as Engine[]) blockMsPerCall(call[engine], BLOCK_MS);
     for (let r = 0; r < ROUNDS * 2; r++) for (const engine of Object.keys(ENGINES) as Engine[]) samples[engine].push(blockMsPerCall(call[engine], BLOCK_MS));

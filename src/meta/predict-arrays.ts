@@ -94,12 +94,11 @@ export interface EngineServed {
   readonly spec: ModelSpec;
   readonly params: ParamArrays;
   /**
-   * Where the engine runs conv bodies on ONNX Runtime: the head, prepared for runMlp on the body's
-   * embeddings (a few hundred multiply-adds, which tfjs would spend more on dispatching).
+   * Where the engine runs conv bodies on ONNX Runtime: the body's parameters as its inputs, prepared
+   * once, and the head, prepared for runMlp on the body's embeddings (a few hundred multiply-adds,
+   * which tfjs would spend more on dispatching).
    */
-  readonly head?: PreparedMlp;
-  /** With `head`: the body's parameters as ONNX Runtime's inputs, prepared once. */
-  readonly ortBody?: PreparedBody;
+  readonly onnx?: { readonly body: PreparedBody; readonly head: PreparedMlp };
 }
 
 /** A task's whole network prepared for serving: what the predict cache holds. */
@@ -229,7 +228,7 @@ export function prepareNetwork(spec: ModelSpec, params: ParamArrays, conv: ConvS
   checkTaskParams(spec, params);
   const net = { body: 'engine', kind: spec.kind, inputDim: spec.inputDim, outputDim: spec.outputDim, spec, params } as const;
   if (chooseEngine('auto', undefined, 'conv') !== 'onnxruntime') return net;
-  return { ...net, head: prepareMlp(headSpec(spec, embeddingDim(spec)), withoutBody(params)), ortBody: prepareBody(spec, params) };
+  return { ...net, onnx: { body: prepareBody(spec, params), head: prepareMlp(headSpec(spec, embeddingDim(spec)), withoutBody(params)) } };
 }
 
 function activate(value: number, activation: Activation): number {
@@ -426,7 +425,7 @@ export function runNetwork(net: PreparedNetwork, x: Inputs): Prediction {
   if (net.body === 'mlp') return runMlp(net, x);
   if (net.body === 'conv') return runConv(net, x);
   const n = rowsOf(x, net.inputDim);
-  if (net.head) return runMlp(net.head, engineEmbed(net, x, n));
+  if (net.onnx) return runMlp(net.onnx.head, engineEmbed(net, x, n));
   return predict(net.spec, net.params, x instanceof Float32Array ? x : Float32Array.from(x));
 }
 
@@ -445,7 +444,7 @@ export function predictArrays(spec: ModelSpec, params: ParamArrays, x: Float32Ar
 function engineEmbed(net: EngineServed, x: Inputs, n: number): Float32Array {
   if (n === 0) return new Float32Array(0);
   const flat = x instanceof Float32Array ? x : Float32Array.from(x);
-  if (net.ortBody) return ortEmbedPrepared(net.spec, net.ortBody, flat, n);
+  if (net.onnx) return ortEmbedPrepared(net.spec, net.onnx.body, flat, n);
   return tidyValues(() => embed(net.spec, toTensors(net.params), tf.tensor2d(flat, [n, net.inputDim])));
 }
 
@@ -497,9 +496,9 @@ export function embedNetwork(net: PreparedNetwork, x: Inputs): { dim: number; va
 export function runNetworkWithEmbedding(net: PreparedNetwork, x: Inputs): { prediction: Prediction; embedding: { dim: number; values: Float64Array } } {
   if (net.body === 'engine') {
     // On ONNX Runtime the body runs once: runNetwork's plain-JS head reads the same float32 embeddings.
-    if (net.head) {
+    if (net.onnx) {
       const embedded = engineEmbed(net, x, rowsOf(x, net.inputDim));
-      return { prediction: runMlp(net.head, embedded), embedding: { dim: embeddingDim(net.spec), values: Float64Array.from(embedded) } };
+      return { prediction: runMlp(net.onnx.head, embedded), embedding: { dim: embeddingDim(net.spec), values: Float64Array.from(embedded) } };
     }
     return { prediction: runNetwork(net, x), embedding: embedNetwork(net, x) };
   }

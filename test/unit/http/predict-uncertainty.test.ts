@@ -54,7 +54,7 @@ describe('predict with novelty through a conv body on ONNX Runtime', () => {
     const episode = family.sampleEpisode(new Rng(9), 'test', { shots: 5, queryShots: 8, ...(nWay ? { ways: nWay } : {}) });
     const network = prepareNetwork(spec, taskParams(model, adapt(model, episode.support).params));
     // Served on ONNX Runtime with a plain-JS head (what convServing picks wherever it loads).
-    if (network.body !== 'engine' || !network.head) throw new Error(`expected a conv body on ONNX Runtime, got ${network.body}`);
+    if (network.body !== 'engine' || !network.onnx) throw new Error(`expected a conv body on ONNX Runtime, got ${network.body}`);
 
     // No tfjs kernel at all: the body ran on ONNX Runtime only (once), the head in plain JS.
     const profile = await tf.profile(() => {
