@@ -20,7 +20,7 @@
  */
 import type { ModelSpec, ParamArray, ParamArrays } from '../meta/model.js';
 import { networkLayers, NORM_EPSILON, type ConvBlock, type ConvBody } from './layers.js';
-import { FLOAT, floatTensor, INT64, int64Vector, node, onnxModel, valueInfo, type Field } from '../util/onnx-graph.js';
+import { FLOAT, floatScalar, floatTensor, INT64, int64Vector, node, onnxModel, valueInfo, type Field } from '../util/onnx-graph.js';
 
 /**
  * The operator set the graph is written against: Gemm, Relu, Softplus, Softmax, ArgMax, Reshape, and
@@ -83,7 +83,7 @@ function convBlock(block: ConvBlock, h: string, nodes: Field[], initializers: Fi
 /** The conv body on `x` [batch, h w c]: nodes and initializers; returns the embedding's name, [batch, D] in (h, w, c) order. */
 function convBody(body: ConvBody, nodes: Field[], initializers: Field[]): string {
   const [height, width, channels] = body.inputShape;
-  initializers.push(int64Vector('image.shape', [-1, height, width, channels]), floatTensor('norm.epsilon', { shape: [], data: Float32Array.of(NORM_EPSILON) }));
+  initializers.push(int64Vector('image.shape', [-1, height, width, channels]), floatScalar('norm.epsilon', NORM_EPSILON));
   nodes.push(node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['image.nchw'], { perm: [0, 3, 1, 2] }));
   let h = 'image.nchw';
   for (const block of body.blocks) h = convBlock(block, h, nodes, initializers);

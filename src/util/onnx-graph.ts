@@ -33,6 +33,11 @@ export function floatTensor(name: string, p: FloatTensor): Field {
   return messageField(5, [...p.shape.map((d) => intField(1, d)), intField(2, FLOAT), stringField(8, name), bytesField(9, float32Bytes(p.data))]);
 }
 
+/** An initializer: a named float32 scalar. */
+export function floatScalar(name: string, value: number): Field {
+  return floatTensor(name, { shape: [], data: Float32Array.of(value) });
+}
+
 /** An initializer: a named int64 tensor of `shape` ([] for a scalar; little-endian raw data, so negative values need no varint). */
 export function int64Tensor(name: string, shape: readonly number[], values: readonly number[]): Field {
   const bytes = new Uint8Array(values.length * 8);

@@ -22,13 +22,14 @@ const keyOf = (kind: string, shape: ConvGraphShape) => `${kind}:${shape.inputSha
  * with `flipped`, the backward's rotated kernels (blocks after the first, but dense ones) into that record.
  */
 function paramFeeds(spec: ModelSpec, params: ParamArrays, flipped?: Record<string, OrtTensor>): Record<string, OrtTensor> {
+  const dims = blockDims(graphShape(spec, 1)); // throws for a body other than conv
   const out: Record<string, OrtTensor> = {};
   for (const name of paramNames(spec.channels!)) {
     const p = params[name];
     if (!p) throw new RangeError(`the conv body has no parameter '${name}'`);
     out[name] = floatInput(p.data, p.shape);
   }
-  blockDims(graphShape(spec, 1)).forEach((block, i) => {
+  dims.forEach((block, i) => {
     const { cin, cout, h, w } = block;
     const weight = params[`body.${i}.weight`].data;
     if (isDenseBlock(block)) {
@@ -61,7 +62,6 @@ export interface PreparedBody {
 }
 
 export function prepareBody(spec: ModelSpec, params: ParamArrays): PreparedBody {
-  graphShape(spec, 1); // throws for a body other than conv
   return { feeds: paramFeeds(spec, params) };
 }
 

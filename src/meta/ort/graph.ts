@@ -26,7 +26,7 @@
 
 import { blockSides, NORM_EPSILON, type ImageShape } from '../conv.js';
 import type { Activation } from '../model.js';
-import { FLOAT, INT64, floatTensor, int64Tensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+import { FLOAT, INT64, floatScalar, floatTensor, int64Tensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
 
 /** LayerNormalization (one kernel: normalised output, mean and reciprocal standard deviation) is in opset 17; ReduceMean still takes its axes as an attribute there. */
 export const OPSET = 17;
@@ -52,7 +52,7 @@ export function savedNames(blocks: number, activation: Activation): string[] {
   return [...perBlock.flat(), `b${blocks - 1}.pool`];
 }
 
-export interface BlockDims {
+interface BlockDims {
   cin: number;
   cout: number;
   /** Its input side (and the convolution's output side). */
@@ -178,7 +178,7 @@ function argmaxNodes(shape: ConvGraphShape, b: (part: string) => string, { cout,
   initializers.push(
     int64Tensor(b('plane.base'), [shape.batch, cout, 1, 1], Array.from({ length: shape.batch * cout }, (_, k) => k * h * w)),
     int64Tensor(b('window.base'), [1, 1, ph, pw], Array.from({ length: ph * pw }, (_, k) => 2 * Math.floor(k / pw) * w + 2 * (k % pw))),
-    floatTensor(b('width'), { shape: [], data: Float32Array.of(w) }),
+    floatScalar(b('width'), w),
   );
   nodes.push(
     part('top_left', [1, 1]),
@@ -223,7 +223,7 @@ export function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: bo
   const initializers = [
     int64Vector('image.shape', [n, ...inputShape]),
     int64Vector('channel.shape.3', [-1, 1, 1]),
-    ...(train ? [floatTensor('one', { shape: [], data: Float32Array.of(1) })] : []),
+    ...(train ? [floatScalar('one', 1)] : []),
   ];
   const nodes = [node('Reshape', ['x', 'image.shape'], ['image']), node('Transpose', ['image'], ['b0.input'], { perm: [0, 3, 1, 2] })];
   let h = 'b0.input';
@@ -261,8 +261,7 @@ export function forwardNodes(shape: ConvGraphShape, dims: BlockDims[], train: bo
     if (train) argmaxNodes(shape, b, dims[i], nodes, initializers);
     h = b('pool');
   });
-  const last = dims[dims.length - 1];
-  initializers.push(int64Vector('embedding.shape', [n, last.ph * last.pw * last.cout]));
+  initializers.push(int64Vector('embedding.shape', [n, embeddingWidth(dims)]));
   nodes.push(node('Transpose', [h], ['body.nhwc'], { perm: [0, 2, 3, 1] }), node('Reshape', ['body.nhwc', 'embedding.shape'], ['embedding']));
   return { nodes, initializers };
 }
@@ -284,9 +283,14 @@ function savedInfo(field: 11 | 12, shape: ConvGraphShape, dims: BlockDims[]): Fi
   ];
 }
 
-function embeddingInfo(field: 11 | 12, name: string, shape: ConvGraphShape, dims: BlockDims[]): Field {
+/** The width D of the embedding: the last block's pooled output, flattened. */
+export function embeddingWidth(dims: readonly BlockDims[]): number {
   const last = dims[dims.length - 1];
-  return valueInfo(field, name, FLOAT, [shape.batch, last.ph * last.pw * last.cout]);
+  return last.ph * last.pw * last.cout;
+}
+
+function embeddingInfo(field: 11 | 12, name: string, shape: ConvGraphShape, dims: BlockDims[]): Field {
+  return valueInfo(field, name, FLOAT, [shape.batch, embeddingWidth(dims)]);
 }
 
 /** The forward graph: `embedding` only (prediction, adaptation, evaluation), or with what the backward graph reads (`train`). */
@@ -309,7 +313,7 @@ export function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImag
     int64Vector('channel.shape', [1, -1, 1, 1]),
     int64Vector('channel.axes', [0, 2, 3]),
     int64Vector('spatial.axes', [2, 3]),
-    ...(shape.activation === 'relu' ? [floatTensor('zero', { shape: [], data: Float32Array.of(0) })] : []),
+    ...(shape.activation === 'relu' ? [floatScalar('zero', 0)] : []),
     int64Vector('feature.axes', [1, 2, 3]),
     int64Vector('pooled.nhwc', [n, last.ph, last.pw, last.cout]),
   ];
@@ -333,7 +337,7 @@ export function backwardNodes(shape: ConvGraphShape, dims: BlockDims[], withImag
     // xhat itself is not kept (see forwardNodes): xhat = rstd (z - mean) with z the convolution's
     // output, so P = rstd (sum_hw g z - mean S), and dz = g A - z B - C with A = rstd scale,
     // B = rstd^2 m2 and C = rstd m1 - mean B: the same passes, over z.
-    initializers.push(floatTensor(b('per_value'), { shape: [], data: Float32Array.of(1 / (cout * h * w)) }));
+    initializers.push(floatScalar(b('per_value'), 1 / (cout * h * w)));
     nodes.push(
       node('ReduceSum', [b('shifted_grad'), 'spatial.axes'], [b('S')], { keepdims: 1 }),
       node('Mul', [b('shifted_grad'), b('conv')], [b('shifted_grad.conv')]),

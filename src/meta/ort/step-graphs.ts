@@ -13,8 +13,8 @@
  */
 
 import type { TaskKind } from '../types.js';
-import { FLOAT, floatTensor, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
-import { backwardNodes, blockDims, flippedInfo, forwardNodes, gradInfo, gradName, inputs, OPSET, type ConvGraphShape } from './graph.js';
+import { FLOAT, floatScalar, int64Vector, node, onnxModel, valueInfo, type Field } from '../../util/onnx-graph.js';
+import { backwardNodes, blockDims, embeddingWidth, flippedInfo, forwardNodes, gradInfo, gradName, inputs, OPSET, type ConvGraphShape } from './graph.js';
 
 /** A meta-batch of episodes: `tasks` of them, `outputs` logits (ways) or 1 value per example. */
 export interface EpisodeShapes {
@@ -33,7 +33,6 @@ interface HeadPart {
   outputs: Field[];
 }
 
-const scalar = (name: string, value: number) => floatTensor(name, { shape: [], data: Float32Array.of(value) });
 const transposed = (input: string, output: string) => node('Transpose', [input], [output], { perm: [0, 2, 1] });
 
 /**
@@ -48,8 +47,7 @@ function stepGraph(name: string, shape: ConvGraphShape, episodes: EpisodeShapes,
   const supportRows = tasks * supportSize;
   if (shape.batch !== supportRows + tasks * querySize) throw new RangeError(`a meta-step's batch is its ${supportRows + tasks * querySize} images, not ${shape.batch}`);
   const dims = blockDims(shape);
-  const last = dims[dims.length - 1];
-  const width = last.ph * last.pw * last.cout;
+  const width = embeddingWidth(dims);
   const forward = forwardNodes(shape, dims, true);
   const backward = backwardNodes(shape, dims, false);
   const e = (part: string) => `episode.${part}`;
@@ -99,7 +97,7 @@ function targetInputs({ tasks, supportSize, querySize, outputs }: EpisodeShapes)
 function queryLossNodes(kind: TaskKind, p: (part: string) => string, z: string, { tasks, querySize }: EpisodeShapes, initializers: Field[]): Field[] {
   const perQuery = 1 / (tasks * querySize);
   if (kind === 'regression') {
-    initializers.push(scalar(p('query.per_value'), perQuery), scalar(p('query.grad_per_value'), 2 * perQuery));
+    initializers.push(floatScalar(p('query.per_value'), perQuery), floatScalar(p('query.grad_per_value'), 2 * perQuery));
     return [
       node('Sub', [z, 'query.targets'], [p('query.residual')]),
       node('Mul', [p('query.residual'), p('query.residual')], [p('query.squares')]),
@@ -108,7 +106,7 @@ function queryLossNodes(kind: TaskKind, p: (part: string) => string, z: string, 
       node('Mul', [p('query.residual'), p('query.grad_per_value')], [p('query.z_grad')]),
     ];
   }
-  initializers.push(scalar(p('query.per_query'), perQuery), scalar(p('query.minus_per_query'), -perQuery));
+  initializers.push(floatScalar(p('query.per_query'), perQuery), floatScalar(p('query.minus_per_query'), -perQuery));
   return [
     node('ReduceLogSumExp', [z], [p('query.lse')], { axes: [2], keepdims: 1 }),
     node('Sub', [z, p('query.lse')], [p('query.log_probs')]),
@@ -128,7 +126,7 @@ function queryLossNodes(kind: TaskKind, p: (part: string) => string, z: string, 
  */
 export function protonetStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes): Uint8Array {
   const h = (part: string) => `proto.${part}`;
-  const initializers = [scalar(h('two'), 2), OUTPUTS_AXIS];
+  const initializers = [floatScalar(h('two'), 2), OUTPUTS_AXIS];
   const nodes = [
     // Prototypes: every class has a shot in an episode; the floor of 1 is protonet.ts'.
     node('ReduceSum', ['support.targets', 'episode.shots.axis'], [h('counts.raw')], { keepdims: 1 }),
@@ -176,9 +174,7 @@ export function protonetStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes
  */
 export function anilStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes, kind: TaskKind, steps: number): Uint8Array {
   const { tasks, supportSize, outputs } = episodes;
-  const dims = blockDims(shape);
-  const last = dims[dims.length - 1];
-  const width = last.ph * last.pw * last.cout;
+  const width = embeddingWidth(blockDims(shape));
   const a = (part: string) => `anil.${part}`;
   const initializers = [
     int64Vector(a('weight.shape'), [tasks, width, outputs]),
@@ -186,9 +182,9 @@ export function anilStepGraph(shape: ConvGraphShape, episodes: EpisodeShapes, ki
     int64Vector(a('bias.grad.shape'), [outputs]),
     axis('tasks_and_shots', [0, 1]),
     ...(kind === 'classification' ? [OUTPUTS_AXIS] : []),
-    scalar(a('per_shot'), (kind === 'regression' ? 2 : 1) / supportSize),
+    floatScalar(a('per_shot'), (kind === 'regression' ? 2 : 1) / supportSize),
     // With no inner step the support set takes no gradient (an unused initializer would draw a warning).
-    ...(steps === 0 ? [scalar(a('zero'), 0)] : []),
+    ...(steps === 0 ? [floatScalar(a('zero'), 0)] : []),
   ];
   const W = (j: number) => a(`w${j}`);
   const B = (j: number) => a(`b${j}`);
