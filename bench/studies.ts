@@ -25,7 +25,7 @@
  *
  * Options: --families sinusoid,blobs,digits-mlp,digits-conv,csv; --budget N (budget.iterations of
  * each study; default the service's default, 4 default runs); --trials N (budget.trials: the first
- * N candidates of the default space; default all); --conv-channels C (channels of each of the 4 conv
+ * N candidates of the default space; default the service's choice, defaultTrials: 14 at the default budget); --conv-channels C (channels of each of the 4 conv
  * blocks, default 64); --tasks N (test tasks of every evaluation; default the study's own, 100: at
  * another size the winner is evaluated again at it); --workers 1,2; --skip-singles (only the studies:
  * their wall times and winners, for a quick re-measure of the worker ratio); --out PATH. Uses DATABASE_URL and
@@ -405,7 +405,7 @@ async function main(): Promise<void> {
       settings: {
         families: opts.families,
         budget: opts.budget ? Number(opts.budget) : `default (${DEFAULT_STUDY_ITERATIONS})`,
-        trials: opts.trials ? Number(opts.trials) : 'default (the whole default search space)',
+        trials: opts.trials ? Number(opts.trials) : "default (the service's: the first defaultTrials of the default search space)",
         convChannels: Number(opts['conv-channels']),
         evaluationTasks: evalTasks ?? 'the study evaluation\'s (100)',
         workers: workerCounts,

@@ -38,22 +38,56 @@ export const DEFAULT_STUDY_ITERATIONS = DEFAULT_STUDY_COST_FACTOR * DEFAULT_HYPE
 export const STUDY_INNER_LRS = [0.01, 0.1, 0.4] as const;
 export const STUDY_INNER_STEPS = [1, 5] as const;
 
+/** One inner-loop setting of the default grid, scaled to [0, 1] per factor (log step size, log steps, zero head). */
+interface GridPoint {
+  hyper: Pick<HyperParams, 'innerLr' | 'innerSteps' | 'zeroHead'>;
+  at: number[];
+}
+
+/** Where `value` lies between the least and the largest of `values`, on a log scale (0 when they are one value). */
+const logPosition = (value: number, values: readonly number[]) => {
+  const [low, high] = [Math.min(...values), Math.max(...values)];
+  return high === low ? 0 : Math.log(value / low) / Math.log(high / low);
+};
+
+/**
+ * The inner-loop grid (step sizes x step counts x zero head, where `heads` has both) in an order
+ * whose every prefix spreads over it: the plainest setting first (the smallest step size, one step,
+ * no zero head: the defaults), then each time the setting farthest from those already taken
+ * (maximin distance, ties in grid order). A default study takes only the first few settings of
+ * each algorithm ({@link defaultTrials}); in grid order those would all be one-step variants of the
+ * smallest step size, where this order's first three are 0.01 x 1, 0.4 x 5 with a zero head and
+ * 0.1 x 1 with one.
+ */
+function spreadGrid(heads: readonly boolean[]): GridPoint['hyper'][] {
+  const grid: GridPoint[] = STUDY_INNER_STEPS.flatMap((innerSteps) =>
+    STUDY_INNER_LRS.flatMap((innerLr) =>
+      heads.map((zeroHead) => ({ hyper: { innerLr, innerSteps, zeroHead }, at: [logPosition(innerLr, STUDY_INNER_LRS), logPosition(innerSteps, STUDY_INNER_STEPS), zeroHead ? 1 : 0] })),
+    ),
+  );
+  const distance = (a: GridPoint, b: GridPoint) => Math.hypot(...a.at.map((x, i) => x - b.at[i]));
+  const taken = [grid.shift()!];
+  while (grid.length > 0) {
+    const nearest = grid.map((point) => Math.min(...taken.map((t) => distance(point, t))));
+    const farthest = nearest.indexOf(Math.max(...nearest));
+    taken.push(...grid.splice(farthest, 1));
+  }
+  return taken.map((point) => point.hyper);
+}
+
 /**
  * The default search space for families of `kind`: every algorithm that suits the kind (ProtoNets:
  * classification only; multitask always); for algorithms with an inner loop, each inner step size
- * and step count, with and without a zero head where the algorithm meta-learns one. Ordered round
- * robin over the algorithms (each one's plainest settings first), so a budget of fewer trials still
- * tries every algorithm before a second setting of any.
+ * and step count, with and without a zero head where the algorithm meta-learns one, in the order of
+ * {@link spreadGrid}. Ordered round robin over the algorithms, so a study of fewer trials still tries
+ * every algorithm before a second setting of any.
  */
 export function defaultSearchSpace(kind: TaskKind): StudyCandidate[] {
   const perAlgorithm = ALGORITHM_NAMES.map(getAlgorithm)
     .filter((algorithm) => algorithm.kinds.includes(kind))
     .map((algorithm): StudyCandidate[] => {
       if (!algorithm.runsInnerSteps) return [{ algorithm: algorithm.name, hyper: {} }];
-      const heads = algorithm.metaTrainsHead ? [false, true] : [false];
-      return STUDY_INNER_STEPS.flatMap((innerSteps) =>
-        STUDY_INNER_LRS.flatMap((innerLr) => heads.map((zeroHead) => ({ algorithm: algorithm.name, hyper: { innerLr, innerSteps, zeroHead } }))),
-      );
+      return spreadGrid(algorithm.metaTrainsHead ? [false, true] : [false]).map((hyper) => ({ algorithm: algorithm.name, hyper }));
     });
   const longest = Math.max(...perAlgorithm.map((list) => list.length));
   return Array.from({ length: longest }, (_, i) => perAlgorithm.flatMap((list) => (i < list.length ? [list[i]] : []))).flat();
@@ -144,6 +178,39 @@ export function studySchedule(candidates: number, budget: number, options: { eta
   }
   const least = scheduleCost(rungsAt(plan.length));
   throw new StudyBudgetError(`${budget} meta-iterations cannot train ${candidates} candidates over ${plan.length} rungs (at least ${least} needed)`);
+}
+
+/**
+ * Halving rungs a default study runs below its finalists, at most, so that its first rung trains at
+ * least top / eta^2 iterations. Rankings taken earlier do not predict the end
+ * (bench/results/studies-curves.json: a few candidates each trained alone to 1,152 iterations,
+ * validated every 48): on digits (MLP) multitask ranks fourth of six at 48 iterations and first
+ * from 144 on; on sinusoids Meta-SGD 0.01 x 1 ranks fourth of seven at 48 and first from 192 on.
+ * The whole default space (61 candidates) within four runs' budget had rungs of 14, 43 and 128
+ * iterations before the top, and studies dropped both before they rose (bench:studies).
+ */
+export const STUDY_MAX_HALVINGS = 2;
+
+/**
+ * How many candidates of the default `space` a study tries when the user does not say: the most
+ * whose schedule within `budget` has at most {@link STUDY_MAX_HALVINGS} halving rungs and trains its
+ * finalists at least `oneRun` iterations (a default training run's, or `maxIterations` if lower), but
+ * never fewer than one per algorithm (the round robin's first round): a small budget shortens the
+ * rungs rather than leave an algorithm out.
+ */
+export function defaultTrials(space: readonly StudyCandidate[], budget: number, options: { eta?: number; maxIterations?: number; oneRun?: number } = {}): number {
+  const { eta = STUDY_ETA, maxIterations = Number.MAX_SAFE_INTEGER, oneRun = DEFAULT_HYPER.iterations } = options;
+  const oneEach = Math.min(space.length, new Set(space.map((c) => c.algorithm)).size);
+  for (let n = space.length; n > oneEach; n--) {
+    if (planRungs(n, eta)[0].depth > STUDY_MAX_HALVINGS) continue;
+    try {
+      const { rungs } = studySchedule(n, budget, { eta, maxIterations });
+      if (rungs[rungs.length - 1].iterations >= Math.min(oneRun, maxIterations)) return n;
+    } catch (error) {
+      if (!(error instanceof StudyBudgetError)) throw error;
+    }
+  }
+  return oneEach;
 }
 
 /** A trial's standing at the end of its rung (null: it failed or diverged, and is pruned). */

@@ -9,6 +9,7 @@
  *   and the decision agrees with the evaluation's intervals.
  * - Promotion is refused when a baseline ties or wins (two iterations of MAML against blobs) and
  *   performed when the winner beats every baseline (MAML on sinusoids against ridge, scratch, unadapted).
+ * - A default study takes the first 14 candidates of the default space, its first rung at a ninth of its top.
  * - Cancel, idempotency, the job quota, bad input, another tenant's study.
  * - Restart: with no scheduler running and Redis wiped mid-study, new workers and a new scheduler
  *   finish the study from what Postgres holds.
@@ -16,6 +17,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { StudyScheduler } from '../../src/jobs/study-scheduler.js';
+import { DEFAULT_HYPER } from '../../src/meta/hyper.js';
+import { defaultSearchSpace, DEFAULT_STUDY_ITERATIONS } from '../../src/meta/study.js';
 import type { StudyView } from '../../src/db/repositories/studies.js';
 import type { EvaluationView } from '../../src/db/repositories/evaluations.js';
 import { newTenant, SINE, startApi, startWorker, type TestApi } from './support/api-app.js';
@@ -269,6 +272,30 @@ describe('cancel, idempotency and quota', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(await api.db.prisma.metaTrainJob.count({ where: { studyId: id } })).toBe(2);
     expect(((await get(`/studies/${id}`, t.headers)).json() as StudyView).trials.map((tr) => tr.status)).toEqual(['cancelled', 'cancelled']);
+  }, 60_000);
+});
+
+describe('a default study', () => {
+  it('tries the first 14 candidates of the default space (each algorithm plain, then its grid spread), from a ninth of the top rung', async () => {
+    const t = await fresh();
+    const familyId = await family(SINE, t.headers);
+    const created = await post('/studies', { name: 'default', familyIds: [familyId], model: { hidden: [16] } }, t.headers);
+    expect(created.statusCode, created.body).toBe(202);
+    const study = created.json() as StudyView;
+    const space = defaultSearchSpace('regression').slice(0, 14);
+    expect(study.settings.budget).toEqual({ iterations: DEFAULT_STUDY_ITERATIONS, trials: 14 });
+    expect(study.settings.rungs.map((r) => r.trials)).toEqual([14, 4, 2]);
+    const top = study.settings.rungs[2].iterations;
+    expect(top).toBeGreaterThanOrEqual(DEFAULT_HYPER.iterations);
+    expect(study.settings.rungs[0].iterations).toBe(Math.round(top / 9));
+    expect(study.trials.map((tr) => [tr.algorithm, tr.hyper.innerLr, tr.hyper.innerSteps, tr.hyper.zeroHead])).toEqual(
+      space.map((c) => [c.algorithm, c.hyper.innerLr ?? DEFAULT_HYPER.innerLr, c.hyper.innerSteps ?? DEFAULT_HYPER.innerSteps, c.hyper.zeroHead ?? false]),
+    );
+    expect((await post(`/studies/${study.id}/cancel`, {}, t.headers)).statusCode).toBe(202);
+    await waitUntil(async () => {
+      const items = ((await get(`/meta-train?studyId=${study.id}`, t.headers)).json() as { items: Job[] }).items;
+      return items.every((j) => ['cancelled', 'succeeded', 'failed'].includes(j.status)) || undefined;
+    }, 'the started trials to end', 30_000, 50);
   }, 60_000);
 });
 

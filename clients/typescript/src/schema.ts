@@ -6081,7 +6081,7 @@ export interface operations {
                     budget?: {
                         /** @description Meta-iterations over all trials and rungs together (a promoted trial resumes, so only its increments count). Default 4000: four default training runs */
                         iterations?: number;
-                        /** @description Candidates that start in the first rung (the first ones of the list, which the default space orders round robin over algorithms). Default all */
+                        /** @description Candidates that start in the first rung (the first ones of the list, which the default space orders round robin over algorithms). Default: all of `candidates`; of the default space, the most whose first rung trains at least a ninth of the top rung while the finalists train at least one default run (14 at the default budget), and at least one per algorithm */
                         trials?: number;
                     };
                     /** @description Support examples per task (or class) each trial meta-trains with and the winner is evaluated at. Default 10 */

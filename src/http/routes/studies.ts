@@ -14,7 +14,7 @@ import { evaluationFamily } from '../../jobs/evaluate-processor.js';
 import { enqueueMetaTrain } from '../../jobs/queues.js';
 import { EpisodeShapeError } from '../../meta/families/index.js';
 import { DEFAULT_HYPER, Rng, type StoredModelConfig } from '../../meta/index.js';
-import { defaultSearchSpace, DEFAULT_STUDY_ITERATIONS, STUDY_ETA, StudyBudgetError, studySchedule, type StudyCandidate } from '../../meta/study.js';
+import { defaultSearchSpace, defaultTrials, DEFAULT_STUDY_ITERATIONS, STUDY_ETA, StudyBudgetError, studySchedule, type StudyCandidate } from '../../meta/study.js';
 import { withTimeout } from '../../util/timeout.js';
 import { assertRedisReady, ENQUEUE_TIMEOUT_MS } from '../dependency-errors.js';
 import { HttpProblem } from '../problem.js';
@@ -50,7 +50,8 @@ async function planCandidate(app: FastifyInstance, tenantId: string, body: Study
 
 /**
  * Turns a request into a study: its candidates (the user's, or the default space for the families'
- * kind, the first `budget.trials` of them), each checked as its job would be; the successive-halving
+ * kind), the first `budget.trials` of them (default: all of the user's, or as many of the default space
+ * as {@link defaultTrials} gives the budget), each checked as its job would be; the successive-halving
  * schedule the budget affords; and the winner's evaluation, which must be drawable from the test split.
  */
 async function planStudy(app: FastifyInstance, tenantId: string, body: StudyCreate): Promise<NewStudy> {
@@ -64,11 +65,12 @@ async function planStudy(app: FastifyInstance, tenantId: string, body: StudyCrea
   const first = families.get(body.familyIds[0]);
   if (!first) throw invalidField('/familyIds/0', `names no task family (${body.familyIds[0]})`);
   const space: StudyCandidate[] = body.candidates?.map((c) => ({ algorithm: c.algorithm, hyper: c.hyper ?? {} })) ?? defaultSearchSpace(first.kind);
-  const chosen = space.slice(0, body.budget?.trials ?? space.length);
   const budget = body.budget?.iterations ?? DEFAULT_STUDY_ITERATIONS;
+  const maxIterations = app.config.limits.maxIterations;
+  const chosen = space.slice(0, body.budget?.trials ?? (body.candidates ? space.length : defaultTrials(space, budget, { eta: STUDY_ETA, maxIterations })));
   let schedule;
   try {
-    schedule = studySchedule(chosen.length, budget, { eta: STUDY_ETA, maxIterations: app.config.limits.maxIterations });
+    schedule = studySchedule(chosen.length, budget, { eta: STUDY_ETA, maxIterations });
   } catch (error) {
     if (error instanceof StudyBudgetError) throw invalidField('/budget/iterations', error.message);
     throw error;

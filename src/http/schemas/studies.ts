@@ -36,7 +36,7 @@ export function StudyCreate(limits: Limits) {
         Type.Object(
           {
             iterations: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.maxIterations * 100, description: `Meta-iterations over all trials and rungs together (a promoted trial resumes, so only its increments count). Default ${DEFAULT_STUDY_ITERATIONS}: four default training runs` })),
-            trials: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_STUDY_CANDIDATES, description: 'Candidates that start in the first rung (the first ones of the list, which the default space orders round robin over algorithms). Default all' })),
+            trials: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_STUDY_CANDIDATES, description: 'Candidates that start in the first rung (the first ones of the list, which the default space orders round robin over algorithms). Default: all of `candidates`; of the default space, the most whose first rung trains at least a ninth of the top rung while the finalists train at least one default run (14 at the default budget), and at least one per algorithm' })),
           },
           { additionalProperties: false },
         ),

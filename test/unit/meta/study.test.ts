@@ -1,6 +1,7 @@
 /**
  * Studies, the pure part (issue 23 item 3): the default search space (every algorithm that suits
- * the kind, zero head only where a head is meta-learned, the inner-loop grid, round robin); the
+ * the kind, zero head only where a head is meta-learned, the inner-loop grid spread, round robin)
+ * and how much of it a default study tries; the
  * successive-halving schedule against a brute-force cost, within budget, and a default study at
  * most 4x one default run; the promotion rule against a plain sort; the decision rule's three
  * outcomes in both directions; and the judging of evaluation rows (a baseline that is the winner
@@ -14,11 +15,15 @@ import { DEFAULT_HYPER } from '../../../src/meta/hyper.js';
 import {
   decidePromotion,
   defaultSearchSpace,
+  DEFAULT_STUDY_COST_FACTOR,
   DEFAULT_STUDY_ITERATIONS,
+  defaultTrials,
   judgeEvaluation,
   promoted,
   rungTrials,
+  STUDY_ETA,
   STUDY_FINALISTS,
+  STUDY_MAX_HALVINGS,
   scheduleCost,
   STUDY_INNER_LRS,
   STUDY_INNER_STEPS,
@@ -42,10 +47,74 @@ describe('defaultSearchSpace', () => {
         if (!algorithm.metaTrainsHead) expect(own.every((c) => !c.hyper.zeroHead)).toBe(true);
       }
       expect(new Set(space.map((c) => JSON.stringify(c))).size).toBe(space.length);
-      // Round robin: the first |algorithms| candidates are one of each.
+      // Round robin: the first |algorithms| candidates are one of each, each with its plainest settings (the defaults).
       expect(new Set(space.slice(0, suitable.length).map((c) => c.algorithm)).size).toBe(suitable.length);
+      for (const c of space.slice(0, suitable.length)) {
+        if (getAlgorithm(c.algorithm).runsInnerSteps) expect(c.hyper).toEqual({ innerLr: DEFAULT_HYPER.innerLr, innerSteps: DEFAULT_HYPER.innerSteps, zeroHead: false });
+      }
     });
   }
+
+  it("each algorithm's settings spread over the grid: the opposite corner second, then farthest from those taken", () => {
+    const maml = defaultSearchSpace('regression').filter((c) => c.algorithm === 'maml').map((c) => c.hyper);
+    const [lrs, steps] = [STUDY_INNER_LRS, STUDY_INNER_STEPS];
+    expect(maml.slice(0, 3)).toEqual([
+      { innerLr: lrs[0], innerSteps: steps[0], zeroHead: false },
+      { innerLr: lrs[lrs.length - 1], innerSteps: steps[steps.length - 1], zeroHead: true },
+      // Equidistant from both (the middle step size, off the corners' head): of the ties, the first in grid order.
+      { innerLr: lrs[1], innerSteps: steps[0], zeroHead: true },
+    ]);
+    // Every prefix of 2 or more holds both step counts and both head settings.
+    for (let k = 2; k <= maml.length; k++) {
+      expect(new Set(maml.slice(0, k).map((h) => h.innerSteps)).size).toBe(2);
+      expect(new Set(maml.slice(0, k).map((h) => h.zeroHead)).size).toBe(2);
+    }
+  });
+});
+
+describe('defaultTrials', () => {
+  it('the default budget: 14 candidates, rungs from a ninth of the top, finalists trained one default run, within 4x', () => {
+    for (const kind of ['regression', 'classification'] as const) {
+      const space = defaultSearchSpace(kind);
+      const n = defaultTrials(space, DEFAULT_STUDY_ITERATIONS);
+      expect(n).toBe(14);
+      const { rungs, cost } = studySchedule(n, DEFAULT_STUDY_ITERATIONS);
+      const top = rungs[rungs.length - 1].iterations;
+      expect(rungs.map((r) => r.trials)).toEqual([14, 4, STUDY_FINALISTS]);
+      expect(rungs[0].iterations).toBeGreaterThanOrEqual(Math.floor(top / STUDY_ETA ** STUDY_MAX_HALVINGS));
+      expect(top).toBeGreaterThanOrEqual(DEFAULT_HYPER.iterations);
+      expect(cost).toBeLessThanOrEqual(DEFAULT_STUDY_COST_FACTOR * DEFAULT_HYPER.iterations);
+      // One more candidate would train the finalists less than one default run.
+      const more = studySchedule(n + 1, DEFAULT_STUDY_ITERATIONS).rungs;
+      expect(more[more.length - 1].iterations).toBeLessThan(DEFAULT_HYPER.iterations);
+      // Each algorithm's first two settings are in (classification: two algorithms have one setting).
+      for (const name of new Set(space.map((c) => c.algorithm))) {
+        const own = space.filter((c) => c.algorithm === name).length;
+        expect(space.slice(0, n).filter((c) => c.algorithm === name).length).toBeGreaterThanOrEqual(Math.min(own, 2));
+      }
+    }
+  });
+
+  it('any budget: the most candidates within the halving and top-rung rules, never fewer than one per algorithm', () => {
+    const space = defaultSearchSpace('classification');
+    const algorithms = new Set(space.map((c) => c.algorithm)).size;
+    // The rules on the schedule itself: the first rung at a ninth of the top (not a 27th), the top at least one default run.
+    const fits = (n: number, budget: number) => {
+      if (budget < scheduleCost(rungTrials(n).map((trials, k) => ({ trials, iterations: k + 1 })))) return false;
+      const { rungs } = studySchedule(n, budget);
+      const top = rungs[rungs.length - 1].iterations;
+      return rungs[0].iterations >= Math.round(top / STUDY_ETA ** STUDY_MAX_HALVINGS) && top >= DEFAULT_HYPER.iterations;
+    };
+    fc.assert(fc.property(fc.integer({ min: 50, max: 200_000 }), (budget) => {
+      const n = defaultTrials(space, budget);
+      expect(n).toBeGreaterThanOrEqual(algorithms);
+      expect(n).toBeLessThanOrEqual(space.length);
+      if (n > algorithms) expect(fits(n, budget)).toBe(true);
+      for (let m = Math.max(n, algorithms) + 1; m <= space.length; m++) expect(fits(m, budget)).toBe(false);
+    }), { numRuns: 60 });
+    // A space smaller than the algorithms: all of it.
+    expect(defaultTrials(space.slice(0, 3), 10)).toBe(3);
+  });
 });
 
 describe('studySchedule', () => {
@@ -91,16 +160,6 @@ describe('studySchedule', () => {
       // Rounding to whole iterations per rung costs little once the budget is ample.
       if (budget >= 20 * least) expect(cost).toBeGreaterThan(budget * 0.8);
     }));
-  });
-
-  it('a default study costs at most 4x one default training run, for both kinds', () => {
-    for (const kind of ['regression', 'classification'] as const) {
-      const { cost, rungs } = studySchedule(defaultSearchSpace(kind).length, DEFAULT_STUDY_ITERATIONS);
-      expect(cost).toBeLessThanOrEqual(4 * DEFAULT_HYPER.iterations);
-      expect(rungs[rungs.length - 1].trials).toBe(STUDY_FINALISTS);
-      // The finalists still train longer than one default run.
-      expect(rungs[rungs.length - 1].iterations).toBeGreaterThan(DEFAULT_HYPER.iterations);
-    }
   });
 
   it('the top rung is capped by maxIterations; a budget too small is refused', () => {
