@@ -33,14 +33,20 @@ export const DEFAULT_STUDY_ITERATIONS = DEFAULT_STUDY_COST_FACTOR * DEFAULT_HYPE
 /**
  * The inner loops a default study tries for algorithms that run one: the step sizes that worked in
  * this project's probes differed by algorithm and body (0.01 on sinusoids, 0.1 and 0.4 on digits),
- * and more steps help some bodies.
+ * and more steps help some bodies. 0.4 for classification only: a squared error's gradient grows
+ * with the targets, and in regression studies the 0.4 trials diverged or led early and ended behind
+ * (bench/results/studies-first-spread.json, 14 candidates: on sinusoids four of the five 0.4 x 5
+ * zero-head trials diverged in the first rung; on the uploaded CSV they were three of the second
+ * rung's four, and the best of them ended at a validation MSE of 1.65, where the 61-candidate
+ * study's Meta-SGD 0.1 x 5 had reached 1.18). No 0.4 trial reached the top rung of a 61-candidate
+ * regression study.
  */
-export const STUDY_INNER_LRS = [0.01, 0.1, 0.4] as const;
+export const STUDY_INNER_LRS: Readonly<Record<TaskKind, readonly number[]>> = { classification: [0.01, 0.1, 0.4], regression: [0.01, 0.1] };
 export const STUDY_INNER_STEPS = [1, 5] as const;
 
-/** One inner-loop setting of the default grid, scaled to [0, 1] per factor (log step size, log steps, zero head). */
+/** One inner-loop setting of the default grid, scaled to [0, 1] per factor (log step size, log steps). */
 interface GridPoint {
-  hyper: Pick<HyperParams, 'innerLr' | 'innerSteps' | 'zeroHead'>;
+  hyper: Pick<HyperParams, 'innerLr' | 'innerSteps'>;
   at: number[];
 }
 
@@ -51,19 +57,19 @@ const logPosition = (value: number, values: readonly number[]) => {
 };
 
 /**
- * The inner-loop grid (step sizes x step counts x zero head, where `heads` has both) in an order
- * whose every prefix spreads over it: the plainest setting first (the smallest step size, one step,
- * no zero head: the defaults), then each time the setting farthest from those already taken
- * (maximin distance, ties in grid order). A default study takes only the first few settings of
- * each algorithm ({@link defaultTrials}); in grid order those would all be one-step variants of the
- * smallest step size, where this order's first three are 0.01 x 1, 0.4 x 5 with a zero head and
- * 0.1 x 1 with one.
+ * The inner-loop grid (`lrs` x step counts) in an order whose every prefix spreads over it: the
+ * plainest setting first (the smallest step size, one step: the defaults), then each time the
+ * setting farthest from those already taken (maximin distance, ties in grid order); then, where
+ * `zeroHeads`, the same settings again with a zero head. A default study takes only the first few
+ * settings of each algorithm ({@link defaultTrials}); in grid order those would all be one-step
+ * variants, where this order's first two are 0.01 x 1 and 0.4 x 5 (regression: 0.1 x 5). The zero
+ * head comes after: it is the remedy for one failure (a learned head that MAML on a conv body
+ * adapts badly from), and on MLP bodies it ranked below the same setting without it in 23 of the 31
+ * pairs that met at a rung after the first (bench:studies' 61-candidate run of 2026-12-07).
  */
-function spreadGrid(heads: readonly boolean[]): GridPoint['hyper'][] {
+function spreadGrid(lrs: readonly number[], zeroHeads: boolean): Pick<HyperParams, 'innerLr' | 'innerSteps' | 'zeroHead'>[] {
   const grid: GridPoint[] = STUDY_INNER_STEPS.flatMap((innerSteps) =>
-    STUDY_INNER_LRS.flatMap((innerLr) =>
-      heads.map((zeroHead) => ({ hyper: { innerLr, innerSteps, zeroHead }, at: [logPosition(innerLr, STUDY_INNER_LRS), logPosition(innerSteps, STUDY_INNER_STEPS), zeroHead ? 1 : 0] })),
-    ),
+    lrs.map((innerLr) => ({ hyper: { innerLr, innerSteps }, at: [logPosition(innerLr, lrs), logPosition(innerSteps, STUDY_INNER_STEPS)] })),
   );
   const distance = (a: GridPoint, b: GridPoint) => Math.hypot(...a.at.map((x, i) => x - b.at[i]));
   const taken = [grid.shift()!];
@@ -72,13 +78,13 @@ function spreadGrid(heads: readonly boolean[]): GridPoint['hyper'][] {
     const farthest = nearest.indexOf(Math.max(...nearest));
     taken.push(...grid.splice(farthest, 1));
   }
-  return taken.map((point) => point.hyper);
+  return (zeroHeads ? [false, true] : [false]).flatMap((zeroHead) => taken.map((point) => ({ ...point.hyper, zeroHead })));
 }
 
 /**
  * The default search space for families of `kind`: every algorithm that suits the kind (ProtoNets:
  * classification only; multitask always); for algorithms with an inner loop, each inner step size
- * and step count, with and without a zero head where the algorithm meta-learns one, in the order of
+ * of the kind and step count, with and without a zero head where the algorithm meta-learns one, in the order of
  * {@link spreadGrid}. Ordered round robin over the algorithms, so a study of fewer trials still tries
  * every algorithm before a second setting of any.
  */
@@ -87,7 +93,7 @@ export function defaultSearchSpace(kind: TaskKind): StudyCandidate[] {
     .filter((algorithm) => algorithm.kinds.includes(kind))
     .map((algorithm): StudyCandidate[] => {
       if (!algorithm.runsInnerSteps) return [{ algorithm: algorithm.name, hyper: {} }];
-      return spreadGrid(algorithm.metaTrainsHead ? [false, true] : [false]).map((hyper) => ({ algorithm: algorithm.name, hyper }));
+      return spreadGrid(STUDY_INNER_LRS[kind], algorithm.metaTrainsHead).map((hyper) => ({ algorithm: algorithm.name, hyper }));
     });
   const longest = Math.max(...perAlgorithm.map((list) => list.length));
   return Array.from({ length: longest }, (_, i) => perAlgorithm.flatMap((list) => (i < list.length ? [list[i]] : []))).flat();

@@ -6039,7 +6039,7 @@ export interface operations {
                         /** @enum {string} */
                         activation?: "relu" | "softplus";
                     };
-                    /** @description The learners to try. Default: the search space for the families' kind (every algorithm that suits it, with inner step sizes 0.01, 0.1, 0.4, 1 or 5 inner steps, and a zero head on and off where the algorithm meta-learns a head) */
+                    /** @description The learners to try. Default: the search space for the families' kind (every algorithm that suits it, with inner step sizes 0.01 and 0.1 (and 0.4 for classification), 1 or 5 inner steps, and a zero head on and off where the algorithm meta-learns a head), each algorithm's settings plainest first and then spread over the grid */
                     candidates?: {
                         /**
                          * @description Meta-learning algorithm; protonet needs classification families

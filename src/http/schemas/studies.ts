@@ -29,7 +29,7 @@ export function StudyCreate(limits: Limits) {
             },
             { additionalProperties: false },
           ),
-          { minItems: 1, maxItems: MAX_STUDY_CANDIDATES, description: 'The learners to try. Default: the search space for the families\' kind (every algorithm that suits it, with inner step sizes 0.01, 0.1, 0.4, 1 or 5 inner steps, and a zero head on and off where the algorithm meta-learns a head)' },
+          { minItems: 1, maxItems: MAX_STUDY_CANDIDATES, description: 'The learners to try. Default: the search space for the families\' kind (every algorithm that suits it, with inner step sizes 0.01 and 0.1 (and 0.4 for classification), 1 or 5 inner steps, and a zero head on and off where the algorithm meta-learns a head), each algorithm\'s settings plainest first and then spread over the grid' },
         ),
       ),
       budget: Type.Optional(

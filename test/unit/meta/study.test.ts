@@ -42,7 +42,7 @@ describe('defaultSearchSpace', () => {
       for (const name of suitable) {
         const algorithm = getAlgorithm(name);
         const own = space.filter((c) => c.algorithm === name);
-        const expected = algorithm.runsInnerSteps ? STUDY_INNER_LRS.length * STUDY_INNER_STEPS.length * (algorithm.metaTrainsHead ? 2 : 1) : 1;
+        const expected = algorithm.runsInnerSteps ? STUDY_INNER_LRS[kind].length * STUDY_INNER_STEPS.length * (algorithm.metaTrainsHead ? 2 : 1) : 1;
         expect(own).toHaveLength(expected);
         if (!algorithm.metaTrainsHead) expect(own.every((c) => !c.hyper.zeroHead)).toBe(true);
       }
@@ -55,19 +55,24 @@ describe('defaultSearchSpace', () => {
     });
   }
 
-  it("each algorithm's settings spread over the grid: the opposite corner second, then farthest from those taken", () => {
-    const maml = defaultSearchSpace('regression').filter((c) => c.algorithm === 'maml').map((c) => c.hyper);
-    const [lrs, steps] = [STUDY_INNER_LRS, STUDY_INNER_STEPS];
-    expect(maml.slice(0, 3)).toEqual([
-      { innerLr: lrs[0], innerSteps: steps[0], zeroHead: false },
-      { innerLr: lrs[lrs.length - 1], innerSteps: steps[steps.length - 1], zeroHead: true },
-      // Equidistant from both (the middle step size, off the corners' head): of the ties, the first in grid order.
-      { innerLr: lrs[1], innerSteps: steps[0], zeroHead: true },
-    ]);
-    // Every prefix of 2 or more holds both step counts and both head settings.
-    for (let k = 2; k <= maml.length; k++) {
-      expect(new Set(maml.slice(0, k).map((h) => h.innerSteps)).size).toBe(2);
-      expect(new Set(maml.slice(0, k).map((h) => h.zeroHead)).size).toBe(2);
+  it("each algorithm's settings spread over the grid: the opposite corner second, then farthest from those taken; zero head after", () => {
+    for (const kind of ['regression', 'classification'] as const) {
+      const maml = defaultSearchSpace(kind).filter((c) => c.algorithm === 'maml').map((c) => c.hyper);
+      const [lrs, steps] = [STUDY_INNER_LRS[kind], STUDY_INNER_STEPS];
+      const half = lrs.length * steps.length;
+      expect(maml.slice(0, 2)).toEqual([
+        { innerLr: lrs[0], innerSteps: steps[0], zeroHead: false },
+        { innerLr: lrs[lrs.length - 1], innerSteps: steps[steps.length - 1], zeroHead: false },
+      ]);
+      // Third: of the settings equidistant from both corners, the first in grid order (one step, the largest step size).
+      expect(maml[2]).toEqual({ innerLr: lrs[lrs.length - 1], innerSteps: steps[0], zeroHead: false });
+      // Every prefix of 2 or more holds both step counts and both ends of the step sizes.
+      for (let k = 2; k <= half; k++) {
+        expect(new Set(maml.slice(0, k).map((h) => h.innerSteps)).size).toBe(2);
+        expect(maml.slice(0, k).map((h) => h.innerLr)).toEqual(expect.arrayContaining([lrs[0], lrs[lrs.length - 1]]));
+      }
+      // The zero head: the same settings in the same order, after all of those without it.
+      expect(maml.slice(half)).toEqual(maml.slice(0, half).map((h) => ({ ...h, zeroHead: true })));
     }
   });
 });
