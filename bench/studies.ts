@@ -25,8 +25,8 @@
  *
  * Options: --families sinusoid,blobs,digits-mlp,digits-conv,csv; --budget N (budget.iterations of
  * each study; default the service's default, 4 default runs); --trials N (budget.trials: the first
- * N candidates of the default space; default the service's choice, defaultTrials: 14 at the default budget); --conv-channels C (channels of each of the 4 conv
- * blocks, default 64); --tasks N (test tasks of every evaluation; default the study's own, 100: at
+ * N candidates of the default space; default the service's choice, defaultTrials: 14 at the default
+ * budget); --conv-channels C (channels of each of the 4 conv blocks, default 64); --tasks N (test tasks of every evaluation; default the study's own, 100: at
  * another size the winner is evaluated again at it); --workers 1,2; --skip-singles (only the studies:
  * their wall times and winners, for a quick re-measure of the worker ratio); --out PATH. Uses DATABASE_URL and
  * REDIS_URL like the service, but the service it starts gets a database of its own on DATABASE_URL's

@@ -84,9 +84,9 @@ function spreadGrid(lrs: readonly number[], zeroHeads: boolean): Pick<HyperParam
 /**
  * The default search space for families of `kind`: every algorithm that suits the kind (ProtoNets:
  * classification only; multitask always); for algorithms with an inner loop, each inner step size
- * of the kind and step count, with and without a zero head where the algorithm meta-learns one, in the order of
- * {@link spreadGrid}. Ordered round robin over the algorithms, so a study of fewer trials still tries
- * every algorithm before a second setting of any.
+ * of the kind and step count, with and without a zero head where the algorithm meta-learns one, in
+ * the order of {@link spreadGrid}. Ordered round robin over the algorithms, so a study of fewer
+ * trials still tries every algorithm before a second setting of any.
  */
 export function defaultSearchSpace(kind: TaskKind): StudyCandidate[] {
   const perAlgorithm = ALGORITHM_NAMES.map(getAlgorithm)
