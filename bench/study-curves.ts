@@ -4,8 +4,8 @@
  * to a study's top rung, each on its own, with a validation evaluation every 48 iterations (the
  * study's own validation: keepBest's, 100 tasks), and writes each learning curve and the ranking at
  * every evaluation to bench/results/studies-curves.json. A rung at an iteration ranks the trials by
- * these values; the candidates that end best are those the studies of bench/results/studies.json
- * (61 candidates, first rungs at 14 and 43 iterations) dropped early.
+ * these values; the candidates that end best are those that the 61-candidate default studies
+ * (bench:studies before 2026-12-08: rungs of 14, 43 and 128 iterations before the top) dropped early.
  *
  * Families as bench:studies: sinusoid (MLP 40-40, 10 shots) and digits (MLP 64-64, 5-way 5-shot),
  * the study's hyper-parameters otherwise (meta-batch 25, 10 query shots, meta lr 0.001, seed 0).
