@@ -8,7 +8,7 @@
  * (bench:studies before 2026-12-08: rungs of 14, 43 and 128 iterations before the top) dropped early.
  *
  * Families as bench:studies: sinusoid (MLP 40-40, 10 shots) and digits (MLP 64-64, 5-way 5-shot),
- * the study's hyper-parameters otherwise (meta-batch 25, 10 query shots, meta lr 0.001, seed 0).
+ * the default hyper-parameters otherwise, as a study's trials have them.
  * Options: --families sinusoid,digits-mlp; --iterations N (default 1152); --every N (default 48);
  * --out PATH.
  */
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/meta/backend.js';
 import { digits, sinusoid } from '../src/meta/families/index.js';
 import type { AlgorithmName } from '../src/meta/index.js';
-import type { StudyCandidate } from '../src/meta/study.js';
+import { defaultSearchSpace, defaultTrials, DEFAULT_STUDY_ITERATIONS, studySchedule, type StudyCandidate } from '../src/meta/study.js';
 import { metaTrain } from '../src/meta/train.js';
 import type { ModelConfig } from '../src/meta/model.js';
 import type { TaskFamily } from '../src/meta/types.js';
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     for (const candidate of c.candidates) {
       const start = performance.now();
       const points: { iteration: number; validation: number }[] = [];
-      const hyper = { iterations: ITERATIONS, evalEvery: EVERY, checkpointEvery: ITERATIONS, shots: c.shots, queryShots: 10, metaBatchSize: 25, ...candidate.hyper };
+      const hyper = { iterations: ITERATIONS, evalEvery: EVERY, checkpointEvery: ITERATIONS, shots: c.shots, ...candidate.hyper };
       for await (const event of metaTrain({ algorithm: candidate.algorithm, model: c.model, families: c.family(), hyper })) {
         if (event.type === 'metrics') points.push({ iteration: event.iteration, validation: Number((c.metric === 'accuracy' ? event.valAccuracy! : event.valLoss).toFixed(4)) });
       }
@@ -82,8 +82,9 @@ async function main(): Promise<void> {
     }));
     families.push({ family: name, metric: c.metric, model: c.model, shots: c.shots, curves, ranking });
   }
+  const { rungs } = studySchedule(defaultTrials(defaultSearchSpace('classification'), DEFAULT_STUDY_ITERATIONS), DEFAULT_STUDY_ITERATIONS);
   const out = {
-    setting: `each candidate meta-trained alone for ${ITERATIONS} iterations (a default study's top rung is 1,058), validation every ${EVERY} on the job's 100 validation tasks (the values a study ranks trials by), seed 0, tfjs on wasm (digits Conv-4 not run)`,
+    setting: `each candidate meta-trained alone for ${ITERATIONS} iterations (a default study's top rung is ${rungs[rungs.length - 1].iterations}), validation every ${EVERY} on the job's 100 validation tasks (the values a study ranks trials by), seed 0, tfjs on wasm (digits Conv-4 not run)`,
     families,
     machine: { cpus: cpus().length, node: process.version, loadAverageAtStart: loadAtStart.map((v) => Number(v.toFixed(2))), loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2))) },
     at: new Date().toISOString(),
