@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHM_NAMES, getAlgorithm } from '../../src/meta/index.js';
+import { defaultSearchSpace, defaultTrials, DEFAULT_STUDY_ITERATIONS, studySchedule } from '../../src/meta/study.js';
 import { createPrivateDatabase, type PrivateDatabase } from '../integration/support/private-database.js';
 import { SHARED_REDIS_URL } from '../integration/support/services.js';
 import { allowMissing, requirement } from '../support/requirements.js';
@@ -296,6 +297,30 @@ describe('the benchmarks', () => {
     const adapt = result.adapt as { p50Ms: number; p99Ms: number };
     expect(adapt.p99Ms).toBeGreaterThanOrEqual(adapt.p50Ms);
   }, 240_000);
+
+  it('bench:study-curves writes each candidate\'s validation curve and the ranking a rung would make at each evaluation', async () => {
+    const result = (await bench('study-curves', ['--families', 'sinusoid', '--iterations', '8', '--every', '4'])) as {
+      setting: string;
+      families: { family: string; metric: string; curves: { candidate: string; points: { iteration: number; validation: number }[] }[]; ranking: { iteration: number; bestFirst: string[] }[] }[];
+    };
+    // The top rung it names is the default study's, as the service computes it.
+    const { rungs } = studySchedule(defaultTrials(defaultSearchSpace('classification'), DEFAULT_STUDY_ITERATIONS), DEFAULT_STUDY_ITERATIONS);
+    expect(result.setting).toContain(`top rung is ${rungs[rungs.length - 1].iterations}`);
+    const [sine] = result.families;
+    expect(sine).toMatchObject({ family: 'sinusoid', metric: 'loss' });
+    expect(sine.curves.length).toBeGreaterThan(1);
+    for (const curve of sine.curves) {
+      expect(curve.points.map((p) => p.iteration)).toEqual([4, 8]);
+      for (const point of curve.points) expect(point.validation).toSatisfy((v: number) => Number.isFinite(v) && v > 0);
+    }
+    // Each ranking orders every candidate by its validation loss at that iteration, lowest first.
+    sine.ranking.forEach(({ iteration, bestFirst }, k) => {
+      expect(iteration).toBe(sine.curves[0].points[k].iteration);
+      const loss = (name: string) => sine.curves.find((c) => c.candidate === name)!.points[k].validation;
+      expect([...bestFirst].sort()).toEqual(sine.curves.map((c) => c.candidate).sort());
+      bestFirst.slice(1).forEach((name, j) => expect(loss(name)).toBeGreaterThanOrEqual(loss(bestFirst[j])));
+    });
+  }, 120_000);
 
   it('bench:studies runs a study with one and two worker processes beside every single algorithm, and judges the targets from its rows', async () => {
     // Two regression families (a built-in one and the CSV the bench uploads), three candidates, a few iterations.
